@@ -1,0 +1,513 @@
+"""Stability-gap metrics computed from continual-evaluation accuracy curves.
+
+Every function here is pure: it takes an accuracy matrix and the interval boundaries and
+returns numbers. Nothing here knows about training, files or plots.
+
+Conventions shared by all functions:
+
+* ``acc`` is a float array of shape ``(points, tasks)`` with accuracies in %, and NaN where a
+  task was not evaluated at that point (typically a task before its interval has started).
+* ``boundaries`` holds the cumulative point counts at the ends of the task intervals, e.g.
+  ``(500, 1000, 1500)``. Interval ``j`` (1-based) covers the points ``[s_{j-1}, s_j)`` with
+  ``s_0 = 0``, and task ``i`` is trained during interval ``i``.
+* Tasks and intervals are 1-based, as in the field's notation ``GD_{1,3}`` (task 1,
+  interval 3).
+* Scalar metrics return a Python ``float``; an undefined value is ``nan``.
+
+The task-1 definitions come from the reference protocol (see ``PROTOCOL.md``, "Metrics");
+here they are generalised to any task ``i`` and any later interval ``j > i``. min-ACC and
+WC-ACC follow De Lange et al. (2023), "Continual evaluation for lifelong learning: identifying
+the stability gap".
+
+A tiny run used in the examples: 2 tasks, 3 points per task.
+
+>>> import numpy as np
+>>> nan = float("nan")
+>>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 88]], float)
+>>> gap_depth(acc, (3, 6), task=1, interval=2)
+30.0
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "MetricRow",
+    "acc_before_switch",
+    "avg_acc_curve",
+    "avg_acc_final",
+    "compute_metrics",
+    "gap_depth",
+    "gap_position",
+    "min_acc",
+    "time_to_recover",
+    "wc_acc",
+]
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One value of one metric, in long ("tidy") format.
+
+    Attributes:
+        metric: The metric's name, e.g. ``"gap_depth"``.
+        task: The 1-based task the value is about, or None for metrics over all tasks.
+        interval: The 1-based interval the value is about, or None where it does not apply.
+        value: The value, or None where the metric is undefined (e.g. a time to recover when
+            the accuracy never got back).
+    """
+
+    metric: str
+    task: int | None
+    interval: int | None
+    value: float | None
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _as_acc(acc: np.ndarray) -> np.ndarray:
+    """Return ``acc`` as a 2-D float64 array with at least one point and one task."""
+    arr = np.asarray(acc, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"acc must be a 2-D array (points, tasks), got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"acc needs at least one point and one task, got shape {arr.shape}")
+    # NaN means "not evaluated"; an infinite accuracy can only be a bug upstream.
+    if np.isinf(arr).any():
+        raise ValueError("acc contains infinite values; use NaN for points not evaluated")
+    return arr
+
+
+def _as_boundaries(boundaries: Sequence[int] | np.ndarray, n_points: int) -> tuple[int, ...]:
+    """Check ``boundaries`` against the number of points and return them as a tuple of ints."""
+    arr = np.asarray(boundaries)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"boundaries must be a non-empty 1-D sequence of ints, got {boundaries!r}")
+    # numpy turns (True, 6, 9) into ints, so bools (never meant as point counts) are caught
+    # on the original elements; floats such as 500.0 are refused rather than truncated.
+    is_bool = any(isinstance(x, (bool, np.bool_)) for x in np.asarray(boundaries, dtype=object))
+    if is_bool or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"boundaries must be integers, got {boundaries!r}")
+    b = tuple(int(x) for x in arr)
+    if b[0] <= 0 or any(later <= earlier for earlier, later in zip(b[:-1], b[1:], strict=True)):
+        raise ValueError(f"boundaries must be positive and strictly increasing, got {b}")
+    if b[-1] != n_points:
+        raise ValueError(
+            f"the last boundary ({b[-1]}) must equal the number of points in acc ({n_points})"
+        )
+    return b
+
+
+def _validate(
+    acc: np.ndarray, boundaries: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Validate ``acc`` and ``boundaries`` together (one interval per task)."""
+    arr = _as_acc(acc)
+    b = _as_boundaries(boundaries, arr.shape[0])
+    # Task i is trained during interval i, so the two counts must agree.
+    if len(b) != arr.shape[1]:
+        raise ValueError(
+            f"acc has {arr.shape[1]} task columns but boundaries define {len(b)} intervals"
+        )
+    return arr, b
+
+
+def _check_index(name: str, value: int, low: int, high: int) -> int:
+    """Check that a 1-based index is an int in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+def _check_task_interval(task: int, interval: int, n_tasks: int) -> tuple[int, int]:
+    """Check a (task, interval) pair for the gap metrics: a gap exists only after the task."""
+    task = _check_index("task", task, 1, n_tasks)
+    if n_tasks < 2 or task == n_tasks:
+        raise ValueError(
+            f"task {task} is the last task: it has no later interval to measure a gap in"
+        )
+    interval = _check_index("interval", interval, task + 1, n_tasks)
+    return task, interval
+
+
+def _start(b: tuple[int, ...], interval: int) -> int:
+    """First point of a 1-based interval (``s_{j-1}``, with ``s_0 = 0``)."""
+    return 0 if interval == 1 else b[interval - 2]
+
+
+def _gap(acc: np.ndarray, b: tuple[int, ...], task: int, interval: int) -> tuple[float, int | None]:
+    """Return the gap's reference accuracy and the point of its minimum (None if none)."""
+    col = acc[:, task - 1]
+    start, end = _start(b, interval), b[interval - 1]
+    # The reference is the last point of the previous interval, not the end of the task's own
+    # training: GD_{1,3} is measured against task 1's accuracy at the end of task 2.
+    reference = float(col[start - 1])
+    segment = col[start:end]
+    if np.isnan(segment).all():
+        return reference, None
+    # nanargmin returns the first occurrence of the minimum, which is the one we want.
+    return reference, start + int(np.nanargmin(segment))
+
+
+# --------------------------------------------------------------------------------------------
+# Public metrics
+# --------------------------------------------------------------------------------------------
+
+
+def acc_before_switch(acc: np.ndarray, boundaries: Sequence[int]) -> np.ndarray:
+    """Accuracy of every task at the last point of every interval.
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+        boundaries: Cumulative point counts at the ends of the intervals.
+
+    Returns:
+        Array of shape (tasks, intervals) whose entry ``[i-1, j-1]`` is ``a_i(s_j - 1)``;
+        NaN where task ``i`` was not evaluated at that point.
+
+    Raises:
+        ValueError: If ``acc`` or ``boundaries`` are malformed.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 88]], float)
+        >>> acc_before_switch(acc, (3, 6))
+        array([[90., 95.],
+               [nan, 88.]])
+    """
+    arr, b = _validate(acc, boundaries)
+    last_points = np.asarray(b) - 1
+    # Rows of acc are points, so selecting the last points and transposing gives (tasks, ints).
+    return arr[last_points, :].T.copy()
+
+
+def gap_depth(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int) -> float:
+    """Depth of task ``task``'s stability gap in interval ``interval`` (percentage points).
+
+    ``GD_{i,j} = a_i(s_{j-1} - 1) - min_{t in [s_{j-1}, s_j)} a_i(t)``: the drop from the last
+    point of the previous interval to the lowest point of the interval. It is negative when the
+    accuracy only rises after the switch.
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+        boundaries: Cumulative point counts at the ends of the intervals.
+        task: 1-based task ``i``.
+        interval: 1-based interval ``j``, with ``j > i``.
+
+    Returns:
+        The gap depth in percentage points; NaN if the reference point or the whole interval
+        was not evaluated.
+
+    Raises:
+        ValueError: If the inputs are malformed or ``interval <= task``.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 88]], float)
+        >>> gap_depth(acc, (3, 6), task=1, interval=2)  # 90 - min(60, 85, 95)
+        30.0
+    """
+    arr, b = _validate(acc, boundaries)
+    task, interval = _check_task_interval(task, interval, arr.shape[1])
+    reference, t_min = _gap(arr, b, task, interval)
+    if t_min is None:
+        return math.nan
+    return reference - float(arr[t_min, task - 1])
+
+
+def gap_position(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int) -> float:
+    """Where the minimum of the gap lies, in points after the switch.
+
+    ``t_min - s_{j-1}`` for the first ``t_min`` in ``[s_{j-1}, s_j)`` at which ``a_i`` is
+    lowest; 0 means the very first point of the interval.
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+        boundaries: Cumulative point counts at the ends of the intervals.
+        task: 1-based task ``i``.
+        interval: 1-based interval ``j``, with ``j > i``.
+
+    Returns:
+        The position as a float holding a whole number (so that "undefined" can be NaN, when
+        the task was not evaluated anywhere in the interval).
+
+    Raises:
+        ValueError: If the inputs are malformed or ``interval <= task``.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [85, 40], [60, 70], [60, 88]], float)
+        >>> gap_position(acc, (3, 6), task=1, interval=2)  # first minimum at point 4
+        1.0
+    """
+    arr, b = _validate(acc, boundaries)
+    task, interval = _check_task_interval(task, interval, arr.shape[1])
+    _, t_min = _gap(arr, b, task, interval)
+    if t_min is None:
+        return math.nan
+    return float(t_min - _start(b, interval))
+
+
+def time_to_recover(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int) -> float:
+    """Time for task ``task`` to get back to its pre-switch accuracy, as % of the interval.
+
+    From the gap's minimum ``t_min``, find the first ``t >= t_min`` with
+    ``a_i(t) >= a_i(s_{j-1} - 1)``. The search runs to the end of the whole run, not just to
+    the end of interval ``j`` (as the reference does), so a recovery during a later interval
+    still counts. ``TTR = (t - s_{j-1}) / (s_j - s_{j-1}) * 100``, which can exceed 100.
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+        boundaries: Cumulative point counts at the ends of the intervals.
+        task: 1-based task ``i``.
+        interval: 1-based interval ``j``, with ``j > i``.
+
+    Returns:
+        TTR in % of the interval's length; NaN when the accuracy never gets back (or the gap is
+        undefined).
+
+    Raises:
+        ValueError: If the inputs are malformed or ``interval <= task``.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 88]], float)
+        >>> round(time_to_recover(acc, (3, 6), task=1, interval=2), 2)  # back at point 5: 2/3
+        66.67
+    """
+    arr, b = _validate(acc, boundaries)
+    task, interval = _check_task_interval(task, interval, arr.shape[1])
+    reference, t_min = _gap(arr, b, task, interval)
+    if t_min is None or math.isnan(reference):
+        return math.nan
+    later = arr[t_min:, task - 1]
+    # NaN (not evaluated) never counts as recovered; silence the comparison's NaN warning.
+    with np.errstate(invalid="ignore"):
+        hits = np.flatnonzero(later >= reference)
+    if hits.size == 0:
+        return math.nan
+    start, end = _start(b, interval), b[interval - 1]
+    t_recovered = t_min + int(hits[0])
+    return (t_recovered - start) / (end - start) * 100.0
+
+
+def avg_acc_final(acc: np.ndarray) -> float:
+    """Average accuracy over all tasks at the last point (``ACC_AVG`` at the end of the run).
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+
+    Returns:
+        The mean of the last row; NaN if any task was not evaluated at the last point, since
+        the average over all tasks is then unknown.
+
+    Raises:
+        ValueError: If ``acc`` is malformed.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 88]], float)
+        >>> avg_acc_final(acc)  # (95 + 88) / 2
+        91.5
+    """
+    arr = _as_acc(acc)
+    return float(np.mean(arr[-1, :]))
+
+
+def avg_acc_curve(acc: np.ndarray, boundaries: Sequence[int]) -> np.ndarray:
+    """Average accuracy over the tasks seen so far, at every point.
+
+    At point ``t`` the average runs over the tasks ``i`` whose interval has started
+    (``t >= s_{i-1}``) and that were evaluated at ``t``. Tasks not seen yet are left out even
+    when ``acc`` holds values for them (evaluation on all tasks), since their accuracy is
+    chance level and says nothing about forgetting.
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+        boundaries: Cumulative point counts at the ends of the intervals.
+
+    Returns:
+        Array of shape (points,); NaN at a point where no seen task was evaluated.
+
+    Raises:
+        ValueError: If ``acc`` or ``boundaries`` are malformed.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, 10], [80, 10], [90, 10], [60, 40], [85, 70], [95, 88]], float)
+        >>> avg_acc_curve(acc, (3, 6))  # task 2's first three values are ignored
+        array([50. , 80. , 90. , 50. , 77.5, 91.5])
+    """
+    arr, b = _validate(acc, boundaries)
+    points = np.arange(arr.shape[0])[:, None]
+    starts = np.array([_start(b, i) for i in range(1, arr.shape[1] + 1)])[None, :]
+    use = (points >= starts) & ~np.isnan(arr)
+    counts = use.sum(axis=1)
+    sums = np.where(use, arr, 0.0).sum(axis=1)
+    # Divide only where something was averaged, instead of nanmean's empty-slice warning.
+    out = np.full(arr.shape[0], np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out
+
+
+def min_acc(
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    task: int,
+    until_interval: int | None = None,
+) -> float:
+    """Lowest accuracy of task ``task`` after its own training ended (min-ACC).
+
+    The minimum of ``a_i(t)`` over ``t`` in ``[s_i, s_u)``, where ``u`` is ``until_interval``:
+    every point after task ``i``'s interval up to the end of interval ``u``.
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+        boundaries: Cumulative point counts at the ends of the intervals.
+        task: 1-based task ``i``.
+        until_interval: Last 1-based interval included; None for the end of the run.
+
+    Returns:
+        The minimum in %; NaN when the window is empty (the last task, or
+        ``until_interval <= task``) or was never evaluated.
+
+    Raises:
+        ValueError: If the inputs are malformed or an index is out of range.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 88]], float)
+        >>> min_acc(acc, (3, 6), task=1)  # min(60, 85, 95)
+        60.0
+        >>> min_acc(acc, (3, 6), task=2)  # nothing after the last task
+        nan
+    """
+    arr, b = _validate(acc, boundaries)
+    n_tasks = arr.shape[1]
+    task = _check_index("task", task, 1, n_tasks)
+    until = n_tasks if until_interval is None else until_interval
+    until = _check_index("until_interval", until, 1, len(b))
+    window = arr[b[task - 1] : b[until - 1], task - 1]
+    if window.size == 0 or np.isnan(window).all():
+        return math.nan
+    return float(np.nanmin(window))
+
+
+def wc_acc(acc: np.ndarray, boundaries: Sequence[int], after_task: int) -> float:
+    """Worst-case accuracy after task ``k`` (WC-ACC, De Lange et al. 2023).
+
+    ``WC-ACC_k = (1/k) * a_k(s_k - 1) + (1 - 1/k) * mean_{i<k} min-ACC_i``, where each
+    min-ACC is taken up to the end of interval ``k``. For ``k = 1`` it is ``a_1(s_1 - 1)``.
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+        boundaries: Cumulative point counts at the ends of the intervals.
+        after_task: 1-based task ``k``.
+
+    Returns:
+        WC-ACC in %; NaN if any of its terms is undefined.
+
+    Raises:
+        ValueError: If the inputs are malformed or ``after_task`` is out of range.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 88]], float)
+        >>> wc_acc(acc, (3, 6), after_task=2)  # 88 / 2 + 60 / 2
+        74.0
+        >>> wc_acc(acc, (3, 6), after_task=1)
+        90.0
+    """
+    arr, b = _validate(acc, boundaries)
+    k = _check_index("after_task", after_task, 1, arr.shape[1])
+    current = float(arr[b[k - 1] - 1, k - 1])
+    if k == 1:
+        return current
+    mins = [min_acc(arr, b, i, until_interval=k) for i in range(1, k)]
+    return current / k + (1.0 - 1.0 / k) * float(np.mean(mins))
+
+
+def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRow]:
+    """All metrics of one run, as rows in a fixed order.
+
+    Rows, in this order (each block sorted by task, then interval):
+
+    1. ``acc_before_switch`` for each task ``i`` and interval ``j >= i``;
+    2. ``gap_depth``, ``gap_position``, ``time_to_recover`` for each task ``i`` and interval
+       ``j > i`` (grouped by metric);
+    3. ``avg_acc_final`` (task and interval None);
+    4. ``min_acc`` for each task but the last (interval None: up to the end of the run);
+    5. ``wc_acc`` for each ``k`` (task None, interval ``k``).
+
+    Undefined values (NaN) become None.
+
+    Args:
+        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
+        boundaries: Cumulative point counts at the ends of the intervals.
+
+    Returns:
+        The list of :class:`MetricRow`.
+
+    Raises:
+        ValueError: If ``acc`` or ``boundaries`` are malformed.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 70]], float)
+        >>> for row in compute_metrics(acc, (3, 6)):
+        ...     print(row.metric, row.task, row.interval, row.value)
+        acc_before_switch 1 1 90.0
+        acc_before_switch 1 2 95.0
+        acc_before_switch 2 2 70.0
+        gap_depth 1 2 30.0
+        gap_position 1 2 0.0
+        time_to_recover 1 2 66.66666666666666
+        avg_acc_final None None 82.5
+        min_acc 1 None 60.0
+        wc_acc None 1 90.0
+        wc_acc None 2 65.0
+    """
+    arr, b = _validate(acc, boundaries)
+    n = arr.shape[1]
+
+    def row(metric: str, task: int | None, interval: int | None, value: float) -> MetricRow:
+        # None rather than NaN so that JSON/CSV writers and comparisons behave.
+        return MetricRow(metric, task, interval, None if math.isnan(value) else float(value))
+
+    before = acc_before_switch(arr, b)
+    rows = [
+        row("acc_before_switch", i, j, before[i - 1, j - 1])
+        for i in range(1, n + 1)
+        for j in range(i, n + 1)
+    ]
+    pairs = [(i, j) for i in range(1, n + 1) for j in range(i + 1, n + 1)]
+    for name, func in (
+        ("gap_depth", gap_depth),
+        ("gap_position", gap_position),
+        ("time_to_recover", time_to_recover),
+    ):
+        rows.extend(row(name, i, j, func(arr, b, i, j)) for i, j in pairs)
+    rows.append(row("avg_acc_final", None, None, avg_acc_final(arr)))
+    rows.extend(row("min_acc", i, None, min_acc(arr, b, i)) for i in range(1, n))
+    rows.extend(row("wc_acc", None, k, wc_acc(arr, b, k)) for k in range(1, n + 1))
+    return rows

@@ -1,0 +1,73 @@
+"""The MLP of the poster, as a stack of R independent copies trained side by side.
+
+One run is a stack of one. Runs that share every shape (widths, batch sizes) but differ
+in seed, λ or learning rate are trained as one computation: each layer's weights are an
+(R, in, out) tensor and every product is a batched matmul, so R small runs fill the
+hardware like one large one, while each copy sees only its own inputs and gradients.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class StackedMLP(nn.Module):
+    """R MLPs ``in → hidden[0] → ... → out`` with ReLU, evaluated together.
+
+    Args:
+        sizes: layer widths, input first and output last, e.g. (784, 2048, 2048, 10).
+        generators: one CPU generator per copy; copy r is initialised from generators[r].
+        device: where the weights live.
+
+    Example:
+        >>> g = [torch.Generator().manual_seed(s) for s in (1, 2)]
+        >>> model = StackedMLP((4, 8, 3), g)
+        >>> logits, hidden = model(torch.ones(2, 5, 4))  # (R, B, in)
+        >>> tuple(logits.shape), [tuple(h.shape) for h in hidden]
+        ((2, 5, 3), [(2, 5, 8)])
+    """
+
+    def __init__(
+        self,
+        sizes: tuple[int, ...],
+        generators: list[torch.Generator],
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__()
+        self.sizes = tuple(sizes)
+        self.n_runs = len(generators)
+        weights, biases = [], []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            w, b = zip(*(_linear_init(fan_in, fan_out, g) for g in generators), strict=True)
+            # (R, in, out) so that x @ W needs no transpose; bias (R, 1, out) broadcasts.
+            weights.append(nn.Parameter(torch.stack(w).transpose(1, 2).contiguous().to(device)))
+            biases.append(nn.Parameter(torch.stack(b).unsqueeze(1).to(device)))
+        self.weights = nn.ParameterList(weights)
+        self.biases = nn.ParameterList(biases)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x: (R, B, in) → logits (R, B, out) and the post-ReLU hidden activations."""
+        hidden = []
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            x = torch.baddbmm(b, x, w).relu_()  # (R, B, width)
+            hidden.append(x)
+        return torch.baddbmm(self.biases[-1], x, self.weights[-1]), hidden
+
+    def macs_per_sample(self) -> int:
+        """Multiply-accumulates of one forward pass of one sample of one copy."""
+        return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+
+
+def _linear_init(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """PyTorch's default nn.Linear initialisation, U(-1/√fan_in, 1/√fan_in) for both.
+
+    Drawn in nn.Linear's order (weight as (out, in), then bias) so that a copy seeded
+    with s starts exactly where ``torch.manual_seed(s)`` and nn.Linear layers would.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    w = torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g)
+    b = torch.empty(fan_out).uniform_(-bound, bound, generator=g)
+    return w, b

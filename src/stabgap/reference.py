@@ -1,0 +1,174 @@
+"""Read the results files written by the reference implementation (zkkv/neuronal-decay).
+
+A results file is a JSON object with one entry per experiment number. Each entry holds
+``performances`` (one accuracy curve per task; task ``k``'s curve starts at the point where
+task ``k`` begins, ``switch_indices[k-2]``, or 0 for task 1), ``switch_indices`` (the
+cumulative point counts at the ends of the task intervals), ``parameters``,
+``use_perfect_replay`` and ``seed``. :func:`load_reference_results` turns it into
+:class:`ReferenceRun` objects whose ``acc`` matrix is what :mod:`stabgap.metrics` takes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stabgap.errors import StabgapError
+
+__all__ = ["ReferenceRun", "load_reference_results"]
+
+_FIX = "expected a results file written by the reference implementation"
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceRun:
+    """One experiment of a reference results file.
+
+    Equality is identity (``eq=False``): comparing numpy arrays field by field has no single
+    truth value.
+
+    Attributes:
+        experiment_no: The experiment's number (1-based, as in the protocol's table).
+        seed: The random seed of the run.
+        acc: Accuracies in %, shape (points, tasks), float64, NaN before a task's interval
+            (the reference evaluates only the tasks seen so far). Read-only.
+        boundaries: Cumulative point counts at the ends of the intervals (``switch_indices``).
+        parameters: The reference's ``parameters`` object, as read.
+        replay: Whether the run used full ("perfect") replay.
+    """
+
+    experiment_no: int
+    seed: int
+    acc: np.ndarray
+    boundaries: tuple[int, ...]
+    parameters: dict[str, Any]
+    replay: bool
+
+
+def _is_int(value: Any) -> bool:
+    # JSON true/false load as bool, which is a subclass of int: never a valid count or seed.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _field(entry: dict[str, Any], name: str, where: str) -> Any:
+    if name not in entry:
+        raise StabgapError(f"{where} lacks the field '{name}'; {_FIX}")
+    return entry[name]
+
+
+def _parse_run(entry: Any, where: str) -> ReferenceRun:
+    """Build one :class:`ReferenceRun`, raising :class:`StabgapError` on any malformed field."""
+    if not isinstance(entry, dict):
+        raise StabgapError(f"{where} is not a JSON object; {_FIX}")
+
+    experiment_no = _field(entry, "experiment_no", where)
+    if not _is_int(experiment_no):
+        raise StabgapError(f"{where}: 'experiment_no' must be an integer; {_FIX}")
+    seed = _field(entry, "seed", where)
+    if not _is_int(seed):
+        raise StabgapError(f"{where}: 'seed' must be an integer; {_FIX}")
+    parameters = _field(entry, "parameters", where)
+    if not isinstance(parameters, dict):
+        raise StabgapError(f"{where}: 'parameters' must be a JSON object; {_FIX}")
+    replay = _field(entry, "use_perfect_replay", where)
+    if not isinstance(replay, bool):
+        raise StabgapError(f"{where}: 'use_perfect_replay' must be true or false; {_FIX}")
+
+    switch = _field(entry, "switch_indices", where)
+    if (
+        not isinstance(switch, list)
+        or not switch
+        or not all(_is_int(s) for s in switch)
+        or switch[0] <= 0
+        or any(b <= a for a, b in zip(switch[:-1], switch[1:], strict=True))
+    ):
+        raise StabgapError(
+            f"{where}: 'switch_indices' must be a non-empty list of positive, strictly "
+            f"increasing integers; {_FIX}"
+        )
+    boundaries = tuple(switch)
+
+    performances = _field(entry, "performances", where)
+    if not isinstance(performances, list) or len(performances) != len(boundaries):
+        raise StabgapError(
+            f"{where}: 'performances' must be a list with one curve per task "
+            f"({len(boundaries)} tasks from 'switch_indices'); {_FIX}"
+        )
+
+    n_points = boundaries[-1]
+    acc = np.full((n_points, len(boundaries)), np.nan, dtype=np.float64)
+    for k, curve in enumerate(performances, start=1):
+        # Task k is evaluated only from its own interval on: from s_{k-1} to the end.
+        start = 0 if k == 1 else boundaries[k - 2]
+        expected = n_points - start
+        if not isinstance(curve, list) or len(curve) != expected:
+            got = len(curve) if isinstance(curve, list) else type(curve).__name__
+            raise StabgapError(
+                f"{where}: task {k}'s curve in 'performances' has {got} points, expected "
+                f"{expected} (from 'switch_indices'); {_FIX}"
+            )
+        if not all(v is None or _is_number(v) for v in curve):
+            raise StabgapError(f"{where}: task {k}'s curve holds non-numeric values; {_FIX}")
+        values = np.array([math.nan if v is None else v for v in curve], dtype=np.float64)
+        acc[start:, k - 1] = values
+
+    acc.flags.writeable = False
+    return ReferenceRun(
+        experiment_no=experiment_no,
+        seed=seed,
+        acc=acc,
+        boundaries=boundaries,
+        parameters=parameters,
+        replay=replay,
+    )
+
+
+def load_reference_results(path: str | os.PathLike[str]) -> dict[int, ReferenceRun]:
+    """Load a reference results file.
+
+    Args:
+        path: The JSON file, e.g. ``reference-results-seed2958.json``.
+
+    Returns:
+        The runs keyed by experiment number, in increasing order.
+
+    Raises:
+        StabgapError: If the file cannot be read, is not valid JSON, or lacks a field (the
+            message is one line naming the file and the problem).
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise StabgapError(
+            f"cannot read reference results file {name}: {exc.strerror or exc}"
+        ) from exc
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StabgapError(f"{name} is not valid JSON ({detail}); {_FIX}") from exc
+    if not isinstance(data, dict) or not data:
+        raise StabgapError(
+            f"{name} must hold a non-empty JSON object with one entry per experiment; {_FIX}"
+        )
+
+    runs: dict[int, ReferenceRun] = {}
+    for key, entry in data.items():
+        run = _parse_run(entry, f"{name}: experiment '{key}'")
+        if run.experiment_no in runs:
+            raise StabgapError(
+                f"{name}: experiment number {run.experiment_no} appears twice; {_FIX}"
+            )
+        runs[run.experiment_no] = run
+    return dict(sorted(runs.items()))

@@ -1,0 +1,433 @@
+"""Tests for stabgap.data: reading, finding, downloading and verifying MNIST.
+
+The real files come from ``$STABGAP_TEST_DATA`` or ``<repo>/../shared/data/mnist``.
+Downloads are served by a local ``http.server`` on 127.0.0.1; nothing else is contacted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import os
+import re
+import shutil
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+from stabgap import data
+from stabgap.data import (
+    MNIST_FILES,
+    default_cache_dir,
+    download_mnist,
+    load_mnist,
+    read_idx,
+    resolve_data_dir,
+    verify_mnist,
+)
+from stabgap.errors import StabgapError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPEC = {spec.name: spec for spec in MNIST_FILES}
+TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = (spec.name for spec in MNIST_FILES)
+
+
+def _shared_dir() -> Path:
+    return Path(os.environ.get("STABGAP_TEST_DATA") or REPO_ROOT.parent / "shared/data/mnist")
+
+
+@pytest.fixture(scope="module")
+def shared_dir() -> Path:
+    root = _shared_dir()
+    if not all((root / spec.gz).is_file() for spec in MNIST_FILES):
+        pytest.skip(f"MNIST test data not found in {root} (set STABGAP_TEST_DATA)")
+    return root
+
+
+@pytest.fixture(scope="module")
+def mnist(shared_dir: Path) -> data.MNIST:
+    return load_mnist(shared_dir)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A user's proxy would send 127.0.0.1 requests elsewhere; their data dir must not leak in.
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("STABGAP_DATA", raising=False)
+
+
+def _payload(path: Path) -> bytes:
+    with gzip.open(path, "rb") as f:
+        return f.read()
+
+
+def _idx(values: bytes, *dims: int) -> bytes:
+    """Build an unsigned-byte IDX payload (labels if one dim, images if three)."""
+    magic = 0x801 if len(dims) == 1 else 0x803
+    return struct.pack(f">I{len(dims)}I", magic, *dims) + values
+
+
+def _one_line(err: pytest.ExceptionInfo[StabgapError]) -> str:
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+# --- reading the real files -------------------------------------------------------------
+
+
+def test_file_table_matches_shared_readme(shared_dir: Path) -> None:
+    readme = (shared_dir / "README.md").read_text()
+    rows = re.findall(r"\| (\S+)\.gz \| (\d+) \| ([0-9a-f]{64}) \|", readme)
+    assert {name: (int(size), sha) for name, size, sha in rows} == {
+        spec.name: (spec.size, spec.sha256) for spec in MNIST_FILES
+    }
+
+
+def test_read_idx_real_files(shared_dir: Path) -> None:
+    images = read_idx(shared_dir / f"{TEST_IMAGES}.gz")
+    labels = read_idx(str(shared_dir / f"{TEST_LABELS}.gz"))
+    assert images.shape == (10000, 28, 28) and images.dtype == torch.uint8
+    assert labels.shape == (10000,) and labels.dtype == torch.uint8
+    assert int(images.min()) == 0 and int(images.max()) == 255
+    assert labels[:5].tolist() == [7, 2, 1, 0, 4]  # the well-known first test digits
+
+
+def test_load_mnist_real(mnist: data.MNIST) -> None:
+    assert mnist.train_images.shape == (60000, 28, 28)
+    assert mnist.test_images.shape == (10000, 28, 28)
+    assert mnist.train_images.dtype == mnist.test_images.dtype == torch.uint8
+    assert mnist.train_labels.shape == (60000,) and mnist.test_labels.shape == (10000,)
+    assert mnist.train_labels.dtype == mnist.test_labels.dtype == torch.int64
+    for labels in (mnist.train_labels, mnist.test_labels):
+        assert int(labels.min()) == 0 and int(labels.max()) == 9
+    assert int(mnist.train_labels[0]) == 5
+    assert torch.bincount(mnist.train_labels)[1] == 6742
+    assert torch.bincount(mnist.test_labels)[1] == 1135
+
+
+def test_decoded_arrays_match_verified_checksums(mnist: data.MNIST, shared_dir: Path) -> None:
+    arrays = {
+        TRAIN_IMAGES: mnist.train_images,
+        TRAIN_LABELS: mnist.train_labels,
+        TEST_IMAGES: mnist.test_images,
+        TEST_LABELS: mnist.test_labels,
+    }
+    for name, tensor in arrays.items():
+        # Re-encode the decoded array as IDX: it must hash to the published payload digest.
+        payload = _idx(tensor.to(torch.uint8).numpy().tobytes(), *tensor.shape)
+        assert hashlib.sha256(payload).hexdigest() == SPEC[name].sha256, name
+    report = verify_mnist(shared_dir)
+    assert [name for name, _, _ in report] == list(arrays)
+    assert all(ok for _, ok, _ in report), report
+
+
+def test_load_mnist_is_cached(shared_dir: Path, mnist: data.MNIST) -> None:
+    assert load_mnist(shared_dir) is mnist
+    assert load_mnist(str(shared_dir) + "/") is mnist  # keyed on the resolved path
+
+
+def test_raw_files_load_like_gz(tmp_path: Path, shared_dir: Path, mnist: data.MNIST) -> None:
+    for spec in MNIST_FILES:
+        (tmp_path / spec.name).write_bytes(_payload(shared_dir / spec.gz))
+    assert all(ok for _, ok, _ in verify_mnist(tmp_path))
+    raw = load_mnist(tmp_path)
+    assert raw is not mnist
+    assert torch.equal(raw.train_images, mnist.train_images)
+    assert torch.equal(raw.test_labels, mnist.test_labels)
+
+
+def test_gzip_detected_by_content_not_suffix(tmp_path: Path, shared_dir: Path) -> None:
+    path = tmp_path / "labels.gz"  # raw bytes under a .gz name
+    path.write_bytes(_payload(shared_dir / f"{TEST_LABELS}.gz"))
+    assert read_idx(path)[:3].tolist() == [7, 2, 1]
+
+
+# --- broken files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (gzip.compress(_idx(bytes(range(10)), 10))[:-12], "gzip"),  # truncated gzip
+        (_idx(bytes(range(10)), 10)[:-1], "implies 18 bytes"),  # truncated raw
+        (_idx(bytes(range(10)), 10) + b"\0", "implies 18 bytes"),  # trailing bytes
+        (struct.pack(">II", 0x804, 1) + b"\0", "magic number 0x00000804"),
+        (struct.pack(">I", 0x803) + b"\0" * 8, "header truncated"),
+        (b"\0\0", "too short"),
+    ],
+)
+def test_read_idx_rejects_corrupt(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "bad-idx"
+    path.write_bytes(content)
+    with pytest.raises(StabgapError) as err:
+        read_idx(path)
+    message = _one_line(err)
+    assert str(path) in message and problem in message
+    assert "stabgap data download" in message
+
+
+def test_read_idx_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(StabgapError) as err:
+        read_idx(tmp_path / "nope.gz")
+    assert str(tmp_path / "nope.gz") in _one_line(err)
+
+
+def test_read_idx_small_valid_images(tmp_path: Path) -> None:
+    path = tmp_path / "img"
+    path.write_bytes(gzip.compress(_idx(bytes(range(12)), 3, 2, 2)))
+    images = read_idx(path)
+    assert images.shape == (3, 2, 2)
+    assert images[2].tolist() == [[8, 9], [10, 11]]
+
+
+def test_load_mnist_missing_names_dir_and_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STABGAP_DATA", str(tmp_path))
+    with pytest.raises(StabgapError) as err:
+        load_mnist()
+    message = _one_line(err)
+    assert str(tmp_path) in message and "$STABGAP_DATA" in message
+    assert all(spec.gz in message for spec in MNIST_FILES)
+    assert "stabgap data download" in message and "--data-dir" in message
+
+
+def _copy_with(tmp_path: Path, shared_dir: Path, name: str, payload: bytes) -> Path:
+    """Copy the real files to tmp_path, replacing ``name`` with ``payload`` (gzipped)."""
+    for spec in MNIST_FILES:
+        shutil.copy(shared_dir / spec.gz, tmp_path / spec.gz)
+    (tmp_path / f"{name}.gz").write_bytes(gzip.compress(payload, compresslevel=1))
+    return tmp_path / f"{name}.gz"
+
+
+def test_load_mnist_rejects_checksum_mismatch(tmp_path: Path, shared_dir: Path) -> None:
+    payload = bytearray(_payload(shared_dir / f"{TEST_LABELS}.gz"))
+    payload[-1] = (payload[-1] + 1) % 10  # still a well-formed label file
+    bad = _copy_with(tmp_path, shared_dir, TEST_LABELS, bytes(payload))
+    assert read_idx(bad).shape == (10000,)  # structurally fine ...
+    with pytest.raises(StabgapError) as err:
+        load_mnist(tmp_path)  # ... but not MNIST
+    message = _one_line(err)
+    assert str(bad) in message and "sha256" in message
+    report = {name: (ok, msg) for name, ok, msg in verify_mnist(tmp_path)}
+    assert report[TEST_LABELS][0] is False and "sha256" in report[TEST_LABELS][1]
+    assert all(report[spec.name][0] for spec in MNIST_FILES[:3])
+
+
+def test_load_mnist_rejects_wrong_shape(tmp_path: Path, shared_dir: Path) -> None:
+    bad = _copy_with(tmp_path, shared_dir, TEST_LABELS, _idx(bytes(5), 5))
+    with pytest.raises(StabgapError) as err:
+        load_mnist(tmp_path)
+    message = _one_line(err)
+    assert str(bad) in message and "shape (5,), expected (10000,)" in message
+    report = {name: (ok, msg) for name, ok, msg in verify_mnist(tmp_path)}
+    assert report[TEST_LABELS] == (False, f"{bad}: payload is 13 bytes, expected 10008")
+
+
+def test_verify_mnist_reports_missing_and_corrupt(tmp_path: Path, shared_dir: Path) -> None:
+    shutil.copy(shared_dir / f"{TRAIN_LABELS}.gz", tmp_path)
+    (tmp_path / TEST_LABELS).write_bytes(b"\x1f\x8bnot really gzip")
+    report = verify_mnist(tmp_path)
+    assert [name for name, _, _ in report] == [spec.name for spec in MNIST_FILES]
+    status = {name: (ok, msg) for name, ok, msg in report}
+    assert status[TRAIN_LABELS][0] is True
+    assert status[TEST_LABELS][0] is False and "gzip" in status[TEST_LABELS][1]
+    for name in (TRAIN_IMAGES, TEST_IMAGES):
+        assert status[name][0] is False
+        assert "missing" in status[name][1] and str(tmp_path) in status[name][1]
+
+
+# --- where the data is looked for -----------------------------------------------------------
+
+
+def test_resolve_data_dir_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert resolve_data_dir(None) == tmp_path / "xdg/stabgap/mnist"
+    monkeypatch.setenv("STABGAP_DATA", str(tmp_path / "env"))
+    assert resolve_data_dir(None) == tmp_path / "env"
+    assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert resolve_data_dir(str(tmp_path / "arg")) == tmp_path / "arg"
+    monkeypatch.setenv("STABGAP_DATA", "")  # empty means unset
+    assert resolve_data_dir(None) == tmp_path / "xdg/stabgap/mnist"
+
+
+def test_default_cache_dir_without_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert default_cache_dir() == tmp_path / ".cache/stabgap/mnist"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")  # the XDG spec says ignore it
+    assert default_cache_dir() == tmp_path / ".cache/stabgap/mnist"
+    assert resolve_data_dir("~/mnist") == tmp_path / "mnist"
+
+
+def test_load_mnist_from_env(
+    shared_dir: Path, mnist: data.MNIST, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STABGAP_DATA", str(shared_dir))
+    assert load_mnist() is mnist
+
+
+# --- downloading from a local server --------------------------------------------------------
+
+
+class _Server:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.requests: list[str] = []
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), partial(_Handler, self, directory=str(root))
+        )
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, server_state: _Server, *args, **kwargs) -> None:
+        self.state = server_state
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:
+        self.state.requests.append(self.path)
+        if self.path.startswith("/truncated/"):
+            # Announce the whole file, send half, hang up: a dropped connection.
+            body = (self.state.root / "good" / Path(self.path).name).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        super().do_GET()
+
+
+@pytest.fixture(scope="module")
+def server(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    root = tmp_path_factory.mktemp("mirror")
+    (root / "good").mkdir()
+    for spec in MNIST_FILES:
+        shutil.copy(shared_dir / spec.gz, root / "good")
+    # A well-formed gzip whose payload differs from MNIST by one label.
+    (root / "bad").mkdir()
+    payload = bytearray(_payload(shared_dir / f"{TRAIN_LABELS}.gz"))
+    payload[-1] = (payload[-1] + 1) % 10
+    (root / "bad" / f"{TRAIN_LABELS}.gz").write_bytes(gzip.compress(bytes(payload)))
+    srv = _Server(root)
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def dead_url() -> str:
+    # A port that was free a moment ago: connecting to it is refused at once.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+def _only_train_images(dest: Path, shared_dir: Path) -> None:
+    """Pre-seed a valid first file so a download starts with the small train labels."""
+    dest.mkdir(exist_ok=True)
+    shutil.copy(shared_dir / f"{TRAIN_IMAGES}.gz", dest)
+
+
+def test_download_falls_back_and_skips_valid_files(
+    tmp_path: Path,
+    server: _Server,
+    dead_url: str,
+    mnist: data.MNIST,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    missing, good = f"{server.url}/nowhere/", f"{server.url}/good/"
+    monkeypatch.setattr(data, "MIRRORS", (dead_url, missing, good))
+    dest = tmp_path / "new" / "mnist"  # created on demand
+    server.requests.clear()
+
+    loaded = load_mnist(dest, download=True)
+
+    assert torch.equal(loaded.train_images, mnist.train_images)
+    assert torch.equal(loaded.test_labels, mnist.test_labels)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(spec.gz for spec in MNIST_FILES)
+    assert all(ok for _, ok, _ in verify_mnist(dest))
+    for spec in MNIST_FILES:  # 404 on the second mirror, then served by the third
+        assert server.requests.count(f"/nowhere/{spec.gz}") == 1
+        assert server.requests.count(f"/good/{spec.gz}") == 1
+
+    server.requests.clear()
+    assert download_mnist(dest, mirrors=(good,)) == []  # all valid: nothing fetched
+    assert server.requests == []
+
+
+def test_download_replaces_invalid_file_only(
+    tmp_path: Path, server: _Server, shared_dir: Path
+) -> None:
+    for spec in MNIST_FILES:
+        shutil.copy(shared_dir / spec.gz, tmp_path)
+    (tmp_path / f"{TEST_LABELS}.gz").write_bytes(b"junk")
+    server.requests.clear()
+    assert download_mnist(tmp_path, mirrors=(f"{server.url}/good",)) == [
+        tmp_path / f"{TEST_LABELS}.gz"
+    ]
+    assert server.requests == [f"/good/{TEST_LABELS}.gz"]
+    assert all(ok for _, ok, _ in verify_mnist(tmp_path))
+
+
+def test_download_rejects_corrupt_mirror(tmp_path: Path, server: _Server, shared_dir: Path) -> None:
+    _only_train_images(tmp_path, shared_dir)
+    bad = f"{server.url}/bad/"
+    with pytest.raises(StabgapError) as err:
+        download_mnist(tmp_path, mirrors=(bad,))
+    message = _one_line(err)
+    assert f"{TRAIN_LABELS}.gz" in message and f"{bad}{TRAIN_LABELS}.gz" in message
+    assert "sha256" in message and str(tmp_path) in message
+    # Nothing but the pre-seeded file: the rejected download left no trace.
+    assert [p.name for p in tmp_path.iterdir()] == [f"{TRAIN_IMAGES}.gz"]
+
+
+def test_interrupted_download_leaves_no_file(
+    tmp_path: Path, server: _Server, shared_dir: Path
+) -> None:
+    _only_train_images(tmp_path, shared_dir)
+    with pytest.raises(StabgapError) as err:
+        download_mnist(tmp_path, mirrors=(f"{server.url}/truncated/",), timeout=5)
+    assert "incomplete download" in _one_line(err)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{TRAIN_IMAGES}.gz"]
+
+
+def test_download_all_mirrors_fail(
+    tmp_path: Path, server: _Server, dead_url: str, shared_dir: Path
+) -> None:
+    _only_train_images(tmp_path, shared_dir)
+    missing = f"{server.url}/nowhere/"
+    with pytest.raises(StabgapError) as err:
+        download_mnist(tmp_path, mirrors=(dead_url, missing), timeout=5)
+    message = _one_line(err)
+    assert f"{TRAIN_LABELS}.gz" in message and str(tmp_path) in message
+    assert f"{dead_url}{TRAIN_LABELS}.gz" in message
+    assert f"{missing}{TRAIN_LABELS}.gz (HTTP 404" in message
+    assert "by hand" in message and "--data-dir" in message
+    assert [p.name for p in tmp_path.iterdir()] == [f"{TRAIN_IMAGES}.gz"]
+    with pytest.raises(StabgapError, match="no mirrors given"):
+        download_mnist(tmp_path, mirrors=())
+
+
+def test_download_dest_not_creatable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StabgapError) as err:
+        download_mnist(blocker / "mnist", mirrors=("http://127.0.0.1:9/",))
+    assert str(blocker / "mnist") in _one_line(err)
