@@ -164,6 +164,7 @@ def test_gzip_detected_by_content_not_suffix(tmp_path: Path, shared_dir: Path) -
         (struct.pack(">I", 0x803) + b"\0" * 8, "header truncated"),
         (b"\0\0", "too short"),
     ],
+    ids=["truncated-gz", "truncated-raw", "trailing-bytes", "wrong-magic", "short-header", "tiny"],
 )
 def test_read_idx_rejects_corrupt(tmp_path: Path, content: bytes, problem: str) -> None:
     path = tmp_path / "bad-idx"

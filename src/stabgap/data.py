@@ -355,7 +355,7 @@ def _download_one(dest: Path, spec: MnistFile, mirrors: Sequence[str], timeout: 
                 _fetch(url, out, timeout)
                 out.flush()
                 os.fsync(out.fileno())  # the rename must not outlive the data on a crash
-            problem = None
+            problem = _payload_problem(tmp, spec)
             if problem is None:
                 os.replace(tmp, target)
                 return target

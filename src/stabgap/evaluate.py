@@ -20,7 +20,7 @@ def pixels(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255)
 
 
-class TestSubsets:
+class EvalSubsets:
     """Which test images each copy is evaluated on, per task, at each evaluation.
 
     'fresh' draws a new random subset at every evaluation (the reference); 'fixed' draws
@@ -58,7 +58,7 @@ def count_correct(model: StackedMLP, stream: TaskStream, idx: torch.Tensor) -> t
     """Correct answers of each copy on each task's subset: (R, T) int32.
 
     Args:
-        idx: (R, T, m) indices into the stream's test set, from :meth:`TestSubsets.draw`.
+        idx: (R, T, m) indices into the stream's test set, from :meth:`EvalSubsets.draw`.
     """
     r, t, m = idx.shape
     flat = idx.view(r, t * m)

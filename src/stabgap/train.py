@@ -21,7 +21,7 @@ import torch
 import stabgap
 from stabgap.config import RunConfig, to_dict
 from stabgap.errors import StabgapError
-from stabgap.evaluate import TestSubsets, count_correct, pixels
+from stabgap.evaluate import EvalSubsets, count_correct, pixels
 from stabgap.losses import training_loss
 from stabgap.metrics import MetricRow, compute_metrics
 from stabgap.model import StackedMLP
@@ -122,7 +122,7 @@ def train_runs(
         base.optimizer, base.betas, base.momentum,
     )
     sampler = BatchSampler(base, stream, [g[1] for g in gens], device)
-    subsets = TestSubsets(base, stream, [g[2] for g in gens], device)
+    subsets = EvalSubsets(base, stream, [g[2] for g in gens], device)
 
     r, n_tasks, per_task = len(configs), stream.n_tasks, base.batches_per_task
     eval_steps = np.arange(0, base.total_batches, base.eval_every)

@@ -1,0 +1,53 @@
+"""Shared fixtures: where the shared data lives, and small real task streams."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from stabgap.config import RunConfig
+from stabgap.data import MNIST, load_mnist
+from stabgap.tasks import TaskStream, build_stream
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def mnist_dir() -> Path:
+    return Path(os.environ.get("STABGAP_TEST_DATA", SHARED / "data" / "mnist"))
+
+
+def reference_dir() -> Path:
+    return Path(os.environ.get("STABGAP_TEST_REFERENCE", SHARED / "reference"))
+
+
+@pytest.fixture(scope="session")
+def mnist() -> MNIST:
+    return load_mnist(mnist_dir())
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist: MNIST) -> MNIST:
+    """The first 3,000 training and 1,000 test images: real digits, fast runs."""
+    return MNIST(mnist.train_images[:3000], mnist.train_labels[:3000],
+                 mnist.test_images[:1000], mnist.test_labels[:1000])
+
+
+def tiny_config(**changes) -> RunConfig:
+    """A run of a few seconds: narrow MLP, short tasks, small evaluation subsets."""
+    base = dict(hidden=(32, 32), batches_per_task=20, batch_size=32, eval_subset=200,
+                data_dir=str(mnist_dir()))
+    return RunConfig(**{**base, **changes})
+
+
+@pytest.fixture
+def small_stream(small_mnist: MNIST) -> TaskStream:
+    return build_stream(tiny_config(), "cpu", small_mnist)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)

@@ -1,0 +1,81 @@
+import pytest
+import torch
+from torch import nn
+
+from stabgap.losses import neuronal_decay, training_loss
+from stabgap.model import StackedMLP
+from stabgap.optim import StackedOptimizer
+
+
+def reference_mlp(seed: int, sizes) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+SIZES = (20, 16, 12, 5)
+
+
+def test_initialisation_is_pytorch_default_for_the_same_seed():
+    model = StackedMLP(SIZES, [torch.Generator().manual_seed(s) for s in (7, 8)])
+    for copy, seed in enumerate((7, 8)):
+        ref = reference_mlp(seed, SIZES)
+        linears = [m for m in ref if isinstance(m, nn.Linear)]
+        for w, b, lin in zip(model.weights, model.biases, linears, strict=True):
+            assert torch.equal(w[copy], lin.weight.T) and torch.equal(b[copy, 0], lin.bias)
+
+
+@pytest.mark.parametrize("kind,options", [("adam", {}), ("sgd", {"momentum": 0.9})])
+def test_stacked_training_matches_torch_optim_per_copy(kind, options):
+    """Two copies with different λ and lr follow what nn.Linear + torch.optim would do."""
+    seeds, lrs, lambdas = (3, 4), (1e-2, 3e-3), (0.0, 1e-3)
+    model = StackedMLP(SIZES, [torch.Generator().manual_seed(s) for s in seeds])
+    opt = StackedOptimizer(list(model.parameters()), torch.tensor(lrs), kind, **options)
+    refs = [reference_mlp(s, SIZES) for s in seeds]
+    make = torch.optim.Adam if kind == "adam" else torch.optim.SGD
+    ref_opts = [make(r.parameters(), lr=lr, **options) for r, lr in zip(refs, lrs, strict=True)]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        x = torch.randn(2, 8, SIZES[0], generator=g)
+        y = torch.randint(0, SIZES[-1], (2, 8), generator=g)
+        logits, hidden = model(x)
+        loss = training_loss(logits, y, hidden, torch.tensor(lambdas))
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        for i, (ref, ref_opt) in enumerate(zip(refs, ref_opts, strict=True)):
+            acts, h = [], x[i]
+            for m in ref:
+                h = m(h)
+                if isinstance(m, nn.ReLU):
+                    acts.append(h)
+            ref_loss = nn.functional.cross_entropy(h, y[i]) + lambdas[i] * sum(
+                a.square().sum() for a in acts)
+            assert loss[i].item() == pytest.approx(ref_loss.item(), rel=1e-5)
+            ref_opt.zero_grad()
+            ref_loss.backward()
+            ref_opt.step()
+    for i, ref in enumerate(refs):
+        linears = [m for m in ref if isinstance(m, nn.Linear)]
+        for w, lin in zip(model.weights, linears, strict=True):
+            torch.testing.assert_close(w[i].detach(), lin.weight.T.detach(),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_neuronal_decay_sum_and_mean():
+    h1 = torch.tensor([[[1.0, 0.0], [2.0, 1.0]]])  # (R=1, B=2, 2)
+    h2 = torch.tensor([[[3.0], [0.0]]])
+    assert neuronal_decay([h1, h2]).item() == 1 + 4 + 1 + 9
+    assert neuronal_decay([h1, h2], "mean").item() == (1 + 4 + 1 + 9) / 2
+
+
+def test_decay_term_grows_with_lambda_and_is_skipped_at_zero():
+    logits = torch.zeros(1, 4, 3)
+    y = torch.zeros(1, 4, dtype=torch.long)
+    hidden = [torch.ones(1, 4, 5)]
+    ce = training_loss(logits, y, hidden, None)
+    assert ce.item() == pytest.approx(torch.log(torch.tensor(3.0)).item())
+    with_nd = training_loss(logits, y, hidden, torch.tensor([0.5]))
+    assert with_nd.item() == pytest.approx(ce.item() + 0.5 * 20)

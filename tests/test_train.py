@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from stabgap.metrics import gap_depth
+from stabgap.train import run_experiment, stack_key, train_runs
+
+
+def test_curves_have_one_point_per_batch_and_nan_before_a_task_starts(small_stream):
+    r = run_experiment(tiny_config(seed=1), small_stream)
+    assert r.acc.shape == (60, 3) and r.boundaries == (20, 40, 60)
+    assert np.isnan(r.acc[:20, 1]).all() and np.isnan(r.acc[:40, 2]).all()
+    assert np.isfinite(r.acc[:, 0]).all() and np.isfinite(r.acc[40:]).all()
+    # Accuracies are whole counts out of the subset: k / 200 · 100.
+    assert np.allclose((r.acc[:, 0] * 2) % 1, 0)
+    assert r.acc[19, 0] > r.acc[0, 0] + 10  # 20 batches of real digits: well above chance
+    assert r.loss.shape == (60,) and not r.diverged
+    assert r.metadata["train_time_s"] > 0 and r.metadata["eval_time_s"] > 0
+
+
+def test_same_seed_gives_identical_curves_and_another_seed_does_not(small_stream):
+    a = run_experiment(tiny_config(seed=5), small_stream)
+    b = run_experiment(tiny_config(seed=5), small_stream)
+    c = run_experiment(tiny_config(seed=6), small_stream)
+    np.testing.assert_array_equal(a.acc, b.acc)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert not np.array_equal(a.acc, c.acc, equal_nan=True)
+
+
+def test_stacked_runs_equal_the_same_runs_alone(small_stream):
+    configs = [tiny_config(seed=1), tiny_config(seed=2, decay_lambda=1e-3),
+               tiny_config(seed=3, lr=3e-3)]
+    stacked = train_runs(configs, small_stream)
+    for config, together in zip(configs, stacked, strict=True):
+        alone = run_experiment(config, small_stream)
+        np.testing.assert_allclose(together.loss, alone.loss, rtol=1e-4)
+        np.testing.assert_allclose(together.acc, alone.acc, atol=1.0)  # ≤ 2 of 200 images
+        assert np.nanmean(np.abs(together.acc - alone.acc)) < 0.2
+    assert stacked[0].metadata["stacked_runs"] == 3
+
+
+def test_only_seed_lambda_and_lr_may_differ_in_a_stack():
+    assert stack_key(tiny_config(seed=1, lr=0.1)) == stack_key(tiny_config(decay_lambda=1))
+    assert stack_key(tiny_config()) != stack_key(tiny_config(hidden=(16, 16)))
+    with pytest.raises(ValueError, match="may differ only in"):
+        train_runs([tiny_config(), tiny_config(batch_size=16)])
+
+
+def test_divergence_is_recorded(small_stream):
+    r = run_experiment(tiny_config(optimizer="sgd", lr=1e12), small_stream)
+    assert r.diverged
+
+
+def test_eval_every_thins_the_points_and_all_tasks_fills_them(small_stream):
+    r = run_experiment(tiny_config(eval_every=5, eval_tasks="all"), small_stream)
+    assert r.eval_steps.tolist() == list(range(0, 60, 5))
+    assert r.boundaries == (4, 8, 12)
+    assert np.isfinite(r.acc).all()
+
+
+def test_replay_keeps_task_one_and_no_replay_forgets_it(small_mnist):
+    """The science in miniature: without replay task 1 (0°) is forgotten at 160°."""
+    from stabgap.tasks import build_stream
+
+    config = tiny_config(hidden=(64, 64), batches_per_task=60, seed=2)
+    stream = build_stream(config, "cpu", small_mnist)
+    full = run_experiment(config, stream)
+    none = run_experiment(config.replace(replay="none"), stream)
+    assert full.acc[-1, 0] > none.acc[-1, 0] + 15
+    assert gap_depth(none.acc, none.boundaries, 1, 2) > gap_depth(full.acc, full.boundaries,
+                                                                   1, 2)
