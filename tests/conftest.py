@@ -32,14 +32,23 @@ def mnist() -> MNIST:
 @pytest.fixture(scope="session")
 def small_mnist(mnist: MNIST) -> MNIST:
     """The first 3,000 training and 1,000 test images: real digits, fast runs."""
-    return MNIST(mnist.train_images[:3000], mnist.train_labels[:3000],
-                 mnist.test_images[:1000], mnist.test_labels[:1000])
+    return MNIST(
+        mnist.train_images[:3000],
+        mnist.train_labels[:3000],
+        mnist.test_images[:1000],
+        mnist.test_labels[:1000],
+    )
 
 
 def tiny_config(**changes) -> RunConfig:
     """A run of a few seconds: narrow MLP, short tasks, small evaluation subsets."""
-    base = dict(hidden=(32, 32), batches_per_task=20, batch_size=32, eval_subset=200,
-                data_dir=str(mnist_dir()))
+    base = dict(
+        hidden=(32, 32),
+        batches_per_task=20,
+        batch_size=32,
+        eval_subset=200,
+        data_dir=str(mnist_dir()),
+    )
     return RunConfig(**{**base, **changes})
 
 

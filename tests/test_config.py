@@ -50,9 +50,17 @@ def test_paper_preset_follows_the_protocol():
     assert p.seeds == PAPER_SEEDS and len(p.seeds) == 15 and len(p.experiments) == 16
     base = p.config("baseline")
     assert (base.hidden, base.lr, base.batches_per_task, base.rotations) == (
-        (2048, 2048), 1e-3, 500, (0.0, 80.0, 160.0))
+        (2048, 2048),
+        1e-3,
+        500,
+        (0.0, 80.0, 160.0),
+    )
     assert (base.replay, base.decay_lambda, base.batch_order, base.eval_resample) == (
-        "full", 0.0, "cycle", "fresh")
+        "full",
+        0.0,
+        "cycle",
+        "fresh",
+    )
     assert p.config("nd").decay_lambda == 1e-5
     assert p.config("nd-lambda-5e-5").decay_lambda == 5e-5
     assert p.config("nd-no-replay").replay == "none"

@@ -52,7 +52,8 @@ def test_stacked_training_matches_torch_optim_per_copy(kind, options):
                 if isinstance(m, nn.ReLU):
                     acts.append(h)
             ref_loss = nn.functional.cross_entropy(h, y[i]) + lambdas[i] * sum(
-                a.square().sum() for a in acts)
+                a.square().sum() for a in acts
+            )
             assert loss[i].item() == pytest.approx(ref_loss.item(), rel=1e-5)
             ref_opt.zero_grad()
             ref_loss.backward()
@@ -60,8 +61,7 @@ def test_stacked_training_matches_torch_optim_per_copy(kind, options):
     for i, ref in enumerate(refs):
         linears = [m for m in ref if isinstance(m, nn.Linear)]
         for w, lin in zip(model.weights, linears, strict=True):
-            torch.testing.assert_close(w[i].detach(), lin.weight.T.detach(),
-                                       rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(w[i].detach(), lin.weight.T.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_neuronal_decay_sum_and_mean():

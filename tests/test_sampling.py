@@ -1,6 +1,6 @@
 import torch
-
 from conftest import tiny_config
+
 from stabgap.evaluate import EvalSubsets
 from stabgap.replay import BatchSampler
 
@@ -34,8 +34,7 @@ def test_stratified_takes_an_equal_share_from_each_task(small_stream):
     s.start_task(3)
     for _ in range(5):
         batch = s.next()[0]
-        task_of = torch.bucketize(batch, torch.tensor(small_stream.train_offsets[1:]),
-                                  right=True)
+        task_of = torch.bucketize(batch, torch.tensor(small_stream.train_offsets[1:]), right=True)
         assert torch.bincount(task_of, minlength=3).tolist() == [32, 32, 32]
 
 

@@ -1,14 +1,23 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import reference_dir, tiny_config
+
 from stabgap.errors import StabgapError
 from stabgap.tasks import build_stream, rotate
 
 
-@pytest.mark.parametrize("key,degrees", [("rot_0", 0), ("rot_80", 80), ("rot_160", 160),
-                                         ("rot_45", 45), ("rot_90", 90), ("rot_m30", -30)])
+@pytest.mark.parametrize(
+    "key,degrees",
+    [
+        ("rot_0", 0),
+        ("rot_80", 80),
+        ("rot_160", 160),
+        ("rot_45", 45),
+        ("rot_90", 90),
+        ("rot_m30", -30),
+    ],
+)
 def test_rotation_matches_torchvision_fixture_pixel_for_pixel(key, degrees):
     fixture = np.load(reference_dir() / "rotation-fixture.npz")
     images = torch.from_numpy(fixture["images"])
@@ -29,8 +38,7 @@ def test_stream_layout(small_mnist):
     assert stream.train_x.shape == (3 * n, 784) and stream.train_x.dtype == torch.uint8
     # Task 1 is the unrotated data; task 2 is the same digits rotated, same labels.
     assert torch.equal(stream.train_x[:n], small_mnist.train_images.flatten(1))
-    assert torch.equal(stream.train_x[n : 2 * n],
-                       rotate(small_mnist.train_images, 80).flatten(1))
+    assert torch.equal(stream.train_x[n : 2 * n], rotate(small_mnist.train_images, 80).flatten(1))
     assert torch.equal(stream.train_y[n : 2 * n], small_mnist.train_labels)
     assert stream.names == ("0°", "80°", "160°")
 

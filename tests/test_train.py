@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from stabgap.metrics import gap_depth
 from stabgap.train import run_experiment, stack_key, train_runs
 
@@ -28,8 +28,11 @@ def test_same_seed_gives_identical_curves_and_another_seed_does_not(small_stream
 
 
 def test_stacked_runs_equal_the_same_runs_alone(small_stream):
-    configs = [tiny_config(seed=1), tiny_config(seed=2, decay_lambda=1e-3),
-               tiny_config(seed=3, lr=3e-3)]
+    configs = [
+        tiny_config(seed=1),
+        tiny_config(seed=2, decay_lambda=1e-3),
+        tiny_config(seed=3, lr=3e-3),
+    ]
     stacked = train_runs(configs, small_stream)
     for config, together in zip(configs, stacked, strict=True):
         alone = run_experiment(config, small_stream)
@@ -67,5 +70,4 @@ def test_replay_keeps_task_one_and_no_replay_forgets_it(small_mnist):
     full = run_experiment(config, stream)
     none = run_experiment(config.replace(replay="none"), stream)
     assert full.acc[-1, 0] > none.acc[-1, 0] + 15
-    assert gap_depth(none.acc, none.boundaries, 1, 2) > gap_depth(full.acc, full.boundaries,
-                                                                   1, 2)
+    assert gap_depth(none.acc, none.boundaries, 1, 2) > gap_depth(full.acc, full.boundaries, 1, 2)

@@ -134,8 +134,9 @@ def cmd_data(args: argparse.Namespace) -> int:
     for name, ok, message in results:
         print(f"{'ok ' if ok else 'BAD'} {name}: {message}")
     if not all(ok for _, ok, _ in results):
-        print(f"stabgap: MNIST in {root} is incomplete: run `stabgap data download`",
-              file=sys.stderr)
+        print(
+            f"stabgap: MNIST in {root} is incomplete: run `stabgap data download`", file=sys.stderr
+        )
         return 1
     return 0
 
@@ -168,19 +169,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--config FILE.toml, then --set and the field flags below (last wins).",
     )
     run.add_argument("--preset", help="study preset: quick or paper (default: quick)")
-    run.add_argument("--experiments", help="comma-separated experiment names, or 'all' "
-                     "(default: baseline,nd); see `stabgap presets`")
+    run.add_argument(
+        "--experiments",
+        help="comma-separated experiment names, or 'all' "
+        "(default: baseline,nd); see `stabgap presets`",
+    )
     run.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
     run.add_argument("--n-seeds", type=int, help="use the preset's first N seeds")
-    run.add_argument("--config", metavar="FILE.toml", help="TOML file of config fields "
-                     "(and optionally preset, experiments, seeds)")
-    run.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                     help="override any config field (repeatable)")
-    run.add_argument("--out", help="output directory, must not exist "
-                     "(default: runs/<preset>-<time>)")
-    run.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
-    run.add_argument("--stack", type=int, help="most runs trained together as one stack "
-                     "(default: 32 on CUDA, 1 on CPU)")
+    run.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="TOML file of config fields (and optionally preset, experiments, seeds)",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override any config field (repeatable)",
+    )
+    run.add_argument(
+        "--out", help="output directory, must not exist (default: runs/<preset>-<time>)"
+    )
+    run.add_argument(
+        "--workers", type=int, default=1, help="parallel worker processes (default: 1)"
+    )
+    run.add_argument(
+        "--stack",
+        type=int,
+        help="most runs trained together as one stack (default: 32 on CUDA, 1 on CPU)",
+    )
     run.add_argument("--no-plot", action="store_true", help="do not save curves.png per run")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     fields = run.add_argument_group("config fields (override the preset's values)")
@@ -189,26 +206,37 @@ def build_parser() -> argparse.ArgumentParser:
         default = f.default
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         extra = f" {{{','.join(choices)}}}" if choices else ""
-        fields.add_argument(f"--{_flag(name)}", dest=name, metavar="V",
-                            help=f"{help_text(name)}{extra} [base default: {shown}]")
+        fields.add_argument(
+            f"--{_flag(name)}",
+            dest=name,
+            metavar="V",
+            help=f"{help_text(name)}{extra} [base default: {shown}]",
+        )
     run.set_defaults(func=cmd_run)
 
     metrics = sub.add_parser(
-        "metrics", help="metrics of a run directory, a folder of runs, or a reference file",
+        "metrics",
+        help="metrics of a run directory, a folder of runs, or a reference file",
         description="Compute the stability-gap metrics of a run directory, every run below "
         "a folder, or a results_<seed>.json file of the reference implementation.",
     )
     metrics.add_argument("path", help="run directory, folder of runs, or reference JSON")
-    metrics.add_argument("--json", action="store_true", help="print JSON rows "
-                         '{"run", "metric", "task", "interval", "value"}')
+    metrics.add_argument(
+        "--json",
+        action="store_true",
+        help='print JSON rows {"run", "metric", "task", "interval", "value"}',
+    )
     metrics.set_defaults(func=cmd_metrics)
 
-    data = sub.add_parser("data", help="download or verify MNIST",
-                          description="Download MNIST (from public mirrors, checksummed) or "
-                          "verify a copy.")
+    data = sub.add_parser(
+        "data",
+        help="download or verify MNIST",
+        description="Download MNIST (from public mirrors, checksummed) or verify a copy.",
+    )
     data.add_argument("action", choices=("download", "verify"))
-    data.add_argument("--data-dir", help="MNIST directory (else $STABGAP_DATA, else the "
-                      "user cache)")
+    data.add_argument(
+        "--data-dir", help="MNIST directory (else $STABGAP_DATA, else the user cache)"
+    )
     data.set_defaults(func=cmd_data)
 
     presets = sub.add_parser("presets", help="list presets and their experiments")
@@ -228,8 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("\nstabgap: interrupted; finished runs are kept, unfinished ones left no "
-              "directory", file=sys.stderr)
+        print(
+            "\nstabgap: interrupted; finished runs are kept, unfinished ones left no directory",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -186,9 +186,7 @@ def coerce(name: str, value: Any) -> Any:
 
 
 def _type_error(name: str, hint: Any, value: Any):
-    raise StabgapError(
-        f"config field '{name}' must be {_type_name(hint)}, got {value!r}"
-    ) from None
+    raise StabgapError(f"config field '{name}' must be {_type_name(hint)}, got {value!r}") from None
 
 
 def _coerce_to(hint: Any, value: Any) -> Any:

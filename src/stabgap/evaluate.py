@@ -27,8 +27,13 @@ class EvalSubsets:
     one order per task and copy for the whole run and always takes its first m images.
     """
 
-    def __init__(self, config: RunConfig, stream: TaskStream, generators: list[torch.Generator],
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        stream: TaskStream,
+        generators: list[torch.Generator],
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.config, self.stream, self.generators = config, stream, generators
         self.device = torch.device(device)
         self.fixed = (
@@ -38,17 +43,16 @@ class EvalSubsets:
         )
 
     def _order(self, task: int, g: torch.Generator) -> torch.Tensor:
-        return torch.randperm(self.stream.test_size(task), generator=g) + (
-            self.stream.test_offsets[task - 1]
+        return (
+            torch.randperm(self.stream.test_size(task), generator=g)
+            + (self.stream.test_offsets[task - 1])
         )
 
     def draw(self, tasks: range, size: int) -> torch.Tensor:
         """(R, len(tasks), size) indices into ``stream.test_x``."""
         rows = []
         for r, g in enumerate(self.generators):
-            orders = [
-                self.fixed[r][t - 1] if self.fixed else self._order(t, g) for t in tasks
-            ]
+            orders = [self.fixed[r][t - 1] if self.fixed else self._order(t, g) for t in tasks]
             rows.append(torch.stack([o[:size] for o in orders]))
         return torch.stack(rows).to(self.device, non_blocking=True)
 

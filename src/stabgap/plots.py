@@ -197,8 +197,7 @@ def _plot_mean_band(
     """Mean line with a ± std band; returns (mean, std)."""
     mean, std = _mean_std(curves)
     ax.plot(x, mean, color=color, lw=lw, label=label)
-    if np.isfinite(std).any():
-        ax.fill_between(x, mean - std, mean + std, color=color, alpha=BAND_ALPHA, lw=0)
+    _band(ax, x, mean, std, color)
     return mean, std
 
 
@@ -260,15 +259,16 @@ def plot_task_curves(
 ) -> Figure:
     """The poster's Figure 4: one task's accuracy per experiment, mean ± std over seeds.
 
-    With ``zoom``, an inset around every task switch after the task's own interval (from a
+    With ``zoom``, a zoomed view of every task switch after the task's own interval (from a
     few batches before the switch to 30 % of the next interval) makes the gap's depth
-    readable; the main axes leave room below the later curves for the insets.
+    readable. The zooms are insets in the space below the later curves; where those curves
+    fall too low to leave room (e.g. without replay), the zooms form a row under the axes.
 
     Args:
         groups: Experiment label -> the runs (seeds) of that experiment.
         path: The PNG to write (the PDF takes the same stem).
         task: The 1-based task whose accuracy is drawn.
-        zoom: Whether to draw the insets.
+        zoom: Whether to draw the zoomed views.
         pdf: Whether to write the PDF too.
     """
     if not groups:
@@ -279,86 +279,128 @@ def plot_task_curves(
     if not 1 <= task <= n_tasks:
         raise ValueError(f"task must be between 1 and {n_tasks}, got {task}")
 
-    fig, ax = _new_figure(9.5, 5.2)
-    curves = {}  # label -> (x, mean, std, color)
+    curves: list[_Curve] = []
     for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
-        x = np.asarray(firsts[label].eval_steps, dtype=float)
         stack = np.stack([np.asarray(r.acc, dtype=float)[:, task - 1] for r in recs])
-        mean, std = _plot_mean_band(ax, x, stack, color, _group_label(label, recs))
-        curves[label] = (x, mean, std, color)
+        mean, std = _mean_std(stack)
+        x = np.asarray(firsts[label].eval_steps, dtype=float)
+        curves.append(_Curve(x, mean, std, color, _group_label(label, recs)))
+
+    intervals = _interval_batches(first)
+    later = intervals[task:] if zoom else []  # the intervals where the task's gaps open
+    bottom, top, free = _room_below(curves, later[0][0] if later else None)
+    as_insets = free >= 0.3
+    if later and not as_insets:
+        fig = Figure(figsize=(9.5, 7.5), layout="constrained")
+        FigureCanvasAgg(fig)
+        grid = fig.add_gridspec(2, len(later), height_ratios=(2.0, 1.0))
+        ax = fig.add_subplot(grid[0, :])
+        zooms = [fig.add_subplot(grid[1, i]) for i in range(len(later))]
+    else:
+        fig, ax = _new_figure(9.5, 5.2)
+        zooms = []
+
+    for c in curves:
+        ax.plot(c.x, c.mean, color=c.color, lw=1.2, label=c.label)
+        _band(ax, c.x, c.mean, c.std, c.color)
     _mark_switches(ax, first)
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(f"{_task_name(first, task)}: {ACC_LABEL}")
     ax.grid(alpha=0.3)
     _legend_outside(ax, title="mean ± std over seeds")
+    if not later:
+        save(fig, path, pdf=pdf)
+        return fig
 
-    intervals = _interval_batches(first)
-    later = intervals[task:]  # the intervals after the task's own, where gaps open
-    if zoom and later:
-        _add_switch_insets(ax, curves, intervals, task)
+    run_start, run_end = intervals[0][0], intervals[-1][1]
+    ax.set_xlim(run_start, run_end)
+    if as_insets:
+        ax.set_ylim(bottom, top)
+
+        def frac(batch: float) -> float:
+            return (batch - run_start) / (run_end - run_start)
+
+        # Each inset sits under its own interval, right of its switch line with room for its
+        # tick labels, so that neither crosses a switch line; its top stays below the curves.
+        height = min(free - 0.1, 0.55)
+        for start, end in later:
+            left, right = frac(start) + 0.05, frac(end) - 0.035
+            zooms.append(ax.inset_axes((left, 0.06, right - left, height)))
+    for k, (zax, (start, end)) in enumerate(zip(zooms, later, strict=True), start=task + 1):
+        x_lo, x_hi, y_lo, y_hi = _draw_zoom(zax, curves, start, end)
+        zax.set_title(f"zoom: switch to task {k}", fontsize=8, pad=3)
+        # Only the rectangle, no connector lines: they would cross the curves and the zoom's
+        # title, and each zoom already sits under its own switch.
+        m_lo, m_hi = ax.get_ylim()
+        r_lo, r_hi = max(y_lo, m_lo), min(y_hi, m_hi)
+        ax.indicate_inset((x_lo, r_lo, x_hi - x_lo, r_hi - r_lo), edgecolor="0.4", alpha=0.8)
     save(fig, path, pdf=pdf)
     return fig
 
 
-def _add_switch_insets(
-    ax: Axes,
-    curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, Any]],
-    intervals: list[tuple[float, float]],
-    task: int,
-) -> None:
-    """One zoomed inset per switch after ``task``'s interval, in the space below the curves."""
-    later = intervals[task:]
-    run_start, run_end = intervals[0][0], intervals[-1][1]
-    # Lowest and highest value drawn over the later intervals (mean ± std of every group).
-    after = later[0][0]
-    lo_later, hi = _finite_range(
-        *[(m - np.nan_to_num(s))[x >= after] for x, m, s, _ in curves.values()],
-        *[m + np.nan_to_num(s) for x, m, s, _ in curves.values()],
-    )
-    lo_all, _ = _finite_range(*[m - np.nan_to_num(s) for _, m, s, _ in curves.values()])
+@dataclass(frozen=True)
+class _Curve:
+    """One experiment's mean ± std curve, as drawn."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray  # NaN where fewer than two seeds
+    color: Any
+    label: str
+
+    @property
+    def low(self) -> np.ndarray:
+        return self.mean - np.nan_to_num(self.std)
+
+    @property
+    def high(self) -> np.ndarray:
+        return self.mean + np.nan_to_num(self.std)
+
+
+def _room_below(curves: Sequence[_Curve], after: float | None) -> tuple[float, float, float]:
+    """Y limits that put the curves after batch ``after`` in the upper half of the axes.
+
+    Returns (bottom, top, free), ``free`` being the axes fraction left below those curves. The
+    limits never clip data and never reach far below 0 % just to make room.
+    """
+    lo_all, hi = _finite_range(*[c.low for c in curves], *[c.high for c in curves])
     top = hi + 0.03 * max(hi - lo_all, 1.0)
-    # Put the later curves in the upper half of the axes so the insets fit below them, but
-    # never clip data and never go far below 0 % just to make room.
+    if after is None:
+        return lo_all, top, 0.0
+    lo_later, _ = _finite_range(*[c.low[c.x >= after] for c in curves])
     bottom = max(2 * lo_later - top, min(lo_all, 0.0) - 2.0)
     bottom = min(bottom, lo_all - 0.03 * max(top - lo_all, 1.0))
-    ax.set_ylim(bottom, top)
-    ax.set_xlim(run_start, run_end)
-    free = (lo_later - bottom) / (top - bottom)  # axes fraction below the later curves
-    height = float(np.clip(free - 0.12, 0.22, 0.40))
+    return bottom, top, (lo_later - bottom) / (top - bottom)
 
-    x0 = (after - run_start) / (run_end - run_start) + 0.04
-    gap = 0.05
-    width = (0.97 - x0 - gap * (len(later) - 1)) / len(later)
-    for i, (start, end) in enumerate(later):
-        length = end - start
-        lo_x, hi_x = start - max(0.04 * length, 1.0), start + 0.3 * length
-        inset = ax.inset_axes((x0 + i * (width + gap), 0.06, width, height))
-        in_window = []
-        for x, mean, std, color in curves.values():
-            sel = (x >= lo_x) & (x <= hi_x)
-            inset.plot(x[sel], mean[sel], color=color, lw=1.2)
-            if np.isfinite(std[sel]).any():
-                inset.fill_between(
-                    x[sel],
-                    (mean - std)[sel],
-                    (mean + std)[sel],
-                    color=color,
-                    alpha=BAND_ALPHA,
-                    lw=0,
-                )
-            in_window += [(mean - np.nan_to_num(std))[sel], (mean + np.nan_to_num(std))[sel]]
-        y_lo, y_hi = _finite_range(*in_window)
-        pad = 0.08 * max(y_hi - y_lo, 0.5)
-        inset.set_xlim(lo_x, hi_x)
-        inset.set_ylim(y_lo - pad, y_hi + pad)
-        inset.axvline(start, **SWITCH_STYLE)
-        inset.set_title(f"zoom: switch to task {task + 1 + i}", fontsize=8, pad=3)
-        inset.tick_params(labelsize=7)
-        inset.xaxis.set_major_locator(MaxNLocator(4))
-        inset.yaxis.set_major_locator(MaxNLocator(4))
-        inset.grid(alpha=0.3)
-        inset.set_facecolor("white")
-        ax.indicate_inset_zoom(inset, edgecolor="0.4", alpha=0.8)
+
+def _band(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: Any) -> None:
+    if np.isfinite(std).any():
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=BAND_ALPHA, lw=0)
+
+
+def _draw_zoom(
+    zax: Axes, curves: Sequence[_Curve], start: float, end: float
+) -> tuple[float, float, float, float]:
+    """Draw the curves around the switch at batch ``start``; returns the view (x0, x1, y0, y1)."""
+    length = end - start
+    x_lo, x_hi = start - max(0.04 * length, 1.0), start + 0.3 * length
+    shown = []
+    for c in curves:
+        sel = (c.x >= x_lo) & (c.x <= x_hi)
+        zax.plot(c.x[sel], c.mean[sel], color=c.color, lw=1.2)
+        _band(zax, c.x[sel], c.mean[sel], c.std[sel], c.color)
+        shown += [c.low[sel], c.high[sel]]
+    y_lo, y_hi = _finite_range(*shown)
+    pad = 0.08 * max(y_hi - y_lo, 0.5)
+    zax.set_xlim(x_lo, x_hi)
+    zax.set_ylim(y_lo - pad, y_hi + pad)
+    zax.axvline(start, **SWITCH_STYLE)
+    zax.tick_params(labelsize=7)
+    zax.xaxis.set_major_locator(MaxNLocator(4))
+    zax.yaxis.set_major_locator(MaxNLocator(4))
+    zax.grid(alpha=0.3)
+    zax.set_facecolor("white")
+    return x_lo, x_hi, y_lo - pad, y_hi + pad
 
 
 def plot_all_tasks(

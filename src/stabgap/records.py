@@ -66,8 +66,8 @@ def record_of(result: RunResult, name: str, experiment: str) -> RunRecord:
     )
 
 
-def write_run(record: RunRecord, parent: Path, plot: bool = True) -> Path:
-    """Write `record` to ``parent/record.name`` atomically; returns the final path."""
+def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
+    """Write `record` to ``parent/record.name`` atomically; returns it with its path."""
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / record.name
     if final.exists():
@@ -84,8 +84,11 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> Path:
             "diverged": record.diverged,
         }
         _write_json(tmp / RUN_FILE, info)
-        arrays = {"acc": record.acc, "eval_steps": record.eval_steps,
-                  "boundaries": np.asarray(record.boundaries)}
+        arrays = {
+            "acc": record.acc,
+            "eval_steps": record.eval_steps,
+            "boundaries": np.asarray(record.boundaries),
+        }
         if record.loss is not None:
             arrays["loss"] = record.loss
         np.savez_compressed(tmp / "curves.npz", **arrays)
@@ -99,7 +102,7 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+    return dataclasses.replace(record, path=final)
 
 
 def metric_dicts(rows: list[MetricRow]) -> list[dict[str, Any]]:

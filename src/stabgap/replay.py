@@ -68,7 +68,10 @@ class BatchSampler:
     """
 
     def __init__(
-        self, config: RunConfig, stream: TaskStream, generators: list[torch.Generator],
+        self,
+        config: RunConfig,
+        stream: TaskStream,
+        generators: list[torch.Generator],
         device: torch.device | str = "cpu",
     ) -> None:
         self.config, self.stream, self.generators = config, stream, generators
@@ -91,8 +94,9 @@ class BatchSampler:
             ]
         else:
             lo = off[task - 1] if self.config.replay == "none" else 0
-            self.pools = [[_Shuffled(lo, off[task], g, cycle, self.device)]
-                          for g in self.generators]
+            self.pools = [
+                [_Shuffled(lo, off[task], g, cycle, self.device)] for g in self.generators
+            ]
 
     def next(self) -> torch.Tensor:
         """Indices of the next batch of every copy: (R, B) int64 on the device."""
@@ -102,6 +106,5 @@ class BatchSampler:
                 for pools in self.pools
             ]
         else:
-            rows = [pools[0].batch(self.batch_size, self.config.drop_last)
-                    for pools in self.pools]
+            rows = [pools[0].batch(self.batch_size, self.config.drop_last) for pools in self.pools]
         return torch.stack(rows)

@@ -101,10 +101,9 @@ class Comparison:
             left_out = f", {n_undef} left out as undefined" if n_undef else ""
             return f"{label} {format_mean_std(mean, std, digits)}{u} (n = {n}{left_out})"
 
-        text = (
-            f"{self.metric}: {side(self.label_b, self.mean_b, self.std_b, self.n_b, self.n_undefined_b)}"
-            f" vs {side(self.label_a, self.mean_a, self.std_a, self.n_a, self.n_undefined_a)}"
-        )
+        side_b = side(self.label_b, self.mean_b, self.std_b, self.n_b, self.n_undefined_b)
+        side_a = side(self.label_a, self.mean_a, self.std_a, self.n_a, self.n_undefined_a)
+        text = f"{self.metric}: {side_b} vs {side_a}"
         if not self.testable:
             return text + (
                 f"; too few defined values to test (need at least 2 per side, "
@@ -126,7 +125,7 @@ class Comparison:
 
 
 def _signed(x: float, digits: int) -> str:
-    return f"{x:+.{digits}f}".replace("-", "−")
+    return f"{x:+.{digits}f}"
 
 
 def _p(p: float) -> str:
@@ -161,7 +160,7 @@ def compare(
         >>> c.n_a, c.n_b, c.n_undefined_b, c.diff, c.n_paired
         (3, 2, 1, -6.5, 2)
         >>> round(c.welch_t, 4), round(c.welch_df, 4)  # -6.5 / sqrt(4/3 + 0.5/2)
-        (-5.1653, 2.9753)
+        (-5.1657, 2.635)
     """
     da, undef_a = _defined(a)
     db, undef_b = _defined(b)
@@ -314,7 +313,6 @@ def answer_questions(
         return compare(vals[0], vals[1], a, b, metric=metric, alpha=alpha)
 
     answers = []
-    level = f"α = {alpha:g}"
 
     # Q1: ND vs baseline, both with replay, on the gap depth.
     gd = get((baseline, nd), "gap_depth", task, interval)
@@ -331,7 +329,7 @@ def answer_questions(
         }[_direction(c, lower_is_better=True)]
         answers.append(
             f"Q1. {verdict} in interval {interval} compared with the baseline, both with full "
-            f"replay (Welch's t-test, {level}). {c.sentence(unit='p.p.')}"
+            f"replay (Welch's t-test). {c.sentence(unit='p.p.')}"
         )
 
     # Q2: ND without replay against the baseline with replay, then against the baseline
@@ -362,7 +360,7 @@ def answer_questions(
             beats[name] = direction == "better"
             answers.append(
                 f"{tag} ({name}). ND without replay {verbs[direction]} {against} on {name} "
-                f"({'lower' if lower else 'higher'} is better; Welch's t-test, {level}). "
+                f"({'lower' if lower else 'higher'} is better; Welch's t-test). "
                 f"{c.sentence(unit=unit, diff_unit='p.p.')}"
             )
         if len(beats) == 2:

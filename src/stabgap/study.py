@@ -55,10 +55,18 @@ def run_study(
         raise StabgapError("no seeds given: pass --seeds 1,2,3 or --n-seeds N")
     specs = plan_runs(p, experiments, seeds, overrides)  # validates every config first
     if out is not None and out.exists() and any(out.iterdir()):
-        raise StabgapError(f"output directory {out} already exists and is not empty: "
-                           "choose another --out or remove it")
-    records = execute(specs, out, workers=workers, max_stack=max_stack, plot=plot,
-                      report=None if quiet else stderr_reporter())
+        raise StabgapError(
+            f"output directory {out} already exists and is not empty: "
+            "choose another --out or remove it"
+        )
+    records = execute(
+        specs,
+        out,
+        workers=workers,
+        max_stack=max_stack,
+        plot=plot,
+        report=None if quiet else stderr_reporter(),
+    )
     if echo is not None:
         if not quiet:
             echo("")
@@ -76,10 +84,14 @@ def summary_table(records: Sequence[RunRecord]) -> str:
     n_tasks = max(r.acc.shape[1] for r in records)
     columns = [(f"GD_1,{j}", "gap_depth", 1, j) for j in range(2, n_tasks + 1)]
     if n_tasks > 1:
-        columns += [(f"TTR_1,{n_tasks} %", "time_to_recover", 1, n_tasks),
-                    ("min-ACC_1", "min_acc", 1, None)]
-    columns += [("ACC", "avg_acc_final", None, None),
-                (f"WC-ACC_{n_tasks}", "wc_acc", None, n_tasks)]
+        columns += [
+            (f"TTR_1,{n_tasks} %", "time_to_recover", 1, n_tasks),
+            ("min-ACC_1", "min_acc", 1, None),
+        ]
+    columns += [
+        ("ACC", "avg_acc_final", None, None),
+        (f"WC-ACC_{n_tasks}", "wc_acc", None, n_tasks),
+    ]
     by_key = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
     experiments = list(dict.fromkeys(r.experiment for r in records))
     header = ["experiment", "seeds", *(c[0] for c in columns)]
@@ -99,8 +111,9 @@ def summary_table(records: Sequence[RunRecord]) -> str:
 
 def _align(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def metrics_of_path(path: Path) -> list[dict[str, Any]]:
@@ -108,20 +121,26 @@ def metrics_of_path(path: Path) -> list[dict[str, Any]]:
     if path.is_file():
         from stabgap.reference import load_reference_results
 
-        named = [(no, run.acc, run.boundaries) for no, run in
-                 load_reference_results(path).items()]
+        named = [(no, run.acc, run.boundaries) for no, run in load_reference_results(path).items()]
     elif path.is_dir():
         named = [(r.name, r.acc, r.boundaries) for r in iter_runs(path)]
         if not named:
             raise StabgapError(f"no run directories (with run.json) found under {path}")
     else:
-        raise StabgapError(f"{path} does not exist: give a run directory, a folder of runs "
-                           "or a reference results JSON file")
+        raise StabgapError(
+            f"{path} does not exist: give a run directory, a folder of runs "
+            "or a reference results JSON file"
+        )
     from stabgap.metrics import compute_metrics
 
     return [
-        {"run": name, "metric": m.metric, "task": m.task, "interval": m.interval,
-         "value": _json_value(m.value)}
+        {
+            "run": name,
+            "metric": m.metric,
+            "task": m.task,
+            "interval": m.interval,
+            "value": _json_value(m.value),
+        }
         for name, acc, boundaries in named
         for m in compute_metrics(acc, boundaries)
     ]
@@ -133,6 +152,7 @@ def _json_value(value: float | None) -> float | None:
 
 def metrics_table(rows: list[dict[str, Any]]) -> str:
     """The metric rows as an aligned text table."""
+
     def show(v: Any) -> str:
         return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
 

@@ -17,14 +17,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stabgap.config import RunConfig, from_dict, to_dict
+from stabgap.config import RunConfig, to_dict
 from stabgap.errors import StabgapError
 from stabgap.presets import Preset
 from stabgap.records import RunRecord, is_run_dir, read_run, record_of, write_run
@@ -79,8 +79,13 @@ def plan_runs(
 
 
 def _short(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list | tuple) else f"{value:g}" if (
-        isinstance(value, float)) else str(value)
+    return (
+        ",".join(map(str, value))
+        if isinstance(value, list | tuple)
+        else f"{value:g}"
+        if (isinstance(value, float))
+        else str(value)
+    )
 
 
 def missing(specs: Iterable[RunSpec], out: Path) -> list[RunSpec]:
@@ -116,19 +121,10 @@ def _stream_for(config: RunConfig) -> TaskStream:
     return _STREAMS[key]
 
 
-def run_stack(
-    specs: Sequence[RunSpec], out: Path | None, progress: Progress | None = None,
-    plot: bool = True,
-) -> list[RunRecord]:
-    """Train one stack and write each run's record (when `out` is given)."""
+def run_stack(specs: Sequence[RunSpec], progress: Progress | None = None) -> list[RunRecord]:
+    """Train one stack of compatible runs; their records, in memory."""
     results = train_runs([s.config for s in specs], _stream_for(specs[0].config), progress)
-    records = []
-    for spec, result in zip(specs, results, strict=True):
-        record = record_of(result, spec.name, spec.experiment)
-        if out is not None:
-            record = read_run(write_run(record, out, plot=plot))
-        records.append(record)
-    return records
+    return [record_of(r, s.name, s.experiment) for s, r in zip(specs, results, strict=True)]
 
 
 def execute(
@@ -143,35 +139,40 @@ def execute(
 ) -> list[RunRecord]:
     """Run every spec not already done under `out`; return all specs' records.
 
+    Workers (processes or Ray tasks) only train and hand back records; this process
+    writes them, one atomic directory per run, as each stack finishes, so that a sweep
+    killed at any moment keeps every finished run and nothing half-written.
+
     Args:
         workers: parallel worker processes (local executor); CPU threads are split
             evenly between them.
         max_stack: most runs trained as one stack (default: by device).
         executor: "local" or "ray".
+        ray_address: the Ray cluster to join; None starts a local one.
         report: receives progress lines (runs done/total, ETA); None for silence.
     """
-    todo = missing(specs, out) if out is not None else list(specs)
     if not specs:
         return []
+    todo = missing(specs, out) if out is not None else list(specs)
     if max_stack is None:
         max_stack = default_stack_size(specs[0].config.device)
     stacks = group_stacks(todo, max_stack)
     tracker = Tracker(len(specs), len(specs) - len(todo), report)
-    fresh: dict[str, RunRecord] = {}
     if executor == "ray":
         from stabgap.distributed import run_on_ray
 
-        for recs in run_on_ray(stacks, out, ray_address, plot):
-            fresh.update((r.name, r) for r in recs)
-            tracker.done(len(recs))
+        finished = run_on_ray(stacks, ray_address)
+    elif executor != "local":
+        raise StabgapError(f"unknown executor '{executor}': use local or ray")
     elif workers > 1 and len(stacks) > 1:
-        fresh = _run_in_pool(stacks, out, workers, plot, tracker)
+        finished = _run_in_pool(stacks, workers)
     else:
-        for stack in stacks:
-            names = ", ".join(s.name for s in stack)
-            recs = run_stack(stack, out, tracker.batches(names), plot)
-            fresh.update((r.name, r) for r in recs)
-            tracker.done(len(recs))
+        finished = (run_stack(stack, tracker.batches(stack[0].name)) for stack in stacks)
+    fresh: dict[str, RunRecord] = {}
+    for records in finished:
+        for record in records:
+            fresh[record.name] = write_run(record, out, plot) if out is not None else record
+        tracker.done(len(records))
     return [fresh.get(s.name) or read_run(out / s.name) for s in specs]
 
 
@@ -179,24 +180,22 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_in_pool(stacks, out, workers, plot, tracker) -> dict[str, RunRecord]:
+def _run_in_pool(stacks, workers: int) -> Iterator[list[RunRecord]]:
     """Stacks spread over processes; each gets its share of the cores as threads."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    fresh = {}
     # 'spawn': a forked child would inherit the parent's OpenMP and CUDA state.
     with cf.ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+        workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=_worker_init,
         initargs=(threads,),
     ) as pool:
-        futures = [pool.submit(run_stack, stack, out, None, plot) for stack in stacks]
-        for fut in cf.as_completed(futures):
-            recs = fut.result()
-            fresh.update((r.name, r) for r in recs)
-            tracker.done(len(recs))
-    return fresh
+        futures = [pool.submit(run_stack, stack) for stack in stacks]
+        for future in cf.as_completed(futures):
+            yield future.result()
 
 
 class Tracker:
@@ -226,8 +225,10 @@ class Tracker:
             return None
 
         def progress(done: int, total: int) -> None:
-            line = (f"runs {self.count}/{self.total} | {label}: batch {done}/{total}"
-                    f"{self._eta(done / total)}")
+            line = (
+                f"runs {self.count}/{self.total} | {label}: batch {done}/{total}"
+                f"{self._eta(done / total)}"
+            )
             self.report(line)
 
         return progress
@@ -265,10 +266,4 @@ def load_overrides_file(path: Path) -> dict[str, Any]:
         raise StabgapError(f"config file {path} not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise StabgapError(f"config file {path} is not valid TOML: {e}") from None
-    return values
-
-
-def check_overrides(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate overrides once, before any work, by building a config from them."""
-    from_dict({k: v for k, v in values.items() if k != "seed"})
     return values

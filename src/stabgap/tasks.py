@@ -118,7 +118,7 @@ def build_stream(
 ) -> TaskStream:
     """Load the data and build the task stream that `config` asks for, on `device`."""
     if mnist is None:
-        mnist = load_mnist(config.data_dir)
+        mnist = load_mnist(config.data_dir, download=True)
     stream = STREAMS[config.stream](config, mnist, torch.device(device))
     check_fits(config, stream)
     return stream

@@ -54,8 +54,9 @@ class RunResult:
 
 def stack_key(config: RunConfig) -> tuple:
     """Runs with equal keys can be trained together as one stack."""
-    return tuple(sorted((k, str(v)) for k, v in to_dict(config).items()
-                        if k not in PER_COPY_FIELDS))
+    return tuple(
+        sorted((k, str(v)) for k, v in to_dict(config).items() if k not in PER_COPY_FIELDS)
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -115,11 +116,17 @@ def train_runs(
     model = StackedMLP(sizes, [g[0] for g in gens], device)
     as_tensor = lambda xs: torch.tensor(xs, dtype=torch.float32, device=device)  # noqa: E731
     # None when every λ is 0: the baseline then pays nothing for ND.
-    lambdas = as_tensor([c.decay_lambda for c in configs]) if any(
-        c.decay_lambda for c in configs) else None
+    lambdas = (
+        as_tensor([c.decay_lambda for c in configs])
+        if any(c.decay_lambda for c in configs)
+        else None
+    )
     optimizer = StackedOptimizer(
-        list(model.parameters()), as_tensor([c.lr for c in configs]),
-        base.optimizer, base.betas, base.momentum,
+        list(model.parameters()),
+        as_tensor([c.lr for c in configs]),
+        base.optimizer,
+        base.betas,
+        base.momentum,
     )
     sampler = BatchSampler(base, stream, [g[1] for g in gens], device)
     subsets = EvalSubsets(base, stream, [g[2] for g in gens], device)
@@ -151,8 +158,11 @@ def train_runs(
                     batch = sampler.next()  # (R, B)
                     logits, hidden = model(pixels(stream.train_x[batch]))
                     loss = training_loss(
-                        logits, stream.train_y[batch], hidden,
-                        lambdas, base.decay_reduction,
+                        logits,
+                        stream.train_y[batch],
+                        hidden,
+                        lambdas,
+                        base.decay_reduction,
                     )
                     optimizer.zero_grad()
                     loss.sum().backward()

@@ -1,0 +1,479 @@
+"""`stabgap profile`: time per batch of the training step and the evaluation, baseline vs ND.
+
+Two kinds of figure are taken for each model, device and phase:
+
+- **wall time**: milliseconds per batch, timed over `n_batches` batches, `repeats`
+  times after `warmup` batches (the device is synchronised before and after each timed
+  block); reported as the median and the interquartile range over the repeats.
+- **the reference's figures** (the poster's Table 1): under ``torch.profiler``, the
+  *self* CPU time and the *self* CUDA time summed over all events of `n_batches`
+  batches, divided by `n_batches`. On a GPU run the "CPU" figure is host-side time (the
+  Python and launch work that drives the GPU), which is what the poster's "CPU time"
+  column is; a run on ``cpu`` is a CPU-only run, where the work itself is on the CPU.
+
+The phases are the bodies of :func:`stabgap.train.train_runs`, run with the same parts
+(StackedMLP, BatchSampler, training_loss, StackedOptimizer, EvalSubsets,
+count_correct): ``train`` is one training step, ``eval`` one continual evaluation,
+``both`` the two in turn as the loop does at every batch (the reference profiled its
+evaluation too). The default scale is the poster's profiling runs (experiments 15/16):
+one task (0°), batch 512, widths 2048-2048, evaluation subsets of 2048 test images.
+
+The images are random uint8 pixels of MNIST's shape (60,000 training and 10,000 test
+images), so profiling needs no download: every operation is dense, so its cost does not
+depend on the pixel values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity
+from torch.profiler import profile as torch_profile
+
+from stabgap.config import RunConfig
+from stabgap.cost import parse_widths
+from stabgap.errors import StabgapError
+from stabgap.evaluate import EvalSubsets, count_correct, pixels
+from stabgap.losses import training_loss
+from stabgap.model import StackedMLP
+from stabgap.optim import StackedOptimizer
+from stabgap.replay import BatchSampler
+from stabgap.tasks import TaskStream
+from stabgap.train import copy_generators, precision_context, resolve_device
+
+PHASES = ("train", "eval", "both")
+MODELS = ("baseline", "nd")
+PROFILE_FILE = "profile.json"
+N_TRAIN, N_TEST, N_FEATURES, N_CLASSES = 60_000, 10_000, 784, 10
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """Time per batch of one model in one phase on one device."""
+
+    model: str  # "baseline" (λ = 0) or "nd"
+    device: str  # "cpu" (a CPU-only run) or "cuda"
+    device_name: str  # the CPU's or the GPU's model name
+    phase: str  # "train", "eval" or "both"
+    wall_ms_median: float  # wall time per batch, median over the repeats
+    wall_ms_iqr: float  # its interquartile range over the repeats
+    profiler_self_cpu_ms: float  # Σ self CPU time / batches: host time on a GPU run
+    profiler_self_cuda_ms: float | None  # Σ self CUDA time / batches; None on CPU
+    batch_size: int
+    hidden: tuple[int, ...]
+    torch_version: str
+    decay_lambda: float = 0.0
+    eval_size: int = 0  # test images per evaluation
+    n_batches: int = 0  # batches per timed repeat and in the profiled span
+    repeats: int = 0
+    threads: int = 0  # torch's intra-op CPU threads
+
+
+def profile_config(
+    config: RunConfig,
+    device: torch.device | str = "cpu",
+    n_batches: int = 20,
+    warmup: int = 3,
+    repeats: int = 5,
+    nd_lambda: float = 1e-5,
+) -> list[ProfileResult]:
+    """Profile baseline (λ = 0) and ND (λ = `nd_lambda`) in every phase on one device.
+
+    The runs use `config`'s task 1: its batch size, widths, evaluation subset size,
+    optimiser, λ reduction and precision; ``config.decay_lambda`` itself is ignored.
+    Baseline and ND alternate phase by phase, so a drift of the machine's speed hits both.
+
+    Returns:
+        One result per model and phase, in the order of :data:`MODELS` × :data:`PHASES`.
+    """
+    if min(n_batches, repeats) < 1 or warmup < 0:
+        raise StabgapError("profiling needs batches >= 1, repeats >= 1 and warmup >= 0")
+    device = torch.device(device)
+    stream = synthetic_stream(device)
+    lambdas = {"baseline": 0.0, "nd": nd_lambda}
+    workloads = {m: Workload(config, stream, device, lambdas[m]) for m in MODELS}
+    timings: dict[tuple[str, str], tuple[list[float], float, float | None]] = {}
+    with precision_context(config.precision, device):
+        _self_times(workloads["baseline"].train, 1, device)  # start the profiler once
+        for phase in PHASES:
+            for model in MODELS:
+                step = getattr(workloads[model], phase)
+                for _ in range(warmup):
+                    step()
+                walls = [_wall_ms(step, n_batches, device) for _ in range(repeats)]
+                timings[model, phase] = (walls, *_self_times(step, n_batches, device))
+
+    common = dict(
+        device=device.type,
+        device_name=device_name(device),
+        batch_size=config.task_batch_size(1),
+        hidden=tuple(config.hidden),
+        torch_version=torch.__version__,
+        eval_size=workloads["baseline"].eval_size,
+        n_batches=n_batches,
+        repeats=repeats,
+        threads=torch.get_num_threads(),
+    )
+    results = []
+    for model in MODELS:
+        for phase in PHASES:
+            walls, cpu_ms, cuda_ms = timings[model, phase]
+            q1, q3 = np.percentile(walls, [25, 75])
+            results.append(
+                ProfileResult(
+                    model=model,
+                    phase=phase,
+                    decay_lambda=lambdas[model],
+                    wall_ms_median=statistics.median(walls),
+                    wall_ms_iqr=float(q3 - q1),
+                    profiler_self_cpu_ms=cpu_ms,
+                    profiler_self_cuda_ms=cuda_ms,
+                    **common,
+                )
+            )
+    return results
+
+
+def synthetic_stream(device: torch.device | str, seed: int = 0) -> TaskStream:
+    """One task of random uint8 images of MNIST's shape and size, with random labels."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (N_TRAIN + N_TEST, N_FEATURES), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, N_CLASSES, (N_TRAIN + N_TEST,), generator=g)
+    return TaskStream(
+        names=("0°",),
+        train_x=x[:N_TRAIN].to(device),
+        train_y=y[:N_TRAIN].to(device),
+        train_offsets=(0, N_TRAIN),
+        test_x=x[N_TRAIN:].to(device),
+        test_y=y[N_TRAIN:].to(device),
+        test_offsets=(0, N_TEST),
+        n_classes=N_CLASSES,
+    )
+
+
+class Workload:
+    """One run's model, optimiser, sampler and test subsets: the loop's body, by phase."""
+
+    def __init__(
+        self, config: RunConfig, stream: TaskStream, device: torch.device, decay_lambda: float
+    ) -> None:
+        gens = copy_generators(config.seed)
+        self.config, self.stream = config, stream
+        self.model = StackedMLP(
+            (stream.n_features, *config.hidden, stream.n_classes), [gens[0]], device
+        )
+        as_tensor = lambda v: torch.tensor([v], dtype=torch.float32, device=device)  # noqa: E731
+        self.lambdas = as_tensor(decay_lambda) if decay_lambda else None  # None: ND skipped
+        self.optimizer = StackedOptimizer(
+            list(self.model.parameters()),
+            as_tensor(config.lr),
+            config.optimizer,
+            config.betas,
+            config.momentum,
+        )
+        self.sampler = BatchSampler(config, stream, [gens[1]], device)
+        self.sampler.start_task(1)
+        self.subsets = EvalSubsets(config, stream, [gens[2]], device)
+        self.eval_size = config.task_eval_size(1, stream.test_size(1))
+        self.loss = torch.zeros(1, device=device)
+        self.correct = torch.zeros(1, 1, dtype=torch.int32, device=device)
+
+    def train(self) -> None:
+        batch = self.sampler.next()  # (1, B)
+        logits, hidden = self.model(pixels(self.stream.train_x[batch]))
+        loss = training_loss(
+            logits, self.stream.train_y[batch], hidden, self.lambdas, self.config.decay_reduction
+        )
+        self.optimizer.zero_grad()
+        loss.sum().backward()
+        self.optimizer.step()
+        self.loss.copy_(loss.detach())  # the loop keeps every loss, on the device
+
+    def eval(self) -> None:
+        idx = self.subsets.draw(range(1, 2), self.eval_size)  # (1, 1, m)
+        self.correct.copy_(count_correct(self.model, self.stream, idx))
+
+    def both(self) -> None:
+        self.eval()  # before the update, as in the loop
+        self.train()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _wall_ms(step: Callable[[], None], n_batches: int, device: torch.device) -> float:
+    """Wall milliseconds per batch over `n_batches` consecutive batches."""
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(n_batches):
+        step()
+    _sync(device)
+    return (time.perf_counter() - start) * 1000 / n_batches
+
+
+def _self_times(
+    step: Callable[[], None], n_batches: int, device: torch.device
+) -> tuple[float, float | None]:
+    """(Σ self CPU ms, Σ self CUDA ms or None) per batch under torch.profiler."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=activities, record_shapes=False) as prof:
+        for _ in range(n_batches):
+            step()
+        _sync(device)
+    cpu_us, cuda_us = self_time_totals(prof.key_averages())
+    return cpu_us / 1000 / n_batches, (cuda_us / 1000 / n_batches if cuda else None)
+
+
+def self_time_totals(events: Iterable) -> tuple[float, float]:
+    """Total self CPU and self device time (µs) of profiler events.
+
+    The sums printed under ``prof.key_averages().table()`` ("Self CPU time total",
+    "Self CUDA time total"), which are what the reference divided by its batch count:
+    device time comes from device events (kernels, copies), not user annotations, or
+    from CPU events under the legacy profiler.
+    """
+    cpu = device = 0.0
+    for e in events:
+        cpu += e.self_cpu_time_total
+        legacy = e.device_type == DeviceType.CPU and getattr(e, "is_legacy", False)
+        kernel = e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)
+        if legacy or kernel:
+            device += e.self_device_time_total
+    return cpu, device
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# --- files ---------------------------------------------------------------------------------
+def write_profile(results: list[ProfileResult], out_dir: Path | str) -> Path:
+    """Write `results` to ``out_dir/profile.json`` atomically; returns the file's path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / PROFILE_FILE
+    tmp = out_dir / f".{PROFILE_FILE}.tmp-{os.getpid()}"
+    payload = {"results": [dataclasses.asdict(r) for r in results]}
+    try:
+        tmp.write_text(json.dumps(payload, indent=1) + "\n")
+        os.replace(tmp, path)  # same directory: an atomic rename
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_profiles(root: Path | str) -> list[ProfileResult]:
+    """Every result of every ``profile.json`` at or below `root`, in path order."""
+    fields = {f.name for f in dataclasses.fields(ProfileResult)}
+    out = []
+    for path in sorted(Path(root).rglob(PROFILE_FILE)):
+        for row in json.loads(path.read_text())["results"]:
+            row = {k: v for k, v in row.items() if k in fields}
+            out.append(ProfileResult(**{**row, "hidden": tuple(row["hidden"])}))
+    return out
+
+
+# --- summaries ------------------------------------------------------------------------------
+def overhead_pct(
+    results: Iterable[ProfileResult], measure: str = "wall_ms_median"
+) -> dict[tuple[str, str], float]:
+    """ND's extra time over the baseline in %, per (device, phase).
+
+    Args:
+        measure: the field compared: ``wall_ms_median``, ``profiler_self_cpu_ms`` or
+            ``profiler_self_cuda_ms`` (pairs where it is None are left out).
+
+    Example:
+        >>> r = dict(device="cpu", device_name="x", wall_ms_iqr=0.0, profiler_self_cpu_ms=1.0,
+        ...          profiler_self_cuda_ms=None, batch_size=8, hidden=(4,), torch_version="t")
+        >>> overhead_pct([ProfileResult("baseline", phase="train", wall_ms_median=10.0, **r),
+        ...               ProfileResult("nd", phase="train", wall_ms_median=11.0, **r)])
+        {('cpu', 'train'): 10.000000000000009}
+    """
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    for r in results:
+        key = (r.device, r.phase)
+        if r.model in values.setdefault(key, {}):
+            raise ValueError(
+                f"two '{r.model}' results for {key}: compare one machine's results at a time"
+            )
+        value = getattr(r, measure)
+        if value is not None:
+            values[key][r.model] = value
+    return {
+        key: 100.0 * (v["nd"] - v["baseline"]) / v["baseline"]
+        for key, v in values.items()
+        if "nd" in v and v.get("baseline")
+    }
+
+
+def profile_table(results: list[ProfileResult]) -> str:
+    """The table of ``stabgap profile``, with ND's overhead on the ND rows."""
+    over = {
+        m: overhead_pct(results, m)
+        for m in ("wall_ms_median", "profiler_self_cpu_ms", "profiler_self_cuda_ms")
+    }
+    head = (
+        "model",
+        "device",
+        "phase",
+        "wall ms",
+        "IQR",
+        "prof self-CPU",
+        "prof self-CUDA",
+        "ND +% wall",
+    )
+    lines = [_row(head), _row(("", "", "", "(median)", "", "ms/batch", "ms/batch", ""))]
+    for r in sorted(results, key=lambda r: (r.device, PHASES.index(r.phase), r.model)):
+        key = (r.device, r.phase)
+        cuda = "-" if r.profiler_self_cuda_ms is None else f"{r.profiler_self_cuda_ms:.3f}"
+        extra = (
+            f"{over['wall_ms_median'][key]:+.2f}"
+            if r.model == "nd" and key in over["wall_ms_median"]
+            else ""
+        )
+        lines.append(
+            _row(
+                (
+                    r.model,
+                    r.device,
+                    r.phase,
+                    f"{r.wall_ms_median:.3f}",
+                    f"{r.wall_ms_iqr:.3f}",
+                    f"{r.profiler_self_cpu_ms:.3f}",
+                    cuda,
+                    extra,
+                )
+            )
+        )
+
+    lines.append("")
+    for device in sorted({r.device for r in results}):
+        rs = [r for r in results if r.device == device]
+        first = rs[0]
+        kind = (
+            "CPU-only run; 'prof self-CPU' is the work itself"
+            if device == "cpu"
+            else "GPU run; 'prof self-CPU' is host-side time (the poster's 'CPU time'), "
+            "'prof self-CUDA' the kernels' time (its 'CUDA time')"
+        )
+        lines.append(f"{device}: {first.device_name}, {first.threads} CPU threads; {kind}")
+        lines.append(
+            f"  batch {first.batch_size}, widths {','.join(map(str, first.hidden))}, "
+            f"eval {first.eval_size} images; {first.repeats} repeats × {first.n_batches} "
+            f"batches timed, {first.n_batches} profiled; torch {first.torch_version}"
+        )
+        for phase in PHASES:
+            key = (device, phase)
+            parts = [
+                f"{label} {over[m][key]:+.2f} %"
+                for m, label in (
+                    ("profiler_self_cpu_ms", "self-CPU"),
+                    ("profiler_self_cuda_ms", "self-CUDA"),
+                )
+                if key in over[m]
+            ]
+            if parts:
+                lines.append(f"  ND overhead by profiler, {phase}: {', '.join(parts)}")
+    return "\n".join(lines)
+
+
+def _row(cells: tuple[str, ...]) -> str:
+    widths = (9, 7, 6, 10, 8, 14, 15, 11)
+    return "".join(
+        f"{c:<{w}}" if i < 3 else f"{c:>{w}}"
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    ).rstrip()
+
+
+# --- `stabgap profile` -----------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``stabgap profile``."""
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "all"),
+        default="all",
+        help="where to run: cpu (a CPU-only run), cuda, or all: cpu and, "
+        "when present, cuda (default: all)",
+    )
+    parser.add_argument("--out", metavar="DIR", help="also write DIR/profile-<device>/profile.json")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=20,
+        help="batches per timed repeat and in the profiled span (default: 20)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed repeats for the median and IQR (default: 5)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed batches before each measurement (default: 3)"
+    )
+    parser.add_argument(
+        "--hidden",
+        type=parse_widths,
+        default=(2048, 2048),
+        help="hidden widths, comma-separated (default: 2048,2048)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=512, help="training batch size (default: 512)"
+    )
+    parser.add_argument(
+        "--nd-lambda", type=float, default=1e-5, help="λ of the ND model (default: 1e-5)"
+    )
+
+
+def profile_base() -> RunConfig:
+    """The poster's profiling runs (experiments 15/16): the paper protocol on task 0° only."""
+    from stabgap.presets import PAPER_BASE
+
+    return PAPER_BASE.replace(rotations=[0.0])
+
+
+def command(args: argparse.Namespace) -> int:
+    """Profile baseline and ND on the chosen devices; print the table, maybe write files."""
+    if args.device == "all":
+        devices = [torch.device("cpu")] + (
+            [torch.device("cuda")] if torch.cuda.is_available() else []
+        )
+    else:
+        devices = [resolve_device(args.device)]
+    if args.batch_size < 1:
+        raise StabgapError("--batch-size must be >= 1")
+    config = profile_base().replace(hidden=list(args.hidden), batch_size=args.batch_size)
+    results = []
+    for device in devices:
+        found = profile_config(
+            config, device, args.batches, args.warmup, args.repeats, args.nd_lambda
+        )
+        if args.out:
+            path = write_profile(found, Path(args.out) / f"profile-{device.type}")
+            print(f"wrote {path}")
+        results += found
+    print(profile_table(results))
+    return 0

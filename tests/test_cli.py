@@ -1,0 +1,205 @@
+"""Smoke runs of the real CLI on a tiny budget, and its answers to bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import mnist_dir, reference_dir
+
+from stabgap import data
+from stabgap.cli import main
+from stabgap.records import iter_runs, read_run
+
+TINY = [
+    "--preset",
+    "quick",
+    "--batches-per-task",
+    "15",
+    "--hidden",
+    "32,32",
+    "--eval-subset",
+    "100",
+    "--quiet",
+    "--no-plot",
+]
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_writes_one_complete_directory_per_run(tmp_path, capsys):
+    out = tmp_path / "study"
+    code, stdout, _ = run_cli(
+        capsys,
+        "run",
+        *TINY,
+        "--seeds",
+        "1,2",
+        "--experiments",
+        "baseline,nd",
+        "--data-dir",
+        mnist_dir(),
+        "--out",
+        out,
+    )
+    assert code == 0
+    records = list(iter_runs(out))
+    assert sorted(r.experiment for r in records) == ["baseline", "baseline", "nd", "nd"]
+    nd = next(r for r in records if r.experiment == "nd")
+    assert nd.config["decay_lambda"] > 0 and nd.config["hidden"] == [32, 32]
+    assert nd.acc.shape == (45, 3) and nd.metadata["seed"] in (1, 2)
+    assert {"torch_version", "device", "wall_time_s", "train_time_s", "eval_time_s"} <= set(
+        nd.metadata
+    )
+    files = {p.name for p in nd.path.iterdir()}
+    assert files == {"run.json", "curves.npz", "metrics.json"}
+    assert "baseline" in stdout and "GD_1,3" in stdout and "4 run(s) written" in stdout
+
+
+def test_run_saves_a_curve_plot_and_reads_a_toml_config(tmp_path, capsys):
+    config = tmp_path / "study.toml"
+    config.write_text(
+        'experiments = ["baseline"]\nseeds = [3]\nrotations = [0, 90]\nhidden = [16]\n'
+    )
+    out = tmp_path / "runs"
+    argv = [a for a in TINY if a not in ("--no-plot", "--hidden", "32,32")]
+    code, _, _ = run_cli(
+        capsys, "run", *argv, "--config", config, "--data-dir", mnist_dir(), "--out", out
+    )
+    assert code == 0
+    (record,) = iter_runs(out)
+    assert record.config["rotations"] == [0.0, 90.0] and record.config["hidden"] == [16]
+    assert record.config["seed"] == 3
+    assert (record.path / "curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--lr", "-0.1"], "lr must be a positive number"),
+        (["--rotations", ""], "rotations must list at least one angle"),
+        (["--set", "learning_rate=0.1"], "unknown config field 'learning_rate'"),
+        (["--eval-subset", "20000"], "eval_subset=20000 is larger than task 1's test set"),
+        (["--experiments", "bogus"], "no experiment 'bogus'"),
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--replay", "partial"], "'replay' must be one of none, full, stratified"),
+        (["--config", "/nonexistent.toml"], "config file /nonexistent.toml not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "never"
+    code, _, err = run_cli(
+        capsys, "run", *TINY, "--seeds", "1", "--data-dir", mnist_dir(), "--out", out, *argv
+    )
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_existing_output_directory_is_refused(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code, _, err = run_cli(
+        capsys, "run", *TINY, "--seeds", "1", "--data-dir", mnist_dir(), "--out", out
+    )
+    assert code == 2 and "already exists" in err
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))  # nothing listens there
+    empty = tmp_path / "no-mnist"
+    code, _, err = run_cli(
+        capsys, "run", *TINY, "--seeds", "1", "--data-dir", empty, "--out", tmp_path / "out"
+    )
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert str(empty) in err and "127.0.0.1:9" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_metrics_json_reproduces_the_reference_values(capsys):
+    code, stdout, _ = run_cli(
+        capsys, "metrics", reference_dir() / "reference-results-seed2958.json", "--json"
+    )
+    assert code == 0
+    rows = json.loads(stdout)
+    expected = json.loads((reference_dir() / "reference-metrics-seed2958.json").read_text())
+    got = {(r["run"], r["metric"], r["task"], r["interval"]): r["value"] for r in rows}
+    assert set(r["run"] for r in rows) == set(range(1, 15))
+    for exp, m in expected.items():
+        run = int(exp)
+        for j, value in enumerate(m["acc_before_switch_task1"], start=1):
+            assert got[(run, "acc_before_switch", 1, j)] == pytest.approx(value, abs=1e-6)
+        for j in (2, 3):
+            assert got[(run, "gap_depth", 1, j)] == pytest.approx(
+                m["gap_depth_task1"][f"interval{j}"], abs=1e-6
+            )
+            ttr = m["time_to_recover_task1_pct"][f"interval{j}"]
+            if ttr is None:
+                assert got[(run, "time_to_recover", 1, j)] is None
+            else:
+                assert got[(run, "time_to_recover", 1, j)] == pytest.approx(ttr, abs=1e-6)
+        assert got[(run, "avg_acc_final", None, None)] == pytest.approx(
+            m["avg_acc_final"], abs=1e-6
+        )
+    assert {r["metric"] for r in rows} == {
+        "acc_before_switch",
+        "gap_depth",
+        "gap_position",
+        "time_to_recover",
+        "avg_acc_final",
+        "min_acc",
+        "wc_acc",
+    }
+
+
+def test_metrics_of_a_run_directory_match_its_curves(tmp_path, capsys):
+    out = tmp_path / "one"
+    assert (
+        run_cli(
+            capsys,
+            "run",
+            *TINY,
+            "--seeds",
+            "4",
+            "--experiments",
+            "baseline",
+            "--data-dir",
+            mnist_dir(),
+            "--out",
+            out,
+        )[0]
+        == 0
+    )
+    (record,) = iter_runs(out)
+    code, stdout, _ = run_cli(capsys, "metrics", record.path, "--json")
+    rows = json.loads(stdout)
+    final = next(r for r in rows if r["metric"] == "avg_acc_final")
+    assert final["run"] == record.name
+    assert final["value"] == pytest.approx(float(np.mean(read_run(record.path).acc[-1])))
+    saved = json.loads((record.path / "metrics.json").read_text())
+    assert [r["value"] for r in saved] == [r["value"] for r in rows]
+
+
+def test_metrics_of_a_missing_path(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "metrics", tmp_path / "nope")
+    assert code == 2 and "does not exist" in err
+
+
+def test_help_documents_every_config_field(capsys):
+    from stabgap.config import FIELDS
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for name in FIELDS:
+        assert f"--{name.replace('_', '-')}" in text
+
+
+def test_data_verify(capsys):
+    code, stdout, _ = run_cli(capsys, "data", "verify", "--data-dir", mnist_dir())
+    assert code == 0 and stdout.count("ok ") == 4

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from stabgap import plots
+from stabgap.errors import StabgapError
+from stabgap.records import iter_runs, read_run, record_of, write_run
+from stabgap.train import run_experiment
+
+
+@pytest.fixture
+def record(small_stream):
+    return record_of(run_experiment(tiny_config(seed=9), small_stream), "exp-seed9", "exp")
+
+
+def test_round_trip_keeps_everything(tmp_path, record):
+    written = write_run(record, tmp_path)
+    back = read_run(written.path)
+    np.testing.assert_array_equal(back.acc, record.acc)
+    np.testing.assert_array_equal(back.loss, record.loss)
+    assert back.boundaries == record.boundaries and back.config == record.config
+    assert back.metadata == record.metadata and back.experiment == "exp"
+    assert [m.value for m in back.metrics] == [m.value for m in record.metrics]
+
+
+def test_interrupted_write_leaves_no_directory_that_looks_complete(tmp_path, record, monkeypatch):
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the plot was drawn
+
+    monkeypatch.setattr(plots, "plot_run", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_run(record, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert list(iter_runs(tmp_path)) == []
+
+
+def test_leftover_temporary_directories_are_ignored(tmp_path, record):
+    (tmp_path / ".exp-seed9.tmp-123").mkdir()
+    (tmp_path / ".exp-seed9.tmp-123" / "run.json").write_text("{")
+    write_run(record, tmp_path, plot=False)
+    assert [r.name for r in iter_runs(tmp_path)] == ["exp-seed9"]
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path, record):
+    write_run(record, tmp_path, plot=False)
+    with pytest.raises(StabgapError, match="already exists"):
+        write_run(record, tmp_path, plot=False)
+
+
+def test_curves_file_holds_no_pickles(tmp_path, record):
+    path = write_run(record, tmp_path, plot=False).path
+    with np.load(path / "curves.npz", allow_pickle=False) as z:
+        assert set(z.files) == {"acc", "eval_steps", "boundaries", "loss"}

@@ -1,0 +1,214 @@
+"""Tests for stabgap.stats: two-experiment comparisons and the answers to Q1 and Q2.
+
+Every statistic is checked against its textbook formula computed here (numpy and the t
+distribution only), or against a p value worked out by hand.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from stabgap.aggregate import summarize
+from stabgap.stats import ALPHA, answer_questions, compare
+
+NAN = math.nan
+A = {1: 16.0, 2: 15.0, 3: 18.0, 4: 17.5, 5: 14.0}
+B = {1: 5.0, 2: 6.0, 3: 8.0, 4: 4.5, 6: 7.0}  # seed 5 missing, seed 6 only here
+
+
+def welch_textbook(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Welch's t of mean(y) - mean(x) and its Welch–Satterthwaite degrees of freedom."""
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    t = (y.mean() - x.mean()) / math.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    return t, df
+
+
+def test_welch_against_textbook_formula():
+    c = compare(A, B, "baseline", "nd")
+    x, y = np.array(list(A.values())), np.array(list(B.values()))
+    t, df = welch_textbook(x, y)
+    assert (c.n_a, c.n_b) == (5, 5)
+    assert c.mean_a == pytest.approx(x.mean()) and c.mean_b == pytest.approx(y.mean())
+    assert c.std_a == pytest.approx(x.std(ddof=1)) and c.std_b == pytest.approx(y.std(ddof=1))
+    assert c.diff == pytest.approx(y.mean() - x.mean())
+    assert c.welch_t == pytest.approx(t)
+    assert c.welch_df == pytest.approx(df)
+    assert c.welch_p == pytest.approx(2 * sps.t.sf(abs(t), df))
+    half = sps.t.ppf(0.975, df) * math.sqrt(x.var(ddof=1) / 5 + y.var(ddof=1) / 5)
+    assert c.diff_ci95_low == pytest.approx(c.diff - half)
+    assert c.diff_ci95_high == pytest.approx(c.diff + half)
+    assert c.significant and c.alpha == ALPHA == 0.05
+
+
+def test_welch_small_example_by_hand():
+    # a: 10, 12, 14 (mean 12, var 4); b: 5, 6 (mean 5.5, var 0.5).
+    # t = -6.5 / sqrt(4/3 + 0.5/2) = -6.5 / sqrt(19/12);
+    # df = (19/12)^2 / ((4/3)^2 / 2 + (1/4)^2 / 1) = (361/144) / (137/144) = 361/137.
+    c = compare({1: 10.0, 2: 12.0, 3: 14.0}, {1: 5.0, 2: 6.0})
+    assert c.welch_t == pytest.approx(-6.5 / math.sqrt(19 / 12))
+    assert c.welch_df == pytest.approx(361 / 137)
+
+
+def test_paired_tests_use_shared_seeds_only():
+    c = compare(A, B, "baseline", "nd")
+    shared = [1, 2, 3, 4]
+    d = np.array([B[s] - A[s] for s in shared])  # -11, -9, -10, -13
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(d.size))
+    assert c.n_paired == 4
+    assert c.paired_t == pytest.approx(t)
+    assert c.paired_p == pytest.approx(2 * sps.t.sf(abs(t), d.size - 1))
+    # All four differences are negative: the exact two-sided Wilcoxon p is 2 / 2^4.
+    assert c.wilcoxon_p == pytest.approx(2 / 16)
+
+
+def test_wilcoxon_exact_by_hand():
+    # Five differences, ranks 1..5, one positive (rank 1): W+ = 1. P(W+ <= 1) = 2/32 (W+ = 0
+    # or 1), two-sided p = 4/32.
+    a = {s: 0.0 for s in range(5)}
+    b = {0: 0.5, 1: -2.0, 2: -3.0, 3: -4.0, 4: -5.0}
+    assert compare(a, b).wilcoxon_p == pytest.approx(4 / 32)
+
+
+def test_effect_size_by_formula():
+    c = compare(A, B)
+    x, y = np.array(list(A.values())), np.array(list(B.values()))
+    pooled = math.sqrt((4 * x.var(ddof=1) + 4 * y.var(ddof=1)) / 8)
+    d = (y.mean() - x.mean()) / pooled
+    assert c.cohen_d == pytest.approx(d)
+    assert c.hedges_g == pytest.approx(d * (1 - 3 / (4 * 10 - 9)))
+    assert c.hedges_g < 0  # same sign as the difference b - a
+
+
+def test_undefined_values_are_left_out_and_counted():
+    a = {1: 10.0, 2: None, 3: 12.0, 4: 11.0}
+    b = {1: 20.0, 2: 21.0, 3: NAN, 4: 22.0}
+    c = compare(a, b)
+    assert (c.n_a, c.n_undefined_a, c.n_b, c.n_undefined_b) == (3, 1, 3, 1)
+    assert c.mean_a == 11.0 and c.mean_b == 21.0
+    assert c.n_paired == 2  # seeds 1 and 4
+    # d = 10, 11: mean 10.5, sd sqrt(1/2), t = 10.5 / (sqrt(1/2) / sqrt(2)) = 21
+    assert c.paired_t == pytest.approx(21.0)
+    assert "1 left out as undefined" in c.sentence()
+
+
+def test_too_few_values_are_not_tested():
+    c = compare({1: 1.0}, {1: 2.0, 2: 3.0}, "a", "b")
+    assert not c.testable and not c.significant
+    assert math.isnan(c.welch_p) and math.isnan(c.paired_p) and c.n_paired == 1
+    assert "too few defined values to test" in c.sentence()
+
+
+def test_identical_samples_give_no_wilcoxon():
+    c = compare({1: 1.0, 2: 2.0}, {1: 1.0, 2: 2.0})
+    assert c.diff == 0.0 and math.isnan(c.wilcoxon_p)
+    assert not c.significant
+
+
+def test_sentence_has_the_numbers():
+    c = compare(A, B, "baseline", "ND", metric="GD_{1,3}")
+    s = c.sentence(unit="p.p.")
+    # B: mean 6.1, variance 8.2 / 4; A: mean 16.1, variance 11.2 / 4.
+    assert s.startswith(
+        "GD_{1,3}: ND 6.10 ± 1.43 p.p. (n = 5) vs baseline 16.10 ± 1.67 p.p. (n = 5); "
+        "difference ND − baseline = -10.00 p.p. (95% CI "
+    )
+    assert f"Welch's t({c.welch_df:.1f}) = {c.welch_t:.2f}" in s
+    assert "significant at α = 0.05" in s and "not significant" not in s
+    assert "paired over 4 shared seeds" in s and "Hedges' g" in s
+
+
+# --------------------------------------------------------------------------------------------
+# answer_questions
+# --------------------------------------------------------------------------------------------
+
+
+def rows_for(values: dict[str, dict[str, list[float | None]]]) -> list[dict]:
+    """Tidy rows: {experiment: {"gd": [...], "acc": [...]}}, seed i for the i-th value."""
+    rows = []
+    for experiment, metrics in values.items():
+        for key, metric, task, interval in (
+            ("gd", "gap_depth", 1, 3),
+            ("gd2", "gap_depth", 1, 2),
+            ("acc", "avg_acc_final", None, None),
+        ):
+            for seed, v in enumerate(metrics.get(key, [1.0, 1.1, 1.2]), start=1):
+                rows.append(
+                    {
+                        "experiment": experiment,
+                        "seed": seed,
+                        "diverged": False,
+                        "metric": metric,
+                        "task": task,
+                        "interval": interval,
+                        "value": v,
+                    }
+                )
+    return rows
+
+
+FULL = {
+    "baseline": {"gd": [16.0, 15.0, 18.0, 17.0], "acc": [97.6, 97.7, 97.8, 97.5]},
+    "nd": {"gd": [5.0, 6.0, 4.0, 5.5], "acc": [97.0, 97.1, 96.9, 97.0]},
+    "no-replay": {"gd": [60.0, 62.0, 58.0, 61.0], "acc": [70.0, 71.0, 69.0, 70.5]},
+    "nd-no-replay": {"gd": [40.0, 45.0, 42.0, 41.0], "acc": [80.0, 79.0, 81.0, 80.5]},
+}
+
+
+def test_answers_when_nd_reduces_the_gap():
+    answers = answer_questions(rows_for(FULL))
+    q1 = answers[0]
+    assert q1.startswith("Q1. Yes: ND reduces the task-1 gap depth in interval 3")
+    assert "α = 0.05" in q1 and "GD_{1,3}: nd 5.12 ± 0.85 p.p. (n = 4)" in q1
+    q2 = [a for a in answers if a.startswith("Q2 (")]
+    assert q2[0].startswith("Q2 (GD_{1,3}). ND without replay is significantly worse than")
+    assert q2[1].startswith("Q2 (final ACC). ND without replay is significantly worse than")
+    assert (
+        "Q2. In short, ND without replay does not beat the baseline with replay on either "
+        "GD_{1,3} or final ACC." in answers
+    )
+    assert any(
+        a.startswith("Q2, without replay (GD_{1,3}). ND without replay beats the baseline")
+        for a in answers
+    )
+    assert any(
+        a.startswith("Q2, without replay (final ACC). ND without replay beats") for a in answers
+    )
+    assert answers[-1].startswith("Q2, without replay. In short, ND without replay beats")
+
+
+def test_answers_when_nd_does_not_reduce_the_gap():
+    same = {**FULL, "nd": {"gd": [17.0, 14.0, 18.5, 16.0], "acc": FULL["nd"]["acc"]}}
+    q1 = answer_questions(rows_for(same))[0]
+    assert q1.startswith("Q1. No: ND does not significantly reduce the task-1 gap depth")
+    assert "not significant at α = 0.05" in q1
+    worse = {**FULL, "nd": {"gd": [26.0, 25.0, 28.0, 27.0]}}
+    assert answer_questions(rows_for(worse))[0].startswith("Q1. No: ND increases")
+
+
+def test_answers_accept_summaries_and_an_interval():
+    rows = rows_for(FULL)
+    assert answer_questions(summarize(rows)) == answer_questions(rows)
+    q1 = answer_questions(rows, interval=2)[0]
+    assert "in interval 2" in q1 and "GD_{1,2}" in q1
+
+
+def test_missing_experiments_are_skipped_not_fatal():
+    only = {k: FULL[k] for k in ("baseline", "nd")}
+    answers = answer_questions(rows_for(only))
+    assert answers[0].startswith("Q1. Yes")
+    assert "Q2 (GD_{1,3}) skipped: no runs of experiment 'nd-no-replay'" in answers[1]
+    assert all("skipped" in a for a in answers[1:])
+    none = answer_questions(rows_for({"baseline": FULL["baseline"]}))
+    assert none[0] == "Q1 skipped: no runs of experiment 'nd' (found: baseline)."
+
+
+def test_undefined_values_in_questions_are_counted():
+    rows = rows_for({**FULL, "nd": {"gd": [5.0, None, 4.0, 5.5]}})
+    q1 = answer_questions(rows)[0]
+    assert "nd 4.83 ± 0.76 p.p. (n = 3, 1 left out as undefined)" in q1
+    assert "paired over 3 shared seeds" in q1
