@@ -153,6 +153,109 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from stabgap.sweep import load_overrides_file, run_sweep, stderr_reporter, sweep_spec
+
+    spec = sweep_spec(load_overrides_file(Path(args.spec)), source=args.spec)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
+    records = run_sweep(
+        spec,
+        out,
+        args.workers,
+        args.executor,
+        args.ray_address,
+        args.stack,
+        report=None if args.quiet else stderr_reporter(),
+    )
+    _print_summary(records, out)
+    return 0
+
+
+def _print_summary(records, out: Path) -> None:
+    from stabgap.study import summary_table
+
+    print(("\n" if sys.stderr.isatty() else "") + summary_table(records))
+    print(f"\n{len(records)} run(s) in {out}")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from stabgap.study import reproduce
+
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / ("reproduce-quick" if args.quick else "reproduce-paper")
+    )
+    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    if args.device:
+        overrides["device"] = args.device
+    records, report = reproduce(
+        args.quick,
+        out,
+        args.n_seeds,
+        overrides,
+        args.workers,
+        args.executor,
+        args.ray_address,
+        args.stack,
+        quiet=args.quiet,
+        profile=not args.no_profile,
+    )
+    _print_summary(records, out)
+    print(f"report: {report / 'report.md'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from stabgap.report import write_report
+
+    out = write_report(Path(args.runs_dir), Path(args.out) if args.out else None)
+    print(f"report written to {out / 'report.md'}")
+    return 0
+
+
+def cmd_import_reference(args: argparse.Namespace) -> int:
+    from stabgap.records import is_run_dir, write_run
+    from stabgap.reference import import_reference
+
+    out = Path(args.out)
+    records = import_reference(Path(args.results))
+    fresh = [r for r in records if not is_run_dir(out / r.name)]
+    for record in fresh:
+        write_run(record, out, plot=False)
+    print(
+        f"{len(fresh)} reference run(s) imported into {out} "
+        f"({len(records) - len(fresh)} already there)"
+    )
+    return 0
+
+
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel worker processes on this machine (default: 1)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes, or tasks on a Ray cluster (default: local)",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="Ray cluster to join (e.g. auto or "
+        "ray://host:10001); default: start a local Ray instance",
+    )
+    p.add_argument(
+        "--stack",
+        type=int,
+        help="most runs trained together as one stack (default: 32 on CUDA, 1 on CPU)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 # --- the parser --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -238,6 +341,60 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", help="MNIST directory (else $STABGAP_DATA, else the user cache)"
     )
     data.set_defaults(func=cmd_data)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a grid of settings × seeds from a TOML spec, resumably",
+        description="Run a sweep spec (TOML: preset, experiments, seeds or n_seeds, [set] "
+        "fields for every run, [grid] lists of values to combine). Runs are named by a "
+        "stamp of their config; started again, a sweep runs only what is missing.",
+    )
+    sweep.add_argument("spec", help="sweep spec, a TOML file")
+    sweep.add_argument("--out", help="folder of the runs (default: runs/<spec name>)")
+    _executor_options(sweep)
+    sweep.set_defaults(func=cmd_sweep)
+
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="run the poster's whole study and write its report",
+        description="All experiments of the paper preset × its 15 seeds as a resumable "
+        "sweep, a CPU/GPU profile for the cost columns, then the report. --quick: the "
+        "quick preset with 3 seeds (minutes on a laptop CPU).",
+    )
+    reproduce.add_argument("--quick", action="store_true", help="the quick scale, 3 seeds")
+    reproduce.add_argument("--n-seeds", type=int, help="use only the first N seeds")
+    reproduce.add_argument(
+        "--out",
+        help="folder of the runs and the report "
+        "(default: runs/reproduce-quick or runs/reproduce-paper)",
+    )
+    reproduce.add_argument("--data-dir", help="MNIST directory")
+    reproduce.add_argument("--device", help="torch device (default: cpu; 'auto' for CUDA)")
+    reproduce.add_argument(
+        "--no-profile", action="store_true", help="skip the timing profile (Table 1's cost columns)"
+    )
+    _executor_options(reproduce)
+    reproduce.set_defaults(func=cmd_reproduce)
+
+    report = sub.add_parser(
+        "report",
+        help="tables, figures and answers of a folder of runs",
+        description="Write Table 1 (Markdown, CSV, LaTeX), the tidy metrics table, the "
+        "figures (PNG, PDF) and report.md for every run below RUNS_DIR.",
+    )
+    report.add_argument("runs_dir", help="folder of run directories (searched recursively)")
+    report.add_argument("--out", help="report folder (default: RUNS_DIR/report)")
+    report.set_defaults(func=cmd_report)
+
+    imp = sub.add_parser(
+        "import-reference",
+        help="turn the reference implementation's results into runs",
+        description="Read results_<seed>.json files of the reference implementation and "
+        "write them as run records, named after the paper preset's experiments.",
+    )
+    imp.add_argument("results", help="a results_<seed>.json file or a folder of them")
+    imp.add_argument("--out", required=True, help="folder to write the runs into")
+    imp.set_defaults(func=cmd_import_reference)
 
     presets = sub.add_parser("presets", help="list presets and their experiments")
     presets.set_defaults(func=cmd_presets)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -125,23 +126,20 @@ def _switch_batches(record: RunLike) -> list[float]:
     return [start for start, _ in _interval_batches(record)[1:]]
 
 
-def _mark_switches(ax: Axes, record: RunLike, first: int = 2, label: bool = True) -> None:
+def _mark_switches(ax: Axes, record: RunLike) -> None:
     """Dashed vertical lines at the task switches, labelled above the axes (off the data)."""
     for k, x in enumerate(_switch_batches(record), start=2):
-        if k < first:
-            continue
         ax.axvline(x, **SWITCH_STYLE)
-        if label:
-            ax.text(
-                x,
-                1.01,
-                f"task {k}",
-                transform=ax.get_xaxis_transform(),  # x in data, y in axes fraction
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                color="0.25",
-            )
+        ax.text(
+            x,
+            1.01,
+            f"task {k}",
+            transform=ax.get_xaxis_transform(),  # x in data, y in axes fraction
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="0.25",
+        )
 
 
 def _legend_outside(ax: Axes, title: str | None = None) -> None:
@@ -191,19 +189,22 @@ def _check_same_grid(records: Sequence[RunLike], what: str) -> RunLike:
     return first
 
 
+def _band(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: Any) -> None:
+    """The ± std band; none where std is NaN (fewer than two seeds)."""
+    if np.isfinite(std).any():
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=BAND_ALPHA, lw=0)
+
+
 def _plot_mean_band(
-    ax: Axes, x: np.ndarray, curves: np.ndarray, color: Any, label: str | None, lw: float = 1.2
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean line with a ± std band; returns (mean, std)."""
+    ax: Axes, x: np.ndarray, curves: np.ndarray, color: Any, label: str | None
+) -> None:
+    """Mean over seeds (axis 0 of ``curves``) as a line with a ± std band."""
     mean, std = _mean_std(curves)
-    ax.plot(x, mean, color=color, lw=lw, label=label)
+    ax.plot(x, mean, color=color, lw=1.2, label=label)
     _band(ax, x, mean, std, color)
-    return mean, std
 
 
 def _colors(n: int) -> list[Any]:
-    from matplotlib import colormaps
-
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
 
@@ -371,11 +372,6 @@ def _room_below(curves: Sequence[_Curve], after: float | None) -> tuple[float, f
     bottom = max(2 * lo_later - top, min(lo_all, 0.0) - 2.0)
     bottom = min(bottom, lo_all - 0.03 * max(top - lo_all, 1.0))
     return bottom, top, (lo_later - bottom) / (top - bottom)
-
-
-def _band(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: Any) -> None:
-    if np.isfinite(std).any():
-        ax.fill_between(x, mean - std, mean + std, color=color, alpha=BAND_ALPHA, lw=0)
 
 
 def _draw_zoom(
@@ -563,16 +559,17 @@ def plot_gap_anatomy(
     b = tuple(record.boundaries)
     start, end = ann.switch_point, b[ann.interval - 1]
     length = end - start
-    # Show a little of the previous interval, the whole gap interval, and the recovery even
-    # when it happens in a later interval.
-    first = max(0, start - max(1, round(0.15 * length)))
+    # Show some of the previous interval (room for the GD arrow), the whole gap interval, and
+    # the recovery even when it happens in a later interval.
+    first = max(0, start - max(1, round(0.4 * length)))
     last = max(end, (ann.recovery_point or 0) + max(1, round(0.1 * length)))
     last = min(last, len(x))
     view = slice(first, last)
+    x_first, x_last = x[first], x[last - 1]
+    x_switch, x_ref = x[start], x[ann.reference_point]
 
     fig, ax = _new_figure(8.0, 4.6)
     ax.plot(x[view], y[view], color="C0", lw=1.3, label=_task_name(record, task))
-    x_switch, x_ref = x[start], x[ann.reference_point]
     ax.axvline(x_switch, **SWITCH_STYLE)
     ax.text(
         x_switch,
@@ -584,7 +581,7 @@ def plot_gap_anatomy(
         fontsize=8,
         color="0.25",
     )
-    ax.axhline(ann.reference_acc, color="0.5", ls=":", lw=1.0, zorder=1)
+    ax.axhline(ann.reference_acc, color="0.3", ls=":", lw=1.0, zorder=3)  # over the noise
     ax.plot(
         x_ref, ann.reference_acc, "o", color="k", ms=5, label="reference (last point before switch)"
     )
@@ -592,50 +589,54 @@ def plot_gap_anatomy(
     y_lo, y_hi = _finite_range(y[view])
     span = max(y_hi - y_lo, 1.0)
     arrow = {"arrowstyle": "<|-|>", "color": "k", "lw": 1.2, "shrinkA": 0, "shrinkB": 0}
+    bold = {"fontsize": 10, "fontweight": "bold", "textcoords": "offset points"}
     if ann.min_point is not None:
         x_min = x[ann.min_point]
         ax.plot(x_min, ann.min_acc, "v", color="C3", ms=7, label="minimum in the interval")
-        # The GD arrow stands at the minimum: its length is the drop from the reference.
-        ax.annotate(
-            "", xy=(x_min, ann.min_acc), xytext=(x_min, ann.reference_acc), arrowprops=arrow
-        )
+        # The gap is usually a near-vertical plunge right after the switch: an arrow drawn at
+        # the minimum would hide it, so the GD arrow stands before the switch (where the curve
+        # is at the reference level), with a guide line across to the minimum and its label
+        # set into it like a dimension line.
+        x_gd = (x_first + x_switch) / 2
+        ax.plot([x_gd, x_min], [ann.min_acc, ann.min_acc], color="C3", ls=":", lw=1.0)
+        ax.annotate("", xy=(x_gd, ann.min_acc), xytext=(x_gd, ann.reference_acc), arrowprops=arrow)
         ax.annotate(
             gd_label(ann.gap_depth),
-            xy=(x_min, (ann.min_acc + ann.reference_acc) / 2),
-            xytext=(8, 0),
-            textcoords="offset points",
+            xy=(x_gd, (ann.min_acc + ann.reference_acc) / 2),
+            xytext=(0, 0),
+            ha="center",
             va="center",
-            fontsize=10,
-            fontweight="bold",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"},
+            **bold,
         )
     # The TTR arrow runs below the minimum so that it crosses no part of the curve.
     y_ttr = y_lo - 0.12 * span
+    x_end = x[ann.recovery_point] if ann.recovery_point is not None else x_last
     if ann.recovery_point is not None:
-        x_rec = x[ann.recovery_point]
-        ax.plot(
-            x_rec, y[ann.recovery_point], "o", color="C2", ms=6, label="recovered (≥ reference)"
-        )
-        ax.plot([x_rec, x_rec], [y_ttr, y[ann.recovery_point]], color="C2", ls=":", lw=1.0)
-        ax.annotate("", xy=(x_rec, y_ttr), xytext=(x_switch, y_ttr), arrowprops=arrow)
+        y_rec = y[ann.recovery_point]
+        ax.plot(x_end, y_rec, "o", color="C2", ms=6, label="recovered (≥ reference)")
+        ax.plot([x_end, x_end], [y_ttr, y_rec], color="C2", ls=":", lw=1.0)
+        ax.annotate("", xy=(x_end, y_ttr), xytext=(x_switch, y_ttr), arrowprops=arrow)
     else:
         ax.annotate(
             "",
-            xy=(x[last - 1], y_ttr),
+            xy=(x_end, y_ttr),
             xytext=(x_switch, y_ttr),
             arrowprops={**arrow, "arrowstyle": "-|>", "ls": "--"},
         )
-    ax.annotate(
-        ttr_label(ann.time_to_recover),
-        xy=(x_switch, y_ttr),
-        xytext=(0, -6),
-        textcoords="offset points",
-        ha="left",
-        va="top",
-        fontsize=10,
-        fontweight="bold",
-    )
+    if (x_end - x_first) / (x_last - x_first) < 0.6:
+        # A short arrow: the label right of its head, clear of the switch line.
+        where = {"xy": (x_end, y_ttr), "xytext": (8, 0), "ha": "left", "va": "center"}
+    else:
+        where = {
+            "xy": ((x_switch + x_end) / 2, y_ttr),
+            "xytext": (0, -6),
+            "ha": "center",
+            "va": "top",
+        }
+    ax.annotate(ttr_label(ann.time_to_recover), **where, **bold)
     ax.set_ylim(y_ttr - 0.16 * span, y_hi + 0.06 * span)
-    ax.set_xlim(x[first], x[last - 1])
+    ax.set_xlim(x_first, x_last)
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(f"{_task_name(record, task)}: {ACC_LABEL}")
     ax.set_title(

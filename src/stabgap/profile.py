@@ -313,7 +313,7 @@ def overhead_pct(
         ...          profiler_self_cuda_ms=None, batch_size=8, hidden=(4,), torch_version="t")
         >>> overhead_pct([ProfileResult("baseline", phase="train", wall_ms_median=10.0, **r),
         ...               ProfileResult("nd", phase="train", wall_ms_median=11.0, **r)])
-        {('cpu', 'train'): 10.000000000000009}
+        {('cpu', 'train'): 10.0}
     """
     values: dict[tuple[str, str], dict[str, float]] = {}
     for r in results:
@@ -380,7 +380,7 @@ def profile_table(results: list[ProfileResult]) -> str:
             "CPU-only run; 'prof self-CPU' is the work itself"
             if device == "cpu"
             else "GPU run; 'prof self-CPU' is host-side time (the poster's 'CPU time'), "
-            "'prof self-CUDA' the kernels' time (its 'CUDA time')"
+            "'prof self-CUDA' the kernels' time (its 'CUDA time'); its Table 1 is phase 'both'"
         )
         lines.append(f"{device}: {first.device_name}, {first.threads} CPU threads; {kind}")
         lines.append(

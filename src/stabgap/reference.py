@@ -172,3 +172,76 @@ def load_reference_results(path: str | os.PathLike[str]) -> dict[int, ReferenceR
             )
         runs[run.experiment_no] = run
     return dict(sorted(runs.items()))
+
+
+def import_reference(results: str | os.PathLike[str]) -> list:
+    """The reference's runs as stabgap run records, to sit beside ours in tables and plots.
+
+    Args:
+        results: a ``results_<seed>.json`` file, or a folder of them.
+
+    Each experiment number becomes the ``paper`` preset's experiment of that number, its
+    config taken from the preset and checked against the file's parameters (a mismatch
+    is an error: the file would then not be what its number says).
+    """
+    from pathlib import Path
+
+    from stabgap.presets import PAPER_EXPERIMENTS, get_preset
+    from stabgap.records import RunRecord
+
+    path = Path(results)
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise StabgapError(f"no reference results (*.json) found at {path}")
+    names = {number: name for name, (number, _) in PAPER_EXPERIMENTS.items()}
+    paper = get_preset("paper")
+    records = []
+    for file in files:
+        for number, run in load_reference_results(file).items():
+            if number not in names:
+                raise StabgapError(f"{file}: experiment {number} is not one of the paper's 16")
+            config = paper.config(names[number], {"seed": run.seed})
+            _check_parameters(file, number, run, config)
+            records.append(
+                RunRecord(
+                    name=f"{names[number]}-seed{run.seed}-reference",
+                    experiment=names[number],
+                    config={**_config_dict(config), "device": "reference"},
+                    acc=np.array(run.acc),
+                    boundaries=run.boundaries,
+                    eval_steps=np.arange(run.acc.shape[0]),
+                    loss=None,
+                    metadata={
+                        "source": "reference implementation",
+                        "file": str(file),
+                        "experiment_no": number,
+                        "seed": run.seed,
+                    },
+                )
+            )
+    return records
+
+
+def _config_dict(config) -> dict[str, Any]:
+    from stabgap.config import to_dict
+
+    return to_dict(config)
+
+
+def _check_parameters(file, number: int, run: ReferenceRun, config) -> None:
+    p = run.parameters
+    expected = {
+        "learning_rate": config.lr,
+        "decay_lambda": config.decay_lambda,
+        "n_neurons": config.hidden[0],
+        "batch_size": config.batch_size,
+        "n_batches_per_task": config.batches_per_task,
+    }
+    for key, want in expected.items():
+        if key in p and not math.isclose(float(p[key]), float(want)):
+            raise StabgapError(
+                f"{file}: experiment {number} has {key}={p[key]}, but the "
+                f"paper's experiment of that number has {want}"
+            )
+    if run.replay != (config.replay == "full"):
+        raise StabgapError(f"{file}: experiment {number}'s replay does not match the paper's")

@@ -195,7 +195,8 @@ def compare(
         pa = np.array([da[s] for s in shared])
         pb = np.array([db[s] for s in shared])
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
+            # Few pairs or tied differences make scipy warn; the p values it returns stand.
+            warnings.simplefilter("ignore")
             res = sps.ttest_rel(pb, pa)
             pt, pp = float(res.statistic), float(res.pvalue)
             if np.any(pb != pa):
@@ -317,7 +318,9 @@ def answer_questions(
     # Q1: ND vs baseline, both with replay, on the gap depth.
     gd = get((baseline, nd), "gap_depth", task, interval)
     if gd is None:
-        answers.append(missing("Q1", (baseline, nd), f"gap depth of task {task}"))
+        answers.append(
+            missing("Q1", (baseline, nd), f"gap depth of task {task} in interval {interval}")
+        )
     else:
         c = cmp(baseline, nd, gd, gd_name)
         verdict = {
@@ -352,7 +355,11 @@ def answer_questions(
         for metric, t, j, name, unit, lower in measures:
             vals = get((other, nd_no_replay), metric, t, j)
             if vals is None:
-                what = f"gap depth of task {task}" if lower else "final accuracy"
+                what = (
+                    f"gap depth of task {task} in interval {interval}"
+                    if lower
+                    else "final accuracy"
+                )
                 answers.append(missing(f"{tag} ({name})", (other, nd_no_replay), what))
                 continue
             c = cmp(other, nd_no_replay, vals, name)

@@ -78,6 +78,11 @@ def run_study(
 
 def summary_table(records: Sequence[RunRecord]) -> str:
     """Mean ± std over seeds of the headline metrics, one line per experiment."""
+    return _align(summary_rows(records))
+
+
+def summary_rows(records: Sequence[RunRecord]) -> list[list[str]]:
+    """The cells of :func:`summary_table`, header first."""
     from stabgap.aggregate import format_mean_std, summarize, tidy_rows
 
     summaries = summarize(tidy_rows(records))
@@ -106,7 +111,7 @@ def summary_table(records: Sequence[RunRecord]) -> str:
                 cell += f" ({s.n_undefined} undef.)"
             cells.append(cell)
         lines.append(cells)
-    return _align([header, *lines])
+    return [header, *lines]
 
 
 def _align(rows: list[list[str]]) -> str:
@@ -158,3 +163,43 @@ def metrics_table(rows: list[dict[str, Any]]) -> str:
 
     header = ["run", "metric", "task", "interval", "value"]
     return _align([header, *([show(r[k]) for k in header] for r in rows)])
+
+
+def reproduce(
+    quick: bool,
+    out: Path,
+    n_seeds: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+    max_stack: int | None = None,
+    quiet: bool = True,
+    profile: bool = True,
+) -> tuple[list[RunRecord], Path]:
+    """The poster's whole study as a resumable sweep, then its report.
+
+    Returns the records and the report folder. ``quick`` runs the quick preset with 3
+    seeds; otherwise the paper preset with its 15.
+    """
+    from stabgap.report import write_report
+    from stabgap.sweep import SweepSpec, run_sweep
+
+    preset = get_preset("quick" if quick else "paper")
+    seeds = preset.seeds[: n_seeds or len(preset.seeds)]
+    spec = SweepSpec(
+        preset.name, tuple(preset.experiments), tuple(seeds), dict(overrides or {}), {}
+    )
+    report = None if quiet else stderr_reporter()
+    records = run_sweep(spec, out, workers, executor, ray_address, max_stack, report)
+    if profile:
+        _profile_into(out / "profile", quick, (overrides or {}).get("device", "cpu"))
+    return records, write_report(out)
+
+
+def _profile_into(folder: Path, quick: bool, device: str) -> None:
+    """Time baseline and ND per batch (Table 1's cost columns), once per device."""
+    from stabgap.profile import profile_study
+
+    if not folder.exists():
+        profile_study(folder, quick=quick, device=device)

@@ -26,7 +26,7 @@ import torch
 
 from stabgap.config import RunConfig, to_dict
 from stabgap.errors import StabgapError
-from stabgap.presets import Preset
+from stabgap.presets import Preset, get_preset
 from stabgap.records import RunRecord, is_run_dir, read_run, record_of, write_run
 from stabgap.tasks import TaskStream, build_stream
 from stabgap.train import Progress, resolve_device, stack_key, train_runs
@@ -267,3 +267,75 @@ def load_overrides_file(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise StabgapError(f"config file {path} is not valid TOML: {e}") from None
     return values
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep: a preset's experiments × a grid over config fields × seeds.
+
+    In TOML::
+
+        preset = "quick"
+        experiments = ["baseline"]
+        seeds = [1, 2, 3]            # or: n_seeds = 3 (the preset's first three)
+        [set]                        # applied to every run
+        batches_per_task = 200
+        [grid]                       # every combination is run
+        decay_lambda = [0, 1e-5, 1e-4]
+        hidden = [[128, 128], [256, 256]]
+    """
+
+    preset: str
+    experiments: tuple[str, ...]
+    seeds: tuple[int, ...]
+    overrides: dict[str, Any]
+    grid: dict[str, list[Any]]
+
+    def plan(self) -> list[RunSpec]:
+        return plan_runs(
+            get_preset(self.preset), self.experiments, self.seeds, self.overrides, self.grid
+        )
+
+
+SPEC_KEYS = ("preset", "experiments", "seeds", "n_seeds", "set", "grid")
+
+
+def sweep_spec(values: dict[str, Any], source: str = "the sweep spec") -> SweepSpec:
+    """Check a sweep's keys and shapes; a mistake is one line naming `source`."""
+    unknown = [k for k in values if k not in SPEC_KEYS]
+    if unknown:
+        raise StabgapError(
+            f"{source}: unknown key '{unknown[0]}' (allowed: "
+            f"{', '.join(SPEC_KEYS)}; config fields go under [set] or [grid])"
+        )
+    preset = get_preset(values.get("preset", "quick"))
+    experiments = values.get("experiments", list(preset.default_experiments))
+    if experiments == ["all"]:
+        experiments = list(preset.experiments)
+    seeds = values.get("seeds", list(preset.seeds[: values.get("n_seeds", len(preset.seeds))]))
+    grid = values.get("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise StabgapError(f"{source}: every [grid] entry must be a non-empty list of values")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise StabgapError(f"{source}: seeds must be a non-empty list of integers")
+    return SweepSpec(
+        preset.name, tuple(experiments), tuple(seeds), dict(values.get("set", {})), grid
+    )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: Path,
+    workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
+    max_stack: int | None = None,
+    report: Callable[[str], None] | None = None,
+) -> list[RunRecord]:
+    """Run what is missing of `spec` under `out`, then write its tidy table there."""
+    from stabgap.aggregate import tidy_rows, write_table
+
+    specs = spec.plan()  # every config is validated before anything runs
+    records = execute(specs, out, workers, max_stack, executor, ray_address, report=report)
+    write_table(tidy_rows(records), out / "table")
+    return records

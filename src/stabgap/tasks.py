@@ -72,18 +72,36 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     """
     if degrees % 360 == 0:
         return images.clone()
+    h, w = images.shape[-2:]
+    source = _rotation_source(h, w, degrees, images.device)  # (H·W,), -1 = outside
+    flat = images.reshape(len(images), h * w)
+    # Nearest sampling moves whole pixels, so a rotation is one gather with a fixed map.
+    out = torch.where(
+        source >= 0,
+        flat[:, source.clamp(min=0)],
+        torch.zeros((), dtype=flat.dtype, device=flat.device),
+    )
+    return out.view_as(images)
+
+
+def _rotation_source(h: int, w: int, degrees: float, device: torch.device) -> torch.Tensor:
+    """For each output pixel, the input pixel it copies (-1 where it falls outside).
+
+    Found by rotating an image of pixel numbers with an affine grid and nearest sampling
+    (align_corners=False, zero fill), which is what torchvision does to a tensor image.
+    """
     a = math.radians(degrees)
     # affine_grid maps output coordinates to input ones, in [-1, 1] with y pointing down,
     # so this matrix turns the picture counter-clockwise as seen on screen.
     theta = torch.tensor(
-        [[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]],
+        [[[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]]],
         dtype=torch.float32,
-        device=images.device,
+        device=device,
     )
-    x = images.unsqueeze(1).float()  # (N, 1, H, W); nearest sampling copies values exactly
-    grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    return out.squeeze(1).to(images.dtype)
+    numbers = torch.arange(1, h * w + 1, dtype=torch.float32, device=device).view(1, 1, h, w)
+    grid = F.affine_grid(theta, [1, 1, h, w], align_corners=False)
+    moved = F.grid_sample(numbers, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return moved.view(h * w).round().long() - 1
 
 
 def rotated_mnist(config: RunConfig, mnist: MNIST, device: torch.device) -> TaskStream:

@@ -1,0 +1,146 @@
+"""`stabgap profile` at tiny sizes: every field filled, files round-trip, overheads right."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.autograd import DeviceType
+
+from stabgap import profile
+from stabgap.profile import ProfileResult
+
+TINY = dict(hidden=[16, 16], batch_size=8, eval_subset=40)
+
+
+@pytest.fixture(scope="module")
+def cpu_results() -> list[ProfileResult]:
+    config = profile.profile_base().replace(**TINY)
+    return profile.profile_config(config, "cpu", n_batches=2, warmup=1, repeats=3)
+
+
+def test_cpu_results_have_every_field(cpu_results):
+    assert {(r.model, r.phase) for r in cpu_results} == {
+        (m, p) for m in profile.MODELS for p in profile.PHASES
+    }
+    for r in cpu_results:
+        for f in dataclasses.fields(ProfileResult):
+            if f.name != "profiler_self_cuda_ms":
+                assert getattr(r, f.name) is not None, f.name
+        assert r.device == "cpu" and r.device_name
+        assert r.profiler_self_cuda_ms is None  # no CUDA on a CPU-only run
+        assert r.wall_ms_median > 0 and r.wall_ms_iqr >= 0
+        assert r.profiler_self_cpu_ms > 0
+        assert (r.batch_size, r.hidden, r.eval_size) == (8, (16, 16), 40)
+        assert (r.n_batches, r.repeats) == (2, 3)
+        assert r.torch_version == torch.__version__
+        assert r.decay_lambda == (1e-5 if r.model == "nd" else 0.0)
+
+
+def test_write_read_round_trip(cpu_results, tmp_path):
+    path = profile.write_profile(cpu_results, tmp_path / "profile-cpu")
+    assert path == tmp_path / "profile-cpu" / "profile.json"
+    assert [p.name for p in path.parent.iterdir()] == ["profile.json"]  # no temporary left
+    json.loads(path.read_text())
+    other = [dataclasses.replace(r, device="cuda", profiler_self_cuda_ms=1.5) for r in cpu_results]
+    profile.write_profile(other, tmp_path / "profile-cuda")
+    assert profile.read_profiles(tmp_path) == cpu_results + other
+
+
+def _result(model: str, phase: str, wall: float, cpu: float, cuda: float | None, device="cuda"):
+    return ProfileResult(
+        model=model,
+        device=device,
+        device_name="test",
+        phase=phase,
+        wall_ms_median=wall,
+        wall_ms_iqr=0.0,
+        profiler_self_cpu_ms=cpu,
+        profiler_self_cuda_ms=cuda,
+        batch_size=512,
+        hidden=(2048, 2048),
+        torch_version="test",
+    )
+
+
+def test_overhead_on_hand_made_results():
+    # The poster's Table 1 means: CPU 18.01 → 19.21 ms (+6.66 %), CUDA 14.60 → 15.85 (+8.56 %).
+    results = [
+        _result("baseline", "both", 10.0, 18.01, 14.60),
+        _result("nd", "both", 12.5, 19.21, 15.85),
+        _result("baseline", "train", 4.0, 1.0, 1.0, device="cpu"),
+        _result("nd", "train", 3.0, 1.0, None, device="cpu"),
+        _result("baseline", "eval", 4.0, 1.0, None),  # no ND partner: left out
+    ]
+    assert profile.overhead_pct(results) == pytest.approx(
+        {("cuda", "both"): 25.0, ("cpu", "train"): -25.0}
+    )
+    cpu = profile.overhead_pct(results, "profiler_self_cpu_ms")
+    cuda = profile.overhead_pct(results, "profiler_self_cuda_ms")
+    assert round(cpu["cuda", "both"], 2) == 6.66
+    assert round(cuda["cuda", "both"], 2) == 8.56
+    assert ("cpu", "train") not in cuda  # None on one side
+    with pytest.raises(ValueError, match="two 'nd' results"):
+        profile.overhead_pct(results + [_result("nd", "both", 1.0, 1.0, 1.0)])
+
+
+def test_self_time_totals_follow_the_profiler_table():
+    ev = lambda kind, cpu, dev, annotation=False: SimpleNamespace(  # noqa: E731
+        device_type=kind,
+        self_cpu_time_total=cpu,
+        self_device_time_total=dev,
+        is_legacy=False,
+        is_user_annotation=annotation,
+    )
+    events = [
+        ev(DeviceType.CPU, 100.0, 40.0),  # an op: its kernels are counted as CUDA events
+        ev(DeviceType.CUDA, 0.0, 30.0),
+        ev(DeviceType.CUDA, 0.0, 10.0),
+        ev(DeviceType.CUDA, 0.0, 99.0, annotation=True),  # a user range, not device work
+    ]
+    assert profile.self_time_totals(events) == (100.0, 40.0)
+
+
+def test_profile_command_cpu(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    profile.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--batches",
+            "1",
+            "--repeats",
+            "2",
+            "--warmup",
+            "0",
+            "--hidden",
+            "8",
+            "--batch-size",
+            "4",
+        ]
+    )
+    assert profile.command(args) == 0
+    text = capsys.readouterr().out
+    assert "CPU-only run" in text and "prof self-CPU" in text
+    assert len(profile.read_profiles(tmp_path / "profile-cpu")) == 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA absent: GPU path not run here")
+def test_cuda_results():
+    config = profile.profile_base().replace(**TINY)
+    results = profile.profile_config(config, "cuda", n_batches=2, warmup=1, repeats=3)
+    for r in results:
+        assert r.device == "cuda"
+        assert r.wall_ms_median > 0 and r.wall_ms_iqr >= 0
+        assert r.profiler_self_cpu_ms > 0  # host-side time
+        assert r.profiler_self_cuda_ms is not None and r.profiler_self_cuda_ms > 0
+    assert set(profile.overhead_pct(results, "profiler_self_cuda_ms")) == {
+        ("cuda", p) for p in profile.PHASES
+    }
