@@ -93,7 +93,8 @@ def profile_config(
 
     The runs use `config`'s task 1: its batch size, widths, evaluation subset size,
     optimiser, λ reduction and precision; ``config.decay_lambda`` itself is ignored.
-    Baseline and ND alternate phase by phase, so a drift of the machine's speed hits both.
+    The timed repeats alternate between baseline and ND, so that a drift of the machine's
+    speed (other work, clocks) hits both alike.
 
     Returns:
         One result per model and phase, in the order of :data:`MODELS` × :data:`PHASES`.
@@ -108,12 +109,19 @@ def profile_config(
     with precision_context(config.precision, device):
         _self_times(workloads["baseline"].train, 1, device)  # start the profiler once
         for phase in PHASES:
+            steps = {m: getattr(workloads[m], phase) for m in MODELS}
+            walls: dict[str, list[float]] = {m: [] for m in MODELS}
             for model in MODELS:
-                step = getattr(workloads[model], phase)
                 for _ in range(warmup):
-                    step()
-                walls = [_wall_ms(step, n_batches, device) for _ in range(repeats)]
-                timings[model, phase] = (walls, *_self_times(step, n_batches, device))
+                    steps[model]()
+            for _ in range(repeats):  # interleaved, so that a slower spell hits both models
+                for model in MODELS:
+                    walls[model].append(_wall_ms(steps[model], n_batches, device))
+            for model in MODELS:
+                timings[model, phase] = (
+                    walls[model],
+                    *_self_times(steps[model], n_batches, device),
+                )
 
     common = dict(
         device=device.type,

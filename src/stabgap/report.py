@@ -163,14 +163,10 @@ def _main_comparison(by_exp, main: list[str], n_tasks: int) -> list[str]:
         ("time_to_recover", 1, n_tasks, f"TTR_1,{n_tasks}"),
         ("avg_acc_final", None, None, "ACC"),
     ):
-
-        def values(e: str) -> dict:
-            return {
-                r.metadata.get("seed", r.config["seed"]): _value(r, metric, task, interval)
-                for r in by_exp[e]
-            }
-
-        c = compare(values(a), values(b), a, b, metric=label)
+        a_values, b_values = (
+            {r.config["seed"]: _value(r, metric, task, interval) for r in by_exp[e]} for e in (a, b)
+        )
+        c = compare(a_values, b_values, a, b, metric=label)
         lines.append(c.sentence())
     return lines
 
