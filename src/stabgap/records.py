@@ -72,8 +72,9 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
     final = parent / record.name
     if final.exists():
         raise StabgapError(f"run directory {final} already exists: remove it or pick another --out")
+    for stale in parent.glob(f".{record.name}.tmp-*"):  # left by a killed earlier attempt
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = parent / f".{record.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         info = {

@@ -1,0 +1,67 @@
+"""Reference import and the report, on the reference's real output file."""
+
+import json
+
+import pytest
+
+from conftest import reference_dir
+from stabgap.cli import main
+from stabgap.records import iter_runs
+
+REFERENCE = reference_dir() / "reference-results-seed2958.json"
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("imported")
+    assert main(["import-reference", str(REFERENCE), "--out", str(out)]) == 0
+    return out
+
+
+def test_import_names_runs_after_the_paper_experiments(imported):
+    records = {r.experiment: r for r in iter_runs(imported)}
+    assert len(records) == 14
+    assert records["baseline"].config["decay_lambda"] == 0
+    assert records["nd"].config["decay_lambda"] == 1e-5
+    assert records["nd-no-replay"].config["replay"] == "none"
+    assert records["nd-width-4096"].config["hidden"] == [4096, 4096]
+    assert records["baseline"].metadata["seed"] == 2958
+    assert records["baseline"].acc.shape == (1500, 3)
+
+
+def test_import_twice_adds_nothing(imported, capsys):
+    assert main(["import-reference", str(REFERENCE), "--out", str(imported)]) == 0
+    assert "0 reference run(s) imported" in capsys.readouterr().out
+
+
+def test_report_table1_carries_the_reference_values(imported, tmp_path):
+    report = tmp_path / "report"
+    assert main(["report", str(imported), "--out", str(report)]) == 0
+    expected = json.loads((reference_dir() / "reference-metrics-seed2958.json").read_text())
+    table = (report / "table1.md").read_text()
+    baseline = next(line for line in table.splitlines() if line.startswith("| Baseline"))
+    nd = next(line for line in table.splitlines() if line.startswith("| ND"))
+    assert f"{expected['1']['gap_depth_task1']['interval3']:.1f}" in baseline  # 18.3
+    assert f"{expected['1']['time_to_recover_task1_pct']['interval3']:.1f}" in baseline
+    assert f"{expected['1']['avg_acc_final']:.2f}" in baseline  # 97.50
+    assert f"{expected['4']['gap_depth_task1']['interval3']:.1f}" in nd  # 3.9
+    assert (report / "table1.tex").read_text().count(r"\\") >= 2
+    assert "Baseline" in (report / "table1.csv").read_text()
+
+
+def test_report_has_every_figure_as_png_and_pdf_and_answers(imported, tmp_path):
+    report = tmp_path / "report"
+    main(["report", str(imported), "--out", str(report)])
+    figures = {p.name for p in (report / "figures").iterdir()}
+    for name in ("task1-accuracy", "lambda-tradeoff", "all-tasks-baseline", "all-tasks-nd",
+                 "average-accuracy", "gap-anatomy"):
+        assert {f"{name}.png", f"{name}.pdf"} <= figures
+    text = (report / "report.md").read_text()
+    assert text.count("![") == 6 and "figures/task1-accuracy.png" in text
+    assert "Q1." in text and "Q2." in text
+    assert (report / "metrics.csv").stat().st_size > 1000
+
+
+def test_report_of_an_empty_folder(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no run directories" in capsys.readouterr().err

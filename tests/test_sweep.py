@@ -1,0 +1,145 @@
+"""Sweeps: stamps, resuming after kill -9, divergence, parallel and Ray execution."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import mnist_dir
+from stabgap.aggregate import read_table
+from stabgap.errors import StabgapError
+from stabgap.records import iter_runs
+from stabgap.sweep import run_sweep, stamp, sweep_spec
+
+SPEC = """
+preset = "quick"
+experiments = ["baseline", "no-replay"]
+seeds = [1, 2, 3]
+[set]
+batches_per_task = 8
+hidden = [16, 16]
+eval_subset = 50
+data_dir = "{data}"
+[grid]
+decay_lambda = [0, 1e-4]
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SPEC.format(data=mnist_dir()))
+    return path
+
+
+def spec_of(path):
+    from stabgap.sweep import load_overrides_file
+
+    return sweep_spec(load_overrides_file(path))
+
+
+def snapshot(folder):
+    """Each run's name → (its run.json bytes, its accuracy curves)."""
+    return {r.name: ((r.path / "run.json").read_bytes(), r.acc) for r in iter_runs(folder)}
+
+
+def test_stamp_is_stable_and_changes_with_the_science():
+    spec = spec_of_text = sweep_spec({"preset": "quick", "seeds": [1]})
+    (a,) = spec.plan()[:1]
+    assert stamp(a.config) == stamp(a.config.replace())
+    assert stamp(a.config) == stamp(a.config.replace(data_dir="/elsewhere"))
+    assert stamp(a.config) != stamp(a.config.replace(decay_lambda=1e-3))
+    assert a.name == f"baseline-seed1-{stamp(a.config)}" and spec_of_text
+
+
+def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, spec_file):
+    whole = tmp_path / "whole"
+    run_sweep(spec_of(spec_file), whole)
+    expected = snapshot(whole)
+    assert len(expected) == 12
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "stabgap.cli", "sweep", str(spec_file), "--out", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(killed.glob("[!.]*"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = snapshot(killed)
+    assert 3 <= len(before) < 12, "the sweep should have been killed part-way"
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(before)}/12 runs already done, skipped" in done.stderr
+    after = snapshot(killed)
+    assert sorted(after) == sorted(expected)
+    for name, (run_json, acc) in before.items():
+        assert after[name][0] == run_json  # not run again
+    for name, (_, acc) in after.items():
+        np.testing.assert_array_equal(acc, expected[name][1])
+    assert not [p for p in killed.iterdir() if p.name.startswith(".")]
+
+
+def test_a_second_start_runs_nothing(tmp_path, spec_file):
+    out = tmp_path / "out"
+    run_sweep(spec_of(spec_file), out)
+    first = snapshot(out)
+    lines = []
+    run_sweep(spec_of(spec_file), out, report=lines.append)
+    assert lines[0] == "12/12 runs already done, skipped"
+    assert snapshot(out).keys() == first.keys()
+    assert all(snapshot(out)[k][0] == first[k][0] for k in first)
+
+
+def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    spec = sweep_spec({"preset": "quick", "experiments": ["baseline"], "seeds": [1],
+                       "set": {"batches_per_task": 5, "hidden": [8], "eval_subset": 50,
+                               "optimizer": "sgd", "data_dir": str(mnist_dir())},
+                       "grid": {"lr": [0.01, 1e12]}})
+    records = run_sweep(spec, tmp_path / "out")
+    diverged = {r.config["lr"]: r.diverged for r in records}
+    assert diverged == {0.01: False, 1e12: True}
+    table = read_table(tmp_path / "out" / "table.csv")
+    assert {row["diverged"] for row in table} == {True, False}
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"grid": {"decay_lambda": []}}, "every [grid] entry must be a non-empty list"),
+        ({"seeds": "1,2"}, "seeds must be a non-empty list of integers"),
+        ({"lr": 0.1}, "unknown key 'lr'"),
+        ({"grid": {"lerning_rate": [0.1]}}, "unknown config field 'lerning_rate'"),
+        ({"set": {"lr": -1}}, "lr must be a positive number"),
+    ],
+)
+def test_bad_specs_are_refused_before_any_run(values, message, tmp_path):
+    with pytest.raises(StabgapError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        spec = sweep_spec({"preset": "quick", "seeds": [1], **values})
+        run_sweep(spec, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_worker_processes_give_the_same_runs(tmp_path, spec_file):
+    serial = run_sweep(spec_of(spec_file), tmp_path / "serial")
+    parallel = run_sweep(spec_of(spec_file), tmp_path / "parallel", workers=2)
+    for a, b in zip(serial, parallel, strict=True):
+        assert a.name == b.name
+        np.testing.assert_array_equal(a.acc, b.acc)
+
+
+def test_the_same_sweep_on_a_local_ray_instance_gives_the_same_table(tmp_path, spec_file):
+    pytest.importorskip("ray", reason="the ray extra is installed in CI (.ci/run)")
+    local = run_sweep(spec_of(spec_file), tmp_path / "local")
+    on_ray = run_sweep(spec_of(spec_file), tmp_path / "ray", executor="ray")
+    assert [r.name for r in local] == [r.name for r in on_ray]
+    local_rows = read_table(tmp_path / "local" / "table.csv")
+    ray_rows = read_table(tmp_path / "ray" / "table.csv")
+    assert len(local_rows) == len(ray_rows) > 0
+    for a, b in zip(local_rows, ray_rows, strict=True):
+        assert a == b
