@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import reference_dir
+
 from stabgap.cli import main
 from stabgap.records import iter_runs
 
@@ -53,8 +53,14 @@ def test_report_has_every_figure_as_png_and_pdf_and_answers(imported, tmp_path):
     report = tmp_path / "report"
     main(["report", str(imported), "--out", str(report)])
     figures = {p.name for p in (report / "figures").iterdir()}
-    for name in ("task1-accuracy", "lambda-tradeoff", "all-tasks-baseline", "all-tasks-nd",
-                 "average-accuracy", "gap-anatomy"):
+    for name in (
+        "task1-accuracy",
+        "lambda-tradeoff",
+        "all-tasks-baseline",
+        "all-tasks-nd",
+        "average-accuracy",
+        "gap-anatomy",
+    ):
         assert {f"{name}.png", f"{name}.pdf"} <= figures
     text = (report / "report.md").read_text()
     assert text.count("![") == 6 and "figures/task1-accuracy.png" in text

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import mnist_dir
+
 from stabgap.aggregate import read_table
 from stabgap.errors import StabgapError
 from stabgap.records import iter_runs
@@ -78,7 +78,7 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, spec_file)
     assert f"{len(before)}/12 runs already done, skipped" in done.stderr
     after = snapshot(killed)
     assert sorted(after) == sorted(expected)
-    for name, (run_json, acc) in before.items():
+    for name, (run_json, _) in before.items():
         assert after[name][0] == run_json  # not run again
     for name, (_, acc) in after.items():
         np.testing.assert_array_equal(acc, expected[name][1])
@@ -97,10 +97,21 @@ def test_a_second_start_runs_nothing(tmp_path, spec_file):
 
 
 def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tmp_path):
-    spec = sweep_spec({"preset": "quick", "experiments": ["baseline"], "seeds": [1],
-                       "set": {"batches_per_task": 5, "hidden": [8], "eval_subset": 50,
-                               "optimizer": "sgd", "data_dir": str(mnist_dir())},
-                       "grid": {"lr": [0.01, 1e12]}})
+    spec = sweep_spec(
+        {
+            "preset": "quick",
+            "experiments": ["baseline"],
+            "seeds": [1],
+            "set": {
+                "batches_per_task": 5,
+                "hidden": [8],
+                "eval_subset": 50,
+                "optimizer": "sgd",
+                "data_dir": str(mnist_dir()),
+            },
+            "grid": {"lr": [0.01, 1e12]},
+        }
+    )
     records = run_sweep(spec, tmp_path / "out")
     diverged = {r.config["lr"]: r.diverged for r in records}
     assert diverged == {0.01: False, 1e12: True}
