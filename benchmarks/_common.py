@@ -1,0 +1,50 @@
+"""Helpers shared by the benchmarks: timing, the machine, the data."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def data_dir() -> str | None:
+    """MNIST for benchmarks: $STABGAP_DATA, else the shared copy beside the repository."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    shared = os.path.join(here, "..", "..", "shared", "data", "mnist")
+    return os.environ.get("STABGAP_DATA") or (shared if os.path.isdir(shared) else None)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    return statistics.median(timed(fn) for _ in range(repeats))
+
+
+def matmul_rate(m: int, k: int, n: int, repeats: int = 7) -> float:
+    """This machine's fp32 matmul rate (FLOP/s) on one (m×k)@(k×n) product, in-process."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    return 2 * m * k * n / median_time(lambda: a @ b, repeats, warmup=2)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

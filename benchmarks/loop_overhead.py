@@ -1,0 +1,62 @@
+"""How close one run comes to this machine's matmul speed (the loop's overhead).
+
+Counts the FLOPs a paper-protocol run must do (training and evaluation, from
+stabgap.cost), measures the fp32 matmul rate in the same process on the run's dominant
+product, and reports measured time / (FLOPs / rate). Every task is shortened to
+--batches batches, keeping every shape of the paper protocol.
+
+    python benchmarks/loop_overhead.py --batches 20
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _common import data_dir, machine, matmul_rate, peak_rss_mib, timed
+
+from stabgap.cost import run_cost, total
+from stabgap.presets import get_preset
+from stabgap.tasks import build_stream
+from stabgap.train import train_runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=20, help="batches per task")
+    parser.add_argument("--experiment", default="nd")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    config = get_preset("paper").config(
+        args.experiment, {"batches_per_task": args.batches, "data_dir": data_dir()}
+    )
+    stream = build_stream(config)
+    train_runs([config.replace(batches_per_task=2)], stream)  # warm-up: allocator, kernels
+
+    flops = total(run_cost(config)).flops
+    # The rate on the products that dominate the run: hidden × hidden at the batch sizes
+    # of training (512·k) and evaluation (k tasks × 2048 or 3072 images).
+    rate = matmul_rate(3072, 2048, 2048)
+    seconds = timed(lambda: train_runs([config], stream))
+    floor = flops / rate
+    print(f"machine: {machine()}")
+    print(
+        f"run: paper '{args.experiment}', {args.batches} batches per task, "
+        f"{config.total_batches} batches in all"
+    )
+    print(f"work: {flops / 1e12:.3f} TFLOP (training + evaluation)")
+    print(f"fp32 matmul rate (3072x2048 @ 2048x2048): {rate / 1e9:.1f} GFLOP/s")
+    print(f"matmul-bound floor: {floor:.2f} s   measured: {seconds:.2f} s")
+    print(f"loop overhead: {seconds / floor:.3f}x the floor")
+    full = total(run_cost(config.replace(batches_per_task=500))).flops
+    print(
+        f"a full paper run ({full / 1e12:.1f} TFLOP) would take about "
+        f"{seconds / flops * full / 60:.1f} min here"
+    )
+    print(f"peak memory: {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

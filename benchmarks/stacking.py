@@ -1,0 +1,62 @@
+"""Many runs as one: time per run of R runs stacked, against the same runs one at a time.
+
+The runs differ in seed and λ, as in a sweep; side by side in one process. Also checks
+that each stacked run's curves equal its curves alone.
+
+    python benchmarks/stacking.py --batches 10 --stacks 1,2,4
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from _common import data_dir, machine, peak_rss_mib, timed
+
+from stabgap.presets import get_preset
+from stabgap.tasks import build_stream
+from stabgap.train import resolve_device, train_runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--batches", type=int, default=10, help="batches per task")
+    parser.add_argument("--stacks", default="1,2,4", help="stack sizes R to measure")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+
+    base = get_preset(args.preset).config(
+        "baseline",
+        {"batches_per_task": args.batches, "data_dir": data_dir(), "device": str(device)},
+    )
+    stream = build_stream(base, device)
+    train_runs([base.replace(batches_per_task=1)], stream)  # warm-up
+
+    print(f"machine: {machine() if device.type == 'cpu' else torch.cuda.get_device_name()}")
+    print(f"runs: {args.preset} shapes, {args.batches} batches per task, device {device}")
+    print("R   alone s/run   stacked s/run   stacked/alone   max |Δacc| (p.p.)")
+    for r in (int(x) for x in args.stacks.split(",")):
+        configs = [base.replace(seed=i, decay_lambda=[0, 1e-5][i % 2]) for i in range(r)]
+        alone_results: list = []
+        stacked_results: list = []
+
+        def one_at_a_time(c=configs, out=alone_results) -> None:
+            out.extend(train_runs([x], stream)[0] for x in c)
+
+        def together(c=configs, out=stacked_results) -> None:
+            out.extend(train_runs(c, stream))
+
+        alone, stacked = timed(one_at_a_time), timed(together)
+        diff = max(
+            np.nanmax(np.abs(a.acc - s.acc))
+            for a, s in zip(alone_results, stacked_results, strict=True)
+        )
+        print(f"{r:<3d} {alone / r:13.2f} {stacked / r:15.2f} {stacked / alone:15.3f} {diff:19.3f}")
+    print(f"peak memory: {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
