@@ -48,3 +48,15 @@ def matmul_rate(m: int, k: int, n: int, repeats: int = 7) -> float:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed_runs(configs: list, stream, together: bool = False) -> tuple[list, float]:
+    """Train `configs` one at a time (or as one stack): their results, and the seconds."""
+    from stabgap.train import train_runs
+
+    t0 = time.perf_counter()
+    if together:
+        results = train_runs(configs, stream)
+    else:
+        results = [train_runs([c], stream)[0] for c in configs]
+    return results, time.perf_counter() - t0

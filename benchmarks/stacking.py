@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 import torch
-from _common import data_dir, machine, peak_rss_mib, timed
+from _common import data_dir, machine, peak_rss_mib, timed_runs
 
 from stabgap.presets import get_preset
 from stabgap.tasks import build_stream
@@ -40,16 +40,8 @@ def main() -> None:
     print("R   alone s/run   stacked s/run   stacked/alone   max |Δacc| (p.p.)")
     for r in (int(x) for x in args.stacks.split(",")):
         configs = [base.replace(seed=i, decay_lambda=[0, 1e-5][i % 2]) for i in range(r)]
-        alone_results: list = []
-        stacked_results: list = []
-
-        def one_at_a_time(c=configs, out=alone_results) -> None:
-            out.extend(train_runs([x], stream)[0] for x in c)
-
-        def together(c=configs, out=stacked_results) -> None:
-            out.extend(train_runs(c, stream))
-
-        alone, stacked = timed(one_at_a_time), timed(together)
+        alone_results, alone = timed_runs(configs, stream)
+        stacked_results, stacked = timed_runs(configs, stream, together=True)
         diff = max(
             np.nanmax(np.abs(a.acc - s.acc))
             for a, s in zip(alone_results, stacked_results, strict=True)

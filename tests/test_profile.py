@@ -144,3 +144,41 @@ def test_cuda_results():
     assert set(profile.overhead_pct(results, "profiler_self_cuda_ms")) == {
         ("cuda", p) for p in profile.PHASES
     }
+
+
+def test_cost_columns_follow_the_poster(tmp_path):
+    gpu = [
+        _result("baseline", "both", 20.0, 18.01, 14.60),
+        _result("nd", "both", 21.0, 19.21, 15.85),
+        _result("nd", "train", 1.0, 1.0, 1.0),
+    ]
+    cpu = [dataclasses.replace(r, device="cpu", profiler_self_cuda_ms=None) for r in gpu]
+    assert profile.cost_columns(tmp_path) == ({}, None)
+    profile.write_profile(cpu, tmp_path / "profile" / "profile-cpu")
+    columns, _ = profile.cost_columns(tmp_path)
+    assert columns["nd"] == {"CPU-only time (ms) ↓": "19.21"}
+    profile.write_profile(gpu, tmp_path / "profile" / "profile-cuda")
+    columns, sentence = profile.cost_columns(tmp_path)  # the GPU run wins, as on the poster
+    assert columns == {
+        "baseline": {"CPU time (ms) ↓": "18.01", "CUDA time (ms) ↓": "14.60"},
+        "nd": {"CPU time (ms) ↓": "19.21", "CUDA time (ms) ↓": "15.85"},
+    }
+    assert "+0.070 % MACs" in sentence and "host CPU time +6.7 %" in sentence
+    assert "CUDA time +8.6 %" in sentence and "wall time +5.0 %" in sentence
+
+
+def test_profile_study_profiles_the_preset_scale(tmp_path, monkeypatch):
+    asked = {}
+
+    def fake_profile_config(config, device, *args, **kwargs):
+        asked.update(config=config, device=device, kwargs=kwargs)
+        return [_result(m, "both", 1.0, 1.0, None, device="cpu") for m in profile.MODELS]
+
+    monkeypatch.setattr(profile, "profile_config", fake_profile_config)
+    profile.profile_study(tmp_path, quick=True, device="cpu")
+    assert (asked["config"].hidden, asked["config"].rotations) == ((256, 256), (0.0,))
+    assert asked["kwargs"]["nd_lambda"] == 1e-4 and asked["device"] == torch.device("cpu")
+    assert (tmp_path / "profile-cpu" / "profile.json").exists()
+    profile.profile_study(tmp_path / "paper", quick=False, device="cpu")
+    assert asked["config"].hidden == (2048, 2048) and asked["config"].batch_size == 512
+    assert asked["config"].task_eval_size(1, 10_000) == 2048

@@ -396,6 +396,26 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", required=True, help="folder to write the runs into")
     imp.set_defaults(func=cmd_import_reference)
 
+    from stabgap import cost, profile
+
+    cost_parser = sub.add_parser(
+        "cost",
+        help="analytic MACs/FLOPs per batch and per run, baseline vs ND",
+        description="Multiply-accumulates and FLOPs of the forward and backward pass, the ND "
+        "term, the optimiser and the evaluation, per batch and for a whole paper run.",
+    )
+    cost.add_arguments(cost_parser)
+    cost_parser.set_defaults(func=cost.command)
+
+    profile_parser = sub.add_parser(
+        "profile",
+        help="time per batch (train, eval, both), baseline vs ND, CPU and CUDA",
+        description="Wall time per batch (median and IQR after warm-up) and the reference's "
+        "torch.profiler self-CPU / self-CUDA sums, for baseline and ND.",
+    )
+    profile.add_arguments(profile_parser)
+    profile_parser.set_defaults(func=profile.command)
+
     presets = sub.add_parser("presets", help="list presets and their experiments")
     presets.set_defaults(func=cmd_presets)
     return parser

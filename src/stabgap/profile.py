@@ -485,3 +485,79 @@ def command(args: argparse.Namespace) -> int:
         results += found
     print(profile_table(results))
     return 0
+
+
+# --- for `stabgap reproduce` and the report ------------------------------------------------
+def profile_study(
+    folder: Path | str, quick: bool = False, device: str = "cpu"
+) -> list[ProfileResult]:
+    """Profile baseline and ND for a study's report; writes ``folder/profile-<device>/``.
+
+    Args:
+        quick: the ``quick`` preset's scale (widths 256, batch 128) and a short profile;
+            else the poster's profiling setup (:func:`profile_base`).
+        device: the study's device ('cpu', 'cuda', 'auto', ...).
+    """
+    from stabgap.presets import ND_LAMBDA, QUICK_BASE, QUICK_LAMBDA
+
+    dev = resolve_device(device)
+    if quick:
+        config = QUICK_BASE.replace(rotations=[0.0])
+        results = profile_config(
+            config, dev, n_batches=10, warmup=2, repeats=3, nd_lambda=QUICK_LAMBDA
+        )
+    else:
+        results = profile_config(profile_base(), dev, nd_lambda=ND_LAMBDA)
+    write_profile(results, Path(folder) / f"profile-{dev.type}")
+    return results
+
+
+def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | None]:
+    """Table 1's time columns and a Q3 sentence from the profiles below `root`.
+
+    Like the poster, the figures are the profiler's self times per batch of training and
+    evaluation together (phase 'both'), taken from a GPU run when there is one ("CPU time"
+    is then host-side time); otherwise from the CPU-only run, in a column that says so.
+
+    Returns:
+        ``({experiment: {column: cell}}, sentence)``; ``({}, None)`` without profiles.
+    """
+    from stabgap.cost import nd_overhead
+
+    results = [r for r in read_profiles(root) if r.phase == "both"]
+    devices = [r.device for r in results]
+    if not results:
+        return {}, None
+    device = "cuda" if "cuda" in devices else devices[0]
+    name = next(r.device_name for r in results if r.device == device)
+    rows = {r.model: r for r in results if r.device == device and r.device_name == name}
+    columns: dict[str, dict[str, str]] = {}
+    for model, r in rows.items():
+        if device == "cuda":
+            columns[model] = {
+                "CPU time (ms) ↓": f"{r.profiler_self_cpu_ms:.2f}",
+                "CUDA time (ms) ↓": f"{r.profiler_self_cuda_ms:.2f}",
+            }
+        else:
+            columns[model] = {"CPU-only time (ms) ↓": f"{r.profiler_self_cpu_ms:.2f}"}
+    if set(rows) != set(MODELS):
+        return columns, None
+
+    first = rows["baseline"]
+    o = nd_overhead(first.hidden, first.batch_size)
+    pair = list(rows.values())
+    measured = [f"wall time {overhead_pct(pair)[device, 'both']:+.1f} %"]
+    for measure, label in (
+        ("profiler_self_cpu_ms", "host CPU time" if device == "cuda" else "CPU time"),
+        ("profiler_self_cuda_ms", "CUDA time"),
+    ):
+        value = overhead_pct(pair, measure).get((device, "both"))
+        if value is not None:
+            measured.append(f"{label} {value:+.1f} %")
+    sentence = (
+        f"Q3, cost of ND: +{o['forward_macs']:.3f} % MACs on the forward pass (the poster's "
+        f"measure), +{o['step_macs']:.3f} % on the whole training step (widths "
+        f"{','.join(map(str, first.hidden))}, batch {first.batch_size}); measured per batch "
+        f"of training and evaluation on {name} ({device}): {', '.join(measured)}."
+    )
+    return columns, sentence

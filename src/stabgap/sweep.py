@@ -79,13 +79,10 @@ def plan_runs(
 
 
 def _short(value: Any) -> str:
-    return (
-        ",".join(map(str, value))
-        if isinstance(value, list | tuple)
-        else f"{value:g}"
-        if (isinstance(value, float))
-        else str(value)
-    )
+    """A grid value as it reads in a run's label: 1e-05, 1024,1024, none."""
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def missing(specs: Iterable[RunSpec], out: Path) -> list[RunSpec]:
