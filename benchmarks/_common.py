@@ -21,6 +21,11 @@ def data_dir() -> str | None:
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
+    try:  # Linux names the CPU model here; platform.processor() often says only x86_64
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     return (
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"

@@ -36,9 +36,10 @@ def test_stacked_runs_equal_the_same_runs_alone(small_stream):
     stacked = train_runs(configs, small_stream)
     for config, together in zip(configs, stacked, strict=True):
         alone = run_experiment(config, small_stream)
-        np.testing.assert_allclose(together.loss, alone.loss, rtol=1e-4)
-        np.testing.assert_allclose(together.acc, alone.acc, atol=1.0)  # ≤ 2 of 200 images
-        assert np.nanmean(np.abs(together.acc - alone.acc)) < 0.2
+        # On a CPU each copy runs the very kernels it runs alone: equal to the bit. (On a
+        # GPU the batched matmul may round differently: equal to float tolerance there.)
+        np.testing.assert_array_equal(together.loss, alone.loss)
+        np.testing.assert_array_equal(together.acc, alone.acc)
     assert stacked[0].metadata["stacked_runs"] == 3
 
 
@@ -71,3 +72,12 @@ def test_replay_keeps_task_one_and_no_replay_forgets_it(small_mnist):
     none = run_experiment(config.replace(replay="none"), stream)
     assert full.acc[-1, 0] > none.acc[-1, 0] + 15
     assert gap_depth(none.acc, none.boundaries, 1, 2) > gap_depth(full.acc, full.boundaries, 1, 2)
+
+
+def test_bf16_autocast_still_learns(small_stream):
+    """Autocast caches its bf16 weight copies until its context exits: a run must not
+    keep the first step's weights (it would stay at chance)."""
+    r = run_experiment(tiny_config(precision="bf16", seed=1), small_stream)
+    assert r.acc[19, 0] > r.acc[0, 0] + 10
+    fp32 = run_experiment(tiny_config(seed=1), small_stream)
+    assert abs(r.acc[19, 0] - fp32.acc[19, 0]) < 15

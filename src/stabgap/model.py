@@ -52,13 +52,29 @@ class StackedMLP(nn.Module):
         """x: (R, B, in) → logits (R, B, out) and the post-ReLU hidden activations."""
         hidden = []
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            x = torch.baddbmm(b, x, w).relu_()  # (R, B, width)
+            x = _affine(x, w, b).relu_()  # (R, B, width)
             hidden.append(x)
-        return torch.baddbmm(self.biases[-1], x, self.weights[-1]), hidden
+        return _affine(x, self.weights[-1], self.biases[-1]), hidden
 
     def macs_per_sample(self) -> int:
         """Multiply-accumulates of one forward pass of one sample of one copy."""
         return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+
+
+def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x @ w + b for every copy: (R, B, in) → (R, B, out).
+
+    On a GPU one batched matmul fills the device. On a CPU each copy's product already
+    uses every core, and one plain matmul per copy is faster than the batched kernel
+    (benchmarks/stacking.py), so stacking there never costs more than running alone.
+    """
+    if x.device.type == "cuda":
+        return torch.baddbmm(b, x, w)
+    outs = [
+        torch.addmm(bi, xi, wi)
+        for xi, wi, bi in zip(x.unbind(0), w.unbind(0), b.squeeze(1).unbind(0), strict=True)
+    ]
+    return outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)
 
 
 def _linear_init(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:

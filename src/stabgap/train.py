@@ -137,9 +137,9 @@ def train_runs(
     eval_sizes = np.zeros(len(eval_steps), dtype=np.int64)  # m of each point
     losses = torch.zeros(r, base.total_batches, device=device)
     timer = Stopwatch(device)
-    precision = precision_context(base.precision, device)
+    autocast = forward_precision(base.precision, device)
 
-    with precision:
+    with tf32_matmuls(base.precision == "tf32"):
         point = 0
         for task in range(1, n_tasks + 1):
             sampler.start_task(task)
@@ -151,19 +151,18 @@ def train_runs(
                 if t % base.eval_every == 0:  # the model after t updates
                     with timer("eval"):
                         idx = subsets.draw(evaluated, m)
-                        counts[:, point, : len(evaluated)] = count_correct(model, stream, idx)
+                        with autocast():
+                            correct = count_correct(model, stream, idx)
+                        counts[:, point, : len(evaluated)] = correct
                     eval_sizes[point] = m
                     point += 1
                 with timer("train"):
                     batch = sampler.next()  # (R, B)
-                    logits, hidden = model(pixels(stream.train_x[batch]))
-                    loss = training_loss(
-                        logits,
-                        stream.train_y[batch],
-                        hidden,
-                        lambdas,
-                        base.decay_reduction,
-                    )
+                    with autocast():
+                        logits, hidden = model(pixels(stream.train_x[batch]))
+                        loss = training_loss(
+                            logits, stream.train_y[batch], hidden, lambdas, base.decay_reduction
+                        )
                     optimizer.zero_grad()
                     loss.sum().backward()
                     optimizer.step()
@@ -195,19 +194,23 @@ def train_runs(
     ]
 
 
-def precision_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """TF32 matmuls or bf16 autocast for the run's span; fp32 (the default) changes nothing."""
+def forward_precision(precision: str, device: torch.device):
+    """A context for each forward pass: bf16 autocast, or nothing (fp32, tf32).
+
+    Autocast is entered per forward pass, never around the whole loop: it caches the
+    low-precision copies of the weights until its context exits, so a loop-wide context
+    would keep computing with the weights of the first step.
+    """
     if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if precision == "tf32":
-        return _tf32()
-    return contextlib.nullcontext()
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 @contextlib.contextmanager
-def _tf32():
+def tf32_matmuls(enabled: bool):
+    """TensorFloat-32 CUDA matmuls for the run's span (no effect on a CPU)."""
     before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = enabled or before
     try:
         yield
     finally:
