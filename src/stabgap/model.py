@@ -65,16 +65,41 @@ def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """x @ w + b for every copy: (R, B, in) → (R, B, out).
 
     On a GPU one batched matmul fills the device. On a CPU each copy's product already
-    uses every core, and one plain matmul per copy is faster than the batched kernel
-    (benchmarks/stacking.py), so stacking there never costs more than running alone.
+    uses every core; there the copies' plain matmuls are written straight into one
+    output (see :class:`_PerCopyAffine`), so a stack does exactly the work of its runs
+    alone, with the same kernels and the same results to the bit.
     """
     if x.device.type == "cuda":
         return torch.baddbmm(b, x, w)
-    outs = [
-        torch.addmm(bi, xi, wi)
-        for xi, wi, bi in zip(x.unbind(0), w.unbind(0), b.squeeze(1).unbind(0), strict=True)
-    ]
-    return outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)
+    return _PerCopyAffine.apply(x, w, b)
+
+
+class _PerCopyAffine(torch.autograd.Function):
+    """x @ w + b as one plain matmul per copy, into preallocated (R, ...) tensors.
+
+    Stacking per-copy results with torch.stack would copy every activation and every
+    gradient once more; writing each copy's product into its slice of one tensor does not.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = x.new_empty(x.shape[0], x.shape[1], w.shape[2])
+        for r in range(x.shape[0]):
+            torch.addmm(b[r], x[r], w[r], out=out[r])  # b[r]: (1, out) broadcasts
+        ctx.save_for_backward(x, w)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, w = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = x.new_empty(x.shape) if ctx.needs_input_grad[0] else None
+        grad_w = w.new_empty(w.shape)
+        for r in range(x.shape[0]):
+            if grad_x is not None:
+                torch.mm(grad[r], w[r].T, out=grad_x[r])  # (B, in)
+            torch.mm(x[r].T, grad[r], out=grad_w[r])  # (in, out)
+        return grad_x, grad_w, grad.sum(dim=1, keepdim=True)
 
 
 def _linear_init(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
