@@ -89,3 +89,4 @@ def test_bf16_autocast_still_learns(small_stream):
     assert r.acc[19, 0] > r.acc[0, 0] + 10
     fp32 = run_experiment(tiny_config(seed=1), small_stream)
     assert abs(r.acc[19, 0] - fp32.acc[19, 0]) < 15
+    assert not np.array_equal(r.loss, fp32.loss)  # bf16 really was used

@@ -69,9 +69,16 @@ def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     output (see :class:`_PerCopyAffine`), so a stack does exactly the work of its runs
     alone, with the same kernels and the same results to the bit.
     """
-    if x.device.type == "cuda":
-        return torch.baddbmm(b, x, w)
+    if x.device.type == "cuda" or _autocasting(x.device.type):
+        return torch.baddbmm(b, x, w)  # autocast lowers this op's precision, not out= ones
     return _PerCopyAffine.apply(x, w, b)
+
+
+def _autocasting(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else False
 
 
 class _PerCopyAffine(torch.autograd.Function):
