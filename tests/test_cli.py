@@ -203,3 +203,40 @@ def test_help_documents_every_config_field(capsys):
 def test_data_verify(capsys):
     code, stdout, _ = run_cli(capsys, "data", "verify", "--data-dir", mnist_dir())
     assert code == 0 and stdout.count("ok ") == 4
+
+
+def test_cost_prints_the_reference_count_and_the_overheads(capsys):
+    code, stdout, _ = run_cli(capsys, "cost")
+    assert code == 0
+    assert "2,980,052,992 MACs, ND adds 2,097,152 = +0.0704 %" in stdout
+    assert "ND overhead, whole training step" in stdout
+
+
+def test_profile_writes_records_that_the_report_reads(tmp_path, capsys):
+    from stabgap.profile import cost_columns, read_profiles
+
+    code, stdout, _ = run_cli(
+        capsys,
+        "profile",
+        "--device",
+        "cpu",
+        "--batches",
+        "2",
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--hidden",
+        "32,32",
+        "--batch-size",
+        "64",
+        "--out",
+        tmp_path,
+    )
+    assert code == 0 and "baseline" in stdout and "nd" in stdout
+    results = read_profiles(tmp_path)
+    assert {(r.model, r.phase) for r in results} == {
+        (m, p) for m in ("baseline", "nd") for p in ("train", "eval", "both")
+    }
+    columns, q3 = cost_columns(tmp_path)
+    assert set(columns) == {"baseline", "nd"} and "Q3" in q3

@@ -448,17 +448,7 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST
         ),
         ("step + evaluation", total(per_b), total(per_nd)),
     ]
-    for label, cb, cn in rows:
-        lines.append(
-            _row(
-                label,
-                _si(cb.macs),
-                _si(cn.macs),
-                _si(cb.flops),
-                _si(cn.flops),
-                _pct_or_dash(cn.flops, cb.flops),
-            )
-        )
+    lines += [_comparison_row(*row) for row in rows]
 
     o = nd_overhead(base.hidden, b, base.optimizer)
     ref = reference_forward_macs(base.hidden, base.batch_size)
@@ -490,22 +480,24 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST
         "",
         _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
     ]
-    for label, cb, cn in (
-        ("training", train_b, train_nd),
-        ("evaluation", run_b["evaluation"], run_nd["evaluation"]),
-        ("run total", total(run_b), total(run_nd)),
-    ):
-        lines.append(
-            _row(
-                label,
-                _si(cb.macs),
-                _si(cn.macs),
-                _si(cb.flops),
-                _si(cn.flops),
-                _pct_or_dash(cn.flops, cb.flops),
-            )
-        )
+    lines += [
+        _comparison_row("training", train_b, train_nd),
+        _comparison_row("evaluation", run_b["evaluation"], run_nd["evaluation"]),
+        _comparison_row("run total", total(run_b), total(run_nd)),
+    ]
     return "\n".join(lines)
+
+
+def _comparison_row(label: str, base: Cost, nd: Cost) -> str:
+    """One line of the baseline-vs-ND table: MACs, FLOPs and ND's extra FLOPs in %."""
+    return _row(
+        label,
+        _si(base.macs),
+        _si(nd.macs),
+        _si(base.flops),
+        _si(nd.flops),
+        _pct_or_dash(nd.flops, base.flops),
+    )
 
 
 def _row(*cells: str) -> str:

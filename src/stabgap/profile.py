@@ -45,13 +45,18 @@ from torch.profiler import profile as torch_profile
 from stabgap.config import RunConfig
 from stabgap.cost import parse_widths
 from stabgap.errors import StabgapError
-from stabgap.evaluate import EvalSubsets, count_correct, pixels
-from stabgap.losses import training_loss
+from stabgap.evaluate import EvalSubsets, count_correct
 from stabgap.model import StackedMLP
 from stabgap.optim import StackedOptimizer
 from stabgap.replay import BatchSampler
 from stabgap.tasks import TaskStream
-from stabgap.train import copy_generators, precision_context, resolve_device
+from stabgap.train import (
+    copy_generators,
+    forward_precision,
+    resolve_device,
+    tf32_matmuls,
+    train_step,
+)
 
 PHASES = ("train", "eval", "both")
 MODELS = ("baseline", "nd")
@@ -106,7 +111,7 @@ def profile_config(
     lambdas = {"baseline": 0.0, "nd": nd_lambda}
     workloads = {m: Workload(config, stream, device, lambdas[m]) for m in MODELS}
     timings: dict[tuple[str, str], tuple[list[float], float, float | None]] = {}
-    with precision_context(config.precision, device):
+    with tf32_matmuls(config.precision == "tf32"):
         _self_times(workloads["baseline"].train, 1, device)  # start the profiler once
         for phase in PHASES:
             steps = {m: getattr(workloads[m], phase) for m in MODELS}
@@ -195,23 +200,26 @@ class Workload:
         self.sampler.start_task(1)
         self.subsets = EvalSubsets(config, stream, [gens[2]], device)
         self.eval_size = config.task_eval_size(1, stream.test_size(1))
+        self.autocast = forward_precision(config.precision, device)
         self.loss = torch.zeros(1, device=device)
         self.correct = torch.zeros(1, 1, dtype=torch.int32, device=device)
 
     def train(self) -> None:
-        batch = self.sampler.next()  # (1, B)
-        logits, hidden = self.model(pixels(self.stream.train_x[batch]))
-        loss = training_loss(
-            logits, self.stream.train_y[batch], hidden, self.lambdas, self.config.decay_reduction
+        loss = train_step(
+            self.model,
+            self.optimizer,
+            self.stream,
+            self.sampler.next(),
+            self.lambdas,
+            self.config.decay_reduction,
+            self.autocast,
         )
-        self.optimizer.zero_grad()
-        loss.sum().backward()
-        self.optimizer.step()
-        self.loss.copy_(loss.detach())  # the loop keeps every loss, on the device
+        self.loss.copy_(loss)  # the loop keeps every loss, on the device
 
     def eval(self) -> None:
         idx = self.subsets.draw(range(1, 2), self.eval_size)  # (1, 1, m)
-        self.correct.copy_(count_correct(self.model, self.stream, idx))
+        with self.autocast():
+            self.correct.copy_(count_correct(self.model, self.stream, idx))
 
     def both(self) -> None:
         self.eval()  # before the update, as in the loop

@@ -158,15 +158,9 @@ def train_runs(
                     point += 1
                 with timer("train"):
                     batch = sampler.next()  # (R, B)
-                    with autocast():
-                        logits, hidden = model(pixels(stream.train_x[batch]))
-                        loss = training_loss(
-                            logits, stream.train_y[batch], hidden, lambdas, base.decay_reduction
-                        )
-                    optimizer.zero_grad()
-                    loss.sum().backward()
-                    optimizer.step()
-                    losses[:, t] = loss.detach()
+                    losses[:, t] = train_step(
+                        model, optimizer, stream, batch, lambdas, base.decay_reduction, autocast
+                    )
                 if progress is not None and (t + 1) % 10 == 0:
                     progress(t + 1, base.total_batches)
     if progress is not None:
@@ -192,6 +186,25 @@ def train_runs(
         )
         for i, c in enumerate(configs)
     ]
+
+
+def train_step(
+    model: StackedMLP,
+    optimizer: StackedOptimizer,
+    stream: TaskStream,
+    batch: torch.Tensor,
+    lambdas: torch.Tensor | None,
+    reduction: str,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> torch.Tensor:
+    """One update of every copy on its batch (R, B); returns the (R,) losses."""
+    with autocast():
+        logits, hidden = model(pixels(stream.train_x[batch]))
+        loss = training_loss(logits, stream.train_y[batch], hidden, lambdas, reduction)
+    optimizer.zero_grad()
+    loss.sum().backward()
+    optimizer.step()
+    return loss.detach()
 
 
 def forward_precision(precision: str, device: torch.device):
