@@ -55,13 +55,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed_runs(configs: list, stream, together: bool = False) -> tuple[list, float]:
-    """Train `configs` one at a time (or as one stack): their results, and the seconds."""
-    from stabgap.train import train_runs
+def timed_runs(configs: list, stream, how: str = "alone") -> tuple[list, float]:
+    """Train `configs` and time it: each 'alone', as sweeps do ('runs': train_runs, which
+    stacks on a GPU), or as one 'stack' (train_stack) on any device."""
+    from stabgap.train import train_runs, train_stack
 
     t0 = time.perf_counter()
-    if together:
-        results = train_runs(configs, stream)
+    if how == "alone":
+        results = [train_stack([c], stream)[0] for c in configs]
     else:
-        results = [train_runs([c], stream)[0] for c in configs]
+        results = (train_runs if how == "runs" else train_stack)(configs, stream)
     return results, time.perf_counter() - t0

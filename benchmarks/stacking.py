@@ -1,6 +1,8 @@
 """Many runs as one: time per run of R runs stacked, against the same runs one at a time.
 
-The runs differ in seed and λ, as in a sweep; side by side in one process. Also checks
+The runs differ in seed and λ, as in a sweep; side by side in one process. Three ways:
+each alone; as sweeps train them (train_runs: one stack on a GPU, copy by copy on a
+CPU); and forced into one stacked computation (train_stack) even on a CPU. Also checks
 that each stacked run's curves equal its curves alone.
 
     python benchmarks/stacking.py --batches 10 --stacks 1,2,4
@@ -16,7 +18,7 @@ from _common import data_dir, machine, peak_rss_mib, timed_runs
 
 from stabgap.presets import get_preset
 from stabgap.tasks import build_stream
-from stabgap.train import resolve_device, train_runs
+from stabgap.train import resolve_device, train_stack
 
 
 def main() -> None:
@@ -33,20 +35,24 @@ def main() -> None:
         {"batches_per_task": args.batches, "data_dir": data_dir(), "device": str(device)},
     )
     stream = build_stream(base, device)
-    train_runs([base.replace(batches_per_task=1)], stream)  # warm-up
+    train_stack([base.replace(batches_per_task=1)], stream)  # warm-up
 
     print(f"machine: {machine() if device.type == 'cpu' else torch.cuda.get_device_name()}")
     print(f"runs: {args.preset} shapes, {args.batches} batches per task, device {device}")
-    print("R   alone s/run   stacked s/run   stacked/alone   max |Δacc| (p.p.)")
+    print("R   alone s/run  train_runs s/run  ratio  train_stack s/run  ratio  max|Δacc| p.p.")
     for r in (int(x) for x in args.stacks.split(",")):
         configs = [base.replace(seed=i, decay_lambda=[0, 1e-5][i % 2]) for i in range(r)]
-        alone_results, alone = timed_runs(configs, stream)
-        stacked_results, stacked = timed_runs(configs, stream, together=True)
+        alone_results, alone = timed_runs(configs, stream, "alone")
+        _, runs = timed_runs(configs, stream, "runs")
+        stacked_results, stacked = timed_runs(configs, stream, "stack")
         diff = max(
             np.nanmax(np.abs(a.acc - s.acc))
             for a, s in zip(alone_results, stacked_results, strict=True)
         )
-        print(f"{r:<3d} {alone / r:13.2f} {stacked / r:15.2f} {stacked / alone:15.3f} {diff:19.3f}")
+        print(
+            f"{r:<3d} {alone / r:11.2f} {runs / r:17.2f} {runs / alone:6.3f}"
+            f" {stacked / r:18.2f} {stacked / alone:6.3f} {diff:14.3f}"
+        )
     print(f"peak memory: {peak_rss_mib():.0f} MiB")
 
 

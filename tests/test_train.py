@@ -3,7 +3,7 @@ import pytest
 from conftest import tiny_config
 
 from stabgap.metrics import gap_depth
-from stabgap.train import run_experiment, stack_key, train_runs
+from stabgap.train import run_experiment, stack_key, train_runs, train_stack
 
 
 def test_curves_have_one_point_per_batch_and_nan_before_a_task_starts(small_stream):
@@ -29,7 +29,7 @@ def test_same_seed_gives_identical_curves_and_another_seed_does_not(small_stream
 
 def test_stacked_runs_equal_the_same_runs_alone(small_stream):
     configs = [tiny_config(seed=1), tiny_config(seed=2, decay_lambda=1e-3), tiny_config(seed=3)]
-    stacked = train_runs(configs, small_stream)
+    stacked = train_stack(configs, small_stream)  # the stacked computation, even on a CPU
     for config, together in zip(configs, stacked, strict=True):
         alone = run_experiment(config, small_stream)
         # On a CPU each copy runs the very kernels it runs alone: equal to the bit. (On a
@@ -43,7 +43,7 @@ def test_stacked_runs_with_their_own_learning_rates_equal_them_alone(small_strea
     """Different learning rates take the written-out update, not torch's fused kernel,
     so they agree with their runs alone to float tolerance."""
     configs = [tiny_config(seed=1, lr=1e-3), tiny_config(seed=2, lr=3e-3)]
-    stacked = train_runs(configs, small_stream)
+    stacked = train_stack(configs, small_stream)
     for config, together in zip(configs, stacked, strict=True):
         alone = run_experiment(config, small_stream)
         np.testing.assert_allclose(together.loss, alone.loss, rtol=1e-4)
@@ -55,7 +55,15 @@ def test_only_seed_lambda_and_lr_may_differ_in_a_stack():
     assert stack_key(tiny_config(seed=1, lr=0.1)) == stack_key(tiny_config(decay_lambda=1))
     assert stack_key(tiny_config()) != stack_key(tiny_config(hidden=(16, 16)))
     with pytest.raises(ValueError, match="may differ only in"):
-        train_runs([tiny_config(), tiny_config(batch_size=16)])
+        train_stack([tiny_config(), tiny_config(batch_size=16)])
+
+
+def test_on_a_cpu_a_stack_is_trained_copy_by_copy(small_stream):
+    configs = [tiny_config(seed=1), tiny_config(seed=2, decay_lambda=1e-3)]
+    results = train_runs(configs, small_stream)
+    assert [r.metadata["stacked_runs"] for r in results] == [1, 1]
+    for config, result in zip(configs, results, strict=True):
+        np.testing.assert_array_equal(result.acc, run_experiment(config, small_stream).acc)
 
 
 def test_divergence_is_recorded(small_stream):
