@@ -5,12 +5,13 @@ each alone; as sweeps train them (train_runs: one stack on a GPU, copy by copy o
 CPU); and forced into one stacked computation (train_stack) even on a CPU. Also checks
 that each stacked run's curves equal its curves alone.
 
-    python benchmarks/stacking.py --batches 10 --stacks 1,2,4
+    python benchmarks/stacking.py --batches 4 --stacks 1,2,4 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=10, help="batches per task")
     parser.add_argument("--stacks", default="1,2,4", help="stack sizes R to measure")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median)")
     args = parser.parse_args()
     device = resolve_device(args.device)
 
@@ -42,9 +44,16 @@ def main() -> None:
     print("R   alone s/run  train_runs s/run  ratio  train_stack s/run  ratio  max|Δacc| p.p.")
     for r in (int(x) for x in args.stacks.split(",")):
         configs = [base.replace(seed=i, decay_lambda=[0, 1e-5][i % 2]) for i in range(r)]
-        alone_results, alone = timed_runs(configs, stream, "alone")
-        _, runs = timed_runs(configs, stream, "runs")
-        stacked_results, stacked = timed_runs(configs, stream, "stack")
+        seconds: dict[str, list[float]] = {"alone": [], "runs": [], "stack": []}
+        for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits all
+            for how in seconds:
+                results, t = timed_runs(configs, stream, how)
+                seconds[how].append(t)
+                if how == "alone":
+                    alone_results = results
+                elif how == "stack":
+                    stacked_results = results
+        alone, runs, stacked = (statistics.median(seconds[k]) for k in ("alone", "runs", "stack"))
         diff = max(
             np.nanmax(np.abs(a.acc - s.acc))
             for a, s in zip(alone_results, stacked_results, strict=True)
