@@ -372,14 +372,19 @@ def parse_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``stabgap cost``."""
+def add_hidden_option(parser: argparse.ArgumentParser) -> None:
+    """``--hidden W1,W2,...``, shared by ``stabgap cost`` and ``stabgap profile``."""
     parser.add_argument(
         "--hidden",
         type=parse_widths,
         default=(2048, 2048),
         help="hidden widths, comma-separated (default: 2048,2048)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``stabgap cost``."""
+    add_hidden_option(parser)
     parser.add_argument(
         "--batch-size",
         type=int,

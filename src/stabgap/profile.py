@@ -43,7 +43,7 @@ from torch.profiler import ProfilerActivity
 from torch.profiler import profile as torch_profile
 
 from stabgap.config import RunConfig
-from stabgap.cost import parse_widths
+from stabgap.cost import add_hidden_option
 from stabgap.errors import StabgapError
 from stabgap.evaluate import EvalSubsets, count_correct
 from stabgap.model import StackedMLP
@@ -450,12 +450,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warmup", type=int, default=3, help="untimed batches before each measurement (default: 3)"
     )
-    parser.add_argument(
-        "--hidden",
-        type=parse_widths,
-        default=(2048, 2048),
-        help="hidden widths, comma-separated (default: 2048,2048)",
-    )
+    add_hidden_option(parser)
     parser.add_argument(
         "--batch-size", type=int, default=512, help="training batch size (default: 512)"
     )
