@@ -525,7 +525,7 @@ def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | Non
     Returns:
         ``({experiment: {column: cell}}, sentence)``; ``({}, None)`` without profiles.
     """
-    from stabgap.cost import nd_overhead
+    from stabgap.cost import nd_overhead, pct
 
     results = [r for r in read_profiles(root) if r.phase == "both"]
     devices = [r.device for r in results]
@@ -534,15 +534,20 @@ def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | Non
     device = "cuda" if "cuda" in devices else devices[0]
     name = next(r.device_name for r in results if r.device == device)
     rows = {r.model: r for r in results if r.device == device and r.device_name == name}
+    # (column, ProfileResult field): the poster's two columns, then our wall time.
+    measures = (
+        [("CPU time (ms) ↓", "profiler_self_cpu_ms"), ("CUDA time (ms) ↓", "profiler_self_cuda_ms")]
+        if device == "cuda"
+        else [("CPU-only time (ms) ↓", "profiler_self_cpu_ms")]
+    ) + [(f"wall time, {device} (ms) ↓", "wall_ms_median")]
     columns: dict[str, dict[str, str]] = {}
     for model, r in rows.items():
-        if device == "cuda":
-            columns[model] = {
-                "CPU time (ms) ↓": f"{r.profiler_self_cpu_ms:.2f}",
-                "CUDA time (ms) ↓": f"{r.profiler_self_cuda_ms:.2f}",
-            }
-        else:
-            columns[model] = {"CPU-only time (ms) ↓": f"{r.profiler_self_cpu_ms:.2f}"}
+        columns[model] = {}
+        for column, field_name in measures:
+            value, cell = getattr(r, field_name), f"{getattr(r, field_name):.2f}"
+            if model != "baseline" and "baseline" in rows:  # ND's overhead beside its time
+                cell += f" ({pct(value, getattr(rows['baseline'], field_name)):+.1f} %)"
+            columns[model][column] = cell
     if set(rows) != set(MODELS):
         return columns, None
 
