@@ -507,7 +507,7 @@ def profile_study(
     if quick:
         config = QUICK_BASE.replace(rotations=[0.0])
         results = profile_config(
-            config, dev, n_batches=10, warmup=2, repeats=3, nd_lambda=QUICK_LAMBDA
+            config, dev, n_batches=50, warmup=5, repeats=5, nd_lambda=QUICK_LAMBDA
         )
     else:
         results = profile_config(profile_base(), dev, nd_lambda=ND_LAMBDA)
