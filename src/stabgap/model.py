@@ -56,10 +56,6 @@ class StackedMLP(nn.Module):
             hidden.append(x)
         return _affine(x, self.weights[-1], self.biases[-1]), hidden
 
-    def macs_per_sample(self) -> int:
-        """Multiply-accumulates of one forward pass of one sample of one copy."""
-        return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
-
 
 def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """x @ w + b for every copy: (R, B, in) → (R, B, out).

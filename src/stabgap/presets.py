@@ -128,8 +128,3 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise StabgapError(f"unknown preset '{name}': choose from {', '.join(PRESETS)}")
     return PRESETS[name]
-
-
-def experiment_number(name: str) -> int | None:
-    """The reference's number of a paper experiment (for importing its results)."""
-    return PAPER_EXPERIMENTS[name][0] if name in PAPER_EXPERIMENTS else None
