@@ -99,9 +99,9 @@ def group_stacks(specs: Sequence[RunSpec], max_stack: int) -> list[list[RunSpec]
 
 
 def default_stack_size(device: str) -> int:
-    """How many runs to stack: many on a GPU, which a single small MLP cannot fill; on a
-    CPU one run already keeps the cores busy with large matmuls, so stacking gains
-    little there (see benchmarks/stacking.py)."""
+    """How many runs to stack: many on a GPU, which a single small MLP cannot fill; one on
+    a CPU, where one run already keeps the cores busy (train_runs trains a CPU stack copy
+    by copy in any case; docs/performance.md)."""
     return 32 if resolve_device(device).type == "cuda" else 1
 
 
