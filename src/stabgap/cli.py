@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stabgap import __version__
-from stabgap.config import FIELDS, coerce, help_text
+from stabgap.config import FIELDS, check_field, coerce, help_text
 from stabgap.errors import StabgapError
 
 STUDY_KEYS = ("preset", "experiments", "seeds")
@@ -78,11 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         key, sep, text = item.partition("=")
         if not sep:
             raise StabgapError(f"--set takes FIELD=VALUE, got '{item}'")
-        if key.replace("-", "_") not in FIELDS:
-            from stabgap.config import _unknown_field_message
-
-            raise StabgapError(_unknown_field_message(key))
-        overrides[key.replace("-", "_")] = parse_field(key.replace("-", "_"), text)
+        name = check_field(key)
+        overrides[name] = parse_field(name, text)
     for name in FIELDS:
         if getattr(args, name) is not None:
             overrides[name] = parse_field(name, getattr(args, name))
@@ -100,6 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=out,
         workers=args.workers,
         max_stack=args.stack,
+        executor=args.executor,
+        ray_address=args.ray_address,
         plot=not args.no_plot,
         quiet=args.quiet,
         echo=print,
@@ -293,16 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", help="output directory, must not exist (default: runs/<preset>-<time>)"
     )
-    run.add_argument(
-        "--workers", type=int, default=1, help="parallel worker processes (default: 1)"
-    )
-    run.add_argument(
-        "--stack",
-        type=int,
-        help="most runs trained together as one stack (default: 32 on CUDA, 1 on CPU)",
-    )
     run.add_argument("--no-plot", action="store_true", help="do not save curves.png per run")
-    run.add_argument("--quiet", action="store_true", help="no progress output")
+    _executor_options(run)
     fields = run.add_argument_group("config fields (override the preset's values)")
     for name, f in FIELDS.items():
         choices = f.metadata.get("choices")

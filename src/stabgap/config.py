@@ -163,17 +163,20 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
 
 def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
     """Build a config from user values (TOML, JSON, CLI), on top of `base`."""
-    unknown = [k for k in values if k not in FIELDS]
-    if unknown:
-        raise StabgapError(_unknown_field_message(unknown[0]))
+    for name in values:
+        check_field(name)
     base_values = dataclasses.asdict(base) if base is not None else {}
     return RunConfig(**{**base_values, **values})
 
 
-def _unknown_field_message(name: str) -> str:
-    close = difflib.get_close_matches(name.replace("-", "_"), FIELDS, n=1)
+def check_field(name: str) -> str:
+    """The field's name (dashes read as underscores), or a one-line error with a hint."""
+    field_name = name.replace("-", "_")
+    if field_name in FIELDS:
+        return field_name
+    close = difflib.get_close_matches(field_name, FIELDS, n=1)
     hint = f"did you mean '{close[0]}'?" if close else "see `stabgap run --help` for the fields"
-    return f"unknown config field '{name}': {hint}"
+    raise StabgapError(f"unknown config field '{name}': {hint}")
 
 
 def coerce(name: str, value: Any) -> Any:

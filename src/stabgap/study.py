@@ -28,6 +28,8 @@ def run_study(
     out: Path | None = None,
     workers: int = 1,
     max_stack: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
     plot: bool = True,
     quiet: bool = True,
     echo: Callable[[str], None] | None = None,
@@ -40,6 +42,8 @@ def run_study(
         seeds: explicit seeds; else the preset's first `n_seeds` (default: all of them).
         overrides: config fields applied on top of every experiment.
         out: directory for the run records (must not exist yet); None keeps all in memory.
+        workers, max_stack, executor, ray_address: how runs execute (see
+            :func:`stabgap.sweep.execute`).
         echo: where to print the summary table (e.g. print); None prints nothing.
     """
     p = get_preset(preset)
@@ -64,6 +68,8 @@ def run_study(
         out,
         workers=workers,
         max_stack=max_stack,
+        executor=executor,
+        ray_address=ray_address,
         plot=plot,
         report=None if quiet else stderr_reporter(),
     )
