@@ -47,8 +47,12 @@ def test_run_writes_one_complete_directory_per_run(tmp_path, capsys):
     )
     assert code == 0
     records = list(iter_runs(out))
-    assert sorted(r.experiment for r in records) == ["baseline", "baseline", "nd", "nd"]
-    nd = next(r for r in records if r.experiment == "nd")
+    # --hidden changes a field the quick experiments differ in, so the labels say so.
+    assert (
+        sorted(r.experiment for r in records)
+        == ["baseline_hidden=32,32"] * 2 + ["nd_hidden=32,32"] * 2
+    )
+    nd = next(r for r in records if r.base == "nd")
     assert nd.config["decay_lambda"] > 0 and nd.config["hidden"] == [32, 32]
     assert nd.acc.shape == (45, 3) and nd.metadata["seed"] in (1, 2)
     assert {"torch_version", "device", "wall_time_s", "train_time_s", "eval_time_s"} <= set(
@@ -56,7 +60,7 @@ def test_run_writes_one_complete_directory_per_run(tmp_path, capsys):
     )
     files = {p.name for p in nd.path.iterdir()}
     assert files == {"run.json", "curves.npz", "metrics.json"}
-    assert "baseline" in stdout and "GD_1,3" in stdout and "4 run(s) written" in stdout
+    assert "baseline" in stdout and "GD_1,3" in stdout and "4 run(s) in" in stdout
 
 
 def test_run_saves_a_curve_plot_and_reads_a_toml_config(tmp_path, capsys):
@@ -79,7 +83,7 @@ def test_run_saves_a_curve_plot_and_reads_a_toml_config(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--lr", "-0.1"], "lr must be a positive number"),
+        (["--lr", "-0.1"], "lr must be a positive finite number, got -0.1"),
         (["--rotations", ""], "rotations must list at least one angle"),
         (["--set", "learning_rate=0.1"], "unknown config field 'learning_rate'"),
         (["--eval-subset", "20000"], "eval_subset=20000 is larger than task 1's test set"),
@@ -99,26 +103,35 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, messag
     assert not out.exists()
 
 
-def test_existing_output_directory_is_refused(tmp_path, capsys):
+def test_a_folder_of_someone_elses_files_is_refused(tmp_path, capsys):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
     code, _, err = run_cli(
         capsys, "run", *TINY, "--seeds", "1", "--data-dir", mnist_dir(), "--out", out
     )
-    assert code == 2 and "already exists" in err
+    assert code == 2 and "holds files that stabgap did not write (e.g. 'keep.txt')" in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
 
 
 def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))  # nothing listens there
-    empty = tmp_path / "no-mnist"
-    code, _, err = run_cli(
-        capsys, "run", *TINY, "--seeds", "1", "--data-dir", empty, "--out", tmp_path / "out"
-    )
+    cache = tmp_path / "cache"  # the download goes to $STABGAP_DATA, which has nothing
+    monkeypatch.setenv("STABGAP_DATA", str(cache))
+    code, _, err = run_cli(capsys, "run", *TINY, "--seeds", "1", "--out", tmp_path / "out")
     assert code == 2 and "Traceback" not in err and err.count("\n") == 1
-    assert str(empty) in err and "127.0.0.1:9" in err
+    assert str(cache) in err and "127.0.0.1:9" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_mistyped_data_dir_is_refused_and_not_created(tmp_path, capsys):
+    typo = tmp_path / "mnsit"
+    code, _, err = run_cli(
+        capsys, "run", *TINY, "--seeds", "1", "--data-dir", typo, "--out", tmp_path / "out"
+    )
+    assert code == 2 and f"MNIST folder {typo} (given data dir) does not exist" in err
+    assert not typo.exists() and not (tmp_path / "out").exists()
 
 
 def test_metrics_json_reproduces_the_reference_values(capsys):
@@ -151,6 +164,7 @@ def test_metrics_json_reproduces_the_reference_values(capsys):
         "gap_depth",
         "gap_position",
         "time_to_recover",
+        "recovered",
         "avg_acc_final",
         "min_acc",
         "wc_acc",

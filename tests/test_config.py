@@ -16,13 +16,18 @@ def test_values_are_normalised():
     "values,message",
     [
         ({"lrr": 0.1}, "unknown config field 'lrr': did you mean 'lr'"),
-        ({"lr": -1e-3}, "lr must be a positive number"),
+        ({"lr": -1e-3}, "lr must be a positive finite number"),
+        ({"decay_lambda": float("inf")}, "decay_lambda must be a finite number >= 0, got inf"),
+        (
+            {"replay": "stratified", "batch_growth": "never", "batch_size": 2},
+            "stratified replay needs at least one sample per task",
+        ),
         ({"rotations": []}, "rotations must list at least one angle"),
         ({"hidden": [0]}, "hidden widths must be >= 1"),
         ({"replay": "partial"}, "'replay' must be one of none, full, stratified"),
         ({"batch_size": 1.5}, "'batch_size' must be an integer"),
         ({"hidden": "wide"}, "'hidden' must be a list of integers"),
-        ({"decay_lambda": -1}, "decay_lambda must be >= 0"),
+        ({"decay_lambda": -1}, "decay_lambda must be a finite number >= 0"),
         ({"eval_every": 600}, "eval_every must be <= batches_per_task"),
         ({"reset_optimizer": "yes"}, "'reset_optimizer' must be true or false"),
         ({"betas": [0.9]}, "'betas' must be a list of numbers"),
@@ -48,6 +53,8 @@ def test_batch_size_growth_and_reference_eval_rounding():
 def test_paper_preset_follows_the_protocol():
     p = get_preset("paper")
     assert p.seeds == PAPER_SEEDS and len(p.seeds) == 15 and len(p.experiments) == 16
+    quick = get_preset("quick")
+    assert quick.seeds == PAPER_SEEDS[:3]
     base = p.config("baseline")
     assert (base.hidden, base.lr, base.batches_per_task, base.rotations) == (
         (2048, 2048),

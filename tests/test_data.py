@@ -355,10 +355,11 @@ def test_download_falls_back_and_skips_valid_files(
 ) -> None:
     missing, good = f"{server.url}/nowhere/", f"{server.url}/good/"
     monkeypatch.setattr(data, "MIRRORS", (dead_url, missing, good))
-    dest = tmp_path / "new" / "mnist"  # created on demand
+    dest = tmp_path / "new" / "mnist"  # created on demand: $STABGAP_DATA's folder
+    monkeypatch.setenv("STABGAP_DATA", str(dest))
     server.requests.clear()
 
-    loaded = load_mnist(dest, download=True)
+    loaded = load_mnist(None, download=True)
 
     assert torch.equal(loaded.train_images, mnist.train_images)
     assert torch.equal(loaded.test_labels, mnist.test_labels)
@@ -371,6 +372,20 @@ def test_download_falls_back_and_skips_valid_files(
     server.requests.clear()
     assert download_mnist(dest, mirrors=(good,)) == []  # all valid: nothing fetched
     assert server.requests == []
+
+
+def test_a_named_folder_is_never_created_nor_downloaded_into(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))
+    typo = tmp_path / "mnsit"
+    with pytest.raises(StabgapError, match="does not exist: check the path"):
+        load_mnist(typo, download=True)
+    assert not typo.exists()
+    typo.mkdir()
+    with pytest.raises(StabgapError, match="stabgap data download --data-dir"):
+        load_mnist(typo, download=True)
+    assert list(typo.iterdir()) == []
 
 
 def test_download_replaces_invalid_file_only(

@@ -211,7 +211,7 @@ def test_compute_metrics_rows_and_order():
     keys = [(r.metric, r.task, r.interval) for r in rows]
     expected_keys = (
         [("acc_before_switch", i, j) for i in (1, 2, 3) for j in range(i, 4)]
-        + [(m, i, j) for m in ("gap_depth", "gap_position", "time_to_recover")
+        + [(m, i, j) for m in ("gap_depth", "gap_position", "time_to_recover", "recovered")
            for i, j in ((1, 2), (1, 3), (2, 3))]
         + [("avg_acc_final", None, None), ("min_acc", 1, None), ("min_acc", 2, None)]
         + [("wc_acc", None, k) for k in (1, 2, 3)]
@@ -223,6 +223,7 @@ def test_compute_metrics_rows_and_order():
     assert values[("gap_position", 2, 3)] == 0.0
     assert values[("time_to_recover", 1, 2)] == pytest.approx(200 / 3)
     assert values[("time_to_recover", 1, 3)] is None  # never recovered: None, not NaN
+    assert values[("recovered", 1, 3)] == 0.0 and values[("recovered", 1, 2)] == 1.0
     assert values[("avg_acc_final", None, None)] == pytest.approx(257 / 3)
     assert values[("min_acc", 1, None)] == 55.0
     assert values[("wc_acc", None, 2)] == 74.0

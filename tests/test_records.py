@@ -1,9 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import tiny_config
 
 from stabgap import plots
-from stabgap.errors import StabgapError
 from stabgap.records import iter_runs, read_run, record_of, write_run
 from stabgap.train import run_experiment
 
@@ -42,9 +43,27 @@ def test_leftover_temporary_directories_are_ignored(tmp_path, record):
 
 
 def test_an_existing_run_is_never_overwritten(tmp_path, record):
-    write_run(record, tmp_path, plot=False)
-    with pytest.raises(StabgapError, match="already exists"):
+    first = write_run(record, tmp_path, plot=False)
+    before = (first.path / "run.json").read_bytes()
+    changed = dataclasses.replace(record, metadata={**record.metadata, "wall_time_s": -1})
+    again = write_run(changed, tmp_path, plot=False)  # the same name: the run is done
+    assert again.path == first.path and (first.path / "run.json").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [record.name]  # no temporary left
+
+
+def test_a_live_writers_temporary_folder_is_left_alone(tmp_path, record):
+    import subprocess
+
+    other = subprocess.Popen(["sleep", "30"])  # a live process, as another sweep would be
+    try:
+        live = tmp_path / f".{record.name}.tmp-{other.pid}"
+        live.mkdir()
+        dead = tmp_path / f".{record.name}.tmp-999999999"
+        dead.mkdir()
         write_run(record, tmp_path, plot=False)
+        assert live.is_dir() and not dead.exists()
+    finally:
+        other.kill()
 
 
 def test_curves_file_holds_no_pickles(tmp_path, record):

@@ -1,6 +1,7 @@
 """Reference import and the report, on the reference's real output file."""
 
 import json
+import re
 
 import pytest
 from conftest import reference_dir
@@ -24,7 +25,10 @@ def test_import_names_runs_after_the_paper_experiments(imported):
     assert records["baseline"].config["decay_lambda"] == 0
     assert records["nd"].config["decay_lambda"] == 1e-5
     assert records["nd-no-replay"].config["replay"] == "none"
-    assert records["nd-width-4096"].config["hidden"] == [4096, 4096]
+    # The reference set the width after building its network: what ran was 2048 wide.
+    width = records["nd-width-4096-ran-2048"]
+    assert width.config["hidden"] == [2048, 2048] and width.base == "nd-width-4096"
+    assert width.metadata["recorded_hidden"] == [4096, 4096] and "2048" in width.metadata["note"]
     assert records["baseline"].metadata["seed"] == 2958
     assert records["baseline"].acc.shape == (1500, 3)
 
@@ -34,18 +38,34 @@ def test_import_twice_adds_nothing(imported, capsys):
     assert "0 reference run(s) imported" in capsys.readouterr().out
 
 
+def _cells(table: str, label: str) -> list[str]:
+    """The cells of the Markdown table row whose first cell is `label`."""
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == label:
+            return cells
+    raise AssertionError(f"no row {label!r} in\n{table}")
+
+
 def test_report_table1_carries_the_reference_values(imported, tmp_path):
     report = tmp_path / "report"
     assert main(["report", str(imported), "--out", str(report)]) == 0
     expected = json.loads((reference_dir() / "reference-metrics-seed2958.json").read_text())
     table = (report / "table1.md").read_text()
-    baseline = next(line for line in table.splitlines() if line.startswith("| Baseline"))
-    nd = next(line for line in table.splitlines() if line.startswith("| ND"))
-    assert f"{expected['1']['gap_depth_task1']['interval3']:.1f}" in baseline  # 18.3
-    assert f"{expected['1']['time_to_recover_task1_pct']['interval3']:.1f}" in baseline
-    assert f"{expected['1']['avg_acc_final']:.2f}" in baseline  # 97.50
-    assert f"{expected['4']['gap_depth_task1']['interval3']:.1f}" in nd  # 3.9
-    assert (report / "table1.tex").read_text().count(r"\\") >= 2
+    header = _cells(table, "Model")
+    assert header[1:4] == [
+        "GD<sub>1,3</sub> (p.p.) ↓",
+        "TTR<sub>1,3</sub> (%) ↓",
+        "ACC<sub>AVG,3</sub> (%) ↑",
+    ]
+    for label, number in (("Baseline", "1"), ("ND", "4")):
+        gd, ttr, acc = _cells(table, label)[1:4]
+        ref = expected[number]
+        assert gd == f"{ref['gap_depth_task1']['interval3']:.1f} ± n/a"  # 18.3, one seed
+        assert ttr == f"{ref['time_to_recover_task1_pct']['interval3']:.1f} ± n/a"
+        assert acc == f"{ref['avg_acc_final']:.2f} ± n/a"  # 97.50
+    assert len(table.strip().splitlines()) == 2 + 14  # every group has a row
+    assert (report / "table1.tex").read_text().count(r"\\") == 1 + 14
     assert "Baseline" in (report / "table1.csv").read_text()
 
 
@@ -55,6 +75,7 @@ def test_report_has_every_figure_as_png_and_pdf_and_answers(imported, tmp_path):
     figures = {p.name for p in (report / "figures").iterdir()}
     for name in (
         "task1-accuracy",
+        "gap-vs-accuracy",
         "lambda-tradeoff",
         "all-tasks-baseline",
         "all-tasks-nd",
@@ -63,7 +84,11 @@ def test_report_has_every_figure_as_png_and_pdf_and_answers(imported, tmp_path):
     ):
         assert {f"{name}.png", f"{name}.pdf"} <= figures
     text = (report / "report.md").read_text()
-    assert text.count("![") == 6 and "figures/task1-accuracy.png" in text
+    linked = re.findall(r"!\[[^]]*\]\((figures/[^)]+\.png)\)", text)
+    assert len(linked) == len(figures) // 2 and "figures/task1-accuracy.png" in linked
+    assert all(
+        (report / f).is_file() and (report / f).with_suffix(".pdf").is_file() for f in linked
+    )
     assert "Q1." in text and "Q2." in text
     assert (report / "metrics.csv").stat().st_size > 1000
 

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats as sps
 
 from stabgap.aggregate import summarize
-from stabgap.stats import ALPHA, answer_questions, compare
+from stabgap.stats import ALPHA, answer_questions, censored_median, compare, holm
 
 NAN = math.nan
 A = {1: 16.0, 2: 15.0, 3: 18.0, 4: 17.5, 5: 14.0}
@@ -46,12 +46,12 @@ def test_welch_against_textbook_formula():
 
 
 def test_welch_small_example_by_hand():
-    # a: 10, 12, 14 (mean 12, var 4); b: 5, 6 (mean 5.5, var 0.5).
-    # t = -6.5 / sqrt(4/3 + 0.5/2) = -6.5 / sqrt(19/12);
-    # df = (19/12)^2 / ((4/3)^2 / 2 + (1/4)^2 / 1) = (361/144) / (137/144) = 361/137.
-    c = compare({1: 10.0, 2: 12.0, 3: 14.0}, {1: 5.0, 2: 6.0})
-    assert c.welch_t == pytest.approx(-6.5 / math.sqrt(19 / 12))
-    assert c.welch_df == pytest.approx(361 / 137)
+    # a: 10, 12, 14 (mean 12, var 4); b: 5, 6, 7 (mean 6, var 1).
+    # t = -6 / sqrt(4/3 + 1/3) = -6 / sqrt(5/3);
+    # df = (5/3)^2 / ((4/3)^2 / 2 + (1/3)^2 / 2) = (25/9) / (17/18) = 50/17.
+    c = compare({1: 10.0, 2: 12.0, 3: 14.0}, {1: 5.0, 2: 6.0, 3: 7.0})
+    assert c.welch_t == pytest.approx(-6 / math.sqrt(5 / 3))
+    assert c.welch_df == pytest.approx(50 / 17)
 
 
 def test_paired_tests_use_shared_seeds_only():
@@ -85,22 +85,56 @@ def test_effect_size_by_formula():
 
 
 def test_undefined_values_are_left_out_and_counted():
-    a = {1: 10.0, 2: None, 3: 12.0, 4: 11.0}
-    b = {1: 20.0, 2: 21.0, 3: NAN, 4: 22.0}
+    a = {1: 10.0, 2: None, 3: 12.0, 4: 11.0, 5: 13.0}
+    b = {1: 20.0, 2: 21.0, 3: NAN, 4: 22.0, 5: 25.0}
     c = compare(a, b)
-    assert (c.n_a, c.n_undefined_a, c.n_b, c.n_undefined_b) == (3, 1, 3, 1)
-    assert c.mean_a == 11.0 and c.mean_b == 21.0
-    assert c.n_paired == 2  # seeds 1 and 4
-    # d = 10, 11: mean 10.5, sd sqrt(1/2), t = 10.5 / (sqrt(1/2) / sqrt(2)) = 21
-    assert c.paired_t == pytest.approx(21.0)
+    assert (c.n_a, c.n_undefined_a, c.n_b, c.n_undefined_b) == (4, 1, 4, 1)
+    assert c.mean_a == 11.5 and c.mean_b == 22.0
+    assert c.n_paired == 3  # seeds 1, 4 and 5
+    # d = 10, 11, 12: mean 11, sd 1, t = 11 / (1 / sqrt(3))
+    assert c.paired_t == pytest.approx(11 * math.sqrt(3))
     assert "1 left out as undefined" in c.sentence()
+
+
+def test_two_seeds_a_side_are_never_called_significant():
+    c = compare({1: 10.0, 2: 10.1}, {1: 1.0, 2: 1.1}, "a", "b")  # a huge, clear difference
+    assert not c.testable and not c.significant and math.isnan(c.welch_p)
+    assert "no test is possible with fewer than 3 seeds per group" in c.sentence()
+    assert "significant" not in c.sentence()
+
+
+def test_constant_groups_give_no_infinite_t():
+    c = compare({1: 5.0, 2: 5.0, 3: 5.0}, {1: 4.0, 2: 4.0, 3: 4.0})
+    assert not c.testable and not c.significant
+    assert "no spread" in c.sentence() and "inf" not in c.sentence()
+
+
+def test_wilcoxon_floor_is_stated_for_few_pairs():
+    a = {s: float(s) for s in range(1, 5)}
+    b = {s: float(s) - 1 - 0.1 * s for s in range(1, 5)}  # four pairs, all lower
+    sentence = compare(a, b).sentence()
+    assert "with 4 pairs it cannot go below 0.125" in sentence
+
+
+def test_holm_by_hand():
+    # sorted p: 0.01 (x4 = 0.04), 0.03 (x3 = 0.09), 0.04 (x2 = 0.08 -> 0.09, monotone),
+    # 0.2 (x1 = 0.2); NaN stays NaN and does not count.
+    out = holm([0.01, 0.04, NAN, 0.03, 0.2])
+    assert out[0] == pytest.approx(0.04) and out[3] == pytest.approx(0.09)
+    assert out[1] == pytest.approx(0.09) and out[4] == pytest.approx(0.2)
+    assert math.isnan(out[2])
+
+
+def test_censored_median_counts_never_recovered_as_infinite():
+    assert censored_median([10.0, 20.0, None, None], [True, True, False, False]) == math.inf
+    assert censored_median([10.0, 20.0, 30.0, None], [True, True, True, False]) == 25.0
 
 
 def test_too_few_values_are_not_tested():
     c = compare({1: 1.0}, {1: 2.0, 2: 3.0}, "a", "b")
     assert not c.testable and not c.significant
     assert math.isnan(c.welch_p) and math.isnan(c.paired_p) and c.n_paired == 1
-    assert "too few defined values to test" in c.sentence()
+    assert "no test is possible with fewer than 3 seeds" in c.sentence()
 
 
 def test_identical_samples_give_no_wilcoxon():

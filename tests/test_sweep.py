@@ -12,8 +12,18 @@ from conftest import mnist_dir
 
 from stabgap.aggregate import read_table
 from stabgap.errors import StabgapError
+from stabgap.plan import load_study, stamp, study_spec
 from stabgap.records import iter_runs
-from stabgap.sweep import run_sweep, stamp, sweep_spec
+from stabgap.study import run_spec
+
+
+def run_sweep(spec, out, **how):
+    return run_spec(spec, out, **how)
+
+
+def sweep_spec(values):
+    return study_spec(values)
+
 
 SPEC = """
 preset = "quick"
@@ -37,9 +47,7 @@ def spec_file(tmp_path):
 
 
 def spec_of(path):
-    from stabgap.sweep import load_overrides_file
-
-    return sweep_spec(load_overrides_file(path))
+    return load_study(path)
 
 
 def snapshot(folder):
@@ -48,12 +56,13 @@ def snapshot(folder):
 
 
 def test_stamp_is_stable_and_changes_with_the_science():
-    spec = spec_of_text = sweep_spec({"preset": "quick", "seeds": [1]})
+    spec = sweep_spec({"preset": "quick", "seeds": [1]})
     (a,) = spec.plan()[:1]
     assert stamp(a.config) == stamp(a.config.replace())
     assert stamp(a.config) == stamp(a.config.replace(data_dir="/elsewhere"))
+    assert stamp(a.config) == stamp(a.config.replace(device="cpu"))  # auto and cpu: one run
     assert stamp(a.config) != stamp(a.config.replace(decay_lambda=1e-3))
-    assert a.name == f"baseline-seed1-{stamp(a.config)}" and spec_of_text
+    assert a.name == f"baseline-seed1-{stamp(a.config)}"
 
 
 def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, spec_file):
@@ -66,7 +75,7 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, spec_file)
     cmd = [sys.executable, "-m", "stabgap.cli", "sweep", str(spec_file), "--out", str(killed)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while len(list(killed.glob("[!.]*"))) < 3 and time.monotonic() < deadline:
+    while len(list(killed.glob("[!.]*/run.json"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -124,14 +133,20 @@ def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     [
         ({"grid": {"decay_lambda": []}}, "every [grid] entry must be a non-empty list"),
         ({"seeds": "1,2"}, "seeds must be a non-empty list of integers"),
-        ({"lr": 0.1}, "unknown key 'lr'"),
-        ({"grid": {"lerning_rate": [0.1]}}, "unknown config field 'lerning_rate'"),
-        ({"set": {"lr": -1}}, "lr must be a positive number"),
+        ({"lrr": 0.1}, "unknown key 'lrr': neither a config field nor one of preset"),
+        ({"grid": {"lerning_rate": [0.1]}}, "unknown key 'lerning_rate'"),
+        ({"set": {"lr": -1}}, "lr must be a positive finite number"),
+        ({"lr": -1}, "lr must be a positive finite number"),
+        ({"n_seeds": -1}, "n_seeds must be a whole number >= 1, got -1"),
+        ({"n_seeds": "2"}, "n_seeds must be a whole number >= 1, got '2'"),
+        ({"experiments": ["baseline"], "grid": {"seed": [1, 2]}}, "seeds are not a grid field"),
+        ({"seed": 4}, "give one of seeds, n_seeds and seed, not seeds and seed"),
     ],
 )
 def test_bad_specs_are_refused_before_any_run(values, message, tmp_path):
     with pytest.raises(StabgapError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        spec = sweep_spec({"preset": "quick", "seeds": [1], **values})
+        seeds = {} if "n_seeds" in values else {"seeds": [1]}
+        spec = sweep_spec({"preset": "quick", **seeds, **values})
         run_sweep(spec, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

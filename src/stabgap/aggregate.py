@@ -140,6 +140,10 @@ def _atomic_write(path: Path, write: Any) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        # mkstemp makes the file private (0600); give it the mode any new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -563,8 +567,9 @@ def table1(
 ) -> Table1:
     """The poster's Table 1: GD, TTR and ACC over seeds per experiment, plus cost columns.
 
-    Cells are ``"mean ± std"`` (sample std). A cell whose group left undefined values out
-    (a TTR that never came, a diverged run) says how many: ``"15.0 ± 6.4 (2 left out)"``.
+    Cells are ``"mean ± std"`` (sample std). A TTR cell says how many seeds never
+    recovered (they are not in its mean): ``"15.0 ± 6.4 (2 of 15 never recovered)"``; any
+    other cell whose group left undefined values out says how many were left out.
     An experiment absent from ``summaries`` gets "n/a" cells.
 
     Args:
@@ -606,7 +611,10 @@ def table1(
         row = [labels.get(experiment, experiment)]
         for (metric, t, j), d in cells_spec:
             s = index.get((experiment, metric, t, j))
-            row.append("n/a" if s is None else _cell(s, d))
+            if s is not None and metric == "time_to_recover":
+                row.append(ttr_cell(s, index.get((experiment, "recovered", t, j)), d))
+            else:
+                row.append("n/a" if s is None else _cell(s, d))
         row += [cost.get(experiment, {}).get(c, "") for c in cost_columns]
         rows.append(tuple(row))
 
@@ -629,3 +637,21 @@ def _cell(s: GroupSummary, digits: int) -> str:
     if s.n_undefined:
         text += f" ({s.n_undefined} left out)"
     return text
+
+
+def ttr_cell(ttr: GroupSummary, recovered: GroupSummary | None, digits: int = 1) -> str:
+    """TTR over the seeds that recovered, and how many never did (not a hidden bias).
+
+    Example:
+        >>> rows = lambda *vs: [{"seed": s, "value": v} for s, v in enumerate(vs)]
+        >>> [ttr] = summarize(rows(10.0, 20.0, None), by=())
+        >>> [rec] = summarize(rows(1.0, 1.0, 0.0), by=())
+        >>> ttr_cell(ttr, rec)
+        '15.0 ± 7.1 (1 of 3 never recovered)'
+    """
+    text = format_mean_std(ttr.mean, ttr.std, digits)
+    if recovered is None:
+        return _cell(ttr, digits)
+    never = sum(v == 0 for v in recovered.values)
+    total = recovered.n
+    return text + (f" ({never} of {total} never recovered)" if never else "")

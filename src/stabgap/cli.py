@@ -2,13 +2,15 @@
 
 Every config field of :class:`stabgap.config.RunConfig` is a flag of ``stabgap run``
 (generated from the dataclass, so ``--help`` is always complete); a user's mistake is
-one line on stderr and exit status 2, never a traceback.
+one line on stderr and exit status 2, never a traceback, and it comes before any work.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,7 +21,12 @@ from stabgap import __version__
 from stabgap.config import FIELDS, check_field, coerce, help_text
 from stabgap.errors import StabgapError
 
-STUDY_KEYS = ("preset", "experiments", "seeds")
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that name the command and where its help is."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 # --- parsing config values from text ---------------------------------------------------
@@ -36,6 +43,8 @@ def parse_field(name: str, text: str) -> Any:
         value = lowered in ("true", "1", "yes")
     elif isinstance(default, int | float):
         value = _number(text)
+    elif name == "data_dir" and text:
+        value = str(Path(text).expanduser().resolve())  # a path on the command line: from here
     else:
         value = text
     return coerce(name, value)
@@ -63,47 +72,81 @@ def _seeds(text: str) -> list[int]:
 
 
 # --- commands ----------------------------------------------------------------------------
-def cmd_run(args: argparse.Namespace) -> int:
-    from stabgap.study import run_study
+def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | None]:
+    """The study asked for by `run`: its TOML file, then the command line on top of it.
 
-    overrides: dict[str, Any] = {}
-    study: dict[str, Any] = {}
+    Returns the values for :func:`stabgap.plan.study_spec`, where they came from, and the
+    folder a relative data_dir of the file is read from.
+    """
+    from stabgap.plan import load_toml
+
+    values: dict[str, Any] = {}
+    base_dir = None
+    source = "the command line"
     if args.config:
-        from stabgap.sweep import load_overrides_file
-
-        values = load_overrides_file(Path(args.config))
-        study = {k: values.pop(k) for k in STUDY_KEYS if k in values}
-        overrides.update(values)
+        values = load_toml(Path(args.config))
+        base_dir = Path(args.config).resolve().parent
+        source = args.config
+    if not isinstance(values.setdefault("set", {}), dict):
+        raise StabgapError(f"{source}: [set] must be a table of config fields")
+    cli: dict[str, Any] = {}
     for item in args.set or []:
         key, sep, text = item.partition("=")
         if not sep:
             raise StabgapError(f"--set takes FIELD=VALUE, got '{item}'")
         name = check_field(key)
-        overrides[name] = parse_field(name, text)
+        cli[name] = parse_field(name, text)
     for name in FIELDS:
         if getattr(args, name) is not None:
-            overrides[name] = parse_field(name, getattr(args, name))
+            cli[name] = parse_field(name, getattr(args, name))
 
-    experiments = args.experiments.split(",") if args.experiments else study.get("experiments")
-    seeds = _seeds(args.seeds) if args.seeds else study.get("seeds")
-    preset = args.preset or study.get("preset") or "quick"
-    out = Path(args.out) if args.out else _default_out(preset)
-    run_study(
-        preset=preset,
-        experiments=experiments,
-        seeds=seeds,
-        n_seeds=args.n_seeds,
-        overrides=overrides,
-        out=out,
+    # Seeds: the command line's choice replaces the file's, whichever form each took.
+    asked = [f for f, v in (("--seeds", args.seeds), ("--n-seeds", args.n_seeds)) if v is not None]
+    asked += ["--seed"] if "seed" in cli else []
+    if len(asked) > 1:
+        raise StabgapError(f"give one of --seeds, --n-seeds and --seed, not {' and '.join(asked)}")
+    if asked:
+        for key in ("seeds", "n_seeds", "seed"):
+            values.pop(key, None)
+            values["set"].pop(key, None)
+        if args.seeds is not None:
+            values["seeds"] = _seeds(args.seeds)
+        elif args.n_seeds is not None:
+            values["n_seeds"] = args.n_seeds
+        else:
+            values["seeds"] = [cli.pop("seed")]
+    for name, value in cli.items():
+        values.pop(name, None)
+        values["set"][name] = value
+    if args.preset:
+        values["preset"] = args.preset
+    if args.experiments:
+        values["experiments"] = args.experiments
+    return values, source, base_dir
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from stabgap.plan import study_spec
+    from stabgap.study import run_spec
+
+    values, source, base_dir = study_values(args)
+    spec = study_spec(values, source=source, base_dir=base_dir)
+    out = Path(args.out) if args.out else _default_out(spec.preset)
+    args.resume_out = out
+    run_spec(spec, out, plot=not args.no_plot, echo=print, **_how(args))
+    return 0
+
+
+def _how(args: argparse.Namespace) -> dict[str, Any]:
+    """The executor options shared by run, sweep and reproduce."""
+    return dict(
         workers=args.workers,
         max_stack=args.stack,
         executor=args.executor,
         ray_address=args.ray_address,
-        plot=not args.no_plot,
+        threads=args.threads,
         quiet=args.quiet,
-        echo=print,
     )
-    return 0
 
 
 def _default_out(preset: str) -> Path:
@@ -141,40 +184,36 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
+    from stabgap.config import to_dict
     from stabgap.presets import PRESETS
 
     for preset in PRESETS.values():
         print(f"{preset.name}: {preset.description}")
-        print(f"  seeds: {', '.join(map(str, preset.seeds))}")
+        base = to_dict(preset.base)
+        shown = ("hidden", "batches_per_task", "batch_size", "eval_subset", "replay", "lr")
+        print("  base: " + ", ".join(f"{k}={_show(base[k])}" for k in shown))
+        print(f"  seeds ({preset.n_seeds} by default): {', '.join(map(str, preset.seeds))}")
         for name, overrides in preset.experiments.items():
-            changes = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "(base)"
+            changes = ", ".join(f"{k}={_show(v)}" for k, v in overrides.items()) or "(base)"
             print(f"  {name:22s} {changes}")
     return 0
 
 
+def _show(value: Any) -> str:
+    from stabgap.plan import short
+
+    return short(value)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from stabgap.sweep import load_overrides_file, run_sweep, stderr_reporter, sweep_spec
+    from stabgap.plan import load_study
+    from stabgap.study import run_spec
 
-    spec = sweep_spec(load_overrides_file(Path(args.spec)), source=args.spec)
+    spec = load_study(Path(args.spec))
     out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
-    records = run_sweep(
-        spec,
-        out,
-        args.workers,
-        args.executor,
-        args.ray_address,
-        args.stack,
-        report=None if args.quiet else stderr_reporter(),
-    )
-    _print_summary(records, out)
+    args.resume_out = out
+    run_spec(spec, out, echo=print, **_how(args))
     return 0
-
-
-def _print_summary(records, out: Path) -> None:
-    from stabgap.study import summary_table
-
-    print(("\n" if sys.stderr.isatty() else "") + summary_table(records))
-    print(f"\n{len(records)} run(s) in {out}")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -185,46 +224,52 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.out
         else Path("runs") / ("reproduce-quick" if args.quick else "reproduce-paper")
     )
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    args.resume_out = out
+    overrides: dict[str, Any] = {}
+    if args.data_dir:
+        overrides["data_dir"] = parse_field("data_dir", args.data_dir)
     if args.device:
         overrides["device"] = args.device
     records, report = reproduce(
-        args.quick,
-        out,
-        args.n_seeds,
-        overrides,
-        args.workers,
-        args.executor,
-        args.ray_address,
-        args.stack,
-        quiet=args.quiet,
-        profile=not args.no_profile,
+        args.quick, out, args.n_seeds, overrides, profile=not args.no_profile, **_how(args)
     )
-    _print_summary(records, out)
-    print(f"report: {report / 'report.md'}")
+    from stabgap.study import summary_table
+
+    print(summary_table(records))
+    print(f"\n{len(records)} run(s) in {out}\nreport: {report / 'report.md'}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from stabgap.report import write_report
 
-    out = write_report(Path(args.runs_dir), Path(args.out) if args.out else None)
+    compare = [c.strip() for c in args.compare.split(",") if c.strip()] if args.compare else None
+    out = write_report(
+        Path(args.runs_dir),
+        Path(args.out) if args.out else None,
+        baseline=args.baseline,
+        compare=compare,
+    )
     print(f"report written to {out / 'report.md'}")
     return 0
 
 
 def cmd_import_reference(args: argparse.Namespace) -> int:
-    from stabgap.records import is_run_dir, write_run
+    from stabgap.outputs import check_study_folder, is_run_dir
+    from stabgap.records import write_run
     from stabgap.reference import import_reference
 
     out = Path(args.out)
-    records = import_reference(Path(args.results))
+    check_study_folder(out)
+    records, skipped = import_reference(Path(args.results))
     fresh = [r for r in records if not is_run_dir(out / r.name)]
     for record in fresh:
         write_run(record, out, plot=False)
+    for path, why in skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
     print(
         f"{len(fresh)} reference run(s) imported into {out} "
-        f"({len(records) - len(fresh)} already there)"
+        f"({len(records) - len(fresh)} already there, {len(skipped)} file(s) skipped)"
     )
     return 0
 
@@ -235,6 +280,11 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="parallel worker processes on this machine (default: 1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per run (default: this machine's cores, shared between workers)",
     )
     p.add_argument(
         "--executor",
@@ -255,20 +305,40 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def _field_default(name: str) -> str:
+    """A field's default as `run --help` shows it: the presets' values where they differ."""
+    from stabgap.config import to_dict
+    from stabgap.plan import short
+    from stabgap.presets import PRESETS
+
+    values = {p.name: to_dict(p.base)[name] for p in PRESETS.values()}
+    shown = {k: "unset" if v is None else short(v) for k, v in values.items()}
+    if len(set(shown.values())) == 1:
+        return f"default: {next(iter(shown.values()))}"
+    return "; ".join(f"{k}: {v}" for k, v in shown.items())
+
+
 # --- the parser --------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="stabgap",
         description="Measure the stability gap in continual learning and what shrinks it.",
     )
     parser.add_argument("--version", action="version", version=f"stabgap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = {}
 
-    run = sub.add_parser(
+    def command(name: str, **kwargs) -> Parser:
+        p = sub.add_parser(name, **kwargs)
+        parser.commands[name] = p
+        return p
+
+    run = command(
         "run",
         help="run a preset's experiments for some seeds, write records, print the metrics",
         description="Run a preset's experiments × seeds. Values come from the preset, then "
-        "--config FILE.toml, then --set and the field flags below (last wins).",
+        "--config FILE.toml, then --set and the field flags below (last wins). Into a folder "
+        "of earlier runs (the same --out), only the missing runs are run.",
     )
     run.add_argument("--preset", help="study preset: quick or paper (default: quick)")
     run.add_argument(
@@ -277,11 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: baseline,nd); see `stabgap presets`",
     )
     run.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
-    run.add_argument("--n-seeds", type=int, help="use the preset's first N seeds")
+    run.add_argument("--n-seeds", type=int, help="the first N seeds of the preset's seed sequence")
     run.add_argument(
         "--config",
         metavar="FILE.toml",
-        help="TOML file of config fields (and optionally preset, experiments, seeds)",
+        help="TOML study file: config fields, and optionally preset, experiments, seeds or "
+        "n_seeds, [set], [grid] (the same file as `stabgap sweep` takes)",
     )
     run.add_argument(
         "--set",
@@ -290,25 +361,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="override any config field (repeatable)",
     )
     run.add_argument(
-        "--out", help="output directory, must not exist (default: runs/<preset>-<time>)"
+        "--out",
+        help="output folder: new, empty, or one of earlier runs to resume "
+        "(default: runs/<preset>-<time>)",
     )
     run.add_argument("--no-plot", action="store_true", help="do not save curves.png per run")
     _executor_options(run)
     fields = run.add_argument_group("config fields (override the preset's values)")
     for name, f in FIELDS.items():
         choices = f.metadata.get("choices")
-        default = f.default
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         extra = f" {{{','.join(choices)}}}" if choices else ""
+        seed_note = " Same as --seeds N." if name == "seed" else ""
         fields.add_argument(
             f"--{_flag(name)}",
             dest=name,
             metavar="V",
-            help=f"{help_text(name)}{extra} [base default: {shown}]",
+            help=f"{help_text(name)}{seed_note}{extra} [{_field_default(name)}]",
         )
     run.set_defaults(func=cmd_run)
 
-    metrics = sub.add_parser(
+    metrics = command(
         "metrics",
         help="metrics of a run directory, a folder of runs, or a reference file",
         description="Compute the stability-gap metrics of a run directory, every run below "
@@ -322,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     metrics.set_defaults(func=cmd_metrics)
 
-    data = sub.add_parser(
+    data = command(
         "data",
         help="download or verify MNIST",
         description="Download MNIST (from public mirrors, checksummed) or verify a copy.",
@@ -333,19 +405,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.set_defaults(func=cmd_data)
 
-    sweep = sub.add_parser(
+    sweep = command(
         "sweep",
         help="run a grid of settings × seeds from a TOML spec, resumably",
-        description="Run a sweep spec (TOML: preset, experiments, seeds or n_seeds, [set] "
-        "fields for every run, [grid] lists of values to combine). Runs are named by a "
-        "stamp of their config; started again, a sweep runs only what is missing.",
+        description="Run a study file (TOML: preset, experiments, seeds or n_seeds, config "
+        "fields, [set], [grid] lists of values to combine, and for the report baseline and "
+        "compare). Runs are named by a stamp of their config; started again, a sweep runs "
+        "only what is missing.",
     )
-    sweep.add_argument("spec", help="sweep spec, a TOML file")
+    sweep.add_argument("spec", help="study file, TOML")
     sweep.add_argument("--out", help="folder of the runs (default: runs/<spec name>)")
     _executor_options(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
-    reproduce = sub.add_parser(
+    reproduce = command(
         "reproduce",
         help="run the poster's whole study and write its report",
         description="All experiments of the paper preset × its 15 seeds as a resumable "
@@ -353,31 +426,46 @@ def build_parser() -> argparse.ArgumentParser:
         "quick preset with 3 seeds (minutes on a laptop CPU).",
     )
     reproduce.add_argument("--quick", action="store_true", help="the quick scale, 3 seeds")
-    reproduce.add_argument("--n-seeds", type=int, help="use only the first N seeds")
+    reproduce.add_argument("--n-seeds", type=int, help="the first N seeds of the seed sequence")
     reproduce.add_argument(
         "--out",
         help="folder of the runs and the report "
         "(default: runs/reproduce-quick or runs/reproduce-paper)",
     )
     reproduce.add_argument("--data-dir", help="MNIST directory")
-    reproduce.add_argument("--device", help="torch device (default: cpu; 'auto' for CUDA)")
+    reproduce.add_argument(
+        "--device", help="torch device (default: auto, a CUDA GPU when there is one)"
+    )
     reproduce.add_argument(
         "--no-profile", action="store_true", help="skip the timing profile (Table 1's cost columns)"
     )
     _executor_options(reproduce)
     reproduce.set_defaults(func=cmd_reproduce)
 
-    report = sub.add_parser(
+    report = command(
         "report",
         help="tables, figures and answers of a folder of runs",
-        description="Write Table 1 (Markdown, CSV, LaTeX), the tidy metrics table, the "
-        "figures (PNG, PDF) and report.md for every run below RUNS_DIR.",
+        description="Write Table 1 (Markdown, CSV, LaTeX) with every group of runs, the "
+        "comparisons with the baseline group, the tidy metrics table, the figures (PNG, PDF) "
+        "and report.md for every run below RUNS_DIR. A report only ever replaces an earlier "
+        "report.",
     )
     report.add_argument("runs_dir", help="folder of run directories (searched recursively)")
     report.add_argument("--out", help="report folder (default: RUNS_DIR/report)")
+    report.add_argument(
+        "--baseline",
+        metavar="GROUP",
+        help="the group the others are compared with (default: the study file's, else "
+        "'baseline', else the first group)",
+    )
+    report.add_argument(
+        "--compare",
+        metavar="G1,G2",
+        help="groups to compare with the baseline (default: every other group)",
+    )
     report.set_defaults(func=cmd_report)
 
-    imp = sub.add_parser(
+    imp = command(
         "import-reference",
         help="turn the reference implementation's results into runs",
         description="Read results_<seed>.json files of the reference implementation and "
@@ -389,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from stabgap import cost, profile
 
-    cost_parser = sub.add_parser(
+    cost_parser = command(
         "cost",
         help="analytic MACs/FLOPs per batch and per run, baseline vs ND",
         description="Multiply-accumulates and FLOPs of the forward and backward pass, the ND "
@@ -398,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_arguments(cost_parser)
     cost_parser.set_defaults(func=cost.command)
 
-    profile_parser = sub.add_parser(
+    profile_parser = command(
         "profile",
         help="time per batch (train, eval, both), baseline vs ND, CPU and CUDA",
         description="Wall time per batch (median and IQR after warm-up) and the reference's "
@@ -407,28 +495,99 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_arguments(profile_parser)
     profile_parser.set_defaults(func=profile.command)
 
-    presets = sub.add_parser("presets", help="list presets and their experiments")
+    presets = command("presets", help="list presets and their experiments")
     presets.set_defaults(func=cmd_presets)
     return parser
 
 
+def _join_dashed_values(argv: list[str], parser: Parser) -> list[str]:
+    """``--decay-lambda -1e-4`` → ``--decay-lambda=-1e-4``.
+
+    argparse takes a value starting with '-' for an option unless it looks like a plain
+    negative number, so ``-1e-4``, ``-inf`` or ``-30,0,30`` would be read as a missing
+    value. A word after an option that takes a value, which is not itself an option of
+    the command, is that option's value.
+    """
+    options: set[str] = set()
+    takes_value: set[str] = set()
+    for p in parser.commands.values():
+        for action in p._actions:
+            options.update(action.option_strings)
+            if action.nargs != 0:
+                takes_value.update(action.option_strings)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (
+            word in takes_value
+            and nxt is not None
+            and nxt.startswith("-")
+            and nxt != "--"
+            and nxt.split("=")[0] not in options
+        ):
+            out.append(f"{word}={nxt}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
+def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
+    """Parse, with an unknown option named by its own command and a near match offered."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = parser.commands[args.command]
+        known = [o for a in command._actions for o in a.option_strings]
+        word = extras[0].split("=")[0]
+        close = difflib.get_close_matches(word, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        command.error(f"unrecognized argument {extras[0]!r}{hint}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from stabgap.sweep import RunsFailed, StudyInterrupted
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, _join_dashed_values(argv, parser))
     try:
         return args.func(args)
+    except RunsFailed as e:
+        if e.details:
+            print(e.details, file=sys.stderr, end="")
+        print(f"stabgap: error: {e}", file=sys.stderr)
+        return 1
     except StabgapError as e:
         print(f"stabgap: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
+    except StudyInterrupted as e:
         print(
-            "\nstabgap: interrupted; finished runs are kept, unfinished ones left no directory",
+            f"\nstabgap: {_interrupted(e, argv, getattr(args, 'resume_out', None))}",
             file=sys.stderr,
         )
         return 130
+    except KeyboardInterrupt:
+        print("\nstabgap: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+
+
+def _interrupted(e, argv: list[str], out: Path | None) -> str:
+    """What Ctrl-C left behind, and the exact command that finishes the job."""
+    resume = list(argv)
+    if out is not None and "--out" not in argv and not any(a.startswith("--out=") for a in argv):
+        resume += ["--out", str(out)]
+    where = f" in {e.out}" if e.out is not None else ""
+    return (
+        f"interrupted: {e.finished} of {e.total} runs finished and kept{where}; "
+        f"to run the rest: stabgap {shlex.join(resume)}"
+    )
 
 
 if __name__ == "__main__":

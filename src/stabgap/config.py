@@ -19,9 +19,33 @@ from typing import Any, get_args, get_origin, get_type_hints
 from stabgap.errors import StabgapError
 
 
-def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its documentation (and allowed values) attached."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def option(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    *,
+    per_copy: bool = False,
+    stamped: bool = True,
+    science: bool = True,
+) -> Any:
+    """A config field with its documentation, allowed values and role attached.
+
+    Args:
+        per_copy: the copies of one stacked computation may differ in this field (a seed,
+            a strength such as λ); every other field is shared by the whole stack.
+        stamped: part of a run's identity, its stamp (see :func:`stabgap.plan.stamp`);
+            where and how fast it ran (device, data folder) is not.
+        science: part of what an experiment is, as reports compare it; the seed is a
+            replicate of the same experiment, not another one.
+    """
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "per_copy": per_copy,
+        "stamped": stamped,
+        "science": science,
+    }
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -44,7 +68,9 @@ class RunConfig:
     )
     # --- neuronal decay --------------------------------------------------------------
     decay_lambda: float = option(
-        0.0, "Neuronal decay strength λ: loss = cross-entropy + λ·ND; 0 turns it off."
+        0.0,
+        "Neuronal decay strength λ: loss = cross-entropy + λ·ND; 0 turns it off.",
+        per_copy=True,
     )
     decay_reduction: str = option(
         "sum",
@@ -54,7 +80,7 @@ class RunConfig:
     )
     # --- optimisation ----------------------------------------------------------------
     optimizer: str = option("adam", "Optimiser.", choices=("adam", "sgd"))
-    lr: float = option(1e-3, "Learning rate.")
+    lr: float = option(1e-3, "Learning rate.", per_copy=True)
     betas: tuple[float, float] = option((0.9, 0.999), "Adam's betas.")
     momentum: float = option(0.0, "SGD momentum.")
     reset_optimizer: bool = option(
@@ -104,16 +130,35 @@ class RunConfig:
         "'fixed': one subset per task for the whole run.",
         choices=("fresh", "fixed"),
     )
+    eval_precision: str = option(
+        "fp32",
+        "Precision of the continual evaluation alone: 'fp32', 'bf16' (autocast) or 'tf32' "
+        "(CUDA). Evaluation never feeds back into training, so the training trajectory "
+        "is the same whatever this is; only near-tie predictions can flip.",
+        choices=("fp32", "bf16", "tf32"),
+    )
     # --- run -------------------------------------------------------------------------
-    seed: int = option(0, "Random seed: initialisation, batches and test subsets.")
-    device: str = option("cpu", "Torch device: 'cpu', 'cuda', 'cuda:1', ... or 'auto'.")
+    seed: int = option(
+        0, "Random seed: initialisation, batches and test subsets.", per_copy=True, science=False
+    )
+    device: str = option(
+        "auto",
+        "Torch device: 'auto' (CUDA when there is a GPU, else the CPU), 'cpu', 'cuda', "
+        "'cuda:1', ...",
+        stamped=False,
+        science=False,
+    )
     precision: str = option(
         "fp32",
-        "Matmul precision: 'fp32', 'tf32' (CUDA TensorFloat-32) or 'bf16' (autocast).",
+        "Precision of the training step: 'fp32' (exact float32 matmuls, also on a GPU), "
+        "'tf32' (CUDA TensorFloat-32) or 'bf16' (autocast).",
         choices=("fp32", "tf32", "bf16"),
     )
     data_dir: str | None = option(
-        None, "MNIST directory (else $STABGAP_DATA, else the user cache)."
+        None,
+        "MNIST directory (else $STABGAP_DATA, else the user cache).",
+        stamped=False,
+        science=False,
     )
 
     def __post_init__(self) -> None:
@@ -152,6 +197,11 @@ class RunConfig:
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunConfig)}
 _HINTS = get_type_hints(RunConfig)
+
+
+def fields_where(role: str) -> tuple[str, ...]:
+    """Names of the fields whose metadata marks them `role`: per_copy, stamped or science."""
+    return tuple(name for name, f in FIELDS.items() if f.metadata[role])
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:
@@ -247,8 +297,11 @@ def _validate(c: RunConfig) -> None:
         (len(c.rotations) >= 1, "rotations must list at least one angle (one task each)"),
         (all(math.isfinite(r) for r in c.rotations), "rotations must be finite numbers"),
         (len(c.hidden) >= 1 and all(w >= 1 for w in c.hidden), "hidden widths must be >= 1"),
-        (c.decay_lambda >= 0 and math.isfinite(c.decay_lambda), "decay_lambda must be >= 0"),
-        (c.lr > 0 and math.isfinite(c.lr), "lr must be a positive number"),
+        (
+            c.decay_lambda >= 0 and math.isfinite(c.decay_lambda),
+            f"decay_lambda must be a finite number >= 0, got {c.decay_lambda}",
+        ),
+        (c.lr > 0 and math.isfinite(c.lr), f"lr must be a positive finite number, got {c.lr}"),
         (all(0 <= b < 1 for b in c.betas), "betas must be in [0, 1)"),
         (0 <= c.momentum < 1, "momentum must be in [0, 1)"),
         (c.batches_per_task >= 1, "batches_per_task must be >= 1"),
@@ -259,6 +312,12 @@ def _validate(c: RunConfig) -> None:
             "eval_every must be <= batches_per_task (at least one evaluation per task)",
         ),
         (c.eval_subset >= 1, "eval_subset must be >= 1"),
+        (
+            c.replay != "stratified" or c.task_batch_size(c.n_tasks) >= c.n_tasks,
+            f"stratified replay needs at least one sample per task in every batch: batch "
+            f"size {c.task_batch_size(c.n_tasks)} in task {c.n_tasks} is smaller than its "
+            f"{c.n_tasks} tasks (raise batch_size or use batch_growth='replay')",
+        ),
     ]
     for ok, message in checks:
         if not ok:

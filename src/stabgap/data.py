@@ -265,16 +265,36 @@ def load_mnist(data_dir: str | Path | None = None, download: bool = False) -> MN
         StabgapError: Files are missing (and ``download`` is False), corrupt, or could
             not be downloaded.
     """
+    root = check_mnist(data_dir, download)
+    if any(_find(root, spec) is None for spec in MNIST_FILES):
+        download_mnist(root, mirrors=MIRRORS)  # read at call time so it can be overridden
+    return _load_dir(root.resolve())
+
+
+def check_mnist(data_dir: str | Path | None = None, download: bool = False) -> Path:
+    """The MNIST folder to use, checked without reading the data (cheap, before any work).
+
+    A folder the user named (``--data-dir``) must already hold MNIST: a mistyped path is
+    an error, not a new folder with a download in it. Only the folder of $STABGAP_DATA or
+    the user cache is filled by a download when `download` is true.
+
+    Raises:
+        StabgapError: MNIST is missing where it must already be.
+    """
     root, source = _resolve(data_dir)
     missing = [spec.gz for spec in MNIST_FILES if _find(root, spec) is None]
-    if missing and download:
-        download_mnist(root, mirrors=MIRRORS)  # read at call time so it can be overridden
-    elif missing:
+    if not missing or (download and source != "given data dir"):
+        return root
+    if not root.exists():
         raise StabgapError(
-            f"MNIST not found in {root} ({source}): missing {', '.join(missing)} "
-            f"(or the same without .gz); {_FIX}"
+            f"MNIST folder {root} ({source}) does not exist: check the path, or fetch MNIST "
+            f"there with `stabgap data download --data-dir {root}`"
         )
-    return _load_dir(root.resolve())
+    fix = f"fetch them with `stabgap data download --data-dir {root}`"
+    raise StabgapError(
+        f"MNIST not found in {root} ({source}): missing {', '.join(missing)} "
+        f"(or the same without .gz); {fix if source == 'given data dir' else _FIX}"
+    )
 
 
 def _payload_problem(path: Path, spec: MnistFile) -> str | None:

@@ -32,8 +32,8 @@ def training_loss(
     hidden: list[torch.Tensor],
     decay_lambda: torch.Tensor | None,
     reduction: str = "sum",
-) -> torch.Tensor:
-    """Mean cross-entropy + λ·ND of each copy: (R,) losses.
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Mean cross-entropy + λ·ND of each copy: the (R,) losses and their (R,) ND part.
 
     Summing these R losses and back-propagating gives each copy exactly its own gradient,
     since no parameter is shared between copies.
@@ -41,11 +41,12 @@ def training_loss(
     Args:
         logits: (R, B, C); targets: (R, B) class indices.
         decay_lambda: (R,) λ of each copy, or None when every λ is 0 (ND is then skipped,
-            so the baseline pays nothing for it).
+            so the baseline pays nothing for it, and the penalty is None).
     """
     r, b, c = logits.shape
     ce = F.cross_entropy(logits.reshape(r * b, c).float(), targets.reshape(r * b), reduction="none")
     loss = ce.view(r, b).mean(dim=1)
-    if decay_lambda is not None:
-        loss = loss + decay_lambda * neuronal_decay(hidden, reduction).float()
-    return loss
+    if decay_lambda is None:
+        return loss, None
+    penalty = decay_lambda * neuronal_decay(hidden, reduction).float()
+    return loss + penalty, penalty

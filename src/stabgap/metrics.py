@@ -306,6 +306,29 @@ def time_to_recover(acc: np.ndarray, boundaries: Sequence[int], task: int, inter
     return (t_recovered - start) / (end - start) * 100.0
 
 
+def recovered(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int) -> float:
+    """Whether task ``task`` got back to its pre-switch accuracy after the gap of ``interval``.
+
+    1.0 when :func:`time_to_recover` is defined, 0.0 when the gap was measured but the
+    accuracy never got back (by the end of the run), NaN when the gap itself could not be
+    measured (the task was not evaluated). This keeps "never recovered" apart from "not
+    evaluated", which a time to recover alone cannot.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [89, 88]], float)
+        >>> recovered(acc, (3, 6), task=1, interval=2)  # 90 is never reached again
+        0.0
+    """
+    arr, b = _validate(acc, boundaries)
+    task, interval = _check_task_interval(task, interval, arr.shape[1])
+    reference, t_min = _gap(arr, b, task, interval)
+    if t_min is None or math.isnan(reference):
+        return math.nan
+    return 0.0 if math.isnan(time_to_recover(arr, b, task, interval)) else 1.0
+
+
 def avg_acc_final(acc: np.ndarray) -> float:
     """Average accuracy over all tasks at the last point (``ACC_AVG`` at the end of the run).
 
@@ -452,8 +475,8 @@ def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRo
     Rows, in this order (each block sorted by task, then interval):
 
     1. ``acc_before_switch`` for each task ``i`` and interval ``j >= i``;
-    2. ``gap_depth``, ``gap_position``, ``time_to_recover`` for each task ``i`` and interval
-       ``j > i`` (grouped by metric);
+    2. ``gap_depth``, ``gap_position``, ``time_to_recover``, ``recovered`` for each task ``i``
+       and interval ``j > i`` (grouped by metric);
     3. ``avg_acc_final`` (task and interval None);
     4. ``min_acc`` for each task but the last (interval None: up to the end of the run);
     5. ``wc_acc`` for each ``k`` (task None, interval ``k``).
@@ -482,6 +505,7 @@ def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRo
         gap_depth 1 2 30.0
         gap_position 1 2 0.0
         time_to_recover 1 2 66.66666666666666
+        recovered 1 2 1.0
         avg_acc_final None None 82.5
         min_acc 1 None 60.0
         wc_acc None 1 90.0
@@ -505,6 +529,7 @@ def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRo
         ("gap_depth", gap_depth),
         ("gap_position", gap_position),
         ("time_to_recover", time_to_recover),
+        ("recovered", recovered),
     ):
         rows.extend(row(name, i, j, func(arr, b, i, j)) for i, j in pairs)
     rows.append(row("avg_acc_final", None, None, avg_acc_final(arr)))

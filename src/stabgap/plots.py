@@ -38,7 +38,9 @@ __all__ = [
     "gap_annotation",
     "plot_all_tasks",
     "plot_avg_acc",
+    "pareto_front",
     "plot_gap_anatomy",
+    "plot_gap_vs_accuracy",
     "plot_lambda_tradeoff",
     "plot_run",
     "plot_task_curves",
@@ -715,5 +717,75 @@ def plot_lambda_tradeoff(
     else:
         ax_gd.set_xlim(lo - 1, hi + 1)
     fig.suptitle("Neuronal decay: gap depth vs. accuracy (mean ± std over seeds)", fontsize=10)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Gap depth against accuracy, every group (the trade-off between remedies)
+# --------------------------------------------------------------------------------------------
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points (gap, accuracy) that no other point beats on both: lower gap
+    and higher accuracy, one of them strictly. Sorted by gap.
+
+    Example:
+        >>> pareto_front([(10.0, 94.0), (5.0, 95.0), (4.0, 92.0), (6.0, 93.0)])
+        [2, 1]
+    """
+    front = [
+        i
+        for i, (g, a) in enumerate(points)
+        if not any(
+            (g2 <= g and a2 >= a) and (g2 < g or a2 > a)
+            for j, (g2, a2) in enumerate(points)
+            if j != i
+        )
+    ]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_gap_vs_accuracy(
+    points: Sequence[tuple[str, float, float, float, float, float, float]],
+    path: str | os.PathLike[str],
+    gap_name: str = "GD",
+    pdf: bool = True,
+) -> Figure:
+    """Every group as one marker: gap depth against final accuracy, 95 % intervals as bars.
+
+    The Pareto front (groups no other beats on both: a shallower gap and a higher
+    accuracy) is drawn as a line; the best corner is lower right.
+
+    Args:
+        points: ``(label, gap, gap_low, gap_high, acc, acc_low, acc_high)`` per group; a NaN
+            interval (fewer than two seeds) draws no bar.
+        gap_name: How the gap metric reads on its axis, e.g. "GD_1,3".
+    """
+    finite = [p for p in points if np.isfinite(p[1]) and np.isfinite(p[4])]
+    if not finite:
+        raise ValueError("plot_gap_vs_accuracy: no group with both metrics defined")
+    fig, ax = _new_figure(8.5, 5.0)
+    for (label, g, g_lo, g_hi, a, a_lo, a_hi), color in zip(
+        finite, _colors(len(finite)), strict=True
+    ):
+        xerr = [[a - a_lo], [a_hi - a]] if np.isfinite(a_lo) else None
+        yerr = [[g - g_lo], [g_hi - g]] if np.isfinite(g_lo) else None
+        ax.errorbar(a, g, xerr=xerr, yerr=yerr, fmt="o", color=color, capsize=3, label=label)
+    front = pareto_front([(p[1], p[4]) for p in finite])
+    ax.plot(
+        [finite[i][4] for i in front],
+        [finite[i][1] for i in front],
+        color="0.3",
+        ls="--",
+        lw=1.0,
+        zorder=1,
+        label="Pareto front",
+    )
+    ax.set_xlabel("final average accuracy ACC (%), higher is better")
+    ax.set_ylabel(f"gap depth {gap_name} (p.p.), lower is better")
+    ax.set_title("Gap depth against accuracy (mean, 95 % interval over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
     save(fig, path, pdf=pdf)
     return fig

@@ -3,11 +3,19 @@
 ``paper`` is the reference protocol of PROTOCOL.md, quirks included, with its 16
 experiments under readable names (their reference numbers kept for importing its
 results). ``quick`` is the same study scaled down to run on a laptop CPU; its scale was
-calibrated by measurement (see the README).
+calibrated by measurement (see the README). Where scaling changes a value that a paper
+name states (λ, width), the quick experiment is named by its role instead (``nd-weak``,
+``baseline-narrow``), so that no name says something the run does not do.
+
+Seeds: a preset's seeds are the first ``n_seeds`` of one fixed sequence,
+:func:`seed_sequence`: the reference's 15 seeds, then seeds drawn from
+``random.Random(2958)``. Ask a preset for more seeds than its default and you get the
+next ones of that sequence, the same on every machine.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +28,25 @@ PAPER_SEEDS = (
 )  # fmt: skip
 
 ND_LAMBDA = 1e-5
+
+
+def seed_sequence(n: int) -> tuple[int, ...]:
+    """The first `n` seeds of stabgap's seed sequence (the reference's 15 come first).
+
+    Example:
+        >>> seed_sequence(2)
+        (290353, 105883)
+        >>> len(set(seed_sequence(40))), seed_sequence(16)[:15] == PAPER_SEEDS
+        (40, True)
+    """
+    seeds = list(PAPER_SEEDS[:n])
+    draw = random.Random(2958)
+    while len(seeds) < n:
+        s = draw.randrange(1, 1_000_000)
+        if s not in seeds:
+            seeds.append(s)
+    return tuple(seeds)
+
 
 # The reference's experiments, numbered as in its code: name → (number, overrides).
 PAPER_EXPERIMENTS: dict[str, tuple[int, dict[str, Any]]] = {
@@ -50,8 +77,17 @@ class Preset:
     description: str
     base: RunConfig
     experiments: dict[str, dict[str, Any]]
-    seeds: tuple[int, ...]
+    n_seeds: int  # how many seeds of seed_sequence() a study runs unless told otherwise
     default_experiments: tuple[str, ...]  # what `stabgap run` runs when none is named
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The default seeds: the first `n_seeds` of :func:`seed_sequence`."""
+        return seed_sequence(self.n_seeds)
+
+    def defining_fields(self) -> tuple[str, ...]:
+        """The fields that tell this preset's experiments apart (λ, replay, lr, ...)."""
+        return tuple(dict.fromkeys(k for o in self.experiments.values() for k in o))
 
     def config(self, experiment: str, overrides: dict[str, Any] | None = None) -> RunConfig:
         """The config of `experiment`, with the user's overrides applied last."""
@@ -91,8 +127,20 @@ QUICK_BASE = PAPER_BASE.replace(
 )
 
 
+# The quick names of the paper experiments whose names state a value that scaling changes.
+QUICK_NAMES = {
+    "nd-lambda-1e-7": "nd-weak",
+    "nd-lambda-5e-5": "nd-strong",
+    "baseline-width-1024": "baseline-narrow",
+    "nd-width-1024": "nd-narrow",
+    "baseline-width-4096": "baseline-wide",
+    "nd-width-4096": "nd-wide",
+}
+
+
 def _scaled(experiments: dict[str, tuple[int, dict[str, Any]]], lam: float, widths: dict):
-    """The paper's experiments with λ and widths mapped to another scale."""
+    """The paper's experiments with λ and widths mapped to another scale, renamed by role
+    where the paper's name states the value that changed."""
     out = {}
     for name, (_, overrides) in experiments.items():
         o = dict(overrides)
@@ -100,7 +148,7 @@ def _scaled(experiments: dict[str, tuple[int, dict[str, Any]]], lam: float, widt
             o["decay_lambda"] = o["decay_lambda"] / ND_LAMBDA * lam
         if "hidden" in o:
             o["hidden"] = widths[o["hidden"][0]]
-        out[name] = o
+        out[QUICK_NAMES.get(name, name)] = o
     return out
 
 
@@ -110,7 +158,7 @@ PRESETS: dict[str, Preset] = {
         description="The poster's protocol exactly (PROTOCOL.md): 16 experiments, 15 seeds.",
         base=PAPER_BASE,
         experiments={name: o for name, (_, o) in PAPER_EXPERIMENTS.items()},
-        seeds=PAPER_SEEDS,
+        n_seeds=15,
         default_experiments=("baseline", "nd"),
     ),
     "quick": Preset(
@@ -118,7 +166,7 @@ PRESETS: dict[str, Preset] = {
         description="The same study scaled for a laptop CPU (under a minute a run).",
         base=QUICK_BASE,
         experiments=_scaled(PAPER_EXPERIMENTS, QUICK_LAMBDA, {1024: [128, 128], 4096: [512, 512]}),
-        seeds=PAPER_SEEDS[:3],
+        n_seeds=3,
         default_experiments=("baseline", "nd"),
     ),
 }

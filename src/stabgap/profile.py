@@ -52,9 +52,8 @@ from stabgap.replay import BatchSampler
 from stabgap.tasks import TaskStream
 from stabgap.train import (
     copy_generators,
-    forward_precision,
+    precision_context,
     resolve_device,
-    tf32_matmuls,
     train_step,
 )
 
@@ -111,22 +110,21 @@ def profile_config(
     lambdas = {"baseline": 0.0, "nd": nd_lambda}
     workloads = {m: Workload(config, stream, device, lambdas[m]) for m in MODELS}
     timings: dict[tuple[str, str], tuple[list[float], float, float | None]] = {}
-    with tf32_matmuls(config.precision == "tf32"):
-        _self_times(workloads["baseline"].train, 1, device)  # start the profiler once
-        for phase in PHASES:
-            steps = {m: getattr(workloads[m], phase) for m in MODELS}
-            walls: dict[str, list[float]] = {m: [] for m in MODELS}
+    _self_times(workloads["baseline"].train, 1, device)  # start the profiler once
+    for phase in PHASES:
+        steps = {m: getattr(workloads[m], phase) for m in MODELS}
+        walls: dict[str, list[float]] = {m: [] for m in MODELS}
+        for model in MODELS:
+            for _ in range(warmup):
+                steps[model]()
+        for _ in range(repeats):  # interleaved, so that a slower spell hits both models
             for model in MODELS:
-                for _ in range(warmup):
-                    steps[model]()
-            for _ in range(repeats):  # interleaved, so that a slower spell hits both models
-                for model in MODELS:
-                    walls[model].append(_wall_ms(steps[model], n_batches, device))
-            for model in MODELS:
-                timings[model, phase] = (
-                    walls[model],
-                    *_self_times(steps[model], n_batches, device),
-                )
+                walls[model].append(_wall_ms(steps[model], n_batches, device))
+        for model in MODELS:
+            timings[model, phase] = (
+                walls[model],
+                *_self_times(steps[model], n_batches, device),
+            )
 
     common = dict(
         device=device.type,
@@ -200,25 +198,26 @@ class Workload:
         self.sampler.start_task(1)
         self.subsets = EvalSubsets(config, stream, [gens[2]], device)
         self.eval_size = config.task_eval_size(1, stream.test_size(1))
-        self.autocast = forward_precision(config.precision, device)
+        self.precision = precision_context(config.precision, device)
+        self.eval_precision = precision_context(config.eval_precision, device)
         self.loss = torch.zeros(1, device=device)
         self.correct = torch.zeros(1, 1, dtype=torch.int32, device=device)
 
     def train(self) -> None:
-        loss = train_step(
+        loss, _ = train_step(
             self.model,
             self.optimizer,
             self.stream,
             self.sampler.next(),
             self.lambdas,
             self.config.decay_reduction,
-            self.autocast,
+            self.precision,
         )
         self.loss.copy_(loss)  # the loop keeps every loss, on the device
 
     def eval(self) -> None:
         idx = self.subsets.draw(range(1, 2), self.eval_size)  # (1, 1, m)
-        with self.autocast():
+        with self.eval_precision():
             self.correct.copy_(count_correct(self.model, self.stream, idx))
 
     def both(self) -> None:

@@ -3,7 +3,8 @@
 A run directory holds
 
 - ``run.json``: the run's name, experiment, full resolved config, metadata, divergence;
-- ``curves.npz``: ``acc`` (points, tasks), ``eval_steps``, ``boundaries``, ``loss``;
+- ``curves.npz``: ``acc`` (points, tasks), ``eval_steps``, ``boundaries``, ``loss`` and,
+  when the loss has terms beyond cross-entropy, ``loss_penalty`` (their sum);
 - ``metrics.json``: the metric rows (see :mod:`stabgap.metrics`);
 - ``curves.png``: every task's accuracy curve with the task switches marked.
 
@@ -27,9 +28,8 @@ import numpy as np
 from stabgap.config import to_dict
 from stabgap.errors import StabgapError
 from stabgap.metrics import MetricRow, compute_metrics
+from stabgap.outputs import RUN_FILE, is_report_dir, is_run_dir
 from stabgap.train import RunResult
-
-RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True)
@@ -46,40 +46,56 @@ class RunRecord:
     metadata: dict[str, Any]
     diverged: bool = False
     path: Path | None = None
+    penalty: np.ndarray | None = None  # (batches,) the loss's terms beyond cross-entropy
+    base: str = ""  # the preset experiment it started from ("" where unknown)
+    varied: dict[str, Any] = dataclasses.field(default_factory=dict)  # what its label adds
 
     @property
     def metrics(self) -> list[MetricRow]:
         return compute_metrics(self.acc, self.boundaries)
 
 
-def record_of(result: RunResult, name: str, experiment: str) -> RunRecord:
+def record_of(
+    result: RunResult, name: str, experiment: str, base: str = "", varied: dict | None = None
+) -> RunRecord:
     return RunRecord(
         name=name,
         experiment=experiment,
+        base=base or experiment,
+        varied=dict(varied or {}),
         config=to_dict(result.config),
         acc=result.acc,
         boundaries=result.boundaries,
         eval_steps=result.eval_steps,
         loss=result.loss,
+        penalty=result.penalty,
         metadata=result.metadata,
         diverged=result.diverged,
     )
 
 
 def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
-    """Write `record` to ``parent/record.name`` atomically; returns it with its path."""
+    """Write `record` to ``parent/record.name`` atomically; returns it with its path.
+
+    A run of that name already there is the same run (the name holds its stamp), written
+    meanwhile by another process working in the same folder: it is kept, not replaced.
+    """
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / record.name
-    if final.exists():
-        raise StabgapError(f"run directory {final} already exists: remove it or pick another --out")
-    for stale in parent.glob(f".{record.name}.tmp-*"):  # left by a killed earlier attempt
-        shutil.rmtree(stale, ignore_errors=True)
+    if is_run_dir(final):
+        return read_run(final)
+    for stale in parent.glob(f".{record.name}.tmp-*"):
+        if not _writer_alive(stale):  # left by a killed earlier attempt, not a live one
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = parent / f".{record.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # this process's own, from an interrupted write
     tmp.mkdir()
     try:
         info = {
             "name": record.name,
             "experiment": record.experiment,
+            "base_experiment": record.base or record.experiment,
+            "varied": record.varied,
             "config": record.config,
             "metadata": record.metadata,
             "diverged": record.diverged,
@@ -92,6 +108,8 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
         }
         if record.loss is not None:
             arrays["loss"] = record.loss
+        if record.penalty is not None:
+            arrays["loss_penalty"] = record.penalty
         np.savez_compressed(tmp / "curves.npz", **arrays)
         _write_json(tmp / "metrics.json", metric_dicts(record.metrics))
         if plot:
@@ -99,11 +117,29 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
 
             plot_run(record, tmp / "curves.png")
         _fsync_dir(tmp)
-        os.rename(tmp, final)  # atomic: the run appears complete or not at all
+        try:
+            os.rename(tmp, final)  # atomic: the run appears complete or not at all
+        except OSError:
+            if not is_run_dir(final):
+                raise
+            shutil.rmtree(tmp)  # another process published the same run first
+            return read_run(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dataclasses.replace(record, path=final)
+
+
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the process named in a temporary run directory (``...tmp-<pid>``) still runs."""
+    try:
+        pid = int(tmp.name.rsplit("-", 1)[1])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return pid != os.getpid()
 
 
 def metric_dicts(rows: list[MetricRow]) -> list[dict[str, Any]]:
@@ -126,24 +162,30 @@ def read_run(path: Path) -> RunRecord:
         boundaries=tuple(int(b) for b in arrays["boundaries"]),
         eval_steps=arrays["eval_steps"],
         loss=arrays.get("loss"),
+        penalty=arrays.get("loss_penalty"),
         metadata=info["metadata"],
         diverged=info.get("diverged", False),
         path=path,
+        base=info.get("base_experiment", info["experiment"]),
+        varied=info.get("varied", {}),
     )
 
 
-def is_run_dir(path: Path) -> bool:
-    return (path / RUN_FILE).is_file() and not path.name.startswith(".")
-
-
 def iter_runs(root: Path) -> Iterator[RunRecord]:
-    """Every complete run at or below `root`, in a stable (sorted) order."""
+    """Every complete run at or below `root`, in a stable (sorted) order.
+
+    Hidden folders (unfinished writes) and stabgap's report folders are not searched.
+    """
     if is_run_dir(root):
         yield read_run(root)
         return
     for run_file in sorted(root.rglob(RUN_FILE)):
-        if not any(part.startswith(".") for part in run_file.relative_to(root).parts):
-            yield read_run(run_file.parent)
+        parts = run_file.relative_to(root).parts
+        if any(part.startswith(".") for part in parts):
+            continue
+        if any(is_report_dir(root.joinpath(*parts[:i])) for i in range(1, len(parts))):
+            continue
+        yield read_run(run_file.parent)
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -174,51 +174,89 @@ def load_reference_results(path: str | os.PathLike[str]) -> dict[int, ReferenceR
     return dict(sorted(runs.items()))
 
 
-def import_reference(results: str | os.PathLike[str]) -> list:
+# Experiments 11-14 of the reference set the width on a copy of the parameters after the
+# network was built, so all four ran 2048 wide while their files record 1024 and 4096
+# (PROTOCOL.md). Imported, they keep the recorded width as such and say what ran.
+REFERENCE_WIDTH_AS_RUN = 2048
+_WIDTH_EXPERIMENTS = (11, 12, 13, 14)
+
+
+def import_reference(results: str | os.PathLike[str]) -> tuple[list, list[tuple[str, str]]]:
     """The reference's runs as stabgap run records, to sit beside ours in tables and plots.
 
     Args:
-        results: a ``results_<seed>.json`` file, or a folder of them.
+        results: a ``results_<seed>.json`` file, or a folder searched for them.
+
+    Returns:
+        The records, and the files of a folder that were skipped with why (a JSON file
+        that is not a results file). A single file given by name must be one.
 
     Each experiment number becomes the ``paper`` preset's experiment of that number, its
     config taken from the preset and checked against the file's parameters (a mismatch
-    is an error: the file would then not be what its number says).
+    is an error: the file would then not be what its number says). The width
+    experiments are recorded as what the reference really ran (see
+    :data:`REFERENCE_WIDTH_AS_RUN`), under a name that says so.
     """
     from pathlib import Path
 
+    path = Path(results)
+    if not path.exists():
+        raise StabgapError(f"{path} does not exist: give a results JSON file or a folder of them")
+    if path.is_file():
+        return _import_file(path), []
+    records, skipped = [], []
+    for file in sorted(p for p in path.rglob("*.json") if not p.name.startswith(".")):
+        try:
+            records += _import_file(file)
+        except StabgapError as e:
+            skipped.append((str(file), str(e).removeprefix(f"{file}: ").removeprefix(f"{file} ")))
+    if not records:
+        why = f" (skipped {len(skipped)}: {skipped[0][1]})" if skipped else ""
+        raise StabgapError(f"no reference results files found in {path}{why}")
+    return records, skipped
+
+
+def _import_file(file) -> list:
     from stabgap.presets import PAPER_EXPERIMENTS, get_preset
     from stabgap.records import RunRecord
 
-    path = Path(results)
-    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
-    if not files or not all(f.is_file() for f in files):
-        raise StabgapError(f"no reference results (*.json) found at {path}")
     names = {number: name for name, (number, _) in PAPER_EXPERIMENTS.items()}
     paper = get_preset("paper")
     records = []
-    for file in files:
-        for number, run in load_reference_results(file).items():
-            if number not in names:
-                raise StabgapError(f"{file}: experiment {number} is not one of the paper's 16")
-            config = paper.config(names[number], {"seed": run.seed})
-            _check_parameters(file, number, run, config)
-            records.append(
-                RunRecord(
-                    name=f"{names[number]}-seed{run.seed}-reference",
-                    experiment=names[number],
-                    config={**_config_dict(config), "device": "reference"},
-                    acc=np.array(run.acc),
-                    boundaries=run.boundaries,
-                    eval_steps=np.arange(run.acc.shape[0]),
-                    loss=None,
-                    metadata={
-                        "source": "reference implementation",
-                        "file": str(file),
-                        "experiment_no": number,
-                        "seed": run.seed,
-                    },
-                )
+    for number, run in load_reference_results(file).items():
+        if number not in names:
+            raise StabgapError(f"{file}: experiment {number} is not one of the paper's 16")
+        config = paper.config(names[number], {"seed": run.seed})
+        _check_parameters(file, number, run, config)
+        name, metadata = names[number], {}
+        if number in _WIDTH_EXPERIMENTS:
+            recorded = config.hidden
+            config = config.replace(hidden=[REFERENCE_WIDTH_AS_RUN] * len(recorded))
+            name = f"{name}-ran-{REFERENCE_WIDTH_AS_RUN}"
+            metadata = {
+                "recorded_hidden": list(recorded),
+                "note": f"the reference records width {recorded[0]} but set it after building "
+                f"the network, so it ran {REFERENCE_WIDTH_AS_RUN} wide (PROTOCOL.md)",
+            }
+        records.append(
+            RunRecord(
+                name=f"{name}-seed{run.seed}-reference",
+                experiment=name,
+                base=names[number],
+                config={**_config_dict(config), "device": "reference"},
+                acc=np.array(run.acc),
+                boundaries=run.boundaries,
+                eval_steps=np.arange(run.acc.shape[0]),
+                loss=None,
+                metadata={
+                    "source": "reference implementation",
+                    "file": str(file),
+                    "experiment_no": number,
+                    "seed": run.seed,
+                    **metadata,
+                },
             )
+        )
     return records
 
 

@@ -1,230 +1,507 @@
-"""`stabgap report`: the tables, figures and plain-sentence answers of a study.
+"""`stabgap report`: the tables, figures and plain-sentence findings of any study.
 
 From a folder of run records (ours, imported reference runs, or both) and any profiling
-results below it, write into one folder: the poster's Table 1 (Markdown, CSV, LaTeX), the
-tidy table of every metric (CSV, and Parquet with pyarrow), summaries per experiment,
-the figures (PNG and PDF), and ``report.md`` tying them together with the answers to the
-poster's questions Q1–Q3.
+results below it, write into one folder: the poster's Table 1 and a table of every group
+(Markdown, CSV, LaTeX), each compared group against the baseline group (differences
+with intervals, Welch's test with Holm's correction, paired tests), the tidy table of
+every metric of every run (CSV, and Parquet with pyarrow), the figures (PNG and PDF),
+and ``report.md`` tying them together.
+
+Every group appears in every table; a figure that shows only some says which and why.
+The report folder is built aside and put in place at the end; it only ever replaces an
+earlier report (see :mod:`stabgap.outputs`).
 """
 
 from __future__ import annotations
 
-import os
+import csv
+import dataclasses
+import io
+import json
+import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from stabgap.aggregate import summarize, table1, tidy_rows, write_table
+from stabgap.aggregate import (
+    DEFAULT_LABELS,
+    GroupSummary,
+    format_mean_std,
+    summarize,
+    table1,
+    tidy_rows,
+    ttr_cell,
+    write_table,
+)
+from stabgap.config import FIELDS
 from stabgap.errors import StabgapError
+from stabgap.groups import Group, build_groups, common_settings, file_name, find_group
+from stabgap.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
 from stabgap.records import RunRecord, iter_runs
-from stabgap.stats import answer_questions, compare
+from stabgap.stats import Comparison, answer_questions, censored_median, compare, holm
 
-# Fields that do not define an experiment's science (where it ran, which seed).
-NOT_SCIENCE = ("seed", "device", "data_dir", "decay_lambda")
+MAX_CURVES = 8  # groups in one curve figure before it stops being readable
 
 
-def write_report(runs_dir: Path, out: Path | None = None) -> Path:
+def check_report_out(runs_dir: Path, out: Path) -> None:
+    """Refuse, before any work, a report folder that would overwrite something."""
+    check_report_folder(out, runs_dir)
+
+
+def write_report(
+    runs_dir: Path,
+    out: Path | None = None,
+    baseline: str | None = None,
+    compare: Sequence[str] | None = None,
+) -> Path:
     """Write the report of every run below `runs_dir` into `out` (default: runs_dir/report).
 
-    The report is built in a temporary folder and swapped in at the end, so an earlier
-    report is replaced whole or not at all.
+    Args:
+        baseline: the group the others are compared with (a group's key or label);
+            default: the study file's, else a group named 'baseline', else the first.
+        compare: the groups compared with it; default: the study file's, else all others.
     """
-    records = [r for r in iter_runs(runs_dir) if r.path is None or "report" not in r.path.parts]
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise StabgapError(f"{runs_dir} is not a folder of runs: give the folder a study wrote")
+    out = Path(out) if out is not None else runs_dir / "report"
+    check_report_out(runs_dir, out)
+    records = list(iter_runs(runs_dir))
     if not records:
         raise StabgapError(f"no run directories (with run.json) found under {runs_dir}")
-    out = out or runs_dir / "report"
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    groups = build_groups(records)
+    if not any(g.runs for g in groups):
+        raise StabgapError(f"every run under {runs_dir} diverged: there is nothing to report")
+    chosen = study_choices(runs_dir)
+    base = _baseline(groups, baseline or chosen.get("baseline"))
+    names = compare if compare is not None else chosen.get("compare")
+    compared = (
+        [find_group(groups, n, "--compare") for n in names]
+        if names
+        else [g for g in groups if g is not base and g.runs]
+    )
+    tmp = new_temp_dir(out)
     try:
-        _build(records, runs_dir, tmp)
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        _build(records, groups, base, compared, runs_dir, tmp)
+        publish_report(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
 
 
-def _build(records: list[RunRecord], runs_dir: Path, out: Path) -> None:
+def study_choices(runs_dir: Path) -> dict:
+    """The report's choices (baseline, compare) that the study file gave, if any."""
+    try:
+        studies = json.loads((runs_dir / STUDY_FILE).read_text())["studies"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    for study in reversed(studies):
+        if study.get("baseline") or study.get("compare"):
+            return {k: study.get(k) for k in ("baseline", "compare")}
+    return {}
+
+
+def _baseline(groups: list[Group], name: str | None) -> Group:
+    if name:
+        return find_group(groups, name, "--baseline")
+    with_runs = [g for g in groups if g.runs]
+    return next((g for g in with_runs if g.key == "baseline"), with_runs[0])
+
+
+# --- building ---------------------------------------------------------------------------------
+def _build(
+    records: list[RunRecord],
+    groups: list[Group],
+    base: Group,
+    compared: list[Group],
+    runs_dir: Path,
+    out: Path,
+) -> None:
     from stabgap import plots
 
-    rows = tidy_rows(records)
-    write_table(rows, out / "metrics")
-    summaries = summarize(rows)
-    by_exp = _by_experiment(records)
-    main = [e for e in ("baseline", "nd") if e in by_exp] or list(by_exp)[:2]
+    ordered = [base] + [g for g in groups if g is not base]
+    # Every run under its group's key, so that tables, statistics and plots agree.
+    keyed = {g.key: [dataclasses.replace(r, experiment=g.key) for r in g.runs] for g in groups}
+    all_rows = tidy_rows(
+        [dataclasses.replace(r, experiment=g.key) for g in groups for r in g.runs + g.diverged]
+    )
+    write_table(all_rows, out / "metrics")
+    summaries = summarize([r for r in all_rows if not r["diverged"]])
     n_tasks = max(r.acc.shape[1] for r in records)
+    labels = {g.key: DEFAULT_LABELS.get(g.label, g.label) for g in groups}
 
     costs, q3 = _cost_columns(runs_dir)
-    t1 = table1(summaries, experiments=main, cost=costs or None)
-    for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
-        (out / f"table1.{suffix}").write_text(t1.render(fmt) + "\n")
+    tables = []
+    if n_tasks > 1:
+        t1 = table1(
+            summaries,
+            experiments=[g.key for g in ordered if g.runs],
+            cost=costs or None,
+            labels=labels,
+        )
+        for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
+            (out / f"table1.{suffix}").write_text(t1.render(fmt) + "\n")
+        tables.append(("Table 1", t1.render("markdown")))
+    header, rows = groups_table(summaries, [g for g in ordered if g.runs], n_tasks)
+    (out / "groups.csv").write_text(_csv([header, *rows]))
+    tables.append(("Every group", _markdown_table(header, rows)))
 
+    comparisons = compare_groups(summaries, base, compared, n_tasks, labels)
+    (out / "comparisons.csv").write_text(_comparisons_csv(comparisons))
+    findings = [_finding(labels[g.key], labels[base.key], cs) for g, cs in comparisons]
+    poster = _poster_questions(summaries, groups, n_tasks)
+
+    figures = _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out)
+    text = _markdown(records, groups, base, compared, labels, tables, findings, poster, q3, figures)
+    (out / "report.md").write_text(text)
+
+
+# The metrics a comparison covers: (metric, task, interval or "T" for the last, name, unit,
+# lower is better).
+def _compared_metrics(n_tasks: int) -> list[tuple]:
+    return [
+        ("gap_depth", 1, n_tasks, f"GD_1,{n_tasks}", "p.p.", True),
+        ("time_to_recover", 1, n_tasks, f"TTR_1,{n_tasks}", "%", True),
+        ("avg_acc_final", None, None, "final ACC", "%", False),
+        ("min_acc", 1, None, "min-ACC_1", "%", False),
+        ("wc_acc", None, n_tasks, f"WC-ACC_{n_tasks}", "%", False),
+    ]
+
+
+def compare_groups(
+    summaries: list[GroupSummary],
+    base: Group,
+    compared: list[Group],
+    n_tasks: int,
+    labels: dict[str, str],
+) -> list[tuple[Group, list[tuple[str, bool, Comparison]]]]:
+    """Each compared group against the baseline on every compared metric.
+
+    Welch's p values are Holm-adjusted per metric over the compared groups: with many
+    groups, some would pass α by chance alone.
+    """
+    if n_tasks < 2:
+        return []
+    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    results: dict[str, list] = {g.key: [] for g in compared}
+    for metric, task, interval, name, _, lower in _compared_metrics(n_tasks):
+        row = []
+        for g in compared:
+            a = index.get((base.key, metric, task, interval))
+            b = index.get((g.key, metric, task, interval))
+            if a is None or b is None:
+                continue
+            c = compare(a.by_seed(), b.by_seed(), labels[base.key], labels[g.key], metric=name)
+            row.append((g, c))
+        adjusted = holm([c.welch_p for _, c in row])
+        for (g, c), p in zip(row, adjusted, strict=True):
+            c = dataclasses.replace(c, p_adjusted=None if math.isnan(p) else p)
+            results[g.key].append((name, lower, c))
+    return [(g, results[g.key]) for g in compared]
+
+
+def _finding(label: str, base_label: str, comparisons: list[tuple[str, bool, Comparison]]) -> str:
+    """One sentence per compared group: which way each metric went, and how sure that is."""
+    parts = []
+    for name, lower, c in comparisons:
+        if name.startswith(("min-ACC", "WC-ACC")):
+            continue
+        unit = "p.p." if name.startswith(("GD", "final")) else "% of the interval"
+        if not c.testable:
+            verdict = f"{_signed(c.diff)} {unit} ({c.why_untestable()})"
+        else:
+            better = (c.diff < 0) == lower
+            word = ("better" if better else "worse") if c.significant else "no significant change"
+            verdict = (
+                f"{_signed(c.diff)} {unit} (95 % CI {_signed(c.diff_ci95_low)} to "
+                f"{_signed(c.diff_ci95_high)}; Holm-adjusted p = {c.p:.2g}: {word})"
+            )
+        parts.append(f"{name} {verdict}")
+    return f"**{label}** against {base_label}: " + "; ".join(parts) + "."
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.2f}"
+
+
+def _poster_questions(summaries, groups: list[Group], n_tasks: int) -> list[str]:
+    """The poster's Q1 and Q2, when the study has its groups (baseline and nd)."""
+    keys = {g.key for g in groups}
+    if n_tasks < 2 or not {"baseline", "nd"} <= keys:
+        return []
+    return answer_questions(summaries)
+
+
+# --- tables ----------------------------------------------------------------------------------
+def groups_table(
+    summaries: list[GroupSummary], groups: list[Group], n_tasks: int
+) -> tuple[list[str], list[list[str]]]:
+    """Every group's headline metrics: mean ± std [95 % interval], seeds, recoveries."""
+    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    columns = [(f"GD_1,{j}", "gap_depth", 1, j) for j in range(2, n_tasks + 1)]
+    if n_tasks > 1:
+        columns.append((f"TTR_1,{n_tasks} %", "time_to_recover", 1, n_tasks))
+        columns.append(("min-ACC_1", "min_acc", 1, None))
+    columns += [
+        ("final ACC", "avg_acc_final", None, None),
+        (f"WC-ACC_{n_tasks}", "wc_acc", None, n_tasks),
+    ]
+    header = ["group", "seeds", *(c[0] for c in columns)]
+    rows = []
+    for g in groups:
+        seeds = f"{len(g.runs)}" + (f" (+{len(g.diverged)} diverged)" if g.diverged else "")
+        row = [g.label, seeds]
+        for _, metric, task, interval in columns:
+            s = index.get((g.key, metric, task, interval))
+            if s is None:
+                row.append("n/a")
+            elif metric == "time_to_recover":
+                row.append(_ttr_summary(s, index.get((g.key, "recovered", task, interval))))
+            else:
+                row.append(_with_ci(s))
+        rows.append(row)
+    return header, rows
+
+
+def _with_ci(s: GroupSummary, digits: int = 2) -> str:
+    text = format_mean_std(s.mean, s.std, digits)
+    if not math.isnan(s.ci95_low):
+        text += f" [{s.ci95_low:.{digits}f}, {s.ci95_high:.{digits}f}]"
+    return text
+
+
+def _ttr_summary(ttr: GroupSummary, recovered: GroupSummary | None) -> str:
+    """Mean of the recovered seeds, how many recovered, and the median with the others as ∞."""
+    text = ttr_cell(ttr, recovered, 1)
+    if recovered is None or not recovered.n:
+        return text
+    by_seed = ttr.by_seed()
+    flags = dict(zip(recovered.seeds, recovered.values, strict=True))
+    seeds = sorted(flags, key=str)
+    median = censored_median([by_seed.get(s) for s in seeds], [flags[s] == 1 for s in seeds])
+    return text + f"; median {'never' if math.isinf(median) else f'{median:.1f}'}"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _csv(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def _comparisons_csv(comparisons) -> str:
+    header = [
+        "group",
+        "baseline",
+        "metric",
+        "n_group",
+        "n_baseline",
+        "mean_group",
+        "mean_baseline",
+        "difference",
+        "ci95_low",
+        "ci95_high",
+        "welch_p",
+        "holm_p",
+        "paired_n",
+        "paired_p",
+        "wilcoxon_p",
+        "hedges_g",
+    ]
+    rows = [header]
+    for _, cs in comparisons:
+        for name, _, c in cs:
+            rows.append(
+                [
+                    c.label_b,
+                    c.label_a,
+                    name,
+                    c.n_b,
+                    c.n_a,
+                    c.mean_b,
+                    c.mean_a,
+                    c.diff,
+                    c.diff_ci95_low,
+                    c.diff_ci95_high,
+                    c.welch_p,
+                    "" if c.p_adjusted is None else c.p_adjusted,
+                    c.n_paired,
+                    c.paired_p,
+                    c.wilcoxon_p,
+                    c.hedges_g,
+                ]
+            )
+    return _csv([["" if isinstance(v, float) and math.isnan(v) else v for v in r] for r in rows])
+
+
+def _cost_columns(runs_dir: Path) -> tuple[dict[str, dict[str, str]], str | None]:
+    """Table 1's cost columns and the Q3 sentence, from profiling results if any."""
+    from stabgap.profile import cost_columns
+
+    return cost_columns(runs_dir)
+
+
+# --- figures ---------------------------------------------------------------------------------
+def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out):
     figures: list[tuple[str, str]] = []
 
     def figure(name: str, caption: str, draw, *args, **kwargs) -> None:
         draw(*args, out / "figures" / f"{name}.png", **kwargs)
         figures.append((f"figures/{name}.png", caption))
 
-    family = lambda_family(by_exp, main[0]) if n_tasks > 1 else {}
-    if len(family) > 1:
+    shown = [base] + [g for g in compared if g is not base]
+    shown = [g for g in shown if g.runs]
+    why = _which(shown, groups)
+    family = lambda_family(groups, base) if n_tasks > 1 else []
+    if n_tasks > 1:
+        curves = family if len(family) > 1 else shown[:MAX_CURVES]
+        reason = (
+            "the baseline and the groups that differ from it only in λ" if len(family) > 1 else why
+        )
         figure(
             "task1-accuracy",
-            "Task-1 accuracy, mean ± std over seeds, for the baseline "
-            "and each λ (the poster's Figure 4); insets zoom on the task switches.",
+            f"Task-1 accuracy, mean ± std over seeds ({reason}); insets zoom on the task "
+            "switches (the poster's Figure 4).",
             plots.plot_task_curves,
-            {f"{e} (λ={lam:g})": by_exp[e] for e, lam in family.items()},
+            {labels[g.key]: keyed[g.key] for g in curves},
         )
-        points = [_tradeoff_point(summaries, e, lam, n_tasks) for e, lam in family.items()]
+        points = [_point(summaries, g, labels, n_tasks) for g in groups if g.runs]
+        figure(
+            "gap-vs-accuracy",
+            f"Gap depth GD_1,{n_tasks} against final average accuracy for every group "
+            "(95 % intervals over seeds); the dashed line is the Pareto front.",
+            plots.plot_gap_vs_accuracy,
+            points,
+            gap_name=f"GD_1,{n_tasks}",
+        )
+    if len(family) > 1:
+        trade = [
+            (g.config.get("decay_lambda", 0.0), *_tradeoff(summaries, g.key, n_tasks))
+            for g in family
+        ]
         figure(
             "lambda-tradeoff",
-            f"Gap depth GD_1,{n_tasks} and final average accuracy "
-            "against λ: a stronger decay gives a shallower gap but costs accuracy.",
+            f"Gap depth GD_1,{n_tasks} and final average accuracy against λ (the groups that "
+            "differ from the baseline only in λ).",
             plots.plot_lambda_tradeoff,
-            points,
+            trade,
         )
-    for e in main:
+    for g in shown[:MAX_CURVES]:
         figure(
-            f"all-tasks-{e}",
-            f"Every task's accuracy in '{e}' (mean ± std).",
+            f"all-tasks-{file_name(g.key)}",
+            f"Every task's accuracy in '{labels[g.key]}' (mean ± std).",
             plots.plot_all_tasks,
-            by_exp[e],
-            title=e,
+            keyed[g.key],
+            title=labels[g.key],
         )
-    replay_pairs = [e for e in ("baseline", "nd", "no-replay", "nd-no-replay") if e in by_exp]
     figure(
         "average-accuracy",
-        "Average accuracy over the tasks seen so far.",
+        f"Average accuracy over the tasks seen so far ({why}).",
         plots.plot_avg_acc,
-        {e: by_exp[e] for e in replay_pairs or main},
+        {labels[g.key]: keyed[g.key] for g in shown[:MAX_CURVES]},
     )
     if n_tasks > 1:
         figure(
             "gap-anatomy",
-            f"How GD and TTR are read, on one '{main[0]}' run (the poster's Figure 1).",
+            f"How GD and TTR are read, on one '{labels[base.key]}' run (the poster's Figure 1).",
             plots.plot_gap_anatomy,
-            by_exp[main[0]][0],
+            keyed[base.key][0],
         )
-
-    answers = answer_questions(summaries) if n_tasks > 1 else []
-    comparison = _main_comparison(by_exp, main, n_tasks)
-    text = _markdown(
-        records, t1.render("markdown"), _experiment_table(records), comparison, answers, q3, figures
-    )
-    (out / "report.md").write_text(text)
+    return figures
 
 
-def _by_experiment(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
-    groups: dict[str, list[RunRecord]] = {}
-    for r in records:
-        if not r.diverged:
-            groups.setdefault(r.experiment, []).append(r)
-    return groups
+def _which(shown: list[Group], groups: list[Group]) -> str:
+    total = sum(1 for g in groups if g.runs)
+    if len(shown) == total and total <= MAX_CURVES:
+        return "every group"
+    if len(shown) > MAX_CURVES:
+        return f"the baseline and the first {MAX_CURVES - 1} compared groups of {total}"
+    return "the baseline and the compared groups"
 
 
-def lambda_family(by_exp: dict[str, list[RunRecord]], base: str) -> dict[str, float]:
-    """Experiments that differ from `base` only in λ, sorted by λ: the λ sweep."""
+def lambda_family(groups: list[Group], base: Group) -> list[Group]:
+    """The groups that differ from `base` only in λ (its λ sweep), sorted by λ."""
 
-    def science(e: str) -> dict:
-        return {k: v for k, v in by_exp[e][0].config.items() if k not in NOT_SCIENCE}
+    def science(g: Group) -> dict:
+        return {
+            k: v
+            for k, v in g.config.items()
+            if k != "decay_lambda" and k in FIELDS and FIELDS[k].metadata["science"]
+        }
 
-    family = {
-        e: float(rs[0].config["decay_lambda"])
-        for e, rs in by_exp.items()
-        if science(e) == science(base)
-    }
-    return dict(sorted(family.items(), key=lambda kv: kv[1]))
-
-
-def _tradeoff_point(summaries, experiment: str, lam: float, n_tasks: int) -> tuple:
-    def get(metric: str, task, interval):
-        s = next(
-            s
-            for s in summaries
-            if (s.experiment, s.metric, s.task, s.interval) == (experiment, metric, task, interval)
-        )
-        return s.mean, s.std
-
-    gd, acc = get("gap_depth", 1, n_tasks), get("avg_acc_final", None, None)
-    return (lam, gd[0], gd[1], acc[0], acc[1])
-
-
-def _main_comparison(by_exp, main: list[str], n_tasks: int) -> list[str]:
-    if len(main) < 2 or n_tasks < 2:
+    if not base.runs:
         return []
-    a, b = main
-    lines = []
-    for metric, task, interval, label in (
-        ("gap_depth", 1, n_tasks, f"GD_1,{n_tasks}"),
-        ("time_to_recover", 1, n_tasks, f"TTR_1,{n_tasks}"),
-        ("avg_acc_final", None, None, "ACC"),
-    ):
-        a_values, b_values = (
-            {r.config["seed"]: _value(r, metric, task, interval) for r in by_exp[e]} for e in (a, b)
+    family = [
+        g for g in groups if g.runs and g.source == base.source and science(g) == science(base)
+    ]
+    return sorted(family, key=lambda g: float(g.config.get("decay_lambda", 0.0)))
+
+
+def _point(summaries, g: Group, labels, n_tasks: int) -> tuple:
+    def get(metric, task, interval):
+        s = next(
+            (
+                s
+                for s in summaries
+                if (s.experiment, s.metric, s.task, s.interval) == (g.key, metric, task, interval)
+            ),
+            None,
         )
-        c = compare(a_values, b_values, a, b, metric=label)
-        lines.append(c.sentence())
-    return lines
+        return (math.nan,) * 3 if s is None else (s.mean, s.ci95_low, s.ci95_high)
+
+    return (labels[g.key], *get("gap_depth", 1, n_tasks), *get("avg_acc_final", None, None))
 
 
-def _value(record: RunRecord, metric: str, task, interval):
-    return next(
-        m.value
-        for m in record.metrics
-        if (m.metric, m.task, m.interval) == (metric, task, interval)
-    )
+def _tradeoff(summaries, key: str, n_tasks: int) -> tuple[float, float, float, float]:
+    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    gd, acc = index[(key, "gap_depth", 1, n_tasks)], index[(key, "avg_acc_final", None, None)]
+    return gd.mean, gd.std, acc.mean, acc.std
 
 
-def _experiment_table(records: Sequence[RunRecord]) -> str:
-    from stabgap.study import summary_rows
-
-    header, *rows = summary_rows(records)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _cost_columns(runs_dir: Path) -> tuple[dict[str, dict[str, str]], str | None]:
-    """Table 1's cost columns and the Q3 sentence, from profiling results if any."""
-    try:
-        from stabgap.profile import cost_columns
-    except ImportError:
-        return {}, None
-    return cost_columns(runs_dir)
-
-
-def _markdown(
-    records,
-    table_1: str,
-    experiments: str,
-    comparison: list[str],
-    answers: list[str],
-    q3: str | None,
-    figures: list[tuple[str, str]],
-) -> str:
-    n_exp = len({r.experiment for r in records})
+# --- report.md ----------------------------------------------------------------------------------
+def _markdown(records, groups, base, compared, labels, tables, findings, poster, q3, figures):
     sources = sorted({r.metadata.get("source", "stabgap") for r in records})
+    n_ok = sum(len(g.runs) for g in groups)
+    common = common_settings(groups)
     parts = [
         "# Stability-gap study report",
-        f"{len(records)} runs of {n_exp} experiments ({', '.join(sources)}). Mean ± sample "
-        "standard deviation over seeds; TTR leaves out the seeds that never recover, and "
-        "says how many. Diverged runs are counted but left out of the means.",
-        "## Table 1",
-        table_1,
-        "## All experiments",
-        experiments,
+        f"{len(records)} runs in {len(groups)} groups ({', '.join(sources)})"
+        + (f"; every group has {common}" if common else "")
+        + f". Baseline group: **{labels[base.key]}**; compared with it: "
+        + (", ".join(labels[g.key] for g in compared) or "none")
+        + ". Mean ± sample standard deviation over seeds, [95 % t interval]. TTR is averaged "
+        "over the seeds that recovered, with the number that never did and the median "
+        "counting those as never. Runs of one seed share their initialisation, batches and "
+        "test subsets across groups (common random numbers), so the paired tests on shared "
+        "seeds are the sharper ones; the verdicts rest on Welch's test, which does not "
+        "assume that, with Holm's correction over the compared groups.",
     ]
-    if comparison:
-        parts += ["## Baseline against ND", *[f"- {s}" for s in comparison]]
-    if answers or q3:
-        parts += ["## The poster's questions", *[f"- {s}" for s in answers]]
+    diverged = [r for g in groups for r in g.diverged]
+    if diverged:
+        parts.append(
+            f"{len(diverged)} of {len(records)} runs diverged and are left out of every "
+            "mean: "
+            + "; ".join(f"{r.name} ({r.metadata.get('divergence', 'diverged')})" for r in diverged)
+            + f". Runs that did not diverge: {n_ok}."
+        )
+    for title, table in tables:
+        parts += [f"## {title}", table]
+    if findings:
+        parts += ["## Each group against the baseline", *[f"- {s}" for s in findings]]
+    if poster or q3:
+        parts += ["## The poster's questions", *[f"- {s}" for s in poster]]
         if q3:
             parts.append(f"- {q3}")
     parts += ["## Figures"]
     parts += [f"![{caption}]({path})\n\n*{caption}*" for path, caption in figures]
-    parts += ["Tables: `table1.{md,csv,tex}`, every metric of every run: `metrics.csv`."]
+    parts += [
+        "Files: `table1.{md,csv,tex}`, `groups.csv`, `comparisons.csv` (every comparison "
+        "with its tests), `metrics.csv` (every metric of every run, with its config)."
+    ]
     return "\n\n".join(parts) + "\n"

@@ -23,9 +23,12 @@ from scipy import stats as sps
 
 from stabgap.aggregate import GroupSummary, format_mean_std, summarize
 
-__all__ = ["ALPHA", "Comparison", "answer_questions", "compare"]
+__all__ = ["ALPHA", "MIN_SEEDS", "Comparison", "answer_questions", "compare", "holm"]
 
 ALPHA = 0.05
+# Fewer seeds a side and a t-test's verdict rests on one variance estimate from two points:
+# the report then says that no test is possible instead of printing one.
+MIN_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -75,16 +78,31 @@ class Comparison:
     cohen_d: float
     hedges_g: float
     alpha: float = ALPHA
+    p_adjusted: float | None = None  # Welch's p after a multiple-comparison correction
 
     @property
     def testable(self) -> bool:
-        """Whether Welch's test could be run (two or more values on each side)."""
+        """Whether Welch's test was run: at least :data:`MIN_SEEDS` values on each side,
+        and some spread (two constant sides differ certainly or not at all)."""
         return not math.isnan(self.welch_p)
 
     @property
+    def p(self) -> float:
+        """The p value the verdict rests on: the adjusted one when there is one."""
+        return self.welch_p if self.p_adjusted is None else self.p_adjusted
+
+    @property
     def significant(self) -> bool:
-        """Whether Welch's p is below :attr:`alpha`."""
-        return self.testable and self.welch_p < self.alpha
+        """Whether the verdict's p value is below :attr:`alpha`."""
+        return self.testable and self.p < self.alpha
+
+    def why_untestable(self) -> str:
+        if min(self.n_a, self.n_b) < MIN_SEEDS:
+            return (
+                f"no test is possible with fewer than {MIN_SEEDS} seeds per group "
+                f"(have {self.n_a} and {self.n_b})"
+            )
+        return "no test is possible: both groups have no spread over seeds"
 
     def sentence(self, digits: int = 2, unit: str = "", diff_unit: str | None = None) -> str:
         """The comparison in one plain-English sentence, with its numbers.
@@ -105,23 +123,62 @@ class Comparison:
         side_a = side(self.label_a, self.mean_a, self.std_a, self.n_a, self.n_undefined_a)
         text = f"{self.metric}: {side_b} vs {side_a}"
         if not self.testable:
-            return text + (
-                f"; too few defined values to test (need at least 2 per side, "
-                f"have {self.n_a} and {self.n_b})."
-            )
+            return f"{text}; difference {_signed(self.diff, digits)}{du}; {self.why_untestable()}."
         verdict = "significant" if self.significant else "not significant"
+        adjusted = "" if self.p_adjusted is None else f", Holm-adjusted p = {_p(self.p_adjusted)}"
         text += (
             f"; difference {self.label_b} − {self.label_a} = {_signed(self.diff, digits)}{du}"
             f" (95% CI {_signed(self.diff_ci95_low, digits)} to "
             f"{_signed(self.diff_ci95_high, digits)}), Welch's t({self.welch_df:.1f}) = "
-            f"{self.welch_t:.2f}, p = {_p(self.welch_p)}, {verdict} at α = {self.alpha:g}"
+            f"{self.welch_t:.2f}, p = {_p(self.welch_p)}{adjusted}, {verdict} at "
+            f"α = {self.alpha:g}"
         )
-        if self.n_paired >= 2:
+        if self.n_paired >= MIN_SEEDS:
             text += (
                 f"; paired over {self.n_paired} shared seeds: t = {self.paired_t:.2f}, "
                 f"p = {_p(self.paired_p)}, Wilcoxon signed-rank p = {_p(self.wilcoxon_p)}"
             )
+            if self.n_paired <= WILCOXON_FLOOR_N:
+                floor = 2 / 2**self.n_paired
+                text += f" (with {self.n_paired} pairs it cannot go below {floor:.3g})"
         return text + f"; Hedges' g = {self.hedges_g:.2f}."
+
+
+# With n pairs, the exact two-sided Wilcoxon signed-rank test cannot give p < 2 / 2^n:
+# 0.25 for 3 pairs, 0.0625 for 5; at or below this many pairs the report says so.
+WILCOXON_FLOOR_N = 5
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p values for multiple comparisons (NaN kept apart).
+
+    Example:
+        >>> [round(p, 4) for p in holm([0.01, 0.04, 0.03, 0.2])]
+        [0.04, 0.09, 0.09, 0.2]
+    """
+    ps = [(p, i) for i, p in enumerate(p_values) if not math.isnan(p)]
+    out = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(ps)):
+        running = max(running, min(1.0, (len(ps) - rank) * p))
+        out[i] = running
+    return out
+
+
+def censored_median(values: Sequence[float | None], recovered: Sequence[bool]) -> float:
+    """Median of times to recover, counting a seed that never recovered as +∞.
+
+    Leaving never-recovered seeds out biases a mean low; as +∞ they keep their place in
+    the order, and the median is ∞ when half of the seeds or more never recovered.
+
+    Example:
+        >>> censored_median([10.0, 30.0, None], [True, True, False])
+        30.0
+        >>> censored_median([10.0, None, None], [True, False, False])
+        inf
+    """
+    times = [v if ok else math.inf for v, ok in zip(values, recovered, strict=True)]
+    return float(np.median(times)) if times else math.nan
 
 
 def _signed(x: float, digits: int) -> str:
@@ -156,11 +213,12 @@ def compare(
     """Compare the values of B with those of A (keys are seeds; None means undefined).
 
     Example:
-        >>> c = compare({1: 10.0, 2: 12.0, 3: 14.0}, {1: 5.0, 2: 6.0, 3: None}, "base", "nd")
+        >>> b = {1: 5.0, 2: 6.0, 3: 7.0, 4: None}
+        >>> c = compare({1: 10.0, 2: 12.0, 3: 14.0}, b, "base", "nd")
         >>> c.n_a, c.n_b, c.n_undefined_b, c.diff, c.n_paired
-        (3, 2, 1, -6.5, 2)
-        >>> round(c.welch_t, 4), round(c.welch_df, 4)  # -6.5 / sqrt(4/3 + 0.5/2)
-        (-5.1657, 2.635)
+        (3, 3, 1, -6.0, 3)
+        >>> round(c.welch_t, 4), round(c.welch_df, 4)  # -6 / sqrt(4/3 + 1/3), df 50/17
+        (-4.6476, 2.9412)
     """
     da, undef_a = _defined(a)
     db, undef_b = _defined(b)
@@ -173,17 +231,17 @@ def compare(
 
     nan = math.nan
     t = df = p = low = high = d = g = nan
-    if na >= 2 and nb >= 2:
-        va, vb = std_a**2 / na, std_b**2 / nb
+    va = std_a**2 / na if na >= 2 else nan
+    vb = std_b**2 / nb if nb >= 2 else nan
+    if min(na, nb) >= MIN_SEEDS and va + vb > 0:
         se = math.sqrt(va + vb)
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
             res = sps.ttest_ind(xb, xa, equal_var=False)
         t, p = float(res.statistic), float(res.pvalue)
-        if se > 0:
-            df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-            half = float(sps.t.ppf(0.975, df)) * se
-            low, high = diff - half, diff + half
+        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+        half = float(sps.t.ppf(0.975, df)) * se
+        low, high = diff - half, diff + half
         pooled = math.sqrt(((na - 1) * std_a**2 + (nb - 1) * std_b**2) / (na + nb - 2))
         if pooled > 0:
             d = diff / pooled
@@ -191,7 +249,7 @@ def compare(
 
     shared = sorted(set(da) & set(db), key=lambda s: (str(type(s)), s))
     pt = pp = wp = nan
-    if len(shared) >= 2:
+    if len(shared) >= MIN_SEEDS:
         pa = np.array([da[s] for s in shared])
         pb = np.array([db[s] for s in shared])
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):

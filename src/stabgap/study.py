@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 import numpy as np
 
 from stabgap.errors import StabgapError
+from stabgap.outputs import STUDY_FILE, check_study_folder
+from stabgap.plan import StudySpec, study_spec
 from stabgap.presets import get_preset
 from stabgap.records import RunRecord, iter_runs
-from stabgap.sweep import execute, plan_runs, stderr_reporter
+from stabgap.sweep import execute, preflight, stderr_reporter
 
 
 def run_study(
@@ -25,44 +28,66 @@ def run_study(
     seeds: Sequence[int] | None = None,
     n_seeds: int | None = None,
     overrides: dict[str, Any] | None = None,
-    out: Path | None = None,
-    workers: int = 1,
-    max_stack: int | None = None,
-    executor: str = "local",
-    ray_address: str | None = None,
-    plot: bool = True,
-    quiet: bool = True,
-    echo: Callable[[str], None] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    grid: dict[str, list[Any]] | None = None,
+    **how: Any,
 ) -> list[RunRecord]:
     """Run `experiments` of `preset` for `seeds`; return the records, in memory.
 
     Args:
-        preset: "quick" or "paper".
+        preset: "quick", "paper", ... (see ``stabgap presets``).
         experiments: names from the preset, or ["all"]; default: the preset's default.
-        seeds: explicit seeds; else the preset's first `n_seeds` (default: all of them).
+        seeds: explicit seeds; else the first `n_seeds` of the preset's seed sequence
+            (default: the preset's number of seeds).
         overrides: config fields applied on top of every experiment.
-        out: directory for the run records (must not exist yet); None keeps all in memory.
-        workers, max_stack, executor, ray_address: how runs execute (see
+        out: folder for the run records (new, empty, or one of earlier runs, which is
+            resumed); None keeps everything in memory.
+        grid: lists of values of config fields, every combination run.
+        how: how runs execute and what is printed: see :func:`run_spec`.
+    """
+    values: dict[str, Any] = {"preset": preset, "set": dict(overrides or {})}
+    for key, value in (("experiments", experiments), ("n_seeds", n_seeds), ("grid", grid)):
+        if value is not None:
+            values[key] = list(value) if key == "experiments" else value
+    if seeds is not None:
+        values["seeds"] = list(seeds)
+    spec = study_spec(values, source="run_study")
+    return run_spec(spec, None if out is None else Path(out), **how)
+
+
+def run_spec(
+    spec: StudySpec,
+    out: Path | None,
+    workers: int = 1,
+    max_stack: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    threads: int | None = None,
+    plot: bool = True,
+    quiet: bool = True,
+    echo: Callable[[str], None] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> list[RunRecord]:
+    """Run what is missing of a study under `out` (or all of it in memory).
+
+    Every config and the output folder are checked before the first run trains; the
+    folder's runs are kept and reused, and a tidy table of all its runs is written.
+
+    Args:
+        workers, max_stack, executor, ray_address, threads: how runs execute (see
             :func:`stabgap.sweep.execute`).
+        quiet: no progress lines on stderr.
+        report: where progress lines go instead (e.g. a list's append).
         echo: where to print the summary table (e.g. print); None prints nothing.
     """
-    p = get_preset(preset)
-    if not experiments:
-        experiments = p.default_experiments
-    elif list(experiments) == ["all"]:
-        experiments = tuple(p.experiments)
-    if seeds is None:
-        if n_seeds is not None and n_seeds < 1:
-            raise StabgapError(f"--n-seeds must be >= 1, got {n_seeds}")
-        seeds = p.seeds[:n_seeds] if n_seeds else p.seeds
-    if not seeds:
-        raise StabgapError("no seeds given: pass --seeds 1,2,3 or --n-seeds N")
-    specs = plan_runs(p, experiments, seeds, overrides)  # validates every config first
-    if out is not None and out.exists() and any(out.iterdir()):
-        raise StabgapError(
-            f"output directory {out} already exists and is not empty: "
-            "choose another --out or remove it"
-        )
+    from stabgap.aggregate import tidy_rows, write_table
+
+    specs = spec.plan()  # validates every config first
+    if out is not None:
+        check_study_folder(out)
+    preflight(specs, local=executor == "local")  # data and sizes, before anything is written
+    if out is not None:
+        _record_study(out, spec)
     records = execute(
         specs,
         out,
@@ -71,15 +96,34 @@ def run_study(
         executor=executor,
         ray_address=ray_address,
         plot=plot,
-        report=None if quiet else stderr_reporter(),
+        report=report or (None if quiet else stderr_reporter()),
+        threads=threads,
     )
+    if out is not None:
+        write_table(tidy_rows(iter_runs(out)), out / "table")
     if echo is not None:
-        if not quiet:
-            echo("")
         echo(summary_table(records))
         if out is not None:
-            echo(f"\n{len(records)} run(s) written to {out}")
+            echo(f"\n{len(records)} run(s) in {out}")
     return records
+
+
+def _record_study(out: Path, spec: StudySpec) -> None:
+    """Add the study to the folder's ``study.json``: what was asked, for the report and you."""
+    import dataclasses
+    import json
+
+    path = out / STUDY_FILE
+    try:
+        studies = json.loads(path.read_text())["studies"]
+    except (OSError, ValueError, KeyError, TypeError):
+        studies = []
+    entry = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
+    if not studies or studies[-1] != entry:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{STUDY_FILE}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps({"studies": [*studies, entry]}, indent=1, default=str) + "\n")
+        os.replace(tmp, path)
 
 
 def summary_table(records: Sequence[RunRecord]) -> str:
@@ -176,30 +220,31 @@ def reproduce(
     out: Path,
     n_seeds: int | None = None,
     overrides: dict[str, Any] | None = None,
-    workers: int = 1,
-    executor: str = "local",
-    ray_address: str | None = None,
-    max_stack: int | None = None,
-    quiet: bool = True,
     profile: bool = True,
+    **how: Any,
 ) -> tuple[list[RunRecord], Path]:
     """The poster's whole study as a resumable sweep, then its report.
 
-    Returns the records and the report folder. ``quick`` runs the quick preset with 3
-    seeds; otherwise the paper preset with its 15.
+    Returns the records and the report folder. ``quick`` runs the quick preset (3 seeds
+    by default); otherwise the paper preset (15).
     """
-    from stabgap.report import write_report
-    from stabgap.sweep import SweepSpec, run_sweep
+    from stabgap.report import check_report_out, write_report
 
     preset = get_preset("quick" if quick else "paper")
-    seeds = preset.seeds[: n_seeds or len(preset.seeds)]
-    spec = SweepSpec(
-        preset.name, tuple(preset.experiments), tuple(seeds), dict(overrides or {}), {}
-    )
-    report = None if quiet else stderr_reporter()
-    records = run_sweep(spec, out, workers, executor, ray_address, max_stack, report)
+    values: dict[str, Any] = {
+        "preset": preset.name,
+        "experiments": "all",
+        "set": dict(overrides or {}),
+    }
+    if n_seeds is not None:
+        values["n_seeds"] = n_seeds
+    spec = study_spec(values, source="reproduce")
+    spec.plan()
+    check_study_folder(out)
+    check_report_out(out, out / "report")
+    records = run_spec(spec, out, **how)
     if profile:
-        _profile_into(out / "profile", quick, (overrides or {}).get("device", "cpu"))
+        _profile_into(out / "profile", quick, (overrides or {}).get("device", "auto"))
     return records, write_report(out)
 
 

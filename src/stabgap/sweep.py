@@ -1,97 +1,65 @@
-"""Studies as sets of runs: plan them, name them by a stamp, run what is missing.
+"""Run a study's missing runs: in this process, in worker processes or on a Ray cluster.
 
-Every run is named ``<experiment>-seed<seed>-<stamp>``, the stamp being a hash of its
-resolved config. A run whose directory exists is finished (directories appear
-atomically, see :mod:`stabgap.records`), so running a study again only runs what is
-missing, and a killed study resumes to the result of an uninterrupted one.
+A run whose directory exists is finished (directories appear atomically, see
+:mod:`stabgap.records`), so running a study again only runs what is missing, and a study
+stopped at any moment (Ctrl-C, ``kill -9``) resumes to the result of an uninterrupted one.
 
-Compatible runs (same shapes; see :func:`stabgap.train.stack_key`) are trained together
-as one stack; stacks are spread over worker processes or a Ray cluster.
+Compatible runs (see :func:`stabgap.train.stack_key`) are trained together as one stack.
+Workers only train and hand back records; this process writes them as each stack
+finishes, so finished work is kept whatever happens to the rest: a stack that fails is
+reported at the end, after every other stack has run, and Ctrl-C stops the workers at
+once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import json
+import contextlib
 import os
+import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stabgap.config import RunConfig, to_dict
+from stabgap.config import RunConfig
+from stabgap.data import check_mnist
 from stabgap.errors import StabgapError
-from stabgap.presets import Preset, get_preset
-from stabgap.records import RunRecord, is_run_dir, read_run, record_of, write_run
-from stabgap.tasks import TaskStream, build_stream
+from stabgap.outputs import is_run_dir
+from stabgap.plan import RunSpec
+from stabgap.records import RunRecord, read_run, record_of, write_run
+from stabgap.tasks import TaskStream, build_stream, check_fits
 from stabgap.train import Progress, resolve_device, stack_key, train_runs
 
-# Fields that say where things are, not what is computed: left out of the stamp.
-UNSTAMPED = ("data_dir",)
+Report = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One run to do: its directory name, experiment and full config."""
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study: how far it got, for the message that says how to resume."""
 
-    name: str
-    experiment: str
-    config: RunConfig
-
-
-def stamp(config: RunConfig) -> str:
-    """A stable 10-hex-digit hash of everything that determines the run's results."""
-    values = {k: v for k, v in to_dict(config).items() if k not in UNSTAMPED}
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    def __init__(self, finished: int, total: int, out: Path | None) -> None:
+        super().__init__()
+        self.finished, self.total, self.out = finished, total, out
 
 
-def spec_for(experiment: str, config: RunConfig) -> RunSpec:
-    return RunSpec(f"{experiment}-seed{config.seed}-{stamp(config)}", experiment, config)
+class RunsFailed(StabgapError):
+    """Some stacks failed; every other run was finished and written."""
 
-
-def plan_runs(
-    preset: Preset,
-    experiments: Sequence[str],
-    seeds: Sequence[int],
-    overrides: dict[str, Any] | None = None,
-    grid: dict[str, Sequence[Any]] | None = None,
-) -> list[RunSpec]:
-    """Every experiment × grid point × seed, as specs; all configs validated up front."""
-    grid = grid or {}
-    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    specs, seen = [], set()
-    for experiment in experiments:
-        for point in points:
-            label = experiment + "".join(f"_{k}={_short(v)}" for k, v in point.items())
-            for seed in seeds:
-                config = preset.config(experiment, {**(overrides or {}), **point, "seed": seed})
-                spec = spec_for(label, config)
-                if spec.name not in seen:  # a grid point may repeat an experiment's value
-                    seen.add(spec.name)
-                    specs.append(spec)
-    return specs
-
-
-def _short(value: Any) -> str:
-    """A grid value as it reads in a run's label: 1e-05, 1024,1024, none."""
-    if isinstance(value, list | tuple):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details  # the first failure's traceback, for a bug report
 
 
 def missing(specs: Iterable[RunSpec], out: Path) -> list[RunSpec]:
-    """The specs whose run directory does not exist yet under `out`."""
+    """The specs whose run directory does not exist yet."""
     return [s for s in specs if not is_run_dir(out / s.name)]
 
 
 def group_stacks(specs: Sequence[RunSpec], max_stack: int) -> list[list[RunSpec]]:
-    """Compatible specs in stacks of at most `max_stack`, in a deterministic order."""
+    """Compatible specs in stacks of at most `max_stack`, in plan order."""
     groups: dict[tuple, list[RunSpec]] = {}
     for s in specs:
         groups.setdefault(stack_key(s.config), []).append(s)
@@ -103,6 +71,21 @@ def default_stack_size(device: str) -> int:
     a CPU, where one run already keeps the cores busy (train_runs trains a CPU stack copy
     by copy in any case; docs/performance.md)."""
     return 32 if resolve_device(device).type == "cuda" else 1
+
+
+def available_cpus() -> int:
+    """CPU cores this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 _STREAMS: dict[tuple, TaskStream] = {}
@@ -121,7 +104,24 @@ def _stream_for(config: RunConfig) -> TaskStream:
 def run_stack(specs: Sequence[RunSpec], progress: Progress | None = None) -> list[RunRecord]:
     """Train one stack of compatible runs; their records, in memory."""
     results = train_runs([s.config for s in specs], _stream_for(specs[0].config), progress)
-    return [record_of(r, s.name, s.experiment) for s, r in zip(specs, results, strict=True)]
+    return [
+        record_of(r, s.name, s.experiment, s.base, s.varied)
+        for s, r in zip(specs, results, strict=True)
+    ]
+
+
+def preflight(specs: Sequence[RunSpec], local: bool) -> None:
+    """Everything that can be checked before the first run trains: data and sizes.
+
+    MNIST is found (or downloaded, into the user cache) here, once, not by every worker;
+    and for local execution every config is checked against its task stream's sizes.
+    """
+    for config in {s.config.data_dir: s.config for s in specs}.values():
+        check_mnist(config.data_dir, download=True)
+    if not local:
+        return
+    for s in specs:
+        check_fits(s.config, _stream_for(s.config))
 
 
 def execute(
@@ -132,103 +132,221 @@ def execute(
     executor: str = "local",
     ray_address: str | None = None,
     plot: bool = True,
-    report: Callable[[str], None] | None = None,
+    report: Report | None = None,
+    threads: int | None = None,
 ) -> list[RunRecord]:
     """Run every spec not already done under `out`; return all specs' records.
 
-    Workers (processes or Ray tasks) only train and hand back records; this process
-    writes them, one atomic directory per run, as each stack finishes, so that a sweep
-    killed at any moment keeps every finished run and nothing half-written.
-
     Args:
-        workers: parallel worker processes (local executor); CPU threads are split
-            evenly between them.
+        workers: parallel worker processes (local executor).
         max_stack: most runs trained as one stack (default: by device).
         executor: "local" or "ray".
         ray_address: the Ray cluster to join; None starts a local one.
-        report: receives progress lines (runs done/total, ETA); None for silence.
+        report: receives progress lines (runs done, running, ETA); None for silence.
+        threads: CPU threads of each run (default: the cores this process may use,
+            shared evenly between the workers).
+
+    Raises:
+        StudyInterrupted: on Ctrl-C, after stopping every worker; finished runs are kept.
+        RunsFailed: after every other stack ran, when some stacks failed.
     """
     if not specs:
         return []
+    _check_execution(workers, max_stack, executor, threads)
     todo = missing(specs, out) if out is not None else list(specs)
     if max_stack is None:
         max_stack = default_stack_size(specs[0].config.device)
     stacks = group_stacks(todo, max_stack)
-    tracker = Tracker(len(specs), len(specs) - len(todo), report)
-    if executor == "ray":
-        from stabgap.distributed import run_on_ray
-
-        finished = run_on_ray(stacks, ray_address)
-    elif executor != "local":
-        raise StabgapError(f"unknown executor '{executor}': use local or ray")
-    elif workers > 1 and len(stacks) > 1:
-        finished = _run_in_pool(stacks, workers)
-    else:
-        finished = (run_stack(stack, tracker.batches(stack[0].name)) for stack in stacks)
+    if threads is None:
+        threads = max(1, available_cpus() // (workers if executor == "local" else 1))
+    preflight(todo, local=executor == "local")
+    tracker = Tracker(len(specs), stacks, workers if executor == "local" else None, report)
     fresh: dict[str, RunRecord] = {}
-    for records in finished:
-        for record in records:
-            fresh[record.name] = write_run(record, out, plot) if out is not None else record
-        tracker.done(len(records))
+    failures: list[tuple[Sequence[RunSpec], BaseException]] = []
+    try:
+        for i, outcome in _outcomes(stacks, workers, executor, ray_address, threads, tracker):
+            if isinstance(outcome, BaseException):
+                failures.append((stacks[i], outcome))
+                tracker.finished(i, stacks[i], ok=False)
+                continue
+            for record in outcome:
+                fresh[record.name] = write_run(record, out, plot) if out is not None else record
+            tracker.finished(i, stacks[i], ok=True)
+    except KeyboardInterrupt:
+        finished = len(specs) - len(todo) + len(fresh)
+        raise StudyInterrupted(finished, len(specs), out) from None
+    finally:
+        tracker.close()
+    if failures:
+        raise _failed(failures, len(specs), out)
     return [fresh.get(s.name) or read_run(out / s.name) for s in specs]
 
 
-def _worker_init(threads: int) -> None:
+def _check_execution(workers: int, max_stack: int | None, executor: str, threads) -> None:
+    if executor not in ("local", "ray"):
+        raise StabgapError(f"unknown executor '{executor}': use local or ray")
+    for name, value in (("workers", workers), ("stack", max_stack), ("threads", threads)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise StabgapError(f"--{name} must be a whole number >= 1, got {value!r}")
+
+
+def _failed(failures, total: int, out: Path | None) -> RunsFailed:
+    stack, error = failures[0]
+    n_failed = sum(len(s) for s, _ in failures)
+    where = f" and kept in {out}" if out is not None else ""
+    message = (
+        f"{n_failed} of {total} runs failed, the others are finished{where}; "
+        f"first failure, {stack[0].name}: {type(error).__name__}: {error}"
+        + ("; fix it and run the same command again to run only those" if out else "")
+    )
+    details = "".join(traceback.format_exception(error))
+    return RunsFailed(message, "" if isinstance(error, StabgapError) else details)
+
+
+# A stack's index and its records, or the exception that stopped it.
+Outcome = tuple[int, "list[RunRecord] | BaseException"]
+
+
+def _outcomes(stacks, workers, executor, ray_address, threads, tracker) -> Iterator[Outcome]:
+    """Each stack's index with its records or the exception it raised, as stacks finish."""
+    if executor == "ray":
+        from stabgap.distributed import run_on_ray
+
+        yield from run_on_ray(stacks, ray_address, threads, tracker.progress)
+    elif workers > 1 and len(stacks) > 1:
+        yield from _run_in_pool(stacks, workers, threads, tracker.progress)
+    else:
+        with _torch_threads(threads):
+            for i, stack in enumerate(stacks):
+                tracker.progress(i, 0, 1)
+                try:
+                    records = run_stack(stack, lambda d, t, i=i: tracker.progress(i, d, t))
+                except Exception as e:  # noqa: BLE001 - reported once every stack has run
+                    yield i, e
+                else:
+                    yield i, records
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int):
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
-def _run_in_pool(stacks, workers: int) -> Iterator[list[RunRecord]]:
-    """Stacks spread over processes; each gets its share of the cores as threads."""
-    import concurrent.futures as cf
+# --- worker processes ------------------------------------------------------------------------
+_QUEUE: Any = None  # the worker's channel for progress, set when the worker starts
+
+
+def _worker_init(threads: int, queue) -> None:
+    global _QUEUE
+    # The driver alone handles Ctrl-C (it stops the workers); a terminal's Ctrl-C reaches
+    # every process of the group, and a worker dying mid-task would only add noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    _QUEUE = queue
+
+
+def _worker_run(index: int, stack: Sequence[RunSpec]) -> list[RunRecord]:
+    def progress(done: int, total: int) -> None:
+        _QUEUE.put((index, done, total))
+
+    progress(0, 1)
+    return run_stack(stack, progress)
+
+
+def _run_in_pool(stacks, workers: int, threads: int, progress) -> Iterator[Outcome]:
+    """Stacks spread over processes, each with `threads` CPU threads.
+
+    On Ctrl-C (or any exit before the end) the workers are terminated at once, rather than
+    left to finish the stacks they are training.
+    """
     import multiprocessing as mp
+    import queue as queue_module
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
     # 'spawn': a forked child would inherit the parent's OpenMP and CUDA state.
-    with cf.ProcessPoolExecutor(
-        workers,
-        mp_context=mp.get_context("spawn"),
-        initializer=_worker_init,
-        initargs=(threads,),
-    ) as pool:
-        futures = [pool.submit(run_stack, stack) for stack in stacks]
-        for future in cf.as_completed(futures):
-            yield future.result()
+    ctx = mp.get_context("spawn")
+    channel = ctx.Queue()
+    pool = ctx.Pool(min(workers, len(stacks)), _worker_init, (threads, channel))
+    try:
+        pending = {i: pool.apply_async(_worker_run, (i, s)) for i, s in enumerate(stacks)}
+        while pending:
+            try:
+                progress(*channel.get(timeout=0.2))
+                continue  # drain progress first: it is small and frequent
+            except queue_module.Empty:
+                pass
+            for i in [i for i, result in pending.items() if result.ready()]:
+                result = pending.pop(i)
+                try:
+                    records = result.get()
+                except Exception as e:  # noqa: BLE001 - the worker's, reported at the end
+                    yield i, e
+                else:
+                    yield i, records
+    finally:
+        pool.terminate()
+        pool.join()
 
 
+# --- progress ----------------------------------------------------------------------------------
 class Tracker:
-    """Runs done of total, and an ETA from the pace of the runs done in this session."""
+    """Runs done of total, the stacks running now, and an ETA from the batches trained."""
 
-    def __init__(self, total: int, already: int, report: Callable[[str], None] | None) -> None:
-        self.total, self.count, self.report = total, already, report
-        self.start_count, self.start = already, time.monotonic()
-        if report and already:
-            report(f"{already}/{total} runs already done, skipped")
+    def __init__(
+        self,
+        n_specs: int,
+        stacks: Sequence[Sequence[RunSpec]],
+        workers: int | None,
+        report: Report | None,
+    ) -> None:
+        self.n_specs, self.report = n_specs, report
+        self.stack_batches = [sum(s.config.total_batches for s in stack) for stack in stacks]
+        self.total_batches = sum(self.stack_batches)
+        self.count = n_specs - sum(len(stack) for stack in stacks)
+        self.running: dict[int, float] = {}  # stack index → fraction trained
+        self.finished_batches = 0
+        self.start = time.monotonic()
+        if report and self.count:
+            report(f"{self.count}/{n_specs} runs already done, skipped")
+        if report and stacks:
+            how = f" on {workers} workers" if workers and workers > 1 else ""
+            report(f"runs {self.count}/{n_specs} done, starting {n_specs - self.count}{how}")
 
-    def done(self, n: int) -> None:
-        self.count += n
-        if self.report:
-            self.report(f"runs {self.count}/{self.total} done{self._eta()}")
+    def progress(self, stack: int, done: int, total: int) -> None:
+        self.running[stack] = done / max(total, 1)
+        self._show()
 
-    def _eta(self, fraction: float = 0.0) -> str:
-        ran = self.count - self.start_count + fraction
-        if ran <= 0:
-            return ""
-        left = (time.monotonic() - self.start) / ran * (self.total - self.count - fraction)
-        return f", ETA {_duration(left)}"
+    def finished(self, stack: int, runs: Sequence[RunSpec], ok: bool) -> None:
+        self.running.pop(stack, None)
+        self.finished_batches += self.stack_batches[stack]
+        if ok:
+            self.count += len(runs)
+            self._show(finished=True)
+        elif self.report:
+            self.report(f"failed: {', '.join(s.name for s in runs)}")
 
-    def batches(self, label: str) -> Progress | None:
-        """A per-batch progress hook for a stack trained in this process."""
+    def _show(self, finished: bool = False) -> None:
         if not self.report:
-            return None
+            return
+        line = f"runs {self.count}/{self.n_specs} done"
+        if self.running:
+            shares = ", ".join(f"{100 * f:.0f}%" for f in self.running.values())
+            line += f", {len(self.running)} running ({shares})"
+        trained = self.finished_batches + sum(
+            f * self.stack_batches[i] for i, f in self.running.items()
+        )
+        if trained > 0:
+            seconds = (time.monotonic() - self.start) / trained * (self.total_batches - trained)
+            line += f", ETA {_duration(seconds)}"
+        self.report(line + (" " if finished else ""))  # a trailing space: a run finished
 
-        def progress(done: int, total: int) -> None:
-            line = (
-                f"runs {self.count}/{self.total} | {label}: batch {done}/{total}"
-                f"{self._eta(done / total)}"
-            )
-            self.report(line)
-
-        return progress
+    def close(self) -> None:
+        if self.report:
+            self.report("")
 
 
 def _duration(seconds: float) -> str:
@@ -236,103 +354,23 @@ def _duration(seconds: float) -> str:
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
 
-def stderr_reporter(stream=sys.stderr) -> Callable[[str], None]:
-    """Progress on one terminal line when interactive, else a line now and then."""
-    last = [0.0]
+def stderr_reporter(stream=sys.stderr, every: float = 30.0) -> Report:
+    """Progress on one terminal line when interactive; in a log, a line now and then.
+
+    In a terminal the line is rewritten in place; written to a file (or a pipe) a line
+    is added at most every `every` seconds, and at once when a run finishes.
+    """
+    last = [-every]
 
     def report(line: str) -> None:
         if stream.isatty():
-            stream.write("\r\033[K" + line)
+            stream.write("\r\033[K" + line.rstrip() + ("\n" if not line else ""))
             stream.flush()
-        elif "batch" not in line or time.monotonic() - last[0] > 30:
-            stream.write(line + "\n")
+            return
+        finished = line.endswith(" ") or "already done" in line or "starting" in line
+        if line and (finished or time.monotonic() - last[0] >= every):
+            stream.write(line.rstrip() + "\n")
+            stream.flush()
             last[0] = time.monotonic()
 
     return report
-
-
-def load_overrides_file(path: Path) -> dict[str, Any]:
-    """A TOML file of config fields (and the study keys preset, experiments, seeds)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        values = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise StabgapError(f"config file {path} not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise StabgapError(f"config file {path} is not valid TOML: {e}") from None
-    return values
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """A sweep: a preset's experiments × a grid over config fields × seeds.
-
-    In TOML::
-
-        preset = "quick"
-        experiments = ["baseline"]
-        seeds = [1, 2, 3]            # or: n_seeds = 3 (the preset's first three)
-        [set]                        # applied to every run
-        batches_per_task = 200
-        [grid]                       # every combination is run
-        decay_lambda = [0, 1e-5, 1e-4]
-        hidden = [[128, 128], [256, 256]]
-    """
-
-    preset: str
-    experiments: tuple[str, ...]
-    seeds: tuple[int, ...]
-    overrides: dict[str, Any]
-    grid: dict[str, list[Any]]
-
-    def plan(self) -> list[RunSpec]:
-        return plan_runs(
-            get_preset(self.preset), self.experiments, self.seeds, self.overrides, self.grid
-        )
-
-
-SPEC_KEYS = ("preset", "experiments", "seeds", "n_seeds", "set", "grid")
-
-
-def sweep_spec(values: dict[str, Any], source: str = "the sweep spec") -> SweepSpec:
-    """Check a sweep's keys and shapes; a mistake is one line naming `source`."""
-    unknown = [k for k in values if k not in SPEC_KEYS]
-    if unknown:
-        raise StabgapError(
-            f"{source}: unknown key '{unknown[0]}' (allowed: "
-            f"{', '.join(SPEC_KEYS)}; config fields go under [set] or [grid])"
-        )
-    preset = get_preset(values.get("preset", "quick"))
-    experiments = values.get("experiments", list(preset.default_experiments))
-    if experiments == ["all"]:
-        experiments = list(preset.experiments)
-    seeds = values.get("seeds", list(preset.seeds[: values.get("n_seeds", len(preset.seeds))]))
-    grid = values.get("grid", {})
-    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        raise StabgapError(f"{source}: every [grid] entry must be a non-empty list of values")
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise StabgapError(f"{source}: seeds must be a non-empty list of integers")
-    return SweepSpec(
-        preset.name, tuple(experiments), tuple(seeds), dict(values.get("set", {})), grid
-    )
-
-
-def run_sweep(
-    spec: SweepSpec,
-    out: Path,
-    workers: int = 1,
-    executor: str = "local",
-    ray_address: str | None = None,
-    max_stack: int | None = None,
-    report: Callable[[str], None] | None = None,
-) -> list[RunRecord]:
-    """Run what is missing of `spec` under `out`, then write its tidy table there."""
-    from stabgap.aggregate import tidy_rows, write_table
-
-    specs = spec.plan()  # every config is validated before anything runs
-    records = execute(specs, out, workers, max_stack, executor, ray_address, report=report)
-    write_table(tidy_rows(records), out / "table")
-    return records

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import stabgap
-from stabgap.config import RunConfig, to_dict
+from stabgap.config import RunConfig, fields_where, to_dict
 from stabgap.errors import StabgapError
 from stabgap.evaluate import EvalSubsets, count_correct, pixels
 from stabgap.losses import training_loss
@@ -27,10 +27,14 @@ from stabgap.metrics import MetricRow, compute_metrics
 from stabgap.model import StackedMLP
 from stabgap.optim import StackedOptimizer
 from stabgap.replay import BatchSampler
-from stabgap.tasks import TaskStream, build_stream
+from stabgap.tasks import TaskStream, build_stream, check_fits
 
 # Fields that may differ between the copies of one stack; everything else is shared.
-PER_COPY_FIELDS = ("seed", "decay_lambda", "lr")
+PER_COPY_FIELDS = fields_where("per_copy")
+# A run has diverged when a loss is not finite or its cross-entropy, whose value at chance
+# is ln C (2.3 for 10 classes), exceeds this many times ln C: a mean probability of e^-230
+# for the right class is a network whose weights have blown up, not one that is learning.
+EXPLODED_CE = 100
 
 Progress = Callable[[int, int], None]
 
@@ -46,6 +50,7 @@ class RunResult:
     loss: np.ndarray  # (total_batches,) training loss of each batch
     diverged: bool
     metadata: dict[str, Any] = field(default_factory=dict)
+    penalty: np.ndarray | None = None  # (total_batches,) the loss terms beyond cross-entropy
 
     @property
     def metrics(self) -> list[MetricRow]:
@@ -63,13 +68,50 @@ def resolve_device(name: str) -> torch.device:
     """'auto' → CUDA when present; anything unusable is a one-line error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(name, str) or not name.strip():
+        raise StabgapError("device must be cpu, cuda, cuda:N or auto")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise StabgapError(f"unknown device '{name}': use cpu, cuda, cuda:N or auto") from None
+    if device.type not in ("cpu", "cuda"):
+        raise StabgapError(f"device '{name}' is not supported: use cpu, cuda, cuda:N or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise StabgapError(f"device '{name}' asked for, but CUDA is not available: use cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise StabgapError(
+            f"device '{name}' asked for, but there are only {torch.cuda.device_count()} GPUs"
+        )
     return device
+
+
+def device_reason(name: str, device: torch.device) -> str:
+    """Why a run ran where it did, for its record."""
+    if name != "auto":
+        return f"asked for {name}"
+    return "auto: a CUDA GPU is present" if device.type == "cuda" else "auto: no CUDA GPU, so CPU"
+
+
+def divergence(loss: np.ndarray, penalty: np.ndarray | None, n_classes: int) -> str | None:
+    """Why a run's losses show it diverged, or None (the rule: :data:`EXPLODED_CE`).
+
+    Example:
+        >>> divergence(np.array([2.3, 1.1]), None, 10) is None
+        True
+        >>> divergence(np.array([2.3, 7e19]), None, 10)
+        'cross-entropy 7e+19 > 100·ln 10 at batch 1'
+        >>> divergence(np.array([2.3, np.nan]), None, 10)
+        'non-finite loss at batch 1'
+    """
+    bad = np.flatnonzero(~np.isfinite(loss))
+    if bad.size:
+        return f"non-finite loss at batch {bad[0]}"
+    ce = loss - penalty if penalty is not None else loss
+    limit = EXPLODED_CE * np.log(n_classes)
+    high = np.flatnonzero(ce > limit)
+    if high.size:
+        return f"cross-entropy {ce[high[0]]:.3g} > {EXPLODED_CE}·ln {n_classes} at batch {high[0]}"
+    return None
 
 
 def copy_generators(seed: int) -> tuple[torch.Generator, ...]:
@@ -102,7 +144,16 @@ def train_runs(
     computation itself, on any device.
     """
     if resolve_device(configs[0].device).type == "cpu" and len(configs) > 1:
-        return [train_stack([c], stream, progress)[0] for c in configs]
+        results = []
+        for i, c in enumerate(configs):
+            # Progress over the whole stack: copy i's batches come after those of 0..i-1.
+            part = (
+                None
+                if progress is None
+                else (lambda d, t, i=i: progress(i * t + d, len(configs) * t))
+            )
+            results.append(train_stack([c], stream, part)[0])
+        return results
     return train_stack(configs, stream, progress)
 
 
@@ -127,6 +178,8 @@ def train_stack(
     device = resolve_device(base.device)
     if stream is None:
         stream = build_stream(base, device)
+    for c in configs:
+        check_fits(c, stream)  # every copy, not only the one the stream was built for
     started = time.time()
 
     gens = [copy_generators(c.seed) for c in configs]
@@ -154,56 +207,78 @@ def train_stack(
     counts = torch.full((r, len(eval_steps), n_tasks), -1, dtype=torch.int32, device=device)
     eval_sizes = np.zeros(len(eval_steps), dtype=np.int64)  # m of each point
     losses = torch.zeros(r, base.total_batches, device=device)
+    penalties = torch.zeros(r, base.total_batches, device=device) if lambdas is not None else None
     timer = Stopwatch(device)
-    autocast = forward_precision(base.precision, device)
+    train_precision = precision_context(base.precision, device)
+    eval_precision = precision_context(base.eval_precision, device)
 
-    with tf32_matmuls(base.precision == "tf32"):
-        point = 0
-        for task in range(1, n_tasks + 1):
-            sampler.start_task(task)
-            if base.reset_optimizer and task > 1:
-                optimizer.reset()
-            evaluated = range(1, (n_tasks if base.eval_tasks == "all" else task) + 1)
-            m = base.task_eval_size(task, min(stream.test_size(k) for k in evaluated))
-            for t in range((task - 1) * per_task, task * per_task):
-                if t % base.eval_every == 0:  # the model after t updates
-                    with timer("eval"):
-                        idx = subsets.draw(evaluated, m)
-                        with autocast():
-                            correct = count_correct(model, stream, idx)
-                        counts[:, point, : len(evaluated)] = correct
-                    eval_sizes[point] = m
-                    point += 1
-                with timer("train"):
-                    batch = sampler.next()  # (R, B)
-                    losses[:, t] = train_step(
-                        model, optimizer, stream, batch, lambdas, base.decay_reduction, autocast
-                    )
-                if progress is not None and (t + 1) % 10 == 0:
-                    progress(t + 1, base.total_batches)
+    point = 0
+    for task in range(1, n_tasks + 1):
+        sampler.start_task(task)
+        if base.reset_optimizer and task > 1:
+            optimizer.reset()
+        evaluated = range(1, (n_tasks if base.eval_tasks == "all" else task) + 1)
+        m = base.task_eval_size(task, min(stream.test_size(k) for k in evaluated))
+        for t in range((task - 1) * per_task, task * per_task):
+            if t % base.eval_every == 0:  # the model after t updates
+                with timer("eval"):
+                    idx = subsets.draw(evaluated, m)
+                    with eval_precision():
+                        correct = count_correct(model, stream, idx)
+                    counts[:, point, : len(evaluated)] = correct
+                eval_sizes[point] = m
+                point += 1
+            with timer("train"):
+                batch = sampler.next()  # (R, B)
+                loss, penalty = train_step(
+                    model,
+                    optimizer,
+                    stream,
+                    batch,
+                    lambdas,
+                    base.decay_reduction,
+                    train_precision,
+                )
+                losses[:, t] = loss
+                if penalties is not None:
+                    penalties[:, t] = penalty
+            if progress is not None and (t + 1) % 10 == 0:
+                progress(t + 1, base.total_batches)
     if progress is not None:
         progress(base.total_batches, base.total_batches)
 
     # The only copy from the device: curves leave it once, at the end.
     counts_np = counts.cpu().numpy().astype(np.float64)
     losses_np = losses.cpu().numpy().astype(np.float64)
+    penalties_np = None if penalties is None else penalties.cpu().numpy().astype(np.float64)
     acc = np.where(counts_np >= 0, 100.0 * counts_np / eval_sizes[None, :, None], np.nan)
     boundaries = tuple(
         int(np.searchsorted(eval_steps, k * per_task)) for k in range(1, n_tasks + 1)
     )
     meta = run_metadata(device, started, timer, r)
-    return [
-        RunResult(
-            config=c.replace(device=str(device)),
-            acc=acc[i],
-            eval_steps=eval_steps,
-            boundaries=boundaries,
-            loss=losses_np[i],
-            diverged=not bool(np.isfinite(losses_np[i]).all()),
-            metadata={**meta, "seed": c.seed},
+    results = []
+    for i, c in enumerate(configs):
+        penalty_i = None if penalties_np is None else penalties_np[i]
+        why = divergence(losses_np[i], penalty_i, stream.n_classes)
+        results.append(
+            RunResult(
+                config=c.replace(device=str(device)),
+                acc=acc[i],
+                eval_steps=eval_steps,
+                boundaries=boundaries,
+                loss=losses_np[i],
+                diverged=why is not None,
+                metadata={
+                    **meta,
+                    "seed": c.seed,
+                    "device_requested": c.device,
+                    "device_reason": device_reason(c.device, device),
+                    **({"divergence": why} if why else {}),
+                },
+                penalty=penalty_i,
+            )
         )
-        for i, c in enumerate(configs)
-    ]
+    return results
 
 
 def train_step(
@@ -213,39 +288,58 @@ def train_step(
     batch: torch.Tensor,
     lambdas: torch.Tensor | None,
     reduction: str,
-    autocast: Callable[[], contextlib.AbstractContextManager],
-) -> torch.Tensor:
-    """One update of every copy on its batch (R, B); returns the (R,) losses."""
-    with autocast():
+    precision: Callable[[], contextlib.AbstractContextManager],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One update of every copy on its batch (R, B); the (R,) losses and penalties."""
+    with precision():
         logits, hidden = model(pixels(stream.train_x[batch]))
-        loss = training_loss(logits, stream.train_y[batch], hidden, lambdas, reduction)
+        loss, penalty = training_loss(logits, stream.train_y[batch], hidden, lambdas, reduction)
     optimizer.zero_grad()
     loss.sum().backward()
     optimizer.step()
-    return loss.detach()
+    return loss.detach(), None if penalty is None else penalty.detach()
 
 
-def forward_precision(precision: str, device: torch.device):
-    """A context for each forward pass: bf16 autocast, or nothing (fp32, tf32).
+def precision_context(precision: str, device: torch.device):
+    """A context for each forward (and backward) pass that gives exactly `precision`.
 
-    Autocast is entered per forward pass, never around the whole loop: it caches the
-    low-precision copies of the weights until its context exits, so a loop-wide context
-    would keep computing with the weights of the first step.
+    bf16 is autocast, entered per pass, never around the whole loop: autocast caches
+    the low-precision copies of the weights until its context exits, so a loop-wide
+    context would keep computing with the weights of the first step. On a GPU, fp32 and
+    tf32 set torch's float32 matmul (and convolution) precision for the pass and put
+    back what was there, so a run is fp32 when it says fp32 whatever the process had
+    switched on. A CPU has no TF32: there tf32 computes in fp32, like fp32.
     """
     if precision == "bf16":
         return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
+    if device.type != "cuda":
+        return contextlib.nullcontext
+    return lambda: cuda_matmul_precision("tf32" if precision == "tf32" else "ieee")
 
 
 @contextlib.contextmanager
-def tf32_matmuls(enabled: bool):
-    """TensorFloat-32 CUDA matmuls for the run's span (no effect on a CPU)."""
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = enabled or before
+def cuda_matmul_precision(mode: str):
+    """CUDA float32 matmuls and convolutions in `mode` ('ieee' or 'tf32'), then as before.
+
+    Uses torch's ``fp32_precision`` settings where they exist (torch >= 2.9; reading the
+    older ``allow_tf32`` flags there raises once the new ones are used) and the
+    ``allow_tf32`` flags on older versions.
+    """
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    if hasattr(matmul, "fp32_precision"):
+        before = (matmul.fp32_precision, conv.fp32_precision)
+        matmul.fp32_precision = conv.fp32_precision = mode
+        try:
+            yield
+        finally:
+            matmul.fp32_precision, conv.fp32_precision = before
+        return
+    before = (matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
+        matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 class Stopwatch:
