@@ -10,7 +10,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from stabgap import cost
-from stabgap.config import RunConfig
 from stabgap.losses import training_loss
 from stabgap.model import StackedMLP
 from stabgap.optim import StackedOptimizer
@@ -144,19 +143,6 @@ def test_n_parameters_matches_the_model():
 
 
 # --- whole runs -------------------------------------------------------------------------
-def _run_cost_by_replaying_the_loop(config: RunConfig, test_size: int) -> dict[str, cost.Cost]:
-    """Walk the training loop's schedule batch by batch (train.train_runs), adding costs."""
-    out = {part: cost.ZERO for part in (*cost.STEP_PARTS, "evaluation")}
-    for task in range(1, config.n_tasks + 1):
-        per_batch = cost.batch_costs(config, task, test_size)
-        for t in range((task - 1) * config.batches_per_task, task * config.batches_per_task):
-            if t % config.eval_every == 0:
-                out["evaluation"] += per_batch["evaluation"]
-            for part in cost.STEP_PARTS:
-                out[part] += per_batch[part]
-    return out
-
-
 @pytest.mark.parametrize(
     "changes",
     [
@@ -167,10 +153,18 @@ def _run_cost_by_replaying_the_loop(config: RunConfig, test_size: int) -> dict[s
         {"eval_subset_rounding": "batches", "batch_growth": "always", "replay": "none"},
     ],
 )
-def test_run_cost_matches_the_loop_schedule(changes):
+def test_run_cost_matches_the_matmuls_of_a_real_run(changes, small_stream):
+    """The real training loop, run under torch's FLOP counter, against the model."""
+    from conftest import tiny_config
+
+    from stabgap.train import run_experiment
+
     base = dict(hidden=(8, 4), batches_per_task=10, batch_size=6, eval_subset=20)
-    config = RunConfig(**{**base, **changes})
-    assert cost.run_cost(config, test_size=100) == _run_cost_by_replaying_the_loop(config, 100)
+    config = tiny_config(**{**base, **changes})
+    with FlopCounterMode(display=False) as counter:
+        run_experiment(config, small_stream)
+    predicted = cost.total(cost.run_cost(config, test_size=small_stream.test_size(1)))
+    assert counter.get_total_flops() == predicted.matmul_flops
 
 
 def test_paper_protocol_run_totals():

@@ -98,3 +98,62 @@ def test_bf16_autocast_still_learns(small_stream):
     fp32 = run_experiment(tiny_config(seed=1), small_stream)
     assert abs(r.acc[19, 0] - fp32.acc[19, 0]) < 15
     assert not np.array_equal(r.loss, fp32.loss)  # bf16 really was used
+
+
+def test_fixed_test_subsets_are_scored_like_an_independent_count(small_stream):
+    """Point 0 is the untrained model on task 1's fixed subset: recount it by hand."""
+    import torch
+
+    from stabgap.model import StackedMLP
+
+    config = tiny_config(seed=4, eval_resample="fixed")
+    r = run_experiment(config, small_stream)
+    # The run's streams: initialisation from seed·3, test subsets from seed·3 + 2.
+    order = torch.randperm(small_stream.test_size(1), generator=torch.Generator().manual_seed(14))
+    images = small_stream.test_x[order[:200]].float() / 255
+    model = StackedMLP((784, 32, 32, 10), [torch.Generator().manual_seed(12)])
+    with torch.no_grad():
+        logits, _ = model(images[None])
+    correct = (logits[0].argmax(-1) == small_stream.test_y[order[:200]]).sum().item()
+    assert r.acc[0, 0] == 100 * correct / 200
+
+
+def test_reset_optimizer_changes_only_what_follows_a_switch(small_stream):
+    kept = run_experiment(tiny_config(seed=1), small_stream)
+    reset = run_experiment(tiny_config(seed=1, reset_optimizer=True), small_stream)
+    np.testing.assert_array_equal(reset.loss[:20], kept.loss[:20])  # task 1: the same
+    np.testing.assert_array_equal(reset.acc[:21], kept.acc[:21])  # up to the first update after
+    assert not np.array_equal(reset.loss[21:], kept.loss[21:])
+
+
+def test_stratified_replay_trains_on_every_task(small_stream):
+    r = run_experiment(tiny_config(seed=1, replay="stratified"), small_stream)
+    full = run_experiment(tiny_config(seed=1), small_stream)
+    assert not r.diverged and r.acc[-1].min() > 30  # every task learnt
+    assert not np.array_equal(r.loss[20:], full.loss[20:])  # other batches than full replay
+
+
+def test_tf32_on_a_cpu_is_fp32(small_stream):
+    """A CPU has no TensorFloat-32: a tf32 run there computes exactly as fp32."""
+    a = run_experiment(tiny_config(seed=2, precision="tf32"), small_stream)
+    b = run_experiment(tiny_config(seed=2), small_stream)
+    np.testing.assert_array_equal(a.loss, b.loss)
+
+
+def test_the_cuda_precision_switch_sets_and_restores_exactly():
+    """The GPU-only branch of the precision switch, run on the flags themselves."""
+    import torch
+
+    from stabgap.train import cuda_matmul_precision
+
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    try:
+        matmul.fp32_precision = "tf32"  # a process that had switched TF32 on
+        with cuda_matmul_precision("ieee"):
+            assert matmul.fp32_precision == "ieee"  # fp32 means fp32
+        assert matmul.fp32_precision == "tf32"
+        with cuda_matmul_precision("tf32"):
+            assert matmul.fp32_precision == "tf32"
+    finally:
+        matmul.fp32_precision = before

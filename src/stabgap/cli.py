@@ -311,7 +311,8 @@ def _field_default(name: str) -> str:
     from stabgap.plan import short
     from stabgap.presets import PRESETS
 
-    values = {p.name: to_dict(p.base)[name] for p in PRESETS.values()}
+    ordered = sorted(PRESETS.values(), key=lambda p: p.name != "quick")  # the default first
+    values = {p.name: to_dict(p.base)[name] for p in ordered}
     shown = {k: "unset" if v is None else short(v) for k, v in values.items()}
     if len(set(shown.values())) == 1:
         return f"default: {next(iter(shown.values()))}"

@@ -467,6 +467,15 @@ def profile_base() -> RunConfig:
 
 def command(args: argparse.Namespace) -> int:
     """Profile baseline and ND on the chosen devices; print the table, maybe write files."""
+    for name in ("batches", "repeats"):
+        if getattr(args, name) < 1:
+            raise StabgapError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        raise StabgapError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.out:
+        from stabgap.outputs import check_writable
+
+        check_writable(Path(args.out))
     if args.device == "all":
         devices = [torch.device("cpu")] + (
             [torch.device("cuda")] if torch.cuda.is_available() else []

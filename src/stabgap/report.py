@@ -136,14 +136,14 @@ def _build(
     if n_tasks > 1:
         t1 = table1(
             summaries,
-            experiments=[g.key for g in ordered if g.runs],
+            experiments=[g.key for g in ordered],
             cost=costs or None,
             labels=labels,
         )
         for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
             (out / f"table1.{suffix}").write_text(t1.render(fmt) + "\n")
         tables.append(("Table 1", t1.render("markdown")))
-    header, rows = groups_table(summaries, [g for g in ordered if g.runs], n_tasks)
+    header, rows = groups_table(summaries, ordered, n_tasks)
     (out / "groups.csv").write_text(_csv([header, *rows]))
     tables.append(("Every group", _markdown_table(header, rows)))
 
@@ -226,11 +226,23 @@ def _signed(x: float) -> str:
 
 
 def _poster_questions(summaries, groups: list[Group], n_tasks: int) -> list[str]:
-    """The poster's Q1 and Q2, when the study has its groups (baseline and nd)."""
-    keys = {g.key for g in groups}
-    if n_tasks < 2 or not {"baseline", "nd"} <= keys:
+    """The poster's Q1 and Q2, when the study has its groups: one group for each of the
+    poster's experiments it runs (baseline and nd at least), whatever their labels."""
+    roles = ("baseline", "nd", "no-replay", "nd-no-replay")
+    found = {}
+    for role in roles:
+        matches = [g for g in groups if g.base == role and g.runs]
+        if len(matches) == 1:
+            found[role] = matches[0].key
+    if n_tasks < 2 or not {"baseline", "nd"} <= found.keys():
         return []
-    return answer_questions(summaries)
+    return answer_questions(
+        summaries,
+        baseline=found["baseline"],
+        nd=found["nd"],
+        no_replay=found.get("no-replay", "no-replay"),
+        nd_no_replay=found.get("nd-no-replay", "nd-no-replay"),
+    )
 
 
 # --- tables ----------------------------------------------------------------------------------
@@ -251,7 +263,7 @@ def groups_table(
     rows = []
     for g in groups:
         seeds = f"{len(g.runs)}" + (f" (+{len(g.diverged)} diverged)" if g.diverged else "")
-        row = [g.label, seeds]
+        row = [DEFAULT_LABELS.get(g.label, g.label), seeds]
         for _, metric, task, interval in columns:
             s = index.get((g.key, metric, task, interval))
             if s is None:

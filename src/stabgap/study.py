@@ -19,7 +19,7 @@ from stabgap.outputs import STUDY_FILE, check_study_folder
 from stabgap.plan import StudySpec, study_spec
 from stabgap.presets import get_preset
 from stabgap.records import RunRecord, iter_runs
-from stabgap.sweep import execute, preflight, stderr_reporter
+from stabgap.sweep import check_execution, execute, preflight, stderr_reporter
 
 
 def run_study(
@@ -82,6 +82,7 @@ def run_spec(
     """
     from stabgap.aggregate import tidy_rows, write_table
 
+    check_execution(workers, max_stack, executor, threads)
     specs = spec.plan()  # validates every config first
     if out is not None:
         check_study_folder(out)
@@ -133,9 +134,9 @@ def summary_table(records: Sequence[RunRecord]) -> str:
 
 def summary_rows(records: Sequence[RunRecord]) -> list[list[str]]:
     """The cells of :func:`summary_table`, header first."""
-    from stabgap.aggregate import format_mean_std, summarize, tidy_rows
+    from stabgap.aggregate import format_mean_std, summarize, tidy_rows, ttr_cell
 
-    summaries = summarize(tidy_rows(records))
+    summaries = summarize(tidy_rows(r for r in records if not r.diverged))
     n_tasks = max(r.acc.shape[1] for r in records)
     columns = [(f"GD_1,{j}", "gap_depth", 1, j) for j in range(2, n_tasks + 1)]
     if n_tasks > 1:
@@ -152,13 +153,17 @@ def summary_rows(records: Sequence[RunRecord]) -> list[list[str]]:
     header = ["experiment", "seeds", *(c[0] for c in columns)]
     lines = []
     for exp in experiments:
-        n = sum(r.experiment == exp for r in records)
-        cells = [exp, str(n)]
+        n = sum(r.experiment == exp and not r.diverged for r in records)
+        diverged = sum(r.experiment == exp and r.diverged for r in records)
+        cells = [exp, f"{n}" + (f" (+{diverged} diverged)" if diverged else "")]
         for _, metric, task, interval in columns:
             s = by_key.get((exp, metric, task, interval))
-            cell = format_mean_std(s.mean, s.std, 2) if s and s.n else "n/a"
-            if s and s.n_undefined:
-                cell += f" ({s.n_undefined} undef.)"
+            if s and metric == "time_to_recover":
+                cell = ttr_cell(s, by_key.get((exp, "recovered", task, interval)), 2)
+            else:
+                cell = format_mean_std(s.mean, s.std, 2) if s and s.n else "n/a"
+                if s and s.n_undefined:
+                    cell += f" ({s.n_undefined} undefined)"
             cells.append(cell)
         lines.append(cells)
     return [header, *lines]
@@ -239,6 +244,12 @@ def reproduce(
     if n_seeds is not None:
         values["n_seeds"] = n_seeds
     spec = study_spec(values, source="reproduce")
+    check_execution(
+        how.get("workers", 1),
+        how.get("max_stack"),
+        how.get("executor", "local"),
+        how.get("threads"),
+    )
     spec.plan()
     check_study_folder(out)
     check_report_out(out, out / "report")

@@ -152,7 +152,7 @@ def execute(
     """
     if not specs:
         return []
-    _check_execution(workers, max_stack, executor, threads)
+    check_execution(workers, max_stack, executor, threads)
     todo = missing(specs, out) if out is not None else list(specs)
     if max_stack is None:
         max_stack = default_stack_size(specs[0].config.device)
@@ -182,7 +182,8 @@ def execute(
     return [fresh.get(s.name) or read_run(out / s.name) for s in specs]
 
 
-def _check_execution(workers: int, max_stack: int | None, executor: str, threads) -> None:
+def check_execution(workers: int, max_stack: int | None, executor: str, threads) -> None:
+    """Refuse executor options that cannot work, before anything runs."""
     if executor not in ("local", "ray"):
         raise StabgapError(f"unknown executor '{executor}': use local or ray")
     for name, value in (("workers", workers), ("stack", max_stack), ("threads", threads)):
@@ -308,6 +309,7 @@ class Tracker:
         self.total_batches = sum(self.stack_batches)
         self.count = n_specs - sum(len(stack) for stack in stacks)
         self.running: dict[int, float] = {}  # stack index → fraction trained
+        self.ended: set[int] = set()  # stacks finished or failed: late progress is ignored
         self.finished_batches = 0
         self.start = time.monotonic()
         if report and self.count:
@@ -317,10 +319,13 @@ class Tracker:
             report(f"runs {self.count}/{n_specs} done, starting {n_specs - self.count}{how}")
 
     def progress(self, stack: int, done: int, total: int) -> None:
+        if stack in self.ended:
+            return
         self.running[stack] = done / max(total, 1)
         self._show()
 
     def finished(self, stack: int, runs: Sequence[RunSpec], ok: bool) -> None:
+        self.ended.add(stack)
         self.running.pop(stack, None)
         self.finished_batches += self.stack_batches[stack]
         if ok:
@@ -333,9 +338,10 @@ class Tracker:
         if not self.report:
             return
         line = f"runs {self.count}/{self.n_specs} done"
-        if self.running:
-            shares = ", ".join(f"{100 * f:.0f}%" for f in self.running.values())
-            line += f", {len(self.running)} running ({shares})"
+        training = [f for f in self.running.values() if f < 1.0]
+        if training:
+            shares = ", ".join(f"{100 * f:.0f}%" for f in training)
+            line += f", {len(training)} training ({shares})"
         trained = self.finished_batches + sum(
             f * self.stack_batches[i] for i, f in self.running.items()
         )

@@ -1,0 +1,591 @@
+"""A researcher's own study, safely: bad input refused before any work, nothing lost.
+
+Every case goes through the real CLI, as a user meets it: one line on stderr naming the
+problem and the fix, a non-zero exit, no traceback, no training started, nothing
+written, and nothing that was there touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import mnist_dir, reference_dir
+
+from stabgap import sweep
+from stabgap.cli import main
+from stabgap.plan import stamp
+from stabgap.presets import PAPER_SEEDS, seed_sequence
+from stabgap.records import iter_runs, read_run
+
+TINY = ["--batches-per-task", "6", "--hidden", "16", "--eval-subset", "50", "--quiet"]
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file below `root` with the hash of its bytes (and its mode)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() + oct(p.stat().st_mode)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fails the test if any run starts training."""
+    started = []
+
+    def refuse(*args, **kwargs):
+        started.append(args)
+        raise AssertionError("training started before the error")
+
+    monkeypatch.setattr(sweep, "train_runs", refuse)
+    return started
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_refused(code: int, err: str, message: str) -> None:
+    assert code == 2, err
+    assert message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A fresh folder with a user's file, a study file and MNIST where the user keeps it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STABGAP_DATA", str(mnist_dir()))
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    return tmp_path
+
+
+# --- bad input: refused before any work -------------------------------------------------------
+RUN_CASES = [
+    (["--out", "notes.txt"], "output folder notes.txt is a file, not a folder"),
+    (["--out", "notes.txt/sub"], "cannot be created: notes.txt is a file"),
+    (["--out", "/sys/stabgap-out"], "cannot be written"),
+    (["--workers", "0"], "--workers must be a whole number >= 1, got 0"),
+    (["--stack", "0"], "--stack must be a whole number >= 1, got 0"),
+    (["--threads", "0"], "--threads must be a whole number >= 1, got 0"),
+    (["--n-seeds", "0"], "n_seeds must be a whole number >= 1, got 0"),
+    (["--n-seeds", "-1"], "n_seeds must be a whole number >= 1, got -1"),
+    (["--seeds", "1,x"], "--seeds takes comma-separated integers, got '1,x'"),
+    (["--seeds", "1,1"], "seeds must not repeat"),
+    (["--seed", "5", "--seeds", "1"], "give one of --seeds, --n-seeds and --seed"),
+    (["--decay-lambda", "-1e-4"], "decay_lambda must be a finite number >= 0, got -0.0001"),
+    (["--decay-lambda", "inf"], "decay_lambda must be a finite number >= 0, got inf"),
+    (["--lr", "nan"], "lr must be a positive finite number, got nan"),
+    (["--lr", "fast"], "config field 'lr' must be a number, got 'fast'"),
+    (["--hidden", "0"], "hidden widths must be >= 1"),
+    (["--replay", "some"], "'replay' must be one of none, full, stratified"),
+    (["--eval-subset", "20000"], "eval_subset=20000 is larger than task 1's test set"),
+    (["--device", "tpu"], "device 'tpu'"),
+    (["--experiments", "baselin"], "no experiment 'baselin'; choose from: baseline"),
+    (["--preset", "papr"], "unknown preset 'papr'"),
+    (["--set", "lamda=1"], "unknown config field 'lamda'"),
+    (["--set", "lr"], "--set takes FIELD=VALUE"),
+    (["--data-dir", "mnsit"], "does not exist: check the path"),
+    (["--config", "nowhere.toml"], "config file nowhere.toml not found"),
+    (["--config", "."], "is a folder: give a .toml file"),
+]
+
+
+@pytest.mark.parametrize("argv,message", RUN_CASES)
+def test_run_refuses_bad_input_before_any_work(workspace, capsys, no_training, argv, message):
+    before = tree(workspace)
+    code, _, err = cli(capsys, "run", *TINY, *argv)
+    assert_refused(code, err, message)
+    assert tree(workspace) == before and not no_training
+    assert not (workspace / "runs").exists()
+
+
+TOML_CASES = [
+    ('n_seeds = "2"', "n_seeds must be a whole number >= 1, got '2'"),
+    ("n_seeds = -1", "n_seeds must be a whole number >= 1, got -1"),
+    ("n_seeds = 2\nseeds = [1]", "give one of seeds, n_seeds and seed"),
+    ("experiments = 5", "experiments must be a list of names"),
+    ('seeds = "1,2"', "seeds must be a non-empty list of integers"),
+    ("[grid]\nlr = 0.1", "every [grid] entry must be a non-empty list of values; 'lr' is not"),
+    ('[grid]\nlr = ["fast"]', "config field 'lr' must be a number, got 'fast'"),
+    ("set = 3", "[set] must be a table"),
+    ("preset = 3", "preset must be a name"),
+    ("lerning_rate = 0.1", "unknown key 'lerning_rate': neither a config field nor one of"),
+    ("lr = 0.1\n[set]\nlr = 0.2", None),  # allowed: [set] is applied after the top level
+    ("lr = [", "is not valid TOML"),
+    ('data_dir = "mnsit"', "does not exist: check the path"),
+]
+
+
+@pytest.mark.parametrize("text,message", TOML_CASES)
+def test_a_study_file_is_checked_key_by_key(workspace, capsys, no_training, text, message):
+    (workspace / "study.toml").write_text(text + "\n")
+    for command in (["run", *TINY, "--config", "study.toml"], ["sweep", "study.toml"]):
+        before = tree(workspace)
+        code, _, err = cli(capsys, *command)
+        if message is None:  # valid: it gets as far as training, which the fixture stops
+            assert code == 1 and "training started before the error" in err
+            no_training.clear()
+            continue
+        assert_refused(code, err, message)
+        assert tree(workspace) == before and not no_training
+
+
+def test_a_relative_data_dir_in_a_study_file_is_read_from_its_folder(workspace, capsys):
+    study = workspace / "studies"
+    study.mkdir()
+    os.symlink(mnist_dir(), study / "mnist")
+    (study / "s.toml").write_text('data_dir = "mnist"\nexperiments = ["baseline"]\nseeds = [1]\n')
+    elsewhere = workspace / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)
+    code, _, err = cli(capsys, "run", *TINY, "--config", study / "s.toml", "--out", "o")
+    assert code == 0, err
+    (record,) = iter_runs(elsewhere / "o")
+    assert record.config["data_dir"] == str((study / "mnist").resolve())
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["sweep", "study.toml", "--out", "notes.txt"], "is a file, not a folder"),
+        (["sweep", "study.toml", "--out", "/sys/stabgap-x"], "cannot be written"),
+        (["reproduce", "--quick", "--out", "notes.txt"], "is a file, not a folder"),
+        (["reproduce", "--quick", "--out", "/sys/stabgap-x"], "cannot be written"),
+        (["import-reference", "ref.json", "--out", "notes.txt"], "is a file, not a folder"),
+        (["profile", "--device", "cpu", "--out", "notes.txt"], "is a file, not a folder"),
+        (["profile", "--device", "cpu", "--out", "/sys/stabgap-x"], "cannot be written"),
+        (["profile", "--device", "cpu", "--batches", "0"], "--batches must be >= 1"),
+        (["report", "nowhere"], "nowhere is not a folder of runs"),
+        (["metrics", "nowhere"], "nowhere does not exist"),
+        (["run", "--lamda", "1"], "stabgap run: error: unrecognized argument '--lamda'"),
+        (["sweep"], "stabgap sweep: error: the following arguments are required: spec"),
+    ],
+)
+def test_every_command_checks_its_output_first(workspace, capsys, no_training, argv, message):
+    (workspace / "study.toml").write_text("experiments = ['baseline']\nseeds = [1]\n")
+    (workspace / "ref.json").write_text(
+        (reference_dir() / "reference-results-seed2958.json").read_text()
+    )
+    before = tree(workspace)
+    started = time.monotonic()
+    code, _, err = cli(capsys, *argv)
+    assert_refused(code, err, message)
+    assert tree(workspace) == before and not no_training
+    assert time.monotonic() - started < 20  # refused at once, not after a profile or a study
+
+
+def test_an_unknown_option_is_named_by_its_command_with_a_near_match(capsys):
+    code, _, err = cli(capsys, "run", "--decay-lamda", "1e-4")
+    assert_refused(code, err, "stabgap run: error: unrecognized argument '--decay-lamda'")
+    assert "did you mean --decay-lambda?" in err
+
+
+# --- requests are honoured exactly -------------------------------------------------------------
+def test_seed_is_honoured_and_n_seeds_is_not_capped(workspace, capsys):
+    code, _, err = cli(
+        capsys, "run", *TINY, "--experiments", "baseline", "--seed", "5", "--out", "a"
+    )
+    assert code == 0, err
+    assert [r.config["seed"] for r in iter_runs(workspace / "a")] == [5]
+    code, _, err = cli(
+        capsys, "run", *TINY, "--experiments", "baseline", "--n-seeds", "5", "--out", "b"
+    )
+    assert code == 0, err
+    seeds = sorted(r.config["seed"] for r in iter_runs(workspace / "b"))
+    assert seeds == sorted(seed_sequence(5)) and seed_sequence(5) == PAPER_SEEDS[:5]
+    assert len(set(seed_sequence(20))) == 20 and seed_sequence(20)[:15] == PAPER_SEEDS
+
+
+def test_an_overridden_experiment_is_labelled_by_its_override(workspace, capsys):
+    code, out, err = cli(
+        capsys,
+        "run",
+        *TINY,
+        "--experiments",
+        "baseline",
+        "--decay-lambda",
+        "1e-4",
+        "--seeds",
+        "1",
+        "--out",
+        "o",
+    )
+    assert code == 0, err
+    (record,) = iter_runs(workspace / "o")
+    assert record.experiment == "baseline_hidden=16_decay_lambda=0.0001"
+    assert record.base == "baseline" and record.varied["decay_lambda"] == 1e-4
+
+
+def test_quick_names_do_not_state_values_they_do_not_run(capsys):
+    code, out, _ = cli(capsys, "presets")
+    assert code == 0
+    quick = out[out.index("quick:") :]
+    assert "nd-lambda-1e-7" not in quick and "baseline-width-1024" not in quick
+    assert "nd-weak" in quick and "decay_lambda=1e-06" in quick
+    assert "baseline-narrow" in quick and "hidden=128,128" in quick
+
+
+def test_run_help_shows_the_presets_own_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[quick: 256,256; paper: 2048,2048]" in text  # --hidden
+    assert "[quick: 300; paper: 500]" in text  # --batches-per-task
+    assert "[default: 0]" in text  # --decay-lambda: the same in both
+
+
+def test_the_python_api_takes_a_string_path(workspace):
+    from stabgap.study import run_study
+
+    records = run_study(
+        "quick",
+        ["baseline"],
+        seeds=[2],
+        overrides={"batches_per_task": 6, "hidden": [16], "eval_subset": 50},
+        out="api-runs",
+    )
+    assert records[0].path.parent == Path("api-runs") and (workspace / "api-runs").is_dir()
+
+
+# --- resuming ---------------------------------------------------------------------------------
+def test_run_resumes_into_its_own_folder(workspace, capsys):
+    argv = ["run", *TINY, "--seeds", "1,2", "--out", "o"]
+    assert cli(capsys, *argv)[0] == 0
+    first = tree(workspace / "o")
+    code, out, err = cli(capsys, *argv[:-4], "--seeds", "1,2,3", "--out", "o")  # one more seed
+    assert code == 0 and "6 run(s) in o" in out
+    after = tree(workspace / "o")
+    assert all(after[f] == h for f, h in first.items() if f.endswith(("run.json", "curves.npz")))
+    assert len(list(iter_runs(workspace / "o"))) == 6
+
+
+def _tiny_sweep(path: Path, n_seeds: int = 4, batches: int = 40) -> Path:
+    path.write_text(
+        f"""preset = "quick"
+experiments = ["baseline", "nd"]
+n_seeds = {n_seeds}
+batches_per_task = {batches}
+hidden = [64, 64]
+eval_subset = 200
+data_dir = "{mnist_dir()}"
+"""
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_two_workers_at_once_and_the_rerun_finishes_the_same(tmp_path):
+    spec = _tiny_sweep(tmp_path / "s.toml")
+    whole = tmp_path / "whole"
+    assert main(["sweep", str(spec), "--out", str(whole), "--quiet"]) == 0
+
+    out = tmp_path / "cut"
+    cmd = [
+        sys.executable,
+        "-m",
+        "stabgap.cli",
+        "sweep",
+        str(spec),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("[!.]*/run.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    err = proc.communicate(timeout=30)[1]
+    assert time.monotonic() - sent < 5, "Ctrl-C should stop the workers within seconds"
+    assert proc.returncode == 130
+    kept = len(list(iter_runs(out)))
+    assert 1 <= kept < 8, "the sweep should have been stopped part-way"
+    assert f"interrupted: {kept} of 8 runs finished and kept in {out}" in err
+    assert "to run the rest: stabgap sweep" in err
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # nothing half-written
+
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"]) == 0
+    done = {r.name: r for r in iter_runs(out)}
+    expected = {r.name: r for r in iter_runs(whole)}
+    assert done.keys() == expected.keys()
+    for name, r in done.items():
+        np.testing.assert_array_equal(r.acc, expected[name].acc)
+
+
+def test_progress_shows_from_the_start_with_workers(tmp_path):
+    spec = _tiny_sweep(tmp_path / "s.toml", n_seeds=2, batches=5)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stabgap.cli",
+            "sweep",
+            str(spec),
+            "--out",
+            str(tmp_path / "o"),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "runs 0/4 done, starting 4 on 2 workers"
+    assert "runs 4/4 done" in done.stderr
+
+
+# --- failures and divergence ------------------------------------------------------------------
+def test_a_failed_stack_keeps_the_others_work(workspace, capsys, monkeypatch):
+    real = sweep.run_stack
+
+    def flaky(stack, progress=None):
+        if stack[0].config.seed == 2:
+            raise RuntimeError("a worker fell over")
+        return real(stack, progress)
+
+    monkeypatch.setattr(sweep, "run_stack", flaky)
+    code, _, err = cli(
+        capsys, "run", *TINY, "--experiments", "baseline", "--seeds", "1,2,3", "--out", "o"
+    )
+    assert code == 1
+    assert "1 of 3 runs failed, the others are finished and kept in o" in err
+    assert "RuntimeError: a worker fell over" in err and "run the same command again" in err
+    assert sorted(r.config["seed"] for r in iter_runs(workspace / "o")) == [1, 3]
+
+
+def test_an_exploding_run_is_marked_diverged_and_kept_out_of_the_report(workspace, capsys):
+    argv = ["run", *TINY, "--experiments", "baseline", "--seeds", "1,2,3", "--optimizer", "sgd"]
+    assert cli(capsys, *argv, "--out", "o")[0] == 0
+    assert cli(capsys, *argv, "--lr", "1e6", "--out", "o")[0] == 0
+    exploded = [r for r in iter_runs(workspace / "o") if r.config["lr"] == 1e6]
+    assert len(exploded) == 3 and all(r.diverged for r in exploded)
+    reasons = [r.metadata["divergence"] for r in exploded]
+    assert all("cross-entropy" in why or "non-finite" in why for why in reasons)
+    code, _, err = cli(capsys, "report", "o")
+    assert code == 0, err
+    text = (workspace / "o" / "report" / "report.md").read_text()
+    assert "3 of 6 runs diverged and are left out of every mean" in text
+    assert all(r.name in text for r in exploded)
+    groups = (workspace / "o" / "report" / "groups.csv").read_text()
+    assert ",0 (+3 diverged)," in groups and ",3," in groups  # both groups are listed
+
+
+def test_threads_are_recorded(workspace, capsys):
+    assert (
+        cli(
+            capsys,
+            "run",
+            *TINY,
+            "--experiments",
+            "baseline",
+            "--seeds",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            "o",
+        )[0]
+        == 0
+    )
+    (record,) = iter_runs(workspace / "o")
+    assert record.metadata["threads"] == 1
+
+
+# --- the report: never destroys, shows every group ------------------------------------------------
+@pytest.fixture
+def lambda_grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid")
+    spec = root / "grid.toml"
+    spec.write_text(
+        f"""preset = "quick"
+experiments = ["baseline"]
+seeds = [1, 2, 3]
+batches_per_task = 8
+hidden = [16]
+eval_subset = 50
+data_dir = "{mnist_dir()}"
+[grid]
+decay_lambda = [0, 1e-4, 5e-4]
+"""
+    )
+    assert main(["sweep", str(spec), "--out", str(root / "runs"), "--quiet"]) == 0
+    return root / "runs"
+
+
+def test_report_onto_the_runs_a_folder_or_a_file_leaves_every_byte(lambda_grid, tmp_path, capsys):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "idea.md").write_text("keep me")
+    a_file = tmp_path / "paper.tex"
+    a_file.write_text("\\documentclass{article}")
+    before = {p: tree(p) for p in (lambda_grid, notes)}
+    file_before = a_file.read_bytes()
+    for out, message in (
+        (lambda_grid, "would hold the runs it reports on"),
+        (lambda_grid / sorted(os.listdir(lambda_grid))[0], "holds no stabgap report"),
+        (notes, "is not empty and holds no stabgap report"),
+        (a_file, "is a file, not a folder"),
+    ):
+        code, _, err = cli(capsys, "report", lambda_grid, "--out", out)
+        assert_refused(code, err, message)
+    assert {p: tree(p) for p in (lambda_grid, notes)} == before
+    assert a_file.read_bytes() == file_before
+
+
+def test_a_report_replaces_only_its_own_earlier_report(lambda_grid, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert cli(capsys, "report", lambda_grid, "--out", out)[0] == 0
+    first = tree(out)
+    assert cli(capsys, "report", lambda_grid, "--out", out)[0] == 0  # its own: replaced
+    assert tree(out).keys() == first.keys()
+    (out / "my-notes.txt").write_text("mine")
+    code, _, err = cli(capsys, "report", lambda_grid, "--out", out)
+    assert_refused(code, err, "holds a file the earlier report did not write ('my-notes.txt')")
+    assert (out / "my-notes.txt").read_text() == "mine"
+    assert oct((out / "metrics.csv").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct((lambda_grid / "table.csv").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_three_value_lambda_grid_shows_three_groups_everywhere(lambda_grid, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert cli(capsys, "report", lambda_grid, "--out", out)[0] == 0
+    t1 = (out / "table1.md").read_text()
+    labels = ["λ=0", "λ=0.0001", "λ=0.0005"]
+    rows = [line.split("|")[1].strip() for line in t1.strip().splitlines()[2:]]
+    assert rows == labels
+    groups = (out / "groups.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in groups[1:]] == labels
+    comparisons = (out / "comparisons.csv").read_text().splitlines()[1:]
+    assert {line.split(",")[0] for line in comparisons} == {"λ=0.0001", "λ=0.0005"}
+    text = (out / "report.md").read_text()
+    assert "**λ=0.0001** against λ=0" in text and "**λ=0.0005** against λ=0" in text
+    assert "λ=0 (λ=0)" not in text and "baseline_decay_lambda" not in t1
+
+
+def test_user_named_groups_get_their_comparisons(lambda_grid, tmp_path, capsys):
+    out = tmp_path / "rep"
+    code, _, err = cli(
+        capsys, "report", lambda_grid, "--out", out, "--baseline", "λ=0.0005", "--compare", "λ=0"
+    )
+    assert code == 0, err
+    text = (out / "report.md").read_text()
+    assert "Baseline group: **λ=0.0005**; compared with it: λ=0." in text
+    assert "**λ=0** against λ=0.0005" in text and "**λ=0.0001** against" not in text
+    code, _, err = cli(capsys, "report", lambda_grid, "--out", out, "--baseline", "λ=1")
+    assert_refused(code, err, "--baseline: no group 'λ=1' in these runs; the groups are:")
+
+
+def test_with_two_seeds_no_test_is_claimed(workspace, capsys):
+    assert cli(capsys, "run", *TINY, "--seeds", "1,2", "--out", "o")[0] == 0
+    assert cli(capsys, "report", "o")[0] == 0
+    text = (workspace / "o" / "report" / "report.md").read_text()
+    assert "no test is possible with fewer than 3 seeds per group" in text
+    assert "significant" not in text.replace("no significant", "")
+
+
+def test_reference_and_our_runs_are_never_averaged_together(workspace, capsys):
+    assert (
+        cli(
+            capsys,
+            "import-reference",
+            reference_dir() / "reference-results-seed2958.json",
+            "--out",
+            "mix",
+        )[0]
+        == 0
+    )
+    argv = [
+        "run",
+        "--preset",
+        "paper",
+        "--experiments",
+        "baseline",
+        "--seed",
+        "2958",
+        "--out",
+        "mix",
+    ]
+    assert (
+        cli(
+            capsys,
+            *argv,
+            "--batches-per-task",
+            "4",
+            "--hidden",
+            "16",
+            "--eval-subset",
+            "100",
+            "--quiet",
+        )[0]
+        == 0
+    )
+    assert cli(capsys, "report", "mix")[0] == 0
+    groups = (workspace / "mix" / "report" / "groups.csv").read_text()
+    assert "baseline [reference]" in groups
+    lines = [line.split(",")[0] for line in groups.splitlines()[1:]]
+    assert len(lines) == 15 and len(set(lines)) == 15
+
+
+def test_import_reference_takes_a_folder_and_says_what_it_skipped(workspace, capsys):
+    folder = workspace / "results"
+    folder.mkdir()
+    (folder / "results_2958.json").write_text(
+        (reference_dir() / "reference-results-seed2958.json").read_text()
+    )
+    (folder / "settings.json").write_text('{"note": "not a results file"}')
+    code, out, err = cli(capsys, "import-reference", folder, "--out", "ref")
+    assert code == 0
+    assert "14 reference run(s) imported" in out and "1 file(s) skipped" in out
+    assert f"skipped {folder / 'settings.json'}:" in err
+
+
+# --- run identity -----------------------------------------------------------------------------
+def test_a_stamp_holds_only_what_differs_from_the_defaults():
+    from stabgap.config import RunConfig
+
+    # By hand: the defaults are left out, so a field added later with its default keeps
+    # every stamp; where the run computes (device, data) is not part of it.
+    text = json.dumps({"schema": 2, "seed": 1}, sort_keys=True, separators=(",", ":"))
+    assert stamp(RunConfig(seed=1)) == hashlib.sha256(text.encode()).hexdigest()[:10]
+    assert stamp(RunConfig(seed=1, device="cpu", data_dir="/x")) == stamp(RunConfig(seed=1))
+
+
+def test_every_config_in_a_sweep_is_checked_against_its_data_first(workspace, capsys, no_training):
+    (workspace / "g.toml").write_text("seeds = [1]\n[grid]\neval_subset = [50, 20000]\n")
+    code, _, err = cli(capsys, "sweep", "g.toml")
+    assert_refused(code, err, "eval_subset=20000 is larger than task 1's test set")
+    assert not (workspace / "runs").exists()
+
+
+def test_runs_in_a_users_folder_named_report_are_found(workspace, capsys):
+    assert cli(capsys, "run", *TINY, "--seeds", "1", "--out", "report/o")[0] == 0
+    assert len(list(iter_runs(workspace / "report"))) == 2
+    assert cli(capsys, "report", "report/o")[0] == 0  # writes report/o/report
+    runs = list(iter_runs(workspace / "report"))  # our report folder holds no runs
+    assert len(runs) == 2 and all(read_run(r.path).name == r.name for r in runs)
