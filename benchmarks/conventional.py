@@ -21,7 +21,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from stabgap.data import load_mnist
 from stabgap.presets import get_preset
-from stabgap.tasks import build_stream, rotate
+from stabgap.streams import build_stream
+from stabgap.streams.rotated import rotate
 from stabgap.train import train_runs
 
 

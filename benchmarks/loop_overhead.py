@@ -17,7 +17,7 @@ from _common import data_dir, machine, matmul_rate, peak_rss_mib, timed
 
 from stabgap.cost import run_cost, total
 from stabgap.presets import get_preset
-from stabgap.tasks import build_stream
+from stabgap.streams import build_stream
 from stabgap.train import train_runs
 
 

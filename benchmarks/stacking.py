@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from _common import data_dir, machine, peak_rss_mib, timed_runs
 
+from stabgap.device import resolve_device
 from stabgap.presets import get_preset
-from stabgap.tasks import build_stream
-from stabgap.train import resolve_device, train_stack
+from stabgap.streams import build_stream
+from stabgap.train import train_stack
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import torch
 
 from stabgap.config import RunConfig
 from stabgap.data import MNIST, load_mnist
-from stabgap.tasks import TaskStream, build_stream
+from stabgap.streams import TaskStream, build_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -4,7 +4,8 @@ import torch
 from conftest import reference_dir, tiny_config
 
 from stabgap.errors import StabgapError
-from stabgap.tasks import build_stream, rotate
+from stabgap.streams import build_stream
+from stabgap.streams.rotated import rotate
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,11 @@
-"""The one config of a run: a frozen, typed dataclass, every field documented here once.
+"""The one config of a run: a frozen, typed dataclass, every field documented once.
 
-The CLI flags (`stabgap run --help`), the TOML config files and the run records are all
-derived from :class:`RunConfig`, so a field added here shows up everywhere. A config is
-validated when it is built, so no invalid config ever reaches the training loop.
+The core fields are declared here; each remedy declares its own fields in its module under
+:mod:`stabgap.remedies`, and :class:`RunConfig` gathers them all. The CLI flags (`stabgap
+run --help`), the TOML files, the stamps and the run records all derive from it, so a
+field added anywhere shows up everywhere. A config is validated when it is built, so no
+invalid config ever reaches the training loop: a field a run would not use (a rotation
+of a permuted stream, a momentum for Adam) is an error, not silently ignored.
 
 Defaults are what a user would expect; the reference implementation's quirks (see
 `PROTOCOL.md`) are options, switched on together by the ``paper`` preset.
@@ -13,82 +16,99 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, get_args, get_origin, get_type_hints
 
 from stabgap.errors import StabgapError
-
-
-def option(
-    default: Any,
-    help: str,
-    choices: tuple[str, ...] | None = None,
-    *,
-    per_copy: bool = False,
-    stamped: bool = True,
-    science: bool = True,
-) -> Any:
-    """A config field with its documentation, allowed values and role attached.
-
-    Args:
-        per_copy: the copies of one stacked computation may differ in this field (a seed,
-            a strength such as λ); every other field is shared by the whole stack.
-        stamped: part of a run's identity, its stamp (see :func:`stabgap.plan.stamp`);
-            where and how fast it ran (device, data folder) is not.
-        science: part of what an experiment is, as reports compare it; the seed is a
-            replicate of the same experiment, not another one.
-    """
-    metadata = {
-        "help": help,
-        "choices": choices,
-        "per_copy": per_copy,
-        "stamped": stamped,
-        "science": science,
-    }
-    return field(default=default, metadata=metadata)
+from stabgap.fields import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, option
+from stabgap.models import MODELS
+from stabgap.optim import OPTIMIZERS
+from stabgap.remedies import REMEDIES, remedy_fields
+from stabgap.streams import STREAMS
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines one training run of one seed."""
+class CoreConfig:
+    """Everything that defines one training run of one seed, but for the remedies' fields."""
 
     # --- tasks -----------------------------------------------------------------------
     stream: str = option(
         "rotated-mnist",
-        "Task stream: each task is one rotation of all of MNIST (domain-incremental).",
-        choices=("rotated-mnist",),
+        "Task stream (see docs/streams.md): rotated-mnist (one rotation of all of MNIST a "
+        "task), permuted-mnist (one fixed pixel permutation a task), split-mnist (MNIST's "
+        "classes in disjoint groups), homogeneous-mnist (disjoint random parts of MNIST).",
+        choices=tuple(STREAMS),
     )
     rotations: tuple[float, ...] = option(
         (0.0, 80.0, 160.0),
-        "Rotation of each task in degrees, counter-clockwise; one task per angle.",
+        "rotated-mnist: rotation of each task in degrees, counter-clockwise; one task an angle.",
+    )
+    n_tasks: int = option(
+        0,
+        "permuted-mnist and homogeneous-mnist: the number of tasks (0: the stream's default, 3).",
+        **COUNT,
+    )
+    permute_first: bool = option(
+        False, "permuted-mnist: permute task 1 too (by default task 1 is MNIST as it is)."
+    )
+    classes_per_task: int = option(
+        2,
+        "split-mnist: classes per task, in label order (2: five pairs 0-1, ..., 8-9).",
+        **AT_LEAST_ONE,
+    )
+    stream_seed: int = option(
+        0,
+        "Seed of the stream's own randomness (permutations, random parts), apart from the "
+        "run's seed: every run sees the same tasks.",
+        **COUNT,
+    )
+    scenario: str = option(
+        "auto",
+        "How tasks share the output: 'domain' (one head, the same labels in every task), "
+        "'class' (one head over every class seen so far), 'task' (only the task's own "
+        "classes are scored); 'auto': the stream's own (class for split-mnist, else domain).",
+        choices=("auto", "domain", "class", "task"),
     )
     # --- model -----------------------------------------------------------------------
+    model: str = option(
+        "mlp",
+        "Network: 'mlp' (dense layers) or 'cnn' (conv layers with pooling, then dense).",
+        choices=tuple(MODELS),
+    )
     hidden: tuple[int, ...] = option(
-        (2048, 2048), "Widths of the MLP's hidden layers (ReLU after each)."
+        (2048, 2048), "Widths of the dense hidden layers (ReLU after each)."
     )
-    # --- neuronal decay --------------------------------------------------------------
-    decay_lambda: float = option(
-        0.0,
-        "Neuronal decay strength λ: loss = cross-entropy + λ·ND; 0 turns it off.",
-        per_copy=True,
-    )
-    decay_reduction: str = option(
-        "sum",
-        "How ND pools the squared post-ReLU hidden activations over the batch: 'sum' "
-        "(the reference; its weight grows with the batch size) or 'mean' (per sample).",
-        choices=("sum", "mean"),
+    channels: tuple[int, ...] = option(
+        (32, 64), "cnn: channels of each conv layer (5x5, ReLU, 2x2 max-pooling after each)."
     )
     # --- optimisation ----------------------------------------------------------------
-    optimizer: str = option("adam", "Optimiser.", choices=("adam", "sgd"))
-    lr: float = option(1e-3, "Learning rate.", per_copy=True)
-    betas: tuple[float, float] = option((0.9, 0.999), "Adam's betas.")
-    momentum: float = option(0.0, "SGD momentum.")
-    reset_optimizer: bool = option(
-        False, "Reset the optimiser's state at each task switch (the reference keeps it)."
+    optimizer: str = option(
+        "adam",
+        "Optimiser, torch.optim's own, one parameter group per stacked copy.",
+        choices=tuple(OPTIMIZERS),
     )
+    lr: float = option(1e-3, "Learning rate.", per_copy=True, **POSITIVE)
+    betas: tuple[float, float] = option(
+        (0.9, 0.999), "adam, adamw: the moment decays β1, β2.", per_copy=True
+    )
+    momentum: float = option(0.0, "sgd, rmsprop: momentum.", per_copy=True, **FRACTION)
+    nesterov: bool = option(False, "sgd: Nesterov momentum (needs momentum > 0).")
+    weight_decay: float = option(
+        0.0,
+        "Weight decay of the optimiser: added to the gradient (sgd, adam, rmsprop, adagrad), "
+        "or decoupled from it (adamw).",
+        per_copy=True,
+        **NON_NEGATIVE,
+    )
+    rms_alpha: float = option(
+        0.99, "rmsprop: smoothing of the squared gradients.", per_copy=True, **FRACTION
+    )
+    eps: float = option(1e-8, "adam, adamw, rmsprop, adagrad: ε of the denominator.", **POSITIVE)
     # --- training stream -------------------------------------------------------------
-    batches_per_task: int = option(500, "Training batches (updates) per task.")
-    batch_size: int = option(512, "Training batch size in task 1 (see batch_growth).")
+    batches_per_task: int = option(500, "Training batches (updates) per task.", **AT_LEAST_ONE)
+    batch_size: int = option(
+        512, "Training batch size in task 1 (see batch_growth).", **AT_LEAST_ONE
+    )
     batch_growth: str = option(
         "replay",
         "Batch size in task k: 'replay' = batch_size·k when replaying, else batch_size; "
@@ -113,11 +133,13 @@ class RunConfig:
         False, "Drop the last, smaller batch of each pass (the reference keeps it)."
     )
     # --- continual evaluation --------------------------------------------------------
-    eval_every: int = option(1, "Evaluate every this many batches, before the update.")
+    eval_every: int = option(
+        1, "Evaluate every this many batches, before the update.", **AT_LEAST_ONE
+    )
     eval_tasks: str = option(
         "seen", "Which tasks to evaluate: those seen so far, or all.", choices=("seen", "all")
     )
-    eval_subset: int = option(2000, "Test images per task at each evaluation.")
+    eval_subset: int = option(2000, "Test images per task at each evaluation.", **AT_LEAST_ONE)
     eval_subset_rounding: str = option(
         "exact",
         "'exact': eval_subset images; 'batches': whole batches of the current training "
@@ -163,19 +185,25 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         # Normalise user values (lists -> tuples, 1 -> 1.0) so that equal configs compare
-        # and hash equal, then check ranges: no invalid config exists past this point.
+        # and hash equal, then check them: no invalid config exists past this point.
         for name in FIELDS:
             object.__setattr__(self, name, coerce(name, getattr(self, name)))
         _validate(self)
 
     # --- derived quantities -----------------------------------------------------------
     @property
-    def n_tasks(self) -> int:
-        return len(self.rotations)
+    def task_count(self) -> int:
+        """Number of tasks of the stream (rotations, n_tasks or class groups)."""
+        return STREAMS[self.stream].n_tasks(self)
 
     @property
     def total_batches(self) -> int:
-        return self.n_tasks * self.batches_per_task
+        return self.task_count * self.batches_per_task
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        """The remedies this run uses, by name."""
+        return tuple(name for name, r in REMEDIES.items() if r.active(self))
 
     def task_batch_size(self, task: int) -> int:
         """Training batch size during `task` (1-based)."""
@@ -195,8 +223,21 @@ class RunConfig:
         return from_dict({**to_dict(self), **changes})
 
 
+# The remedies' own fields, declared in their modules, complete the config.
+RunConfig = dataclasses.make_dataclass(
+    "RunConfig",
+    [(name, hint, f) for name, (hint, f) in remedy_fields().items()],
+    bases=(CoreConfig,),
+    frozen=True,
+)
+RunConfig.__module__ = __name__  # pickling (worker processes) finds it here
+RunConfig.__doc__ = (
+    "Everything that defines one training run of one seed: the core fields of "
+    ":class:`CoreConfig` and every remedy's fields."
+)
+
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunConfig)}
-_HINTS = get_type_hints(RunConfig)
+_HINTS = {**get_type_hints(CoreConfig), **{n: h for n, (h, _) in remedy_fields().items()}}
 
 
 def fields_where(role: str) -> tuple[str, ...]:
@@ -234,7 +275,7 @@ def coerce(name: str, value: Any) -> Any:
     hint = _HINTS[name]
     try:
         return _coerce_to(hint, value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return _type_error(name, hint, value)
 
 
@@ -265,7 +306,7 @@ def _coerce_to(hint: Any, value: Any) -> Any:
             raise TypeError
         return int(value)
     if hint is float:
-        if isinstance(value, bool):
+        if isinstance(value, bool | str):
             raise TypeError
         return float(value)
     if hint is str:
@@ -285,45 +326,59 @@ def _type_name(hint: Any) -> str:
 
 
 def _validate(c: RunConfig) -> None:
-    """Check every field's range and choices; the first problem is a one-line error."""
+    """Check every field's choices and range, then what fields say together."""
     for name, f in FIELDS.items():
         value = getattr(c, name)
-        choices = f.metadata.get("choices")
+        choices, check = f.metadata.get("choices"), f.metadata.get("check")
         if choices and value not in choices:
             raise StabgapError(
                 f"config field '{name}' must be one of {', '.join(choices)}; got {value!r}"
             )
+        if check is not None and not check(value):
+            raise StabgapError(f"invalid config: {name} must be {f.metadata['must']}, got {value}")
+    _check_applies(c)
     checks = [
         (len(c.rotations) >= 1, "rotations must list at least one angle (one task each)"),
         (all(math.isfinite(r) for r in c.rotations), "rotations must be finite numbers"),
         (len(c.hidden) >= 1 and all(w >= 1 for w in c.hidden), "hidden widths must be >= 1"),
-        (
-            c.decay_lambda >= 0 and math.isfinite(c.decay_lambda),
-            f"decay_lambda must be a finite number >= 0, got {c.decay_lambda}",
-        ),
-        (c.lr > 0 and math.isfinite(c.lr), f"lr must be a positive finite number, got {c.lr}"),
+        (all(w >= 1 for w in c.channels), "channels must be >= 1"),
         (all(0 <= b < 1 for b in c.betas), "betas must be in [0, 1)"),
-        (0 <= c.momentum < 1, "momentum must be in [0, 1)"),
-        (c.batches_per_task >= 1, "batches_per_task must be >= 1"),
-        (c.batch_size >= 1, "batch_size must be >= 1"),
-        (c.eval_every >= 1, "eval_every must be >= 1"),
+        (not c.nesterov or c.momentum > 0, "nesterov needs momentum > 0"),
         (
             c.eval_every <= c.batches_per_task,
             "eval_every must be <= batches_per_task (at least one evaluation per task)",
         ),
-        (c.eval_subset >= 1, "eval_subset must be >= 1"),
         (
-            c.replay != "stratified" or c.task_batch_size(c.n_tasks) >= c.n_tasks,
+            c.replay != "stratified" or c.task_batch_size(c.task_count) >= c.task_count,
             f"stratified replay needs at least one sample per task in every batch: batch "
-            f"size {c.task_batch_size(c.n_tasks)} in task {c.n_tasks} is smaller than its "
-            f"{c.n_tasks} tasks (raise batch_size or use batch_growth='replay')",
+            f"size {c.task_batch_size(c.task_count)} in task {c.task_count} is smaller than "
+            f"its {c.task_count} tasks (raise batch_size or use batch_growth='replay')",
         ),
     ]
     for ok, message in checks:
         if not ok:
             raise StabgapError(f"invalid config: {message}")
+    STREAMS[c.stream].check(c)
+    for remedy in REMEDIES.values():
+        remedy.check(c)
+
+
+def _check_applies(c: RunConfig) -> None:
+    """A field set away from its default must be one this run uses (honour it or refuse)."""
+    owners: dict[str, list[tuple[str, bool]]] = {}
+    for kind, specs in (("stream", STREAMS), ("model", MODELS), ("optimizer", OPTIMIZERS)):
+        for name, spec in specs.items():
+            for f in spec.uses:
+                owners.setdefault(f, []).append((f"{kind} {name}", name == getattr(c, kind)))
+    for name, uses in owners.items():
+        if getattr(c, name) == FIELDS[name].default or any(used for _, used in uses):
+            continue
+        which = ", ".join(who for who, _ in uses)
+        raise StabgapError(
+            f"invalid config: {name} applies to {which} only; this run has stream {c.stream}, "
+            f"model {c.model}, optimizer {c.optimizer} (leave {name} at its default)"
+        )
 
 
 def help_text(name: str) -> str:
-    f = FIELDS[name]
-    return f.metadata["help"]
+    return FIELDS[name].metadata["help"]

@@ -1,36 +1,37 @@
-"""Analytic cost of training and evaluating the MLP: MACs and FLOPs per batch and per run.
+"""Analytic cost of training and evaluating a network: MACs and FLOPs per batch and per run.
 
 The poster answered Q3 with thop's count of one forward pass (2,980,052,992 MACs for a
 batch of 512) plus ND's 2·2048·512. That leaves out the backward pass, the optimiser and
 the continual evaluation, which together cost far more than the forward pass, so this
-module counts every part of a training step and of a run, with the reference's number
-kept as :func:`reference_forward_macs`.
+module counts every part of a training step and of a run, for any network (its layers,
+:func:`stabgap.models.Layer`) and any remedy (its own ``step_flops``), with the
+reference's number kept as :func:`reference_forward_macs`.
 
 Conventions (R = 1 copy; a stack of R copies costs R times as much):
 
-- A **MAC** is one multiply-accumulate ``a += x·y``. MACs are counted where the work is
-  dot products: the matrix products, and ND (forward: ``Σ h²``; backward: the gradient
-  ``2λ·h`` added into the gradient already flowing into ``h``, one multiply-add per
-  activation with ``2λ`` a precomputed scalar). Everything else has MACs = 0.
+- A **MAC** is one multiply-accumulate ``a += x·y``, counted where the work is dot
+  products: the matrix products and convolutions, and ND (``Σ h²`` forward, ``2λ·h`` added
+  into the incoming gradient backward, one multiply-add per activation).
 - **FLOPs** = 2 per MAC + 1 per other elementwise operation (add, multiply, divide,
-  compare, max, exp, log, sqrt alike). ``matmul_flops`` is the matrix-product part alone,
-  which is exactly what ``torch.utils.flop_counter.FlopCounterMode`` counts.
-- A layer ``n_in → n_out`` on a batch of B costs B·n_in·n_out MACs forward, plus B·n_out
-  bias adds and (hidden layers) B·n_out ReLU maxima; the uint8 → [0, 1] scaling of the
-  input is one division per pixel.
-- Backward, per layer: B·n_in·n_out MACs for the weight gradient and, except for the
-  first layer (the input needs no gradient), B·n_in·n_out for the gradient of its input,
-  i.e. the usual "backward = 2 × forward" for every layer but the first; B·n_out adds for
-  the bias gradient; B·n_out masks for each ReLU.
+  compare, max, exp, log, sqrt alike). ``matmul_flops`` is the matrix-product (and
+  convolution) part alone, which is exactly what ``torch.utils.flop_counter.FlopCounterMode``
+  counts.
+- A layer costs its MACs per image (dense: in·out; conv: out positions · out channels ·
+  in channels · k²), plus one bias add and, when followed by one, one ReLU per output;
+  a conv layer's 2×2 max-pooling 3 comparisons per pooled output. The uint8 → [0, 1]
+  scaling of the input is one division per pixel.
+- Backward, per layer: its MACs again for the weight gradient and, except for the first
+  layer (the image needs no gradient), again for the gradient of its input, i.e. the usual
+  "backward = 2 × forward" for every layer but the first; one add per output for the bias
+  gradient, one mask per ReLU output, one routing per pooled output.
 - Cross-entropy over C classes: forward 4 per logit (max, subtract, exp, sum) + 3 per
   sample (log, pick the target, add to the batch mean); backward 3 per logit (subtract,
   exp, scale by 1/B) + 1 per sample (subtract 1 at the target).
-- Optimiser, per parameter: Adam 13 FLOPs (``m ← m + (1-β₁)(g-m)``: 3;
-  ``v ← β₂v + (1-β₂)g²``: 4; ``√v / √(1-β₂ᵗ) + ε``: 3; ``p ← p - (lr/(1-β₁ᵗ))·m/denom``: 3),
-  the arithmetic of :class:`stabgap.optim.StackedOptimizer` and torch.optim.Adam; SGD 2
-  (``p ← p - lr·g``), 4 with momentum (``b ← μb + g`` first).
+- Optimiser: per parameter, the count of :data:`stabgap.optim.OPTIMIZERS` (Adam 13:
+  ``m``: 3, ``v``: 4, ``√v/√(1-β₂ᵗ) + ε``: 3, the step: 3).
+- Remedies: each declares the FLOPs it adds to a training step (``step_flops``).
 - Evaluation: a forward pass over the evaluated tasks' test subsets plus C+1 per image
-  (argmax over C logits, compare with the label, count); no loss, no ND.
+  (argmax over C logits, compare with the label, count); no loss, no remedy.
 - Scalar work (λ·ND, Adam's bias corrections, the loss's final division) is a handful of
   FLOPs per step and is not counted.
 """
@@ -38,24 +39,25 @@ Conventions (R = 1 copy; a stack of R copies costs R times as much):
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 
 from stabgap.config import RunConfig
+from stabgap.errors import StabgapError
+from stabgap.models import MODELS, Layer
+from stabgap.optim import OPTIMIZERS
+from stabgap.remedies import REMEDIES
 
-N_FEATURES = 784  # 28×28 MNIST pixels
+IMAGE = (1, 28, 28)  # an MNIST image
 N_CLASSES = 10
 TEST_SIZE = 10_000  # MNIST test images per task
-
-ADAM_FLOPS_PER_PARAM = 13
-SGD_FLOPS_PER_PARAM = 2
-SGD_MOMENTUM_FLOPS_PER_PARAM = 4
 
 
 @dataclass(frozen=True)
 class Cost:
     """Work of one part of a computation; adds and scales like a number."""
 
-    macs: int = 0  # multiply-accumulates (matmuls and ND)
+    macs: int = 0  # multiply-accumulates (matmuls, convolutions and ND)
     flops: int = 0  # all floating-point operations, 2 per MAC included
     matmul_flops: int = 0  # the matrix-product part of `flops` (FlopCounterMode's count)
 
@@ -80,60 +82,64 @@ def total(costs: dict[str, Cost]) -> Cost:
     return sum(costs.values(), ZERO)
 
 
-def layer_sizes(
-    hidden: tuple[int, ...], n_features: int = N_FEATURES, n_classes: int = N_CLASSES
-) -> tuple[int, ...]:
-    """(input, *hidden, output) widths of the MLP.
+def mlp_layers(sizes: tuple[int, ...]) -> list[Layer]:
+    """The layers of an MLP with these widths, input first and output last."""
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    return [
+        Layer("dense", a * b, b, a * b + b, relu=i < len(pairs) - 1, first=i == 0)
+        for i, (a, b) in enumerate(pairs)
+    ]
+
+
+def model_layers(
+    config: RunConfig, image: tuple[int, ...] = IMAGE, n_classes: int = N_CLASSES
+) -> list[Layer]:
+    """The layers of the network `config` asks for."""
+    return MODELS[config.model].layers(config, image, n_classes)
+
+
+def n_parameters(layers: list[Layer]) -> int:
+    """Weights and biases.
 
     Example:
-        >>> layer_sizes((2048, 2048))
-        (784, 2048, 2048, 10)
-    """
-    return (n_features, *hidden, n_classes)
-
-
-def n_parameters(sizes: tuple[int, ...]) -> int:
-    """Weights and biases of an MLP with these layer widths.
-
-    Example:
-        >>> n_parameters((784, 2048, 2048, 10))
+        >>> n_parameters(mlp_layers((784, 2048, 2048, 10)))
         5824522
     """
-    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return sum(layer.params for layer in layers)
 
 
 def _matmul(macs: int, other_flops: int = 0) -> Cost:
     return Cost(macs=macs, flops=2 * macs + other_flops, matmul_flops=2 * macs)
 
 
-def forward_cost(sizes: tuple[int, ...], batch: int) -> Cost:
-    """One forward pass of a batch: input scaling, matmuls, biases, ReLUs.
+def forward_cost(layers: list[Layer], batch: int, pixels: int) -> Cost:
+    """One forward pass of a batch: input scaling, matmuls/convolutions, biases, ReLUs, pools.
 
     Example:
-        >>> c = forward_cost((784, 2048, 2048, 10), 512)
+        >>> c = forward_cost(mlp_layers((784, 2048, 2048, 10)), 512, 784)
         >>> c.macs  # thop's count for the poster's model
         2980052992
         >>> c.flops - c.matmul_flops == 512 * (784 + 2048 + 2048 + 10 + 2048 + 2048)
         True
     """
-    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
-    macs = batch * sum(a * b for a, b in pairs)
-    elementwise = batch * (sizes[0] + sum(sizes[1:]) + sum(sizes[1:-1]))
+    macs = batch * sum(layer.macs for layer in layers)
+    elementwise = batch * (
+        pixels + sum(layer.outputs * (1 + layer.relu) + 3 * layer.pooled for layer in layers)
+    )
     return _matmul(macs, elementwise)
 
 
-def backward_cost(sizes: tuple[int, ...], batch: int) -> Cost:
+def backward_cost(layers: list[Layer], batch: int) -> Cost:
     """Back-propagation through the layers (the loss's own gradient excluded).
 
     Example:
-        >>> c = backward_cost((784, 2048, 2048, 10), 512)
+        >>> c = backward_cost(mlp_layers((784, 2048, 2048, 10)), 512)
         >>> c.macs == 512 * (784 * 2048 + 2 * (2048 * 2048 + 2048 * 10))
         True
     """
-    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
-    weight_grads = batch * sum(a * b for a, b in pairs)
-    input_grads = batch * sum(a * b for a, b in pairs[1:])  # the input needs no gradient
-    elementwise = batch * (sum(sizes[1:]) + sum(sizes[1:-1]))  # bias sums, ReLU masks
+    weight_grads = batch * sum(layer.macs for layer in layers)
+    input_grads = batch * sum(layer.macs for layer in layers if not layer.first)
+    elementwise = batch * sum(layer.outputs * (1 + layer.relu) + layer.pooled for layer in layers)
     return _matmul(weight_grads + input_grads, elementwise)
 
 
@@ -148,109 +154,84 @@ def loss_cost(n_classes: int, batch: int) -> Cost:
 
 
 def decay_forward_cost(hidden: tuple[int, ...], batch: int) -> Cost:
-    """ND's forward term: square and sum every post-ReLU hidden activation.
+    """ND's forward term on an MLP: square and sum every post-ReLU hidden activation.
 
     Example:
         >>> decay_forward_cost((2048, 2048), 512).macs  # the reference's 2·2048·512
         2097152
     """
-    return _nd(batch * sum(hidden))
-
-
-def decay_backward_cost(hidden: tuple[int, ...], batch: int) -> Cost:
-    """ND's gradient, ``2λ·h`` added to each activation's incoming gradient.
-
-    Example:
-        >>> decay_backward_cost((2048, 2048), 512) == decay_forward_cost((2048, 2048), 512)
-        True
-    """
-    return _nd(batch * sum(hidden))
-
-
-def _nd(macs: int) -> Cost:
+    macs = batch * sum(hidden)
     return Cost(macs=macs, flops=2 * macs)  # elementwise, so no matmul FLOPs
 
 
-def optimizer_cost(n_params: int, kind: str = "adam", momentum: float = 0.0) -> Cost:
-    """One optimiser update of `n_params` parameters (per-parameter counts: module doc).
-
-    Example:
-        >>> optimizer_cost(100).flops, optimizer_cost(100, "sgd").flops
-        (1300, 200)
-    """
-    if kind == "adam":
-        per_param = ADAM_FLOPS_PER_PARAM
-    elif kind == "sgd":
-        per_param = SGD_MOMENTUM_FLOPS_PER_PARAM if momentum else SGD_FLOPS_PER_PARAM
-    else:
-        raise ValueError(f"unknown optimiser {kind!r}: adam or sgd")
-    return Cost(flops=per_param * n_params)
-
-
-def eval_cost(sizes: tuple[int, ...], n_images: int) -> Cost:
+def eval_cost(layers: list[Layer], n_images: int, pixels: int, n_classes: int) -> Cost:
     """Evaluating `n_images` test images: a forward pass and the correct-answer count.
 
     Example:
-        >>> eval_cost((784, 2048, 2048, 10), 2048).macs == 4 * 2980052992
+        >>> eval_cost(mlp_layers((784, 2048, 2048, 10)), 2048, 784, 10).macs == 4 * 2980052992
         True
     """
-    return forward_cost(sizes, n_images) + Cost(flops=n_images * (sizes[-1] + 1))
+    return forward_cost(layers, n_images, pixels) + Cost(flops=n_images * (n_classes + 1))
 
 
-STEP_PARTS = ("forward", "loss", "decay_forward", "backward", "decay_backward", "optimizer")
+def extra_pass_flops(config: RunConfig, layers: list[Layer], batch: int) -> int:
+    """FLOPs of one more forward and backward pass of a batch, with its loss (SAM's)."""
+    pixels = math.prod(IMAGE)
+    n_classes = _outputs(layers)
+    passes = forward_cost(layers, batch, pixels) + backward_cost(layers, batch)
+    return (passes + loss_cost(n_classes, batch)).flops
+
+
+def _outputs(layers: list[Layer]) -> int:
+    return layers[-1].outputs
+
+
+STEP_PARTS = ("forward", "loss", "backward", "optimizer")
 PART_LABELS = {
     "forward": "forward",
     "loss": "cross-entropy (fwd+bwd)",
-    "decay_forward": "ND forward",
     "backward": "backward",
-    "decay_backward": "ND backward",
     "optimizer": "optimiser",
     "evaluation": "evaluation",
 }
 
 
-def train_step_costs(
-    sizes: tuple[int, ...],
-    batch: int,
-    decay: bool,
-    optimizer: str = "adam",
-    momentum: float = 0.0,
-) -> dict[str, Cost]:
-    """Every part of one training step (keys :data:`STEP_PARTS`; ND parts zero if off).
+def train_step_costs(config: RunConfig, batch: int, image: tuple[int, ...] = IMAGE) -> dict:
+    """Every part of one training step: :data:`STEP_PARTS`, then one per active remedy.
 
     Example:
-        >>> sizes = (784, 2048, 2048, 10)
-        >>> base = total(train_step_costs(sizes, 512, decay=False))
-        >>> nd = total(train_step_costs(sizes, 512, decay=True))
-        >>> nd.macs - base.macs == 2 * 2 * 2048 * 512  # ND forward + backward
+        >>> base = RunConfig(hidden=(2048, 2048))
+        >>> nd = total(train_step_costs(base.replace(decay_lambda=1e-5), 512))
+        >>> nd.flops - total(train_step_costs(base, 512)).flops == 2 * 2 * 2 * 2048 * 512
         True
     """
-    hidden = sizes[1:-1]
-    return {
-        "forward": forward_cost(sizes, batch),
-        "loss": loss_cost(sizes[-1], batch),
-        "decay_forward": decay_forward_cost(hidden, batch) if decay else ZERO,
-        "backward": backward_cost(sizes, batch),
-        "decay_backward": decay_backward_cost(hidden, batch) if decay else ZERO,
-        "optimizer": optimizer_cost(n_parameters(sizes), optimizer, momentum),
+    layers = model_layers(config, image)
+    n_classes, pixels = _outputs(layers), math.prod(image)
+    spec = OPTIMIZERS[config.optimizer]
+    parts = {
+        "forward": forward_cost(layers, batch, pixels),
+        "loss": loss_cost(n_classes, batch),
+        "backward": backward_cost(layers, batch),
+        "optimizer": Cost(flops=spec.flops_per_param(config) * n_parameters(layers)),
     }
+    for name in config.remedies:
+        remedy = REMEDIES[name]
+        parts[name] = Cost(
+            macs=remedy.step_macs(config, layers, batch),
+            flops=remedy.step_flops(config, layers, batch),
+        )
+    return parts
 
 
 def _evaluated_tasks(config: RunConfig, task: int) -> int:
-    return config.n_tasks if config.eval_tasks == "all" else task
+    return config.task_count if config.eval_tasks == "all" else task
 
 
-def batch_costs(
-    config: RunConfig,
-    task: int,
-    test_size: int = TEST_SIZE,
-    n_features: int = N_FEATURES,
-    n_classes: int = N_CLASSES,
-) -> dict[str, Cost]:
+def batch_costs(config: RunConfig, task: int, test_size: int = TEST_SIZE) -> dict[str, Cost]:
     """One training step in `task` (1-based) plus one evaluation, as the loop runs them.
 
     The evaluation forwards the test subsets of every evaluated task (those seen so far,
-    or all): ``task_eval_size`` images each. ND is on when ``decay_lambda > 0``.
+    or all): ``task_eval_size`` images each.
 
     Example:
         >>> from stabgap.presets import PAPER_BASE
@@ -258,16 +239,11 @@ def batch_costs(
         >>> c["evaluation"].macs == 3 * 3072 * 5820416
         True
     """
-    sizes = layer_sizes(config.hidden, n_features, n_classes)
-    costs = train_step_costs(
-        sizes,
-        config.task_batch_size(task),
-        decay=config.decay_lambda > 0,
-        optimizer=config.optimizer,
-        momentum=config.momentum,
-    )
+    costs = train_step_costs(config, config.task_batch_size(task))
+    layers = model_layers(config)
     m = config.task_eval_size(task, test_size)
-    costs["evaluation"] = eval_cost(sizes, _evaluated_tasks(config, task) * m)
+    n_images = _evaluated_tasks(config, task) * m
+    costs["evaluation"] = eval_cost(layers, n_images, math.prod(IMAGE), _outputs(layers))
     return costs
 
 
@@ -282,12 +258,7 @@ def evaluations_in_task(config: RunConfig, task: int) -> int:
     return len(range(-(-first // config.eval_every) * config.eval_every, end, config.eval_every))
 
 
-def run_cost(
-    config: RunConfig,
-    test_size: int = TEST_SIZE,
-    n_features: int = N_FEATURES,
-    n_classes: int = N_CLASSES,
-) -> dict[str, Cost]:
+def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
     """A whole run: each step part summed over all training steps, plus all evaluations.
 
     Example:
@@ -298,14 +269,16 @@ def run_cost(
         >>> c["evaluation"].macs == (2 * 1 * 5 + 1 * 2 * 5) * (784 * 4 + 4 * 10)
         True
     """
-    out = {part: ZERO for part in (*STEP_PARTS, "evaluation")}
-    for task in range(1, config.n_tasks + 1):
-        per_batch = batch_costs(config, task, test_size, n_features, n_classes)
-        for part in STEP_PARTS:
-            out[part] = out[part] + per_batch[part] * config.batches_per_task
-        out["evaluation"] = out["evaluation"] + per_batch["evaluation"] * evaluations_in_task(
-            config, task
-        )
+    out: dict[str, Cost] = {}
+    for task in range(1, config.task_count + 1):
+        per_batch = batch_costs(config, task, test_size)
+        for part, cost in per_batch.items():
+            times = (
+                evaluations_in_task(config, task)
+                if part == "evaluation"
+                else config.batches_per_task
+            )
+            out[part] = out.get(part, ZERO) + cost * times
     return out
 
 
@@ -321,8 +294,8 @@ def reference_forward_macs(
         >>> reference_forward_macs(), reference_forward_macs(decay=True)
         (2980052992, 2982150144)
     """
-    sizes = layer_sizes(tuple(hidden))
-    macs = forward_cost(sizes, batch).macs
+    layers = mlp_layers((784, *hidden, N_CLASSES))
+    macs = forward_cost(layers, batch, 784).macs
     return macs + (decay_forward_cost(tuple(hidden), batch).macs if decay else 0)
 
 
@@ -332,11 +305,7 @@ def pct(new: float, old: float) -> float:
 
 
 def nd_overhead(
-    hidden: tuple[int, ...] = (2048, 2048),
-    batch: int = 512,
-    optimizer: str = "adam",
-    n_features: int = N_FEATURES,
-    n_classes: int = N_CLASSES,
+    hidden: tuple[int, ...] = (2048, 2048), batch: int = 512, optimizer: str = "adam"
 ) -> dict[str, float]:
     """ND's extra work in %: on the forward pass alone (the poster's measure) and on the
     whole training step (forward, loss, backward, ND, optimiser).
@@ -348,21 +317,22 @@ def nd_overhead(
         >>> round(o["step_macs"], 4), round(o["step_flops"], 4)
         (0.0517, 0.0514)
     """
-    sizes = layer_sizes(tuple(hidden), n_features, n_classes)
-    base = train_step_costs(sizes, batch, decay=False, optimizer=optimizer)
-    nd = train_step_costs(sizes, batch, decay=True, optimizer=optimizer)
-    fwd_base, fwd_nd = base["forward"], base["forward"] + nd["decay_forward"]
+    base = RunConfig(hidden=hidden, optimizer=optimizer)
+    plain = train_step_costs(base, batch)
+    with_nd = total(train_step_costs(base.replace(decay_lambda=1.0), batch))
+    nd = decay_forward_cost(tuple(hidden), batch)  # ND's MACs: forward, and backward alike
+    forward = plain["forward"]
     return {
-        "forward_macs": pct(fwd_nd.macs, fwd_base.macs),
-        "forward_flops": pct(fwd_nd.flops, fwd_base.flops),
-        "step_macs": pct(total(nd).macs, total(base).macs),
-        "step_flops": pct(total(nd).flops, total(base).flops),
+        "forward_macs": pct(forward.macs + nd.macs, forward.macs),
+        "forward_flops": pct(forward.flops + nd.flops, forward.flops),
+        "step_macs": pct(total(plain).macs + 2 * nd.macs, total(plain).macs),
+        "step_flops": pct(with_nd.flops, total(plain).flops),
     }
 
 
 # --- `stabgap cost` ------------------------------------------------------------------------
 def parse_widths(text: str) -> tuple[int, ...]:
-    """Hidden widths from the command line: "2048,2048" → (2048, 2048)."""
+    """Widths from the command line: "2048,2048" → (2048, 2048)."""
     try:
         widths = tuple(int(w) for w in text.strip("[]").split(",") if w.strip())
     except ValueError:
@@ -386,6 +356,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``stabgap cost``."""
     add_hidden_option(parser)
     parser.add_argument(
+        "--model", choices=tuple(MODELS), default="mlp", help="network (default: mlp)"
+    )
+    parser.add_argument(
+        "--channels",
+        type=parse_widths,
+        default=(32, 64),
+        help="cnn: conv channels, comma-separated (default: 32,64)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=512,
@@ -400,7 +379,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--optimizer",
-        choices=("adam", "sgd"),
+        choices=tuple(OPTIMIZERS),
         default="adam",
         help="optimiser of the training step (default: adam)",
     )
@@ -413,73 +392,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """Print the per-batch cost of baseline and ND and the paper protocol's run totals."""
-    from stabgap.errors import StabgapError
+    """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
     from stabgap.presets import ND_LAMBDA, PAPER_BASE
 
     if args.batch_size < 1 or args.test_size < 1:
         raise StabgapError("--batch-size and --test-size must be >= 1")
-    base = PAPER_BASE.replace(
-        hidden=list(args.hidden), batch_size=args.batch_size, optimizer=args.optimizer
-    )
-    if not 1 <= args.task <= base.n_tasks:
-        raise StabgapError(f"--task must be between 1 and {base.n_tasks}, got {args.task}")
+    shape = {"hidden": list(args.hidden), "model": args.model}
+    if args.model == "cnn":
+        shape["channels"] = list(args.channels)
+    base = PAPER_BASE.replace(batch_size=args.batch_size, optimizer=args.optimizer, **shape)
+    if not 1 <= args.task <= base.task_count:
+        raise StabgapError(f"--task must be between 1 and {base.task_count}, got {args.task}")
     nd = base.replace(decay_lambda=ND_LAMBDA)
     print(cost_report(base, nd, args.task, args.test_size))
+    print()
+    print(remedy_report(base, args.task))
     return 0
 
 
 def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST_SIZE) -> str:
     """The tables of ``stabgap cost``: per batch in `task`, then per run; base vs ND."""
-    sizes = layer_sizes(base.hidden)
     b, m = base.task_batch_size(task), base.task_eval_size(task, test_size)
     k = _evaluated_tasks(base, task)
     per_b, per_nd = batch_costs(base, task, test_size), batch_costs(nd, task, test_size)
-    arch = "-".join(map(str, sizes))
+    per_b["nd"] = ZERO
+    arch = _architecture(base)
     lines = [
-        f"Cost per batch in task {task}: MLP {arch}, batch {b}, {base.optimizer}; "
+        f"Cost per batch in task {task}: {arch}, batch {b}, {base.optimizer}; "
         f"evaluation of {k} task(s) × {m} test images",
-        "(MAC = multiply-accumulate in matmuls and ND; FLOPs = 2·MACs + elementwise ops; "
-        "see `stabgap.cost`)",
+        "(MAC = multiply-accumulate in matmuls, convolutions and ND; FLOPs = 2·MACs + "
+        "elementwise ops; see `stabgap.cost`)",
         "",
         _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
     ]
-    rows = [(PART_LABELS[p], per_b[p], per_nd[p]) for p in (*STEP_PARTS, "evaluation")]
-    rows += [
-        (
-            "training step",
-            total({p: per_b[p] for p in STEP_PARTS}),
-            total({p: per_nd[p] for p in STEP_PARTS}),
-        ),
-        ("step + evaluation", total(per_b), total(per_nd)),
-    ]
-    lines += [_comparison_row(*row) for row in rows]
-
-    o = nd_overhead(base.hidden, b, base.optimizer)
-    ref = reference_forward_macs(base.hidden, base.batch_size)
-    ref_nd = reference_forward_macs(base.hidden, base.batch_size, decay=True)
-    poster_scale = base.hidden == (2048, 2048) and base.batch_size == 512
+    labels = {**PART_LABELS, "nd": "ND (fwd+bwd)"}
+    parts = (*STEP_PARTS, "nd", "evaluation")
+    lines += [_comparison_row(labels[p], per_b[p], per_nd[p]) for p in parts]
+    step = [p for p in parts if p != "evaluation"]
     lines += [
-        "",
-        f"ND overhead, forward pass alone: +{o['forward_macs']:.4f} % MACs "
-        f"(the poster's measure), +{o['forward_flops']:.4f} % FLOPs",
-        f"ND overhead, whole training step: +{o['step_macs']:.4f} % MACs, "
-        f"+{o['step_flops']:.4f} % FLOPs",
-        f"Reference (thop, one forward pass of a batch of {base.batch_size}): "
-        f"{ref:,} MACs, ND adds {ref_nd - ref:,} = +{pct(ref_nd, ref):.4f} %"
-        + (" (the poster prints 0.007 %)" if poster_scale else ""),
+        _comparison_row(
+            "training step", total({p: per_b[p] for p in step}), total({p: per_nd[p] for p in step})
+        ),
+        _comparison_row("step + evaluation", total(per_b), total(per_nd)),
     ]
+    if base.model == "mlp":
+        o = nd_overhead(base.hidden, b, base.optimizer)
+        ref = reference_forward_macs(base.hidden, base.batch_size)
+        ref_nd = reference_forward_macs(base.hidden, base.batch_size, decay=True)
+        poster_scale = base.hidden == (2048, 2048) and base.batch_size == 512
+        lines += [
+            "",
+            f"ND overhead, forward pass alone: +{o['forward_macs']:.4f} % MACs "
+            f"(the poster's measure), +{o['forward_flops']:.4f} % FLOPs",
+            f"ND overhead, whole training step: +{o['step_macs']:.4f} % MACs, "
+            f"+{o['step_flops']:.4f} % FLOPs",
+            f"Reference (thop, one forward pass of a batch of {base.batch_size}): "
+            f"{ref:,} MACs, ND adds {ref_nd - ref:,} = +{pct(ref_nd, ref):.4f} %"
+            + (" (the poster prints 0.007 %)" if poster_scale else ""),
+        ]
 
     run_b, run_nd = run_cost(base, test_size), run_cost(nd, test_size)
-    train_b = total({p: run_b[p] for p in STEP_PARTS})
-    train_nd = total({p: run_nd[p] for p in STEP_PARTS})
-    tasks = range(1, base.n_tasks + 1)
+    train_b = total({p: c for p, c in run_b.items() if p != "evaluation"})
+    train_nd = total({p: c for p, c in run_nd.items() if p != "evaluation"})
+    tasks = range(1, base.task_count + 1)
     n_eval = sum(evaluations_in_task(base, t) for t in tasks)
     sizes_text = ", ".join(str(base.task_eval_size(t, test_size)) for t in tasks)
     tasks_text = ", ".join(map(str, tasks))
     lines += [
         "",
-        f"Whole run, paper protocol: {base.n_tasks} tasks × {base.batches_per_task} batches "
+        f"Whole run, paper protocol: {base.task_count} tasks × {base.batches_per_task} batches "
         f"(batch {base.batch_size}·k in task k), {n_eval} evaluations of the seen tasks "
         f"({sizes_text} test images per task in tasks {tasks_text})",
         "",
@@ -491,6 +472,35 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST
         _comparison_row("run total", total(run_b), total(run_nd)),
     ]
     return "\n".join(lines)
+
+
+def remedy_report(base: RunConfig, task: int) -> str:
+    """Every remedy's extra FLOPs per training step, at its example setting."""
+    batch = base.task_batch_size(task)
+    plain = total(train_step_costs(base, batch)).flops
+    lines = [
+        f"Remedies: extra FLOPs per training step in task {task} (batch {batch}), "
+        "each at its example setting",
+        "",
+        f"{'remedy':<12}{'setting':<34}{'extra FLOPs':>14}{'+% of a step':>14}",
+    ]
+    for name, remedy in REMEDIES.items():
+        setting = ", ".join(f"{k}={v}" for k, v in remedy.example.items())
+        try:
+            config = base.replace(**remedy.example)
+        except StabgapError as e:  # e.g. a remedy not made for this network
+            lines.append(f"{name:<12}{setting:<34}  not here: {str(e).split(': ', 1)[-1]}")
+            continue
+        extra = remedy.step_flops(config, model_layers(config), batch)
+        lines.append(f"{name:<12}{setting:<34}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
+    return "\n".join(lines)
+
+
+def _architecture(config: RunConfig) -> str:
+    if config.model == "mlp":
+        return "MLP " + "-".join(map(str, (784, *config.hidden, N_CLASSES)))
+    channels, hidden = ",".join(map(str, config.channels)), ",".join(map(str, config.hidden))
+    return f"CNN conv {channels}, dense {hidden}, {N_CLASSES} outputs"
 
 
 def _comparison_row(label: str, base: Cost, nd: Cost) -> str:

@@ -8,11 +8,14 @@ percentages later (100·k/m in float64, as the reference computes them).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from stabgap.config import RunConfig
-from stabgap.model import StackedMLP
-from stabgap.tasks import TaskStream
+from stabgap.streams import TaskStream
+
+if TYPE_CHECKING:
+    from stabgap.config import RunConfig
 
 
 def pixels(x: torch.Tensor) -> torch.Tensor:
@@ -25,6 +28,12 @@ class EvalSubsets:
 
     'fresh' draws a new random subset at every evaluation (the reference); 'fixed' draws
     one order per task and copy for the whole run and always takes its first m images.
+
+    Each copy draws from its own generator. A CPU generator draws a permutation per task
+    (torch.randperm); a generator on the GPU draws all tasks' subsets at once there (the
+    m smallest of uniform keys), so that nothing is drawn on the host per batch, which
+    would leave a GPU waiting. Both are uniform subsets without replacement; they are
+    different numbers, so a run on a GPU is evaluated on other subsets than on a CPU.
     """
 
     def __init__(
@@ -36,38 +45,48 @@ class EvalSubsets:
     ) -> None:
         self.config, self.stream, self.generators = config, stream, generators
         self.device = torch.device(device)
+        self.offsets = torch.tensor(stream.test_offsets[:-1], device=self.device)
+        self.sizes = [stream.test_size(t) for t in range(1, stream.n_tasks + 1)]
         self.fixed = (
-            [[self._order(task, g) for task in range(1, stream.n_tasks + 1)] for g in generators]
+            [self._orders(range(1, stream.n_tasks + 1), g, min(self.sizes)) for g in generators]
             if config.eval_resample == "fixed"
             else None
         )
 
-    def _order(self, task: int, g: torch.Generator) -> torch.Tensor:
-        return (
-            torch.randperm(self.stream.test_size(task), generator=g)
-            + (self.stream.test_offsets[task - 1])
-        )
+    def _orders(self, tasks: range, g: torch.Generator, size: int) -> torch.Tensor:
+        """(len(tasks), size) indices into test_x: the first `size` of a random order."""
+        starts = self.offsets[tasks.start - 1 : tasks.stop - 1, None]
+        if g.device.type == "cpu":
+            rows = [torch.randperm(self.sizes[t - 1], generator=g)[:size] for t in tasks]
+            return torch.stack(rows).to(self.device) + starts
+        # On the generator's device: uniform keys, +inf past each task's end.
+        keys = torch.rand(len(tasks), max(self.sizes), generator=g, device=g.device)
+        lengths = torch.tensor([self.sizes[t - 1] for t in tasks], device=g.device)
+        keys[torch.arange(keys.shape[1], device=g.device) >= lengths[:, None]] = float("inf")
+        return keys.topk(size, dim=1, largest=False).indices.to(self.device) + starts
 
     def draw(self, tasks: range, size: int) -> torch.Tensor:
         """(R, len(tasks), size) indices into ``stream.test_x``."""
-        rows = []
-        for r, g in enumerate(self.generators):
-            orders = [self.fixed[r][t - 1] if self.fixed else self._order(t, g) for t in tasks]
-            rows.append(torch.stack([o[:size] for o in orders]))
-        return torch.stack(rows).to(self.device, non_blocking=True)
+        if self.fixed is not None:
+            return torch.stack([f[tasks.start - 1 : tasks.stop - 1, :size] for f in self.fixed])
+        return torch.stack([self._orders(tasks, g, size) for g in self.generators])
 
 
 @torch.no_grad()
-def count_correct(model: StackedMLP, stream: TaskStream, idx: torch.Tensor) -> torch.Tensor:
+def count_correct(
+    model: torch.nn.Module, stream: TaskStream, idx: torch.Tensor, task: int
+) -> torch.Tensor:
     """Correct answers of each copy on each task's subset: (R, T) int32.
 
     Args:
         idx: (R, T, m) indices into the stream's test set, from :meth:`EvalSubsets.draw`.
+        task: the task being trained now (the scenario may score only the classes seen).
     """
     r, t, m = idx.shape
     flat = idx.view(r, t * m)
     model.eval()
     logits, _ = model(pixels(stream.test_x[flat]))  # (R, T·m, classes)
     model.train()
+    logits = stream.restrict(logits, task, flat, train=False)
     correct = logits.argmax(dim=-1) == stream.test_y[flat]
     return correct.view(r, t, m).sum(dim=-1, dtype=torch.int32)

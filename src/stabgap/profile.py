@@ -11,9 +11,10 @@ Two kinds of figure are taken for each model, device and phase:
   Python and launch work that drives the GPU), which is what the poster's "CPU time"
   column is; a run on ``cpu`` is a CPU-only run, where the work itself is on the CPU.
 
-The phases are the bodies of :func:`stabgap.train.train_runs`, run with the same parts
-(StackedMLP, BatchSampler, training_loss, StackedOptimizer, EvalSubsets,
-count_correct): ``train`` is one training step, ``eval`` one continual evaluation,
+The phases are the bodies of :func:`stabgap.train.train_stack`, run with the same parts
+(:func:`stabgap.train.build_parts`, :func:`stabgap.train.train_step`,
+:func:`stabgap.evaluate.count_correct`): ``train`` is one training step, ``eval`` one
+continual evaluation,
 ``both`` the two in turn as the loop does at every batch (the reference profiled its
 evaluation too). The default scale is the poster's profiling runs (experiments 15/16):
 one task (0°), batch 512, widths 2048-2048, evaluation subsets of 2048 test images.
@@ -44,18 +45,12 @@ from torch.profiler import profile as torch_profile
 
 from stabgap.config import RunConfig
 from stabgap.cost import add_hidden_option
+from stabgap.device import resolve_device
 from stabgap.errors import StabgapError
-from stabgap.evaluate import EvalSubsets, count_correct
-from stabgap.model import StackedMLP
-from stabgap.optim import StackedOptimizer
-from stabgap.replay import BatchSampler
-from stabgap.tasks import TaskStream
-from stabgap.train import (
-    copy_generators,
-    precision_context,
-    resolve_device,
-    train_step,
-)
+from stabgap.evaluate import count_correct
+from stabgap.remedies import Step
+from stabgap.streams import TaskStream
+from stabgap.train import build_parts, train_step
 
 PHASES = ("train", "eval", "both")
 MODELS = ("baseline", "nd")
@@ -175,50 +170,26 @@ def synthetic_stream(device: torch.device | str, seed: int = 0) -> TaskStream:
 
 
 class Workload:
-    """One run's model, optimiser, sampler and test subsets: the loop's body, by phase."""
+    """One run's parts (model, optimiser, remedies, sampler, subsets): the loop's body, by phase."""
 
     def __init__(
         self, config: RunConfig, stream: TaskStream, device: torch.device, decay_lambda: float
     ) -> None:
-        gens = copy_generators(config.seed)
-        self.config, self.stream = config, stream
-        self.model = StackedMLP(
-            (stream.n_features, *config.hidden, stream.n_classes), [gens[0]], device
-        )
-        as_tensor = lambda v: torch.tensor([v], dtype=torch.float32, device=device)  # noqa: E731
-        self.lambdas = as_tensor(decay_lambda) if decay_lambda else None  # None: ND skipped
-        self.optimizer = StackedOptimizer(
-            list(self.model.parameters()),
-            as_tensor(config.lr),
-            config.optimizer,
-            config.betas,
-            config.momentum,
-        )
-        self.sampler = BatchSampler(config, stream, [gens[1]], device)
-        self.sampler.start_task(1)
-        self.subsets = EvalSubsets(config, stream, [gens[2]], device)
+        self.parts = build_parts([config.replace(decay_lambda=decay_lambda)], stream, device)
+        self.parts.sampler.start_task(1)
         self.eval_size = config.task_eval_size(1, stream.test_size(1))
-        self.precision = precision_context(config.precision, device)
-        self.eval_precision = precision_context(config.eval_precision, device)
         self.loss = torch.zeros(1, device=device)
         self.correct = torch.zeros(1, 1, dtype=torch.int32, device=device)
 
     def train(self) -> None:
-        loss, _ = train_step(
-            self.model,
-            self.optimizer,
-            self.stream,
-            self.sampler.next(),
-            self.lambdas,
-            self.config.decay_reduction,
-            self.precision,
-        )
+        loss, _ = train_step(self.parts, self.parts.sampler.next(), Step(1, 0, 0))
         self.loss.copy_(loss)  # the loop keeps every loss, on the device
 
     def eval(self) -> None:
-        idx = self.subsets.draw(range(1, 2), self.eval_size)  # (1, 1, m)
-        with self.eval_precision():
-            self.correct.copy_(count_correct(self.model, self.stream, idx))
+        parts = self.parts
+        idx = parts.subsets.draw(range(1, 2), self.eval_size)  # (1, 1, m)
+        with parts.eval_precision():
+            self.correct.copy_(count_correct(parts.model, parts.stream, idx, 1))
 
     def both(self) -> None:
         self.eval()  # before the update, as in the loop

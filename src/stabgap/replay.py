@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from stabgap.config import RunConfig
-from stabgap.tasks import TaskStream
+from stabgap.streams import TaskStream
 
 
 class _Shuffled:
@@ -22,8 +22,10 @@ class _Shuffled:
         self.pos = 0
 
     def _shuffle(self) -> torch.Tensor:
-        # Drawn on the CPU generator, then moved: the same batches on every device.
-        return (torch.randperm(self.n, generator=self.g) + self.lo).to(self.device)
+        # Drawn by the copy's generator where it lives: the CPU, or the GPU (so that a GPU
+        # run draws nothing on the host), then on the run's device.
+        order = torch.randperm(self.n, generator=self.g, device=self.g.device)
+        return (order + self.lo).to(self.device)
 
     def _next_pass(self) -> None:
         self.pos = 0
@@ -55,7 +57,7 @@ class BatchSampler:
     """Training batches for the R copies of a stacked run, task by task.
 
     Example:
-        >>> from stabgap.tasks import TaskStream
+        >>> from stabgap.streams import TaskStream
         >>> z = torch.zeros(6, 1, dtype=torch.uint8)
         >>> stream = TaskStream(("a", "b"), z, torch.zeros(6), (0, 3, 6), z, torch.zeros(6),
         ...                     (0, 3, 6), 2)

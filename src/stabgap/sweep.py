@@ -27,12 +27,13 @@ import torch
 
 from stabgap.config import RunConfig
 from stabgap.data import check_mnist
+from stabgap.device import resolve_device
 from stabgap.errors import StabgapError
 from stabgap.outputs import is_run_dir
 from stabgap.plan import RunSpec
 from stabgap.records import RunRecord, read_run, record_of, write_run
-from stabgap.tasks import TaskStream, build_stream, check_fits
-from stabgap.train import Progress, resolve_device, stack_key, train_runs
+from stabgap.streams import TaskStream, build_stream, check_fits
+from stabgap.train import Progress, stack_key, train_runs
 
 Report = Callable[[str], None]
 

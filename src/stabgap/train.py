@@ -1,14 +1,15 @@
 """The training loop: one loop for one run or for a stack of compatible runs.
 
-Read top to bottom, :func:`train_runs` is the whole protocol: for each task, for each
+Read top to bottom, :func:`train_stack` is the whole protocol: for each task, for each
 batch, evaluate every task (before the update), draw a batch (with or without replay),
-take one optimiser step on cross-entropy + λ·ND. Replay, neuronal decay and the
-evaluation cadence are options of this loop, not subclasses or callbacks.
+take one optimiser step on the cross-entropy and the remedies' loss terms. Replay and the
+evaluation cadence are options of this loop; the remedies act only at its four named
+points (see :mod:`stabgap.remedies`): ``loss_term``, the update rule (``gradients``,
+``before_step``), ``at_switch``, and the weights that are ``evaluated``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -17,17 +18,18 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import stabgap
 from stabgap.config import RunConfig, fields_where, to_dict
-from stabgap.errors import StabgapError
+from stabgap.device import Stopwatch, device_reason, precision_context, resolve_device
 from stabgap.evaluate import EvalSubsets, count_correct, pixels
-from stabgap.losses import training_loss
 from stabgap.metrics import MetricRow, compute_metrics
-from stabgap.model import StackedMLP
-from stabgap.optim import StackedOptimizer
+from stabgap.models import build_model
+from stabgap.optim import CopyOptimizer
+from stabgap.remedies import Forward, Remedies, Step
 from stabgap.replay import BatchSampler
-from stabgap.tasks import TaskStream, build_stream, check_fits
+from stabgap.streams import TaskStream, build_stream, check_fits
 
 # Fields that may differ between the copies of one stack; everything else is shared.
 PER_COPY_FIELDS = fields_where("per_copy")
@@ -64,63 +66,21 @@ def stack_key(config: RunConfig) -> tuple:
     )
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' → CUDA when present; anything unusable is a one-line error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(name, str) or not name.strip():
-        raise StabgapError("device must be cpu, cuda, cuda:N or auto")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise StabgapError(f"unknown device '{name}': use cpu, cuda, cuda:N or auto") from None
-    if device.type not in ("cpu", "cuda"):
-        raise StabgapError(f"device '{name}' is not supported: use cpu, cuda, cuda:N or auto")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise StabgapError(f"device '{name}' asked for, but CUDA is not available: use cpu")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise StabgapError(
-            f"device '{name}' asked for, but there are only {torch.cuda.device_count()} GPUs"
-        )
-    return device
-
-
-def device_reason(name: str, device: torch.device) -> str:
-    """Why a run ran where it did, for its record."""
-    if name != "auto":
-        return f"asked for {name}"
-    return "auto: a CUDA GPU is present" if device.type == "cuda" else "auto: no CUDA GPU, so CPU"
-
-
-def divergence(loss: np.ndarray, penalty: np.ndarray | None, n_classes: int) -> str | None:
-    """Why a run's losses show it diverged, or None (the rule: :data:`EXPLODED_CE`).
-
-    Example:
-        >>> divergence(np.array([2.3, 1.1]), None, 10) is None
-        True
-        >>> divergence(np.array([2.3, 7e19]), None, 10)
-        'cross-entropy 7e+19 > 100·ln 10 at batch 1'
-        >>> divergence(np.array([2.3, np.nan]), None, 10)
-        'non-finite loss at batch 1'
-    """
-    bad = np.flatnonzero(~np.isfinite(loss))
-    if bad.size:
-        return f"non-finite loss at batch {bad[0]}"
-    ce = loss - penalty if penalty is not None else loss
-    limit = EXPLODED_CE * np.log(n_classes)
-    high = np.flatnonzero(ce > limit)
-    if high.size:
-        return f"cross-entropy {ce[high[0]]:.3g} > {EXPLODED_CE}·ln {n_classes} at batch {high[0]}"
-    return None
-
-
-def copy_generators(seed: int) -> tuple[torch.Generator, ...]:
+def copy_generators(seed: int, device: torch.device | str = "cpu") -> tuple[torch.Generator, ...]:
     """Independent random streams of one copy: initialisation, batches, test subsets.
 
     Separate streams keep each one the same whatever the others consume, e.g. the batch
-    order does not change when the evaluation cadence does.
+    order does not change when the evaluation cadence does. The initialisation is drawn
+    on the CPU (so that a copy starts where torch's own layers would for its seed); the
+    batches and subsets where the run computes, so that a GPU run draws nothing on the
+    host per batch (a CPU and a GPU run of one seed therefore see different batches).
     """
-    return tuple(torch.Generator().manual_seed(seed * 3 + k) for k in range(3))
+    device = torch.device(device)
+    return (
+        torch.Generator().manual_seed(seed * 3),
+        torch.Generator(device).manual_seed(seed * 3 + 1),
+        torch.Generator(device).manual_seed(seed * 3 + 2),
+    )
 
 
 def run_experiment(
@@ -157,6 +117,41 @@ def train_runs(
     return train_stack(configs, stream, progress)
 
 
+@dataclass
+class RunParts:
+    """Everything a stack of runs trains with; built once by :func:`build_parts`."""
+
+    configs: list[RunConfig]
+    stream: TaskStream
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: CopyOptimizer
+    remedies: Remedies
+    sampler: BatchSampler
+    subsets: EvalSubsets
+    precision: Callable  # the training step's precision context
+    eval_precision: Callable  # the evaluation's
+
+
+def build_parts(configs: Sequence[RunConfig], stream: TaskStream, device: torch.device) -> RunParts:
+    """The model, optimiser, remedies, sampler and test subsets of a stack of runs."""
+    base = configs[0]
+    gens = [copy_generators(c.seed, device) for c in configs]
+    model = build_model(base, stream.input_shape, stream.n_classes, [g[0] for g in gens], device)
+    return RunParts(
+        configs=list(configs),
+        stream=stream,
+        device=device,
+        model=model,
+        optimizer=CopyOptimizer(list(model.parameters()), configs),
+        remedies=Remedies(configs, model, stream, device),
+        sampler=BatchSampler(base, stream, [g[1] for g in gens], device),
+        subsets=EvalSubsets(base, stream, [g[2] for g in gens], device),
+        precision=precision_context(base.precision, device),
+        eval_precision=precision_context(base.eval_precision, device),
+    )
+
+
 def train_stack(
     configs: Sequence[RunConfig],
     stream: TaskStream | None = None,
@@ -168,7 +163,7 @@ def train_stack(
     seed, so its curves are those it would have alone (to float tolerance).
 
     Args:
-        configs: runs that differ only in seed, decay_lambda and lr (see :func:`stack_key`).
+        configs: runs that differ only in per-copy fields (see :func:`stack_key`).
         stream: the task data, already on the device; built from the config if None.
         progress: called as progress(batches_done, total_batches) now and then.
     """
@@ -181,67 +176,38 @@ def train_stack(
     for c in configs:
         check_fits(c, stream)  # every copy, not only the one the stream was built for
     started = time.time()
-
-    gens = [copy_generators(c.seed) for c in configs]
-    sizes = (stream.n_features, *base.hidden, stream.n_classes)
-    model = StackedMLP(sizes, [g[0] for g in gens], device)
-    as_tensor = lambda xs: torch.tensor(xs, dtype=torch.float32, device=device)  # noqa: E731
-    # None when every λ is 0: the baseline then pays nothing for ND.
-    lambdas = (
-        as_tensor([c.decay_lambda for c in configs])
-        if any(c.decay_lambda for c in configs)
-        else None
-    )
-    optimizer = StackedOptimizer(
-        list(model.parameters()),
-        as_tensor([c.lr for c in configs]),
-        base.optimizer,
-        base.betas,
-        base.momentum,
-    )
-    sampler = BatchSampler(base, stream, [g[1] for g in gens], device)
-    subsets = EvalSubsets(base, stream, [g[2] for g in gens], device)
+    parts = build_parts(configs, stream, device)
 
     r, n_tasks, per_task = len(configs), stream.n_tasks, base.batches_per_task
     eval_steps = np.arange(0, base.total_batches, base.eval_every)
     counts = torch.full((r, len(eval_steps), n_tasks), -1, dtype=torch.int32, device=device)
     eval_sizes = np.zeros(len(eval_steps), dtype=np.int64)  # m of each point
     losses = torch.zeros(r, base.total_batches, device=device)
-    penalties = torch.zeros(r, base.total_batches, device=device) if lambdas is not None else None
+    penalties = torch.zeros(r, base.total_batches, device=device)
+    penalized = False  # whether any loss term was added (else no penalty curve is kept)
     timer = Stopwatch(device)
-    train_precision = precision_context(base.precision, device)
-    eval_precision = precision_context(base.eval_precision, device)
 
     point = 0
     for task in range(1, n_tasks + 1):
-        sampler.start_task(task)
-        if base.reset_optimizer and task > 1:
-            optimizer.reset()
+        parts.sampler.start_task(task)
+        parts.remedies.at_switch(task, parts.model, parts.optimizer)
         evaluated = range(1, (n_tasks if base.eval_tasks == "all" else task) + 1)
         m = base.task_eval_size(task, min(stream.test_size(k) for k in evaluated))
         for t in range((task - 1) * per_task, task * per_task):
             if t % base.eval_every == 0:  # the model after t updates
                 with timer("eval"):
-                    idx = subsets.draw(evaluated, m)
-                    with eval_precision():
-                        correct = count_correct(model, stream, idx)
-                    counts[:, point, : len(evaluated)] = correct
+                    idx = parts.subsets.draw(evaluated, m)  # (R, tasks, m)
+                    net = parts.remedies.evaluated(parts.model)
+                    with parts.eval_precision():
+                        counts[:, point, : len(evaluated)] = count_correct(net, stream, idx, task)
                 eval_sizes[point] = m
                 point += 1
             with timer("train"):
-                batch = sampler.next()  # (R, B)
-                loss, penalty = train_step(
-                    model,
-                    optimizer,
-                    stream,
-                    batch,
-                    lambdas,
-                    base.decay_reduction,
-                    train_precision,
-                )
-                losses[:, t] = loss
-                if penalties is not None:
-                    penalties[:, t] = penalty
+                batch = parts.sampler.next()  # (R, B)
+                step = Step(task, t, t - (task - 1) * per_task)
+                losses[:, t], penalty = train_step(parts, batch, step)
+                if penalty is not None:
+                    penalties[:, t], penalized = penalty, True
             if progress is not None and (t + 1) % 10 == 0:
                 progress(t + 1, base.total_batches)
     if progress is not None:
@@ -250,7 +216,7 @@ def train_stack(
     # The only copy from the device: curves leave it once, at the end.
     counts_np = counts.cpu().numpy().astype(np.float64)
     losses_np = losses.cpu().numpy().astype(np.float64)
-    penalties_np = None if penalties is None else penalties.cpu().numpy().astype(np.float64)
+    penalties_np = penalties.cpu().numpy().astype(np.float64) if penalized else None
     acc = np.where(counts_np >= 0, 100.0 * counts_np / eval_sizes[None, :, None], np.nan)
     boundaries = tuple(
         int(np.searchsorted(eval_steps, k * per_task)) for k in range(1, n_tasks + 1)
@@ -273,6 +239,7 @@ def train_stack(
                     "seed": c.seed,
                     "device_requested": c.device,
                     "device_reason": device_reason(c.device, device),
+                    "remedies": list(c.remedies),
                     **({"divergence": why} if why else {}),
                 },
                 penalty=penalty_i,
@@ -282,94 +249,59 @@ def train_stack(
 
 
 def train_step(
-    model: StackedMLP,
-    optimizer: StackedOptimizer,
-    stream: TaskStream,
-    batch: torch.Tensor,
-    lambdas: torch.Tensor | None,
-    reduction: str,
-    precision: Callable[[], contextlib.AbstractContextManager],
+    parts: RunParts, batch: torch.Tensor, step: Step
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One update of every copy on its batch (R, B); the (R,) losses and penalties."""
-    with precision():
-        logits, hidden = model(pixels(stream.train_x[batch]))
-        loss, penalty = training_loss(logits, stream.train_y[batch], hidden, lambdas, reduction)
-    optimizer.zero_grad()
-    loss.sum().backward()
-    optimizer.step()
-    return loss.detach(), None if penalty is None else penalty.detach()
+    model, stream, remedies = parts.model, parts.stream, parts.remedies
+    x, y = pixels(stream.train_x[batch]), stream.train_y[batch]
+
+    def compute() -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward and backward at the current weights: each copy's loss, its penalty."""
+        parts.optimizer.zero_grad()
+        with parts.precision():
+            logits, hidden = model(x)  # (R, B, classes)
+            logits = stream.restrict(logits, step.task, batch)
+            loss = cross_entropy(logits, y)
+            penalty = remedies.loss_term(Forward(logits, hidden, model))
+            if penalty is not None:
+                loss = loss + penalty
+        loss.sum().backward()  # each copy's own gradient: no parameter is shared
+        return loss.detach(), None if penalty is None else penalty.detach()
+
+    loss, penalty = remedies.gradients(compute, model)
+    remedies.before_step(model, parts.optimizer, step)
+    parts.optimizer.step()
+    remedies.after_step(model)
+    return loss, penalty
 
 
-def precision_context(precision: str, device: torch.device):
-    """A context for each forward (and backward) pass that gives exactly `precision`.
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each copy: logits (R, B, C), targets (R, B) → (R,)."""
+    r, b, c = logits.shape
+    ce = F.cross_entropy(logits.reshape(r * b, c).float(), targets.reshape(r * b), reduction="none")
+    return ce.view(r, b).mean(dim=1)
 
-    bf16 is autocast, entered per pass, never around the whole loop: autocast caches
-    the low-precision copies of the weights until its context exits, so a loop-wide
-    context would keep computing with the weights of the first step. On a GPU, fp32 and
-    tf32 set torch's float32 matmul (and convolution) precision for the pass and put
-    back what was there, so a run is fp32 when it says fp32 whatever the process had
-    switched on. A CPU has no TF32: there tf32 computes in fp32, like fp32.
+
+def divergence(loss: np.ndarray, penalty: np.ndarray | None, n_classes: int) -> str | None:
+    """Why a run's losses show it diverged, or None (the rule: :data:`EXPLODED_CE`).
+
+    Example:
+        >>> divergence(np.array([2.3, 1.1]), None, 10) is None
+        True
+        >>> divergence(np.array([2.3, 7e19]), None, 10)
+        'cross-entropy 7e+19 > 100·ln 10 at batch 1'
+        >>> divergence(np.array([2.3, np.nan]), None, 10)
+        'non-finite loss at batch 1'
     """
-    if precision == "bf16":
-        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if device.type != "cuda":
-        return contextlib.nullcontext
-    return lambda: cuda_matmul_precision("tf32" if precision == "tf32" else "ieee")
-
-
-@contextlib.contextmanager
-def cuda_matmul_precision(mode: str):
-    """CUDA float32 matmuls and convolutions in `mode` ('ieee' or 'tf32'), then as before.
-
-    Uses torch's ``fp32_precision`` settings where they exist (torch >= 2.9; reading the
-    older ``allow_tf32`` flags there raises once the new ones are used) and the
-    ``allow_tf32`` flags on older versions.
-    """
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    if hasattr(matmul, "fp32_precision"):
-        before = (matmul.fp32_precision, conv.fp32_precision)
-        matmul.fp32_precision = conv.fp32_precision = mode
-        try:
-            yield
-        finally:
-            matmul.fp32_precision, conv.fp32_precision = before
-        return
-    before = (matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
-    try:
-        yield
-    finally:
-        matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
-
-
-class Stopwatch:
-    """Time spent in named sections; CUDA events on a GPU so that nothing synchronises."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.seconds: dict[str, float] = {}
-        self.events: dict[str, list] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, name: str):
-        if self.cuda:
-            start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
-            start.record()
-            yield
-            end.record()
-            self.events.setdefault(name, []).append((start, end))
-        else:
-            t0 = time.perf_counter()
-            yield
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
-
-    def totals(self) -> dict[str, float]:
-        if self.cuda:
-            torch.cuda.synchronize()
-            for name, pairs in self.events.items():
-                self.seconds[name] = sum(s.elapsed_time(e) for s, e in pairs) / 1000
-            self.events.clear()
-        return dict(self.seconds)
+    bad = np.flatnonzero(~np.isfinite(loss))
+    if bad.size:
+        return f"non-finite loss at batch {bad[0]}"
+    ce = loss - penalty if penalty is not None else loss
+    limit = EXPLODED_CE * np.log(n_classes)
+    high = np.flatnonzero(ce > limit)
+    if high.size:
+        return f"cross-entropy {ce[high[0]]:.3g} > {EXPLODED_CE}·ln {n_classes} at batch {high[0]}"
+    return None
 
 
 def run_metadata(device: torch.device, started: float, timer: Stopwatch, n_stacked: int) -> dict:

@@ -9,9 +9,42 @@ hardware like one large one, while each copy sees only its own inputs and gradie
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+from stabgap.models import Layer
+
+if TYPE_CHECKING:
+    from stabgap.config import RunConfig
+
+
+def build(
+    config: RunConfig,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    generators: list[torch.Generator],
+    device: torch.device | str = "cpu",
+) -> StackedMLP:
+    sizes = (math.prod(input_shape), *config.hidden, n_classes)
+    return StackedMLP(sizes, generators, device)
+
+
+def layers(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> list[Layer]:
+    """The MLP's layers for the cost model (see :class:`stabgap.models.Layer`).
+
+    Example:
+        >>> from stabgap.config import RunConfig
+        >>> [l.macs for l in layers(RunConfig(hidden=(8,)), (1, 28, 28), 10)]
+        [6272, 80]
+    """
+    sizes = (math.prod(input_shape), *config.hidden, n_classes)
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    return [
+        Layer("dense", a * b, b, a * b + b, relu=i < len(pairs) - 1, first=i == 0)
+        for i, (a, b) in enumerate(pairs)
+    ]
 
 
 class StackedMLP(nn.Module):
@@ -49,15 +82,16 @@ class StackedMLP(nn.Module):
         self.biases = nn.ParameterList(biases)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """x: (R, B, in) → logits (R, B, out) and the post-ReLU hidden activations."""
+        """x: (R, B, ...) → logits (R, B, out) and the post-ReLU hidden activations."""
+        x = x.flatten(2)  # (R, B, in): images as vectors
         hidden = []
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            x = _affine(x, w, b).relu_()  # (R, B, width)
+            x = affine(x, w, b).relu_()  # (R, B, width)
             hidden.append(x)
-        return _affine(x, self.weights[-1], self.biases[-1]), hidden
+        return affine(x, self.weights[-1], self.biases[-1]), hidden
 
 
-def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """x @ w + b for every copy: (R, B, in) → (R, B, out).
 
     On a GPU one batched matmul fills the device. On a CPU each copy's product already
@@ -106,12 +140,18 @@ class _PerCopyAffine(torch.autograd.Function):
 
 
 def _linear_init(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """PyTorch's default nn.Linear initialisation, U(-1/√fan_in, 1/√fan_in) for both.
+    """PyTorch's default nn.Linear initialisation (see :func:`default_init`)."""
+    return default_init((fan_out, fan_in), g)
 
-    Drawn in nn.Linear's order (weight as (out, in), then bias) so that a copy seeded
-    with s starts exactly where ``torch.manual_seed(s)`` and nn.Linear layers would.
+
+def default_init(weight_shape: tuple[int, ...], g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """PyTorch's default initialisation of nn.Linear and nn.Conv2d: U(-1/√fan_in, 1/√fan_in)
+    for the weight and the bias, fan_in = everything but the output dimension.
+
+    Drawn in torch's order (weight as (out, ...), then bias) so that a copy seeded with s
+    starts exactly where ``torch.manual_seed(s)`` and torch's layers would.
     """
-    bound = 1.0 / math.sqrt(fan_in)
-    w = torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g)
-    b = torch.empty(fan_out).uniform_(-bound, bound, generator=g)
+    bound = 1.0 / math.sqrt(math.prod(weight_shape[1:]))
+    w = torch.empty(weight_shape).uniform_(-bound, bound, generator=g)
+    b = torch.empty(weight_shape[0]).uniform_(-bound, bound, generator=g)
     return w, b

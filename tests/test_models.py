@@ -2,9 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from stabgap.losses import neuronal_decay, training_loss
-from stabgap.model import StackedMLP
-from stabgap.optim import StackedOptimizer
+from stabgap.config import RunConfig
+from stabgap.models.mlp import StackedMLP
+from stabgap.optim import CopyOptimizer
+from stabgap.remedies.decay import neuronal_decay
+from stabgap.train import cross_entropy
 
 
 def reference_mlp(seed: int, sizes) -> nn.Sequential:
@@ -32,7 +34,8 @@ def test_stacked_training_matches_torch_optim_per_copy(kind, options):
     """Two copies with different λ and lr follow what nn.Linear + torch.optim would do."""
     seeds, lrs, lambdas = (3, 4), (1e-2, 3e-3), (0.0, 1e-3)
     model = StackedMLP(SIZES, [torch.Generator().manual_seed(s) for s in seeds])
-    opt = StackedOptimizer(list(model.parameters()), torch.tensor(lrs), kind, **options)
+    configs = [RunConfig(optimizer=kind, lr=lr, **options) for lr in lrs]
+    opt = CopyOptimizer(list(model.parameters()), configs)
     refs = [reference_mlp(s, SIZES) for s in seeds]
     make = torch.optim.Adam if kind == "adam" else torch.optim.SGD
     ref_opts = [make(r.parameters(), lr=lr, **options) for r, lr in zip(refs, lrs, strict=True)]
@@ -41,7 +44,7 @@ def test_stacked_training_matches_torch_optim_per_copy(kind, options):
         x = torch.randn(2, 8, SIZES[0], generator=g)
         y = torch.randint(0, SIZES[-1], (2, 8), generator=g)
         logits, hidden = model(x)
-        loss, _ = training_loss(logits, y, hidden, torch.tensor(lambdas))
+        loss = cross_entropy(logits, y) + torch.tensor(lambdas) * neuronal_decay(hidden)
         opt.zero_grad()
         loss.sum().backward()
         opt.step()
@@ -69,14 +72,3 @@ def test_neuronal_decay_sum_and_mean():
     h2 = torch.tensor([[[3.0], [0.0]]])
     assert neuronal_decay([h1, h2]).item() == 1 + 4 + 1 + 9
     assert neuronal_decay([h1, h2], "mean").item() == (1 + 4 + 1 + 9) / 2
-
-
-def test_decay_term_grows_with_lambda_and_is_skipped_at_zero():
-    logits = torch.zeros(1, 4, 3)
-    y = torch.zeros(1, 4, dtype=torch.long)
-    hidden = [torch.ones(1, 4, 5)]
-    ce, none = training_loss(logits, y, hidden, None)
-    assert ce.item() == pytest.approx(torch.log(torch.tensor(3.0)).item())
-    with_nd, penalty = training_loss(logits, y, hidden, torch.tensor([0.5]))
-    assert with_nd.item() == pytest.approx(ce.item() + 0.5 * 20)
-    assert none is None and penalty.item() == pytest.approx(0.5 * 20)

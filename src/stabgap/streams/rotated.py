@@ -1,53 +1,24 @@
-"""Task streams: the sequence of tasks a network learns, as flat tensors on the run's device.
+"""Rotated MNIST: each task is all of MNIST turned by one angle (the poster's stream).
 
-A :class:`TaskStream` stores every task's images back to back in one uint8 tensor, with
-``train_offsets[k]`` where task k+1 starts. The union of tasks 1..k is then the prefix
-``[0, train_offsets[k])``, which is all that full replay needs. The training loop sees
-only this structure, so another stream (permuted, split) is one more builder registered
-in :data:`STREAMS`, and no change to the loop.
+One task per angle of ``config.rotations``, counter-clockwise about the image centre on
+the same 28×28 canvas, nearest-neighbour sampling, zero fill: what torchvision's
+``RandomRotation((d, d))`` does to a tensor image (tested pixel for pixel against its
+output). Labels stay the digits: one 10-way head shared by all tasks (domain-incremental).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from stabgap.config import RunConfig
-from stabgap.data import MNIST, load_mnist
-from stabgap.errors import StabgapError
+from stabgap.streams.base import TaskStream
 
-
-@dataclass(frozen=True)
-class TaskStream:
-    """All tasks' training and test data, flattened to (N, features) uint8 pixels."""
-
-    names: tuple[str, ...]
-    train_x: torch.Tensor  # (N_train_all, D) uint8, tasks back to back
-    train_y: torch.Tensor  # (N_train_all,) int64
-    train_offsets: tuple[int, ...]  # (T+1,) start of each task, then the end
-    test_x: torch.Tensor  # (N_test_all, D) uint8
-    test_y: torch.Tensor  # (N_test_all,) int64
-    test_offsets: tuple[int, ...]
-    n_classes: int
-
-    @property
-    def n_tasks(self) -> int:
-        return len(self.names)
-
-    @property
-    def n_features(self) -> int:
-        return self.train_x.shape[1]
-
-    def train_size(self, task: int) -> int:
-        """Number of training samples of `task` (1-based)."""
-        return self.train_offsets[task] - self.train_offsets[task - 1]
-
-    def test_size(self, task: int) -> int:
-        return self.test_offsets[task] - self.test_offsets[task - 1]
+if TYPE_CHECKING:
+    from stabgap.config import RunConfig
+    from stabgap.data import MNIST
 
 
 def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -104,7 +75,7 @@ def _rotation_source(h: int, w: int, degrees: float, device: torch.device) -> to
     return moved.view(h * w).round().long() - 1
 
 
-def rotated_mnist(config: RunConfig, mnist: MNIST, device: torch.device) -> TaskStream:
+def build(config: RunConfig, mnist: MNIST, device: torch.device) -> TaskStream:
     """One task per angle of ``config.rotations``, each a rotation of all of MNIST."""
 
     def stack(images: torch.Tensor) -> torch.Tensor:
@@ -112,7 +83,7 @@ def rotated_mnist(config: RunConfig, mnist: MNIST, device: torch.device) -> Task
         # (T*N, 784): rotated once here, never again in the loop.
         return torch.cat([rotate(images, r).flatten(1) for r in config.rotations])
 
-    t = config.n_tasks
+    t = len(config.rotations)
     n_train, n_test = len(mnist.train_labels), len(mnist.test_labels)
     return TaskStream(
         names=tuple(f"{r:g}°" for r in config.rotations),
@@ -124,35 +95,3 @@ def rotated_mnist(config: RunConfig, mnist: MNIST, device: torch.device) -> Task
         test_offsets=tuple(k * n_test for k in range(t + 1)),
         n_classes=10,
     )
-
-
-STREAMS: dict[str, Callable[[RunConfig, MNIST, torch.device], TaskStream]] = {
-    "rotated-mnist": rotated_mnist,
-}
-
-
-def build_stream(
-    config: RunConfig, device: torch.device | str = "cpu", mnist: MNIST | None = None
-) -> TaskStream:
-    """Load the data and build the task stream that `config` asks for, on `device`."""
-    if mnist is None:
-        mnist = load_mnist(config.data_dir, download=True)
-    stream = STREAMS[config.stream](config, mnist, torch.device(device))
-    check_fits(config, stream)
-    return stream
-
-
-def check_fits(config: RunConfig, stream: TaskStream) -> None:
-    """Refuse, before any training, a config that asks for more data than a task has."""
-    for task in range(1, stream.n_tasks + 1):
-        if config.eval_subset > stream.test_size(task):
-            raise StabgapError(
-                f"eval_subset={config.eval_subset} is larger than task {task}'s test set "
-                f"({stream.test_size(task)} images): lower eval_subset"
-            )
-        size = config.task_batch_size(task)
-        if config.replay == "none" and size > stream.train_size(task):
-            raise StabgapError(
-                f"batch size {size} in task {task} is larger than its training set "
-                f"({stream.train_size(task)} images): lower batch_size"
-            )

@@ -1,0 +1,131 @@
+"""Layerwise Proximal Replay (LPR; Yoo, Liu, Wood and Pleiss, ICML 2024).
+
+Every dense layer's gradient is preconditioned so that the layer's outputs on replay data
+change only gradually. For layer l with inputs z (its bias input 1 appended), over n
+replay samples:
+
+    P_l = (I + ω·(1/n)·Σ z zᵀ)⁻¹,    [∇W_l  ∇b_l] ← [∇W_l  ∇b_l] · P_l
+
+and the optimiser steps with the preconditioned gradient. The matrices are recomputed
+from the current network every ``lpr_every`` batches, on ``lpr_samples`` samples drawn
+from the replay memory, which in this protocol is the data full replay draws from: every
+task seen so far (the paper's buffer holds the stream seen so far, the current task's
+data included). These are the paper's definitions for fully-connected layers, with its
+scale ω (``omega_0``) and its layer factor 1 for dense layers; its convolutional case
+(patches, and an extra β scale) is not implemented, so LPR is refused for the CNN.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+
+from stabgap.errors import StabgapError
+from stabgap.evaluate import pixels
+from stabgap.fields import AT_LEAST_ONE, NON_NEGATIVE, option
+from stabgap.remedies import Remedy, Step, register
+
+
+@register
+class LayerwiseProximalReplay(Remedy):
+    """Preconditions every dense layer's gradient with its replay inputs' second moments."""
+
+    name = "lpr"
+    example = {"lpr_omega": 1.0}
+    fields = {
+        "lpr_omega": (
+            float,
+            option(
+                0.0,
+                "Layerwise proximal replay: ω of P = (I + ω·E[z zᵀ])⁻¹ over replay inputs z of "
+                "each layer; 0 turns it off.",
+                per_copy=True,
+                **NON_NEGATIVE,
+            ),
+        ),
+        "lpr_every": (
+            int,
+            option(
+                30, "LPR: recompute the preconditioners every this many batches.", **AT_LEAST_ONE
+            ),
+        ),
+        "lpr_samples": (
+            int,
+            option(
+                2000, "LPR: replay samples the preconditioners are computed on.", **AT_LEAST_ONE
+            ),
+        ),
+    }
+
+    def __init__(self, configs, model, stream, device) -> None:
+        super().__init__(configs, model, stream, device)
+        self.omega = self.per_copy("lpr_omega")
+        self.every, self.samples = configs[0].lpr_every, configs[0].lpr_samples
+        # Its own random numbers (which replay samples), apart from the run's streams.
+        self.generators = [
+            torch.Generator(device).manual_seed((zlib.crc32(b"lpr") << 32) + c.seed)
+            for c in configs
+        ]
+        self.inverses: list[torch.Tensor] = []  # per layer: (R, in + 1, in + 1)
+
+    @classmethod
+    def active(cls, config) -> bool:
+        return config.lpr_omega > 0
+
+    @classmethod
+    def check(cls, config) -> None:
+        if config.lpr_omega > 0 and config.model != "mlp":
+            raise StabgapError(
+                "invalid config: lpr is implemented for the mlp (its convolutional form is not)"
+            )
+        if config.lpr_omega > 0 and config.replay == "none":
+            raise StabgapError(
+                "invalid config: lpr preconditions with replay data: use replay full or stratified"
+            )
+
+    @torch.no_grad()
+    def before_step(self, model, optimizer, step: Step) -> None:
+        if step.t % self.every == 0:
+            self.inverses = self.preconditioners(model, step.task)
+        weights, biases = model.weights, model.biases
+        for w, b, inverse in zip(weights, biases, self.inverses, strict=True):
+            # [∇W; ∇b] as (R, in + 1, out): P⁻¹ is symmetric, so P⁻¹·[∇W; ∇b] is the
+            # transpose of the paper's [∇Wᵀ ∇b]·P⁻¹ in this (in, out) layout.
+            g = torch.cat([w.grad, b.grad], dim=1)
+            g = torch.bmm(inverse, g)
+            w.grad.copy_(g[:, :-1])
+            b.grad.copy_(g[:, -1:])
+
+    def preconditioners(self, model, task: int) -> list[torch.Tensor]:
+        """(I + ω/n · Zᵀ Z)⁻¹ of every dense layer, Z its inputs on n replay samples."""
+        seen = self.stream.train_offsets[task]  # the replay memory: tasks 1..task
+        n = min(self.samples, seen)
+        idx = torch.stack(
+            [torch.randperm(seen, generator=g, device=g.device)[:n] for g in self.generators]
+        ).to(self.omega.device)  # (R, n)
+        images = pixels(self.stream.train_x[idx])  # (R, n, pixels)
+        model.eval()
+        _, hidden = model(images)
+        model.train()
+        inputs = [images, *hidden]  # each layer's input: (R, n, in)
+        out = []
+        for z in inputs:
+            z = torch.cat([z, torch.ones_like(z[..., :1])], dim=2)  # the bias's input
+            moment = torch.bmm(z.transpose(1, 2), z) / n  # (R, in + 1, in + 1)
+            eye = torch.eye(z.shape[2], device=z.device)
+            out.append(torch.linalg.inv(eye + self.omega.view(-1, 1, 1) * moment))
+        return out
+
+    @classmethod
+    def step_flops(cls, config, layers, batch: int) -> int:
+        # Per step: [∇W; ∇b]·P for every dense layer, (in + 1)² · out MACs. Every lpr_every
+        # steps: a forward pass of the samples, Zᵀ Z (n · (in + 1)² MACs) and the inverse
+        # (about 2·(in + 1)³ FLOPs), spread over those steps.
+        n = config.lpr_samples
+        per_step = refresh = 0
+        for layer in layers:
+            inputs = layer.params // layer.outputs  # in + 1: weights in·out, biases out
+            per_step += 2 * inputs**2 * layer.outputs
+            refresh += 2 * layer.macs * n + 2 * n * inputs**2 + 2 * inputs**3
+        return per_step + refresh // config.lpr_every
