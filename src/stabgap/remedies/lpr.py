@@ -13,6 +13,9 @@ task seen so far (the paper's buffer holds the stream seen so far, the current t
 data included). These are the paper's definitions for fully-connected layers, with its
 scale ω (``omega_0``) and its layer factor 1 for dense layers; its convolutional case
 (patches, and an extra β scale) is not implemented, so LPR is refused for the CNN.
+
+Stacked copies compute their matrices as one batch, which rounds differently from one
+matrix alone: a stacked LPR run equals its run alone to float tolerance, not to the bit.
 """
 
 from __future__ import annotations
@@ -87,34 +90,38 @@ class LayerwiseProximalReplay(Remedy):
     @torch.no_grad()
     def before_step(self, model, optimizer, step: Step) -> None:
         if step.t % self.every == 0:
-            self.inverses = self.preconditioners(model, step.task)
-        weights, biases = model.weights, model.biases
-        for w, b, inverse in zip(weights, biases, self.inverses, strict=True):
+            self.inverses = self.preconditioners(model, self.replay_images(step.task))
+        for w, b, inverse in zip(model.weights, model.biases, self.inverses, strict=True):
             # [∇W; ∇b] as (R, in + 1, out): P⁻¹ is symmetric, so P⁻¹·[∇W; ∇b] is the
             # transpose of the paper's [∇Wᵀ ∇b]·P⁻¹ in this (in, out) layout.
-            g = torch.cat([w.grad, b.grad], dim=1)
-            g = torch.bmm(inverse, g)
+            g = torch.bmm(inverse, torch.cat([w.grad, b.grad], dim=1))
             w.grad.copy_(g[:, :-1])
             b.grad.copy_(g[:, -1:])
 
-    def preconditioners(self, model, task: int) -> list[torch.Tensor]:
-        """(I + ω/n · Zᵀ Z)⁻¹ of every dense layer, Z its inputs on n replay samples."""
-        seen = self.stream.train_offsets[task]  # the replay memory: tasks 1..task
+    def replay_images(self, task: int) -> torch.Tensor:
+        """(R, n, pixels) replay samples of each copy: from tasks 1..task, the replay memory."""
+        seen = self.stream.train_offsets[task]
         n = min(self.samples, seen)
         idx = torch.stack(
             [torch.randperm(seen, generator=g, device=g.device)[:n] for g in self.generators]
-        ).to(self.omega.device)  # (R, n)
-        images = pixels(self.stream.train_x[idx])  # (R, n, pixels)
+        ).to(self.omega.device)
+        return pixels(self.stream.train_x[idx])
+
+    def preconditioners(self, model, images: torch.Tensor) -> list[torch.Tensor]:
+        """(I + ω/n · Zᵀ Z)⁻¹ of every dense layer, Z its inputs on the n replay images."""
         model.eval()
         _, hidden = model(images)
         model.train()
-        inputs = [images, *hidden]  # each layer's input: (R, n, in)
         out = []
-        for z in inputs:
+        for z in [images.flatten(2), *hidden]:  # each layer's input: (R, n, in)
             z = torch.cat([z, torch.ones_like(z[..., :1])], dim=2)  # the bias's input
-            moment = torch.bmm(z.transpose(1, 2), z) / n  # (R, in + 1, in + 1)
+            moment = torch.bmm(z.transpose(1, 2), z) / z.shape[1]  # (R, in + 1, in + 1)
             eye = torch.eye(z.shape[2], device=z.device)
-            out.append(torch.linalg.inv(eye + self.omega.view(-1, 1, 1) * moment))
+            # I + ω·E[z zᵀ] is symmetric positive definite: inverted through its Cholesky
+            # factor (also the stabler way; and this torch build's batched LU inverse can
+            # hang in MKL on a CPU).
+            factor = torch.linalg.cholesky(eye + self.omega.view(-1, 1, 1) * moment)
+            out.append(torch.cholesky_inverse(factor))
         return out
 
     @classmethod
