@@ -25,7 +25,10 @@ TINY = [
 
 
 def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's own one-line errors
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -84,7 +87,8 @@ def test_run_saves_a_curve_plot_and_reads_a_toml_config(tmp_path, capsys):
     "argv,message",
     [
         (["--lr", "-0.1"], "lr must be a positive finite number, got -0.1"),
-        (["--rotations", ""], "rotations must list at least one angle"),
+        (["--rotations", ""], "--rotations is empty: give a value"),
+        (["--rotations", "0,,90"], "--rotations has an empty item in '0,,90'"),
         (["--set", "learning_rate=0.1"], "unknown config field 'learning_rate'"),
         (["--eval-subset", "20000"], "eval_subset=20000 is larger than task 1's test set"),
         (["--experiments", "bogus"], "no experiment 'bogus'"),
@@ -110,7 +114,7 @@ def test_a_folder_of_someone_elses_files_is_refused(tmp_path, capsys):
     code, _, err = run_cli(
         capsys, "run", *TINY, "--seeds", "1", "--data-dir", mnist_dir(), "--out", out
     )
-    assert code == 2 and "holds files that stabgap did not write (e.g. 'keep.txt')" in err
+    assert code == 2 and "holds 'keep.txt', which stabgap did not write" in err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
 

@@ -27,7 +27,8 @@ def test_import_names_runs_after_the_paper_experiments(imported):
     assert records["nd-no-replay"].config["replay"] == "none"
     # The reference set the width after building its network: what ran was 2048 wide.
     width = records["nd-width-4096-ran-2048"]
-    assert width.config["hidden"] == [2048, 2048] and width.base == "nd-width-4096"
+    assert width.config["hidden"] == [2048, 2048] and width.base == "nd-width-4096-ran-2048"
+    assert width.metadata["experiment_no"] == 14
     assert width.metadata["recorded_hidden"] == [4096, 4096] and "2048" in width.metadata["note"]
     assert records["baseline"].metadata["seed"] == 2958
     assert records["baseline"].acc.shape == (1500, 3)

@@ -589,3 +589,145 @@ def test_runs_in_a_users_folder_named_report_are_found(workspace, capsys):
     assert cli(capsys, "report", "report/o")[0] == 0  # writes report/o/report
     runs = list(iter_runs(workspace / "report"))  # our report folder holds no runs
     assert len(runs) == 2 and all(read_run(r.path).name == r.name for r in runs)
+
+
+# --- found by trying it as a new user ---------------------------------------------------------
+def test_profile_never_writes_over_a_users_files(workspace, capsys):
+    mine = workspace / "mine" / "profile-cpu"
+    mine.mkdir(parents=True)
+    (mine / "profile.json").write_text('{"my": "precious"}')
+    argv = ["profile", "--device", "cpu", "--batches", "1", "--repeats", "1", "--hidden", "8"]
+    before = tree(workspace)
+    for out in ("mine", "."):  # a user's profile folder, a folder of notes
+        code, _, err = cli(capsys, *argv, "--batch-size", "8", "--out", out)
+        assert_refused(code, err, "which stabgap did not write")
+    assert tree(workspace) == before
+    assert cli(capsys, *argv, "--batch-size", "8", "--out", "prof")[0] == 0
+    assert cli(capsys, *argv, "--batch-size", "8", "--out", "prof")[0] == 0  # its own: replaced
+
+
+def test_runs_that_differ_in_an_unnamed_field_are_separate_groups(workspace, capsys):
+    argv = ["run", *TINY, "--experiments", "baseline", "--seeds", "1,2,3", "--out", "o"]
+    assert cli(capsys, *argv)[0] == 0
+    assert cli(capsys, *argv, "--eval-every", "2")[0] == 0
+    code, _, err = cli(capsys, "report", "o")
+    assert code == 0, err
+    groups = (workspace / "o" / "report" / "groups.csv").read_text().splitlines()[1:]
+    assert sorted(line.split(",")[0] for line in groups) == ["eval_every=1", "eval_every=2"]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--seeds", "99999999999999999999"], "seed must be a whole number from 0 to 4294967295"),
+        (["--seeds", "-3"], "seed must be a whole number from 0 to 4294967295"),
+        (["--seeds", "1,,2"], "--seeds takes comma-separated integers, got '1,,2'"),
+        (["--hidden", "32,,32"], "--hidden has an empty item"),
+        (["--out", ""], "--out is empty: give a value"),
+        (["--experiments", ""], "--experiments is empty"),
+        (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+        (["--batch-size", "100000"], "batch size 100000 in task 1 is larger than task 1's"),
+        (["--data-dir", "notes.txt"], "notes.txt (given data dir) is a file"),
+        (["--experiments", "baseline,nd", "--set", "decay_lambda=0"], "are the same runs"),
+    ],
+)
+def test_more_bad_input_found_by_a_new_user(workspace, capsys, no_training, argv, message):
+    before = tree(workspace)
+    code, _, err = cli(capsys, "run", *TINY, *argv)
+    assert_refused(code, err, message)
+    assert tree(workspace) == before and not no_training
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('seed = "7"', "config field 'seed' must be an integer, got '7'"),
+        ("[grid]\ndecay_lambda = [0, 0.0]", "[grid] values of 'decay_lambda' repeat"),
+        (
+            "decay_lambda = 1e-4\n[grid]\ndecay_lambda = [0, 1e-3]",
+            "given a fixed value and a [grid]",
+        ),
+        ('baseline = "lambda zero"', "s.toml: baseline: no group 'lambda zero'"),
+        ('compare = ["nd", "nd"]', "s.toml: compare: 'nd' is named twice"),
+        ('compare = ["baseline"]', "s.toml: compare: 'baseline' is the baseline group itself"),
+    ],
+)
+def test_more_bad_study_files(workspace, capsys, no_training, text, message):
+    (workspace / "s.toml").write_text(text + "\n")
+    before = tree(workspace)
+    code, _, err = cli(capsys, "sweep", "s.toml")
+    assert_refused(code, err, message)
+    assert tree(workspace) == before and not no_training
+
+
+def test_a_command_line_value_beats_the_files_grid(workspace, capsys):
+    (workspace / "s.toml").write_text(
+        "experiments = ['baseline']\nseeds = [1]\n[grid]\ndecay_lambda = [0, 1e-3]\n"
+    )
+    assert (
+        cli(capsys, "run", *TINY, "--config", "s.toml", "--decay-lambda", "5e-4", "--out", "o")[0]
+        == 0
+    )
+    assert [r.config["decay_lambda"] for r in iter_runs(workspace / "o")] == [5e-4]
+
+
+def test_compare_takes_labels_with_commas_and_lists_labels_when_wrong(
+    lambda_grid, tmp_path, capsys
+):
+    from stabgap.groups import build_groups
+
+    labels = [g.label for g in build_groups(list(iter_runs(lambda_grid)))]
+    code, _, err = cli(capsys, "report", lambda_grid, "--out", tmp_path / "r", "--compare", "λ=2")
+    assert_refused(code, err, "--compare: no group 'λ=2' in these runs; the groups are: 'λ=0'")
+    assert all(f"'{label}'" in err for label in labels)
+    code, _, err = cli(
+        capsys, "report", lambda_grid, "--out", tmp_path / "r", "--compare", "λ=0.0001,λ=0.0001"
+    )
+    assert_refused(code, err, "--compare: 'λ=0.0001' is named twice")
+
+
+def test_an_edited_report_file_is_not_replaced(lambda_grid, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert cli(capsys, "report", lambda_grid, "--out", out)[0] == 0
+    with (out / "report.md").open("a") as f:
+        f.write("\nMy own conclusions.\n")
+    code, _, err = cli(capsys, "report", lambda_grid, "--out", out)
+    assert_refused(code, err, "holds 'report.md' changed since stabgap wrote it")
+    assert (out / "report.md").read_text().endswith("My own conclusions.\n")
+
+
+def test_resuming_does_not_grow_the_study_file(workspace, capsys):
+    argv = ["run", *TINY, "--experiments", "baseline", "--seeds", "1", "--out", "o"]
+    for _ in range(3):
+        assert cli(capsys, *argv)[0] == 0
+    assert len(json.loads((workspace / "o" / "study.json").read_text())["studies"]) == 1
+
+
+def test_a_failed_download_leaves_no_empty_folder(workspace, capsys, monkeypatch):
+    from stabgap import data
+
+    monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))
+    code, _, err = cli(capsys, "data", "download", "--data-dir", "new/mnist")
+    assert code == 2 and "could not download" in err
+    assert not (workspace / "new").exists()
+    code, _, err = cli(capsys, "data", "verify", "--data-dir", "nowhere")
+    assert_refused(code, err, "MNIST folder nowhere does not exist")
+
+
+def test_the_python_api_reads_experiments_as_the_command_line_does(workspace):
+    from stabgap.study import run_study
+
+    records = run_study(
+        "quick",
+        "baseline,nd",
+        seeds=[1],
+        overrides={"batches_per_task": 6, "hidden": [16], "eval_subset": 50},
+    )
+    assert sorted(r.base for r in records) == ["baseline", "nd"]
+
+
+def test_metrics_flags_a_diverged_run(workspace, capsys):
+    argv = ["run", *TINY, "--experiments", "baseline", "--seeds", "1", "--optimizer", "sgd"]
+    assert cli(capsys, *argv, "--lr", "1e6", "--out", "o")[0] == 0
+    code, _, err = cli(capsys, "metrics", "o")
+    assert code == 0 and "diverged (" in err

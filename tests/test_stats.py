@@ -246,3 +246,15 @@ def test_undefined_values_in_questions_are_counted():
     q1 = answer_questions(rows)[0]
     assert "nd 4.83 ± 0.76 p.p. (n = 3, 1 left out as undefined)" in q1
     assert "paired over 3 shared seeds" in q1
+
+
+def test_q2_in_short_is_undecided_when_nothing_could_be_tested():
+    rows = [
+        {"experiment": e, "metric": m, "task": t, "interval": j, "seed": 1, "value": v}
+        for e, v in (("baseline", 10.0), ("nd", 5.0), ("no-replay", 40.0), ("nd-no-replay", 30.0))
+        for m, t, j in (("gap_depth", 1, 3), ("avg_acc_final", None, None))
+    ]
+    answers = answer_questions(rows)
+    summaries = [a for a in answers if "In short" in a]
+    assert len(summaries) == 2
+    assert all("In short, undecided: too few seeds" in a for a in summaries)

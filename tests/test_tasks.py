@@ -50,5 +50,12 @@ def test_eval_subset_larger_than_test_set_is_refused(small_mnist):
 
 
 def test_batch_larger_than_task_is_refused_without_replay(small_mnist):
-    with pytest.raises(StabgapError, match="larger than its training set"):
+    with pytest.raises(StabgapError, match="larger than task 1's training set"):
         build_stream(tiny_config(batch_size=4000, replay="none"), "cpu", small_mnist)
+
+
+def test_a_replay_batch_larger_than_the_tasks_seen_is_refused(small_mnist):
+    """Full replay draws from tasks 1..k: a batch larger than that would silently shrink."""
+    build_stream(tiny_config(batch_size=3000), "cpu", small_mnist)  # 3000·k of 3000·k: fits
+    with pytest.raises(StabgapError, match="batch size 3100 in task 1 is larger than task 1's"):
+        build_stream(tiny_config(batch_size=3100), "cpu", small_mnist)

@@ -35,7 +35,10 @@ def parse_field(name: str, text: str) -> Any:
     default = FIELDS[name].default
     if isinstance(default, tuple):
         text = text.strip().strip("[]")
-        value: Any = [_number(x) for x in text.split(",") if x.strip()] if text else []
+        items = text.split(",") if text else []
+        if any(not x.strip() for x in items):
+            raise StabgapError(f"--{_flag(name)} has an empty item in '{text}'")
+        value: Any = [_number(x) for x in items]
     elif isinstance(default, bool):
         lowered = text.lower()
         if lowered not in ("true", "false", "1", "0", "yes", "no"):
@@ -66,7 +69,7 @@ def _flag(name: str) -> str:
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        return [int(s) for s in text.split(",")]
     except ValueError:
         raise StabgapError(f"--seeds takes comma-separated integers, got '{text}'") from None
 
@@ -115,8 +118,10 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
             values["n_seeds"] = args.n_seeds
         else:
             values["seeds"] = [cli.pop("seed")]
-    for name, value in cli.items():
+    for name, value in cli.items():  # the command line beats the file, its grid included
         values.pop(name, None)
+        if isinstance(values.get("grid"), dict):
+            values["grid"].pop(name, None)
         values["set"][name] = value
     if args.preset:
         values["preset"] = args.preset
@@ -154,9 +159,16 @@ def _default_out(preset: str) -> Path:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    from stabgap.records import iter_runs
     from stabgap.study import metrics_of_path, metrics_table
 
-    rows = metrics_of_path(Path(args.path))
+    path = Path(args.path)
+    rows = metrics_of_path(path)
+    if path.is_dir():
+        for record in iter_runs(path):
+            if record.diverged:
+                why = record.metadata.get("divergence", "diverged")
+                print(f"stabgap: note: run {record.name} diverged ({why})", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -172,13 +184,15 @@ def cmd_data(args: argparse.Namespace) -> int:
         written = download_mnist(root)
         print(f"MNIST in {root}: {len(written)} file(s) downloaded, all verified")
         return 0
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise StabgapError(f"MNIST folder {root} {what}: check the path")
     results = verify_mnist(root)
     for name, ok, message in results:
         print(f"{'ok ' if ok else 'BAD'} {name}: {message}")
     if not all(ok for _, ok, _ in results):
-        print(
-            f"stabgap: MNIST in {root} is incomplete: run `stabgap data download`", file=sys.stderr
-        )
+        fix = "stabgap data download" + (f" --data-dir {root}" if args.data_dir else "")
+        print(f"stabgap: MNIST in {root} is incomplete: run `{fix}`", file=sys.stderr)
         return 1
     return 0
 
@@ -243,12 +257,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from stabgap.report import write_report
 
-    compare = [c.strip() for c in args.compare.split(",") if c.strip()] if args.compare else None
     out = write_report(
         Path(args.runs_dir),
         Path(args.out) if args.out else None,
         baseline=args.baseline,
-        compare=compare,
+        compare=args.compare,
     )
     print(f"report written to {out / 'report.md'}")
     return 0
@@ -462,7 +475,9 @@ def build_parser() -> Parser:
     report.add_argument(
         "--compare",
         metavar="G1,G2",
-        help="groups to compare with the baseline (default: every other group)",
+        action="append",
+        help="groups to compare with the baseline, comma-separated or the option repeated "
+        "(a label holding a comma is named whole); default: every other group",
     )
     report.set_defaults(func=cmd_report)
 
@@ -537,15 +552,22 @@ def _join_dashed_values(argv: list[str], parser: Parser) -> list[str]:
 
 
 def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
-    """Parse, with an unknown option named by its own command and a near match offered."""
+    """Parse, with an unknown option named by its own command and a near match offered,
+    and an empty value refused (it would otherwise mean a default, or this folder)."""
     args, extras = parser.parse_known_args(argv)
+    command = parser.commands[args.command]
     if extras:
-        command = parser.commands[args.command]
         known = [o for a in command._actions for o in a.option_strings]
         word = extras[0].split("=")[0]
         close = difflib.get_close_matches(word, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         command.error(f"unrecognized argument {extras[0]!r}{hint}")
+    for action in command._actions:
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            name = action.option_strings[0] if action.option_strings else action.dest
+            command.error(f"{name} is empty: give a value, or leave it out for its default")
     return args
 
 

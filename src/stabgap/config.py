@@ -161,7 +161,12 @@ class CoreConfig:
     )
     # --- run -------------------------------------------------------------------------
     seed: int = option(
-        0, "Random seed: initialisation, batches and test subsets.", per_copy=True, science=False
+        0,
+        "Random seed: initialisation, batches and test subsets.",
+        check=lambda s: 0 <= s < 2**32,
+        must="a whole number from 0 to 4294967295",
+        per_copy=True,
+        science=False,
     )
     device: str = option(
         "auto",
@@ -302,7 +307,7 @@ def _coerce_to(hint: Any, value: Any) -> Any:
             return value
         raise TypeError
     if hint is int:
-        if isinstance(value, bool) or not float(value).is_integer():
+        if isinstance(value, bool | str) or not float(value).is_integer():
             raise TypeError
         return int(value)
     if hint is float:

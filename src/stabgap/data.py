@@ -282,6 +282,8 @@ def check_mnist(data_dir: str | Path | None = None, download: bool = False) -> P
         StabgapError: MNIST is missing where it must already be.
     """
     root, source = _resolve(data_dir)
+    if root.exists() and not root.is_dir():
+        raise StabgapError(f"MNIST folder {root} ({source}) is a file: give the folder of MNIST")
     missing = [spec.gz for spec in MNIST_FILES if _find(root, spec) is None]
     if not missing or (download and source != "given data dir"):
         return root
@@ -418,6 +420,7 @@ def download_mnist(
         StabgapError: ``dest`` cannot be created, or no mirror served a valid copy of a file.
     """
     dest = Path(dest).expanduser()
+    created = [p for p in (dest, *dest.parents) if not p.exists()]
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -426,9 +429,15 @@ def download_mnist(
             f"pass --data-dir DIR or set {DATA_ENV}=DIR to a writable directory"
         ) from None
     written = []
-    for spec in MNIST_FILES:
-        existing = _find(dest, spec)
-        if existing is not None and _payload_problem(existing, spec) is None:
-            continue
-        written.append(_download_one(dest, spec, mirrors, timeout))
+    try:
+        for spec in MNIST_FILES:
+            existing = _find(dest, spec)
+            if existing is not None and _payload_problem(existing, spec) is None:
+                continue
+            written.append(_download_one(dest, spec, mirrors, timeout))
+    except BaseException:
+        for folder in created:  # leave no empty folders behind a failed download
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     return written

@@ -9,11 +9,14 @@ label for tables and legends says only what differs between the groups of the re
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
+from stabgap.config import FIELDS
 from stabgap.errors import StabgapError
 from stabgap.plan import short
 from stabgap.records import RunRecord
@@ -46,18 +49,67 @@ def source_of(record: RunRecord) -> str:
 
 
 def build_groups(records: Sequence[RunRecord]) -> list[Group]:
-    """Every group of `records`, labelled, in a stable order (base name, then values)."""
+    """Every group of `records`, labelled, in a stable order (base name, then values).
+
+    Runs of one experiment label whose science differs in a field the label does not
+    name (two studies into one folder, one with eval_every 2) are separate groups, with
+    that field added to what they vary.
+    """
     mixed = len({source_of(r) for r in records}) > 1
-    groups: dict[str, Group] = {}
+    by_label: dict[tuple, dict[str, list]] = {}
     for r in records:
         source = source_of(r)
         key = r.experiment + (REFERENCE_TAG if mixed and source != OURS else "")
-        g = groups.setdefault(key, Group(key, r.base or r.experiment, dict(r.varied), source))
-        (g.diverged if r.diverged else g.runs).append(r)
-    ordered = sorted(groups.values(), key=lambda g: (g.base, _order(g.varied), g.source))
+        by_label.setdefault((key, source), {}).setdefault(_science(r.config), []).append(r)
+    groups = []
+    for (key, source), kinds in by_label.items():
+        differing = _differing_fields([json.loads(k) for k in kinds])
+        for kind, runs in kinds.items():
+            config = json.loads(kind)
+            extra = {f: config.get(f) for f in differing}
+            first = runs[0]
+            g = Group(
+                key + "".join(f"_{f}={short(v)}" for f, v in extra.items()),
+                first.base or first.experiment,
+                {**first.varied, **extra},
+                source,
+            )
+            for r in runs:
+                (g.diverged if r.diverged else g.runs).append(r)
+            groups.append(g)
+    ordered = sorted(groups, key=lambda g: (g.base, _order(g.varied), g.source))
     for g, label in zip(ordered, _labels(ordered), strict=True):
         g.label = label
     return ordered
+
+
+def _science(config: dict[str, Any]) -> str:
+    """What makes runs one setting: their science fields, the seed left out."""
+    science = {k: v for k, v in config.items() if k not in FIELDS or FIELDS[k].metadata["science"]}
+    return json.dumps(science, sort_keys=True, default=str)
+
+
+def _differing_fields(configs: list[dict[str, Any]]) -> list[str]:
+    keys = sorted({k for c in configs for k in c})
+    return [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs}) > 1]
+
+
+def planned_groups(specs) -> list[Group]:
+    """The groups a planned study will have (for checking a report's choices up front)."""
+    from stabgap.config import to_dict
+
+    runs = [
+        SimpleNamespace(
+            experiment=s.experiment,
+            base=s.base,
+            varied=s.varied,
+            config=to_dict(s.config),
+            metadata={},
+            diverged=False,
+        )
+        for s in specs
+    ]
+    return build_groups(runs)
 
 
 def _order(varied: dict[str, Any]) -> tuple:
@@ -106,12 +158,49 @@ def common_settings(groups: Sequence[Group]) -> str:
 
 
 def find_group(groups: Sequence[Group], name: str, option: str) -> Group:
-    """The group a user named by its key or its label, or a one-line error listing them."""
+    """The group a user named by its label or its key, or a one-line error listing them."""
     for g in groups:
         if name in (g.key, g.label):
             return g
-    names = ", ".join(g.key for g in groups)
+    names = "; ".join(f"'{g.label}'" for g in groups)
     raise StabgapError(f"{option}: no group '{name}' in these runs; the groups are: {names}")
+
+
+def choose(
+    groups: Sequence[Group],
+    baseline: str | None,
+    compare: Sequence[str] | None,
+    options: tuple[str, str] = ("--baseline", "--compare"),
+) -> tuple[Group, list[Group]]:
+    """The baseline group and the groups compared with it, as the user named them.
+
+    Default: a group named 'baseline', else the first, against every other group. A
+    group named twice, or compared with itself, is an error naming `options`.
+    """
+    with_runs = [g for g in groups if g.runs]
+    if baseline:
+        base = find_group(groups, baseline, options[0])
+    else:
+        base = next((g for g in with_runs if g.key == "baseline"), with_runs[0])
+    if compare is None:
+        return base, [g for g in with_runs if g is not base]
+    chosen = [find_group(groups, name, options[1]) for name in compare]
+    if base in chosen:
+        raise StabgapError(f"{options[1]}: '{base.label}' is the baseline group itself")
+    if len(set(map(id, chosen))) < len(chosen):
+        twice = next(g for g in chosen if chosen.count(g) > 1)
+        raise StabgapError(f"{options[1]}: '{twice.label}' is named twice")
+    return base, chosen
+
+
+def split_names(texts: Sequence[str], groups: Sequence[Group]) -> list[str]:
+    """Group names from --compare values: each a name, or comma-separated names (a label
+    that itself holds a comma, 'nd, λ=0.0001', is taken whole)."""
+    known = {n for g in groups for n in (g.key, g.label)}
+    names: list[str] = []
+    for text in texts:
+        names += [text] if text in known else [t.strip() for t in text.split(",") if t.strip()]
+    return names
 
 
 def file_name(key: str) -> str:

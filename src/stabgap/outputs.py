@@ -11,6 +11,7 @@ recognised by its marker file, which lists every file of the report.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 from stabgap.errors import StabgapError
 
 RUN_FILE = "run.json"
+PROFILE_FILE = "profile.json"  # written by stabgap.profile
 REPORT_MARKER = ".stabgap-report.json"
 # What stabgap itself puts into a study folder besides run directories.
 STUDY_FILE = "study.json"  # what was asked of a study folder (see stabgap.study)
@@ -64,17 +66,40 @@ def is_report_dir(path: Path) -> bool:
     return (path / REPORT_MARKER).is_file()
 
 
+def _is_temporary(entry: Path) -> bool:
+    """A temporary run directory or file of an unfinished write of stabgap's."""
+    return entry.name.startswith(".") and ".tmp-" in entry.name
+
+
+def is_profile_dir(path: Path) -> bool:
+    """A folder holding nothing but one profile that stabgap wrote (``profile-<device>``)."""
+    entries = [e for e in path.iterdir() if not _is_temporary(e)]
+    return [e.name for e in entries] == [PROFILE_FILE] and is_stabgap_profile(entries[0])
+
+
+def is_stabgap_profile(path: Path) -> bool:
+    """Whether a file is a profile.json that stabgap wrote."""
+    try:
+        rows = json.loads(path.read_text())["results"]
+        return all({"model", "phase", "wall_ms_median"} <= set(row) for row in rows)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _is_ours(entry: Path) -> bool:
     """Whether stabgap writes entries like this into a study folder."""
     name = entry.name
-    if name.startswith(".") and ".tmp-" in name:
-        return True  # a temporary run directory or file of an unfinished write
+    if _is_temporary(entry):
+        return True
     if entry.is_dir():
+        if name == "profile":  # reproduce's: one profile folder per device
+            return all(
+                _is_temporary(e) or (e.is_dir() and is_profile_dir(e)) for e in entry.iterdir()
+            )
         return (
             is_run_dir(entry)
             or is_report_dir(entry)
-            or name == "profile"
-            or name.startswith("profile-")
+            or (name.startswith("profile-") and is_profile_dir(entry))
             or (name in STUDY_FOLDERS and not any(entry.iterdir()))
         )
     return name in STUDY_FILES
@@ -89,11 +114,18 @@ def check_study_folder(path: Path) -> None:
     check_writable(path)
     if not path.is_dir():
         return
+    if is_run_dir(path):
+        raise StabgapError(
+            f"output folder {path} is one run's directory: give the folder that holds the runs "
+            f"({path.parent}) or a new one"
+        )
+    if is_report_dir(path):
+        raise StabgapError(f"output folder {path} is a stabgap report: give a folder of runs")
     foreign = [e.name for e in sorted(path.iterdir()) if not _is_ours(e)]
     if foreign:
         raise StabgapError(
-            f"output folder {path} holds files that stabgap did not write "
-            f"(e.g. '{foreign[0]}'): choose an empty or new --out, or a folder of earlier runs"
+            f"output folder {path} holds '{foreign[0]}', which stabgap did not write: stabgap adds "
+            "only to new or empty folders and to its own; move that out or choose another --out"
         )
 
 
@@ -112,11 +144,18 @@ def check_report_folder(path: Path, runs_dir: Path) -> None:
             f"report folder {path} is not empty and holds no stabgap report: choose a new or "
             "empty folder (a report only ever replaces an earlier report)"
         )
-    foreign = sorted(set(_relative_files(path)) - set(_manifest(path)))
+    written = _manifest(path)
+    foreign = sorted(set(_relative_files(path)) - set(written) - {REPORT_MARKER})
     if foreign:
         raise StabgapError(
             f"report folder {path} holds a file the earlier report did not write "
             f"('{foreign[0]}'): move it away, or choose another --out"
+        )
+    edited = sorted(f for f, digest in written.items() if _digest(path / f) != digest)
+    if edited:
+        raise StabgapError(
+            f"report folder {path} holds '{edited[0]}' changed since stabgap wrote it: keep "
+            "your edits elsewhere, or choose another --out"
         )
 
 
@@ -124,11 +163,20 @@ def _relative_files(root: Path) -> list[str]:
     return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
 
 
-def _manifest(path: Path) -> list[str]:
+def _digest(path: Path) -> str | None:
     try:
-        return [*json.loads((path / REPORT_MARKER).read_text())["files"], REPORT_MARKER]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _manifest(path: Path) -> dict[str, str]:
+    """The files an earlier report wrote, with the SHA-256 of each as it wrote it."""
+    try:
+        files = json.loads((path / REPORT_MARKER).read_text())["files"]
+        return {str(f): str(d) for f, d in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def publish_report(built: Path, out: Path) -> None:
@@ -137,7 +185,7 @@ def publish_report(built: Path, out: Path) -> None:
     `out` is new, empty, or an earlier report (checked by :func:`check_report_folder`);
     the marker listing every file is written last, so a folder that has it is complete.
     """
-    marker = {"files": sorted(_relative_files(built))}
+    marker = {"files": {f: _digest(built / f) for f in sorted(_relative_files(built))}}
     (built / REPORT_MARKER).write_text(json.dumps(marker, indent=1) + "\n")
     if out.is_dir() and not any(out.iterdir()):
         out.rmdir()

@@ -112,7 +112,7 @@ def plan_runs(
     overrides, grid = dict(overrides or {}), dict(grid or {})
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     defining = preset.defining_fields()
-    specs, seen = [], set()
+    specs, seen, labels = [], set(), {}
     for experiment in experiments:
         own = to_dict(preset.config(experiment))
         changed = {
@@ -126,7 +126,13 @@ def plan_runs(
             for seed in seeds:
                 config = preset.config(experiment, {**overrides, **point, "seed": seed})
                 spec = spec_for(label, config, experiment, varied)
-                if spec.name not in seen:  # a grid point may repeat an experiment's value
+                same = labels.setdefault(stamp(config), label)
+                if same != label:
+                    raise StabgapError(
+                        f"{same} and {label} are the same runs: what tells the experiments "
+                        "apart is set by the grid or an override; drop one of them"
+                    )
+                if spec.name not in seen:
                     seen.add(spec.name)
                     specs.append(spec)
     return specs
@@ -163,6 +169,7 @@ class StudySpec:
     grid: dict[str, list[Any]]
     baseline: str | None = None
     compare: tuple[str, ...] = ()
+    source: str = "the study spec"  # where it came from, for messages
 
     def plan(self) -> list[RunSpec]:
         return plan_runs(
@@ -216,8 +223,11 @@ def study_spec(
             raise fail(f"every [grid] entry must be a non-empty list of values; '{key}' is not")
         if key == "seed":
             raise fail("seeds are not a grid field: give seeds = [...] or n_seeds = N")
-        for option in options:
-            coerce(key, option)  # a wrong type is named before any run
+        if key in overrides:
+            raise fail(f"'{key}' is given a fixed value and a [grid] of values: give one")
+        coerced = [coerce(key, option) for option in options]  # a wrong type, before any run
+        if len(set(map(repr, coerced))) < len(coerced):
+            raise fail(f"[grid] values of '{key}' repeat: {options!r}")
     seeds = _seeds(values, overrides, fail)
 
     if base_dir is not None:
@@ -234,6 +244,7 @@ def study_spec(
         grid,
         baseline,
         tuple(compare),
+        source,
     )
 
 

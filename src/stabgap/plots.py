@@ -547,6 +547,7 @@ def plot_gap_anatomy(
     task: int = 1,
     interval: int | None = None,
     pdf: bool = True,
+    title: str | None = None,
 ) -> Figure:
     """The poster's Figure 1: one accuracy curve annotated with how GD and TTR are read.
 
@@ -585,7 +586,13 @@ def plot_gap_anatomy(
     )
     ax.axhline(ann.reference_acc, color="0.3", ls=":", lw=1.0, zorder=3)  # over the noise
     ax.plot(
-        x_ref, ann.reference_acc, "o", color="k", ms=5, label="reference (last point before switch)"
+        x_ref,
+        ann.reference_acc,
+        "o",
+        color="k",
+        ms=5,
+        zorder=6,  # above the GD label's box, which may reach it when the gap is small
+        label="reference (last point before switch)",
     )
 
     y_lo, y_hi = _finite_range(y[view])
@@ -642,7 +649,9 @@ def plot_gap_anatomy(
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(f"{_task_name(record, task)}: {ACC_LABEL}")
     ax.set_title(
-        f"Gap of task {ann.task} in interval {ann.interval} ({record.name})", fontsize=10, pad=16
+        f"Gap of task {ann.task} in interval {ann.interval}: {title or record.experiment}",
+        fontsize=10,
+        pad=16,
     )
     ax.grid(alpha=0.3)
     _legend_outside(ax)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import statistics
@@ -48,13 +49,13 @@ from stabgap.cost import add_hidden_option
 from stabgap.device import resolve_device
 from stabgap.errors import StabgapError
 from stabgap.evaluate import count_correct
+from stabgap.outputs import PROFILE_FILE, is_stabgap_profile
 from stabgap.remedies import Step
 from stabgap.streams import TaskStream
 from stabgap.train import build_parts, train_step
 
 PHASES = ("train", "eval", "both")
 MODELS = ("baseline", "nd")
-PROFILE_FILE = "profile.json"
 N_TRAIN, N_TEST, N_FEATURES, N_CLASSES = 60_000, 10_000, 784, 10
 
 
@@ -278,6 +279,8 @@ def read_profiles(root: Path | str) -> list[ProfileResult]:
     fields = {f.name for f in dataclasses.fields(ProfileResult)}
     out = []
     for path in sorted(Path(root).rglob(PROFILE_FILE)):
+        if not is_stabgap_profile(path):
+            continue  # someone's own profile.json
         for row in json.loads(path.read_text())["results"]:
             row = {k: v for k, v in row.items() if k in fields}
             out.append(ProfileResult(**{**row, "hidden": tuple(row["hidden"])}))
@@ -438,23 +441,24 @@ def profile_base() -> RunConfig:
 
 def command(args: argparse.Namespace) -> int:
     """Profile baseline and ND on the chosen devices; print the table, maybe write files."""
-    for name in ("batches", "repeats"):
+    for name in ("batches", "repeats", "batch_size"):
         if getattr(args, name) < 1:
-            raise StabgapError(f"--{name} must be >= 1, got {getattr(args, name)}")
+            flag = name.replace("_", "-")
+            raise StabgapError(f"--{flag} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         raise StabgapError(f"--warmup must be >= 0, got {args.warmup}")
+    if not (math.isfinite(args.nd_lambda) and args.nd_lambda > 0):
+        raise StabgapError(f"--nd-lambda must be a positive finite number, got {args.nd_lambda}")
     if args.out:
-        from stabgap.outputs import check_writable
+        from stabgap.outputs import check_study_folder
 
-        check_writable(Path(args.out))
+        check_study_folder(Path(args.out))  # a new or empty folder, or one of stabgap's
     if args.device == "all":
         devices = [torch.device("cpu")] + (
             [torch.device("cuda")] if torch.cuda.is_available() else []
         )
     else:
         devices = [resolve_device(args.device)]
-    if args.batch_size < 1:
-        raise StabgapError("--batch-size must be >= 1")
     config = profile_base().replace(hidden=list(args.hidden), batch_size=args.batch_size)
     results = []
     for device in devices:

@@ -242,7 +242,7 @@ def _import_file(file) -> list:
             RunRecord(
                 name=f"{name}-seed{run.seed}-reference",
                 experiment=name,
-                base=names[number],
+                base=name,  # the width runs keep their "-ran-2048" in every label
                 config={**_config_dict(config), "device": "reference"},
                 acc=np.array(run.acc),
                 boundaries=run.boundaries,

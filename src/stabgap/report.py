@@ -35,7 +35,7 @@ from stabgap.aggregate import (
 )
 from stabgap.config import FIELDS
 from stabgap.errors import StabgapError
-from stabgap.groups import Group, build_groups, common_settings, file_name, find_group
+from stabgap.groups import Group, build_groups, choose, common_settings, file_name, split_names
 from stabgap.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
 from stabgap.records import RunRecord, iter_runs
 from stabgap.stats import Comparison, answer_questions, censored_median, compare, holm
@@ -73,13 +73,8 @@ def write_report(
     if not any(g.runs for g in groups):
         raise StabgapError(f"every run under {runs_dir} diverged: there is nothing to report")
     chosen = study_choices(runs_dir)
-    base = _baseline(groups, baseline or chosen.get("baseline"))
-    names = compare if compare is not None else chosen.get("compare")
-    compared = (
-        [find_group(groups, n, "--compare") for n in names]
-        if names
-        else [g for g in groups if g is not base and g.runs]
-    )
+    names = split_names(compare, groups) if compare is not None else chosen.get("compare")
+    base, compared = choose(groups, baseline or chosen.get("baseline"), names or None)
     tmp = new_temp_dir(out)
     try:
         _build(records, groups, base, compared, runs_dir, tmp)
@@ -102,13 +97,6 @@ def study_choices(runs_dir: Path) -> dict:
     return {}
 
 
-def _baseline(groups: list[Group], name: str | None) -> Group:
-    if name:
-        return find_group(groups, name, "--baseline")
-    with_runs = [g for g in groups if g.runs]
-    return next((g for g in with_runs if g.key == "baseline"), with_runs[0])
-
-
 # --- building ---------------------------------------------------------------------------------
 def _build(
     records: list[RunRecord],
@@ -129,7 +117,9 @@ def _build(
     write_table(all_rows, out / "metrics")
     summaries = summarize([r for r in all_rows if not r["diverged"]])
     n_tasks = max(r.acc.shape[1] for r in records)
+    # Table 1 reads as the poster's ("Baseline", "ND"); everything else by group label.
     labels = {g.key: DEFAULT_LABELS.get(g.label, g.label) for g in groups}
+    shown = {g.key: g.label for g in groups}
 
     costs, q3 = _cost_columns(runs_dir)
     tables = []
@@ -147,10 +137,10 @@ def _build(
     (out / "groups.csv").write_text(_csv([header, *rows]))
     tables.append(("Every group", _markdown_table(header, rows)))
 
-    comparisons = compare_groups(summaries, base, compared, n_tasks, labels)
+    comparisons = compare_groups(summaries, base, compared, n_tasks, shown)
     (out / "comparisons.csv").write_text(_comparisons_csv(comparisons))
-    findings = [_finding(labels[g.key], labels[base.key], cs) for g, cs in comparisons]
-    poster = _poster_questions(summaries, groups, n_tasks)
+    findings = [_finding(shown[g.key], shown[base.key], cs) for g, cs in comparisons]
+    poster = _poster_questions(summaries, groups, n_tasks, shown)
 
     figures = _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out)
     text = _markdown(records, groups, base, compared, labels, tables, findings, poster, q3, figures)
@@ -205,16 +195,20 @@ def _finding(label: str, base_label: str, comparisons: list[tuple[str, bool, Com
     """One sentence per compared group: which way each metric went, and how sure that is."""
     parts = []
     for name, lower, c in comparisons:
-        if name.startswith(("min-ACC", "WC-ACC")):
-            continue
-        unit = "p.p." if name.startswith(("GD", "final")) else "% of the interval"
+        unit = "% of the interval" if name.startswith("TTR") else "p.p."
+        never = ""
+        if name.startswith("TTR") and (c.n_undefined_a or c.n_undefined_b):
+            never = (
+                f", over the seeds that recovered ({c.n_undefined_b} of {label}'s and "
+                f"{c.n_undefined_a} of {base_label}'s never did)"
+            )
         if not c.testable:
-            verdict = f"{_signed(c.diff)} {unit} ({c.why_untestable()})"
+            verdict = f"{_signed(c.diff)} {unit}{never} ({c.why_untestable()})"
         else:
             better = (c.diff < 0) == lower
             word = ("better" if better else "worse") if c.significant else "no significant change"
             verdict = (
-                f"{_signed(c.diff)} {unit} (95 % CI {_signed(c.diff_ci95_low)} to "
+                f"{_signed(c.diff)} {unit}{never} (95 % CI {_signed(c.diff_ci95_low)} to "
                 f"{_signed(c.diff_ci95_high)}; Holm-adjusted p = {c.p:.2g}: {word})"
             )
         parts.append(f"{name} {verdict}")
@@ -225,7 +219,7 @@ def _signed(x: float) -> str:
     return f"{x:+.2f}"
 
 
-def _poster_questions(summaries, groups: list[Group], n_tasks: int) -> list[str]:
+def _poster_questions(summaries, groups: list[Group], n_tasks: int, labels) -> list[str]:
     """The poster's Q1 and Q2, when the study has its groups: one group for each of the
     poster's experiments it runs (baseline and nd at least), whatever their labels."""
     roles = ("baseline", "nd", "no-replay", "nd-no-replay")
@@ -242,6 +236,7 @@ def _poster_questions(summaries, groups: list[Group], n_tasks: int) -> list[str]
         nd=found["nd"],
         no_replay=found.get("no-replay", "no-replay"),
         nd_no_replay=found.get("nd-no-replay", "nd-no-replay"),
+        names=labels,
     )
 
 
@@ -263,7 +258,7 @@ def groups_table(
     rows = []
     for g in groups:
         seeds = f"{len(g.runs)}" + (f" (+{len(g.diverged)} diverged)" if g.diverged else "")
-        row = [DEFAULT_LABELS.get(g.label, g.label), seeds]
+        row = [g.label, seeds]
         for _, metric, task, interval in columns:
             s = index.get((g.key, metric, task, interval))
             if s is None:
@@ -412,6 +407,16 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             keyed[g.key],
             title=labels[g.key],
         )
+    left = [labels[g.key] for g in shown[MAX_CURVES:]]
+    if left:
+        figures.append(
+            (
+                "",
+                f"Every task's accuracy is drawn for {why}; not drawn: "
+                + "; ".join(left)
+                + " (each run's own curves.png and metrics.csv have them).",
+            )
+        )
     figure(
         "average-accuracy",
         f"Average accuracy over the tasks seen so far ({why}).",
@@ -419,22 +424,39 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
         {labels[g.key]: keyed[g.key] for g in shown[:MAX_CURVES]},
     )
     if n_tasks > 1:
+        example = typical_run(keyed[base.key], n_tasks)
         figure(
             "gap-anatomy",
-            f"How GD and TTR are read, on one '{labels[base.key]}' run (the poster's Figure 1).",
+            f"How GD and TTR are read, on the '{labels[base.key]}' run whose GD_1,{n_tasks} is "
+            f"the median of its group (seed {example.config['seed']}; the poster's Figure 1).",
             plots.plot_gap_anatomy,
-            keyed[base.key][0],
+            example,
+            title=f"{labels[base.key]}, seed {example.config['seed']}",
         )
     return figures
 
 
+def typical_run(runs: list[RunRecord], n_tasks: int) -> RunRecord:
+    """The run whose task-1 gap depth in the last interval is the median of the group's."""
+    from stabgap.metrics import gap_depth
+
+    depths = [gap_depth(r.acc, r.boundaries, 1, n_tasks) for r in runs]
+    defined = sorted((d, i) for i, d in enumerate(depths) if not math.isnan(d))
+    return runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]
+
+
 def _which(shown: list[Group], groups: list[Group]) -> str:
     total = sum(1 for g in groups if g.runs)
+    empty = [g.label for g in groups if not g.runs]
     if len(shown) == total and total <= MAX_CURVES:
-        return "every group"
-    if len(shown) > MAX_CURVES:
-        return f"the baseline and the first {MAX_CURVES - 1} compared groups of {total}"
-    return "the baseline and the compared groups"
+        text = "every group"
+    elif len(shown) > MAX_CURVES:
+        text = f"the baseline and the first {MAX_CURVES - 1} compared groups of {total}"
+    else:
+        text = "the baseline and the compared groups"
+    if empty:
+        text += "; not " + "; ".join(empty) + ", whose every run diverged"
+    return text
 
 
 def lambda_family(groups: list[Group], base: Group) -> list[Group]:
@@ -486,7 +508,7 @@ def _markdown(records, groups, base, compared, labels, tables, findings, poster,
         f"{len(records)} runs in {len(groups)} groups ({', '.join(sources)})"
         + (f"; every group has {common}" if common else "")
         + f". Baseline group: **{labels[base.key]}**; compared with it: "
-        + (", ".join(labels[g.key] for g in compared) or "none")
+        + ("; ".join(labels[g.key] for g in compared) or "none")
         + ". Mean ± sample standard deviation over seeds, [95 % t interval]. TTR is averaged "
         "over the seeds that recovered, with the number that never did and the median "
         "counting those as never. Runs of one seed share their initialisation, batches and "
@@ -511,7 +533,9 @@ def _markdown(records, groups, base, compared, labels, tables, findings, poster,
         if q3:
             parts.append(f"- {q3}")
     parts += ["## Figures"]
-    parts += [f"![{caption}]({path})\n\n*{caption}*" for path, caption in figures]
+    parts += [
+        f"![{caption}]({path})\n\n*{caption}*" if path else caption for path, caption in figures
+    ]
     parts += [
         "Files: `table1.{md,csv,tex}`, `groups.csv`, `comparisons.csv` (every comparison "
         "with its tests), `metrics.csv` (every metric of every run, with its config)."

@@ -319,6 +319,7 @@ def answer_questions(
     task: int = 1,
     interval: int | None = None,
     alpha: float = ALPHA,
+    names: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Plain-English answers to the poster's Q1 and Q2, with their numbers.
 
@@ -338,6 +339,7 @@ def answer_questions(
         task: The task whose gap depth is compared.
         interval: The interval of the gap; default the last one with a gap depth of ``task``.
         alpha: Significance level.
+        names: How each experiment reads in the sentences (default: its name).
 
     Returns:
         The sentences, Q1's first.
@@ -369,7 +371,10 @@ def answer_questions(
         return f"{question} skipped: no {what} in the runs of {', '.join(exps)}."
 
     def cmp(a: str, b: str, vals: list, metric: str) -> Comparison:
-        return compare(vals[0], vals[1], a, b, metric=metric, alpha=alpha)
+        shown = names or {}
+        return compare(
+            vals[0], vals[1], shown.get(a, a), shown.get(b, b), metric=metric, alpha=alpha
+        )
 
     answers = []
 
@@ -422,13 +427,18 @@ def answer_questions(
                 continue
             c = cmp(other, nd_no_replay, vals, name)
             direction = _direction(c, lower_is_better=lower)
-            beats[name] = direction == "better"
+            beats[name] = None if direction == "untestable" else direction == "better"
             answers.append(
                 f"{tag} ({name}). ND without replay {verbs[direction]} {against} on {name} "
                 f"({'lower' if lower else 'higher'} is better; Welch's t-test). "
                 f"{c.sentence(unit=unit, diff_unit='p.p.')}"
             )
-        if len(beats) == 2:
+        if len(beats) == 2 and None in beats.values():
+            answers.append(
+                f"{tag}. In short, undecided: too few seeds to test ND without replay against "
+                f"{against}."
+            )
+        elif len(beats) == 2:
             won = [name for name, b in beats.items() if b]
             summary = {
                 0: f"does not beat {against} on either {gd_name} or final ACC",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from stabgap.errors import StabgapError
+from stabgap.groups import choose, planned_groups
 from stabgap.outputs import STUDY_FILE, check_study_folder
 from stabgap.plan import StudySpec, study_spec
 from stabgap.presets import get_preset
@@ -48,7 +49,9 @@ def run_study(
     values: dict[str, Any] = {"preset": preset, "set": dict(overrides or {})}
     for key, value in (("experiments", experiments), ("n_seeds", n_seeds), ("grid", grid)):
         if value is not None:
-            values[key] = list(value) if key == "experiments" else value
+            values[key] = (
+                list(value) if key == "experiments" and not isinstance(value, str) else value
+            )
     if seeds is not None:
         values["seeds"] = list(seeds)
     spec = study_spec(values, source="run_study")
@@ -82,8 +85,11 @@ def run_spec(
     """
     from stabgap.aggregate import tidy_rows, write_table
 
-    check_execution(workers, max_stack, executor, threads)
+    check_execution(workers, max_stack, executor, threads, ray_address)
     specs = spec.plan()  # validates every config first
+    if spec.baseline or spec.compare:  # the report's choices name groups this study has
+        keys = (f"{spec.source}: baseline", f"{spec.source}: compare")
+        choose(planned_groups(specs), spec.baseline, spec.compare or None, keys)
     if out is not None:
         check_study_folder(out)
     preflight(specs, local=executor == "local")  # data and sizes, before anything is written
@@ -119,7 +125,7 @@ def _record_study(out: Path, spec: StudySpec) -> None:
         studies = json.loads(path.read_text())["studies"]
     except (OSError, ValueError, KeyError, TypeError):
         studies = []
-    entry = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
+    entry = json.loads(json.dumps(dataclasses.asdict(spec), default=str))  # as it reads back
     if not studies or studies[-1] != entry:
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f".{STUDY_FILE}.tmp-{os.getpid()}"

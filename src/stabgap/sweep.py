@@ -153,7 +153,7 @@ def execute(
     """
     if not specs:
         return []
-    check_execution(workers, max_stack, executor, threads)
+    check_execution(workers, max_stack, executor, threads, ray_address)
     todo = missing(specs, out) if out is not None else list(specs)
     if max_stack is None:
         max_stack = default_stack_size(specs[0].config.device)
@@ -183,13 +183,28 @@ def execute(
     return [fresh.get(s.name) or read_run(out / s.name) for s in specs]
 
 
-def check_execution(workers: int, max_stack: int | None, executor: str, threads) -> None:
+def check_execution(
+    workers: int,
+    max_stack: int | None,
+    executor: str,
+    threads: int | None,
+    ray_address: str | None = None,
+) -> None:
     """Refuse executor options that cannot work, before anything runs."""
     if executor not in ("local", "ray"):
         raise StabgapError(f"unknown executor '{executor}': use local or ray")
     for name, value in (("workers", workers), ("stack", max_stack), ("threads", threads)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise StabgapError(f"--{name} must be a whole number >= 1, got {value!r}")
+    if ray_address and executor != "ray":
+        raise StabgapError("--ray-address needs --executor ray")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise StabgapError(
+                "the ray executor needs Ray: pip install 'stabgap[ray]' (or use --executor local)"
+            ) from None
 
 
 def _failed(failures, total: int, out: Path | None) -> RunsFailed:
@@ -254,7 +269,10 @@ def _worker_init(threads: int, queue) -> None:
 
 def _worker_run(index: int, stack: Sequence[RunSpec]) -> list[RunRecord]:
     def progress(done: int, total: int) -> None:
-        _QUEUE.put((index, done, total))
+        try:
+            _QUEUE.put((index, done, total))
+        except OSError:  # the driver is gone (killed): stop quietly, not with a traceback
+            os._exit(1)
 
     progress(0, 1)
     return run_stack(stack, progress)
@@ -267,20 +285,20 @@ def _run_in_pool(stacks, workers: int, threads: int, progress) -> Iterator[Outco
     left to finish the stacks they are training.
     """
     import multiprocessing as mp
-    import queue as queue_module
 
     # 'spawn': a forked child would inherit the parent's OpenMP and CUDA state.
     ctx = mp.get_context("spawn")
-    channel = ctx.Queue()
+    # A SimpleQueue writes from the worker's own thread, so a worker whose driver died
+    # sees the broken pipe in put() (and exits) instead of a feeder thread's traceback.
+    channel = ctx.SimpleQueue()
     pool = ctx.Pool(min(workers, len(stacks)), _worker_init, (threads, channel))
     try:
         pending = {i: pool.apply_async(_worker_run, (i, s)) for i, s in enumerate(stacks)}
         while pending:
-            try:
-                progress(*channel.get(timeout=0.2))
+            if not channel.empty():
+                progress(*channel.get())
                 continue  # drain progress first: it is small and frequent
-            except queue_module.Empty:
-                pass
+            time.sleep(0.05)
             for i in [i for i, result in pending.items() if result.ready()]:
                 result = pending.pop(i)
                 try:

@@ -75,8 +75,11 @@ def check_fits(config: RunConfig, stream: TaskStream) -> None:
                 f"({stream.test_size(task)} images): lower eval_subset"
             )
         size = config.task_batch_size(task)
-        if config.replay == "none" and size > stream.train_size(task):
+        pool = stream.train_size(task) if config.replay == "none" else stream.train_offsets[task]
+        replaying = config.replay != "none" and task > 1
+        what = f"tasks 1-{task}'s training sets" if replaying else f"task {task}'s training set"
+        if size > pool:
             raise StabgapError(
-                f"batch size {size} in task {task} is larger than its training set "
-                f"({stream.train_size(task)} images): lower batch_size"
+                f"batch size {size} in task {task} is larger than {what} "
+                f"({pool} images) that it draws from: lower batch_size"
             )
