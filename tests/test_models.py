@@ -72,3 +72,76 @@ def test_neuronal_decay_sum_and_mean():
     h2 = torch.tensor([[[3.0], [0.0]]])
     assert neuronal_decay([h1, h2]).item() == 1 + 4 + 1 + 9
     assert neuronal_decay([h1, h2], "mean").item() == (1 + 4 + 1 + 9) / 2
+
+
+# --- the CNN ---------------------------------------------------------------------------------
+def reference_cnn(seed: int, channels=(4, 6), hidden=(12,)) -> nn.Sequential:
+    """torch's own layers in the CNN's order, initialised from the same seed."""
+    torch.manual_seed(seed)
+    layers, c_in, side = [], 1, 28
+    for c in channels:
+        layers += [nn.Conv2d(c_in, c, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
+        c_in, side = c, side // 2
+    layers.append(nn.Flatten())
+    sizes = (c_in * side * side, *hidden, 10)
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def test_the_cnn_starts_and_computes_as_torchs_own_layers():
+    from stabgap.models.cnn import StackedCNN
+
+    seeds = (5, 6)
+    model = StackedCNN(
+        (1, 28, 28), (4, 6), (12,), 10, [torch.Generator().manual_seed(s) for s in seeds]
+    )
+    x = torch.rand(2, 7, 1, 28, 28)
+    logits, hidden = model(x)
+    assert [tuple(h.shape) for h in hidden] == [(2, 7, 4, 28, 28), (2, 7, 6, 14, 14), (2, 7, 12)]
+    for i, seed in enumerate(seeds):
+        ref = reference_cnn(seed)
+        convs = [m for m in ref if isinstance(m, nn.Conv2d)]
+        for w, conv in zip(model.conv_weights, convs, strict=True):
+            assert torch.equal(w[i], conv.weight)  # the same initial weights, to the bit
+        # Two copies in one grouped convolution: the same outputs as each alone, to float
+        # tolerance (the grouped kernel sums in another order).
+        torch.testing.assert_close(logits[i], ref(x[i]), rtol=1e-5, atol=1e-6)
+        acts = []
+        h = x[i]
+        for m in ref:
+            h = m(h)
+            if isinstance(m, nn.ReLU):
+                acts.append(h)
+        for ours, theirs in zip(hidden, acts, strict=True):
+            torch.testing.assert_close(ours[i], theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_neuronal_decay_covers_the_conv_feature_maps():
+    from stabgap.models.cnn import StackedCNN
+
+    model = StackedCNN((1, 28, 28), (3,), (5,), 10, [torch.Generator().manual_seed(1)])
+    _, hidden = model(torch.rand(1, 4, 1, 28, 28))
+    by_hand = sum(h.square().sum() for h in hidden)
+    assert neuronal_decay(hidden).item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert hidden[0].dim() == 5  # a conv map (R, B, C, H, W) is in the penalty
+
+
+def test_a_stacked_cnn_run_equals_its_runs_alone_to_float_tolerance(small_stream):
+    import numpy as np
+    from conftest import tiny_config
+
+    from stabgap.train import run_experiment, train_stack
+
+    configs = [
+        tiny_config(model="cnn", channels=(4,), hidden=(16,), seed=s, decay_lambda=lam)
+        for s, lam in ((1, 0.0), (2, 1e-4))
+    ]
+    stacked = train_stack(configs, small_stream)
+    for c, together in zip(configs, stacked, strict=True):
+        alone = run_experiment(c, small_stream)
+        np.testing.assert_allclose(together.loss, alone.loss, rtol=1e-4)
+        assert np.nanmax(np.abs(together.acc - alone.acc)) <= 1.0  # ≤ 2 of 200 images
+        assert alone.loss[-10:].mean() < alone.loss[:10].mean() - 0.1  # it learns

@@ -1,0 +1,176 @@
+"""Each stream is what it says: tests that would fail if its construction were wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from stabgap.errors import StabgapError
+from stabgap.streams import build_stream
+from stabgap.train import run_experiment
+
+
+@pytest.fixture(scope="module")
+def small(small_mnist):
+    return small_mnist
+
+
+def test_permuted_tasks_are_fixed_permutations_of_mnist(small):
+    config = tiny_config(stream="permuted-mnist", n_tasks=4)
+    stream = build_stream(config, "cpu", small)
+    assert stream.n_tasks == 4 and config.task_count == 4
+    original = small.train_images.flatten(1)
+    n = len(original)
+    assert torch.equal(stream.train_x[:n], original)  # task 1: MNIST as it is
+    columns = sorted(tuple(c) for c in original.T.tolist())
+    for k in range(1, 4):
+        task = stream.train_x[k * n : (k + 1) * n]
+        assert not torch.equal(task, original)
+        # The task's pixel columns are the original's, reordered: one permutation of the
+        # pixels shared by every image of the task.
+        assert sorted(tuple(c) for c in task.T.tolist()) == columns
+    assert torch.equal(stream.train_y, small.train_labels.repeat(4))
+    again = build_stream(config, "cpu", small)
+    assert torch.equal(again.train_x, stream.train_x)  # fixed: the stream's own seed
+    other = build_stream(config.replace(stream_seed=1), "cpu", small)
+    assert not torch.equal(other.train_x, stream.train_x)
+    first = build_stream(config.replace(permute_first=True), "cpu", small)
+    assert not torch.equal(first.train_x[:n], original)
+
+
+def test_permuted_test_images_share_their_tasks_permutation(small):
+    from stabgap.streams.permuted import permutations
+
+    config = tiny_config(stream="permuted-mnist", n_tasks=3)
+    stream = build_stream(config, "cpu", small)
+    orders = permutations(config, 784)
+    n = len(small.test_labels)
+    for k, order in enumerate(orders):
+        assert sorted(order.tolist()) == list(range(784))  # a permutation
+        assert torch.equal(
+            stream.test_x[k * n : (k + 1) * n], small.test_images.flatten(1)[:, order]
+        )
+
+
+@pytest.mark.parametrize("scenario,head", [("class", 10), ("task", 10), ("domain", 2)])
+def test_split_tasks_hold_exactly_their_classes(small, scenario, head):
+    stream = build_stream(
+        tiny_config(stream="split-mnist", scenario=scenario, eval_subset=50), "cpu", small
+    )
+    assert stream.n_tasks == 5 and stream.n_classes == head
+    labels = small.train_labels
+    for k in range(5):
+        lo, hi = stream.train_offsets[k], stream.train_offsets[k + 1]
+        wanted = (labels == 2 * k) | (labels == 2 * k + 1)
+        assert hi - lo == int(wanted.sum())
+        assert torch.equal(stream.train_x[lo:hi], small.train_images[wanted].flatten(1))
+        expected = labels[wanted] - (2 * k if scenario == "domain" else 0)
+        assert torch.equal(stream.train_y[lo:hi], expected)
+    assert stream.train_offsets[-1] == len(labels)
+
+
+def test_split_scenarios_score_the_right_classes(small):
+    logits = torch.zeros(1, 4, 10)
+    index = torch.tensor([[0, 10, 10_000, 20_000]])  # samples of tasks 1, 1, ... by offset
+    for scenario, task, allowed in (
+        ("class", 2, set(range(4))),  # classes of tasks 1-2
+        ("task", 3, None),  # each sample's own pair
+    ):
+        stream = build_stream(
+            tiny_config(stream="split-mnist", scenario=scenario, eval_subset=50), "cpu", small
+        )
+        out = stream.restrict(logits, task, index.clamp(max=stream.train_offsets[-1] - 1))
+        finite = [set(torch.isfinite(row).nonzero().flatten().tolist()) for row in out[0]]
+        if allowed is not None:
+            assert all(f == allowed for f in finite)
+        else:
+            own = stream.task_of(index.clamp(max=stream.train_offsets[-1] - 1))[0].tolist()
+            assert finite == [{2 * t, 2 * t + 1} for t in own]
+
+
+def test_homogeneous_parts_are_disjoint_and_cover_the_set(small):
+    config = tiny_config(stream="homogeneous-mnist", n_tasks=3)
+    stream = build_stream(config, "cpu", small)
+    assert stream.n_tasks == 3
+    n = len(small.train_labels) // 3
+    assert stream.train_offsets == (0, n, 2 * n, 3 * n)
+    # Which original image each stream image is: match on pixels and label.
+    rows = {
+        (bytes(x.numpy()), int(y)): i
+        for i, (x, y) in enumerate(
+            zip(small.train_images.flatten(1), small.train_labels, strict=True)
+        )
+    }
+    seen = [
+        rows[(bytes(x.numpy()), int(y))]
+        for x, y in zip(stream.train_x, stream.train_y, strict=True)
+    ]
+    assert len(set(seen)) == 3 * n  # disjoint, and together all but the remainder
+    parts = [set(seen[k * n : (k + 1) * n]) for k in range(3)]
+    assert not (parts[0] & parts[1]) and not (parts[1] & parts[2])
+    counts = [
+        np.bincount(stream.train_y[k * n : (k + 1) * n].numpy(), minlength=10) for k in range(3)
+    ]
+    assert all(c.min() > 0.05 * n for c in counts)  # each part holds every digit: one distribution
+
+
+def test_rotated_mnist_is_unchanged_bit_for_bit(small):
+    """The stream of the poster: task k is all of MNIST rotated (fixture tests: test_tasks)."""
+    from stabgap.streams.rotated import rotate
+
+    stream = build_stream(tiny_config(), "cpu", small)
+    n = len(small.train_labels)
+    for k, angle in enumerate((0.0, 80.0, 160.0)):
+        assert torch.equal(
+            stream.train_x[k * n : (k + 1) * n], rotate(small.train_images, angle).flatten(1)
+        )
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        (
+            {"stream": "permuted-mnist", "rotations": (0, 90)},
+            "rotations applies to stream rotated-mnist only",
+        ),
+        ({"n_tasks": 4}, "n_tasks applies to stream permuted-mnist, stream homogeneous-mnist only"),
+        (
+            {"stream": "rotated-mnist", "scenario": "class"},
+            "supports scenario domain (or auto), not class",
+        ),
+        ({"classes_per_task": 3}, "classes_per_task applies to stream split-mnist only"),
+        ({"channels": (4,)}, "channels applies to model cnn only"),
+    ],
+)
+def test_fields_of_another_stream_or_model_are_refused(values, message):
+    with pytest.raises(StabgapError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tiny_config(**values)
+
+
+@pytest.mark.parametrize(
+    "stream,extra",
+    [
+        ("permuted-mnist", {"n_tasks": 2}),
+        ("split-mnist", {"eval_subset": 50}),
+        ("split-mnist", {"eval_subset": 50, "scenario": "task"}),
+        ("split-mnist", {"eval_subset": 50, "scenario": "domain"}),
+        ("homogeneous-mnist", {"n_tasks": 2}),
+    ],
+)
+def test_every_stream_trains_and_is_scored(small, stream, extra):
+    config = tiny_config(stream=stream, batches_per_task=10, **extra)
+    r = run_experiment(config, build_stream(config, "cpu", small))
+    assert r.acc.shape[1] == config.task_count and not r.diverged
+    assert np.isfinite(r.acc[-1]).all() and r.acc[-1].mean() > 20
+
+
+def test_task_incremental_scoring_is_easier_than_class_incremental(small):
+    """Scoring only the task's own pair: at least as many right answers as over all seen."""
+    base = tiny_config(stream="split-mnist", batches_per_task=15, eval_subset=50, seed=3)
+    class_il = run_experiment(base, build_stream(base, "cpu", small))
+    task_il = run_experiment(
+        base.replace(scenario="task"), build_stream(base.replace(scenario="task"), "cpu", small)
+    )
+    assert task_il.acc[-1].mean() > class_il.acc[-1].mean()
