@@ -185,8 +185,11 @@ def _load() -> None:
         try:
             importlib.import_module(name)
         except ImportError as e:
-            raise StabgapError(
-                f"cannot import plugin module '{name}' named in ${PLUGINS_ENV}: {e}"
+            # Raised while the config is being assembled, before any command can catch an
+            # error: a one-line exit, not a traceback.
+            raise SystemExit(
+                f"stabgap: error: cannot import plugin module '{name}' named in "
+                f"${PLUGINS_ENV}: {e}; fix the name or your PYTHONPATH"
             ) from None
 
 

@@ -1,0 +1,94 @@
+"""Calibration of the streams and the CNN at quick scale: is there a gap, does ND shrink it?
+
+For every stream × network at the quick preset's scale: the baseline (full replay) and
+neuronal decay at a few λ, for a few seeds. Reports task 1's largest gap depth over the
+intervals after its own (GD_1,j, the interval where it is deepest for the baseline) and
+the final average accuracy, mean ± sd over seeds, and ND's change of that gap.
+
+Every setting is a resumable study under --out (run it again and only missing runs run).
+
+    python benchmarks/calibrate_streams.py --seeds 3 --out runs/calibration
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import data_dir, machine
+
+from stabgap.metrics import avg_acc_final, gap_depth
+from stabgap.study import run_study
+
+MLP = {}
+CNN = {"model": "cnn", "channels": [4, 8], "hidden": [64], "eval_every": 2}
+# (name, overrides, the λ to try): λ is a sum over the activations, so the CNN, with some
+# 4,700 post-ReLU units an image against the MLP's 512, takes a smaller one.
+SETTINGS = [
+    ("rotated, CNN", {**CNN}, (1e-5, 1e-6)),
+    ("permuted, MLP", {"stream": "permuted-mnist", **MLP}, (1e-4, 1e-5)),
+    ("permuted, CNN", {"stream": "permuted-mnist", **CNN}, (1e-5, 1e-6)),
+    ("split (class-IL), MLP", {"stream": "split-mnist", **MLP}, (1e-4, 1e-5)),
+    ("split (class-IL), CNN", {"stream": "split-mnist", **CNN}, (1e-5, 1e-6)),
+    ("homogeneous, MLP", {"stream": "homogeneous-mnist", **MLP}, (1e-4, 1e-5)),
+    ("homogeneous, CNN", {"stream": "homogeneous-mnist", **CNN}, (1e-5, 1e-6)),
+]
+
+
+def deepest(records) -> tuple[int, np.ndarray]:
+    """The interval j where the runs' mean task-1 gap is deepest, and each run's GD_1,j."""
+    n = records[0].acc.shape[1]
+    gd = np.array(
+        [[gap_depth(r.acc, r.boundaries, 1, j) for j in range(2, n + 1)] for r in records]
+    )
+    j = int(np.nanargmax(np.nanmean(gd, axis=0)))
+    return j + 2, gd[:, j]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default="runs/calibration")
+    parser.add_argument("--only", help="run only the settings whose name contains this")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(
+        "| stream, network | s/run | baseline GD_1,j (p.p.) | baseline ACC | λ | ND GD_1,j | "
+        "Δ GD (paired) | ND ACC |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, overrides, lambdas in SETTINGS:
+        if args.only and args.only not in name:
+            continue
+        folder = Path(args.out) / name.replace(", ", "-").replace(" ", "_").replace(
+            "(", ""
+        ).replace(")", "")
+        started = time.perf_counter()
+        records = run_study(
+            "quick",
+            ["baseline"],
+            n_seeds=args.seeds,
+            overrides={**overrides, "data_dir": data_dir()},
+            grid={"decay_lambda": [0.0, *lambdas]},
+            out=folder,
+        )
+        per_run = (time.perf_counter() - started) / len(records)
+        base = [r for r in records if r.config["decay_lambda"] == 0]
+        j, gd0 = deepest(base)
+        acc0 = np.array([avg_acc_final(r.acc) for r in base])
+        for lam in lambdas:
+            nd = [r for r in records if r.config["decay_lambda"] == lam]
+            gd = np.array([gap_depth(r.acc, r.boundaries, 1, j) for r in nd])
+            acc = np.array([avg_acc_final(r.acc) for r in nd])
+            print(
+                f"| {name} | {per_run:.0f} | GD_1,{j} {gd0.mean():.2f} ± {gd0.std(ddof=1):.2f} | "
+                f"{acc0.mean():.2f} | {lam:g} | {gd.mean():.2f} ± {gd.std(ddof=1):.2f} | "
+                f"{(gd - gd0).mean():+.2f} ± {(gd - gd0).std(ddof=1):.2f} | {acc.mean():.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
