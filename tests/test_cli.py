@@ -169,10 +169,23 @@ def test_metrics_json_reproduces_the_reference_values(capsys):
         "gap_position",
         "time_to_recover",
         "recovered",
+        "gap_depth_robust",
+        "time_to_recover_robust",
+        "drop_slope",
+        "recovery_slope",
         "avg_acc_final",
+        "aaa",
         "min_acc",
+        "forgetting",
+        "windowed_forgetting_w10",
+        "windowed_forgetting_w100",
+        "windowed_plasticity_w10",
+        "windowed_plasticity_w100",
+        "learning_curve_area",
         "wc_acc",
     }
+    robust = [r for r in rows if r["metric"] == "gap_depth_robust"]
+    assert {(r["task"], r["interval"]) for r in robust} == {(1, 2), (1, 3), (2, 3)}
 
 
 def test_metrics_of_a_run_directory_match_its_curves(tmp_path, capsys):

@@ -209,11 +209,26 @@ def test_wc_acc_hand_worked():
 def test_compute_metrics_rows_and_order():
     rows = compute_metrics(ACC3, B3)
     keys = [(r.metric, r.task, r.interval) for r in rows]
+    pairs = ((1, 2), (1, 3), (2, 3))
+    per_pair = (
+        "gap_depth",
+        "gap_position",
+        "time_to_recover",
+        "recovered",
+        "gap_depth_robust",
+        "time_to_recover_robust",
+        "drop_slope",
+        "recovery_slope",
+    )
+    earlier = ("forgetting", "windowed_forgetting_w10", "windowed_forgetting_w100")
+    every = ("windowed_plasticity_w10", "windowed_plasticity_w100", "learning_curve_area")
     expected_keys = (
         [("acc_before_switch", i, j) for i in (1, 2, 3) for j in range(i, 4)]
-        + [(m, i, j) for m in ("gap_depth", "gap_position", "time_to_recover", "recovered")
-           for i, j in ((1, 2), (1, 3), (2, 3))]
-        + [("avg_acc_final", None, None), ("min_acc", 1, None), ("min_acc", 2, None)]
+        + [(m, i, j) for m in per_pair for i, j in pairs]
+        + [("avg_acc_final", None, None), ("aaa", None, None)]
+        + [("min_acc", 1, None), ("min_acc", 2, None)]
+        + [(m, t, None) for m in earlier for t in (1, 2, None)]
+        + [(m, t, None) for m in every for t in (1, 2, 3, None)]
         + [("wc_acc", None, k) for k in (1, 2, 3)]
     )  # fmt: skip
     assert keys == expected_keys
@@ -240,6 +255,13 @@ def test_compute_metrics_single_task():
     assert [(r.metric, r.task, r.interval, r.value) for r in rows] == [
         ("acc_before_switch", 1, 1, 70.0),
         ("avg_acc_final", None, None, 70.0),
+        ("aaa", None, None, pytest.approx(130 / 3)),
+        ("windowed_plasticity_w10", 1, None, 60.0),  # 10 -> 70 within two points
+        ("windowed_plasticity_w10", None, None, 60.0),
+        ("windowed_plasticity_w100", 1, None, 60.0),
+        ("windowed_plasticity_w100", None, None, 60.0),
+        ("learning_curve_area", 1, None, pytest.approx(130 / 3)),
+        ("learning_curve_area", None, None, pytest.approx(130 / 3)),
         ("wc_acc", None, 1, 70.0),
     ]
 

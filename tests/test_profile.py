@@ -132,6 +132,7 @@ def test_profile_command_cpu(tmp_path, capsys):
     assert len(profile.read_profiles(tmp_path / "profile-cpu")) == 6
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA absent: GPU path not run here")
 def test_cuda_results():
     config = profile.profile_base().replace(**TINY)

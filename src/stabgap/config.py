@@ -187,6 +187,12 @@ class CoreConfig:
         stamped=False,
         science=False,
     )
+    compile: bool = option(
+        False,
+        "torch.compile the network's forward pass (for a GPU; results equal to float tolerance).",
+        stamped=False,
+        science=False,
+    )
 
     def __post_init__(self) -> None:
         # Normalise user values (lists -> tuples, 1 -> 1.0) so that equal configs compare

@@ -282,6 +282,42 @@ def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
     return out
 
 
+FLOAT_BYTES = 4
+
+
+def run_memory(config: RunConfig, test_size: int = TEST_SIZE) -> int:
+    """Device memory one copy of a stacked run needs at its peak, in bytes (an estimate).
+
+    Parameters, their gradients and the optimiser's state (Adam: two moments), the copies
+    some remedies keep (SAM's step, EMA's average, LPR's matrices), and the larger of the
+    activations kept for a training step's backward pass (pre- and post-ReLU of every
+    layer for the largest batch) and those of an evaluation (every layer of every
+    evaluated task's subset is alive at once). The task data is shared by the copies and
+    not counted.
+
+    Example: a paper-protocol copy needs a quarter of a GiB, most of it the evaluation of
+    three tasks of 3072 images; at widths 4096, 0.6 GiB, so 32 copies need some 20 GiB.
+
+        >>> from stabgap.presets import PAPER_BASE
+        >>> round(run_memory(PAPER_BASE) / 2**30, 2), round(
+        ...     run_memory(PAPER_BASE.replace(hidden=[4096, 4096])) / 2**30, 2)
+        (0.25, 0.61)
+    """
+    layers = model_layers(config)
+    params = n_parameters(layers)
+    moments = {"adam": 2, "adamw": 2, "rmsprop": 2, "sgd": 1, "adagrad": 1}[config.optimizer]
+    kept = (2 + moments) * params
+    kept += params * (("sam" in config.remedies) + ("ema" in config.remedies))
+    if "lpr" in config.remedies:
+        kept += sum((layer.params // layer.outputs) ** 2 for layer in layers)
+    tasks = config.task_count
+    batch = config.task_batch_size(tasks)
+    per_image = math.prod(IMAGE) + sum(layer.outputs for layer in layers)
+    train = 2 * batch * per_image
+    evaluation = tasks * config.task_eval_size(tasks, test_size) * per_image  # the last task
+    return FLOAT_BYTES * (kept + max(train, evaluation))
+
+
 def reference_forward_macs(
     hidden: tuple[int, ...] = (2048, 2048), batch: int = 512, decay: bool = False
 ) -> int:

@@ -42,9 +42,13 @@ class EvalSubsets:
         stream: TaskStream,
         generators: list[torch.Generator],
         device: torch.device | str = "cpu",
+        keys: bool | None = None,
     ) -> None:
+        """`keys`: draw by the smallest uniform keys (the GPU's way) or by permutations (the
+        CPU's); None chooses by where the generators are. Tests force the GPU's way."""
         self.config, self.stream, self.generators = config, stream, generators
         self.device = torch.device(device)
+        self.keys = generators[0].device.type != "cpu" if keys is None else keys
         self.offsets = torch.tensor(stream.test_offsets[:-1], device=self.device)
         self.sizes = [stream.test_size(t) for t in range(1, stream.n_tasks + 1)]
         self.fixed = (
@@ -56,7 +60,7 @@ class EvalSubsets:
     def _orders(self, tasks: range, g: torch.Generator, size: int) -> torch.Tensor:
         """(len(tasks), size) indices into test_x: the first `size` of a random order."""
         starts = self.offsets[tasks.start - 1 : tasks.stop - 1, None]
-        if g.device.type == "cpu":
+        if not self.keys:
             rows = [torch.randperm(self.sizes[t - 1], generator=g)[:size] for t in tasks]
             return torch.stack(rows).to(self.device) + starts
         # On the generator's device: uniform keys, +inf past each task's end.

@@ -59,19 +59,40 @@ def missing(specs: Iterable[RunSpec], out: Path) -> list[RunSpec]:
     return [s for s in specs if not is_run_dir(out / s.name)]
 
 
-def group_stacks(specs: Sequence[RunSpec], max_stack: int) -> list[list[RunSpec]]:
-    """Compatible specs in stacks of at most `max_stack`, in plan order."""
+def group_stacks(specs: Sequence[RunSpec], max_stack: int | None = None) -> list[list[RunSpec]]:
+    """Compatible specs in stacks of at most `max_stack` (default: by device and memory,
+    :func:`default_stack_size`), in plan order."""
     groups: dict[tuple, list[RunSpec]] = {}
     for s in specs:
         groups.setdefault(stack_key(s.config), []).append(s)
-    return [g[i : i + max_stack] for g in groups.values() for i in range(0, len(g), max_stack)]
+    stacks = []
+    for g in groups.values():
+        size = max_stack or default_stack_size(g[0].config)
+        stacks += [g[i : i + size] for i in range(0, len(g), size)]
+    return stacks
 
 
-def default_stack_size(device: str) -> int:
-    """How many runs to stack: many on a GPU, which a single small MLP cannot fill; one on
-    a CPU, where one run already keeps the cores busy (train_runs trains a CPU stack copy
-    by copy in any case; docs/performance.md)."""
-    return 32 if resolve_device(device).type == "cuda" else 1
+MAX_GPU_STACK = 64
+
+
+def default_stack_size(config: RunConfig, free_bytes: int | None = None) -> int:
+    """How many runs to stack: one on a CPU, where one run already keeps the cores busy
+    (train_runs trains a CPU stack copy by copy in any case; docs/performance.md); on a
+    GPU, which a single small network cannot fill, as many as fit in 80 % of its free
+    memory (:func:`stabgap.cost.run_memory`), at most :data:`MAX_GPU_STACK`.
+
+    Args:
+        free_bytes: the device's free memory (default: asked of CUDA); tests pass one.
+    """
+    device = resolve_device(config.device)
+    if device.type != "cuda" and free_bytes is None:
+        return 1
+    if free_bytes is None:
+        free_bytes, _ = torch.cuda.mem_get_info(device)
+    from stabgap.cost import run_memory
+
+    fits = int(0.8 * free_bytes // run_memory(config))
+    return max(1, min(MAX_GPU_STACK, fits))
 
 
 def available_cpus() -> int:
@@ -155,8 +176,6 @@ def execute(
         return []
     check_execution(workers, max_stack, executor, threads, ray_address)
     todo = missing(specs, out) if out is not None else list(specs)
-    if max_stack is None:
-        max_stack = default_stack_size(specs[0].config.device)
     stacks = group_stacks(todo, max_stack)
     if threads is None:
         threads = max(1, available_cpus() // (workers if executor == "local" else 1))

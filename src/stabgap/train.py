@@ -131,6 +131,7 @@ class RunParts:
     subsets: EvalSubsets
     precision: Callable  # the training step's precision context
     eval_precision: Callable  # the evaluation's
+    forward: Callable  # the model's forward pass (compiled when the config asks)
 
 
 def build_parts(configs: Sequence[RunConfig], stream: TaskStream, device: torch.device) -> RunParts:
@@ -149,6 +150,7 @@ def build_parts(configs: Sequence[RunConfig], stream: TaskStream, device: torch.
         subsets=EvalSubsets(base, stream, [g[2] for g in gens], device),
         precision=precision_context(base.precision, device),
         eval_precision=precision_context(base.eval_precision, device),
+        forward=torch.compile(model) if base.compile else model,
     )
 
 
@@ -259,7 +261,7 @@ def train_step(
         """Forward and backward at the current weights: each copy's loss, its penalty."""
         parts.optimizer.zero_grad()
         with parts.precision():
-            logits, hidden = model(x)  # (R, B, classes)
+            logits, hidden = parts.forward(x)  # (R, B, classes)
             logits = stream.restrict(logits, step.task, batch)
             loss = cross_entropy(logits, y)
             penalty = remedies.loss_term(Forward(logits, hidden, model))

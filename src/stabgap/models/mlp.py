@@ -91,6 +91,11 @@ class StackedMLP(nn.Module):
         return affine(x, self.weights[-1], self.biases[-1]), hidden
 
 
+# Force the batched-matmul path of :func:`affine` on any device (tests run the GPU's path
+# on a CPU with it); None chooses by device.
+BATCHED: bool | None = None
+
+
 def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """x @ w + b for every copy: (R, B, in) → (R, B, out).
 
@@ -99,7 +104,8 @@ def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     output (see :class:`_PerCopyAffine`), so a stack does exactly the work of its runs
     alone, with the same kernels and the same results to the bit.
     """
-    if x.device.type == "cuda" or _autocasting(x.device.type):
+    batched = x.device.type == "cuda" or _autocasting(x.device.type) if BATCHED is None else BATCHED
+    if batched:
         return torch.baddbmm(b, x, w)  # autocast lowers this op's precision, not out= ones
     return _PerCopyAffine.apply(x, w, b)
 

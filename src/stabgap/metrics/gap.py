@@ -1,4 +1,4 @@
-"""Stability-gap metrics computed from continual-evaluation accuracy curves.
+"""The reference's stability-gap metrics, generalised to any task and interval.
 
 Every function here is pure: it takes an accuracy matrix and the interval boundaries and
 returns numbers. Nothing here knows about training, files or plots.
@@ -33,40 +33,20 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
-    "MetricRow",
     "acc_before_switch",
     "avg_acc_curve",
     "avg_acc_final",
-    "compute_metrics",
     "gap_depth",
     "gap_position",
     "min_acc",
+    "recovered",
     "time_to_recover",
     "wc_acc",
 ]
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    """One value of one metric, in long ("tidy") format.
-
-    Attributes:
-        metric: The metric's name, e.g. ``"gap_depth"``.
-        task: The 1-based task the value is about, or None for metrics over all tasks.
-        interval: The 1-based interval the value is about, or None where it does not apply.
-        value: The value, or None where the metric is undefined (e.g. a time to recover when
-            the accuracy never got back).
-    """
-
-    metric: str
-    task: int | None
-    interval: int | None
-    value: float | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -467,72 +447,3 @@ def wc_acc(acc: np.ndarray, boundaries: Sequence[int], after_task: int) -> float
         return current
     mins = [min_acc(arr, b, i, until_interval=k) for i in range(1, k)]
     return current / k + (1.0 - 1.0 / k) * float(np.mean(mins))
-
-
-def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRow]:
-    """All metrics of one run, as rows in a fixed order.
-
-    Rows, in this order (each block sorted by task, then interval):
-
-    1. ``acc_before_switch`` for each task ``i`` and interval ``j >= i``;
-    2. ``gap_depth``, ``gap_position``, ``time_to_recover``, ``recovered`` for each task ``i``
-       and interval ``j > i`` (grouped by metric);
-    3. ``avg_acc_final`` (task and interval None);
-    4. ``min_acc`` for each task but the last (interval None: up to the end of the run);
-    5. ``wc_acc`` for each ``k`` (task None, interval ``k``).
-
-    Undefined values (NaN) become None.
-
-    Args:
-        acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
-        boundaries: Cumulative point counts at the ends of the intervals.
-
-    Returns:
-        The list of :class:`MetricRow`.
-
-    Raises:
-        ValueError: If ``acc`` or ``boundaries`` are malformed.
-
-    Example:
-        >>> import numpy as np
-        >>> nan = float("nan")
-        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 70]], float)
-        >>> for row in compute_metrics(acc, (3, 6)):
-        ...     print(row.metric, row.task, row.interval, row.value)
-        acc_before_switch 1 1 90.0
-        acc_before_switch 1 2 95.0
-        acc_before_switch 2 2 70.0
-        gap_depth 1 2 30.0
-        gap_position 1 2 0.0
-        time_to_recover 1 2 66.66666666666666
-        recovered 1 2 1.0
-        avg_acc_final None None 82.5
-        min_acc 1 None 60.0
-        wc_acc None 1 90.0
-        wc_acc None 2 65.0
-    """
-    arr, b = _validate(acc, boundaries)
-    n = arr.shape[1]
-
-    def row(metric: str, task: int | None, interval: int | None, value: float) -> MetricRow:
-        # None rather than NaN so that JSON/CSV writers and comparisons behave.
-        return MetricRow(metric, task, interval, None if math.isnan(value) else float(value))
-
-    before = acc_before_switch(arr, b)
-    rows = [
-        row("acc_before_switch", i, j, before[i - 1, j - 1])
-        for i in range(1, n + 1)
-        for j in range(i, n + 1)
-    ]
-    pairs = [(i, j) for i in range(1, n + 1) for j in range(i + 1, n + 1)]
-    for name, func in (
-        ("gap_depth", gap_depth),
-        ("gap_position", gap_position),
-        ("time_to_recover", time_to_recover),
-        ("recovered", recovered),
-    ):
-        rows.extend(row(name, i, j, func(arr, b, i, j)) for i, j in pairs)
-    rows.append(row("avg_acc_final", None, None, avg_acc_final(arr)))
-    rows.extend(row("min_acc", i, None, min_acc(arr, b, i)) for i in range(1, n))
-    rows.extend(row("wc_acc", None, k, wc_acc(arr, b, k)) for k in range(1, n + 1))
-    return rows

@@ -1,0 +1,363 @@
+"""Everything a lent GPU can tell us, in one command that writes its figures as it goes.
+
+Steps, each written to ``OUT/campaign.json`` and ``OUT/campaign.md`` as soon as it is done
+(a run cut off at any point keeps every figure so far):
+
+1. the machine: device, versions, free memory, the fp32 and TF32 matmul rates;
+2. the CUDA tests (``pytest -m cuda``; skipped without CUDA);
+3. ``stabgap profile``: the poster's Table 1 cost columns (host "CPU time", CUDA time and
+   wall time per batch, baseline and ND, ND's overhead);
+4. the stacking curve: runs per second for R = 1, 2, 4, ... stacked paper-shape runs (a few
+   batches each), the speed-up over one at a time, peak GPU memory;
+5. the Table 1 study (baseline + ND × 15 seeds, the paper protocol) timed end to end in
+   fp32, then with TF32, with GD_1,3 and ACC of both (the precision's effect, paired over
+   the seeds); its run records go to ``OUT/table1-fp32`` and ``OUT/table1-tf32``;
+6. if time is left: all 16 experiments × 15 seeds (``OUT/all``);
+7. with ``--compile``: the Table 1 study's time per batch with torch.compile.
+
+It checks first that the plan fits the budget (from the stacking step's measured speed)
+and scales itself down, saying so, when it does not. On a CPU (``--tiny``, run in CI) it
+runs the same steps at a tiny scale, so that it cannot break unseen.
+
+    python benchmarks/gpu_campaign.py --out runs/gpu-campaign            # on the GPU
+    python benchmarks/gpu_campaign.py --tiny --out /tmp/campaign          # anywhere
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import data_dir
+
+from stabgap.device import resolve_device
+from stabgap.metrics import avg_acc_final, gap_depth
+from stabgap.plan import study_spec
+from stabgap.presets import get_preset
+from stabgap.streams import build_stream
+from stabgap.study import run_spec
+from stabgap.train import train_stack
+
+HERE = Path(__file__).resolve().parent
+
+
+class Campaign:
+    """Results so far, written out after every step."""
+
+    def __init__(self, out: Path, budget_s: float) -> None:
+        self.out, self.budget_s, self.started = out, budget_s, time.monotonic()
+        out.mkdir(parents=True, exist_ok=True)
+        self.results: dict = {"steps": {}}
+        self.markdown: list[str] = ["# GPU campaign", ""]
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        return self.budget_s - self.elapsed()
+
+    def record(self, step: str, data: dict, lines: list[str]) -> None:
+        self.results["steps"][step] = {**data, "elapsed_s": round(self.elapsed(), 1)}
+        self.markdown += [f"## {step}", "", *lines, ""]
+        (self.out / "campaign.json").write_text(json.dumps(self.results, indent=1, default=str))
+        (self.out / "campaign.md").write_text("\n".join(self.markdown) + "\n")
+        print("\n".join([f"== {step}", *lines]), flush=True)
+
+
+def matmul_rate(device: torch.device, tf32: bool, n: int) -> float:
+    """FLOP/s of an (n×n)@(n×n) float32 product on `device`."""
+    from stabgap.device import cuda_matmul_precision
+
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    context = cuda_matmul_precision("tf32" if tf32 else "ieee") if device.type == "cuda" else None
+    with context or _nothing():
+        for _ in range(3):
+            a @ b
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        sync(device)
+    return 2 * n**3 * 10 / (time.perf_counter() - t0)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def step_machine(c: Campaign, device: torch.device, tiny: bool) -> None:
+    n = 256 if tiny else 8192
+    info = {
+        "device": str(device),
+        "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "fp32_tflops": matmul_rate(device, False, n) / 1e12,
+        "tf32_tflops": matmul_rate(device, True, n) / 1e12 if device.type == "cuda" else None,
+    }
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        info |= {"free_gib": free / 2**30, "total_gib": total / 2**30}
+    tf32 = f", TF32 {info['tf32_tflops']:.1f} TFLOP/s" if info["tf32_tflops"] else ""
+    c.record(
+        "machine",
+        info,
+        [f"{info['name']} ({device}), torch {info['torch']}, CUDA {info['cuda']}; matmul "
+         f"{n}x{n}: fp32 {info['fp32_tflops']:.2f} TFLOP/s{tf32}"],
+    )  # fmt: skip
+
+
+def step_tests(c: Campaign) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"],
+        cwd=HERE.parent,
+        capture_output=True,
+        text=True,
+    )
+    tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
+    c.record("cuda tests", {"returncode": done.returncode, "summary": tail}, [f"`{tail}`"])
+
+
+def step_profile(c: Campaign, tiny: bool) -> None:
+    argv = ["profile", "--device", "all", "--out", str(c.out / "profile")]
+    if tiny:
+        argv += ["--batches", "2", "--repeats", "2", "--warmup", "1", "--hidden", "32"]
+        argv += ["--batch-size", "32"]
+    done = subprocess.run(
+        [sys.executable, "-m", "stabgap.cli", *argv], capture_output=True, text=True
+    )
+    c.record(
+        "profile (the poster's Table 1 cost columns)",
+        {"returncode": done.returncode, "table": done.stdout},
+        ["```", done.stdout.strip() or done.stderr.strip(), "```"],
+    )
+
+
+def paper_config(tiny: bool, device: torch.device, **changes):
+    config = get_preset("paper").config(
+        "nd", {"device": str(device), "data_dir": data_dir(), **changes}
+    )
+    if tiny:
+        config = config.replace(hidden=[32, 32], batch_size=32, eval_subset=64)
+    return config
+
+
+def step_stacking(c: Campaign, device: torch.device, tiny: bool) -> float:
+    """Runs per second against R; returns seconds per paper-run batch at the best R."""
+    sizes = [1, 2] if tiny else [1, 2, 4, 8, 16, 32, 64]
+    batches = 2 if tiny else 4
+    base = paper_config(tiny, device, batches_per_task=batches)
+    stream = build_stream(base, device)
+    train_stack([base.replace(batches_per_task=1)], stream)  # warm-up
+    rows, lines = [], ["| R | s per stack | runs/s | speed-up over R=1 | peak memory (GiB) |"]
+    lines.append("| --- | --- | --- | --- | --- |")
+    for r in sizes:
+        configs = [base.replace(seed=s, decay_lambda=1e-5 * (s % 2)) for s in range(r)]
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        sync(device)
+        t0 = time.perf_counter()
+        try:
+            train_stack(configs, stream)
+        except torch.OutOfMemoryError:
+            lines.append(f"| {r} | out of memory | | | |")
+            break
+        sync(device)
+        seconds = time.perf_counter() - t0
+        peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0
+        rows.append({"R": r, "seconds": seconds, "runs_per_s": r / seconds, "peak_gib": peak})
+        speedup = rows[-1]["runs_per_s"] / rows[0]["runs_per_s"]
+        lines.append(f"| {r} | {seconds:.2f} | {r / seconds:.2f} | {speedup:.2f} | {peak:.2f} |")
+    best = max(rows, key=lambda row: row["runs_per_s"])
+    per_batch = 1 / best["runs_per_s"] / base.total_batches
+    c.record("stacking", {"batches_per_task": batches, "rows": rows}, lines)
+    return per_batch
+
+
+def table1_study(c: Campaign, device, tiny: bool, precision: str, seeds: int, name: str, **how):
+    """Baseline and ND × seeds of the paper protocol, timed; their GD_1,3 and ACC."""
+    values = {
+        "preset": "paper",
+        "experiments": ["baseline", "nd"],
+        "n_seeds": seeds,
+        "set": {
+            "device": str(device),
+            "data_dir": data_dir(),
+            "precision": precision,
+            "eval_precision": precision,
+            **how,
+        },
+    }
+    if tiny:
+        values["set"] |= {"hidden": [32, 32], "batch_size": 32, "eval_subset": 64}
+        values["set"]["batches_per_task"] = 3
+    spec = study_spec(values, source="gpu campaign")
+    sync(device)
+    t0 = time.perf_counter()
+    records = run_spec(spec, c.out / name, plot=False)
+    sync(device)
+    seconds = time.perf_counter() - t0
+    metrics = {
+        r.name: {
+            "experiment": r.base,
+            "seed": r.config["seed"],
+            "gd_1_3": gap_depth(r.acc, r.boundaries, 1, 3),
+            "acc": avg_acc_final(r.acc),
+        }
+        for r in records
+    }
+    return seconds, metrics
+
+
+def _sd(x: np.ndarray) -> float:
+    return float(x.std(ddof=1)) if x.size > 1 else math.nan
+
+
+def summarize(metrics: dict) -> list[str]:
+    lines = []
+    for experiment in ("baseline", "nd"):
+        rows = [m for m in metrics.values() if m["experiment"] == experiment]
+        gd = np.array([m["gd_1_3"] for m in rows])
+        acc = np.array([m["acc"] for m in rows])
+        lines.append(
+            f"| {experiment} | {len(rows)} | {gd.mean():.2f} ± {_sd(gd):.2f} | "
+            f"{acc.mean():.2f} ± {_sd(acc):.2f} |"
+        )
+    return lines
+
+
+def step_table1(c: Campaign, device, tiny: bool, seeds: int) -> None:
+    lines = ["| precision | runs | time (s) | s per run |", "| --- | --- | --- | --- |"]
+    by_precision = {}
+    for precision in ("fp32", "tf32"):
+        seconds, metrics = table1_study(c, device, tiny, precision, seeds, f"table1-{precision}")
+        by_precision[precision] = {"seconds": seconds, "runs": metrics}
+        lines.append(
+            f"| {precision} | {len(metrics)} | {seconds:.1f} | {seconds / len(metrics):.2f} |"
+        )
+    lines += [
+        "",
+        "| precision, experiment | seeds | GD_1,3 (p.p.) | ACC (%) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for precision, found in by_precision.items():
+        lines += [f"| {precision}, " + line[2:] for line in summarize(found["runs"])]
+    fp32, tf32 = by_precision["fp32"]["runs"], by_precision["tf32"]["runs"]
+    pairs = {(m["experiment"], m["seed"]): m for m in fp32.values()}
+    diffs = [
+        m["gd_1_3"] - pairs[(m["experiment"], m["seed"])]["gd_1_3"]
+        for m in tf32.values()
+        if (m["experiment"], m["seed"]) in pairs
+    ]
+    if len(diffs) > 1:
+        lines.append(
+            f"\nTF32 − fp32, paired over {len(diffs)} runs: GD_1,3 {statistics.mean(diffs):+.3f} "
+            f"± {statistics.stdev(diffs):.3f} p.p."
+        )
+    c.record("Table 1 study (baseline + ND, paper protocol)", by_precision, lines)
+
+
+def step_all(c: Campaign, device, tiny: bool, seeds: int) -> None:
+    values = {
+        "preset": "paper",
+        "experiments": "all",
+        "n_seeds": seeds,
+        "set": {"device": str(device), "data_dir": data_dir()},
+    }
+    if tiny:
+        values["set"] |= {"hidden": [32, 32], "batch_size": 32, "eval_subset": 64}
+        values["set"]["batches_per_task"] = 2
+        values["experiments"] = ["baseline", "no-replay"]
+    spec = study_spec(values, source="gpu campaign")
+    sync(device)
+    t0 = time.perf_counter()
+    records = run_spec(spec, c.out / "all", plot=False)
+    sync(device)
+    seconds = time.perf_counter() - t0
+    c.record(
+        "all 16 experiments",
+        {"runs": len(records), "seconds": seconds},
+        [f"{len(records)} runs in {seconds:.1f} s ({seconds / len(records):.2f} s a run)"],
+    )
+
+
+def step_compile(c: Campaign, device, tiny: bool) -> None:
+    base = paper_config(tiny, device, batches_per_task=2 if tiny else 20)
+    stream = build_stream(base, device)
+    rows = {}
+    for compiled in (False, True):
+        configs = [base.replace(seed=s, compile=compiled) for s in range(2 if tiny else 30)]
+        train_stack([configs[0].replace(batches_per_task=1)], stream)  # warm-up / compile
+        sync(device)
+        t0 = time.perf_counter()
+        train_stack(configs, stream)
+        sync(device)
+        rows[compiled] = (time.perf_counter() - t0) / len(configs) / base.total_batches
+    c.record(
+        "torch.compile",
+        {"ms_per_run_batch": {str(k): v * 1000 for k, v in rows.items()}},
+        [f"ms per run-batch: eager {rows[False] * 1000:.3f}, compiled {rows[True] * 1000:.3f} "
+         f"({rows[False] / rows[True]:.2f}x)"],
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/gpu-campaign")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--budget-min", type=float, default=20.0, help="wall-time budget")
+    parser.add_argument("--seeds", type=int, default=15)
+    parser.add_argument("--tiny", action="store_true", help="the same steps at a tiny scale")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    c = Campaign(Path(args.out), args.budget_min * 60)
+    seeds = 2 if args.tiny else args.seeds
+    step_machine(c, device, args.tiny)
+    step_tests(c)
+    step_profile(c, args.tiny)
+    per_run_batch = step_stacking(c, device, args.tiny)
+    # Plan: the Table 1 study twice (fp32, TF32) = 2 × 30 runs × 1500 batches.
+    batches = 1500 if not args.tiny else 9
+    needed = 2 * 2 * seeds * batches * per_run_batch * 1.3  # + a margin for evaluation spread
+    if needed > c.left() and not args.tiny:
+        fitting = max(2, int(seeds * c.left() / needed))
+        c.record(
+            "plan",
+            {"needed_s": needed, "left_s": c.left(), "seeds": fitting},
+            [f"The Table 1 study needs about {needed / 60:.1f} min for {seeds} seeds, "
+             f"{c.left() / 60:.1f} min are left: scaled down to {fitting} seeds."],
+        )  # fmt: skip
+        seeds = fitting
+    step_table1(c, device, args.tiny, seeds)
+    all_runs = 16 * seeds * batches * per_run_batch * 1.3
+    if args.tiny or all_runs < c.left():
+        step_all(c, device, args.tiny, seeds)
+    else:
+        c.record("all 16 experiments", {"skipped": True}, ["Skipped: not enough time left."])
+    if args.compile:
+        step_compile(c, device, args.tiny)
+    c.record("done", {"total_s": c.elapsed()}, [f"Campaign took {c.elapsed() / 60:.1f} min."])
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("STABGAP_DATA", data_dir() or "")
+    main()

@@ -1,0 +1,184 @@
+"""Metrics of continual-evaluation accuracy curves: pure functions, no training, no files.
+
+- :mod:`stabgap.metrics.gap`: the reference's definitions (gap depth, its position, time
+  to recover, accuracy before each switch, final average accuracy, min-ACC, WC-ACC),
+  generalised to any task and interval; they give the reference's published values.
+- :mod:`stabgap.metrics.robust`: gap depth and time to recover measured from a window of
+  points and a smoothed curve, which a single noisy point cannot swing.
+- :mod:`stabgap.metrics.continual`: the field's other measures (AAA, WF^w, WP^w, drop and
+  recovery slopes, forgetting, learning-curve area).
+
+:func:`compute_metrics` gives every one of them for a run, as tidy rows.
+
+>>> import numpy as np
+>>> nan = float("nan")
+>>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 88]], float)
+>>> gap_depth(acc, (3, 6), task=1, interval=2)
+30.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from stabgap.metrics.continual import (
+    LCA_BETA,
+    WINDOWS,
+    average_anytime_accuracy,
+    drop_slope,
+    forgetting,
+    learning_curve_area,
+    recovery_slope,
+    windowed_forgetting,
+    windowed_plasticity,
+)
+from stabgap.metrics.gap import (
+    _validate,
+    acc_before_switch,
+    avg_acc_curve,
+    avg_acc_final,
+    gap_depth,
+    gap_position,
+    min_acc,
+    recovered,
+    time_to_recover,
+    wc_acc,
+)
+from stabgap.metrics.robust import gap_depth_robust, time_to_recover_robust
+
+__all__ = [
+    "MetricRow",
+    "acc_before_switch",
+    "average_anytime_accuracy",
+    "avg_acc_curve",
+    "avg_acc_final",
+    "compute_metrics",
+    "drop_slope",
+    "forgetting",
+    "gap_depth",
+    "gap_depth_robust",
+    "gap_position",
+    "learning_curve_area",
+    "min_acc",
+    "recovered",
+    "recovery_slope",
+    "time_to_recover",
+    "time_to_recover_robust",
+    "wc_acc",
+    "windowed_forgetting",
+    "windowed_plasticity",
+]
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One value of one metric, in long ("tidy") format.
+
+    Attributes:
+        metric: The metric's name, e.g. ``"gap_depth"``.
+        task: The 1-based task the value is about, or None for metrics over all tasks.
+        interval: The 1-based interval the value is about, or None where it does not apply.
+        value: The value, or None where the metric is undefined (e.g. a time to recover when
+            the accuracy never got back).
+    """
+
+    metric: str
+    task: int | None
+    interval: int | None
+    value: float | None
+
+
+def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRow]:
+    """All metrics of one run, as rows in a fixed order.
+
+    Rows, in this order (each block sorted by task, then interval):
+
+    1. ``acc_before_switch`` for each task ``i`` and interval ``j >= i``;
+    2. for each task ``i`` and interval ``j > i``, grouped by metric: the reference's
+       ``gap_depth``, ``gap_position``, ``time_to_recover``, ``recovered``; the robust
+       ``gap_depth_robust``, ``time_to_recover_robust``; ``drop_slope``, ``recovery_slope``;
+    3. ``avg_acc_final`` and ``aaa`` (task and interval None);
+    4. ``min_acc``, ``forgetting``, ``windowed_forgetting_w10`` and ``_w100`` for each task
+       but the last, then their mean over those tasks (task None);
+    5. ``windowed_plasticity_w10``, ``_w100`` and ``learning_curve_area`` for each task,
+       then their mean (task None);
+    6. ``wc_acc`` for each ``k`` (task None, interval ``k``).
+
+    Undefined values (NaN) become None.
+
+    Example:
+        >>> import numpy as np
+        >>> nan = float("nan")
+        >>> acc = np.array([[50, nan], [80, nan], [90, nan], [60, 40], [85, 70], [95, 70]], float)
+        >>> rows = compute_metrics(acc, (3, 6))
+        >>> for r in rows[:7]:
+        ...     print(r.metric, r.task, r.interval, r.value)
+        acc_before_switch 1 1 90.0
+        acc_before_switch 1 2 95.0
+        acc_before_switch 2 2 70.0
+        gap_depth 1 2 30.0
+        gap_position 1 2 0.0
+        time_to_recover 1 2 66.66666666666666
+        recovered 1 2 1.0
+        >>> len(rows), rows[-1].metric
+        (31, 'wc_acc')
+    """
+    arr, b = _validate(acc, boundaries)
+    n = arr.shape[1]
+
+    def row(metric: str, task: int | None, interval: int | None, value: float) -> MetricRow:
+        # None rather than NaN so that JSON/CSV writers and comparisons behave.
+        return MetricRow(metric, task, interval, None if math.isnan(value) else float(value))
+
+    before = acc_before_switch(arr, b)
+    rows = [
+        row("acc_before_switch", i, j, before[i - 1, j - 1])
+        for i in range(1, n + 1)
+        for j in range(i, n + 1)
+    ]
+    pairs = [(i, j) for i in range(1, n + 1) for j in range(i + 1, n + 1)]
+    for name, func in (
+        ("gap_depth", gap_depth),
+        ("gap_position", gap_position),
+        ("time_to_recover", time_to_recover),
+        ("recovered", recovered),
+        ("gap_depth_robust", gap_depth_robust),
+        ("time_to_recover_robust", time_to_recover_robust),
+        ("drop_slope", drop_slope),
+        ("recovery_slope", recovery_slope),
+    ):
+        rows.extend(row(name, i, j, func(arr, b, i, j)) for i, j in pairs)
+    rows.append(row("avg_acc_final", None, None, avg_acc_final(arr)))
+    rows.append(row("aaa", None, None, average_anytime_accuracy(arr, b)))
+
+    def per_task(name: str, func, tasks: range) -> None:
+        values = [func(i) for i in tasks]
+        rows.extend(row(name, i, None, v) for i, v in zip(tasks, values, strict=True))
+        if name != "min_acc" and tasks:  # min_acc keeps the reference's rows only
+            defined = [v for v in values if not math.isnan(v)]
+            rows.append(row(name, None, None, float(np.mean(defined)) if defined else math.nan))
+
+    earlier = range(1, n)
+    per_task("min_acc", lambda i: min_acc(arr, b, i), earlier)
+    per_task("forgetting", lambda i: forgetting(arr, b, i), earlier)
+    for w in WINDOWS:
+        per_task(
+            f"windowed_forgetting_w{w}", lambda i, w=w: windowed_forgetting(arr, b, i, w), earlier
+        )
+    for w in WINDOWS:
+        per_task(
+            f"windowed_plasticity_w{w}",
+            lambda i, w=w: windowed_plasticity(arr, b, i, w),
+            range(1, n + 1),
+        )
+    per_task(
+        "learning_curve_area",
+        lambda i: learning_curve_area(arr, b, i, LCA_BETA),
+        range(1, n + 1),
+    )
+    rows.extend(row("wc_acc", None, k, wc_acc(arr, b, k)) for k in range(1, n + 1))
+    return rows

@@ -1,0 +1,191 @@
+"""The field's other continual-evaluation measures, as pure functions of the curves.
+
+- **Average anytime accuracy** (AAA; Caccia et al., 2022): the average accuracy over the
+  tasks seen so far, averaged over every evaluation point of the run.
+- **Windowed forgetting** WF^w and **windowed plasticity** WP^w (De Lange et al., 2023): the
+  largest drop of a task's accuracy within any w consecutive points after its own training
+  ended, and the largest rise within w points while it is being trained.
+- **Drop and recovery slopes** (as in the stability-gap scripts of
+  GMvandeVen/continual-learning): on the smoothed curve after a switch, how fast the
+  accuracy falls from the level before the switch to its minimum, and how fast it climbs
+  back to that level (p.p. per evaluation point).
+- **Forgetting** FORG (Chaudhry et al., 2018): for each task, its best accuracy at the end
+  of an interval (its own or a later one, before the last) minus its final accuracy.
+- **Learning-curve area** LCA^β (Chaudhry et al., 2019): a task's mean accuracy over the
+  first β + 1 points of its own interval: how fast it is learnt.
+
+Conventions as in :mod:`stabgap.metrics.gap`: ``acc`` (points, tasks) in %, NaN where not
+evaluated; ``boundaries`` the point counts at the ends of the intervals; 1-based tasks.
+
+A worked example, 2 tasks of 4 points:
+
+>>> import numpy as np
+>>> nan = float("nan")
+>>> acc = np.array([[20, nan], [50, nan], [70, nan], [80, nan],
+...                 [60, 30], [75, 60], [79, 80], [81, 85]], float)
+>>> b = (4, 8)
+>>> average_anytime_accuracy(acc, b)  # (20 + 50 + 70 + 80 + 45 + 67.5 + 79.5 + 83) / 8
+61.875
+>>> windowed_forgetting(acc, b, task=1, window=2)  # 80 -> 60 within 2 points
+20.0
+>>> windowed_plasticity(acc, b, task=2, window=1)  # 30 -> 60 in one point
+30.0
+>>> forgetting(acc, b, task=1)  # best at an interval's end 80, final 81: it gained
+-1.0
+>>> learning_curve_area(acc, b, task=2, beta=2)  # (30 + 60 + 80) / 3
+56.666666666666664
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from stabgap.metrics.gap import (
+    _check_index,
+    _check_task_interval,
+    _start,
+    _validate,
+    acc_before_switch,
+    avg_acc_curve,
+)
+from stabgap.metrics.robust import SMOOTH, TOLERANCE, WINDOW, _robust_gap
+
+WINDOWS = (10, 100)  # WF^w and WP^w are reported for these windows (points)
+LCA_BETA = 10  # points of the learning-curve area
+
+__all__ = [
+    "average_anytime_accuracy",
+    "drop_slope",
+    "forgetting",
+    "learning_curve_area",
+    "recovery_slope",
+    "windowed_forgetting",
+    "windowed_plasticity",
+]
+
+
+def average_anytime_accuracy(acc: np.ndarray, boundaries: Sequence[int]) -> float:
+    """Mean over every evaluation point of the average accuracy over the tasks seen so far."""
+    curve = avg_acc_curve(acc, boundaries)
+    return float(np.nanmean(curve)) if np.isfinite(curve).any() else math.nan
+
+
+def _largest_change(values: np.ndarray, window: int, sign: int) -> float:
+    """Largest sign·(later − earlier) over pairs at most `window` points apart; 0 if none
+    is positive, NaN if fewer than two points are evaluated."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.isfinite(values).sum() < 2:
+        return math.nan
+    best = 0.0
+    for lag in range(1, min(window, values.size - 1) + 1):
+        with np.errstate(invalid="ignore"):
+            change = sign * (values[lag:] - values[:-lag])
+        if np.isfinite(change).any():
+            best = max(best, float(np.nanmax(change)))
+    return best
+
+
+def windowed_forgetting(
+    acc: np.ndarray, boundaries: Sequence[int], task: int, window: int = WINDOWS[0]
+) -> float:
+    """WF^w of `task`: its largest accuracy drop within `window` points, from the last
+    point of its own interval on. NaN for the last task (nothing comes after it)."""
+    arr, b = _validate(acc, boundaries)
+    task = _check_index("task", task, 1, arr.shape[1])
+    if task == arr.shape[1]:
+        return math.nan
+    return _largest_change(arr[b[task - 1] - 1 :, task - 1], window, -1)
+
+
+def windowed_plasticity(
+    acc: np.ndarray, boundaries: Sequence[int], task: int, window: int = WINDOWS[0]
+) -> float:
+    """WP^w of `task`: its largest accuracy rise within `window` points of its own interval."""
+    arr, b = _validate(acc, boundaries)
+    task = _check_index("task", task, 1, arr.shape[1])
+    return _largest_change(arr[_start(b, task) : b[task - 1], task - 1], window, +1)
+
+
+def drop_slope(
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    task: int,
+    interval: int,
+    window: int = WINDOW,
+    smooth: int = SMOOTH,
+) -> float:
+    """How fast the smoothed curve falls after the switch into `interval`: (its minimum −
+    the level before the switch) / (points from the switch to the minimum, + 1), in p.p.
+    per point (negative: a fall).
+
+    Example:
+        >>> nan = float("nan")
+        >>> c = [90, 90, 90, 90, 80, 70, 60, 70, 90, 90]  # switch after point 3
+        >>> acc = np.array([[a, nan if t < 4 else 50] for t, a in enumerate(c)], float)
+        >>> drop_slope(acc, (4, 10), 1, 2, window=4, smooth=1)  # (60 - 90) / 3 points
+        -10.0
+    """
+    arr, b = _validate(acc, boundaries)
+    task, interval = _check_task_interval(task, interval, arr.shape[1])
+    level, smoothed, t_min = _robust_gap(arr, b, task, interval, window, smooth)
+    if t_min is None:
+        return math.nan
+    return (float(smoothed[t_min]) - level) / (t_min + 1)
+
+
+def recovery_slope(
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    task: int,
+    interval: int,
+    window: int = WINDOW,
+    smooth: int = SMOOTH,
+    tolerance: float = TOLERANCE,
+) -> float:
+    """How fast the smoothed curve climbs back: (the level it recovers to − its minimum) /
+    (points from the minimum to the recovery), p.p. per point; NaN if it never recovers.
+
+    Example:
+        >>> nan = float("nan")
+        >>> c = [90, 90, 90, 90, 80, 70, 60, 70, 90, 90]
+        >>> acc = np.array([[a, nan if t < 4 else 50] for t, a in enumerate(c)], float)
+        >>> recovery_slope(acc, (4, 10), 1, 2, window=4, smooth=1, tolerance=0)  # 30 / 2
+        15.0
+    """
+    arr, b = _validate(acc, boundaries)
+    task, interval = _check_task_interval(task, interval, arr.shape[1])
+    level, smoothed, t_min = _robust_gap(arr, b, task, interval, window, smooth)
+    if t_min is None:
+        return math.nan
+    with np.errstate(invalid="ignore"):
+        hits = np.flatnonzero(smoothed[t_min:] >= level - tolerance)
+    if hits.size == 0 or hits[0] == 0:
+        return math.nan
+    return (float(smoothed[t_min + hits[0]]) - float(smoothed[t_min])) / int(hits[0])
+
+
+def forgetting(acc: np.ndarray, boundaries: Sequence[int], task: int) -> float:
+    """FORG of `task`: its best accuracy at the end of intervals task … T−1 minus its
+    final accuracy (positive when it lost some, negative when it gained); NaN for the last
+    task."""
+    arr, b = _validate(acc, boundaries)
+    n = arr.shape[1]
+    task = _check_index("task", task, 1, n)
+    if task == n:
+        return math.nan
+    ends = acc_before_switch(arr, b)[task - 1, task - 1 : n - 1]
+    return float(np.nanmax(ends) - arr[-1, task - 1])
+
+
+def learning_curve_area(
+    acc: np.ndarray, boundaries: Sequence[int], task: int, beta: int = LCA_BETA
+) -> float:
+    """LCA^β of `task`: its mean accuracy over the first β + 1 points of its own interval."""
+    arr, b = _validate(acc, boundaries)
+    task = _check_index("task", task, 1, arr.shape[1])
+    start = _start(b, task)
+    values = arr[start : min(start + beta + 1, b[task - 1]), task - 1]
+    return float(np.nanmean(values)) if np.isfinite(values).any() else math.nan

@@ -1,0 +1,83 @@
+"""Every branch a GPU takes, forced on a CPU (docs/performance.md lists them)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from conftest import tiny_config
+
+from stabgap.device import Stopwatch
+from stabgap.evaluate import EvalSubsets
+from stabgap.models import mlp
+from stabgap.train import run_experiment, train_stack
+
+
+def test_the_batched_matmul_path_stacks_to_float_tolerance(small_stream, monkeypatch):
+    configs = [tiny_config(seed=s) for s in (1, 2)]
+    alone = [run_experiment(c, small_stream) for c in configs]
+    monkeypatch.setattr(mlp, "BATCHED", True)  # the GPU's baddbmm, on the CPU
+    stacked = train_stack(configs, small_stream)
+    for a, s in zip(alone, stacked, strict=True):
+        np.testing.assert_allclose(s.loss, a.loss, rtol=1e-4)
+        assert np.nanmax(np.abs(s.acc - a.acc)) <= 1.0
+
+
+def test_the_gpus_way_of_drawing_test_subsets(small_stream):
+    """Uniform keys and their m smallest: m distinct images of the right task each time."""
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    subsets = EvalSubsets(tiny_config(), small_stream, gens, keys=True)
+    idx = subsets.draw(range(1, 4), 150)  # (R, T, m)
+    assert idx.shape == (2, 3, 150)
+    off = small_stream.test_offsets
+    for t in range(3):
+        part = idx[:, t]
+        assert bool(((part >= off[t]) & (part < off[t + 1])).all())
+        assert all(len(row.unique()) == 150 for row in part)
+    again = subsets.draw(range(1, 4), 150)
+    assert not torch.equal(idx, again)  # fresh subsets
+    first = EvalSubsets(tiny_config(), small_stream, [torch.Generator().manual_seed(1)], keys=True)
+    assert torch.equal(first.draw(range(1, 4), 150)[0], idx[0])  # a copy's own stream
+    # Uniform: over many draws every image of task 1 is chosen about equally often.
+    counts = torch.zeros(off[1], dtype=torch.long)
+    for _ in range(200):
+        counts += torch.bincount(first.draw(range(1, 2), 100)[0, 0], minlength=off[1])
+    expected = 200 * 100 / off[1]
+    assert counts.float().std() < 0.25 * expected + 3 * expected**0.5
+
+
+class FakeEvent:
+    """A CUDA event's interface over the wall clock: records, then measures."""
+
+    def __init__(self, enable_timing: bool = False) -> None:
+        self.at = None
+
+    def record(self) -> None:
+        self.at = time.perf_counter()
+
+    def elapsed_time(self, end: FakeEvent) -> float:
+        return (end.at - self.at) * 1000  # milliseconds, as CUDA's
+
+
+def test_the_stopwatchs_event_path():
+    watch = Stopwatch(torch.device("cpu"), event=FakeEvent)
+    for _ in range(3):
+        with watch("eval"):
+            time.sleep(0.01)
+    assert len(watch.events["eval"]) == 3  # kept, not read, until the end
+    totals = watch.totals()
+    assert 0.03 <= totals["eval"] < 0.5 and not watch.events
+
+
+def test_stacks_are_sized_by_memory():
+    from stabgap.cost import run_memory
+    from stabgap.presets import PAPER_BASE
+    from stabgap.sweep import MAX_GPU_STACK, default_stack_size
+
+    wide = PAPER_BASE.replace(hidden=[4096, 4096])
+    per_copy = run_memory(wide)
+    assert default_stack_size(wide, free_bytes=10 * per_copy) == 8  # 80 % of 10 copies
+    assert default_stack_size(wide, free_bytes=10**15) == MAX_GPU_STACK
+    assert default_stack_size(wide, free_bytes=1) == 1
+    assert default_stack_size(PAPER_BASE.replace(device="cpu")) == 1
