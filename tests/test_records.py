@@ -22,6 +22,17 @@ def test_round_trip_keeps_everything(tmp_path, record):
     assert back.boundaries == record.boundaries and back.config == record.config
     assert back.metadata == record.metadata and back.experiment == "exp"
     assert [m.value for m in back.metrics] == [m.value for m in record.metrics]
+    assert (
+        back.activity.keys()
+        == record.activity.keys()
+        == {
+            "active_fraction",
+            "mean_square",
+            "dead_fraction",
+        }
+    )
+    for name, values in record.activity.items():
+        np.testing.assert_array_equal(back.activity[name], values)
 
 
 def test_interrupted_write_leaves_no_directory_that_looks_complete(tmp_path, record, monkeypatch):
@@ -69,4 +80,12 @@ def test_a_live_writers_temporary_folder_is_left_alone(tmp_path, record):
 def test_curves_file_holds_no_pickles(tmp_path, record):
     path = write_run(record, tmp_path, plot=False).path
     with np.load(path / "curves.npz", allow_pickle=False) as z:
-        assert set(z.files) == {"acc", "eval_steps", "boundaries", "loss"}
+        assert set(z.files) == {
+            "acc",
+            "eval_steps",
+            "boundaries",
+            "loss",
+            "active_fraction",
+            "mean_square",
+            "dead_fraction",
+        }

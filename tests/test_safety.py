@@ -358,10 +358,10 @@ def test_progress_shows_from_the_start_with_workers(tmp_path):
 def test_a_failed_stack_keeps_the_others_work(workspace, capsys, monkeypatch):
     real = sweep.run_stack
 
-    def flaky(stack, progress=None):
+    def flaky(stack, *args, **kwargs):
         if stack[0].config.seed == 2:
             raise RuntimeError("a worker fell over")
-        return real(stack, progress)
+        return real(stack, *args, **kwargs)
 
     monkeypatch.setattr(sweep, "run_stack", flaky)
     code, _, err = cli(

@@ -151,6 +151,7 @@ def _how(args: argparse.Namespace) -> dict[str, Any]:
         ray_address=args.ray_address,
         threads=args.threads,
         quiet=args.quiet,
+        tensorboard=args.tensorboard,
     )
 
 
@@ -316,6 +317,12 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
         help="most runs trained together as one stack (default: 32 on CUDA, 1 on CPU)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files to OUT/tensorboard/ (each run's live log "
+        "is in OUT/logs/ in any case)",
+    )
 
 
 def _field_default(name: str) -> str:

@@ -152,6 +152,14 @@ class CoreConfig:
         "'fixed': one subset per task for the whole run.",
         choices=("fresh", "fixed"),
     )
+    eval_repeats: int = option(
+        1,
+        "Independent test subsets each point is evaluated on: 2 or more measure each "
+        "metric's evaluation noise apart from the seed-to-seed spread (docs/metrics.md); "
+        "the run's accuracy is then pooled over them.",
+        check=lambda n: 1 <= n <= 8,
+        must="a whole number from 1 to 8",
+    )
     eval_precision: str = option(
         "fp32",
         "Precision of the continual evaluation alone: 'fp32', 'bf16' (autocast) or 'tf32' "
@@ -355,6 +363,10 @@ def _validate(c: RunConfig) -> None:
         (all(w >= 1 for w in c.channels), "channels must be >= 1"),
         (all(0 <= b < 1 for b in c.betas), "betas must be in [0, 1)"),
         (not c.nesterov or c.momentum > 0, "nesterov needs momentum > 0"),
+        (
+            c.eval_repeats == 1 or c.eval_resample == "fresh",
+            "eval_repeats > 1 needs eval_resample 'fresh' (fixed subsets repeat themselves)",
+        ),
         (
             c.eval_every <= c.batches_per_task,
             "eval_every must be <= batches_per_task (at least one evaluation per task)",

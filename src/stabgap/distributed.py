@@ -60,7 +60,9 @@ def run_on_ray(
             raise StabgapError(f"could not reach the Ray cluster at {address!r}: {e}") from None
     pending: dict = {}
     try:
-        channel = Queue()
+        # The queue is an actor: it must hold no CPU, or on a small machine it would keep
+        # the tasks that report to it from ever being scheduled.
+        channel = Queue(actor_options={"num_cpus": 0})
         uses_gpu = any(s[0].config.device.startswith("cuda") for s in stacks)
         task = ray.remote(num_cpus=cpus_per_task, num_gpus=1 if uses_gpu else 0)(_train_stack)
         pending = {

@@ -8,6 +8,7 @@ percentages later (100·k/m in float64, as the reference computes them).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -76,21 +77,64 @@ class EvalSubsets:
         return torch.stack([self._orders(tasks, g, size) for g in self.generators])
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One continual evaluation of every copy on its test subsets.
+
+    Attributes:
+        correct: (R, T) right answers on each task's subset.
+        active: (R, T, L) fraction of each hidden layer's units that are active (> 0),
+            over the subset's images.
+        square: (R, T, L) neuronal decay's quantity: Σ over a layer's units of h², averaged
+            over the images.
+        dead: (R, T, L) fraction of each layer's units that are 0 on every image of the
+            subset.
+    """
+
+    correct: torch.Tensor
+    active: torch.Tensor
+    square: torch.Tensor
+    dead: torch.Tensor
+
+
 @torch.no_grad()
-def count_correct(
-    model: torch.nn.Module, stream: TaskStream, idx: torch.Tensor, task: int
-) -> torch.Tensor:
-    """Correct answers of each copy on each task's subset: (R, T) int32.
+def evaluate(
+    model: torch.nn.Module,
+    stream: TaskStream,
+    idx: torch.Tensor,
+    task: int,
+    statistics: bool = True,
+) -> Evaluation:
+    """Right answers of each copy on each task's subset, and what its hidden layers did.
+
+    The activations are those the forward pass computes anyway, so the statistics cost a
+    few elementwise passes over them (docs/metrics.md measures it).
 
     Args:
         idx: (R, T, m) indices into the stream's test set, from :meth:`EvalSubsets.draw`.
         task: the task being trained now (the scenario may score only the classes seen).
+        statistics: compute the hidden layers' statistics (False: NaN; for measuring
+            their cost, benchmarks/activity_overhead.py).
     """
     r, t, m = idx.shape
     flat = idx.view(r, t * m)
     model.eval()
-    logits, _ = model(pixels(stream.test_x[flat]))  # (R, T·m, classes)
+    logits, hidden = model(pixels(stream.test_x[flat]))  # (R, T·m, classes)
     model.train()
     logits = stream.restrict(logits, task, flat, train=False)
-    correct = logits.argmax(dim=-1) == stream.test_y[flat]
-    return correct.view(r, t, m).sum(dim=-1, dtype=torch.int32)
+    correct = (logits.argmax(dim=-1) == stream.test_y[flat]).view(r, t, m)
+    active, square, dead = [], [], []
+    for h in hidden if statistics else []:
+        h = h.reshape(r, t, m, -1)  # (R, T, m, units): conv maps flattened to units
+        on = h > 0
+        active.append(on.float().mean(dim=(2, 3)))
+        square.append(h.float().square().sum(dim=3).mean(dim=2))
+        dead.append((~on.any(dim=2)).float().mean(dim=2))
+    if not statistics:
+        active = square = dead = [torch.full((r, t), float("nan"), device=idx.device)]
+    return Evaluation(
+        correct.sum(dim=-1, dtype=torch.int32),
+        torch.stack(active, dim=-1),
+        torch.stack(square, dim=-1),
+        torch.stack(dead, dim=-1),
+    )

@@ -26,7 +26,7 @@ REPORT_MARKER = ".stabgap-report.json"
 # What stabgap itself puts into a study folder besides run directories.
 STUDY_FILE = "study.json"  # what was asked of a study folder (see stabgap.study)
 STUDY_FILES = ("table.csv", "table.parquet", STUDY_FILE)
-STUDY_FOLDERS = ("report", "profile")
+STUDY_FOLDERS = ("report", "profile", "logs", "tensorboard")
 
 
 def check_writable(path: Path, what: str = "output folder") -> None:
@@ -96,6 +96,11 @@ def _is_ours(entry: Path) -> bool:
             return all(
                 _is_temporary(e) or (e.is_dir() and is_profile_dir(e)) for e in entry.iterdir()
             )
+        if name == "logs":  # the runs' live logs
+            return all(f.is_file() and f.suffix == ".jsonl" for f in entry.iterdir())
+        if name == "tensorboard":  # a folder of event files per run
+            files = [f for f in entry.rglob("*") if f.is_file()]
+            return all(f.name.startswith("events.out.tfevents.") for f in files)
         return (
             is_run_dir(entry)
             or is_report_dir(entry)

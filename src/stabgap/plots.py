@@ -41,7 +41,9 @@ __all__ = [
     "pareto_front",
     "plot_gap_anatomy",
     "plot_gap_vs_accuracy",
+    "plot_activity",
     "plot_lambda_tradeoff",
+    "plot_losses",
     "plot_run",
     "plot_task_curves",
     "save",
@@ -796,5 +798,85 @@ def plot_gap_vs_accuracy(
     ax.set_title("Gap depth against accuracy (mean, 95 % interval over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Training loss and the hidden layers' activity
+# --------------------------------------------------------------------------------------------
+
+
+def plot_losses(
+    groups: Mapping[str, Sequence[Any]], path: str | os.PathLike[str], pdf: bool = True
+) -> Figure:
+    """Training loss per group against the batch (mean over seeds, a moving average of 10
+    batches), with the part beyond the cross-entropy (ND's share, ...) dashed."""
+    fig, ax = _new_figure(8.5, 4.6)
+    first = None
+    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+        recs = [r for r in recs if r.loss is not None]
+        if not recs:
+            continue
+        first = recs[0]
+        loss = _moving(np.mean([r.loss for r in recs], axis=0))
+        ax.plot(np.arange(loss.size), loss, color=color, lw=1.1, label=f"{label}: loss")
+        if recs[0].penalty is not None:
+            share = _moving(np.mean([r.penalty for r in recs], axis=0))
+            ax.plot(np.arange(share.size), share, color=color, lw=1.0, ls="--",
+                    label=f"{label}: its penalty")  # fmt: skip
+    if first is not None:
+        _mark_switches(ax, first)
+    ax.set_yscale("log")
+    ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel("training loss (mean over seeds)")
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+def _moving(values: np.ndarray, width: int = 10) -> np.ndarray:
+    kernel = np.ones(width) / width
+    padded = np.concatenate([np.full(width - 1, values[0]), values])
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def plot_activity(
+    groups: Mapping[str, Sequence[Any]],
+    path: str | os.PathLike[str],
+    statistic: str = "active_fraction",
+    task: int = 1,
+    pdf: bool = True,
+) -> Figure:
+    """A hidden-layer statistic of one task over training, one panel per layer (mean ± std).
+
+    Args:
+        statistic: "active_fraction" (shown in %), "mean_square" or "dead_fraction" (%).
+    """
+    firsts = {label: recs[0] for label, recs in groups.items() if recs and recs[0].activity}
+    if not firsts:
+        raise ValueError("plot_activity: no run holds activity curves")
+    layers = next(iter(firsts.values())).activity[statistic].shape[2]
+    fig = Figure(figsize=(4.2 * layers + 2.5, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, layers, sharey=True))
+    scale = 1.0 if statistic == "mean_square" else 100.0
+    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+        if label not in firsts:
+            continue
+        x = np.asarray(firsts[label].eval_steps, dtype=float)
+        for k, ax in enumerate(axes):
+            stack = np.stack([scale * r.activity[statistic][:, task - 1, k] for r in recs])
+            _plot_mean_band(ax, x, stack, color, _group_label(label, recs) if k == 0 else None)
+    names = {"active_fraction": "active units (%)", "mean_square": "Σ h² per image",
+             "dead_fraction": "dead units (%)"}  # fmt: skip
+    for k, ax in enumerate(axes):
+        _mark_switches(ax, next(iter(firsts.values())))
+        ax.set_title(f"hidden layer {k + 1}", fontsize=9, pad=14)
+        ax.set_xlabel(BATCH_LABEL)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"task {task}: {names[statistic]}")
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
     save(fig, path, pdf=pdf)
     return fig

@@ -13,7 +13,7 @@ Two kinds of figure are taken for each model, device and phase:
 
 The phases are the bodies of :func:`stabgap.train.train_stack`, run with the same parts
 (:func:`stabgap.train.build_parts`, :func:`stabgap.train.train_step`,
-:func:`stabgap.evaluate.count_correct`): ``train`` is one training step, ``eval`` one
+:func:`stabgap.evaluate.evaluate`): ``train`` is one training step, ``eval`` one
 continual evaluation,
 ``both`` the two in turn as the loop does at every batch (the reference profiled its
 evaluation too). The default scale is the poster's profiling runs (experiments 15/16):
@@ -48,7 +48,7 @@ from stabgap.config import RunConfig
 from stabgap.cost import add_hidden_option
 from stabgap.device import resolve_device
 from stabgap.errors import StabgapError
-from stabgap.evaluate import count_correct
+from stabgap.evaluate import evaluate
 from stabgap.outputs import PROFILE_FILE, is_stabgap_profile
 from stabgap.remedies import Step
 from stabgap.streams import TaskStream
@@ -190,7 +190,7 @@ class Workload:
         parts = self.parts
         idx = parts.subsets.draw(range(1, 2), self.eval_size)  # (1, 1, m)
         with parts.eval_precision():
-            self.correct.copy_(count_correct(parts.model, parts.stream, idx, 1))
+            self.correct.copy_(evaluate(parts.model, parts.stream, idx, 1).correct)
 
     def both(self) -> None:
         self.eval()  # before the update, as in the loop

@@ -3,8 +3,11 @@
 A run directory holds
 
 - ``run.json``: the run's name, experiment, full resolved config, metadata, divergence;
-- ``curves.npz``: ``acc`` (points, tasks), ``eval_steps``, ``boundaries``, ``loss`` and,
-  when the loss has terms beyond cross-entropy, ``loss_penalty`` (their sum);
+- ``curves.npz``: ``acc`` (points, tasks), ``eval_steps``, ``boundaries``, ``loss``; when
+  the loss has terms beyond cross-entropy, ``loss_penalty`` (their sum); with
+  ``eval_repeats`` > 1, ``acc_repeats`` (repeats, points, tasks); and what the hidden
+  layers did at each evaluation, ``active_fraction``, ``mean_square``, ``dead_fraction``
+  (points, tasks, layers; see :mod:`stabgap.evaluate`);
 - ``metrics.json``: the metric rows (see :mod:`stabgap.metrics`);
 - ``curves.png``: every task's accuracy curve with the task switches marked.
 
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from stabgap.config import to_dict
+from stabgap.curves import STATISTICS
 from stabgap.errors import StabgapError
 from stabgap.metrics import MetricRow, compute_metrics
 from stabgap.outputs import RUN_FILE, is_report_dir, is_run_dir
@@ -47,6 +51,8 @@ class RunRecord:
     diverged: bool = False
     path: Path | None = None
     penalty: np.ndarray | None = None  # (batches,) the loss's terms beyond cross-entropy
+    acc_repeats: np.ndarray | None = None  # (repeats, points, tasks), with eval_repeats > 1
+    activity: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     base: str = ""  # the preset experiment it started from ("" where unknown)
     varied: dict[str, Any] = dataclasses.field(default_factory=dict)  # what its label adds
 
@@ -69,6 +75,8 @@ def record_of(
         eval_steps=result.eval_steps,
         loss=result.loss,
         penalty=result.penalty,
+        acc_repeats=result.acc_repeats,
+        activity=dict(result.activity),
         metadata=result.metadata,
         diverged=result.diverged,
     )
@@ -110,6 +118,9 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
             arrays["loss"] = record.loss
         if record.penalty is not None:
             arrays["loss_penalty"] = record.penalty
+        if record.acc_repeats is not None:
+            arrays["acc_repeats"] = record.acc_repeats
+        arrays.update(record.activity)
         np.savez_compressed(tmp / "curves.npz", **arrays)
         _write_json(tmp / "metrics.json", metric_dicts(record.metrics))
         if plot:
@@ -163,6 +174,8 @@ def read_run(path: Path) -> RunRecord:
         eval_steps=arrays["eval_steps"],
         loss=arrays.get("loss"),
         penalty=arrays.get("loss_penalty"),
+        acc_repeats=arrays.get("acc_repeats"),
+        activity={k: arrays[k] for k in STATISTICS if k in arrays},
         metadata=info["metadata"],
         diverged=info.get("diverged", False),
         path=path,

@@ -35,12 +35,26 @@ from stabgap.aggregate import (
 )
 from stabgap.config import FIELDS
 from stabgap.errors import StabgapError
+from stabgap.export import curve_rows, loss_rows
 from stabgap.groups import Group, build_groups, choose, common_settings, file_name, split_names
+from stabgap.inside import activity_table, sparsity_findings
+from stabgap.noise import noise_table
 from stabgap.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
 from stabgap.records import RunRecord, iter_runs
 from stabgap.stats import Comparison, answer_questions, censored_median, compare, holm
 
 MAX_CURVES = 8  # groups in one curve figure before it stops being readable
+NOISE_NOTE = (
+    "Each point was evaluated on several independent test subsets: a metric's spread "
+    "between the subsets of one run is evaluation noise alone (the network is the same). "
+    "Beside the seed-to-seed SD of each metric (on the pooled curves), the SD that "
+    "evaluation noise gives one subset's measurement."
+)
+ACTIVITY_NOTE = (
+    "The hidden layers at the last evaluation, averaged over the tasks evaluated: the share "
+    "of units active (> 0) on the test images, neuronal decay's quantity Σ h² per image, and "
+    "the share of units silent on every test image (mean ± sd over seeds)."
+)
 
 
 def check_report_out(runs_dir: Path, out: Path) -> None:
@@ -142,6 +156,21 @@ def _build(
     findings = [_finding(shown[g.key], shown[base.key], cs) for g, cs in comparisons]
     poster = _poster_questions(summaries, groups, n_tasks, shown)
 
+    header, rows = noise_table(ordered, shown, n_tasks)
+    if rows:
+        (out / "noise.csv").write_text(_csv([header, *rows]))
+        tables.append(("Measurement noise", NOISE_NOTE + "\n\n" + _markdown_table(header, rows)))
+    header, rows = activity_table(ordered, shown)
+    inside = sparsity_findings(base, [g for g in compared if g.runs], shown, n_tasks)
+    if rows:
+        (out / "activity.csv").write_text(_csv([header, *rows]))
+        text = ACTIVITY_NOTE + "\n\n" + _markdown_table(header, rows)
+        tables.append(("Inside the network", text + "".join(f"\n\n- {s}" for s in inside)))
+    group_of = {r.name: g.key for g in groups for r in g.runs + g.diverged}
+    everything = [r for g in groups for r in g.runs + g.diverged]
+    write_table(curve_rows(everything, group_of), out / "curves")
+    write_table(loss_rows(everything, group_of), out / "losses")
+
     figures = _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out)
     text = _markdown(records, groups, base, compared, labels, tables, findings, poster, q3, figures)
     (out / "report.md").write_text(text)
@@ -216,7 +245,7 @@ def _finding(label: str, base_label: str, comparisons: list[tuple[str, bool, Com
 
 
 def _signed(x: float) -> str:
-    return f"{x:+.2f}"
+    return "n/a" if math.isnan(x) else f"{x:+.2f}"
 
 
 def _poster_questions(summaries, groups: list[Group], n_tasks: int, labels) -> list[str]:
@@ -423,6 +452,23 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
         plots.plot_avg_acc,
         {labels[g.key]: keyed[g.key] for g in shown[:MAX_CURVES]},
     )
+    curves = {labels[g.key]: keyed[g.key] for g in shown[:MAX_CURVES]}
+    if any(r.loss is not None for runs in curves.values() for r in runs):
+        figure(
+            "training-loss",
+            f"Training loss, mean over seeds (a moving average of 10 batches), and dashed the "
+            f"part of it beyond the cross-entropy ({why}).",
+            plots.plot_losses,
+            curves,
+        )
+    if all(runs[0].activity for runs in curves.values()):
+        figure(
+            "activity",
+            f"Share of each hidden layer's units active on task 1's test images over training, "
+            f"mean ± std over seeds ({why}).",
+            plots.plot_activity,
+            curves,
+        )
     if n_tasks > 1:
         example = typical_run(keyed[base.key], n_tasks)
         figure(
@@ -538,6 +584,9 @@ def _markdown(records, groups, base, compared, labels, tables, findings, poster,
     ]
     parts += [
         "Files: `table1.{md,csv,tex}`, `groups.csv`, `comparisons.csv` (every comparison "
-        "with its tests), `metrics.csv` (every metric of every run, with its config)."
+        "with its tests), `metrics.csv` (every metric of every run, with its config), "
+        "`curves.csv` (every run's accuracy and activity at every point), `losses.csv` (its "
+        "loss at every batch), and, where measured, `noise.csv` and `activity.csv`; each "
+        "table also as Parquet where pyarrow is installed."
     ]
     return "\n\n".join(parts) + "\n"

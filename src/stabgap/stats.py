@@ -363,11 +363,9 @@ def answer_questions(
     def missing(question: str, exps: Sequence[str], what: str) -> str:
         absent = [e for e in exps if e not in present]
         if absent:
-            names = ", ".join(f"'{e}'" for e in absent)
-            return (
-                f"{question} skipped: no runs of experiment {names} "
-                f"(found: {', '.join(present) or 'none'})."
-            )
+            wanted = ", ".join(f"'{e}'" for e in absent)
+            found = ", ".join((names or {}).get(e, e) for e in present) or "none"
+            return f"{question} skipped: no runs of experiment {wanted} (found: {found})."
         return f"{question} skipped: no {what} in the runs of {', '.join(exps)}."
 
     def cmp(a: str, b: str, vals: list, metric: str) -> Comparison:

@@ -70,6 +70,7 @@ def run_spec(
     quiet: bool = True,
     echo: Callable[[str], None] | None = None,
     report: Callable[[str], None] | None = None,
+    tensorboard: bool = False,
 ) -> list[RunRecord]:
     """Run what is missing of a study under `out` (or all of it in memory).
 
@@ -81,6 +82,7 @@ def run_spec(
             :func:`stabgap.sweep.execute`).
         quiet: no progress lines on stderr.
         report: where progress lines go instead (e.g. a list's append).
+        tensorboard: also write TensorBoard event files (beside the live logs in out/logs).
         echo: where to print the summary table (e.g. print); None prints nothing.
     """
     from stabgap.aggregate import tidy_rows, write_table
@@ -105,6 +107,7 @@ def run_spec(
         plot=plot,
         report=report or (None if quiet else stderr_reporter()),
         threads=threads,
+        tensorboard=tensorboard,
     )
     if out is not None:
         write_table(tidy_rows(iter_runs(out)), out / "table")

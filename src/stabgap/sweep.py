@@ -29,6 +29,7 @@ from stabgap.config import RunConfig
 from stabgap.data import check_mnist
 from stabgap.device import resolve_device
 from stabgap.errors import StabgapError
+from stabgap.monitor import Monitor, check_tensorboard
 from stabgap.outputs import is_run_dir
 from stabgap.plan import RunSpec
 from stabgap.records import RunRecord, read_run, record_of, write_run
@@ -123,9 +124,25 @@ def _stream_for(config: RunConfig) -> TaskStream:
     return _STREAMS[key]
 
 
-def run_stack(specs: Sequence[RunSpec], progress: Progress | None = None) -> list[RunRecord]:
-    """Train one stack of compatible runs; their records, in memory."""
-    results = train_runs([s.config for s in specs], _stream_for(specs[0].config), progress)
+def run_stack(
+    specs: Sequence[RunSpec],
+    progress: Progress | None = None,
+    logs: Path | None = None,
+    tensorboard: bool = False,
+) -> list[RunRecord]:
+    """Train one stack of compatible runs; their records, in memory.
+
+    Args:
+        logs: the study folder whose ``logs/`` (and ``tensorboard/``) get each run's live
+            log (:mod:`stabgap.monitor`); None for none.
+    """
+    monitor = None if logs is None else Monitor(logs, [s.name for s in specs], tensorboard)
+    try:
+        stream = _stream_for(specs[0].config)
+        results = train_runs([s.config for s in specs], stream, progress, monitor)
+    finally:
+        if monitor is not None:
+            monitor.close()
     return [
         record_of(r, s.name, s.experiment, s.base, s.varied)
         for s, r in zip(specs, results, strict=True)
@@ -156,6 +173,7 @@ def execute(
     plot: bool = True,
     report: Report | None = None,
     threads: int | None = None,
+    tensorboard: bool = False,
 ) -> list[RunRecord]:
     """Run every spec not already done under `out`; return all specs' records.
 
@@ -167,6 +185,7 @@ def execute(
         report: receives progress lines (runs done, running, ETA); None for silence.
         threads: CPU threads of each run (default: the cores this process may use,
             shared evenly between the workers).
+        tensorboard: also write TensorBoard event files beside the live logs.
 
     Raises:
         StudyInterrupted: on Ctrl-C, after stopping every worker; finished runs are kept.
@@ -175,6 +194,8 @@ def execute(
     if not specs:
         return []
     check_execution(workers, max_stack, executor, threads, ray_address)
+    if tensorboard:
+        check_tensorboard()
     todo = missing(specs, out) if out is not None else list(specs)
     stacks = group_stacks(todo, max_stack)
     if threads is None:
@@ -184,7 +205,9 @@ def execute(
     fresh: dict[str, RunRecord] = {}
     failures: list[tuple[Sequence[RunSpec], BaseException]] = []
     try:
-        for i, outcome in _outcomes(stacks, workers, executor, ray_address, threads, tracker):
+        logging = (out, tensorboard) if out is not None else (None, False)
+        outcomes = _outcomes(stacks, workers, executor, ray_address, threads, tracker, logging)
+        for i, outcome in outcomes:
             if isinstance(outcome, BaseException):
                 failures.append((stacks[i], outcome))
                 tracker.finished(i, stacks[i], ok=False)
@@ -243,20 +266,27 @@ def _failed(failures, total: int, out: Path | None) -> RunsFailed:
 Outcome = tuple[int, "list[RunRecord] | BaseException"]
 
 
-def _outcomes(stacks, workers, executor, ray_address, threads, tracker) -> Iterator[Outcome]:
-    """Each stack's index with its records or the exception it raised, as stacks finish."""
+def _outcomes(
+    stacks, workers, executor, ray_address, threads, tracker, logging
+) -> Iterator[Outcome]:
+    """Each stack's index with its records or the exception it raised, as stacks finish.
+
+    `logging` is (study folder, tensorboard) for the live logs; Ray's workers, which may
+    share no file system with this process, keep none.
+    """
     if executor == "ray":
         from stabgap.distributed import run_on_ray
 
         yield from run_on_ray(stacks, ray_address, threads, tracker.progress)
     elif workers > 1 and len(stacks) > 1:
-        yield from _run_in_pool(stacks, workers, threads, tracker.progress)
+        yield from _run_in_pool(stacks, workers, threads, tracker.progress, logging)
     else:
         with _torch_threads(threads):
             for i, stack in enumerate(stacks):
                 tracker.progress(i, 0, 1)
                 try:
-                    records = run_stack(stack, lambda d, t, i=i: tracker.progress(i, d, t))
+                    progress = lambda d, t, i=i: tracker.progress(i, d, t)  # noqa: E731
+                    records = run_stack(stack, progress, *logging)
                 except Exception as e:  # noqa: BLE001 - reported once every stack has run
                     yield i, e
                 else:
@@ -286,7 +316,7 @@ def _worker_init(threads: int, queue) -> None:
     _QUEUE = queue
 
 
-def _worker_run(index: int, stack: Sequence[RunSpec]) -> list[RunRecord]:
+def _worker_run(index: int, stack: Sequence[RunSpec], logging) -> list[RunRecord]:
     def progress(done: int, total: int) -> None:
         try:
             _QUEUE.put((index, done, total))
@@ -294,10 +324,10 @@ def _worker_run(index: int, stack: Sequence[RunSpec]) -> list[RunRecord]:
             os._exit(1)
 
     progress(0, 1)
-    return run_stack(stack, progress)
+    return run_stack(stack, progress, *logging)
 
 
-def _run_in_pool(stacks, workers: int, threads: int, progress) -> Iterator[Outcome]:
+def _run_in_pool(stacks, workers: int, threads: int, progress, logging) -> Iterator[Outcome]:
     """Stacks spread over processes, each with `threads` CPU threads.
 
     On Ctrl-C (or any exit before the end) the workers are terminated at once, rather than
@@ -312,7 +342,7 @@ def _run_in_pool(stacks, workers: int, threads: int, progress) -> Iterator[Outco
     channel = ctx.SimpleQueue()
     pool = ctx.Pool(min(workers, len(stacks)), _worker_init, (threads, channel))
     try:
-        pending = {i: pool.apply_async(_worker_run, (i, s)) for i, s in enumerate(stacks)}
+        pending = {i: pool.apply_async(_worker_run, (i, s, logging)) for i, s in enumerate(stacks)}
         while pending:
             if not channel.empty():
                 progress(*channel.get())

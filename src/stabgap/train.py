@@ -22,10 +22,12 @@ import torch.nn.functional as F
 
 import stabgap
 from stabgap.config import RunConfig, fields_where, to_dict
+from stabgap.curves import Curves
 from stabgap.device import Stopwatch, device_reason, precision_context, resolve_device
-from stabgap.evaluate import EvalSubsets, count_correct, pixels
+from stabgap.evaluate import EvalSubsets, evaluate, pixels
 from stabgap.metrics import MetricRow, compute_metrics
 from stabgap.models import build_model
+from stabgap.monitor import LOG_EVERY, Monitor
 from stabgap.optim import CopyOptimizer
 from stabgap.remedies import Forward, Remedies, Step
 from stabgap.replay import BatchSampler
@@ -53,6 +55,8 @@ class RunResult:
     diverged: bool
     metadata: dict[str, Any] = field(default_factory=dict)
     penalty: np.ndarray | None = None  # (total_batches,) the loss terms beyond cross-entropy
+    acc_repeats: np.ndarray | None = None  # (repeats, points, tasks) with eval_repeats > 1
+    activity: dict[str, np.ndarray] = field(default_factory=dict)  # (points, tasks, layers)
 
     @property
     def metrics(self) -> list[MetricRow]:
@@ -94,6 +98,7 @@ def train_runs(
     configs: Sequence[RunConfig],
     stream: TaskStream | None = None,
     progress: Progress | None = None,
+    monitor: Monitor | None = None,
 ) -> list[RunResult]:
     """Train R compatible runs: as one stacked computation on a GPU, one by one on a CPU.
 
@@ -112,9 +117,10 @@ def train_runs(
                 if progress is None
                 else (lambda d, t, i=i: progress(i * t + d, len(configs) * t))
             )
-            results.append(train_stack([c], stream, part)[0])
+            view = None if monitor is None else monitor.select([i])
+            results.append(train_stack([c], stream, part, view)[0])
         return results
-    return train_stack(configs, stream, progress)
+    return train_stack(configs, stream, progress, monitor)
 
 
 @dataclass
@@ -158,6 +164,7 @@ def train_stack(
     configs: Sequence[RunConfig],
     stream: TaskStream | None = None,
     progress: Progress | None = None,
+    monitor: Monitor | None = None,
 ) -> list[RunResult]:
     """Train R compatible runs side by side as one stacked computation.
 
@@ -168,6 +175,7 @@ def train_stack(
         configs: runs that differ only in per-copy fields (see :func:`stack_key`).
         stream: the task data, already on the device; built from the config if None.
         progress: called as progress(batches_done, total_batches) now and then.
+        monitor: the runs' live logs (:class:`stabgap.monitor.Monitor`), if any.
     """
     base = configs[0]
     if any(stack_key(c) != stack_key(base) for c in configs):
@@ -182,8 +190,7 @@ def train_stack(
 
     r, n_tasks, per_task = len(configs), stream.n_tasks, base.batches_per_task
     eval_steps = np.arange(0, base.total_batches, base.eval_every)
-    counts = torch.full((r, len(eval_steps), n_tasks), -1, dtype=torch.int32, device=device)
-    eval_sizes = np.zeros(len(eval_steps), dtype=np.int64)  # m of each point
+    curves = Curves(r, len(eval_steps), n_tasks, base.eval_repeats, device)
     losses = torch.zeros(r, base.total_batches, device=device)
     penalties = torch.zeros(r, base.total_batches, device=device)
     penalized = False  # whether any loss term was added (else no penalty curve is kept)
@@ -198,11 +205,11 @@ def train_stack(
         for t in range((task - 1) * per_task, task * per_task):
             if t % base.eval_every == 0:  # the model after t updates
                 with timer("eval"):
-                    idx = parts.subsets.draw(evaluated, m)  # (R, tasks, m)
                     net = parts.remedies.evaluated(parts.model)
-                    with parts.eval_precision():
-                        counts[:, point, : len(evaluated)] = count_correct(net, stream, idx, task)
-                eval_sizes[point] = m
+                    for repeat in range(base.eval_repeats):  # independent test subsets
+                        idx = parts.subsets.draw(evaluated, m)  # (R, tasks, m)
+                        with parts.eval_precision():
+                            curves.record(point, repeat, m, evaluate(net, stream, idx, task))
                 point += 1
             with timer("train"):
                 batch = parts.sampler.next()  # (R, B)
@@ -210,28 +217,29 @@ def train_stack(
                 losses[:, t], penalty = train_step(parts, batch, step)
                 if penalty is not None:
                     penalties[:, t], penalized = penalty, True
-            if progress is not None and (t + 1) % 10 == 0:
-                progress(t + 1, base.total_batches)
+            done = t + 1
+            if progress is not None and done % 10 == 0:
+                progress(done, base.total_batches)
+            if monitor is not None and (done % LOG_EVERY == 0 or done == task * per_task):
+                recent = losses[:, max(0, done - LOG_EVERY) : done].mean(dim=1).cpu().numpy()
+                monitor(done, base.total_batches, task, recent, curves.latest(point - 1))
     if progress is not None:
         progress(base.total_batches, base.total_batches)
 
-    # The only copy from the device: curves leave it once, at the end.
-    counts_np = counts.cpu().numpy().astype(np.float64)
     losses_np = losses.cpu().numpy().astype(np.float64)
     penalties_np = penalties.cpu().numpy().astype(np.float64) if penalized else None
-    acc = np.where(counts_np >= 0, 100.0 * counts_np / eval_sizes[None, :, None], np.nan)
     boundaries = tuple(
         int(np.searchsorted(eval_steps, k * per_task)) for k in range(1, n_tasks + 1)
     )
     meta = run_metadata(device, started, timer, r)
     results = []
-    for i, c in enumerate(configs):
+    for i, (c, copy) in enumerate(zip(configs, curves.finish(), strict=True)):
         penalty_i = None if penalties_np is None else penalties_np[i]
         why = divergence(losses_np[i], penalty_i, stream.n_classes)
         results.append(
             RunResult(
                 config=c.replace(device=str(device)),
-                acc=acc[i],
+                acc=copy.acc,
                 eval_steps=eval_steps,
                 boundaries=boundaries,
                 loss=losses_np[i],
@@ -245,6 +253,8 @@ def train_stack(
                     **({"divergence": why} if why else {}),
                 },
                 penalty=penalty_i,
+                acc_repeats=copy.acc_repeats,
+                activity=copy.activity,
             )
         )
     return results

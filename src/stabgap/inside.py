@@ -1,0 +1,97 @@
+"""What the network does inside: its hidden layers' activity, summarised over seeds.
+
+During every evaluation the loop keeps, per task and hidden layer, the fraction of active
+ReLU units, neuronal decay's quantity (Σ h² per image) and the fraction of units dead on
+the whole subset (:mod:`stabgap.evaluate`). This module turns the runs' curves into the
+report's answers: does a remedy make the network sparser, and does sparsity go with a
+smaller gap?
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+from stabgap.aggregate import format_mean_std
+from stabgap.metrics import gap_depth
+from stabgap.records import RunRecord
+from stabgap.stats import compare
+
+
+def at_switch(record: RunRecord, statistic: str, interval: int) -> float:
+    """Task 1's `statistic`, averaged over the hidden layers, at the last point before
+    interval `interval` starts (the network whose gap the interval then measures)."""
+    values = record.activity.get(statistic)
+    if values is None:
+        return math.nan
+    point = record.boundaries[interval - 2] - 1
+    return float(np.nanmean(values[point, 0, :]))
+
+
+def final(record: RunRecord, statistic: str) -> np.ndarray:
+    """(layers,) the statistic of the last point, averaged over the tasks evaluated."""
+    return np.nanmean(record.activity[statistic][-1], axis=0)
+
+
+def activity_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Every group's hidden layers at the end of the run: mean ± sd over its seeds."""
+    with_activity = [g for g in groups if g.runs and g.runs[0].activity]
+    if not with_activity:
+        return [], []
+    layers = max(final(g.runs[0], "active_fraction").size for g in with_activity)
+    header = ["group"]
+    for k in range(1, layers + 1):
+        header += [f"active, layer {k} (%)", f"Σh², layer {k}", f"dead, layer {k} (%)"]
+    rows = []
+    for g in with_activity:
+        row = [labels[g.key]]
+        for k in range(layers):
+            for statistic, scale in (
+                ("active_fraction", 100),
+                ("mean_square", 1),
+                ("dead_fraction", 100),
+            ):
+                values = np.array(
+                    [scale * final(r, statistic)[k] for r in g.runs if k < final(r, statistic).size]
+                )
+                sd = values.std(ddof=1) if values.size > 1 else math.nan
+                row.append(format_mean_std(float(values.mean()), float(sd), 2))
+        rows.append(row)
+    return header, rows
+
+
+def sparsity_findings(base, compared: Sequence, labels: dict[str, str], n_tasks: int) -> list[str]:
+    """Does each compared group end sparser than the baseline, and do sparser networks have
+    smaller gaps (over every run of the study)?"""
+    if n_tasks < 2 or not base.runs or not base.runs[0].activity:
+        return []
+    out = []
+    a = {r.config["seed"]: float(np.nanmean(final(r, "active_fraction"))) * 100 for r in base.runs}
+    for g in compared:
+        b = {r.config["seed"]: float(np.nanmean(final(r, "active_fraction"))) * 100 for r in g.runs}
+        c = compare(a, b, labels[base.key], labels[g.key], metric="active units at the end (%)")
+        out.append(c.sentence(unit="%", diff_unit="p.p."))
+    runs = [r for g in [base, *compared] for r in g.runs]
+    active = [at_switch(r, "active_fraction", n_tasks) for r in runs]
+    gaps = [gap_depth(r.acc, r.boundaries, 1, n_tasks) for r in runs]
+    keep = [
+        i for i, (x, y) in enumerate(zip(active, gaps, strict=True)) if np.isfinite([x, y]).all()
+    ]
+    if len(keep) >= 5:
+        rho, p = sps.spearmanr([active[i] for i in keep], [gaps[i] for i in keep])
+        out.append(
+            f"Over the {len(keep)} runs of these groups, the share of task 1's active units "
+            f"just before interval {n_tasks} and its gap depth GD_1,{n_tasks} in it have "
+            f"Spearman's ρ = {rho:+.2f} (p = {p:.2g}): "
+            + (
+                "sparser networks had smaller gaps."
+                if rho > 0 and p < 0.05
+                else "denser networks had smaller gaps."
+                if rho < 0 and p < 0.05
+                else "no clear relation."
+            )
+        )
+    return out

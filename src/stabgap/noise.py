@@ -1,0 +1,81 @@
+"""How much of a metric's spread is the test subsets' noise, and how much the seeds'.
+
+A run evaluated on ``eval_repeats`` independent test subsets at every point has one curve
+per subset. A metric computed on each curve varies between them only through the
+evaluation noise (the network is the same), so its variance across the subsets of a run,
+averaged over runs, estimates the evaluation-noise variance of that metric measured on one
+subset; the seed-to-seed spread of the metric (on the pooled curve) holds the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from stabgap.metrics import (
+    avg_acc_final,
+    gap_depth,
+    gap_depth_robust,
+    time_to_recover,
+    time_to_recover_robust,
+)
+
+
+def noise_metrics(n_tasks: int) -> list[tuple[str, object]]:
+    """The metrics whose noise the report decomposes: (name, f(acc, boundaries))."""
+    j = n_tasks
+    return [
+        (f"GD_1,{j}", lambda a, b: gap_depth(a, b, 1, j)),
+        (f"GD_1,{j} robust", lambda a, b: gap_depth_robust(a, b, 1, j)),
+        (f"TTR_1,{j}", lambda a, b: time_to_recover(a, b, 1, j)),
+        (f"TTR_1,{j} robust", lambda a, b: time_to_recover_robust(a, b, 1, j)),
+        ("final ACC", lambda a, b: avg_acc_final(a)),
+    ]
+
+
+def evaluation_sd(runs: Sequence, metric) -> tuple[float, int]:
+    """The evaluation-noise SD of `metric` on one subset, and the runs it is taken over.
+
+    Per run, the sample variance of the metric over its subsets' curves; their mean over
+    runs (where defined) is the noise variance.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> import numpy as np
+        >>> run = SimpleNamespace(boundaries=(2,), acc_repeats=np.array([[[80.0], [90.0]],
+        ...                                                              [[82.0], [88.0]]]))
+        >>> evaluation_sd([run], lambda a, b: float(a[-1, 0]))  # final: 90 vs 88
+        (1.4142135623730951, 1)
+    """
+    variances = []
+    for r in runs:
+        if r.acc_repeats is None:
+            continue
+        values = np.array([metric(a, r.boundaries) for a in r.acc_repeats], dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size >= 2:
+            variances.append(values.var(ddof=1))
+    return (math.sqrt(float(np.mean(variances))), len(variances)) if variances else (math.nan, 0)
+
+
+def noise_table(
+    groups: Sequence, labels: dict[str, str], n_tasks: int
+) -> tuple[list[str], list[list[str]]]:
+    """Per group and metric: the seed-to-seed SD beside the evaluation-noise SD."""
+    with_repeats = [g for g in groups if g.runs and g.runs[0].acc_repeats is not None]
+    if not with_repeats:
+        return [], []
+    header = ["group", "metric", "seed-to-seed SD", "evaluation-noise SD (one subset)", "runs"]
+    rows = []
+    for g in with_repeats:
+        for name, metric in noise_metrics(n_tasks):
+            pooled = np.array([metric(r.acc, r.boundaries) for r in g.runs], dtype=float)
+            pooled = pooled[np.isfinite(pooled)]
+            seeds = f"{pooled.std(ddof=1):.3f}" if pooled.size > 1 else "n/a"
+            sd, n = evaluation_sd(g.runs, metric)
+            rows.append(
+                [labels[g.key], name, seeds, "n/a" if math.isnan(sd) else f"{sd:.3f}", str(n)]
+            )
+    return header, rows

@@ -1,0 +1,101 @@
+"""What the network does inside, measured during evaluation, against a recount from its
+weights; evaluation on several subsets; the live log and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import mnist_dir, tiny_config
+from torch import nn
+
+from stabgap.evaluate import evaluate, pixels
+from stabgap.remedies import Step
+from stabgap.train import build_parts, run_experiment, train_step
+
+
+def by_hand(weights, biases, images: torch.Tensor) -> list[dict]:
+    """Each hidden layer's statistics from one copy's weights, with plain nn.Linear layers."""
+    out, x = [], images
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        layer = nn.Linear(w.shape[0], w.shape[1])
+        with torch.no_grad():
+            layer.weight.copy_(w.T)
+            layer.bias.copy_(b[0])
+            x = torch.relu(layer(x))
+        on = x > 0
+        out.append(
+            {
+                "active_fraction": on.float().mean().item(),
+                "mean_square": x.square().sum(dim=1).mean().item(),
+                "dead_fraction": (~on.any(dim=0)).float().mean().item(),
+            }
+        )
+    return out
+
+
+def test_the_statistics_equal_a_recount_from_the_weights(small_stream):
+    config = tiny_config(seed=2, eval_resample="fixed")
+    parts = build_parts([config], small_stream, torch.device("cpu"))
+    parts.sampler.start_task(2)
+    for t in range(5):  # a network that has moved from its start
+        train_step(parts, parts.sampler.next(), Step(2, t, t))
+    idx = parts.subsets.draw(range(1, 3), 200)  # (1, 2 tasks, 200)
+    ev = evaluate(parts.model, small_stream, idx, task=2)
+    weights = [w.detach()[0] for w in parts.model.weights]
+    biases = [b.detach()[0] for b in parts.model.biases]
+    for task in range(2):
+        images = pixels(small_stream.test_x[idx[0, task]])
+        for layer, expected in enumerate(by_hand(weights, biases, images)):
+            assert ev.active[0, task, layer].item() == pytest.approx(expected["active_fraction"])
+            assert ev.square[0, task, layer].item() == pytest.approx(
+                expected["mean_square"], rel=1e-5
+            )
+            assert ev.dead[0, task, layer].item() == pytest.approx(expected["dead_fraction"])
+
+
+def test_a_runs_first_point_is_its_initial_network_on_its_fixed_subset(small_stream):
+    """The recorded curves, not just the function: point 0 is the seed's initial network."""
+    r = run_experiment(tiny_config(seed=4, eval_resample="fixed"), small_stream)
+    order = torch.randperm(small_stream.test_size(1), generator=torch.Generator().manual_seed(14))
+    images = pixels(small_stream.test_x[order[:200]])
+    torch.manual_seed(12)  # the initialisation stream of seed 4 (seed·3)
+    layers = [nn.Linear(784, 32), nn.Linear(32, 32), nn.Linear(32, 10)]
+    weights = [lin.weight.detach().T for lin in layers]
+    biases = [lin.bias.detach()[None] for lin in layers]
+    for layer, expected in enumerate(by_hand(weights, biases, images)):
+        for name, value in expected.items():
+            assert r.activity[name][0, 0, layer] == pytest.approx(value, rel=1e-5)
+
+
+def test_several_subsets_pool_and_leave_training_alone(small_stream):
+    one = run_experiment(tiny_config(seed=1), small_stream)
+    two = run_experiment(tiny_config(seed=1, eval_repeats=2), small_stream)
+    np.testing.assert_array_equal(one.loss, two.loss)  # evaluation never feeds training
+    assert two.acc_repeats.shape == (2, *two.acc.shape)
+    np.testing.assert_allclose(two.acc, two.acc_repeats.mean(axis=0))
+    assert not np.array_equal(two.acc_repeats[0], two.acc_repeats[1], equal_nan=True)
+
+
+def test_a_run_can_be_followed_from_its_live_log_and_tensorboard(tmp_path):
+    from stabgap.cli import main
+
+    argv = ["run", "--batches-per-task", "30", "--hidden", "16", "--eval-subset", "50", "--quiet",
+            "--experiments", "baseline", "--seeds", "1", "--data-dir", mnist_dir(),
+            "--tensorboard", "--out", tmp_path / "o"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    (log,) = (tmp_path / "o" / "logs").glob("*.jsonl")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    # Every 25 batches and at the end of each task: 25, 30, 50, 60, 75, 90.
+    assert [line["batch"] for line in lines] == [25, 30, 50, 60, 75, 90]
+    assert lines[-1]["of"] == 90 and lines[-1]["task"] == 3 and len(lines[-1]["accuracy"]) == 3
+    assert lines[0]["accuracy"][1] is None  # task 2 not seen yet
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (tmp_path / "o" / "tensorboard").iterdir()
+    board = EventAccumulator(str(events))
+    board.Reload()
+    assert [e.step for e in board.Scalars("loss")] == [25, 30, 50, 60, 75, 90]
+    assert board.Scalars("accuracy/task1")[-1].value == pytest.approx(lines[-1]["accuracy"][0])
