@@ -107,11 +107,19 @@ def main() -> None:
                 print(
                     f"  {experiment} seed {seed}: {ta:.1f} s fp32, {tb:.1f} s {other}", flush=True
                 )
+                save(args.json, results, {"experiment": experiment, "other": other, "rows": rows})
             results["runs"].append({"experiment": experiment, "other": other, "rows": rows})
             report(experiment, other, rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1, default=float)
+    save(args.json, results)
+
+
+def save(path: str | None, results: dict, unfinished: dict | None = None) -> None:
+    """Write every figure so far (a paper-scale comparison takes hours: a cut-off one
+    still leaves its finished seeds)."""
+    if path:
+        runs = results["runs"] + ([unfinished] if unfinished else [])
+        with open(path, "w") as f:
+            json.dump({**results, "runs": runs}, f, indent=1, default=float)
 
 
 def report(experiment: str, other: str, rows: list[dict]) -> None:

@@ -205,12 +205,17 @@ def cmd_presets(args: argparse.Namespace) -> int:
     for preset in PRESETS.values():
         print(f"{preset.name}: {preset.description}")
         base = to_dict(preset.base)
-        shown = ("hidden", "batches_per_task", "batch_size", "eval_subset", "replay", "lr")
+        shown = ["stream", "model", "hidden", "optimizer", "lr", "batches_per_task"]
+        shown += ["batch_size", "replay", "eval_subset", "eval_every"]
+        if preset.base.model == "cnn":
+            shown.insert(2, "channels")
         print("  base: " + ", ".join(f"{k}={_show(base[k])}" for k in shown))
         print(f"  seeds ({preset.n_seeds} by default): {', '.join(map(str, preset.seeds))}")
         for name, overrides in preset.experiments.items():
             changes = ", ".join(f"{k}={_show(v)}" for k, v in overrides.items()) or "(base)"
-            print(f"  {name:22s} {changes}")
+            mark = "*" if name in preset.default_experiments else " "
+            print(f"  {mark} {name:22s} {changes}")
+    print("(* run when no --experiments is given; --experiments all runs every one)")
     return 0
 
 

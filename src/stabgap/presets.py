@@ -152,6 +152,107 @@ def _scaled(experiments: dict[str, tuple[int, dict[str, Any]]], lam: float, widt
     return out
 
 
+# --- other streams and the CNN, at quick scale ------------------------------------------------
+# Calibrated by benchmarks/calibrate_streams.py (table in the README): each stream's
+# baseline with full replay shows a task-1 gap of at least 5 p.p. (permuted MNIST with the
+# MLP: about 4) and ND shrinks it. ND's λ is a sum over the activations, so it is set per
+# network: the CNN has some 4,700 post-ReLU units an image against the MLP's 512.
+QUICK_CNN = {"model": "cnn", "channels": [4, 8], "hidden": [64], "eval_every": 2}
+QUICK_CNN_LAMBDA = 1e-5
+
+
+def _stream_experiments(lam: float) -> dict[str, dict[str, Any]]:
+    return {
+        "baseline": {},
+        "nd": {"decay_lambda": lam},
+        "no-replay": {"replay": "none"},
+        "nd-no-replay": {"replay": "none", "decay_lambda": lam},
+    }
+
+
+def _stream_preset(name: str, description: str, base: RunConfig, lam: float) -> Preset:
+    return Preset(
+        name=name,
+        description=description,
+        base=base,
+        experiments=_stream_experiments(lam),
+        n_seeds=3,
+        default_experiments=("baseline", "nd"),
+    )
+
+
+# --- the stability-gap example of GMvandeVen/continual-learning (StabilityGap/) -----------------
+# As that script runs: plain SGD at lr 0.1 with a new optimiser each task, incremental joint
+# training (full replay, batch 128·k), a new shuffled pass whenever one is used up with the
+# last partial batch dropped, 500 iterations a task, and task 1 (here every task seen)
+# evaluated on 2,000 test images before each update.
+GV_BASE = PAPER_BASE.replace(
+    hidden=[400, 400],
+    optimizer="sgd",
+    lr=0.1,
+    reset_optimizer=True,
+    batch_size=128,
+    batch_growth="replay",
+    batch_order="reshuffle",
+    drop_last=True,
+    eval_subset=2000,
+    eval_subset_rounding="exact",
+)
+
+
+# --- every remedy on one protocol ----------------------------------------------------------------
+# Each remedy with a strength at three values, named by the value (so that no name claims a
+# value the run does not use). A plain `--preset remedies` runs the baseline and each remedy
+# at the strength that benchmarks/choose_remedies.py picked on two seeds the study does not
+# use (rule and figures: docs/remedies.md); `--experiments all` runs every strength.
+REMEDY_STRENGTHS: dict[str, tuple[str, dict[str, Any], tuple]] = {
+    "nd": ("decay_lambda", {}, (1e-5, 1e-4, 1e-3)),
+    "l1": ("l1_lambda", {}, (1e-5, 1e-4, 1e-3)),
+    "l2": ("l2_lambda", {}, (1e-5, 1e-4, 1e-3)),
+    "ema": ("ema_decay", {}, (0.9, 0.99, 0.999)),
+    "sam": ("sam_rho", {}, (0.01, 0.05, 0.2)),
+    "lpr": ("lpr_omega", {}, (0.1, 1.0, 10.0)),
+    "warmup": ("switch_lr_batches", {"switch_lr": "warmup"}, (25, 50, 100)),
+    "low-lr": ("switch_lr_batches", {"switch_lr": "low", "switch_lr_factor": 0.1}, (25, 50, 100)),
+}
+# The remedies without a strength. SGD's rates: 0.1 alone, 0.01 with momentum 0.9, so that
+# both take steps of the same size once momentum has built up (lr / (1 − 0.9)).
+REMEDY_FIXED: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "reset": {"reset_optimizer": True},
+    "adamw": {"optimizer": "adamw", "weight_decay": 0.01},
+    "sgd": {"optimizer": "sgd", "lr": 0.1},
+    "sgd-momentum": {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9},
+    "sgd-nesterov": {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": True},
+}
+# Chosen by benchmarks/choose_remedies.py (docs/remedies.md): the strength with the smallest
+# task-1 gap among those that keep the final accuracy within 1 p.p. of the baseline's.
+REMEDY_CHOSEN = {
+    "nd": 1e-4,
+    "l1": 1e-4,
+    "l2": 1e-4,
+    "ema": 0.99,
+    "sam": 0.05,
+    "lpr": 1.0,
+    "warmup": 50,
+    "low-lr": 50,
+}
+
+
+def remedy_name(remedy: str, value: Any) -> str:
+    """An experiment's name in the `remedies` preset: the remedy and its strength."""
+    text = f"{value:.0e}".replace("e-0", "e-") if 0 < value <= 1e-3 else f"{value:g}"
+    return f"{remedy}-{text}"
+
+
+def _remedy_experiments() -> dict[str, dict[str, Any]]:
+    experiments = dict(REMEDY_FIXED)
+    for remedy, (field, extra, values) in REMEDY_STRENGTHS.items():
+        for value in values:
+            experiments[remedy_name(remedy, value)] = {**extra, field: value}
+    return experiments
+
+
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper",
@@ -168,6 +269,44 @@ PRESETS: dict[str, Preset] = {
         experiments=_scaled(PAPER_EXPERIMENTS, QUICK_LAMBDA, {1024: [128, 128], 4096: [512, 512]}),
         n_seeds=3,
         default_experiments=("baseline", "nd"),
+    ),
+    "quick-permuted": _stream_preset(
+        "quick-permuted",
+        "Permuted MNIST (3 tasks, task 1 unpermuted), the quick MLP.",
+        QUICK_BASE.replace(stream="permuted-mnist"),
+        1e-5,
+    ),
+    "quick-split": _stream_preset(
+        "quick-split",
+        "Split MNIST, class-incremental (5 tasks of 2 digits), the quick MLP.",
+        QUICK_BASE.replace(stream="split-mnist", eval_every=2),
+        1e-5,
+    ),
+    "quick-cnn": _stream_preset(
+        "quick-cnn",
+        "Rotated MNIST with a small CNN (4 and 8 channels, then 64 units).",
+        QUICK_BASE.replace(**QUICK_CNN),
+        QUICK_CNN_LAMBDA,
+    ),
+    "gv-example": Preset(
+        name="gv-example",
+        description="The stability-gap example of GMvandeVen/continual-learning: SGD, MLP "
+        "400-400, incremental joint training.",
+        base=GV_BASE,
+        experiments={"baseline": {}, "nd": {"decay_lambda": ND_LAMBDA}},
+        n_seeds=3,
+        default_experiments=("baseline",),
+    ),
+    "remedies": Preset(
+        name="remedies",
+        description="The baseline and every remedy on the quick protocol, 5 seeds.",
+        base=QUICK_BASE,
+        experiments=_remedy_experiments(),
+        n_seeds=5,
+        default_experiments=(
+            *REMEDY_FIXED,
+            *(remedy_name(r, v) for r, v in REMEDY_CHOSEN.items()),
+        ),
     ),
 }
 

@@ -33,9 +33,11 @@ from stabgap.aggregate import (
     ttr_cell,
     write_table,
 )
+from stabgap.claims import check_claims
 from stabgap.config import FIELDS
 from stabgap.errors import StabgapError
 from stabgap.export import curve_rows, loss_rows
+from stabgap.group_cost import COST_NOTE, cost_table
 from stabgap.groups import Group, build_groups, choose, common_settings, file_name, split_names
 from stabgap.inside import activity_table, sparsity_findings
 from stabgap.noise import noise_table
@@ -154,7 +156,13 @@ def _build(
     comparisons = compare_groups(summaries, base, compared, n_tasks, shown)
     (out / "comparisons.csv").write_text(_comparisons_csv(comparisons))
     findings = [_finding(shown[g.key], shown[base.key], cs) for g, cs in comparisons]
-    poster = _poster_questions(summaries, groups, n_tasks, shown)
+    poster = _poster_questions(summaries, groups, n_tasks, shown) + check_claims(
+        groups, shown, n_tasks
+    )
+
+    header, rows = cost_table(ordered, base, shown)
+    (out / "cost.csv").write_text(_csv([header, *rows]))
+    tables.append(("Cost", COST_NOTE + "\n\n" + _markdown_table(header, rows)))
 
     header, rows = noise_table(ordered, shown, n_tasks)
     if rows:
@@ -179,7 +187,8 @@ def _build(
 # The metrics a comparison covers: (metric, task, interval or "T" for the last, name, unit,
 # lower is better).
 def _compared_metrics(n_tasks: int) -> list[tuple]:
-    return [
+    first = [("gap_depth", 1, 2, "GD_1,2", "p.p.", True)] if n_tasks > 2 else []
+    return first + [
         ("gap_depth", 1, n_tasks, f"GD_1,{n_tasks}", "p.p.", True),
         ("time_to_recover", 1, n_tasks, f"TTR_1,{n_tasks}", "%", True),
         ("avg_acc_final", None, None, "final ACC", "%", False),
@@ -575,7 +584,7 @@ def _markdown(records, groups, base, compared, labels, tables, findings, poster,
     if findings:
         parts += ["## Each group against the baseline", *[f"- {s}" for s in findings]]
     if poster or q3:
-        parts += ["## The poster's questions", *[f"- {s}" for s in poster]]
+        parts += ["## The poster's questions and reported findings", *[f"- {s}" for s in poster]]
         if q3:
             parts.append(f"- {q3}")
     parts += ["## Figures"]
@@ -585,8 +594,9 @@ def _markdown(records, groups, base, compared, labels, tables, findings, poster,
     parts += [
         "Files: `table1.{md,csv,tex}`, `groups.csv`, `comparisons.csv` (every comparison "
         "with its tests), `metrics.csv` (every metric of every run, with its config), "
-        "`curves.csv` (every run's accuracy and activity at every point), `losses.csv` (its "
-        "loss at every batch), and, where measured, `noise.csv` and `activity.csv`; each "
-        "table also as Parquet where pyarrow is installed."
+        "`cost.csv` (each group's training cost), `curves.csv` (every run's accuracy and "
+        "activity at every point), `losses.csv` (its loss at every batch), and, where "
+        "measured, `noise.csv` and `activity.csv`; each table also as Parquet where pyarrow "
+        "is installed."
     ]
     return "\n\n".join(parts) + "\n"

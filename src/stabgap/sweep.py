@@ -428,7 +428,7 @@ def _duration(seconds: float) -> str:
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
 
-def stderr_reporter(stream=sys.stderr, every: float = 30.0) -> Report:
+def stderr_reporter(stream=None, every: float = 30.0) -> Report:
     """Progress on one terminal line when interactive; in a log, a line now and then.
 
     In a terminal the line is rewritten in place; written to a file (or a pipe) a line
@@ -437,14 +437,15 @@ def stderr_reporter(stream=sys.stderr, every: float = 30.0) -> Report:
     last = [-every]
 
     def report(line: str) -> None:
-        if stream.isatty():
-            stream.write("\r\033[K" + line.rstrip() + ("\n" if not line else ""))
-            stream.flush()
+        out = stream or sys.stderr  # looked up now: sys.stderr may have been replaced
+        if out.isatty():
+            out.write("\r\033[K" + line.rstrip() + ("\n" if not line else ""))
+            out.flush()
             return
         finished = line.endswith(" ") or "already done" in line or "starting" in line
         if line and (finished or time.monotonic() - last[0] >= every):
-            stream.write(line.rstrip() + "\n")
-            stream.flush()
+            out.write(line.rstrip() + "\n")
+            out.flush()
             last[0] = time.monotonic()
 
     return report

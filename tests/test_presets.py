@@ -1,0 +1,81 @@
+"""The presets beyond the poster's: each runs through the CLI and gets a complete report."""
+
+import csv
+
+import pytest
+from test_cli import run_cli
+
+from stabgap.presets import PRESETS, REMEDY_CHOSEN, REMEDY_STRENGTHS, get_preset, remedy_name
+from stabgap.records import iter_runs
+
+SMALL = ["--batches-per-task", "8", "--eval-subset", "60", "--seeds", "1,2,3", "--no-plot"]
+
+
+def test_every_experiment_of_every_preset_is_a_valid_config():
+    for preset in PRESETS.values():
+        for name in preset.experiments:
+            preset.config(name)  # raises on a field that does not apply or a bad value
+        assert set(preset.default_experiments) <= set(preset.experiments)
+
+
+def test_the_remedies_preset_runs_each_chosen_strength_by_default():
+    preset = get_preset("remedies")
+    for remedy, value in REMEDY_CHOSEN.items():
+        assert value in REMEDY_STRENGTHS[remedy][2]
+        assert remedy_name(remedy, value) in preset.default_experiments
+    assert preset.n_seeds == 5
+    assert remedy_name("nd", 1e-4) == "nd-1e-4" and remedy_name("ema", 0.99) == "ema-0.99"
+
+
+def test_gv_example_is_the_protocol_of_the_stability_gap_example():
+    c = get_preset("gv-example").config("baseline")
+    assert (c.rotations, c.hidden) == ((0.0, 80.0, 160.0), (400, 400))
+    assert (c.optimizer, c.lr) == ("sgd", 0.1)
+    assert c.reset_optimizer and c.replay == "full" and c.batch_order == "reshuffle"
+    assert [c.task_batch_size(k) for k in (1, 2, 3)] == [128, 256, 384] and c.drop_last
+    assert (c.batches_per_task, c.eval_every, c.eval_subset) == (500, 1, 2000)
+    assert c.task_eval_size(3, 10_000) == 2000  # exactly 2,000 test images, not whole batches
+
+
+@pytest.mark.parametrize(
+    "preset,extra,tasks",
+    [
+        ("quick-permuted", [], 3),
+        ("quick-split", [], 5),
+        ("quick-cnn", ["--channels", "2,4", "--hidden", "16"], 3),
+        ("gv-example", ["--experiments", "baseline,nd", "--hidden", "32,32"], 3),
+    ],
+)
+def test_each_stream_preset_runs_and_is_reported(tmp_path, capsys, preset, extra, tasks):
+    out, report = tmp_path / "runs", tmp_path / "report"
+    code, _, err = run_cli(capsys, "run", "--preset", preset, *SMALL, *extra, "--out", out)
+    assert code == 0, err
+    runs = list(iter_runs(out))
+    assert len(runs) == 6 and {r.acc.shape[1] for r in runs} == {tasks}
+    code, _, err = run_cli(capsys, "report", out, "--out", report)
+    assert code == 0, err
+    text = (report / "report.md").read_text()
+    assert f"GD_1,{tasks}" in text and "**nd** against baseline" in text
+    with open(report / "groups.csv") as f:
+        assert [row["group"] for row in csv.DictReader(f)] == ["baseline", "nd"]
+
+
+def test_a_remedies_study_reports_cost_and_checks_the_reported_findings(tmp_path, capsys):
+    out, report = tmp_path / "runs", tmp_path / "report"
+    chosen = ["baseline", "sgd", "sgd-momentum", "low-lr-50", "lpr-1"]
+    small = [*SMALL, "--hidden", "32,32", "--experiments", ",".join(chosen)]
+    code, _, err = run_cli(capsys, "run", "--preset", "remedies", *small, "--out", out)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "report", out, "--out", report)
+    assert code == 0, err
+    text = (report / "report.md").read_text()
+    for finding in ("momentum makes the drop steeper", "smaller drop but a slower recovery"):
+        assert finding in text
+    assert text.count("Reported on this protocol") == 3 and "**lpr-1** against" in text
+    with open(report / "cost.csv") as f:
+        cost = {row["group"]: row for row in csv.DictReader(f)}
+    assert cost["baseline"]["time per batch (× baseline)"] == "1 (the reference)"
+    # LPR's preconditioner products cost FLOPs; SGD's update fewer than Adam's.
+    assert float(cost["lpr-1"]["training FLOPs (× baseline)"]) > 1
+    assert float(cost["sgd"]["training FLOPs (× baseline)"]) < 1
+    assert float(cost["low-lr-50"]["training FLOPs (× baseline)"]) == 1
