@@ -12,6 +12,7 @@ import re
 import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,20 @@ def test_plot_run_png_only_with_switches_and_task_names(tmp_path: Path) -> None:
     assert labels == ["task 1 (0°)", "task 2 (80°)", "task 3 (160°)"]
     assert [t for t in all_texts(fig) if t.startswith("task")] == ["task 2", "task 3"]
     assert ax.get_xlabel() == "training batch" and ax.get_ylabel() == "test accuracy (%)"
+
+
+def test_plot_run_draws_the_loss_and_its_penalty_under_the_curves(tmp_path: Path) -> None:
+    batches = N_TASKS * PER_TASK
+    loss = np.linspace(2.3, 0.1, batches)
+    penalty = np.full(batches, 0.05)
+    rec = SimpleNamespace(**vars(make_record()), loss=loss, penalty=penalty)
+    fig = plots.plot_run(rec, tmp_path / "curves.png")
+    check_png(tmp_path / "curves.png")
+    top, below = fig.axes
+    assert top.get_ylabel() == "test accuracy (%)" and below.get_ylabel() == "training loss"
+    drawn = {line.get_label(): line.get_ydata() for line in below.lines}
+    np.testing.assert_array_equal(drawn["loss"], loss)  # every batch, unsmoothed
+    np.testing.assert_array_equal(drawn["its penalty"], penalty)
 
 
 def test_switch_lines_are_at_the_batch_where_each_task_starts(tmp_path: Path) -> None:

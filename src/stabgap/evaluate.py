@@ -8,6 +8,7 @@ percentages later (100·k/m in float64, as the reference computes them).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,11 @@ class EvalSubsets:
         # On the generator's device: uniform keys, +inf past each task's end.
         keys = torch.rand(len(tasks), max(self.sizes), generator=g, device=g.device)
         lengths = torch.tensor([self.sizes[t - 1] for t in tasks], device=g.device)
-        keys[torch.arange(keys.shape[1], device=g.device) >= lengths[:, None]] = float("inf")
+        # masked_fill_, not keys[mask] = inf: indexing by a mask sizes its result by the
+        # data (a nonzero), which makes a GPU wait for the host at every evaluation.
+        keys.masked_fill_(
+            torch.arange(keys.shape[1], device=g.device) >= lengths[:, None], math.inf
+        )
         return keys.topk(size, dim=1, largest=False).indices.to(self.device) + starts
 
     def draw(self, tasks: range, size: int) -> torch.Tensor:

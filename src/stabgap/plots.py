@@ -231,17 +231,26 @@ def _finite_range(*arrays: np.ndarray) -> tuple[float, float]:
 
 
 def plot_run(record: RunLike, path: str | os.PathLike[str]) -> Figure:
-    """Every task's accuracy curve of one run against the training batch; PNG only.
+    """Every task's accuracy curve of one run against the training batch, and under it the
+    training loss with the part beyond the cross-entropy (ND's share, ...); PNG only.
 
     Called for every run written, so it stays cheap: no bands, no insets.
     """
-    fig, ax = _new_figure(8.0, 4.2)
+    loss = getattr(record, "loss", None)
+    if loss is None or not len(loss):
+        fig, ax = _new_figure(8.0, 4.2)
+    else:
+        fig = Figure(figsize=(8.0, 5.6), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax, below = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+        _loss_panel(below, record)
     x = np.asarray(record.eval_steps)
     acc = np.asarray(record.acc, dtype=float)
     for k, color in zip(range(1, _n_tasks(record) + 1), _colors(_n_tasks(record)), strict=True):
         ax.plot(x, acc[:, k - 1], color=color, lw=1.0, label=_task_name(record, k))
     _mark_switches(ax, record)
-    ax.set_xlabel(BATCH_LABEL)
+    if loss is None or not len(loss):
+        ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(ACC_LABEL)
     ax.set_title(record.name, fontsize=10, pad=16)
     ax.grid(alpha=0.3)
@@ -834,6 +843,23 @@ def plot_losses(
     _legend_outside(ax)
     save(fig, path, pdf=pdf)
     return fig
+
+
+def _loss_panel(ax: Axes, record: RunLike) -> None:
+    """One run's training loss at every batch (unsmoothed: a trailing average would show
+    the jump at a switch late), the part beyond the cross-entropy dashed."""
+    loss = np.asarray(record.loss, dtype=float)
+    ax.plot(np.arange(loss.size), loss, color="0.2", lw=0.6, label="loss")
+    penalty = getattr(record, "penalty", None)
+    if penalty is not None:
+        share = np.asarray(penalty, dtype=float)
+        ax.plot(np.arange(share.size), share, color="0.2", lw=0.6, ls="--", label="its penalty")
+    if np.all(loss > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
 
 
 def _moving(values: np.ndarray, width: int = 10) -> np.ndarray:
