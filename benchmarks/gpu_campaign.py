@@ -12,8 +12,11 @@ Steps, each written to ``OUT/campaign.json`` and ``OUT/campaign.md`` as soon as 
 5. the Table 1 study (baseline + ND × 15 seeds, the paper protocol) timed end to end in
    fp32, then with TF32, with GD_1,3 and ACC of both (the precision's effect, paired over
    the seeds); its run records go to ``OUT/table1-fp32`` and ``OUT/table1-tf32``;
-6. if time is left: all 16 experiments × 15 seeds (``OUT/all``);
-7. with ``--compile``: the Table 1 study's time per batch with torch.compile.
+6. if time is left: the Table 1 study again with fp32 training and bf16, then TF32,
+   evaluation (the training is bit-identical; the speed-up and the metrics' paired
+   differences against step 5's fp32 study);
+7. if time is left: all 16 experiments × 15 seeds (``OUT/all``);
+8. with ``--compile``: the Table 1 study's time per batch with torch.compile.
 
 It checks first that the plan fits the budget (from the stacking step's measured speed)
 and scales itself down, saying so, when it does not. On a CPU (``--tiny``, run in CI) it
@@ -192,8 +195,11 @@ def step_stacking(c: Campaign, device: torch.device, tiny: bool) -> float:
     return per_batch
 
 
-def table1_study(c: Campaign, device, tiny: bool, precision: str, seeds: int, name: str, **how):
-    """Baseline and ND × seeds of the paper protocol, timed; their GD_1,3 and ACC."""
+def table1_study(
+    c: Campaign, device, tiny: bool, precisions: tuple[str, str], seeds: int, name: str, **how
+):
+    """Baseline and ND × seeds of the paper protocol, timed; their GD_1,3 and ACC.
+    `precisions`: of the training and of the evaluation."""
     values = {
         "preset": "paper",
         "experiments": ["baseline", "nd"],
@@ -201,8 +207,8 @@ def table1_study(c: Campaign, device, tiny: bool, precision: str, seeds: int, na
         "set": {
             "device": str(device),
             "data_dir": data_dir(),
-            "precision": precision,
-            "eval_precision": precision,
+            "precision": precisions[0],
+            "eval_precision": precisions[1],
             **how,
         },
     }
@@ -244,35 +250,58 @@ def summarize(metrics: dict) -> list[str]:
     return lines
 
 
-def step_table1(c: Campaign, device, tiny: bool, seeds: int) -> None:
+# (training, evaluation) precisions: fp32 throughout, TF32 throughout, and fp32 training
+# with bf16 or TF32 evaluation (which leaves the training bit-identical; issue "measure in
+# bf16, learn in fp32").
+TABLE1_PRECISIONS = (("fp32", "fp32"), ("tf32", "tf32"))
+EVAL_PRECISIONS = (("fp32", "bf16"), ("fp32", "tf32"))
+
+
+def step_table1(c: Campaign, device, tiny: bool, seeds: int, precisions, title: str) -> None:
+    """The Table 1 study at each (training, evaluation) precision, timed, each against the
+    fp32 one paired over its runs (the first of `precisions` must be fp32 throughout, or
+    an fp32 study already recorded is used)."""
     lines = ["| precision | runs | time (s) | s per run |", "| --- | --- | --- | --- |"]
     by_precision = {}
-    for precision in ("fp32", "tf32"):
-        seconds, metrics = table1_study(c, device, tiny, precision, seeds, f"table1-{precision}")
-        by_precision[precision] = {"seconds": seconds, "runs": metrics}
-        lines.append(
-            f"| {precision} | {len(metrics)} | {seconds:.1f} | {seconds / len(metrics):.2f} |"
-        )
+    for train_p, eval_p in precisions:
+        key = train_p if train_p == eval_p else f"{train_p}, eval {eval_p}"
+        name = f"table1-{train_p}" + ("" if train_p == eval_p else f"-eval-{eval_p}")
+        seconds, metrics = table1_study(c, device, tiny, (train_p, eval_p), seeds, name)
+        by_precision[key] = {"seconds": seconds, "runs": metrics}
+        lines.append(f"| {key} | {len(metrics)} | {seconds:.1f} | {seconds / len(metrics):.2f} |")
     lines += [
         "",
         "| precision, experiment | seeds | GD_1,3 (p.p.) | ACC (%) |",
         "| --- | --- | --- | --- |",
     ]
-    for precision, found in by_precision.items():
-        lines += [f"| {precision}, " + line[2:] for line in summarize(found["runs"])]
-    fp32, tf32 = by_precision["fp32"]["runs"], by_precision["tf32"]["runs"]
-    pairs = {(m["experiment"], m["seed"]): m for m in fp32.values()}
-    diffs = [
-        m["gd_1_3"] - pairs[(m["experiment"], m["seed"])]["gd_1_3"]
-        for m in tf32.values()
-        if (m["experiment"], m["seed"]) in pairs
-    ]
-    if len(diffs) > 1:
-        lines.append(
-            f"\nTF32 − fp32, paired over {len(diffs)} runs: GD_1,3 {statistics.mean(diffs):+.3f} "
-            f"± {statistics.stdev(diffs):.3f} p.p."
-        )
-    c.record("Table 1 study (baseline + ND, paper protocol)", by_precision, lines)
+    for key, found in by_precision.items():
+        lines += [f"| {key}, " + line[2:] for line in summarize(found["runs"])]
+    fp32 = by_precision.get("fp32") or c.results["steps"].get(TABLE1_TITLE, {}).get("fp32")
+    for key, found in by_precision.items():
+        if key != "fp32" and fp32:
+            lines.append(paired_line(key, fp32, found))
+    c.record(title, by_precision, lines)
+
+
+def paired_line(key: str, fp32: dict, other: dict) -> str:
+    """The other precision − fp32 over the same runs: GD_1,3 and ACC, and the speed-up."""
+    pairs = {(m["experiment"], m["seed"]): m for m in fp32["runs"].values()}
+    diffs = {"gd_1_3": [], "acc": []}
+    for m in other["runs"].values():
+        if (m["experiment"], m["seed"]) in pairs:
+            for k in diffs:
+                diffs[k].append(m[k] - pairs[(m["experiment"], m["seed"])][k])
+    if len(diffs["gd_1_3"]) < 2:
+        return f"\n{key}: too few paired runs"
+    gd, acc = diffs["gd_1_3"], diffs["acc"]
+    return (
+        f"\n{key} − fp32, paired over {len(gd)} runs: GD_1,3 {statistics.mean(gd):+.3f} "
+        f"± {statistics.stdev(gd):.3f} p.p., ACC {statistics.mean(acc):+.3f} ± "
+        f"{statistics.stdev(acc):.3f} p.p.; time {fp32['seconds'] / other['seconds']:.2f}x faster"
+    )
+
+
+TABLE1_TITLE = "Table 1 study (baseline + ND, paper protocol)"
 
 
 def step_all(c: Campaign, device, tiny: bool, seeds: int) -> None:
@@ -347,7 +376,11 @@ def main() -> None:
              f"{c.left() / 60:.1f} min are left: scaled down to {fitting} seeds."],
         )  # fmt: skip
         seeds = fitting
-    step_table1(c, device, args.tiny, seeds)
+    step_table1(c, device, args.tiny, seeds, TABLE1_PRECISIONS, TABLE1_TITLE)
+    if args.tiny or needed / 2 < c.left():
+        step_table1(c, device, args.tiny, seeds, EVAL_PRECISIONS, "Evaluation precision")
+    else:
+        c.record("Evaluation precision", {"skipped": True}, ["Skipped: not enough time left."])
     all_runs = 16 * seeds * batches * per_run_batch * 1.3
     if args.tiny or all_runs < c.left():
         step_all(c, device, args.tiny, seeds)

@@ -27,6 +27,7 @@ def test_the_campaign_runs_every_step_at_a_tiny_scale(tmp_path):
         "profile (the poster's Table 1 cost columns)",
         "stacking",
         "Table 1 study (baseline + ND, paper protocol)",
+        "Evaluation precision",
         "all 16 experiments",
         "torch.compile",
         "done",
@@ -35,6 +36,9 @@ def test_the_campaign_runs_every_step_at_a_tiny_scale(tmp_path):
     assert [row["R"] for row in results["stacking"]["rows"]] == [1, 2]
     table1 = results["Table 1 study (baseline + ND, paper protocol)"]
     assert len(table1["fp32"]["runs"]) == len(table1["tf32"]["runs"]) == 4
+    evaluation = results["Evaluation precision"]
+    assert len(evaluation["fp32, eval bf16"]["runs"]) == len(evaluation["fp32, eval tf32"]["runs"])
     markdown = (out / "campaign.md").read_text()
+    assert "fp32, eval bf16 − fp32, paired over 4 runs: GD_1,3" in markdown
     assert "## stacking" in markdown and "| fp32, baseline | 2 |" in markdown
     assert len(list((out / "table1-fp32").glob("*/run.json"))) == 4
