@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from conftest import tiny_config
 
 from stabgap.metrics import gap_depth
@@ -158,3 +159,24 @@ def test_the_cuda_precision_switch_sets_and_restores_exactly():
             assert matmul.fp32_precision == "tf32"
     finally:
         matmul.fp32_precision = before
+
+
+def test_bf16_evaluation_leaves_the_training_bit_identical(small_stream, monkeypatch):
+    """Evaluation never feeds back into training (its subsets have their own generator),
+    so evaluating in bf16 changes no loss of any batch; and bf16 really is used there."""
+    from stabgap import train
+
+    autocast = []
+    real = train.evaluate
+
+    def spy(*args, **kwargs):
+        autocast.append(torch.is_autocast_enabled("cpu"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", spy)
+    fp32 = run_experiment(tiny_config(seed=2), small_stream)
+    n = len(autocast)
+    bf16 = run_experiment(tiny_config(seed=2, eval_precision="bf16"), small_stream)
+    np.testing.assert_array_equal(bf16.loss, fp32.loss)
+    assert not any(autocast[:n]) and all(autocast[n:]) and len(autocast) == 2 * n
+    assert np.nanmax(np.abs(bf16.acc - fp32.acc)) < 5  # only near-ties flip
