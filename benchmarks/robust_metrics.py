@@ -26,6 +26,7 @@ import numpy as np
 
 from stabgap.metrics import gap_depth, time_to_recover
 from stabgap.metrics.robust import (
+    RECOVERY_SMOOTH,
     SMOOTH,
     TOLERANCE,
     WINDOW,
@@ -41,27 +42,30 @@ TOLERANCES = (0.0, 0.25, 0.5, 1.0, 2.0)
 REFERENCE_GROUPS = {"baseline": (1, 11, 13), "nd": (4, 12, 14)}
 
 
-def spread_and_separation(base: list[float], nd: list[float]) -> tuple[float, float, int]:
-    """Pooled sd, |Δmean| / pooled sd, and how many values were undefined (NaN)."""
+def spread_and_separation(base: list[float], nd: list[float]) -> tuple:
+    """Each group's sd, the pooled sd, |Δmean| / pooled sd, and how many values were
+    undefined (NaN, left out)."""
     a, b = np.array(base, float), np.array(nd, float)
     undefined = int(np.isnan(a).sum() + np.isnan(b).sum())
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if a.size < 2 or b.size < 2:
-        return math.nan, math.nan, undefined
-    pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
-    return pooled, abs(a.mean() - b.mean()) / pooled if pooled else math.nan, undefined
+        return math.nan, math.nan, math.nan, math.nan, undefined
+    sa, sb = a.std(ddof=1), b.std(ddof=1)
+    pooled = math.sqrt((sa**2 + sb**2) / 2)
+    d = abs(a.mean() - b.mean()) / pooled if pooled else math.nan
+    return sa, sb, pooled, d, undefined
 
 
 def evaluate(groups: dict[str, list], interval: int, title: str) -> None:
     def row(name: str, metric) -> None:
         values = {g: [metric(r.acc, r.boundaries) for r in runs] for g, runs in groups.items()}
-        sd, d, never = spread_and_separation(values["baseline"], values["nd"])
-        print(f"| {name} | {sd:.2f} | {d:.2f} | {never} |")
+        sa, sb, sd, d, never = spread_and_separation(values["baseline"], values["nd"])
+        print(f"| {name} | {sa:.2f} | {sb:.2f} | {sd:.2f} | {d:.2f} | {never} |")
 
     n = {g: len(runs) for g, runs in groups.items()}
     print(f"\n### {title}: task 1, interval {interval} ({n['baseline']} baseline, {n['nd']} ND)")
-    print("\n| gap depth | pooled sd (p.p.) | separation d | undefined |")
-    print("| --- | --- | --- | --- |")
+    print("\n| gap depth | sd baseline | sd ND | pooled sd (p.p.) | separation d | undefined |")
+    print("| --- | --- | --- | --- | --- | --- |")
     row("reference GD", lambda a, b: gap_depth(a, b, 1, interval))
     for w in WINDOWS:
         for s in SMOOTHS:
@@ -70,12 +74,15 @@ def evaluate(groups: dict[str, list], interval: int, title: str) -> None:
                 f"window {w}, smooth {s}{mark}",
                 lambda a, b, w=w, s=s: gap_depth_robust(a, b, 1, interval, window=w, smooth=s),
             )
-    print("\n| time to recover | pooled sd (% of interval) | separation d | never recovered |")
-    print("| --- | --- | --- | --- |")
+    print(
+        "\n| time to recover | sd baseline | sd ND | pooled sd (% of interval) | separation d "
+        "| never recovered |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     row("reference TTR", lambda a, b: time_to_recover(a, b, 1, interval))
-    for w, s in ((1, 1), (WINDOW, 1), (WINDOW, SMOOTH), (20, SMOOTH), (WINDOW, 9)):
+    for w, s in ((1, 1), (WINDOW, 1), (20, 1), (WINDOW, 5), (WINDOW, 9)):
         for tol in TOLERANCES:
-            mark = " (default)" if (w, s, tol) == (WINDOW, SMOOTH, TOLERANCE) else ""
+            mark = " (default)" if (w, s, tol) == (WINDOW, RECOVERY_SMOOTH, TOLERANCE) else ""
             row(
                 f"window {w}, smooth {s}, tolerance {tol:g}{mark}",
                 lambda a, b, w=w, s=s, t=tol: time_to_recover_robust(

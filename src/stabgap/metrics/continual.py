@@ -51,7 +51,7 @@ from stabgap.metrics.gap import (
     acc_before_switch,
     avg_acc_curve,
 )
-from stabgap.metrics.robust import SMOOTH, TOLERANCE, WINDOW, _robust_gap
+from stabgap.metrics.robust import RECOVERY_SMOOTH, SMOOTH, TOLERANCE, WINDOW, _robust_gap
 
 WINDOWS = (10, 100)  # WF^w and WP^w are reported for these windows (points)
 LCA_BETA = 10  # points of the learning-curve area
@@ -142,11 +142,12 @@ def recovery_slope(
     task: int,
     interval: int,
     window: int = WINDOW,
-    smooth: int = SMOOTH,
+    smooth: int = RECOVERY_SMOOTH,
     tolerance: float = TOLERANCE,
 ) -> float:
-    """How fast the smoothed curve climbs back: (the level it recovers to − its minimum) /
-    (points from the minimum to the recovery), p.p. per point; NaN if it never recovers.
+    """How fast the curve climbs back, searched as the robust time to recover is: (the
+    level it recovers to − its minimum) / (points from the minimum to the recovery), p.p.
+    per point; NaN if it never recovers.
 
     Example:
         >>> nan = float("nan")

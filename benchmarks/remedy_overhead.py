@@ -1,0 +1,92 @@
+"""Does the baseline pay for the remedies it does not use? And what does each remedy cost?
+
+Times the training alone (one evaluation a task) of the `remedies` preset's runs, side by
+side in one process, alternating, medians over --repeats:
+
+- a bare PyTorch loop of the same work (nn.Linear layers, torch.optim.Adam, the same
+  batch sizes, indices drawn once up front): what the baseline would cost with no
+  remedy machinery at all;
+- stabgap's baseline (its loop, with every extension point in place but no remedy on);
+- each remedy of the preset's default, at its chosen strength.
+
+Prints ms per training batch and each as × the baseline's.
+
+    python benchmarks/remedy_overhead.py --batches 100 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+from _common import data_dir, machine, timed
+from torch import nn
+
+from stabgap.presets import get_preset
+from stabgap.streams import build_stream
+from stabgap.train import train_stack
+
+
+def bare_loop(config, stream) -> None:
+    """The baseline's training steps written plainly: same shapes, same optimiser."""
+    torch.manual_seed(config.seed)
+    widths = [784, *config.hidden]
+    layers: list[nn.Module] = []
+    for a, b in zip(widths, widths[1:], strict=False):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(widths[-1], 10))
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    x_all = stream.train_x
+    y_all = stream.train_y
+    for task in range(1, config.task_count + 1):
+        seen = int(stream.train_offsets[task])
+        batch = config.task_batch_size(task)
+        idx = torch.randint(0, seen, (config.batches_per_task, batch))
+        for t in range(config.batches_per_task):
+            x = x_all[idx[t]].float().div_(255).flatten(1)
+            loss = nn.functional.cross_entropy(model(x), y_all[idx[t]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=100, help="batches per task")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    preset = get_preset("remedies")
+    extra = {"data_dir": data_dir(), "batches_per_task": args.batches}
+    extra["eval_every"] = args.batches  # one evaluation a task: time the training
+    configs = {name: preset.config(name, extra) for name in preset.default_experiments}
+    stream = build_stream(configs["baseline"])
+
+    def ours(name: str) -> float:
+        (r,) = train_stack([configs[name]], stream)
+        return r.metadata["train_time_s"] / len(r.loss)
+
+    def bare() -> float:
+        base = configs["baseline"]
+        return timed(lambda: bare_loop(base, stream)) / base.total_batches
+
+    measures = {"bare PyTorch loop": bare, **{n: (lambda n=n: ours(n)) for n in configs}}
+    for f in measures.values():  # warm-up
+        f()
+    times: dict[str, list[float]] = {name: [] for name in measures}
+    names = list(measures)
+    for i in range(args.repeats):
+        for name in names if i % 2 == 0 else names[::-1]:
+            times[name].append(measures[name]())
+    base = statistics.median(times["baseline"])
+    print(f"machine: {machine()}")
+    print(f"remedies preset, {args.batches} batches a task, {args.repeats} repeats (medians)")
+    print("| run | ms per training batch | × baseline |")
+    print("| --- | --- | --- |")
+    for name in names:
+        ms = statistics.median(times[name])
+        print(f"| {name} | {1000 * ms:.2f} | {ms / base:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
