@@ -131,10 +131,12 @@ def evaluate(
     active, square, dead = [], [], []
     for h in hidden if statistics else []:
         h = h.reshape(r, t, m, -1)  # (R, T, m, units): conv maps flattened to units
-        on = h > 0
-        active.append(on.float().mean(dim=(2, 3)))
-        square.append(h.float().square().sum(dim=3).mean(dim=2))
-        dead.append((~on.any(dim=2)).float().mean(dim=2))
+        units = h.shape[3]
+        # One reduction each, no full-size temporaries: post-ReLU values are >= 0, so a unit
+        # is active where it is non-zero and dead on the subset where its maximum is 0.
+        active.append(torch.count_nonzero(h, dim=(2, 3)).float() / (m * units))
+        square.append(torch.linalg.vector_norm(h.float(), dim=3).square().mean(dim=2))
+        dead.append((h.amax(dim=2) == 0).float().mean(dim=2))
     if not statistics:
         active = square = dead = [torch.full((r, t), float("nan"), device=idx.device)]
     return Evaluation(
