@@ -341,7 +341,10 @@ def _field_default(name: str) -> str:
     shown = {k: "unset" if v is None else short(v) for k, v in values.items()}
     if len(set(shown.values())) == 1:
         return f"default: {next(iter(shown.values()))}"
-    return "; ".join(f"{k}: {v}" for k, v in shown.items())
+    by_value: dict[str, list[str]] = {}  # presets that agree share one entry
+    for preset, value in shown.items():
+        by_value.setdefault(value, []).append(preset)
+    return "; ".join(f"{', '.join(names)}: {v}" for v, names in by_value.items())
 
 
 # --- the parser --------------------------------------------------------------------------
