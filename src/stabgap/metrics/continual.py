@@ -51,7 +51,14 @@ from stabgap.metrics.gap import (
     acc_before_switch,
     avg_acc_curve,
 )
-from stabgap.metrics.robust import RECOVERY_SMOOTH, SMOOTH, TOLERANCE, WINDOW, _robust_gap
+from stabgap.metrics.robust import (
+    RECOVERY_SMOOTH,
+    SMOOTH,
+    TOLERANCE,
+    WINDOW,
+    _recovery,
+    _robust_gap,
+)
 
 WINDOWS = (10, 100)  # WF^w and WP^w are reported for these windows (points)
 LCA_BETA = 10  # points of the learning-curve area
@@ -158,14 +165,10 @@ def recovery_slope(
     """
     arr, b = _validate(acc, boundaries)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    level, smoothed, t_min = _robust_gap(arr, b, task, interval, window, smooth)
-    if t_min is None:
+    smoothed, t_min, back = _recovery(arr, b, task, interval, window, smooth, tolerance)
+    if not back:  # never recovered (None), or never fell below the level (0)
         return math.nan
-    with np.errstate(invalid="ignore"):
-        hits = np.flatnonzero(smoothed[t_min:] >= level - tolerance)
-    if hits.size == 0 or hits[0] == 0:
-        return math.nan
-    return (float(smoothed[t_min + hits[0]]) - float(smoothed[t_min])) / int(hits[0])
+    return (float(smoothed[t_min + back]) - float(smoothed[t_min])) / back
 
 
 def forgetting(acc: np.ndarray, boundaries: Sequence[int], task: int) -> float:

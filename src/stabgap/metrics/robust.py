@@ -106,6 +106,18 @@ def _robust_gap(arr, b, task, interval, window, smooth):
     return level, smoothed, int(np.nanargmin(segment))
 
 
+def _recovery(arr, b, task, interval, window, smooth, tolerance):
+    """The curve (smoothed), its minimum's offset from the switch, and the points from the
+    minimum until it is back within `tolerance` of the reference level (None: never, or
+    no minimum)."""
+    level, smoothed, t_min = _robust_gap(arr, b, task, interval, window, smooth)
+    if t_min is None:
+        return smoothed, None, None
+    with np.errstate(invalid="ignore"):
+        hits = np.flatnonzero(smoothed[t_min:] >= level - tolerance)
+    return smoothed, t_min, (int(hits[0]) if hits.size else None)
+
+
 def gap_depth_robust(
     acc: np.ndarray,
     boundaries: Sequence[int],
@@ -147,12 +159,8 @@ def time_to_recover_robust(
     """
     arr, b = _validate(acc, boundaries)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    level, smoothed, t_min = _robust_gap(arr, b, task, interval, window, smooth)
-    if t_min is None:
-        return math.nan
-    with np.errstate(invalid="ignore"):
-        hits = np.flatnonzero(smoothed[t_min:] >= level - tolerance)
-    if hits.size == 0:
+    _, t_min, back = _recovery(arr, b, task, interval, window, smooth, tolerance)
+    if back is None:
         return math.nan
     start, end = _start(b, interval), b[interval - 1]
-    return (t_min + int(hits[0])) / (end - start) * 100.0
+    return (t_min + back) / (end - start) * 100.0
