@@ -36,10 +36,17 @@ def test_a_gpu_stack_equals_its_runs_alone_to_float_tolerance(gpu_stream):
 
 
 def test_a_gpu_run_learns_as_on_a_cpu(small_mnist, gpu_stream):
-    cpu = run_experiment(tiny_config(seed=3), build_stream(tiny_config(), "cpu", small_mnist))
+    cpu_stream = build_stream(tiny_config(), "cpu", small_mnist)
+    cpu = run_experiment(tiny_config(seed=3, device="cpu"), cpu_stream)
     gpu = run_experiment(tiny_config(seed=3, device="cuda"), gpu_stream)
     # Other batches (the GPU draws its own), so not equal; but the same learning.
     assert abs(gpu.acc[-1].mean() - cpu.acc[-1].mean()) < 15
+
+
+def test_a_stream_on_the_wrong_device_is_refused_before_training(small_mnist):
+    cpu_stream = build_stream(tiny_config(), "cpu", small_mnist)
+    with pytest.raises(ValueError, match="build it with build_stream"):
+        run_experiment(tiny_config(device="cuda"), cpu_stream)
 
 
 def test_gpu_precision_settings_are_exactly_what_the_config_says(gpu_stream):

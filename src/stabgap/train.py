@@ -183,6 +183,11 @@ def train_stack(
     device = resolve_device(base.device)
     if stream is None:
         stream = build_stream(base, device)
+    if stream.train_x.device.type != device.type:  # else a device error deep in the first batch
+        raise ValueError(
+            f"the stream's data is on {stream.train_x.device} but the runs on {device}: "
+            f"build it with build_stream(config, {str(device)!r})"
+        )
     for c in configs:
         check_fits(c, stream)  # every copy, not only the one the stream was built for
     started = time.time()
