@@ -1,27 +1,31 @@
-"""What the hidden layers' statistics cost: a run with them against the same run without.
+"""What the hidden layers' statistics cost: a run that records them against one that does not.
 
 The evaluation pass computes the hidden activations anyway; the statistics (active
-fraction, Σh², dead units per layer and task) are a few elementwise passes over them.
-Runs the same config with and without them (the loop's evaluate() with statistics off),
-alternating, and reports the median time of each and the overhead in % of a run. Every
-task is shortened to --batches batches, keeping every shape of the preset.
+fraction, Σh², dead units per layer and task) are a few passes over them. Runs the same
+config with the statistics at every evaluation point (``activity_every = 1``), at the
+default schedule, and never (0), in rotating order, and reports the median time of each and
+its overhead in % of a run (the median of the per-round ratios). Every task is shortened to
+--batches batches, keeping every shape of the preset; the default schedule always records
+the last point of each task, so a shortened run records a larger share of its points than a
+full one, and its overhead is an upper bound for the full run's.
 
-    python benchmarks/activity_overhead.py --preset paper --batches 20 --repeats 5
+    python benchmarks/activity_overhead.py --preset paper --batches 20 --repeats 3
     python benchmarks/activity_overhead.py --preset quick --batches 100 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 
+import numpy as np
 from _common import data_dir, machine, timed
 
-from stabgap import train
-from stabgap.evaluate import evaluate
+from stabgap.config import FIELDS
+from stabgap.evaluate import activity_points
 from stabgap.presets import get_preset
 from stabgap.streams import build_stream
+from stabgap.train import train_stack
 
 
 def main() -> None:
@@ -29,32 +33,34 @@ def main() -> None:
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--experiment", default="nd")
     parser.add_argument("--batches", type=int, default=20, help="batches per task")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    default = FIELDS["activity_every"].default
     config = get_preset(args.preset).config(
         args.experiment, {"batches_per_task": args.batches, "data_dir": data_dir()}
     )
     stream = build_stream(config)
-    variants = {"with": evaluate, "without": functools.partial(evaluate, statistics=False)}
+    schedules = {"every point": 1, f"every {default}th (default)": default, "never": 0}
+    configs = {name: config.replace(activity_every=k) for name, k in schedules.items()}
 
-    def run(variant: str) -> float:
-        train.evaluate = variants[variant]  # the loop looks evaluate up when it calls it
-        try:
-            return timed(lambda: train.train_stack([config], stream))
-        finally:
-            train.evaluate = evaluate
-
-    run("with")  # warm-up: allocator, kernels
-    times: dict[str, list[float]] = {"with": [], "without": []}
+    train_stack([configs["never"]], stream)  # warm-up: allocator, kernels
+    times: dict[str, list[float]] = {name: [] for name in schedules}
+    names = list(schedules)
     for i in range(args.repeats):
-        for variant in ("with", "without") if i % 2 == 0 else ("without", "with"):
-            times[variant].append(run(variant))
-    w, wo = statistics.median(times["with"]), statistics.median(times["without"])
-    ratios = [a / b for a, b in zip(times["with"], times["without"], strict=True)]
+        for name in names[i % 3 :] + names[: i % 3]:  # rotate, so that no variant always goes first
+            times[name].append(timed(lambda name=name: train_stack([configs[name]], stream)))
+
+    steps = np.arange(0, config.total_batches, config.eval_every)
     print(f"machine: {machine()}")
     print(f"{args.preset} {args.experiment}, {args.batches} batches a task, {args.repeats} repeats")
-    print(f"run with statistics: {w:.2f} s, without: {wo:.2f} s (medians)")
-    print(f"overhead: {100 * (statistics.median(ratios) - 1):+.2f} % of a run (median ratio)")
+    for name, k in schedules.items():
+        share = activity_points(steps, config.batches_per_task, k).mean()
+        ratios = [a / b for a, b in zip(times[name], times["never"], strict=True)]
+        print(
+            f"statistics {name:>22}: {statistics.median(times[name]):7.2f} s a run (median), "
+            f"{100 * share:5.1f} % of the points, overhead "
+            f"{100 * (statistics.median(ratios) - 1):+.2f} % of a run"
+        )
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ def test_run_saves_a_curve_plot_and_reads_a_toml_config(tmp_path, capsys):
         (["--eval-subset", "20000"], "eval_subset=20000 is larger than task 1's test set"),
         (["--experiments", "bogus"], "no experiment 'bogus'"),
         (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--activity-every", "-1"], "activity_every must be 0 (never) or a whole number"),
         (["--replay", "partial"], "'replay' must be one of none, full, stratified"),
         (["--config", "/nonexistent.toml"], "config file /nonexistent.toml not found"),
     ],

@@ -11,7 +11,7 @@ import torch
 from conftest import mnist_dir, tiny_config
 from torch import nn
 
-from stabgap.evaluate import evaluate, pixels
+from stabgap.evaluate import activity_points, evaluate, pixels
 from stabgap.remedies import Step
 from stabgap.train import build_parts, run_experiment, train_step
 
@@ -99,3 +99,28 @@ def test_a_run_can_be_followed_from_its_live_log_and_tensorboard(tmp_path):
     board.Reload()
     assert [e.step for e in board.Scalars("loss")] == [25, 30, 50, 60, 75, 90]
     assert board.Scalars("accuracy/task1")[-1].value == pytest.approx(lines[-1]["accuracy"][0])
+
+
+def test_the_statistics_schedule_keeps_every_kth_point_each_switch_and_the_end():
+    steps = np.arange(0, 30, 1)  # 3 tasks of 10 batches, evaluated before each
+    chosen = np.flatnonzero(activity_points(steps, per_task=10, every=4)).tolist()
+    assert chosen == [0, 4, 8, 9, 12, 16, 19, 20, 24, 28, 29]
+    assert activity_points(steps, per_task=10, every=1).all()
+    assert not activity_points(steps, per_task=10, every=0).any()
+
+
+def test_sparse_statistics_are_the_dense_ones_at_their_points(small_stream):
+    """Statistics at every 3rd point equal those of the same run at every point; the others
+    are NaN; the accuracy and the training do not change."""
+    dense = run_experiment(tiny_config(seed=5, activity_every=1), small_stream)
+    sparse = run_experiment(tiny_config(seed=5, activity_every=3), small_stream)
+    none = run_experiment(tiny_config(seed=5, activity_every=0), small_stream)
+    np.testing.assert_array_equal(sparse.acc, dense.acc)
+    np.testing.assert_array_equal(none.loss, dense.loss)
+    assert none.activity == {}
+    steps = np.arange(0, tiny_config().total_batches, tiny_config().eval_every)
+    chosen = activity_points(steps, tiny_config().batches_per_task, 3)
+    assert 0 < chosen.sum() < len(chosen)
+    for name, values in sparse.activity.items():
+        np.testing.assert_array_equal(values[chosen], dense.activity[name][chosen])
+        assert np.isnan(values[~chosen]).all()

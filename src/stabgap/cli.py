@@ -405,7 +405,8 @@ def build_parser() -> Parser:
             f"--{_flag(name)}",
             dest=name,
             metavar="V",
-            help=f"{help_text(name)}{seed_note}{extra} [{_field_default(name)}]",
+            # argparse expands %-formats in help: a field's own '%' must reach it doubled
+            help=f"{help_text(name)}{seed_note}{extra} [{_field_default(name)}]".replace("%", "%%"),
         )
     run.set_defaults(func=cmd_run)
 

@@ -27,7 +27,7 @@ class CopyCurves:
         acc: (points, tasks) accuracy in %, pooled over the repeats; NaN where not evaluated.
         acc_repeats: (repeats, points, tasks) each subset's accuracy, when there were several.
         activity: each of :data:`STATISTICS` as (points, tasks, layers), averaged over the
-            repeats; NaN where not evaluated.
+            repeats; NaN where not evaluated or not recorded (config ``activity_every``).
     """
 
     acc: np.ndarray
@@ -47,16 +47,18 @@ class Curves:
     def record(self, point: int, repeat: int, size: int, ev: Evaluation) -> None:
         """Keep one evaluation (of the first ev.correct.shape[1] tasks) at `point`."""
         n = ev.correct.shape[1]
+        self.counts[:, point, repeat, :n] = ev.correct
+        self.sizes[point] = size
+        if ev.active is None:  # no statistics at this point: they stay NaN
+            return
         if self.stats is None:
             r, points, tasks = self.shape
             layers = ev.active.shape[-1]
             self.stats = torch.full(
                 (3, r, points, self.repeats, tasks, layers), float("nan"), device=self.device
             )
-        self.counts[:, point, repeat, :n] = ev.correct
         for k, values in enumerate((ev.active, ev.square, ev.dead)):
             self.stats[k, :, point, repeat, :n] = values
-        self.sizes[point] = size
 
     def latest(self, point: int) -> np.ndarray:
         """(R, tasks) pooled accuracy at `point` (a copy to the host: for logs, not per batch)."""

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from stabgap.streams import TaskStream
@@ -97,9 +98,9 @@ class Evaluation:
     """
 
     correct: torch.Tensor
-    active: torch.Tensor
-    square: torch.Tensor
-    dead: torch.Tensor
+    active: torch.Tensor | None = None  # None: not recorded at this point
+    square: torch.Tensor | None = None
+    dead: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -118,8 +119,8 @@ def evaluate(
     Args:
         idx: (R, T, m) indices into the stream's test set, from :meth:`EvalSubsets.draw`.
         task: the task being trained now (the scenario may score only the classes seen).
-        statistics: compute the hidden layers' statistics (False: NaN; for measuring
-            their cost, benchmarks/activity_overhead.py).
+        statistics: compute the hidden layers' statistics (False: left None; the run asks
+            for them at the points of :func:`activity_points`).
     """
     r, t, m = idx.shape
     flat = idx.view(r, t * m)
@@ -138,10 +139,29 @@ def evaluate(
         square.append(torch.linalg.vector_norm(h.float(), dim=3).square().mean(dim=2))
         dead.append((h.amax(dim=2) == 0).float().mean(dim=2))
     if not statistics:
-        active = square = dead = [torch.full((r, t), float("nan"), device=idx.device)]
+        return Evaluation(correct.sum(dim=-1, dtype=torch.int32))
     return Evaluation(
         correct.sum(dim=-1, dtype=torch.int32),
         torch.stack(active, dim=-1),
         torch.stack(square, dim=-1),
         torch.stack(dead, dim=-1),
     )
+
+
+def activity_points(eval_steps: np.ndarray, per_task: int, every: int) -> np.ndarray:
+    """Which evaluation points record the hidden layers' statistics (a boolean mask).
+
+    Every `every`-th point from the first, and always the last point before each task
+    switch and the run's last point: those are what the report reads (the network whose
+    gap the next interval measures, and the network at the end). `every` 0: none.
+
+    >>> activity_points(np.arange(0, 12, 2), per_task=6, every=2).astype(int).tolist()
+    [1, 0, 1, 0, 1, 1]
+    """
+    if every == 0:
+        return np.zeros(len(eval_steps), dtype=bool)
+    chosen = np.arange(len(eval_steps)) % every == 0
+    task = eval_steps // per_task
+    chosen[:-1] |= task[1:] != task[:-1]  # the last point of each task
+    chosen[-1] = True
+    return chosen

@@ -894,7 +894,9 @@ def plot_activity(
         x = np.asarray(firsts[label].eval_steps, dtype=float)
         for k, ax in enumerate(axes):
             stack = np.stack([scale * r.activity[statistic][:, task - 1, k] for r in recs])
-            _plot_mean_band(ax, x, stack, color, _group_label(label, recs) if k == 0 else None)
+            kept = np.isfinite(stack).any(axis=0)  # the points that recorded it (activity_every)
+            label_k = _group_label(label, recs) if k == 0 else None
+            _plot_mean_band(ax, x[kept], stack[:, kept], color, label_k)
     names = {"active_fraction": "active units (%)", "mean_square": "Σ h² per image",
              "dead_fraction": "dead units (%)"}  # fmt: skip
     for k, ax in enumerate(axes):

@@ -24,7 +24,7 @@ import stabgap
 from stabgap.config import RunConfig, fields_where, to_dict
 from stabgap.curves import Curves
 from stabgap.device import Stopwatch, device_reason, precision_context, resolve_device
-from stabgap.evaluate import EvalSubsets, evaluate, pixels
+from stabgap.evaluate import EvalSubsets, activity_points, evaluate, pixels
 from stabgap.metrics import MetricRow, compute_metrics
 from stabgap.models import build_model
 from stabgap.monitor import LOG_EVERY, Monitor
@@ -195,6 +195,7 @@ def train_stack(
 
     r, n_tasks, per_task = len(configs), stream.n_tasks, base.batches_per_task
     eval_steps = np.arange(0, base.total_batches, base.eval_every)
+    with_activity = activity_points(eval_steps, per_task, base.activity_every)
     curves = Curves(r, len(eval_steps), n_tasks, base.eval_repeats, device)
     losses = torch.zeros(r, base.total_batches, device=device)
     penalties = torch.zeros(r, base.total_batches, device=device)
@@ -214,7 +215,8 @@ def train_stack(
                     for repeat in range(base.eval_repeats):  # independent test subsets
                         idx = parts.subsets.draw(evaluated, m)  # (R, tasks, m)
                         with parts.eval_precision():
-                            curves.record(point, repeat, m, evaluate(net, stream, idx, task))
+                            ev = evaluate(net, stream, idx, task, with_activity[point])
+                            curves.record(point, repeat, m, ev)
                 point += 1
             with timer("train"):
                 batch = parts.sampler.next()  # (R, B)
