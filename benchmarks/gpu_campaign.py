@@ -85,12 +85,8 @@ def matmul_rate(device: torch.device, tf32: bool, n: int) -> float:
     with context or _nothing():
         for _ in range(3):
             a @ b
-        sync(device)
-        t0 = time.perf_counter()
-        for _ in range(10):
-            a @ b
-        sync(device)
-    return 2 * n**3 * 10 / (time.perf_counter() - t0)
+        _, seconds = timed_on(device, lambda: [a @ b for _ in range(10)])
+    return 2 * n**3 * 10 / seconds
 
 
 class _nothing:
@@ -104,6 +100,15 @@ class _nothing:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed_on(device: torch.device, fn):
+    """(fn's result, its seconds), the device's queued work waited for at both ends."""
+    sync(device)
+    t0 = time.perf_counter()
+    result = fn()
+    sync(device)
+    return result, time.perf_counter() - t0
 
 
 def step_machine(c: Campaign, device: torch.device, tiny: bool) -> None:
@@ -176,15 +181,11 @@ def step_stacking(c: Campaign, device: torch.device, tiny: bool) -> float:
         configs = [base.replace(seed=s, decay_lambda=1e-5 * (s % 2)) for s in range(r)]
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        sync(device)
-        t0 = time.perf_counter()
         try:
-            train_stack(configs, stream)
+            _, seconds = timed_on(device, lambda configs=configs: train_stack(configs, stream))
         except torch.OutOfMemoryError:
             lines.append(f"| {r} | out of memory | | | |")
             break
-        sync(device)
-        seconds = time.perf_counter() - t0
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0
         rows.append({"R": r, "seconds": seconds, "runs_per_s": r / seconds, "peak_gib": peak})
         speedup = rows[-1]["runs_per_s"] / rows[0]["runs_per_s"]
@@ -194,11 +195,7 @@ def step_stacking(c: Campaign, device: torch.device, tiny: bool) -> float:
     # over-estimated a paper run's time 2x on an H200: the plan uses the marginal cost of a
     # batch instead, from the best R timed again with twice the batches.
     configs = [base.replace(seed=s, batches_per_task=2 * batches) for s in range(best["R"])]
-    sync(device)
-    t0 = time.perf_counter()
-    train_stack(configs, stream)
-    sync(device)
-    longer = time.perf_counter() - t0
+    _, longer = timed_on(device, lambda: train_stack(configs, stream))
     extra = best["R"] * (configs[0].total_batches - base.total_batches)
     naive = 1 / best["runs_per_s"] / base.total_batches
     per_batch = max((longer - best["seconds"]) / extra, naive / 4)  # noise cannot make it ~0
@@ -230,11 +227,7 @@ def table1_study(
         values["set"] |= {"hidden": [32, 32], "batch_size": 32, "eval_subset": 64}
         values["set"]["batches_per_task"] = 3
     spec = study_spec(values, source="gpu campaign")
-    sync(device)
-    t0 = time.perf_counter()
-    records = run_spec(spec, c.out / name, plot=False)
-    sync(device)
-    seconds = time.perf_counter() - t0
+    records, seconds = timed_on(device, lambda: run_spec(spec, c.out / name, plot=False))
     metrics = {
         r.name: {
             "experiment": r.base,
@@ -331,11 +324,7 @@ def step_all(c: Campaign, device, tiny: bool, seeds: int, wanted: int) -> None:
         values["set"]["batches_per_task"] = 2
         values["experiments"] = ["baseline", "no-replay"]
     spec = study_spec(values, source="gpu campaign")
-    sync(device)
-    t0 = time.perf_counter()
-    records = run_spec(spec, c.out / "all", plot=False)
-    sync(device)
-    seconds = time.perf_counter() - t0
+    records, seconds = timed_on(device, lambda: run_spec(spec, c.out / "all", plot=False))
     lines = [f"{len(records)} runs ({seeds} seeds) in {seconds:.1f} s "
              f"({seconds / len(records):.2f} s a run)"]  # fmt: skip
     if seeds < wanted:
@@ -351,11 +340,8 @@ def step_compile(c: Campaign, device, tiny: bool) -> None:
     for compiled in (False, True):
         configs = [base.replace(seed=s, compile=compiled) for s in range(2 if tiny else 30)]
         train_stack([configs[0].replace(batches_per_task=1)], stream)  # warm-up / compile
-        sync(device)
-        t0 = time.perf_counter()
-        train_stack(configs, stream)
-        sync(device)
-        rows[compiled] = (time.perf_counter() - t0) / len(configs) / base.total_batches
+        _, seconds = timed_on(device, lambda configs=configs: train_stack(configs, stream))
+        rows[compiled] = seconds / len(configs) / base.total_batches
     c.record(
         "torch.compile",
         {"ms_per_run_batch": {str(k): v * 1000 for k, v in rows.items()}},

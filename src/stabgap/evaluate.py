@@ -128,9 +128,12 @@ def evaluate(
     logits, hidden = model(pixels(stream.test_x[flat]))  # (R, T·m, classes)
     model.train()
     logits = stream.restrict(logits, task, flat, train=False)
-    correct = (logits.argmax(dim=-1) == stream.test_y[flat]).view(r, t, m)
+    right = (logits.argmax(dim=-1) == stream.test_y[flat]).view(r, t, m)
+    correct = right.sum(dim=-1, dtype=torch.int32)
+    if not statistics:
+        return Evaluation(correct)
     active, square, dead = [], [], []
-    for h in hidden if statistics else []:
+    for h in hidden:
         h = h.reshape(r, t, m, -1)  # (R, T, m, units): conv maps flattened to units
         units = h.shape[3]
         # One reduction each, no full-size temporaries: post-ReLU values are >= 0, so a unit
@@ -138,10 +141,8 @@ def evaluate(
         active.append(torch.count_nonzero(h, dim=(2, 3)).float() / (m * units))
         square.append(torch.linalg.vector_norm(h.float(), dim=3).square().mean(dim=2))
         dead.append((h.amax(dim=2) == 0).float().mean(dim=2))
-    if not statistics:
-        return Evaluation(correct.sum(dim=-1, dtype=torch.int32))
     return Evaluation(
-        correct.sum(dim=-1, dtype=torch.int32),
+        correct,
         torch.stack(active, dim=-1),
         torch.stack(square, dim=-1),
         torch.stack(dead, dim=-1),
