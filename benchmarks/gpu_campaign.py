@@ -15,8 +15,10 @@ Steps, each written to ``OUT/campaign.json`` and ``OUT/campaign.md`` as soon as 
 6. if time is left: the Table 1 study again with fp32 training and bf16, then TF32,
    evaluation (the training is bit-identical; the speed-up and the metrics' paired
    differences against step 5's fp32 study);
-7. if time is left: all 16 experiments × 15 seeds (``OUT/all``);
-8. with ``--compile``: the Table 1 study's time per batch with torch.compile.
+7. the kernels by kind and the whole sweep's time modelled from its stacks
+   (``gpu_breakdown.py``, which also runs alone);
+8. if time is left: all 16 experiments × as many seeds as fit (``OUT/all``);
+9. with ``--compile``: the Table 1 study's time per batch with torch.compile.
 
 It checks first that the plan fits the budget (from the stacking step's measured speed)
 and scales itself down, saying so, when it does not. On a CPU (``--tiny``, run in CI) it
@@ -56,8 +58,9 @@ HERE = Path(__file__).resolve().parent
 class Campaign:
     """Results so far, written out after every step."""
 
-    def __init__(self, out: Path, budget_s: float) -> None:
+    def __init__(self, out: Path, budget_s: float, name: str = "campaign") -> None:
         self.out, self.budget_s, self.started = out, budget_s, time.monotonic()
+        self.name = name
         out.mkdir(parents=True, exist_ok=True)
         self.results: dict = {"steps": {}}
         self.markdown: list[str] = ["# GPU campaign", ""]
@@ -71,8 +74,8 @@ class Campaign:
     def record(self, step: str, data: dict, lines: list[str]) -> None:
         self.results["steps"][step] = {**data, "elapsed_s": round(self.elapsed(), 1)}
         self.markdown += [f"## {step}", "", *lines, ""]
-        (self.out / "campaign.json").write_text(json.dumps(self.results, indent=1, default=str))
-        (self.out / "campaign.md").write_text("\n".join(self.markdown) + "\n")
+        (self.out / f"{self.name}.json").write_text(json.dumps(self.results, indent=1, default=str))
+        (self.out / f"{self.name}.md").write_text("\n".join(self.markdown) + "\n")
         print("\n".join([f"== {step}", *lines]), flush=True)
 
 
@@ -309,10 +312,11 @@ def paired_line(key: str, fp32: dict, other: dict) -> str:
 
 
 TABLE1_TITLE = "Table 1 study (baseline + ND, paper protocol)"
+SWEEP_MODEL = "all 16 experiments, modelled from their stacks"
 
 
-def step_all(c: Campaign, device, tiny: bool, seeds: int, wanted: int) -> None:
-    """All 16 experiments × `seeds`, timed; the time for `wanted` seeds extrapolated."""
+def all_experiments(device, tiny: bool, seeds: int, source: str):
+    """The study of all 16 paper experiments × `seeds` (at a tiny scale: 3 of them)."""
     values = {
         "preset": "paper",
         "experiments": "all",
@@ -322,8 +326,13 @@ def step_all(c: Campaign, device, tiny: bool, seeds: int, wanted: int) -> None:
     if tiny:
         values["set"] |= {"hidden": [32, 32], "batch_size": 32, "eval_subset": 64}
         values["set"]["batches_per_task"] = 2
-        values["experiments"] = ["baseline", "no-replay"]
-    spec = study_spec(values, source="gpu campaign")
+        values["experiments"] = ["baseline", "nd", "no-replay"]
+    return study_spec(values, source=source)
+
+
+def step_all(c: Campaign, device, tiny: bool, seeds: int, wanted: int) -> None:
+    """All 16 experiments × `seeds`, timed; the time for `wanted` seeds extrapolated."""
+    spec = all_experiments(device, tiny, seeds, "gpu campaign")
     records, seconds = timed_on(device, lambda: run_spec(spec, c.out / "all", plot=False))
     lines = [f"{len(records)} runs ({seeds} seeds) in {seconds:.1f} s "
              f"({seconds / len(records):.2f} s a run)"]  # fmt: skip
@@ -383,6 +392,15 @@ def main() -> None:
         step_table1(c, device, args.tiny, seeds, EVAL_PRECISIONS, "Evaluation precision")
     else:
         c.record("Evaluation precision", {"skipped": True}, ["Skipped: not enough time left."])
+    # Where the time goes (kernels by kind) and the full sweep's time, modelled from its
+    # own stacks timed at their real sizes (about 3 minutes on an H200): gpu_breakdown.py.
+    from gpu_breakdown import step_kernels, step_sweep_model  # it imports this module
+
+    step_kernels(c, device, args.tiny, [1, 2] if args.tiny else [1, 30])
+    if args.tiny or c.left() > 240:
+        step_sweep_model(c, device, args.tiny, seeds if args.tiny else args.seeds)
+    else:
+        c.record(SWEEP_MODEL, {"skipped": True}, ["Skipped: not enough time left."])
     # All 16 experiments: as many seeds as fit the time left (at least one), so that a short
     # lease still gives the time per run; the full 15-seed time is extrapolated from it.
     per_seed = 16 * batches * per_run_batch * 1.3

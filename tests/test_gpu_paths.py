@@ -10,9 +10,11 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from stabgap.config import RunConfig
 from stabgap.device import Stopwatch
 from stabgap.evaluate import EvalSubsets
 from stabgap.models import mlp
+from stabgap.streams import TaskStream
 from stabgap.train import run_experiment, train_stack
 
 
@@ -47,6 +49,35 @@ def test_the_gpus_way_of_drawing_test_subsets(small_stream):
         counts += torch.bincount(first.draw(range(1, 2), 100)[0, 0], minlength=off[1])
     expected = 200 * 100 / off[1]
     assert counts.float().std() < 0.25 * expected + 3 * expected**0.5
+
+
+def test_the_gpus_way_keeps_each_task_within_its_own_images():
+    """Tasks of unequal size (split MNIST's are): keys past a task's end are never chosen,
+    in 'fresh' and in 'fixed' subsets, for every copy of a stack."""
+    z = torch.zeros(8, 1, dtype=torch.uint8)
+    stream = TaskStream(("a", "b"), z, torch.zeros(8), (0, 3, 8), z, torch.zeros(8), (0, 3, 8), 2)
+    for resample in ("fresh", "fixed"):
+        config = RunConfig(rotations=(0, 90), eval_resample=resample)
+        gens = [torch.Generator().manual_seed(s) for s in range(4)]
+        subsets = EvalSubsets(config, stream, gens, keys=True)
+        for _ in range(20):
+            idx = subsets.draw(range(1, 3), 3)  # (R=4, T=2, m=3)
+            assert idx.is_contiguous()
+            assert all(sorted(row.tolist()) == [0, 1, 2] for row in idx[:, 0])
+            assert bool(((idx[:, 1] >= 3) & (idx[:, 1] < 8)).all())
+            assert all(len(row.unique()) == 3 for row in idx[:, 1])
+
+
+def test_drawing_test_subsets_builds_no_tensor_from_host_lists(small_stream, monkeypatch):
+    """A tensor made from a Python list at every evaluation was, on an H200, a copy that
+    waited for the GPU once per copy per batch; the tables are built once, up front."""
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    subsets = EvalSubsets(tiny_config(), small_stream, gens, keys=True)
+    made = []
+    real = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(a) or real(*a, **k))
+    subsets.draw(range(1, 4), 150)
+    assert made == []
 
 
 class FakeEvent:

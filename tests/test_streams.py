@@ -90,6 +90,24 @@ def test_split_scenarios_score_the_right_classes(small):
             assert finite == [{2 * t, 2 * t + 1} for t in own]
 
 
+def test_scoring_builds_no_tensor_from_host_lists_after_the_first_batch(small, monkeypatch):
+    """On a GPU a tensor made from a Python list is a copy that waits for the device; the
+    scenarios' class tables are built once, so later batches make none (and score the
+    same)."""
+    index = torch.tensor([[0, 10, 10_000, 20_000]])
+    made, real = [], torch.tensor
+    for scenario in ("class", "task"):
+        stream = build_stream(
+            tiny_config(stream="split-mnist", scenario=scenario, eval_subset=50), "cpu", small
+        )
+        index = index.clamp(max=stream.train_offsets[-1] - 1)
+        first = stream.restrict(torch.zeros(1, 4, 10), 3, index)
+        monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(a) or real(*a, **k))
+        again = stream.restrict(torch.zeros(1, 4, 10), 3, index)
+        monkeypatch.setattr(torch, "tensor", real)
+        assert made == [] and torch.equal(first, again)
+
+
 def test_homogeneous_parts_are_disjoint_and_cover_the_set(small):
     config = tiny_config(stream="homogeneous-mnist", n_tasks=3)
     stream = build_stream(config, "cpu", small)

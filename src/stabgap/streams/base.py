@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -40,6 +40,16 @@ class TaskStream:
     input_shape: tuple[int, ...] = (1, 28, 28)
     scenario: str = "domain"
     task_classes: tuple[tuple[int, ...], ...] = ()
+    # Small index tables on each device, built once: a tensor made from a Python list is a
+    # host-to-device copy, and on a GPU such a copy waits for all queued work (a wait per
+    # batch; measured on an H200, see docs/performance.md).
+    _tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _table(self, name: str, device: torch.device, make: Callable[[], torch.Tensor]):
+        key = (name, str(device))
+        if key not in self._tables:
+            self._tables[key] = make().to(device)
+        return self._tables[key]
 
     @property
     def n_tasks(self) -> int:
@@ -59,7 +69,7 @@ class TaskStream:
     def task_of(self, index: torch.Tensor, train: bool = True) -> torch.Tensor:
         """The 0-based task of each sample index (into train_x or test_x)."""
         offsets = self.train_offsets if train else self.test_offsets
-        bounds = torch.tensor(offsets[1:-1], device=index.device)
+        bounds = self._table(f"bounds {train}", index.device, lambda: torch.tensor(offsets[1:-1]))
         return torch.bucketize(index, bounds, right=True)
 
     def restrict(self, logits: torch.Tensor, task: int, index: torch.Tensor, train: bool = True):
@@ -72,16 +82,19 @@ class TaskStream:
         """
         if self.scenario == "domain":
             return logits
+        own = self._table("own classes", logits.device, self._own_classes)  # (tasks, classes)
         if self.scenario == "class":
-            seen = [c for classes in self.task_classes[:task] for c in classes]
-            allowed = torch.zeros(self.n_classes, dtype=torch.bool, device=logits.device)
-            allowed[seen] = True
+            allowed = own[:task].any(dim=0)  # the classes of the tasks seen so far
         else:
-            own = torch.zeros(self.n_tasks, self.n_classes, dtype=torch.bool, device=logits.device)
-            for k, classes in enumerate(self.task_classes):
-                own[k, list(classes)] = True
             allowed = own[self.task_of(index, train)]  # (R, B, classes)
         return logits.masked_fill(~allowed, float("-inf"))
+
+    def _own_classes(self) -> torch.Tensor:
+        """(tasks, classes) whether each head class belongs to each task."""
+        own = torch.zeros(self.n_tasks, self.n_classes, dtype=torch.bool)
+        for k, classes in enumerate(self.task_classes):
+            own[k, list(classes)] = True
+        return own
 
 
 @dataclass(frozen=True)
