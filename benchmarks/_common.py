@@ -44,9 +44,9 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
     return statistics.median(timed(fn) for _ in range(repeats))
 
 
-def matmul_rate(m: int, k: int, n: int, repeats: int = 7) -> float:
-    """This machine's fp32 matmul rate (FLOP/s) on one (m×k)@(k×n) product, in-process."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
+def matmul_rate(m: int, k: int, n: int, repeats: int = 7, dtype=torch.float32) -> float:
+    """This machine's matmul rate (FLOP/s) on one (m×k)@(k×n) product of `dtype`, in-process."""
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
     return 2 * m * k * n / median_time(lambda: a @ b, repeats, warmup=2)
 
 
