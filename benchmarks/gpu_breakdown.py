@@ -123,7 +123,8 @@ def step_kernels(c: Campaign, device: torch.device, tiny: bool, sizes: list[int]
             "top": [(name, us / 1000 / run_batches, n) for name, (us, n) in top],
         }
         lines += [f"### R = {r}", "",
-                  f"wall {wall * 1000 / run_batches:.3f} ms per run-batch (unprofiled), "
+                  f"wall {wall * 1000 / run_batches:.3f} ms per run-batch (unprofiled; this short "
+                  "stack's fixed costs included), "
                   f"kernels {total_us / 1000 / run_batches:.3f} ms; matmuls in place: "
                   + (f"{rate:.1f} TFLOP/s" if rate else "none timed"), "",
                   "| kind | ms per run-batch | % of kernel time | launches per batch |",
@@ -161,9 +162,9 @@ def step_sweep_model(c: Campaign, device: torch.device, tiny: bool, seeds: int) 
                 _, times[length] = timed_on(
                     device, lambda trial=trial, stream=stream: train_stack(trial, stream)
                 )
-            batches = configs[0].task_count
-            per_batch = (times[long] - times[short]) / (batches * (long - short))
-            fixed = max(0.0, times[short] - batches * short * per_batch)
+            tasks = configs[0].task_count
+            per_batch = (times[long] - times[short]) / (tasks * (long - short))
+            fixed = max(0.0, times[short] - tasks * short * per_batch)
             kinds[key] = {"fixed_s": fixed, "s_per_batch": per_batch}
             ms = per_batch * 1000
             lines.append(f"| {stack[0].name} | {len(stack)} | {fixed:.2f} | {ms:.2f} | "
