@@ -147,14 +147,14 @@ def step_sweep_model(c: Campaign, device: torch.device, tiny: bool, seeds: int) 
     """Each distinct stack of the full sweep timed at two lengths; the sweep's time modelled."""
     stacks = sweep_stacks(tiny, device, seeds)
     short, long = (1, 2) if tiny else (20, 60)
-    kinds: dict[tuple, dict] = {}  # (stack key, R) -> fixed s, s per batch
+    timed: dict[tuple, dict] = {}  # (stack key, R) -> fixed s, s per batch
     lines = ["| stack (first run) | R | fixed s | ms per batch (whole stack) | ms per run-batch |",
              "| --- | --- | --- | --- | --- |"]  # fmt: skip
     total = 0.0
     for stack in stacks:
         configs = [s.config for s in stack]
         key = (stack_key(configs[0]), len(stack))
-        if key not in kinds:
+        if key not in timed:
             stream = build_stream(configs[0], device)
             times = {}
             for length in (short, long):
@@ -165,19 +165,18 @@ def step_sweep_model(c: Campaign, device: torch.device, tiny: bool, seeds: int) 
             tasks = configs[0].task_count
             per_batch = (times[long] - times[short]) / (tasks * (long - short))
             fixed = max(0.0, times[short] - tasks * short * per_batch)
-            kinds[key] = {"fixed_s": fixed, "s_per_batch": per_batch}
+            timed[key] = {"fixed_s": fixed, "s_per_batch": per_batch}
             ms = per_batch * 1000
             lines.append(f"| {stack[0].name} | {len(stack)} | {fixed:.2f} | {ms:.2f} | "
                          f"{ms / len(stack):.3f} |")  # fmt: skip
-        k = kinds[key]
-        total += k["fixed_s"] + configs[0].total_batches * k["s_per_batch"]
-    runs = sum(len(s) for s in stacks)
+        cost = timed[key]
+        total += cost["fixed_s"] + configs[0].total_batches * cost["s_per_batch"]
     sizes = [len(s) for s in stacks]
-    lines += ["", f"The sweep forms {len(stacks)} stacks of {runs} runs ({sizes}); "
+    lines += ["", f"The sweep forms {len(stacks)} stacks of {sum(sizes)} runs ({sizes}); "
               f"modelled time: {total:.0f} s = {total / 60:.1f} min."]  # fmt: skip
     c.record(
         SWEEP_MODEL,
-        {"stacks": [len(s) for s in stacks], "kinds": [[k[1], v] for k, v in kinds.items()],
+        {"stacks": sizes, "kinds": [[k[1], v] for k, v in timed.items()],
          "modelled_s": total},
         lines,
     )  # fmt: skip
