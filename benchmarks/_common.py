@@ -45,9 +45,12 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
 
 
 def matmul_rate(m: int, k: int, n: int, repeats: int = 7, dtype=torch.float32) -> float:
-    """This machine's matmul rate (FLOP/s) on one (m×k)@(k×n) product of `dtype`, in-process."""
+    """This machine's matmul rate (FLOP/s) on one (m×k)@(k×n) product of `dtype`, in-process,
+    with the kernels the runs use (float32: :mod:`stabgap.models.cpu_matmul`'s)."""
+    from stabgap.models.cpu_matmul import product
+
     a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
-    return 2 * m * k * n / median_time(lambda: a @ b, repeats, warmup=2)
+    return 2 * m * k * n / median_time(lambda: product(a, b), repeats, warmup=2)
 
 
 def peak_rss_mib() -> float:

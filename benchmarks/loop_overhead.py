@@ -19,6 +19,7 @@ import torch
 from _common import data_dir, machine, matmul_rate, peak_rss_mib, timed
 
 from stabgap.cost import run_cost, total
+from stabgap.models import cpu_matmul
 from stabgap.presets import get_preset
 from stabgap.streams import build_stream
 from stabgap.train import train_runs
@@ -61,7 +62,10 @@ def main() -> None:
         f"{config.total_batches} batches in all"
     )
     print(f"work: {flops / 1e12:.3f} TFLOP (training + evaluation)")
-    print(f"fp32 matmul rate (3072x2048 @ 2048x2048): {rate / 1e9:.1f} GFLOP/s")
+    print(
+        f"fp32 matmul rate (3072x2048 @ 2048x2048, {cpu_matmul.library()}): "
+        f"{rate / 1e9:.1f} GFLOP/s"
+    )
     if args.eval_precision == "bf16":
         print(
             f"evaluation ({eval_flops / 1e12:.3f} TFLOP) in bf16, at its rate "

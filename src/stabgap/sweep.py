@@ -29,6 +29,7 @@ from stabgap.config import RunConfig
 from stabgap.data import check_mnist
 from stabgap.device import resolve_device
 from stabgap.errors import StabgapError
+from stabgap.models import cpu_matmul
 from stabgap.monitor import Monitor, check_tensorboard
 from stabgap.outputs import is_run_dir
 from stabgap.plan import RunSpec
@@ -233,6 +234,7 @@ def check_execution(
     ray_address: str | None = None,
 ) -> None:
     """Refuse executor options that cannot work, before anything runs."""
+    cpu_matmul.library()  # a mistyped STABGAP_CPU_MATMUL: said now, not at the first batch
     if executor not in ("local", "ray"):
         raise StabgapError(f"unknown executor '{executor}': use local or ray")
     for name, value in (("workers", workers), ("stack", max_stack), ("threads", threads)):

@@ -23,10 +23,16 @@ import torch.nn.functional as F
 import stabgap
 from stabgap.config import RunConfig, fields_where, to_dict
 from stabgap.curves import Curves
-from stabgap.device import Stopwatch, device_reason, precision_context, resolve_device
+from stabgap.device import (
+    Stopwatch,
+    device_reason,
+    keep_freed_memory,
+    precision_context,
+    resolve_device,
+)
 from stabgap.evaluate import EvalSubsets, activity_points, evaluate, pixels
 from stabgap.metrics import MetricRow, compute_metrics
-from stabgap.models import build_model
+from stabgap.models import build_model, cpu_matmul
 from stabgap.monitor import LOG_EVERY, Monitor
 from stabgap.optim import CopyOptimizer
 from stabgap.remedies import Forward, Remedies, Step
@@ -190,6 +196,7 @@ def train_stack(
         )
     for c in configs:
         check_fits(c, stream)  # every copy, not only the one the stream was built for
+    keep_freed_memory()  # each evaluation's large activations: reused, not page-faulted
     started = time.time()
     parts = build_parts(configs, stream, device)
 
@@ -334,6 +341,8 @@ def run_metadata(device: torch.device, started: float, timer: Stopwatch, n_stack
             torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
         ),
         "threads": torch.get_num_threads(),
+        # What computed the float32 dense layers (runs with another differ by rounding).
+        **({"cpu_matmul": cpu_matmul.library()} if device.type == "cpu" else {}),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "wall_time_s": time.time() - started,
         "train_time_s": totals.get("train", 0.0),

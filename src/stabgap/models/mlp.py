@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from stabgap.models import Layer
+from stabgap.models import Layer, cpu_matmul
 
 if TYPE_CHECKING:
     from stabgap.config import RunConfig
@@ -100,8 +100,8 @@ def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """x @ w + b for every copy: (R, B, in) → (R, B, out).
 
     On a GPU one batched matmul fills the device. On a CPU each copy's product already
-    uses every core; there the copies' plain matmuls are written straight into one
-    output (see :class:`_PerCopyAffine`), so a stack does exactly the work of its runs
+    uses every core; there each copy's is one plain matmul (MKL's or oneDNN's:
+    :mod:`stabgap.models.cpu_matmul`), so a stack does exactly the work of its runs
     alone, with the same kernels and the same results to the bit.
     """
     batched = x.device.type == "cuda" or _autocasting(x.device.type) if BATCHED is None else BATCHED
@@ -118,30 +118,23 @@ def _autocasting(device_type: str) -> bool:
 
 
 class _PerCopyAffine(torch.autograd.Function):
-    """x @ w + b as one plain matmul per copy, into preallocated (R, ...) tensors.
-
-    Stacking per-copy results with torch.stack would copy every activation and every
-    gradient once more; writing each copy's product into its slice of one tensor does not.
-    """
+    """x @ w + b as one plain matmul per copy (see :mod:`stabgap.models.cpu_matmul`)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        out = x.new_empty(x.shape[0], x.shape[1], w.shape[2])
-        for r in range(x.shape[0]):
-            torch.addmm(b[r], x[r], w[r], out=out[r])  # b[r]: (1, out) broadcasts
         ctx.save_for_backward(x, w)
-        return out
+        return cpu_matmul.per_copy(lambda r: cpu_matmul.affine(x[r], w[r], b[r]), x.shape[0])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, w = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_x = x.new_empty(x.shape) if ctx.needs_input_grad[0] else None
-        grad_w = w.new_empty(w.shape)
-        for r in range(x.shape[0]):
-            if grad_x is not None:
-                torch.mm(grad[r], w[r].T, out=grad_x[r])  # (B, in)
-            torch.mm(x[r].T, grad[r], out=grad_w[r])  # (in, out)
+        grad, copies = grad.contiguous(), x.shape[0]
+        grad_x = (
+            cpu_matmul.per_copy(lambda r: cpu_matmul.product(grad[r], w[r].T), copies)  # (B, in)
+            if ctx.needs_input_grad[0]
+            else None
+        )
+        grad_w = cpu_matmul.per_copy(lambda r: cpu_matmul.product(x[r].T, grad[r]), copies)
         return grad_x, grad_w, grad.sum(dim=1, keepdim=True)
 
 

@@ -1,0 +1,210 @@
+"""oneDNN or MKL for the CPU's float32 products, and malloc's kept memory: what each gains.
+
+Three questions, one per mode, each measured side by side in one process or in
+alternating subprocesses, so that a slow spell of a shared machine hits both alike:
+
+- ``products``: the rate of every matrix product of a paper run (training's forward and
+  backward at its three batch sizes, fp32 evaluation's forward at its three sizes),
+  through MKL and through oneDNN (medians of 7, alternating).
+- ``run``: a paper run shortened to --batches per task, with bf16 (or fp32) evaluation,
+  in four ways: {MKL, oneDNN} × {freed memory given back, kept} (each in its own process,
+  since malloc's setting holds for a process's life), --rounds times in rotating order.
+  Reports the training and evaluation time per batch and page faults per batch (medians),
+  and a full paper run's time from them (each part scaled by its FLOPs).
+- ``science``: the same runs trained with MKL and with oneDNN for every seed: their
+  paired metric differences with 95 % t intervals beside the seed-to-seed spread. They
+  sum in other orders, so the runs part after a few batches, as on two machines; what
+  must hold is that no metric moves beyond the noise.
+
+    python benchmarks/cpu_matmul.py products
+    python benchmarks/cpu_matmul.py run --batches 20 --rounds 2
+    python benchmarks/cpu_matmul.py science --preset quick --experiments baseline,nd --seeds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from itertools import product as combinations
+
+import numpy as np
+import torch
+from _common import data_dir, machine, median_time
+from eval_precision import METRICS, paired
+
+from stabgap.cost import run_cost, total
+from stabgap.device import keep_freed_memory
+from stabgap.models import cpu_matmul
+from stabgap.presets import get_preset, seed_sequence
+from stabgap.streams import build_stream
+from stabgap.train import train_stack
+
+LIBRARIES = ("mkl", "onednn")
+
+
+def use(library: str) -> None:
+    os.environ[cpu_matmul.ENV] = library
+    cpu_matmul.library.cache_clear()
+
+
+def paper_products() -> list[tuple[str, int, int, int]]:
+    """(what, rows, inner, columns) of every product of a paper run, 784-2048-2048-10."""
+    sizes = [(784, 2048), (2048, 2048), (2048, 10)]
+    out = []
+    for rows in (512, 1024, 1536):  # training: batch 512 and replay of 1 or 2 tasks
+        for i, (a, b) in enumerate(sizes):
+            out.append((f"train fwd L{i + 1}", rows, a, b))
+            if i:  # the first layer's input needs no gradient
+                out.append((f"train grad-in L{i + 1}", rows, b, a))
+            out.append((f"train grad-w L{i + 1}", a, rows, b))
+    for rows in (2048, 4096, 9216):  # fp32 evaluation of 1, 2 and 3 tasks
+        out += [(f"eval fwd L{i + 1}", rows, a, b) for i, (a, b) in enumerate(sizes)]
+    return out
+
+
+def products() -> None:
+    keep_freed_memory()  # as the runs do: fresh outputs are not page-faulted in
+    print(f"machine: {machine()}")
+    print("| product | rows × inner × columns | MKL GFLOP/s | oneDNN GFLOP/s | oneDNN / MKL |")
+    print("| --- | --- | --- | --- | --- |")
+    ratios = []
+    for what, m, k, n in paper_products():
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        if "grad-w" in what:
+            a = torch.randn(k, m).T  # xᵀ: the backward reads the activations transposed
+        rates = {}
+        for library in LIBRARIES * 2:  # alternating; the second of each counts
+            use(library)
+            seconds = median_time(lambda a=a, b=b: cpu_matmul.product(a, b), 7, 2)
+            rates[library] = 2 * m * k * n / seconds
+        ratio = rates["onednn"] / rates["mkl"]
+        ratios.append(ratio)
+        print(
+            f"| {what} | {m} × {k} × {n} | {rates['mkl'] / 1e9:.0f} | "
+            f"{rates['onednn'] / 1e9:.0f} | {ratio:.2f} |"
+        )
+    print(f"median ratio over the {len(ratios)} products: {statistics.median(ratios):.2f}")
+
+
+# One shortened paper run in a fresh process; prints its timers and page faults as JSON.
+_ONE_RUN = """
+import json, resource, sys, time
+sys.path.insert(0, {benchmarks!r})
+import stabgap.train as train
+from stabgap.presets import get_preset
+from stabgap.streams import build_stream
+if {memory!r} == "given back":
+    train.keep_freed_memory = lambda: False
+config = get_preset("paper").config("nd", {overrides!r})
+stream = build_stream(config)
+train.train_stack([config.replace(batches_per_task=2)], stream)  # warm-up
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+(r,) = train.train_stack([config], stream)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps({{"train": r.metadata["train_time_s"], "eval": r.metadata["eval_time_s"],
+                  "wall": r.metadata["wall_time_s"], "faults": faults,
+                  "library": r.metadata["cpu_matmul"]}}))
+"""
+
+
+def run(batches: int, rounds: int, eval_precision: str) -> None:
+    overrides = {
+        "batches_per_task": batches,
+        "data_dir": data_dir(),
+        "eval_precision": eval_precision,
+    }
+    ways = list(combinations(LIBRARIES, ("given back", "kept")))
+    seen: dict = {w: [] for w in ways}
+    for i in range(rounds):
+        for library, memory in ways[i % len(ways) :] + ways[: i % len(ways)]:
+            code = _ONE_RUN.format(
+                benchmarks=os.path.dirname(__file__), memory=memory, overrides=overrides
+            )
+            env = {**os.environ, cpu_matmul.ENV: library}
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            assert result["library"] == library, result
+            seen[(library, memory)].append(result)
+            print(f"  round {i + 1}: {library}, memory {memory}: {result}", flush=True)
+
+    config = get_preset("paper").config("nd", overrides)
+    short, full = run_cost(config), run_cost(config.replace(batches_per_task=500))
+    scale = {
+        "train": (total(full).flops - full["evaluation"].flops)
+        / (total(short).flops - short["evaluation"].flops),
+        "eval": full["evaluation"].flops / short["evaluation"].flops,
+    }
+    n = config.total_batches
+    print(f"\nmachine: {machine()}; paper ND, {batches} batches per task, {eval_precision} eval")
+    print(
+        "| matmul | freed memory | training ms/batch | evaluation ms/batch | "
+        "page faults/batch | a full paper run (min) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for library, memory in ways:
+        rows = seen[(library, memory)]
+        train_s = statistics.median(r["train"] for r in rows)
+        eval_s = statistics.median(r["eval"] for r in rows)
+        faults = statistics.median(r["faults"] for r in rows)
+        full_min = (train_s * scale["train"] + eval_s * scale["eval"]) / 60
+        print(
+            f"| {library} | {memory} | {1e3 * train_s / n:.0f} | {1e3 * eval_s / n:.0f} | "
+            f"{faults / n:.0f} | {full_min:.1f} |"
+        )
+
+
+def science(preset_name: str, experiments: str, n_seeds: int) -> None:
+    preset = get_preset(preset_name)
+    print(f"machine: {machine()}; preset {preset_name}, {n_seeds} seeds, MKL against oneDNN")
+    for experiment in experiments.split(","):
+        base = preset.config(experiment, {"data_dir": data_dir()})
+        stream = build_stream(base)
+        rows = []
+        for i, seed in enumerate(seed_sequence(n_seeds)):
+            got = {}
+            for library in LIBRARIES if i % 2 == 0 else LIBRARIES[::-1]:
+                use(library)
+                (got[library],) = train_stack([base.replace(seed=seed)], stream)
+            rows.append({m: (f(got["mkl"]), f(got["onednn"])) for m, f in METRICS.items()})
+            print(f"  {experiment} seed {seed} done", flush=True)
+        print(f"\n{experiment}: paired Δ (oneDNN − MKL) over {n_seeds} seeds")
+        print("| metric | MKL mean ± sd over seeds | paired Δ | 95 % CI |")
+        print("| --- | --- | --- | --- |")
+        for m in METRICS:
+            mkl = np.array([r[m][0] for r in rows], dtype=float)
+            mean, low, high, _ = paired([r[m][1] - r[m][0] for r in rows])
+            defined = mkl[np.isfinite(mkl)]
+            print(
+                f"| {m} | {defined.mean():.2f} ± {defined.std(ddof=1):.2f} | {mean:+.3f} | "
+                f"{low:+.3f} to {high:+.3f} |"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("products", "run", "science"))
+    parser.add_argument("--batches", type=int, default=20, help="run: batches per task")
+    parser.add_argument("--rounds", type=int, default=2, help="run: rounds of the four ways")
+    parser.add_argument("--eval-precision", choices=("fp32", "bf16"), default="bf16")
+    parser.add_argument("--preset", default="quick", help="science: the preset")
+    parser.add_argument("--experiments", default="baseline,nd", help="science: experiments")
+    parser.add_argument("--seeds", type=int, default=15, help="science: seeds")
+    args = parser.parse_args()
+    if cpu_matmul.library() != "onednn":
+        sys.exit("this torch build has no oneDNN linear op: nothing to compare")
+    if args.mode == "products":
+        products()
+    elif args.mode == "run":
+        run(args.batches, args.rounds, args.eval_precision)
+    else:
+        science(args.preset, args.experiments, args.seeds)
+
+
+if __name__ == "__main__":
+    main()

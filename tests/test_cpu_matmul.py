@@ -1,0 +1,181 @@
+"""The CPU's float32 products through MKL or, on request, oneDNN; and the kept freed memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, mnist_dir, tiny_config
+from torch.utils.flop_counter import FlopCounterMode
+
+from stabgap.models import cpu_matmul
+from stabgap.models.mlp import StackedMLP
+from stabgap.train import run_experiment
+
+ONEDNN = cpu_matmul._ONEDNN_WORKS
+needs_onednn = pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN linear op")
+
+
+@pytest.fixture
+def use(monkeypatch):
+    """use('mkl') / use('onednn'): the library this test's products go through."""
+
+    def choose(name: str) -> None:
+        monkeypatch.setenv(cpu_matmul.ENV, name)
+        cpu_matmul.library.cache_clear()
+
+    yield choose
+    monkeypatch.delenv(cpu_matmul.ENV, raising=False)
+    cpu_matmul.library.cache_clear()
+
+
+def test_mkl_is_the_default_and_onednn_is_chosen_by_name(use):
+    assert cpu_matmul.library() == "mkl"
+    use("onednn")
+    assert cpu_matmul.library() == ("onednn" if ONEDNN else "mkl")
+
+
+@needs_onednn
+def test_torchs_flop_counter_counts_onednns_products(use):
+    # stabgap.cost is tested against that counter (tests/test_cost.py)
+    use("onednn")
+    x, w, b = torch.ones(5, 7), torch.ones(7, 3), torch.ones(1, 3)
+    with FlopCounterMode(display=False) as counter:
+        cpu_matmul.affine(x, w, b)
+        cpu_matmul.product(x.T, torch.ones(5, 3))  # its transposed way: 3 < 7 columns
+    assert counter.get_total_flops() == 2 * 5 * 7 * 3 * 2
+
+
+# (rows, inner, columns): the MLP's shapes, a 10-class layer, and odd sizes.
+SHAPES = [(64, 784, 256), (512, 2048, 10), (7, 33, 5), (1, 3, 1)]
+
+
+def _error(got: torch.Tensor, exact: torch.Tensor) -> float:
+    return (got.double() - exact).abs().max().item()
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", SHAPES)
+def test_onednn_products_are_as_accurate_as_mkls(use, shape):
+    # Against the same products in float64: oneDNN's float32 error is MKL's, to a small
+    # factor (they sum in other orders), on the forward's product and the backward's two.
+    m, k, n = shape
+    g = torch.Generator().manual_seed(0)
+    x, w, b, gy = (torch.randn(s, generator=g) for s in ((m, k), (k, n), (1, n), (m, n)))
+    cases = {
+        "affine": (
+            lambda: cpu_matmul.affine(x, w, b),
+            torch.addmm(b.double(), x.double(), w.double()),
+        ),
+        "input gradient": (lambda: cpu_matmul.product(gy, w.T), gy.double() @ w.double().T),
+        "weight gradient": (lambda: cpu_matmul.product(x.T, gy), x.double().T @ gy.double()),
+    }
+    for name, (compute, exact) in cases.items():
+        use("mkl")
+        mkl = _error(compute(), exact)
+        use("onednn")
+        got = compute()
+        assert got.is_contiguous() and got.shape == exact.shape, name
+        assert _error(got, exact) <= 4 * mkl + 1e-6, name
+
+
+@needs_onednn
+def test_onednn_really_computes_the_products(use):
+    # Only oneDNN's op is seen, no aten matmul: the products did not fall back to MKL.
+    use("onednn")
+    model = StackedMLP((20, 16, 5), [torch.Generator().manual_seed(1)])
+    x = torch.rand(1, 8, 20)
+    with torch.profiler.profile() as prof:
+        model(x)[0].sum().backward()
+    names = {e.name for e in prof.events()}
+    assert "mkldnn::_linear_pointwise" in names
+    assert not names & {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+
+
+def test_mkl_on_request_is_torchs_own_matmul_to_the_bit(use):
+    use("mkl")
+    g = torch.Generator().manual_seed(2)
+    x, w, b, gy = (torch.randn(s, generator=g) for s in ((9, 30), (30, 12), (1, 12), (9, 12)))
+    assert torch.equal(cpu_matmul.affine(x, w, b), torch.addmm(b, x, w))
+    assert torch.equal(cpu_matmul.product(x.T, gy), torch.mm(x.T, gy))
+
+
+@pytest.mark.parametrize("library", ["onednn", "mkl"])
+@pytest.mark.parametrize("copies", [1, 3])
+def test_stacked_gradients_equal_autograds_of_plain_products(use, library, copies):
+    if library == "onednn" and not ONEDNN:
+        pytest.skip("this torch build has no oneDNN linear op")
+    use(library)
+    model = StackedMLP((12, 9, 4), [torch.Generator().manual_seed(s) for s in range(copies)])
+    x = torch.rand(copies, 6, 12)
+    logits, _ = model(x)
+    (logits.square().sum()).backward()
+    for r in range(copies):
+        params = [*model.weights, *model.biases]
+        w1, w2, b1, b2 = (p.detach()[r].clone().requires_grad_() for p in params)
+        plain = (x[r] @ w1 + b1).relu() @ w2 + b2
+        torch.testing.assert_close(logits[r], plain.detach())
+        plain.square().sum().backward()
+        got = [p.grad[r] for p in params]
+        for mine, theirs in zip(got, (w1.grad, w2.grad, b1.grad, b2.grad), strict=True):
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("library", ["mkl", "onednn"])
+def test_each_run_records_the_library_that_trained_it(use, library):
+    use(library)
+    result = run_experiment(tiny_config(batches_per_task=2, eval_every=2))
+    assert result.metadata["cpu_matmul"] == cpu_matmul.library()
+
+
+def test_a_mistyped_library_is_one_line_before_any_work(tmp_path):
+    out = tmp_path / "study"
+    env = {**os.environ, cpu_matmul.ENV: "mlk", "STABGAP_DATA": str(mnist_dir())}
+    done = subprocess.run(
+        [sys.executable, "-m", "stabgap.cli", "run", "--preset", "quick", "--n-seeds", "1",
+         "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "stabgap: error: STABGAP_CPU_MATMUL='mlk' is not a CPU matmul library: "
+        "set it to mkl or onednn, or unset it"
+    ]
+    assert not out.exists()
+
+
+# A 64 MB block made and freed 30 times: the page faults of each, and the memory held.
+_REALLOCATE = """
+import resource, sys, torch
+from stabgap.device import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+faults, held = [], []
+for _ in range(30):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(16 * 2**20).sum()  # 64 MB of ones, freed at once
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    held.append(int(open("/proc/self/statm").read().split()[1]) * 4096)
+print(sum(faults[-10:]), held[-1] - held[9])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_kept_memory_is_reused_without_page_faults():
+    def last_ten(mode: str) -> tuple[int, int]:
+        done = subprocess.run(
+            [sys.executable, "-c", _REALLOCATE, mode], capture_output=True, text=True, check=True
+        )
+        faults, growth = map(int, done.stdout.split())
+        return faults, growth
+
+    # Given back to the kernel, 64 MB come back as 16,384 fresh 4 KB pages every time.
+    assert last_ten("default")[0] >= 10 * 16_000
+    # Kept, they are reused (after a few rounds, in which the small tensors made between
+    # them settle in), and what the process holds stops growing.
+    faults, growth = last_ten("keep")
+    assert faults < 1_000
+    assert growth < 8 * 2**20
