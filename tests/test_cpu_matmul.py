@@ -179,3 +179,28 @@ def test_kept_memory_is_reused_without_page_faults():
     faults, growth = last_ten("keep")
     assert faults < 1_000
     assert growth < 8 * 2**20
+
+
+def test_a_study_resumed_with_another_library_says_so(tmp_path, capsys, use):
+    from test_cli import TINY, run_cli
+
+    def study(seeds: str) -> str:
+        args = ("run", *TINY, "--seeds", seeds, "--experiments", "baseline")
+        code, _, err = run_cli(capsys, *args, "--data-dir", mnist_dir(), "--out", tmp_path)
+        assert code == 0, err
+        return err
+
+    use("mkl")
+    assert "warning" not in study("1")
+    use("onednn")
+    expected = (
+        "stabgap: warning: 1 finished run in {} computed with {}, and the new ones will be "
+        "with {}: runs of the two part by rounding, so set STABGAP_CPU_MATMUL={} to keep this "
+        "study to one library"
+    )
+    if not ONEDNN:  # the request falls back to MKL: nothing is mixed
+        assert "warning" not in study("1,2")
+        return
+    assert study("1,2").strip() == expected.format(tmp_path, "mkl", "onednn", "mkl")
+    use("mkl")  # seed 1 is MKL's, seed 2 oneDNN's
+    assert study("1,2,3").strip() == expected.format(tmp_path, "onednn", "mkl", "onednn")

@@ -14,6 +14,7 @@ once.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -59,6 +60,33 @@ class RunsFailed(StabgapError):
 def missing(specs: Iterable[RunSpec], out: Path) -> list[RunSpec]:
     """The specs whose run directory does not exist yet."""
     return [s for s in specs if not is_run_dir(out / s.name)]
+
+
+def library_mix(specs: Iterable[RunSpec], todo: Sequence[RunSpec], out: Path) -> str | None:
+    """What to say when the CPU runs already in `out` were computed by another float32
+    matmul library than the CPU runs about to train: their numbers differ by more than
+    rounding (docs/performance.md), so one study should not mix them."""
+    if not any(resolve_device(s.config.device).type == "cpu" for s in todo):
+        return None
+    now, waiting = cpu_matmul.library(), {s.name for s in todo}
+    others = []
+    for s in specs:
+        if s.name in waiting:
+            continue
+        try:
+            meta = json.loads((out / s.name / "run.json").read_text())["metadata"]
+        except (OSError, ValueError, KeyError):
+            continue  # not this command's to judge: the study reads it as it is
+        # Runs from before the choice existed were MKL's.
+        if meta.get("device", "").startswith("cpu") and meta.get("cpu_matmul", "mkl") != now:
+            others.append(meta.get("cpu_matmul", "mkl"))
+    if not others:
+        return None
+    return (
+        f"{len(others)} finished run{'s' * (len(others) > 1)} in {out} computed with "
+        f"{others[0]}, and the new ones will be with {now}: runs of the two part by rounding, "
+        f"so set STABGAP_CPU_MATMUL={others[0]} to keep this study to one library"
+    )
 
 
 def group_stacks(specs: Sequence[RunSpec], max_stack: int | None = None) -> list[list[RunSpec]]:
@@ -198,6 +226,8 @@ def execute(
     if tensorboard:
         check_tensorboard()
     todo = missing(specs, out) if out is not None else list(specs)
+    if out is not None and (warning := library_mix(specs, todo, out)):
+        print(f"stabgap: warning: {warning}", file=sys.stderr)
     stacks = group_stacks(todo, max_stack)
     if threads is None:
         threads = max(1, available_cpus() // (workers if executor == "local" else 1))
