@@ -193,14 +193,32 @@ def test_a_study_resumed_with_another_library_says_so(tmp_path, capsys, use):
     use("mkl")
     assert "warning" not in study("1")
     use("onednn")
-    expected = (
-        "stabgap: warning: 1 finished run in {} computed with {}, and the new ones will be "
-        "with {}: runs of the two part by rounding, so set STABGAP_CPU_MATMUL={} to keep this "
-        "study to one library"
-    )
     if not ONEDNN:  # the request falls back to MKL: nothing is mixed
         assert "warning" not in study("1,2")
         return
-    assert study("1,2").strip() == expected.format(tmp_path, "mkl", "onednn", "mkl")
-    use("mkl")  # seed 1 is MKL's, seed 2 oneDNN's
-    assert study("1,2,3").strip() == expected.format(tmp_path, "onednn", "mkl", "onednn")
+    assert study("1,2").strip() == (
+        f"stabgap: warning: {tmp_path} holds finished runs computed with mkl (1); the 1 new "
+        "run will be computed with onednn: runs of the two part by rounding, so set "
+        "STABGAP_CPU_MATMUL=mkl to keep this study to one library"
+    )
+    use("mkl")  # seed 1 is MKL's, seed 2 oneDNN's: a mixed study
+    assert study("1,2,3").strip() == (
+        f"stabgap: warning: {tmp_path} holds finished runs computed with mkl (1) and onednn "
+        "(1); the 1 new run will be computed with mkl: runs of the two part by rounding, so "
+        "compare only runs of one library (cpu_matmul in each run.json)"
+    )
+
+
+def test_the_command_that_finishes_an_interrupted_study_keeps_its_library(use, tmp_path):
+    from stabgap.cli import _interrupted
+    from stabgap.sweep import StudyInterrupted
+
+    cut = StudyInterrupted(1, 4, tmp_path)
+    use("onednn")
+    expected = "onednn" if ONEDNN else "mkl"
+    assert _interrupted(cut, ["run", "--seeds", "1,2"], tmp_path).endswith(
+        f"to run the rest: STABGAP_CPU_MATMUL={expected} stabgap run --seeds 1,2 --out {tmp_path}"
+    )
+    use("mkl")
+    os.environ.pop(cpu_matmul.ENV)  # unset, as most users leave it: nothing to repeat
+    assert _interrupted(cut, ["run"], tmp_path).endswith(f": stabgap run --out {tmp_path}")

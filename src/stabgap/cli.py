@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -303,7 +304,9 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
         type=int,
-        help="CPU threads per run (default: this machine's cores, shared between workers)",
+        help="CPU threads per run (default: this machine's cores, shared between workers); "
+        "their float32 products: $STABGAP_CPU_MATMUL=mkl (default) or onednn (faster, runs "
+        "differ by rounding: one library per study, README 'CPU speed')",
     )
     p.add_argument(
         "--executor",
@@ -623,9 +626,13 @@ def _interrupted(e, argv: list[str], out: Path | None) -> str:
     if out is not None and "--out" not in argv and not any(a.startswith("--out=") for a in argv):
         resume += ["--out", str(out)]
     where = f" in {e.out}" if e.out is not None else ""
+    from stabgap.models import cpu_matmul
+
+    # The rest must be computed by the same matmul library as the runs already done.
+    env = f"{cpu_matmul.ENV}={cpu_matmul.library()} " if os.environ.get(cpu_matmul.ENV) else ""
     return (
         f"interrupted: {e.finished} of {e.total} runs finished and kept{where}; "
-        f"to run the rest: stabgap {shlex.join(resume)}"
+        f"to run the rest: {env}stabgap {shlex.join(resume)}"
     )
 
 

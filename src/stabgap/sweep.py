@@ -69,7 +69,7 @@ def library_mix(specs: Iterable[RunSpec], todo: Sequence[RunSpec], out: Path) ->
     if not any(resolve_device(s.config.device).type == "cpu" for s in todo):
         return None
     now, waiting = cpu_matmul.library(), {s.name for s in todo}
-    others = []
+    done: dict[str, int] = {}  # library → finished CPU runs it computed
     for s in specs:
         if s.name in waiting:
             continue
@@ -77,15 +77,21 @@ def library_mix(specs: Iterable[RunSpec], todo: Sequence[RunSpec], out: Path) ->
             meta = json.loads((out / s.name / "run.json").read_text())["metadata"]
         except (OSError, ValueError, KeyError):
             continue  # not this command's to judge: the study reads it as it is
-        # Runs from before the choice existed were MKL's.
-        if meta.get("device", "").startswith("cpu") and meta.get("cpu_matmul", "mkl") != now:
-            others.append(meta.get("cpu_matmul", "mkl"))
-    if not others:
+        if meta.get("device", "").startswith("cpu"):
+            library = meta.get("cpu_matmul", "mkl")  # runs from before the choice were MKL's
+            done[library] = done.get(library, 0) + 1
+    if set(done) <= {now}:
         return None
+    before = " and ".join(f"{library} ({n})" for library, n in sorted(done.items()))
+    new = f"the {len(todo)} new run{'s' * (len(todo) > 1)}"
+    advice = (
+        f"set {cpu_matmul.ENV}={next(iter(done))} to keep this study to one library"
+        if len(done) == 1
+        else "compare only runs of one library (cpu_matmul in each run.json)"
+    )
     return (
-        f"{len(others)} finished run{'s' * (len(others) > 1)} in {out} computed with "
-        f"{others[0]}, and the new ones will be with {now}: runs of the two part by rounding, "
-        f"so set STABGAP_CPU_MATMUL={others[0]} to keep this study to one library"
+        f"{out} holds finished runs computed with {before}; {new} will be computed with "
+        f"{now}: runs of the two part by rounding, so {advice}"
     )
 
 
