@@ -625,9 +625,9 @@ def _interrupted(e, argv: list[str], out: Path | None) -> str:
     resume = list(argv)
     if out is not None and "--out" not in argv and not any(a.startswith("--out=") for a in argv):
         resume += ["--out", str(out)]
-    where = f" in {e.out}" if e.out is not None else ""
     from stabgap.models import cpu_matmul
 
+    where = f" in {e.out}" if e.out is not None else ""
     # The rest must be computed by the same matmul library as the runs already done.
     env = f"{cpu_matmul.ENV}={cpu_matmul.library()} " if os.environ.get(cpu_matmul.ENV) else ""
     return (

@@ -184,6 +184,14 @@ def read_run(path: Path) -> RunRecord:
     )
 
 
+def read_metadata(path: Path) -> dict[str, Any]:
+    """One run directory's metadata (device, timings, matmul library), without its curves."""
+    try:
+        return json.loads((path / RUN_FILE).read_text())["metadata"]
+    except (OSError, ValueError, KeyError) as e:
+        raise StabgapError(f"{path} is not a readable run directory ({e})") from None
+
+
 def iter_runs(root: Path) -> Iterator[RunRecord]:
     """Every complete run at or below `root`, in a stable (sorted) order.
 

@@ -14,7 +14,6 @@ once.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -34,7 +33,7 @@ from stabgap.models import cpu_matmul
 from stabgap.monitor import Monitor, check_tensorboard
 from stabgap.outputs import is_run_dir
 from stabgap.plan import RunSpec
-from stabgap.records import RunRecord, read_run, record_of, write_run
+from stabgap.records import RunRecord, read_metadata, read_run, record_of, write_run
 from stabgap.streams import TaskStream, build_stream, check_fits
 from stabgap.train import Progress, stack_key, train_runs
 
@@ -74,8 +73,8 @@ def library_mix(specs: Iterable[RunSpec], todo: Sequence[RunSpec], out: Path) ->
         if s.name in waiting:
             continue
         try:
-            meta = json.loads((out / s.name / "run.json").read_text())["metadata"]
-        except (OSError, ValueError, KeyError):
+            meta = read_metadata(out / s.name)
+        except StabgapError:
             continue  # not this command's to judge: the study reads it as it is
         if meta.get("device", "").startswith("cpu"):
             library = meta.get("cpu_matmul", "mkl")  # runs from before the choice were MKL's
