@@ -1,6 +1,7 @@
-"""oneDNN or MKL for the CPU's float32 products, and malloc's kept memory: what each gains.
+"""oneDNN or MKL for the CPU's float32 products, malloc's kept memory, oneDNN's fused bf16
+evaluation: what each gains.
 
-Three questions, one per mode, each measured side by side in one process or in
+Four questions, one per mode, each measured side by side in one process or in
 alternating subprocesses, so that a slow spell of a shared machine hits both alike:
 
 - ``products``: the rate of every matrix product of a paper run (training's forward and
@@ -11,6 +12,10 @@ alternating subprocesses, so that a slow spell of a shared machine hits both ali
   since malloc's setting holds for a process's life), --rounds times in rotating order.
   Reports the training and evaluation time per batch and page faults per batch (medians),
   and a full paper run's time from them (each part scaled by its FLOPs).
+- ``evaluation``: bf16 evaluation at task 3's shape (3 tasks × 3,072 images): oneDNN's
+  bf16 matmul with bias and ReLU fused (now) against autocast's batched matmul (before),
+  alternating, with and without the hidden layers' statistics; checks that both give the
+  same numbers, and prints the pass's bf16 matmul-bound floor.
 - ``science``: the same runs trained with MKL and with oneDNN for every seed: their
   paired metric differences with 95 % t intervals beside the seed-to-seed spread. They
   sum in other orders, so the runs part after a few batches, as on two machines; what
@@ -18,7 +23,9 @@ alternating subprocesses, so that a slow spell of a shared machine hits both ali
 
     python benchmarks/cpu_matmul.py products
     python benchmarks/cpu_matmul.py run --batches 20 --rounds 2
+    python benchmarks/cpu_matmul.py evaluation --points 20
     python benchmarks/cpu_matmul.py science --preset quick --experiments baseline,nd --seeds 15
+    python benchmarks/cpu_matmul.py science --experiments nd --seeds 30 --skip 30  # fresh seeds
 """
 
 from __future__ import annotations
@@ -29,19 +36,22 @@ import os
 import statistics
 import subprocess
 import sys
+import time
+from dataclasses import fields
 from itertools import product as combinations
 
 import numpy as np
 import torch
-from _common import data_dir, machine, median_time
+from _common import data_dir, machine, matmul_rate, median_time
 from eval_precision import METRICS, paired
 
 from stabgap.cost import run_cost, total
 from stabgap.device import keep_freed_memory
+from stabgap.evaluate import evaluate
 from stabgap.models import cpu_matmul
 from stabgap.presets import get_preset, seed_sequence
 from stabgap.streams import build_stream
-from stabgap.train import train_stack
+from stabgap.train import build_parts, train_stack
 
 LIBRARIES = ("mkl", "onednn")
 
@@ -159,20 +169,60 @@ def run(batches: int, rounds: int, eval_precision: str) -> None:
         )
 
 
-def science(preset_name: str, experiments: str, n_seeds: int) -> None:
+def evaluation(points: int) -> None:
+    keep_freed_memory()  # as the runs do
+    config = get_preset("paper").config("nd", {"data_dir": data_dir(), "eval_precision": "bf16"})
+    stream = build_stream(config)
+    parts = build_parts([config], stream, torch.device("cpu"))
+    fused = cpu_matmul.bf16_fused
+    ways = {"autocast's batched matmul (before)": lambda: False, "fused (now)": fused}
+    seen = {(way, stats): [] for way in ways for stats in (False, True)}
+    for i in range(points + 2):  # the first two warm up
+        idx = parts.subsets.draw(range(1, 4), 3072)
+        got = {}
+        for (way, stats), times in list(seen.items())[::-1] if i % 2 else seen.items():
+            cpu_matmul.bf16_fused = ways[way]
+            with parts.eval_precision():
+                start = time.perf_counter()
+                got[way, stats] = evaluate(parts.model, stream, idx, 3, stats)
+                if i >= 2:
+                    times.append(time.perf_counter() - start)
+        cpu_matmul.bf16_fused = fused
+        for stats in (False, True):
+            before, now = (got[way, stats] for way in ways)
+            for field in fields(before):
+                a, b = getattr(before, field.name), getattr(now, field.name)
+                assert (a is None and b is None) or torch.equal(a, b), f"{field.name} changed"
+    flops = sum(2 * 9216 * a * b for a, b in zip((784, 2048, 2048), (2048, 2048, 10), strict=True))
+    floor = flops / matmul_rate(9216, 2048, 2048, dtype=torch.bfloat16)
+    print(f"machine: {machine()}; fused: {fused()}; paper ND at task 3, {points} points")
+    print("| bf16 evaluation | ms a point | with statistics | × the matmul floor |")
+    print("| --- | --- | --- | --- |")
+    for way in ways:
+        plain, stats = (1e3 * statistics.median(seen[way, s]) for s in (False, True))
+        print(f"| {way} | {plain:.1f} | {stats:.1f} | {plain / 1e3 / floor:.3f} |")
+    print(f"matmul-bound floor: {1e3 * floor:.1f} ms; same numbers both ways: yes")
+
+
+def science(preset_name: str, experiments: str, n_seeds: int, skip: int) -> None:
     preset = get_preset(preset_name)
-    print(f"machine: {machine()}; preset {preset_name}, {n_seeds} seeds, MKL against oneDNN")
+    seeds = seed_sequence(skip + n_seeds)[skip:]
+    print(
+        f"machine: {machine()}; preset {preset_name}, {n_seeds} seeds after the first {skip}, "
+        "MKL against oneDNN"
+    )
     for experiment in experiments.split(","):
         base = preset.config(experiment, {"data_dir": data_dir()})
         stream = build_stream(base)
         rows = []
-        for i, seed in enumerate(seed_sequence(n_seeds)):
+        for i, seed in enumerate(seeds):
             got = {}
             for library in LIBRARIES if i % 2 == 0 else LIBRARIES[::-1]:
                 use(library)
                 (got[library],) = train_stack([base.replace(seed=seed)], stream)
             rows.append({m: (f(got["mkl"]), f(got["onednn"])) for m, f in METRICS.items()})
-            print(f"  {experiment} seed {seed} done", flush=True)
+            delta = ", ".join(f"{m} {b - a:+.3f}" for m, (a, b) in rows[-1].items())
+            print(f"  {experiment} seed {seed}: Δ {delta}", flush=True)
         print(f"\n{experiment}: paired Δ (oneDNN − MKL) over {n_seeds} seeds")
         print("| metric | MKL mean ± sd over seeds | paired Δ | 95 % CI |")
         print("| --- | --- | --- | --- |")
@@ -188,22 +238,31 @@ def science(preset_name: str, experiments: str, n_seeds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("products", "run", "science"))
+    parser.add_argument("mode", choices=("products", "run", "evaluation", "science"))
     parser.add_argument("--batches", type=int, default=20, help="run: batches per task")
     parser.add_argument("--rounds", type=int, default=2, help="run: rounds of the four ways")
     parser.add_argument("--eval-precision", choices=("fp32", "bf16"), default="bf16")
+    parser.add_argument("--points", type=int, default=20, help="evaluation: points timed")
     parser.add_argument("--preset", default="quick", help="science: the preset")
     parser.add_argument("--experiments", default="baseline,nd", help="science: experiments")
     parser.add_argument("--seeds", type=int, default=15, help="science: seeds")
+    parser.add_argument(
+        "--skip", type=int, default=0, help="science: start after this many seeds (fresh ones)"
+    )
     args = parser.parse_args()
-    if cpu_matmul.library() != "onednn":
+    if args.mode == "evaluation":
+        if not cpu_matmul.bf16_fused():
+            sys.exit("this CPU has no native bf16 matmul in oneDNN: nothing to compare")
+        evaluation(args.points)
+        return
+    if not cpu_matmul._ONEDNN_WORKS:
         sys.exit("this torch build has no oneDNN linear op: nothing to compare")
     if args.mode == "products":
         products()
     elif args.mode == "run":
         run(args.batches, args.rounds, args.eval_precision)
     else:
-        science(args.preset, args.experiments, args.seeds)
+        science(args.preset, args.experiments, args.seeds, args.skip)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The CPU's float32 products through MKL or, on request, oneDNN; and the kept freed memory."""
+"""The CPU's float32 products through MKL or, on request, oneDNN; bf16 evaluation through
+oneDNN's fused op; and the kept freed memory."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT, mnist_dir, tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 
-from stabgap.models import cpu_matmul
+from stabgap.evaluate import pixels
+from stabgap.models import cpu_matmul, mlp
 from stabgap.models.mlp import StackedMLP
 from stabgap.train import run_experiment
 
@@ -222,3 +225,63 @@ def test_the_command_that_finishes_an_interrupted_study_keeps_its_library(use, t
     use("mkl")
     os.environ.pop(cpu_matmul.ENV)  # unset, as most users leave it: nothing to repeat
     assert _interrupted(cut, ["run"], tmp_path).endswith(f": stabgap run --out {tmp_path}")
+
+
+# Evaluation in bf16: oneDNN's bf16 matmul with the bias and ReLU fused, in place of
+# autocast's batched matmul, its bias copy and its ReLU pass.
+
+needs_bf16 = pytest.mark.skipif(
+    not cpu_matmul.bf16_fused(), reason="this CPU has no native bf16 matmul in oneDNN"
+)
+
+
+def _bf16_pass(model: StackedMLP, x: torch.Tensor):
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+    with torch.no_grad(), bf16, torch.profiler.profile() as prof:
+        logits, hidden = model(x)
+    return [logits, *hidden], {e.name for e in prof.events()}
+
+
+@needs_bf16
+@pytest.mark.parametrize("copies", [1, 3])
+def test_bf16_evaluation_is_autocasts_result_to_the_bit(monkeypatch, copies):
+    g = [torch.Generator().manual_seed(10 + r) for r in range(copies)]
+    model = StackedMLP((784, 512, 384, 10), g)
+    x = torch.rand(copies, 700, 784, generator=g[0])
+    fused, names = _bf16_pass(model, x)
+    assert "mkldnn::_linear_pointwise" in names
+    assert not names & {"aten::baddbmm", "aten::addmm", "aten::relu_", "aten::clamp_min_"}
+    monkeypatch.setattr(mlp, "BATCHED", True)  # autocast's batched matmul, as before
+    autocast, names = _bf16_pass(model, x)
+    assert "aten::baddbmm" in names
+    for got, want in zip(fused, autocast, strict=True):
+        assert got.dtype == want.dtype == torch.bfloat16
+        assert torch.equal(got, want)
+
+
+def test_bf16_training_keeps_autocasts_matmul_and_its_gradients():
+    # The fused op has no gradient: with autograd on (training in bf16), autocast's stays.
+    model = StackedMLP((20, 16, 5), [torch.Generator().manual_seed(1)])
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.profiler.profile() as prof:
+        logits, _ = model(torch.rand(1, 8, 20))
+    logits.float().sum().backward()
+    assert "aten::baddbmm" in {e.name for e in prof.events()}
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in model.weights)
+
+
+def test_bf16_pixels_are_float32_pixels_rounded_to_bf16():
+    every = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(pixels(every, torch.bfloat16), pixels(every).to(torch.bfloat16))
+
+
+@needs_bf16
+def test_a_run_evaluated_in_bf16_is_the_same_with_autocasts_matmul(small_stream, monkeypatch):
+    config = tiny_config(seed=3, eval_precision="bf16", activity_every=1)
+    fused = run_experiment(config, small_stream)
+    monkeypatch.setattr(cpu_matmul, "bf16_fused", lambda: False)
+    autocast = run_experiment(config, small_stream)
+    np.testing.assert_array_equal(fused.acc, autocast.acc)
+    np.testing.assert_array_equal(fused.loss, autocast.loss)
+    assert fused.activity.keys() == autocast.activity.keys() and fused.activity
+    for name, values in fused.activity.items():
+        np.testing.assert_array_equal(values, autocast.activity[name], name)

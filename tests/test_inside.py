@@ -123,3 +123,35 @@ def test_sparse_statistics_are_the_dense_ones_at_their_points(small_stream):
     for name, values in sparse.activity.items():
         np.testing.assert_array_equal(values[chosen], dense.activity[name][chosen])
         assert np.isnan(values[~chosen]).all()
+
+
+class _Fixed(nn.Module):
+    """A 'network' whose one hidden layer is given: NaN, -0.0 and 0.0 where asked."""
+
+    def __init__(self, hidden: torch.Tensor) -> None:
+        super().__init__()
+        self.hidden = hidden
+
+    def forward(self, x: torch.Tensor):
+        return torch.zeros(*x.shape[:2], 10), [self.hidden]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_active_and_dead_units_are_counted_as_before(small_stream, dtype):
+    # Against the earlier formulas (count_nonzero; a maximum over images equal to 0):
+    # -0.0 (ReLU of -0.0) is not active; NaN (a diverged network) counts as non-zero.
+    g = torch.Generator().manual_seed(4)
+    hidden = torch.relu(torch.randn(1, 2 * 50, 30, generator=g)).to(dtype)
+    hidden[0, :, 7] = 0.0  # dead on both tasks' subsets
+    hidden[0, :50, 3] = -0.0  # dead on task 1's, by -0.0 alone
+    hidden[0, :, 5] = 0.0
+    hidden[0, 60:62, 5] = float("nan")  # alive on task 2's by NaN alone
+    idx = torch.randint(0, 100, (1, 2, 50), generator=g)
+    ev = evaluate(_Fixed(hidden), small_stream, idx, task=2)
+    per_task = hidden.view(1, 2, 50, 30)
+    active = torch.count_nonzero(per_task, dim=(2, 3)).float() / (50 * 30)
+    dead = (per_task.amax(dim=2) == 0).float().mean(dim=2)
+    assert torch.equal(ev.active[..., 0], active) and torch.equal(ev.dead[..., 0], dead)
+    by_rule = ((per_task > 0) | per_task.isnan()).sum(dim=(2, 3)).float() / (50 * 30)
+    assert torch.equal(ev.active[..., 0], by_rule)
+    assert ev.dead[0, :, 0].tolist() == pytest.approx([3 / 30, 1 / 30])  # units 3, 5, 7; 7

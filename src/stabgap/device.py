@@ -85,6 +85,19 @@ def precision_context(precision: str, device: torch.device):
     return lambda: cuda_matmul_precision("tf32" if precision == "tf32" else "ieee")
 
 
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast computes in on `device_type` now (bf16 for a bf16 pass), or None
+    when autocast is off there."""
+    try:  # torch >= 2.4 takes a device type
+        if not torch.is_autocast_enabled(device_type):
+            return None
+        return torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):
+        if device_type == "cpu":
+            return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+
+
 @contextlib.contextmanager
 def cuda_matmul_precision(mode: str):
     """CUDA float32 matmuls and convolutions in `mode` ('ieee' or 'tf32'), then as before.

@@ -15,15 +15,31 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from stabgap.device import autocast_dtype
 from stabgap.streams import TaskStream
 
 if TYPE_CHECKING:
     from stabgap.config import RunConfig
 
 
-def pixels(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels → floats in [0, 1], what ToTensor gives (no normalisation)."""
-    return x.float().div_(255)
+def pixels(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 pixels → floats in [0, 1], what ToTensor gives (no normalisation).
+
+    In bf16 each pixel is the float32 value rounded to bf16, what autocast would feed the
+    first layer: bf16 division computes k / 255 in float32 and rounds once.
+    """
+    return x.to(dtype).div_(255)
+
+
+def rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[index] for an (N, D) table and any shape of row indices: (*index.shape, D).
+
+    index_select copies whole rows; on a CPU it takes half the time of advanced indexing.
+
+    >>> rows(torch.arange(6).view(3, 2), torch.tensor([[2, 0]])).tolist()
+    [[[4, 5], [0, 1]]]
+    """
+    return x.index_select(0, index.reshape(-1)).view(*index.shape, *x.shape[1:])
 
 
 class EvalSubsets:
@@ -132,8 +148,10 @@ def evaluate(
     """
     r, t, m = idx.shape
     flat = idx.view(r, t * m)
+    images = rows(stream.test_x, flat)
+    # A bf16 pass gets bf16 pixels, not float32 ones that autocast would then cast.
     model.eval()
-    logits, hidden = model(pixels(stream.test_x[flat]))  # (R, T·m, classes)
+    logits, hidden = model(pixels(images, autocast_dtype(images.device.type) or torch.float32))
     model.train()
     logits = stream.restrict(logits, task, flat, train=False)
     right = (logits.argmax(dim=-1) == stream.test_y[flat]).view(r, t, m)
@@ -144,11 +162,13 @@ def evaluate(
     for h in hidden:
         h = h.reshape(r, t, m, -1)  # (R, T, m, units): conv maps flattened to units
         units = h.shape[3]
-        # One reduction each, no full-size temporaries: post-ReLU values are >= 0, so a unit
-        # is active where it is non-zero and dead on the subset where its maximum is 0.
-        active.append(torch.count_nonzero(h, dim=(2, 3)).float() / (m * units))
+        # A unit is active on an image where it is non-zero, dead on the subset where it is
+        # non-zero on no image. Each unit's count over the images, summed as bytes (int32),
+        # serves both: 1.5-3 × faster than count_nonzero's int64 sum and a max over images.
+        per_unit = (h != 0).view(torch.uint8).sum(dim=2, dtype=torch.int32)  # (R, T, units)
+        active.append(per_unit.sum(dim=2).float() / (m * units))
         square.append(torch.linalg.vector_norm(h.float(), dim=3).square().mean(dim=2))
-        dead.append((h.amax(dim=2) == 0).float().mean(dim=2))
+        dead.append((per_unit == 0).float().mean(dim=2))
     return Evaluation(
         correct,
         torch.stack(active, dim=-1),

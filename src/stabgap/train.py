@@ -30,7 +30,7 @@ from stabgap.device import (
     precision_context,
     resolve_device,
 )
-from stabgap.evaluate import EvalSubsets, activity_points, evaluate, pixels
+from stabgap.evaluate import EvalSubsets, activity_points, evaluate, pixels, rows
 from stabgap.metrics import MetricRow, compute_metrics
 from stabgap.models import build_model, cpu_matmul
 from stabgap.monitor import LOG_EVERY, Monitor
@@ -279,7 +279,7 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One update of every copy on its batch (R, B); the (R,) losses and penalties."""
     model, stream, remedies = parts.model, parts.stream, parts.remedies
-    x, y = pixels(stream.train_x[batch]), stream.train_y[batch]
+    x, y = pixels(rows(stream.train_x, batch)), stream.train_y[batch]
 
     def compute() -> tuple[torch.Tensor, torch.Tensor | None]:
         """Forward and backward at the current weights: each copy's loss, its penalty."""

@@ -8,12 +8,18 @@ the op that torch.compile uses for linear layers, ``mkldnn::_linear_pointwise``.
 (``benchmarks/cpu_matmul.py``, docs/performance.md).
 
 Both are IEEE float32 arithmetic, but they sum in other orders, so a run trained with one
-is not the run trained with the other; and over 30 seeds at quick scale ND's final ACC came
-out 0.19 p.p. higher with oneDNN (95 % CI +0.06 to +0.31; the baseline's metrics did not
-move). Until that is understood, MKL stays the default, so that every study keeps comparing
-runs computed alike; ``STABGAP_CPU_MATMUL=onednn`` chooses oneDNN for a whole study. Every
-run records which library computed it (``cpu_matmul`` in its metadata). Other dtypes, and
-builds without oneDNN's op, use torch's own matmul.
+is not the run trained with the other, as on two machines. Paired over seeds at quick scale
+no metric moves beyond the noise (ND over 60 seeds, the baseline over 15; an ACC shift seen
+on the first 30 seeds did not come back on 30 fresh ones). MKL stays the default, so that
+studies begun with it keep comparing runs computed alike; ``STABGAP_CPU_MATMUL=onednn``
+chooses oneDNN for a whole study. Every run records which library computed it
+(``cpu_matmul`` in its metadata). Other dtypes, and builds without oneDNN's op, use torch's
+own matmul.
+
+Evaluation in bf16 (``eval_precision='bf16'``) is oneDNN's in either case: torch computes a
+CPU bf16 matmul with oneDNN. :func:`bf16_affine` calls that matmul directly, with the bias
+and the ReLU done in its output pass, and gives autocast's numbers to the bit without its
+separate bias copy and ReLU pass over each (images × width) activation.
 """
 
 from __future__ import annotations
@@ -57,9 +63,12 @@ def _onednn_works() -> bool:
     return torch.equal(got, torch.full((2, 4), 6.0))
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x @ weight.T + bias through oneDNN: x (B, in), weight (out, in), bias (out,)."""
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [None], "")
+def _linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, then: str = "none"
+) -> torch.Tensor:
+    """x @ weight.T + bias through oneDNN, then `then` ('none' or 'relu') on each output:
+    x (B, in), weight (out, in), bias (out,)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, then, [None], "")
 
 
 def _onednn(x: torch.Tensor) -> bool:
@@ -96,6 +105,34 @@ def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _linear(a, b.T, None)
 
 
+def bf16_affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, relu: bool) -> torch.Tensor:
+    """x @ w + b, then ReLU if `relu`, in bf16 as autocast computes it: x (B, in), w (in, out),
+    b (1, out), each cast to bf16 (as autocast casts them), the products summed in float32
+    and rounded to bf16 once. Only where :func:`bf16_fused` (no autograd: evaluation)."""
+    bf16 = torch.bfloat16
+    return _linear(x.to(bf16), w.T.to(bf16), b.view(-1).to(bf16), "relu" if relu else "none")
+
+
+def bf16_fused() -> bool:
+    """Whether :func:`bf16_affine` may stand in for autocast's bf16 matmul on this CPU."""
+    return _BF16_SAME
+
+
+def _bf16_same() -> bool:
+    """Whether torch's own CPU bf16 matmul is oneDNN's here (on CPUs without native bf16
+    support torch uses its own kernel) and the fused op gives its numbers on a probe."""
+    try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        g = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(shape, generator=g) for shape in ((6, 40), (40, 5), (1, 5)))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            want = torch.baddbmm(b[None], x[None], w[None])[0].relu_()
+        return torch.equal(bf16_affine(x, w, b, relu=True), want)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
 def per_copy(make: Callable[[int], torch.Tensor], copies: int) -> torch.Tensor:
     """The (R, ...) tensor of R per-copy results ``make(r)``; one copy's is not copied."""
     if copies == 1:
@@ -125,3 +162,4 @@ _count_linear_flops()
 # Tried once, at import: tried at the first product instead, the probe would be counted by
 # whatever FLOP counter or dispatch mode that product runs under.
 _ONEDNN_WORKS = _onednn_works()
+_BF16_SAME = _bf16_same()

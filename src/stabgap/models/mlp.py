@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from stabgap.device import autocast_dtype
 from stabgap.models import Layer, cpu_matmul
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class StackedMLP(nn.Module):
         x = x.flatten(2)  # (R, B, in): images as vectors
         hidden = []
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            x = affine(x, w, b).relu_()  # (R, B, width)
+            x = affine(x, w, b, relu=True)  # (R, B, width)
             hidden.append(x)
         return affine(x, self.weights[-1], self.biases[-1]), hidden
 
@@ -96,25 +97,34 @@ class StackedMLP(nn.Module):
 BATCHED: bool | None = None
 
 
-def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """x @ w + b for every copy: (R, B, in) → (R, B, out).
+def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, relu: bool = False) -> torch.Tensor:
+    """x @ w + b for every copy, then ReLU if `relu`: (R, B, in) → (R, B, out).
 
     On a GPU one batched matmul fills the device. On a CPU each copy's product already
     uses every core; there each copy's is one plain matmul (MKL's or oneDNN's:
     :mod:`stabgap.models.cpu_matmul`), so a stack does exactly the work of its runs
-    alone, with the same kernels and the same results to the bit.
+    alone, with the same kernels and the same results to the bit. A CPU pass in bf16
+    autocast without autograd (bf16 evaluation) calls oneDNN's bf16 matmul with the bias
+    and ReLU fused, which is autocast's result to the bit in fewer passes over memory.
     """
-    batched = x.device.type == "cuda" or _autocasting(x.device.type) if BATCHED is None else BATCHED
-    if batched:
-        return torch.baddbmm(b, x, w)  # autocast lowers this op's precision, not out= ones
-    return _PerCopyAffine.apply(x, w, b)
+    if BATCHED is None and _bf16_cpu_inference(x):
+        return cpu_matmul.per_copy(
+            lambda r: cpu_matmul.bf16_affine(x[r], w[r], b[r], relu), x.shape[0]
+        )
+    autocasting = autocast_dtype(x.device.type) is not None
+    batched = x.device.type == "cuda" or autocasting if BATCHED is None else BATCHED
+    # autocast lowers baddbmm's precision, not that of out= ops
+    out = torch.baddbmm(b, x, w) if batched else _PerCopyAffine.apply(x, w, b)
+    return out.relu_() if relu else out
 
 
-def _autocasting(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4 takes no device type
-        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else False
+def _bf16_cpu_inference(x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and autocast_dtype("cpu") == torch.bfloat16
+        and cpu_matmul.bf16_fused()
+    )
 
 
 class _PerCopyAffine(torch.autograd.Function):

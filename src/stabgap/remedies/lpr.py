@@ -25,7 +25,7 @@ import zlib
 import torch
 
 from stabgap.errors import StabgapError
-from stabgap.evaluate import pixels
+from stabgap.evaluate import pixels, rows
 from stabgap.fields import AT_LEAST_ONE, NON_NEGATIVE, option
 from stabgap.remedies import Remedy, Step, register
 
@@ -105,7 +105,7 @@ class LayerwiseProximalReplay(Remedy):
         idx = torch.stack(
             [torch.randperm(seen, generator=g, device=g.device)[:n] for g in self.generators]
         ).to(self.omega.device)
-        return pixels(self.stream.train_x[idx])
+        return pixels(rows(self.stream.train_x, idx))
 
     def preconditioners(self, model, images: torch.Tensor) -> list[torch.Tensor]:
         """(I + ω/n · Zᵀ Z)⁻¹ of every dense layer, Z its inputs on the n replay images."""
