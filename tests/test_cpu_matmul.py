@@ -3,6 +3,7 @@ oneDNN's fused op; and the kept freed memory."""
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -210,6 +211,12 @@ def test_a_study_resumed_with_another_library_says_so(tmp_path, capsys, use):
         "(1); the 1 new run will be computed with mkl: runs of the two part by rounding, so "
         "compare only runs of one library (cpu_matmul in each run.json)"
     )
+    # The folder's runs are counted, not only those of the command's own plan; and the
+    # study's table names each run's library.
+    assert "computed with mkl (2) and onednn (1); the 1 new run" in study("4")
+    with open(tmp_path / "table.csv", newline="") as f:
+        by_seed = {row["seed"]: row["cpu_matmul"] for row in csv.DictReader(f)}
+    assert by_seed == {"1": "mkl", "2": "onednn", "3": "mkl", "4": "mkl"}
 
 
 def test_the_command_that_finishes_an_interrupted_study_keeps_its_library(use, tmp_path):

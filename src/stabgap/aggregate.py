@@ -112,6 +112,9 @@ def tidy_rows(records: Iterable[RunRecord]) -> list[Row]:
                     "task": m.task,
                     "interval": m.interval,
                     "value": None if record.diverged else m.value,
+                    # which library computed a CPU run's float32 products: a study should
+                    # not mix them (stabgap.models.cpu_matmul); empty for GPU runs
+                    "cpu_matmul": record.metadata.get("cpu_matmul"),
                     **config_cells,
                 }
             )

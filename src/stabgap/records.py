@@ -197,8 +197,14 @@ def iter_runs(root: Path) -> Iterator[RunRecord]:
 
     Hidden folders (unfinished writes) and stabgap's report folders are not searched.
     """
+    for path in run_dirs(root):
+        yield read_run(path)
+
+
+def run_dirs(root: Path) -> Iterator[Path]:
+    """The folders of :func:`iter_runs`, without reading them."""
     if is_run_dir(root):
-        yield read_run(root)
+        yield root
         return
     for run_file in sorted(root.rglob(RUN_FILE)):
         parts = run_file.relative_to(root).parts
@@ -206,7 +212,7 @@ def iter_runs(root: Path) -> Iterator[RunRecord]:
             continue
         if any(is_report_dir(root.joinpath(*parts[:i])) for i in range(1, len(parts))):
             continue
-        yield read_run(run_file.parent)
+        yield run_file.parent
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -33,7 +33,7 @@ from stabgap.models import cpu_matmul
 from stabgap.monitor import Monitor, check_tensorboard
 from stabgap.outputs import is_run_dir
 from stabgap.plan import RunSpec
-from stabgap.records import RunRecord, read_metadata, read_run, record_of, write_run
+from stabgap.records import RunRecord, read_metadata, read_run, record_of, run_dirs, write_run
 from stabgap.streams import TaskStream, build_stream, check_fits
 from stabgap.train import Progress, stack_key, train_runs
 
@@ -61,19 +61,17 @@ def missing(specs: Iterable[RunSpec], out: Path) -> list[RunSpec]:
     return [s for s in specs if not is_run_dir(out / s.name)]
 
 
-def library_mix(specs: Iterable[RunSpec], todo: Sequence[RunSpec], out: Path) -> str | None:
-    """What to say when the CPU runs already in `out` were computed by another float32
-    matmul library than the CPU runs about to train: their numbers differ by more than
+def library_mix(todo: Sequence[RunSpec], out: Path) -> str | None:
+    """What to say when finished CPU runs in `out` (any of its studies) were computed by
+    another float32 matmul library than the CPU runs about to train: their numbers part by
     rounding (docs/performance.md), so one study should not mix them."""
     if not any(resolve_device(s.config.device).type == "cpu" for s in todo):
         return None
-    now, waiting = cpu_matmul.library(), {s.name for s in todo}
+    now = cpu_matmul.library()
     done: dict[str, int] = {}  # library → finished CPU runs it computed
-    for s in specs:
-        if s.name in waiting:
-            continue
+    for path in run_dirs(out):
         try:
-            meta = read_metadata(out / s.name)
+            meta = read_metadata(path)
         except StabgapError:
             continue  # not this command's to judge: the study reads it as it is
         if meta.get("device", "").startswith("cpu"):
@@ -231,7 +229,7 @@ def execute(
     if tensorboard:
         check_tensorboard()
     todo = missing(specs, out) if out is not None else list(specs)
-    if out is not None and (warning := library_mix(specs, todo, out)):
+    if out is not None and (warning := library_mix(todo, out)):
         print(f"stabgap: warning: {warning}", file=sys.stderr)
     stacks = group_stacks(todo, max_stack)
     if threads is None:

@@ -4,7 +4,7 @@ torch sends a CPU float32 matmul to MKL's sgemm. The same torch build also ships
 (for its bf16 matmuls and its convolutions), and reaches oneDNN's float32 matmul through
 the op that torch.compile uses for linear layers, ``mkldnn::_linear_pointwise``. On the
 2-core AMD EPYC of our measurements oneDNN runs the paper MLP's products 1.1 × faster
-(the 10-class output layer 3-9 ×), a paper run's training 13 % faster
+(the 10-class output layer 3-9 ×), a paper run's training 11-12 % faster
 (``benchmarks/cpu_matmul.py``, docs/performance.md).
 
 Both are IEEE float32 arithmetic, but they sum in other orders, so a run trained with one
