@@ -107,22 +107,23 @@ def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, relu: bool = False
     autocast without autograd (bf16 evaluation) calls oneDNN's bf16 matmul with the bias
     and ReLU fused, which is autocast's result to the bit in fewer passes over memory.
     """
-    if BATCHED is None and _bf16_cpu_inference(x):
+    autocast = autocast_dtype(x.device.type)
+    if BATCHED is None and _bf16_cpu_inference(x, autocast):
         return cpu_matmul.per_copy(
             lambda r: cpu_matmul.bf16_affine(x[r], w[r], b[r], relu), x.shape[0]
         )
-    autocasting = autocast_dtype(x.device.type) is not None
-    batched = x.device.type == "cuda" or autocasting if BATCHED is None else BATCHED
+    batched = x.device.type == "cuda" or autocast is not None if BATCHED is None else BATCHED
     # autocast lowers baddbmm's precision, not that of out= ops
     out = torch.baddbmm(b, x, w) if batched else _PerCopyAffine.apply(x, w, b)
     return out.relu_() if relu else out
 
 
-def _bf16_cpu_inference(x: torch.Tensor) -> bool:
+def _bf16_cpu_inference(x: torch.Tensor, autocast: torch.dtype | None) -> bool:
+    """A CPU pass in bf16 autocast without autograd, where oneDNN's fused op is exact."""
     return (
         x.device.type == "cpu"
+        and autocast == torch.bfloat16
         and not torch.is_grad_enabled()
-        and autocast_dtype("cpu") == torch.bfloat16
         and cpu_matmul.bf16_fused()
     )
 
