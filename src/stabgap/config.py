@@ -24,7 +24,7 @@ from stabgap.fields import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE
 from stabgap.models import MODELS
 from stabgap.optim import OPTIMIZERS
 from stabgap.remedies import REMEDIES, remedy_fields
-from stabgap.streams import STREAMS
+from stabgap.streams import STREAMS, stream_view
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ class CoreConfig:
     @property
     def task_count(self) -> int:
         """Number of tasks of the stream (rotations, n_tasks or class groups)."""
-        return STREAMS[self.stream].n_tasks(self)
+        return STREAMS[self.stream].n_tasks(stream_view(self))
 
     @property
     def total_batches(self) -> int:

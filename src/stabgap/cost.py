@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from stabgap.config import RunConfig
 from stabgap.errors import StabgapError
-from stabgap.models import MODELS, Layer
+from stabgap.models import MODELS, Layer, model_view
 from stabgap.optim import OPTIMIZERS
 from stabgap.remedies import REMEDIES
 
@@ -95,7 +95,7 @@ def model_layers(
     config: RunConfig, image: tuple[int, ...] = IMAGE, n_classes: int = N_CLASSES
 ) -> list[Layer]:
     """The layers of the network `config` asks for."""
-    return MODELS[config.model].layers(config, image, n_classes)
+    return MODELS[config.model].layers(model_view(config), image, n_classes)
 
 
 def n_parameters(layers: list[Layer]) -> int:

@@ -8,7 +8,7 @@ them all, and the CLI flags, TOML files, stamps and run records follow from it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import field
 from typing import Any
 
@@ -67,3 +67,43 @@ POSITIVE = {"check": positive, "must": "a positive finite number"}
 COUNT = {"check": lambda n: n >= 0, "must": "a whole number >= 0"}
 AT_LEAST_ONE = {"check": lambda n: n >= 1, "must": "a whole number >= 1"}
 FRACTION = {"check": unit_interval, "must": "a number in [0, 1)"}
+
+
+class ConfigView:
+    """The config as one extension sees it: only the fields it declares it reads.
+
+    A stream is built, and its tasks counted, from a view of the run's config holding the
+    stream's declared fields (and its scenario), and a network from a view of the model's;
+    so the declaration is all that makes one stream differ from another, and what a
+    sweep's stream cache and the loop's check key on. A builder that reads a field it did
+    not declare fails here, in the tests, instead of silently building another stream
+    under the same key.
+
+    Example:
+        >>> view = ConfigView("stream demo", {"rotations": (0.0, 90.0)})
+        >>> view.rotations
+        (0.0, 90.0)
+        >>> view.n_tasks  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        AttributeError: stream demo reads config field 'n_tasks', which it does not declare: ...
+    """
+
+    def __init__(self, owner: str, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "_owner", owner)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "_values")
+        if name in values:
+            return values[name]
+        raise AttributeError(
+            f"{object.__getattribute__(self, '_owner')} reads config field '{name}', which it "
+            "does not declare: add it to its uses"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a config view is read-only")
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """The declared fields and their values, sorted by name."""
+        return iter(sorted(self._values.items()))

@@ -34,7 +34,7 @@ from stabgap.monitor import Monitor, check_tensorboard
 from stabgap.outputs import is_run_dir
 from stabgap.plan import RunSpec
 from stabgap.records import RunRecord, read_metadata, read_run, record_of, run_dirs, write_run
-from stabgap.streams import TaskStream, build_stream, check_fits
+from stabgap.streams import TaskStream, build_stream, check_fits, stream_identity
 from stabgap.train import Progress, stack_key, train_runs
 
 Report = Callable[[str], None]
@@ -147,9 +147,11 @@ _STREAMS: dict[tuple, TaskStream] = {}
 
 
 def _stream_for(config: RunConfig) -> TaskStream:
-    """Task data, built once per process and shared by every stack that uses it."""
+    """Task data, built once per process and shared by every stack that uses it: keyed by
+    the stream's identity (every field it reads), where its data comes from and where it
+    lives."""
     device = resolve_device(config.device)
-    key = (config.stream, config.rotations, config.data_dir, str(device))
+    key = (stream_identity(config), config.data_dir, str(device))
     if key not in _STREAMS:
         _STREAMS.clear()  # keep one stream at a time: a GPU's memory is for the runs
         _STREAMS[key] = build_stream(config, device)

@@ -37,7 +37,7 @@ from stabgap.monitor import LOG_EVERY, Monitor
 from stabgap.optim import CopyOptimizer
 from stabgap.remedies import Forward, Remedies, Step
 from stabgap.replay import BatchSampler
-from stabgap.streams import TaskStream, build_stream, check_fits
+from stabgap.streams import TaskStream, build_stream, check_fits, check_stream
 
 # Fields that may differ between the copies of one stack; everything else is shared.
 PER_COPY_FIELDS = fields_where("per_copy")
@@ -195,6 +195,7 @@ def train_stack(
             f"build it with build_stream(config, {str(device)!r})"
         )
     for c in configs:
+        check_stream(c, stream)  # the run's own tasks, never another run's stream
         check_fits(c, stream)  # every copy, not only the one the stream was built for
     keep_freed_memory()  # each evaluation's large activations: reused, not page-faulted
     started = time.time()

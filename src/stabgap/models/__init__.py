@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stabgap.fields import ConfigView
+
 if TYPE_CHECKING:
     import torch
 
@@ -46,7 +48,11 @@ class Layer:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A network: how to build it, which fields it reads, its layers for the cost model."""
+    """A network: how to build it, which fields it reads, its layers for the cost model.
+
+    ``build`` and ``layers`` receive a :class:`~stabgap.fields.ConfigView` of the fields
+    in ``uses``, not the whole config.
+    """
 
     build: Callable[..., torch.nn.Module]  # (config, input_shape, classes, generators, device)
     uses: tuple[str, ...]
@@ -61,6 +67,12 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def model_view(config: RunConfig) -> ConfigView:
+    """What the config's network may read of it: the fields its spec declares."""
+    spec = MODELS[config.model]
+    return ConfigView(f"model {config.model}", {name: getattr(config, name) for name in spec.uses})
+
+
 def build_model(
     config: RunConfig,
     input_shape: tuple[int, ...],
@@ -69,4 +81,5 @@ def build_model(
     device: torch.device | str = "cpu",
 ) -> torch.nn.Module:
     """The network `config` asks for, one copy per generator (copy r from generators[r])."""
-    return MODELS[config.model].build(config, input_shape, n_classes, generators, device)
+    spec = MODELS[config.model]
+    return spec.build(model_view(config), input_shape, n_classes, generators, device)

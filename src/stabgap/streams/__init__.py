@@ -13,15 +13,22 @@ class seen so far) or 'task' (each sample scored over its own task's classes onl
 
 A stream's own randomness (permutations, random parts) comes from ``stream_seed``,
 apart from the run's seed: every run of a study sees the same tasks.
+
+A stream is built from a view of the config holding only the fields its spec declares
+(:class:`~stabgap.fields.ConfigView`), and carries its identity, made of those
+fields: a sweep shares one built stream between the runs of equal identity, and the
+loop refuses a stream whose identity is not its run's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import torch
 
 from stabgap.errors import StabgapError
+from stabgap.fields import ConfigView
 from stabgap.streams import homogeneous, permuted, rotated, split
 from stabgap.streams.base import StreamSpec, TaskStream, stream_generator
 
@@ -29,7 +36,17 @@ if TYPE_CHECKING:
     from stabgap.config import RunConfig
     from stabgap.data import MNIST
 
-__all__ = ["STREAMS", "StreamSpec", "TaskStream", "build_stream", "check_fits", "stream_generator"]
+__all__ = [
+    "STREAMS",
+    "StreamSpec",
+    "TaskStream",
+    "build_stream",
+    "check_fits",
+    "check_stream",
+    "stream_generator",
+    "stream_identity",
+    "stream_view",
+]
 
 STREAMS: dict[str, StreamSpec] = {
     "rotated-mnist": StreamSpec(
@@ -53,6 +70,27 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 
+def stream_view(config: RunConfig) -> ConfigView:
+    """What the config's stream may read of it: its declared fields, and its scenario."""
+    spec = STREAMS[config.stream]
+    values = {name: getattr(config, name) for name in spec.uses}
+    values["scenario"] = spec.scenario(config)  # 'auto' resolved: auto and its value agree
+    return ConfigView(f"stream {config.stream}", values)
+
+
+def stream_identity(config: RunConfig) -> tuple:
+    """Which stream `config` trains on: its name and the values of the fields it reads.
+
+    Runs of equal identity train on the same tasks, whatever else differs between them.
+
+    Example:
+        >>> from stabgap.config import RunConfig
+        >>> stream_identity(RunConfig(stream="permuted-mnist", stream_seed=7))[3:]
+        (('scenario', 'domain'), ('stream_seed', 7))
+    """
+    return (config.stream, *stream_view(config).items())
+
+
 def build_stream(
     config: RunConfig, device: torch.device | str = "cpu", mnist: MNIST | None = None
 ) -> TaskStream:
@@ -61,9 +99,33 @@ def build_stream(
 
     if mnist is None:
         mnist = load_mnist(config.data_dir, download=True)
-    stream = STREAMS[config.stream].build(config, mnist, torch.device(device))
+    built = STREAMS[config.stream].build(stream_view(config), mnist, torch.device(device))
+    stream = dataclasses.replace(built, identity=stream_identity(config))
     check_fits(config, stream)
     return stream
+
+
+def check_stream(config: RunConfig, stream: TaskStream) -> None:
+    """Refuse to train `config` on a stream built for another one (a stream built by hand,
+    or for other values of the stream's fields): never a silent run on other tasks."""
+    want = stream_identity(config)
+    if stream.identity == want:
+        return
+    if stream.identity is None:
+        raise StabgapError(
+            "this task stream carries no identity (built by hand): build it with "
+            "build_stream(config) so that the loop can check it is the run's"
+        )
+    what = f"stream {stream.identity[0]}"
+    if stream.identity[0] == want[0]:
+        theirs = dict(stream.identity[1:])
+        what = ", ".join(
+            f"{k}={theirs[k]!r} (the run's: {v!r})" for k, v in want[1:] if theirs[k] != v
+        )
+    raise StabgapError(
+        f"the task stream was built for another run ({what}): build it from this run's "
+        f"config, build_stream(config)"
+    )
 
 
 def check_fits(config: RunConfig, stream: TaskStream) -> None:

@@ -27,6 +27,9 @@ class TaskStream:
         input_shape: the shape of one image, (channels, height, width).
         scenario: 'domain', 'class' or 'task' (see the module's doc).
         task_classes: the head classes of each task ('class' and 'task' scenarios).
+        identity: which stream this is, from the fields its builder read
+            (:func:`stabgap.streams.stream_identity`); the loop trains a run only on a
+            stream whose identity is the run's. None for a stream built by hand.
     """
 
     names: tuple[str, ...]
@@ -40,6 +43,7 @@ class TaskStream:
     input_shape: tuple[int, ...] = (1, 28, 28)
     scenario: str = "domain"
     task_classes: tuple[tuple[int, ...], ...] = ()
+    identity: tuple | None = None
     # Small index tables on each device, built once: a tensor made from a Python list is a
     # host-to-device copy, and on a GPU such a copy waits for all queued work (a wait per
     # batch; measured on an H200, see docs/performance.md).
@@ -99,10 +103,14 @@ class TaskStream:
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """A stream: its builder, its number of tasks, the config fields it reads."""
+    """A stream: its builder, its number of tasks, the config fields it reads.
 
-    build: Callable[[Any, Any, torch.device], TaskStream]  # (config, mnist, device)
-    n_tasks: Callable[[Any], int]
+    ``build`` and ``n_tasks`` receive a :class:`~stabgap.fields.ConfigView` of the fields
+    in ``uses`` and ``scenario`` (resolved: never 'auto'), not the whole config.
+    """
+
+    build: Callable[[Any, Any, torch.device], TaskStream]  # (config view, mnist, device)
+    n_tasks: Callable[[Any], int]  # (config view) -> number of tasks
     uses: tuple[str, ...]
     scenarios: tuple[str, ...]  # the scenarios it supports, its default first
 

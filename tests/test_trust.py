@@ -1,0 +1,160 @@
+"""Trust: a run in a sweep is the run alone, and a stream is only ever the stream it says."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import mnist_dir, tiny_config
+
+from stabgap.errors import StabgapError
+from stabgap.fields import ConfigView
+from stabgap.models import MODELS
+from stabgap.optim import OPTIMIZERS
+from stabgap.plan import study_spec
+from stabgap.remedies import REMEDIES
+from stabgap.streams import STREAMS, build_stream
+from stabgap.study import run_spec
+from stabgap.train import run_experiment
+
+TINY = {
+    "hidden": [8],
+    "batches_per_task": 4,
+    "batch_size": 16,
+    "eval_subset": 50,
+    "data_dir": str(mnist_dir()),
+}
+
+# Every field a stream, a model, an optimiser or a remedy declares: the settings that make
+# it apply, and two values to sweep. A field declared later without a line here fails
+# test_the_grid_covers_every_declared_field.
+PERMUTED = {"stream": "permuted-mnist"}
+SPLIT = {"stream": "split-mnist", "classes_per_task": 5}
+GRID: dict[str, tuple[dict, list]] = {
+    "rotations": ({}, [[0, 80], [0, 45]]),
+    "n_tasks": (PERMUTED, [2, 3]),
+    "permute_first": ({**PERMUTED, "n_tasks": 2}, [False, True]),
+    "stream_seed": ({**PERMUTED, "n_tasks": 2}, [0, 7]),
+    "classes_per_task": ({**SPLIT}, [5, 4]),
+    "scenario": ({**SPLIT}, ["class", "task"]),
+    "hidden": ({}, [[8], [6, 6]]),
+    "channels": ({"model": "cnn", "channels": [2]}, [[2], [3]]),
+    "momentum": ({"optimizer": "sgd", "lr": 0.05}, [0.0, 0.9]),
+    "nesterov": ({"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}, [False, True]),
+    "weight_decay": ({}, [0.0, 0.1]),
+    "betas": ({}, [[0.9, 0.999], [0.5, 0.9]]),
+    "eps": ({}, [1e-8, 0.1]),
+    "rms_alpha": ({"optimizer": "rmsprop"}, [0.99, 0.5]),
+    "decay_lambda": ({}, [0.0, 1e-3]),
+    "decay_reduction": ({"decay_lambda": 1e-2}, ["sum", "mean"]),
+    "l1_lambda": ({}, [0.0, 1e-3]),
+    "l1_reduction": ({"l1_lambda": 1e-2}, ["sum", "mean"]),
+    "l2_lambda": ({}, [0.0, 1e-2]),
+    "ema_decay": ({}, [0.0, 0.9]),
+    "sam_rho": ({}, [0.0, 0.05]),
+    "lpr_omega": ({}, [0.0, 1.0]),
+    "lpr_every": ({"lpr_omega": 1.0}, [1, 3]),
+    "lpr_samples": ({"lpr_omega": 1.0}, [20, 50]),
+    "switch_lr": ({}, ["none", "warmup"]),
+    "switch_lr_batches": ({"switch_lr": "warmup"}, [2, 3]),
+    "switch_lr_factor": ({"switch_lr": "low"}, [0.1, 0.5]),
+    "reset_optimizer": ({}, [False, True]),
+}
+
+
+def declared_fields() -> dict[str, str]:
+    """Every field an extension declares, with the kind that declares it."""
+    kinds: dict[str, str] = {}
+    for name, spec in STREAMS.items():
+        for f in (*spec.uses, *(["scenario"] if len(spec.scenarios) > 1 else [])):
+            kinds.setdefault(f, f"stream {name}")
+    for kind, specs in (("model", MODELS), ("optimizer", OPTIMIZERS)):
+        for name, spec in specs.items():
+            for f in spec.uses:
+                kinds.setdefault(f, f"{kind} {name}")
+    for name, remedy in REMEDIES.items():
+        for f in remedy.fields:
+            kinds.setdefault(f, f"remedy {name}")
+    return kinds
+
+
+def test_the_grid_covers_every_declared_field():
+    missing = sorted(set(declared_fields()) - set(GRID))
+    assert not missing, f"add a line to GRID for {missing}"
+
+
+@pytest.mark.parametrize("field", sorted(GRID))
+def test_a_grid_over_a_declared_field_runs_each_run_as_alone(field, tmp_path):
+    """A sweep over the field (one stream cache, one process) gives, run for run, the
+    curves and losses of each run trained alone on a stream built for it."""
+    settings, values = GRID[field]
+    fixed = {k: v for k, v in {**TINY, **settings}.items() if k != field}
+    spec = study_spec(
+        {
+            "preset": "quick",
+            "experiments": ["baseline"],
+            "seeds": [1],
+            "set": fixed,
+            "grid": {field: values},
+        }  # fmt: skip
+    )
+    swept = run_spec(spec, tmp_path / "sweep", plot=False)
+    assert len(swept) == 2
+    for planned, record in zip(spec.plan(), swept, strict=True):
+        alone = run_experiment(planned.config)  # its own stream, built from its config
+        np.testing.assert_array_equal(record.acc, alone.acc, err_msg=f"{field}: {record.name}")
+        np.testing.assert_array_equal(record.loss, alone.loss)
+    same = [np.array_equal(getattr(swept[0], a), getattr(swept[1], a), equal_nan=True)
+            for a in ("loss", "acc")]  # fmt: skip
+    assert not all(same), f"the two values of {field} ran alike: the test would show nothing"
+
+
+def test_a_stream_field_swept_through_the_cli_trains_each_run_on_its_own_stream(tmp_path):
+    """The reported case: stream_seed = [0, 7] in a sweep of quick-permuted gave the
+    stream_seed=7 run the curves of stream_seed=0, under the run id of the real one."""
+    spec = tmp_path / "seeds.toml"
+    spec.write_text(
+        'preset = "quick-permuted"\nexperiments = ["baseline"]\nseeds = [1]\n[set]\n'
+        "batches_per_task = 6\nhidden = [16]\neval_subset = 100\n[grid]\nstream_seed = [0, 7]\n"
+    )
+    env = {**os.environ, "STABGAP_DATA": str(mnist_dir())}
+
+    def stabgap(*argv):
+        done = subprocess.run(
+            [sys.executable, "-m", "stabgap.cli", *argv], env=env, cwd=tmp_path,
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    stabgap("sweep", "seeds.toml", "--out", "sweep", "--quiet")
+    stabgap("run", "--preset", "quick-permuted", "--experiments", "baseline", "--seeds", "1",
+            "--batches-per-task", "6", "--hidden", "16", "--eval-subset", "100",
+            "--stream-seed", "7", "--out", "alone", "--quiet", "--no-plot")  # fmt: skip
+    swept = {p.name.split("-seed1-")[1]: np.load(p / "curves.npz")["acc"]
+             for p in (tmp_path / "sweep").glob("baseline*")}  # fmt: skip
+    ((stamp, alone),) = [
+        (p.name.split("-seed1-")[1], np.load(p / "curves.npz")["acc"])
+        for p in (tmp_path / "alone").glob("baseline*")
+    ]
+    np.testing.assert_array_equal(swept[stamp], alone)  # the same run id, the same run
+    (other,) = [acc for s, acc in swept.items() if s != stamp]
+    assert not np.array_equal(other, alone, equal_nan=True)
+
+
+def test_a_builder_that_reads_an_undeclared_field_fails():
+    view = ConfigView("stream demo", {"rotations": (0.0,)})
+    with pytest.raises(AttributeError, match="stream demo reads config field 'stream_seed'"):
+        view.stream_seed  # noqa: B018
+
+
+def test_the_loop_refuses_a_stream_built_for_another_run(small_mnist):
+    config = tiny_config(stream="permuted-mnist", n_tasks=2)
+    stream = build_stream(config, "cpu", small_mnist)
+    run_experiment(config, stream)  # its own stream: fine
+    with pytest.raises(StabgapError, match=r"stream_seed=0 \(the run's: 7\)"):
+        run_experiment(config.replace(stream_seed=7), stream)
+    with pytest.raises(StabgapError, match="stream permuted-mnist"):
+        run_experiment(tiny_config(), stream)
