@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import mnist_dir, tiny_config
+from conftest import ROOT, mnist_dir, tiny_config
 
 from stabgap.errors import StabgapError
 from stabgap.fields import ConfigView
@@ -158,3 +160,119 @@ def test_the_loop_refuses_a_stream_built_for_another_run(small_mnist):
         run_experiment(config.replace(stream_seed=7), stream)
     with pytest.raises(StabgapError, match="stream permuted-mnist"):
         run_experiment(tiny_config(), stream)
+
+
+# --- a run's id names exactly what it computed ------------------------------------------------
+CLI_TINY = ["--preset", "quick", "--batches-per-task", "6", "--hidden", "8", "--eval-subset",
+            "50", "--quiet", "--no-plot", "--experiments", "baseline"]  # fmt: skip
+
+
+def cli(capsys, *argv):
+    from stabgap.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_defaults_are_pinned_by_the_stamp_schema():
+    """A default cannot change, nor a field be added, without the pinned snapshot saying so:
+    runs are named by what differs from the defaults, so a changed default would give an
+    old run's name to another computation."""
+    from stabgap.config import FIELDS, defaults
+    from stabgap.schema import STAMP_SCHEMA, pinned_defaults
+
+    pinned = pinned_defaults(STAMP_SCHEMA)
+    stamped = {k: v for k, v in defaults().items() if FIELDS[k].metadata["stamped"]}
+    added = sorted(set(stamped) - set(pinned))
+    assert not added, (
+        f"add {added} to schema {STAMP_SCHEMA}'s entry of pinned_defaults.json, at a default "
+        "that does what runs did before the field existed"
+    )
+    changed = {k: (pinned[k], v) for k, v in stamped.items() if pinned[k] != v}
+    assert not changed, (
+        f"defaults changed {changed} (pinned, now): bump STAMP_SCHEMA and pin the new "
+        "defaults as its entry, so that no earlier run is taken for the new ones"
+    )
+
+
+def test_resume_refuses_a_run_of_the_planned_name_that_computed_something_else(tmp_path, capsys):
+    out = tmp_path / "study"
+    args = ("run", *CLI_TINY, "--seeds", "1,2", "--data-dir", mnist_dir(), "--out", out)
+    assert cli(capsys, *args)[0] == 0
+    (run,) = [p for p in out.glob("baseline*-seed1-*")]
+    info = json.loads((run / "run.json").read_text())
+    info["config"]["lr"] = 0.01  # a run that computed another lr under this name
+    (run / "run.json").write_text(json.dumps(info))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code, _, err = cli(capsys, *args[:-2], "--seeds", "1,2,3", "--out", out)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{run} holds a run of the planned name that computed something else: lr=0.01 " in err
+    assert "(planned: 0.001)" in err and "it is not reused" in err
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}  # untouched
+
+
+def test_a_record_from_before_a_field_existed_is_reused_and_grouped_alike(tmp_path, capsys):
+    from stabgap.records import iter_runs, read_run
+    from stabgap.report import write_report
+
+    out = tmp_path / "study"
+    args = ("run", *CLI_TINY, "--data-dir", mnist_dir(), "--out", out)
+    assert cli(capsys, *args, "--seeds", "1,2,3")[0] == 0
+    (run,) = [p for p in out.glob("baseline*-seed1-*")]
+    info = json.loads((run / "run.json").read_text())
+    del info["config"]["eval_repeats"]  # as if written before the field existed
+    (run / "run.json").write_text(json.dumps(info))
+    written = (run / "run.json").read_bytes()
+    code, _, err = cli(capsys, *args, "--seeds", "1,2,3,4")
+    assert code == 0, err
+    assert (run / "run.json").read_bytes() == written  # reused, not run again
+    assert read_run(run).config["eval_repeats"] == 1
+    assert len({r.name for r in iter_runs(out)}) == 4
+    groups = (write_report(out) / "groups.csv").read_text().splitlines()
+    assert len(groups) == 2 and groups[1].startswith("widths=8,4,")  # one group of 4
+
+
+def test_records_of_schema_2_read_a_later_field_at_what_they_did():
+    """Runs written before activity_every existed recorded the statistics at every point."""
+    from stabgap.records import read_run
+
+    results = next((ROOT / "docs" / "results").rglob("baseline-seed2958-*"))
+    record = read_run(results)
+    assert record.stamp_schema == 2
+    assert record.config["activity_every"] == 1
+    assert np.isfinite(record.activity["active_fraction"][:, 0]).all()  # at every point
+
+
+def test_a_study_resumed_with_another_thread_count_says_so(tmp_path, capsys):
+    out = tmp_path / "study"
+    args = ("run", *CLI_TINY, "--data-dir", mnist_dir(), "--out", out)
+    assert cli(capsys, *args, "--seeds", "1", "--threads", "2")[0] == 0
+    code, _, err = cli(capsys, *args, "--seeds", "1,2", "--threads", "1")
+    assert code == 0, err
+    assert err.strip() == (
+        f"stabgap: warning: {out} holds finished runs computed with 2 CPU threads (1); the 1 "
+        "new run will be computed with 1 CPU thread: a CPU sums a product's terms in an order "
+        "that follows its thread count, so runs of the two part by rounding, so pass "
+        "--threads 2 to keep this study to one thread count"
+    )
+    with open(out / "table.csv", newline="") as f:
+        assert {r["seed"]: r["threads"] for r in csv.DictReader(f)} == {"1": "2", "2": "1"}
+
+
+def test_a_study_resumed_on_another_kind_of_device_says_so(tmp_path, capsys):
+    out = tmp_path / "study"
+    args = ("run", *CLI_TINY, "--data-dir", mnist_dir(), "--out", out, "--threads", "2")
+    assert cli(capsys, *args, "--seeds", "1")[0] == 0
+    (run,) = list(out.glob("baseline*-seed1-*"))
+    info = json.loads((run / "run.json").read_text())
+    info["metadata"]["device"] = "cuda:0"  # as a GPU machine would have written it
+    (run / "run.json").write_text(json.dumps(info))
+    code, _, err = cli(capsys, *args, "--seeds", "1,2")
+    assert code == 0, err
+    assert (
+        f"{out} holds finished runs computed on a GPU (1); the 1 new run will be computed on a CPU"
+        in err
+    )
+    assert "so a seed's CPU and GPU runs are different draws" in err
+    assert "pass --device cuda to keep this study to one kind of device" in err

@@ -112,13 +112,19 @@ def tidy_rows(records: Iterable[RunRecord]) -> list[Row]:
                     "task": m.task,
                     "interval": m.interval,
                     "value": None if record.diverged else m.value,
-                    # which library computed a CPU run's float32 products: a study should
-                    # not mix them (stabgap.models.cpu_matmul); empty for GPU runs
+                    # how the run computed, which moves its numbers but not its name (with
+                    # the config's device): a study should not mix them (stabgap.mixing);
+                    # the CPU's threads and matmul library are empty for GPU runs
+                    "threads": record.metadata.get("threads") if _on_cpu(record) else None,
                     "cpu_matmul": record.metadata.get("cpu_matmul"),
                     **config_cells,
                 }
             )
     return rows
+
+
+def _on_cpu(record: RunRecord) -> bool:
+    return str(record.metadata.get("device", "")).startswith("cpu")
 
 
 def _columns(rows: Sequence[Row]) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin, get_type_hints
@@ -272,6 +273,16 @@ _HINTS = {**get_type_hints(CoreConfig), **{n: h for n, (h, _) in remedy_fields()
 def fields_where(role: str) -> tuple[str, ...]:
     """Names of the fields whose metadata marks them `role`: per_copy, stamped or science."""
     return tuple(name for name, f in FIELDS.items() if f.metadata[role])
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return to_dict(RunConfig())
+
+
+def defaults() -> dict[str, Any]:
+    """Every field's default, as plain (JSON) values."""
+    return dict(_defaults())
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from stabgap.config import FIELDS
 from stabgap.errors import StabgapError
 from stabgap.plan import short
 from stabgap.records import RunRecord
+from stabgap.schema import STAMP_SCHEMA
 
 OURS = "stabgap"
 # How a varied field reads in a label; the others by their own names.
@@ -52,15 +53,17 @@ def build_groups(records: Sequence[RunRecord]) -> list[Group]:
     """Every group of `records`, labelled, in a stable order (base name, then values).
 
     Runs of one experiment label whose science differs in a field the label does not
-    name (two studies into one folder, one with eval_every 2) are separate groups, with
-    that field added to what they vary.
+    name (two studies into one folder, one with eval_every 2), or whose names were stamped
+    by another version of the stamp schema (:mod:`stabgap.schema`), are separate groups,
+    with that field added to what they vary.
     """
     mixed = len({source_of(r) for r in records}) > 1
     by_label: dict[tuple, dict[str, list]] = {}
     for r in records:
         source = source_of(r)
         key = r.experiment + (REFERENCE_TAG if mixed and source != OURS else "")
-        by_label.setdefault((key, source), {}).setdefault(_science(r.config), []).append(r)
+        science = _science({**r.config, "stamp_schema": getattr(r, "stamp_schema", STAMP_SCHEMA)})
+        by_label.setdefault((key, source), {}).setdefault(science, []).append(r)
     groups = []
     for (key, source), kinds in by_label.items():
         differing = _differing_fields([json.loads(k) for k in kinds])

@@ -35,22 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stabgap.config import FIELDS, RunConfig, check_field, coerce, to_dict
+from stabgap.config import FIELDS, RunConfig, check_field, coerce, defaults, to_dict
 from stabgap.errors import StabgapError
 from stabgap.presets import Preset, get_preset, seed_sequence
-
-# Bumped whenever a change would give an existing stamp to a different computation (a
-# default that changes, a field whose meaning changes): old runs are then not reused.
-STAMP_SCHEMA = 2
-_DEFAULTS = to_dict(RunConfig())
+from stabgap.schema import STAMP_SCHEMA
 
 
 def stamp(config: RunConfig) -> str:
     """A stable 10-hex-digit hash of the run's stamped fields that differ from the defaults.
 
     Only non-default values enter the hash, so a field added later with a default that
-    keeps the old behaviour leaves every existing stamp (and run name) as it was. Where
-    and how the run is computed (device, data folder) is not part of it.
+    keeps the old behaviour leaves every existing stamp (and run name) as it was; the
+    defaults are pinned by the stamp schema (:mod:`stabgap.schema`), whose version is
+    hashed too. Where and how the run is computed (device, data folder) is not part of
+    it: runs record it, and a study warns before it mixes them (:mod:`stabgap.mixing`).
 
     Example:
         >>> stamp(RunConfig(seed=1)) == stamp(RunConfig(seed=1, device="cpu"))
@@ -58,10 +56,11 @@ def stamp(config: RunConfig) -> str:
         >>> stamp(RunConfig(seed=1)) == stamp(RunConfig(seed=2))
         False
     """
+    default = defaults()
     values = {
         name: value
         for name, value in to_dict(config).items()
-        if FIELDS[name].metadata["stamped"] and value != _DEFAULTS[name]
+        if FIELDS[name].metadata["stamped"] and value != default[name]
     }
     values["schema"] = STAMP_SCHEMA
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))

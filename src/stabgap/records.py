@@ -2,7 +2,8 @@
 
 A run directory holds
 
-- ``run.json``: the run's name, experiment, full resolved config, metadata, divergence;
+- ``run.json``: the run's name, experiment, full resolved config, metadata, divergence,
+  and the stamp schema its name was made by (:mod:`stabgap.schema`);
 - ``curves.npz``: ``acc`` (points, tasks), ``eval_steps``, ``boundaries``, ``loss``; when
   the loss has terms beyond cross-entropy, ``loss_penalty`` (their sum); with
   ``eval_repeats`` > 1, ``acc_repeats`` (repeats, points, tasks); and what the hidden
@@ -13,6 +14,8 @@ A run directory holds
 
 It is built under a hidden temporary name and renamed into place when complete, so an
 interrupted run leaves no directory that looks finished, and readers skip hidden names.
+A record is read with every config field it lacks (one added after it was written) at
+the value its stamp schema pinned: what the run did before the field existed.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from stabgap.config import to_dict
+from stabgap.config import defaults, to_dict
 from stabgap.curves import STATISTICS
 from stabgap.errors import StabgapError
 from stabgap.metrics import MetricRow, compute_metrics
 from stabgap.outputs import RUN_FILE, is_report_dir, is_run_dir
+from stabgap.schema import STAMP_SCHEMA, UNRECORDED_SCHEMA, complete
 from stabgap.train import RunResult
 
 
@@ -55,6 +59,7 @@ class RunRecord:
     activity: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     base: str = ""  # the preset experiment it started from ("" where unknown)
     varied: dict[str, Any] = dataclasses.field(default_factory=dict)  # what its label adds
+    stamp_schema: int = STAMP_SCHEMA  # the version of the rules its name was stamped by
 
     @property
     def metrics(self) -> list[MetricRow]:
@@ -101,6 +106,7 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
     try:
         info = {
             "name": record.name,
+            "stamp_schema": record.stamp_schema,
             "experiment": record.experiment,
             "base_experiment": record.base or record.experiment,
             "varied": record.varied,
@@ -165,10 +171,11 @@ def read_run(path: Path) -> RunRecord:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, KeyError) as e:
         raise StabgapError(f"{path} is not a readable run directory ({e})") from None
+    schema = info.get("stamp_schema", UNRECORDED_SCHEMA)
     return RunRecord(
         name=info["name"],
         experiment=info["experiment"],
-        config=info["config"],
+        config=complete(info["config"], schema, defaults()),
         acc=arrays["acc"],
         boundaries=tuple(int(b) for b in arrays["boundaries"]),
         eval_steps=arrays["eval_steps"],
@@ -181,15 +188,26 @@ def read_run(path: Path) -> RunRecord:
         path=path,
         base=info.get("base_experiment", info["experiment"]),
         varied=info.get("varied", {}),
+        stamp_schema=schema,
     )
+
+
+def read_info(path: Path) -> dict[str, Any]:
+    """One run directory's run.json (config completed as :func:`read_run` does, metadata,
+    stamp schema), without its curves."""
+    try:
+        info = json.loads((path / RUN_FILE).read_text())
+        info["metadata"], info["config"]  # noqa: B018 - a run.json has both
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StabgapError(f"{path} is not a readable run directory ({e})") from None
+    info.setdefault("stamp_schema", UNRECORDED_SCHEMA)
+    info["config"] = complete(info["config"], info["stamp_schema"], defaults())
+    return info
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
     """One run directory's metadata (device, timings, matmul library), without its curves."""
-    try:
-        return json.loads((path / RUN_FILE).read_text())["metadata"]
-    except (OSError, ValueError, KeyError) as e:
-        raise StabgapError(f"{path} is not a readable run directory ({e})") from None
+    return read_info(path)["metadata"]
 
 
 def iter_runs(root: Path) -> Iterator[RunRecord]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from stabgap.errors import StabgapError
 from stabgap.groups import choose, planned_groups
+from stabgap.mixing import check_resumed
 from stabgap.outputs import STUDY_FILE, check_study_folder
 from stabgap.plan import StudySpec, study_spec
 from stabgap.presets import get_preset
@@ -94,6 +95,7 @@ def run_spec(
         choose(planned_groups(specs), spec.baseline, spec.compare or None, keys)
     if out is not None:
         check_study_folder(out)
+        check_resumed(specs, out)  # a run it would reuse is the run it plans
     preflight(specs, local=executor == "local")  # data and sizes, before anything is written
     if out is not None:
         _record_study(out, spec)

@@ -29,11 +29,12 @@ from stabgap.config import RunConfig
 from stabgap.data import check_mnist
 from stabgap.device import resolve_device
 from stabgap.errors import StabgapError
+from stabgap.mixing import check_resumed, mix_warnings
 from stabgap.models import cpu_matmul
 from stabgap.monitor import Monitor, check_tensorboard
 from stabgap.outputs import is_run_dir
 from stabgap.plan import RunSpec
-from stabgap.records import RunRecord, read_metadata, read_run, record_of, run_dirs, write_run
+from stabgap.records import RunRecord, read_run, record_of, write_run
 from stabgap.streams import TaskStream, build_stream, check_fits, stream_identity
 from stabgap.train import Progress, stack_key, train_runs
 
@@ -59,37 +60,6 @@ class RunsFailed(StabgapError):
 def missing(specs: Iterable[RunSpec], out: Path) -> list[RunSpec]:
     """The specs whose run directory does not exist yet."""
     return [s for s in specs if not is_run_dir(out / s.name)]
-
-
-def library_mix(todo: Sequence[RunSpec], out: Path) -> str | None:
-    """What to say when finished CPU runs in `out` (any of its studies) were computed by
-    another float32 matmul library than the CPU runs about to train: their numbers part by
-    rounding (docs/performance.md), so one study should not mix them."""
-    if not any(resolve_device(s.config.device).type == "cpu" for s in todo):
-        return None
-    now = cpu_matmul.library()
-    done: dict[str, int] = {}  # library → finished CPU runs it computed
-    for path in run_dirs(out):
-        try:
-            meta = read_metadata(path)
-        except StabgapError:
-            continue  # not this command's to judge: the study reads it as it is
-        if meta.get("device", "").startswith("cpu"):
-            library = meta.get("cpu_matmul", "mkl")  # runs from before the choice were MKL's
-            done[library] = done.get(library, 0) + 1
-    if set(done) <= {now}:
-        return None
-    before = " and ".join(f"{library} ({n})" for library, n in sorted(done.items()))
-    new = f"the {len(todo)} new run{'s' * (len(todo) > 1)}"
-    advice = (
-        f"set {cpu_matmul.ENV}={next(iter(done))} to keep this study to one library"
-        if len(done) == 1
-        else "compare only runs of one library (cpu_matmul in each run.json)"
-    )
-    return (
-        f"{out} holds finished runs computed with {before}; {new} will be computed with "
-        f"{now}: runs of the two part by rounding, so {advice}"
-    )
 
 
 def group_stacks(specs: Sequence[RunSpec], max_stack: int | None = None) -> list[list[RunSpec]]:
@@ -230,12 +200,16 @@ def execute(
     check_execution(workers, max_stack, executor, threads, ray_address)
     if tensorboard:
         check_tensorboard()
+    if out is not None:
+        check_resumed(specs, out)  # a run reused is the run planned, or an error
     todo = missing(specs, out) if out is not None else list(specs)
-    if out is not None and (warning := library_mix(todo, out)):
-        print(f"stabgap: warning: {warning}", file=sys.stderr)
     stacks = group_stacks(todo, max_stack)
     if threads is None:
         threads = max(1, available_cpus() // (workers if executor == "local" else 1))
+    if out is not None:
+        device_of = lambda c: resolve_device(c.device).type  # noqa: E731
+        for warning in mix_warnings(todo, out, threads, device_of):
+            print(f"stabgap: warning: {warning}", file=sys.stderr)
     preflight(todo, local=executor == "local")
     tracker = Tracker(len(specs), stacks, workers if executor == "local" else None, report)
     fresh: dict[str, RunRecord] = {}
