@@ -275,4 +275,4 @@ def test_a_study_resumed_on_another_kind_of_device_says_so(tmp_path, capsys):
         in err
     )
     assert "so a seed's CPU and GPU runs are different draws" in err
-    assert "pass --device cuda to keep this study to one kind of device" in err
+    assert "set the runs' device to cuda to keep this study to one kind of device" in err

@@ -78,7 +78,7 @@ ASPECTS = (
         "a seed draws its batches and test subsets from the generator of the device it runs "
         "on, so a seed's CPU and GPU runs are different draws (README, 'What a seed "
         "reproduces')",
-        "pass --device {}",
+        "set the runs' device to {}",
         "one kind of device",
         "device in each run.json",
     ),

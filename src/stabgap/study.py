@@ -97,8 +97,6 @@ def run_spec(
         check_study_folder(out)
         check_resumed(specs, out)  # a run it would reuse is the run it plans
     preflight(specs, local=executor == "local")  # data and sizes, before anything is written
-    if out is not None:
-        _record_study(out, spec)
     records = execute(
         specs,
         out,
@@ -110,6 +108,7 @@ def run_spec(
         report=report or (None if quiet else stderr_reporter()),
         threads=threads,
         tensorboard=tensorboard,
+        on_start=None if out is None else lambda: _record_study(out, spec),
     )
     if out is not None:
         write_table(tidy_rows(iter_runs(out)), out / "table")

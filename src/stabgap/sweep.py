@@ -37,6 +37,7 @@ from stabgap.plan import RunSpec
 from stabgap.records import RunRecord, read_run, record_of, write_run
 from stabgap.streams import TaskStream, build_stream, check_fits, stream_identity
 from stabgap.train import Progress, stack_key, train_runs
+from stabgap.transit import spec_from_payload, spec_payload
 
 Report = Callable[[str], None]
 
@@ -178,6 +179,7 @@ def execute(
     report: Report | None = None,
     threads: int | None = None,
     tensorboard: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> list[RunRecord]:
     """Run every spec not already done under `out`; return all specs' records.
 
@@ -190,6 +192,8 @@ def execute(
         threads: CPU threads of each run (default: the cores this process may use,
             shared evenly between the workers).
         tensorboard: also write TensorBoard event files beside the live logs.
+        on_start: called once everything is checked, before the first write (the study
+            records what was asked of its folder then, not for a command it refuses).
 
     Raises:
         StudyInterrupted: on Ctrl-C, after stopping every worker; finished runs are kept.
@@ -204,32 +208,43 @@ def execute(
         check_resumed(specs, out)  # a run reused is the run planned, or an error
     todo = missing(specs, out) if out is not None else list(specs)
     stacks = group_stacks(todo, max_stack)
-    if threads is None:
-        threads = max(1, available_cpus() // (workers if executor == "local" else 1))
-    if out is not None:
-        device_of = lambda c: resolve_device(c.device).type  # noqa: E731
-        for warning in mix_warnings(todo, out, threads, device_of):
-            print(f"stabgap: warning: {warning}", file=sys.stderr)
-    preflight(todo, local=executor == "local")
-    tracker = Tracker(len(specs), stacks, workers if executor == "local" else None, report)
-    fresh: dict[str, RunRecord] = {}
-    failures: list[tuple[Sequence[RunSpec], BaseException]] = []
-    try:
-        logging = (out, tensorboard) if out is not None else (None, False)
-        outcomes = _outcomes(stacks, workers, executor, ray_address, threads, tracker, logging)
-        for i, outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                failures.append((stacks[i], outcome))
-                tracker.finished(i, stacks[i], ok=False)
-                continue
-            for record in outcome:
-                fresh[record.name] = write_run(record, out, plot) if out is not None else record
-            tracker.finished(i, stacks[i], ok=True)
-    except KeyboardInterrupt:
-        finished = len(specs) - len(todo) + len(fresh)
-        raise StudyInterrupted(finished, len(specs), out) from None
-    finally:
-        tracker.close()
+    with contextlib.ExitStack() as scope:
+        plan = None
+        if executor == "ray" and todo:
+            from stabgap.distributed import alive_nodes, connected, plan_tasks
+
+            scope.enter_context(connected(ray_address))
+            # Sized for the cluster's nodes, not this machine; devices resolved there.
+            plan = plan_tasks(alive_nodes(), [s.config.device for s in todo], threads)
+            threads = plan.threads
+            device_of = lambda c: plan.device_of(c.device)  # noqa: E731
+        else:
+            threads = threads or max(1, available_cpus() // workers)
+            device_of = lambda c: resolve_device(c.device).type  # noqa: E731
+        if out is not None:
+            for warning in mix_warnings(todo, out, threads, device_of):
+                print(f"stabgap: warning: {warning}", file=sys.stderr)
+        preflight(todo, local=executor == "local")
+        if on_start is not None:
+            on_start()
+        tracker = Tracker(len(specs), stacks, workers if plan is None else None, report)
+        fresh: dict[str, RunRecord] = {}
+        failures: list[tuple[Sequence[RunSpec], BaseException]] = []
+        try:
+            logging = (out, tensorboard) if out is not None else (None, False)
+            for i, outcome in _outcomes(stacks, workers, plan, threads, tracker, logging):
+                if isinstance(outcome, BaseException):
+                    failures.append((stacks[i], outcome))
+                    tracker.finished(i, stacks[i], ok=False)
+                    continue
+                for record in outcome:
+                    fresh[record.name] = write_run(record, out, plot) if out else record
+                tracker.finished(i, stacks[i], ok=True)
+        except KeyboardInterrupt:
+            finished = len(specs) - len(todo) + len(fresh)
+            raise StudyInterrupted(finished, len(specs), out) from None
+        finally:
+            tracker.close()
     if failures:
         raise _failed(failures, len(specs), out)
     return [fresh.get(s.name) or read_run(out / s.name) for s in specs]
@@ -277,18 +292,17 @@ def _failed(failures, total: int, out: Path | None) -> RunsFailed:
 Outcome = tuple[int, "list[RunRecord] | BaseException"]
 
 
-def _outcomes(
-    stacks, workers, executor, ray_address, threads, tracker, logging
-) -> Iterator[Outcome]:
+def _outcomes(stacks, workers, plan, threads, tracker, logging) -> Iterator[Outcome]:
     """Each stack's index with its records or the exception it raised, as stacks finish.
 
-    `logging` is (study folder, tensorboard) for the live logs; Ray's workers, which may
-    share no file system with this process, keep none.
+    `plan` sizes the tasks of a Ray cluster (None: this machine's processes). `logging`
+    is (study folder, tensorboard) for the live logs; Ray's workers, which may share no
+    file system with this process, keep none.
     """
-    if executor == "ray":
+    if plan is not None:
         from stabgap.distributed import run_on_ray
 
-        yield from run_on_ray(stacks, ray_address, threads, tracker.progress)
+        yield from run_on_ray(stacks, plan, tracker.progress)
     elif workers > 1 and len(stacks) > 1:
         yield from _run_in_pool(stacks, workers, threads, tracker.progress, logging)
     else:
@@ -327,7 +341,7 @@ def _worker_init(threads: int, queue) -> None:
     _QUEUE = queue
 
 
-def _worker_run(index: int, stack: Sequence[RunSpec], logging) -> list[RunRecord]:
+def _worker_run(index: int, payload: list[dict], logging) -> list[RunRecord]:
     def progress(done: int, total: int) -> None:
         try:
             _QUEUE.put((index, done, total))
@@ -335,6 +349,7 @@ def _worker_run(index: int, stack: Sequence[RunSpec], logging) -> list[RunRecord
             os._exit(1)
 
     progress(0, 1)
+    stack = [spec_from_payload(p, where="a worker process") for p in payload]
     return run_stack(stack, progress, *logging)
 
 
@@ -353,7 +368,10 @@ def _run_in_pool(stacks, workers: int, threads: int, progress, logging) -> Itera
     channel = ctx.SimpleQueue()
     pool = ctx.Pool(min(workers, len(stacks)), _worker_init, (threads, channel))
     try:
-        pending = {i: pool.apply_async(_worker_run, (i, s, logging)) for i, s in enumerate(stacks)}
+        pending = {
+            i: pool.apply_async(_worker_run, (i, [spec_payload(r) for r in s], logging))
+            for i, s in enumerate(stacks)
+        }
         while pending:
             if not channel.empty():
                 progress(*channel.get())

@@ -171,6 +171,14 @@ def remedy_fields() -> dict[str, tuple[Any, Any]]:
 
 
 _LOADED = False
+_PLUGINS: list[str] = []  # the plugin modules loaded, by name
+
+
+def plugin_names() -> list[str]:
+    """The plugin modules this process loaded from ``STABGAP_PLUGINS`` (worker processes
+    and Ray tasks load the same ones)."""
+    _load()
+    return list(_PLUGINS)
 
 
 def _load() -> None:
@@ -184,6 +192,7 @@ def _load() -> None:
     for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
         try:
             importlib.import_module(name)
+            _PLUGINS.append(name)
         except ImportError as e:
             # Raised while the config is being assembled, before any command can catch an
             # error: a one-line exit, not a traceback.
