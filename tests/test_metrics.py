@@ -24,9 +24,11 @@ from stabgap.metrics import (
     compute_metrics,
     gap_depth,
     gap_position,
+    learning_curve_area,
     min_acc,
     time_to_recover,
     wc_acc,
+    windowed_forgetting,
 )
 from stabgap.reference import ReferenceRun, load_reference_results
 
@@ -220,13 +222,12 @@ def test_compute_metrics_rows_and_order():
         "drop_slope",
         "recovery_slope",
     )
-    earlier = ("forgetting", "windowed_forgetting_w10", "windowed_forgetting_w100")
+    earlier = ("min_acc", "forgetting", "windowed_forgetting_w10", "windowed_forgetting_w100")
     every = ("windowed_plasticity_w10", "windowed_plasticity_w100", "learning_curve_area")
     expected_keys = (
         [("acc_before_switch", i, j) for i in (1, 2, 3) for j in range(i, 4)]
         + [(m, i, j) for m in per_pair for i, j in pairs]
         + [("avg_acc_final", None, None), ("aaa", None, None)]
-        + [("min_acc", 1, None), ("min_acc", 2, None)]
         + [(m, t, None) for m in earlier for t in (1, 2, None)]
         + [(m, t, None) for m in every for t in (1, 2, 3, None)]
         + [("wc_acc", None, k) for k in (1, 2, 3)]
@@ -241,6 +242,7 @@ def test_compute_metrics_rows_and_order():
     assert values[("recovered", 1, 3)] == 0.0 and values[("recovered", 1, 2)] == 1.0
     assert values[("avg_acc_final", None, None)] == pytest.approx(257 / 3)
     assert values[("min_acc", 1, None)] == 55.0
+    assert values[("min_acc", None, None)] == (55.0 + 50.0) / 2  # De Lange et al.'s average
     assert values[("wc_acc", None, 2)] == 74.0
     assert all(isinstance(r, MetricRow) for r in rows)
     assert all(r.value is None or type(r.value) is float for r in rows)
@@ -432,6 +434,69 @@ def test_task1_metrics_match_reference(reference_runs, reference_metrics, experi
         else:
             assert ttr == pytest.approx(ttr_expected, abs=TOL)
     assert rows[("avg_acc_final", None, None)] == pytest.approx(expected["avg_acc_final"], abs=TOL)
+
+
+@needs_reference
+def test_every_batch_curves_keep_every_value_they_had_before_windows_were_in_batches(
+    reference_runs,
+):
+    """Each point of the reference's curves is one batch: measured in batches (steps given)
+    or in points, every metric keeps, to the bit, the value it had before."""
+    before = json.loads((Path(__file__).parent / "fixtures" / FIXTURE).read_text())["rows"]
+    for no, run in reference_runs.items():
+        steps = np.arange(run.acc.shape[0])
+        for rows in (
+            compute_metrics(run.acc, run.boundaries),
+            compute_metrics(run.acc, run.boundaries, steps=steps),
+        ):
+            now = {(r.metric, r.task, r.interval): r.value for r in rows}
+            for metric, task, interval, value in before[str(no)]:
+                assert now[(metric, task, interval)] == value, (no, metric, task, interval)
+
+
+FIXTURE = "reference-2958-metrics-before-steps.json"
+
+
+def test_windows_and_times_are_in_batches_whatever_the_evaluation_schedule():
+    """One run's task-1 curve measured at every batch and at every 2nd batch: windows and
+    times span the same batches (a window counted in points would span twice as many)."""
+    nan = math.nan
+    task1 = [50, 60, 70, 80, 90, 90, 80, 70, 60, 70, 90, 95]  # switch after batch 5
+    task2 = [nan] * 6 + [40, 50, 60, 70, 80, 90]
+    dense = np.array([task1, task2], dtype=float).T
+    sparse, steps = dense[::2], np.arange(0, 12, 2)
+    ends = (6, 12)  # in batches
+    # Within 2 batches: 90 -> 70 (batches 5 -> 7), 80 -> 60 (6 -> 8): 20 either way; read
+    # as 2 points, the every-2nd-batch curve would take 90 -> 60 (4 batches): 30.
+    assert windowed_forgetting(dense, ends, 1, 2) == 20.0
+    assert windowed_forgetting(sparse, ends, 1, 2, steps=steps) == 20.0
+    assert windowed_forgetting(sparse, (3, 6), 1, 2) == 30.0  # the points' reading
+    # The minimum 2 batches after the switch; back at 90 four batches after it.
+    for acc, kw in ((dense, {}), (sparse, {"steps": steps})):
+        assert gap_position(acc, ends, 1, 2, **kw) == 2.0
+        assert time_to_recover(acc, ends, 1, 2, **kw) == pytest.approx(4 / 6 * 100)
+    # LCA^2 of task 2: batches 6, 7, 8 at every batch; 6 and 8 at every 2nd.
+    assert learning_curve_area(dense, ends, 2, 2) == 50.0
+    assert learning_curve_area(sparse, ends, 2, 2, steps=steps) == 50.0
+    # Unevenly spaced points (a schedule): the same definitions.
+    uneven = np.array([0, 1, 2, 5, 6, 7, 8, 10, 11])
+    assert time_to_recover(dense[uneven], ends, 1, 2, steps=uneven) == pytest.approx(4 / 6 * 100)
+
+
+@pytest.mark.parametrize(
+    "steps,ends,match",
+    [
+        ([0, 1, 1, 2], (2, 4), "strictly increasing"),
+        ([0, 1, 2], (2, 4), "one batch index per point"),
+        ([0, 1, 2, 3], (2, 3), "must lie after the last point's batch"),
+        ([3, 4, 5, 6], (2, 8), "every interval needs at least one point"),
+        ([0.5, 1, 2, 3], (2, 4), "whole numbers"),
+    ],
+)
+def test_invalid_steps(steps, ends, match):
+    acc = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, 1.0], [4.0, 2.0]])
+    with pytest.raises(ValueError, match=match):
+        gap_depth(acc, ends, 1, 2, steps=steps)
 
 
 @needs_reference

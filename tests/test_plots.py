@@ -35,6 +35,7 @@ class FakeRecord:
     acc: np.ndarray
     eval_steps: np.ndarray
     boundaries: tuple[int, ...]
+    ends: tuple[int, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,6 +76,7 @@ def make_record(
         acc=acc,
         eval_steps=steps,
         boundaries=tuple(PER_TASK // eval_every * k for k in range(1, N_TASKS + 1)),
+        ends=tuple(PER_TASK * k for k in range(1, N_TASKS + 1)),
     )
 
 

@@ -34,7 +34,8 @@ def test_gv_example_is_the_protocol_of_the_stability_gap_example():
     assert c.reset_optimizer and c.replay == "full" and c.batch_order == "reshuffle"
     assert [c.task_batch_size(k) for k in (1, 2, 3)] == [128, 256, 384] and c.drop_last
     assert (c.batches_per_task, c.eval_every, c.eval_subset) == (500, 1, 2000)
-    assert c.task_eval_size(3, 10_000) == 2000  # exactly 2,000 test images, not whole batches
+    # the script tests batches of 512 until it has at least 2,000 images: 2,048 in every task
+    assert [c.task_eval_size(k, 10_000) for k in (1, 2, 3)] == [2048, 2048, 2048]
 
 
 @pytest.mark.parametrize(

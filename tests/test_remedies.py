@@ -269,18 +269,19 @@ def test_lpr_preconditions_with_the_papers_matrix(small_stream):
     parts = build_parts(configs, small_stream, torch.device("cpu"))
     parts.sampler.start_task(2)
     lpr = next(r for r in parts.remedies.all if r.name == "lpr")
-    images = lpr.replay_images(2)  # (R, 64, pixels), from tasks 1-2
-    assert images.shape == (2, 64, 784)
     batch = parts.sampler.next()
+    lpr.seen.scatter_(1, batch, True)  # as the step will: this batch is seen
+    images, counts = lpr.replay_samples()  # (R, 64, pixels): the 64 examples seen
+    assert images.shape == (2, 64, 784) and counts.tolist() == [64, 64]
     before = [[p.detach()[i].clone() for p in parts.model.parameters()] for i in range(2)]
-    lpr.replay_images = lambda task: images  # the same samples for the hand computation
+    lpr.replay_samples = lambda: (images, counts)  # the same samples for the hand computation
     train_step(parts, batch, Step(2, 0, 0))
     for i, c in enumerate(configs):
         ref = reference_mlp(c.seed)
         with torch.no_grad():
             for p, w in zip(ref.parameters(), _torch_order(before[i]), strict=True):
                 p.copy_(w)
-        inputs = [images[i]] + forward(ref, images[i])[1]  # each layer's input
+        inputs = [images[i]] + forward(ref, images[i])[1]  # each layer's input (64 own images)
         x, y = pixels(small_stream.train_x[batch[i]]), small_stream.train_y[batch[i]]
         nn.functional.cross_entropy(forward(ref, x)[0], y).backward()
         with torch.no_grad():
@@ -296,6 +297,27 @@ def test_lpr_preconditions_with_the_papers_matrix(small_stream):
         for w, b, lin in zip(parts.model.weights, parts.model.biases, linears(ref), strict=True):
             torch.testing.assert_close(w[i].detach(), lin.weight.T, rtol=1e-4, atol=1e-6)
             torch.testing.assert_close(b[i, 0].detach(), lin.bias, rtol=1e-4, atol=1e-6)
+
+
+def test_lpr_draws_its_samples_only_from_examples_the_run_has_seen(small_stream):
+    """The paper's buffer holds the stream seen so far: never an example not yet trained on
+    (drawing from the tasks' whole training sets did)."""
+    configs = [config(seed=s, lpr_omega=1.0, lpr_samples=80, lpr_every=1) for s in (1, 2)]
+    parts = build_parts(configs, small_stream, torch.device("cpu"))
+    lpr = next(r for r in parts.remedies.all if r.name == "lpr")
+    seen: list[set] = [set(), set()]
+    for task, t in ((1, 0), (1, 1), (1, 2), (2, 3), (2, 4)):
+        if t in (0, 3):
+            parts.sampler.start_task(task)
+        batch = parts.sampler.next()
+        for r in range(2):
+            seen[r] |= set(batch[r].tolist())
+        train_step(parts, batch, Step(task, t, t))
+        idx, counts = lpr.replay_indices()
+        for r in range(2):
+            drawn = idx[r, : counts[r]].tolist()
+            assert len(set(drawn)) == len(drawn) == min(80, len(seen[r]))  # without replacement
+            assert set(drawn) <= seen[r]
 
 
 def _torch_order(stacked: list[torch.Tensor]) -> list[torch.Tensor]:

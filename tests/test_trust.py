@@ -59,7 +59,7 @@ GRID: dict[str, tuple[dict, list]] = {
     "sam_rho": ({}, [0.0, 0.05]),
     "lpr_omega": ({}, [0.0, 1.0]),
     "lpr_every": ({"lpr_omega": 1.0}, [1, 3]),
-    "lpr_samples": ({"lpr_omega": 1.0}, [20, 50]),
+    "lpr_samples": ({"lpr_omega": 1.0, "lpr_every": 1}, [8, 50]),
     "switch_lr": ({}, ["none", "warmup"]),
     "switch_lr_batches": ({"switch_lr": "warmup"}, [2, 3]),
     "switch_lr_factor": ({"switch_lr": "low"}, [0.1, 0.5]),

@@ -24,7 +24,7 @@ from stabgap.stats import compare
 
 def _later_tasks_final(r: RunRecord) -> float:
     """The final accuracy on the tasks after the first, averaged (how well they were learnt)."""
-    final = acc_before_switch(r.acc, r.boundaries)[:, -1]
+    final = r.measure(acc_before_switch)[:, -1]
     return float(np.nanmean(final[1:]))
 
 
@@ -43,7 +43,7 @@ class Claim:
     predictions: tuple[Prediction, ...]
 
 
-GD_12 = Prediction("GD_1,2 (p.p.)", lambda r: gap_depth(r.acc, r.boundaries, 1, 2), -1)
+GD_12 = Prediction("GD_1,2 (p.p.)", lambda r: r.measure(gap_depth, 1, 2), -1)
 
 CLAIMS = (
     Claim(
@@ -53,7 +53,7 @@ CLAIMS = (
         (
             Prediction(
                 "drop slope_1,2 (p.p. per point)",
-                lambda r: drop_slope(r.acc, r.boundaries, 1, 2),
+                lambda r: r.measure(drop_slope, 1, 2),
                 -1,
             ),
         ),
@@ -66,7 +66,7 @@ CLAIMS = (
             GD_12,
             Prediction(
                 "recovery slope_1,2 (p.p. per point)",
-                lambda r: recovery_slope(r.acc, r.boundaries, 1, 2),
+                lambda r: r.measure(recovery_slope, 1, 2),
                 -1,
             ),
         ),

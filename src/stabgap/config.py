@@ -143,9 +143,15 @@ class CoreConfig:
     eval_subset: int = option(2000, "Test images per task at each evaluation.", **AT_LEAST_ONE)
     eval_subset_rounding: str = option(
         "exact",
-        "'exact': eval_subset images; 'batches': whole batches of the current training "
-        "batch size until at least eval_subset (the reference's quirk: 2048 or 3072).",
+        "'exact': eval_subset images; 'batches': whole batches (of eval_batch_size) until at "
+        "least eval_subset (the reference's quirk: 2048 or 3072).",
         choices=("exact", "batches"),
+    )
+    eval_batch_size: int = option(
+        0,
+        "eval_subset_rounding 'batches': the size of those batches; 0: the current training "
+        "batch size (the reference's quirk).",
+        **COUNT,
     )
     eval_resample: str = option(
         "fresh",
@@ -246,7 +252,7 @@ class CoreConfig:
         """Test images per evaluated task while training `task` (1-based)."""
         if self.eval_subset_rounding == "exact":
             return min(self.eval_subset, test_size)
-        b = self.task_batch_size(task)
+        b = self.eval_batch_size or self.task_batch_size(task)
         return min(math.ceil(self.eval_subset / b) * b, test_size)
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -384,6 +390,10 @@ def _validate(c: RunConfig) -> None:
         (all(w >= 1 for w in c.channels), "channels must be >= 1"),
         (all(0 <= b < 1 for b in c.betas), "betas must be in [0, 1)"),
         (not c.nesterov or c.momentum > 0, "nesterov needs momentum > 0"),
+        (
+            c.eval_batch_size == 0 or c.eval_subset_rounding == "batches",
+            "eval_batch_size applies to eval_subset_rounding 'batches' only (leave it at 0)",
+        ),
         (
             c.eval_repeats == 1 or c.eval_resample == "fresh",
             "eval_repeats > 1 needs eval_resample 'fresh' (fixed subsets repeat themselves)",

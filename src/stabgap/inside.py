@@ -76,7 +76,7 @@ def sparsity_findings(base, compared: Sequence, labels: dict[str, str], n_tasks:
         out.append(c.sentence(unit="%", diff_unit="p.p."))
     runs = [r for g in [base, *compared] for r in g.runs]
     active = [at_switch(r, "active_fraction", n_tasks) for r in runs]
-    gaps = [gap_depth(r.acc, r.boundaries, 1, n_tasks) for r in runs]
+    gaps = [r.measure(gap_depth, 1, n_tasks) for r in runs]
     keep = [
         i for i, (x, y) in enumerate(zip(active, gaps, strict=True)) if np.isfinite([x, y]).all()
     ]

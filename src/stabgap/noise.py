@@ -24,14 +24,14 @@ from stabgap.metrics import (
 
 
 def noise_metrics(n_tasks: int) -> list[tuple[str, object]]:
-    """The metrics whose noise the report decomposes: (name, f(acc, boundaries))."""
+    """The metrics whose noise the report decomposes: (name, f(acc, ends, steps))."""
     j = n_tasks
     return [
-        (f"GD_1,{j}", lambda a, b: gap_depth(a, b, 1, j)),
-        (f"GD_1,{j} robust", lambda a, b: gap_depth_robust(a, b, 1, j)),
-        (f"TTR_1,{j}", lambda a, b: time_to_recover(a, b, 1, j)),
-        (f"TTR_1,{j} robust", lambda a, b: time_to_recover_robust(a, b, 1, j)),
-        ("final ACC", lambda a, b: avg_acc_final(a)),
+        (f"GD_1,{j}", lambda a, e, s: gap_depth(a, e, 1, j, steps=s)),
+        (f"GD_1,{j} robust", lambda a, e, s: gap_depth_robust(a, e, 1, j, steps=s)),
+        (f"TTR_1,{j}", lambda a, e, s: time_to_recover(a, e, 1, j, steps=s)),
+        (f"TTR_1,{j} robust", lambda a, e, s: time_to_recover_robust(a, e, 1, j, steps=s)),
+        ("final ACC", lambda a, e, s: avg_acc_final(a)),
     ]
 
 
@@ -44,16 +44,16 @@ def evaluation_sd(runs: Sequence, metric) -> tuple[float, int]:
     Example:
         >>> from types import SimpleNamespace
         >>> import numpy as np
-        >>> run = SimpleNamespace(boundaries=(2,), acc_repeats=np.array([[[80.0], [90.0]],
-        ...                                                              [[82.0], [88.0]]]))
-        >>> evaluation_sd([run], lambda a, b: float(a[-1, 0]))  # final: 90 vs 88
+        >>> run = SimpleNamespace(ends=(2,), eval_steps=np.arange(2), acc_repeats=np.array(
+        ...     [[[80.0], [90.0]], [[82.0], [88.0]]]))
+        >>> evaluation_sd([run], lambda a, e, s: float(a[-1, 0]))  # final: 90 vs 88
         (1.4142135623730951, 1)
     """
     variances = []
     for r in runs:
         if r.acc_repeats is None:
             continue
-        values = np.array([metric(a, r.boundaries) for a in r.acc_repeats], dtype=float)
+        values = np.array([metric(a, r.ends, r.eval_steps) for a in r.acc_repeats], dtype=float)
         values = values[np.isfinite(values)]
         if values.size >= 2:
             variances.append(values.var(ddof=1))
@@ -71,7 +71,7 @@ def noise_table(
     rows = []
     for g in with_repeats:
         for name, metric in noise_metrics(n_tasks):
-            pooled = np.array([metric(r.acc, r.boundaries) for r in g.runs], dtype=float)
+            pooled = np.array([metric(r.acc, r.ends, r.eval_steps) for r in g.runs], dtype=float)
             pooled = pooled[np.isfinite(pooled)]
             seeds = f"{pooled.std(ddof=1):.3f}" if pooled.size > 1 else "n/a"
             sd, n = evaluation_sd(g.runs, metric)

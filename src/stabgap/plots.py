@@ -65,6 +65,7 @@ class RunLike(Protocol):
     acc: np.ndarray  # (points, tasks) %, NaN where not evaluated
     eval_steps: np.ndarray  # (points,) training batch of each point
     boundaries: tuple[int, ...]  # point counts at the ends of the intervals
+    ends: tuple[int, ...]  # the same in batches
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,12 +118,8 @@ def _task_name(record: RunLike, task: int) -> str:
 
 def _interval_batches(record: RunLike) -> list[tuple[float, float]]:
     """(first batch, end batch) of every interval, in training batches."""
-    steps = np.asarray(record.eval_steps, dtype=float)
-    starts = [steps[0]] + [steps[b] for b in record.boundaries[:-1]]
-    # The run ends one evaluation cadence after its last point.
-    step = steps[-1] - steps[-2] if len(steps) > 1 else 1.0
-    ends = starts[1:] + [steps[-1] + step]
-    return list(zip(starts, ends, strict=True))
+    ends = [float(e) for e in record.ends]
+    return list(zip([0.0, *ends[:-1]], ends, strict=True))
 
 
 def _switch_batches(record: RunLike) -> list[float]:
@@ -518,16 +515,20 @@ def gap_annotation(record: RunLike, task: int = 1, interval: int | None = None) 
     Raises:
         ValueError: If ``task``/``interval`` name no gap (as :func:`metrics.gap_depth`).
     """
-    acc, b = np.asarray(record.acc, dtype=float), tuple(record.boundaries)
-    interval = len(b) if interval is None else interval
-    gd = metrics.gap_depth(acc, b, task, interval)
-    pos = metrics.gap_position(acc, b, task, interval)
-    ttr = metrics.time_to_recover(acc, b, task, interval)
-    start = b[interval - 2]
-    length = b[interval - 1] - start
-    min_point = None if math.isnan(pos) else start + int(pos)
-    # TTR = (t - start) / length * 100 exactly, so rounding inverts it to the recovery point.
-    recovery = None if math.isnan(ttr) else start + round(ttr * length / 100.0)
+    acc, ends, steps = np.asarray(record.acc, dtype=float), record.ends, record.eval_steps
+    interval = len(ends) if interval is None else interval
+    gd = metrics.gap_depth(acc, ends, task, interval, steps=steps)
+    pos = metrics.gap_position(acc, ends, task, interval, steps=steps)  # batches
+    ttr = metrics.time_to_recover(acc, ends, task, interval, steps=steps)
+    start = int(np.searchsorted(steps, ends[interval - 2]))  # the first point after the switch
+    switch, length = ends[interval - 2], ends[interval - 1] - ends[interval - 2]
+
+    def point(batch: float) -> int:
+        return int(np.searchsorted(steps, batch))
+
+    min_point = None if math.isnan(pos) else point(switch + int(pos))
+    # TTR = (t - switch) / length * 100 exactly, so rounding inverts it to the batch t.
+    recovery = None if math.isnan(ttr) else point(switch + round(ttr * length / 100.0))
     return GapAnnotation(
         task=task,
         interval=interval,

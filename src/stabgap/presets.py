@@ -185,7 +185,7 @@ def _stream_preset(name: str, description: str, base: RunConfig, lam: float) -> 
 # As that script runs: plain SGD at lr 0.1 with a new optimiser each task, incremental joint
 # training (full replay, batch 128·k), a new shuffled pass whenever one is used up with the
 # last partial batch dropped, 500 iterations a task, and task 1 (here every task seen)
-# evaluated on 2,000 test images before each update.
+# evaluated before each update on test batches of 512 until at least 2,000 images: 2,048.
 GV_BASE = PAPER_BASE.replace(
     hidden=[400, 400],
     optimizer="sgd",
@@ -196,7 +196,8 @@ GV_BASE = PAPER_BASE.replace(
     batch_order="reshuffle",
     drop_last=True,
     eval_subset=2000,
-    eval_subset_rounding="exact",
+    eval_subset_rounding="batches",
+    eval_batch_size=512,
 )
 
 

@@ -4,7 +4,9 @@ A run directory holds
 
 - ``run.json``: the run's name, experiment, full resolved config, metadata, divergence,
   and the stamp schema its name was made by (:mod:`stabgap.schema`);
-- ``curves.npz``: ``acc`` (points, tasks), ``eval_steps``, ``boundaries``, ``loss``; when
+- ``curves.npz``: ``acc`` (points, tasks), ``eval_steps`` (each point's batch), ``boundaries``
+  (where each task's interval ends, in points) and ``task_ends`` (the same in batches),
+  ``loss``; when
   the loss has terms beyond cross-entropy, ``loss_penalty`` (their sum); with
   ``eval_repeats`` > 1, ``acc_repeats`` (repeats, points, tasks); and what the hidden
   layers did at each evaluation, ``active_fraction``, ``mean_square``, ``dead_fraction``
@@ -60,10 +62,33 @@ class RunRecord:
     base: str = ""  # the preset experiment it started from ("" where unknown)
     varied: dict[str, Any] = dataclasses.field(default_factory=dict)  # what its label adds
     stamp_schema: int = STAMP_SCHEMA  # the version of the rules its name was stamped by
+    task_ends: tuple[int, ...] | None = None  # where each task ends, in batches (None: derived)
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        """Where each task's interval ends, in batches (the unit of ``eval_steps``).
+
+        Records from before they said it: evaluated at every batch (every reference run,
+        and stabgap's with eval_every 1) their point counts are batches; otherwise their
+        tasks are ``batches_per_task`` long.
+        """
+        if self.task_ends is not None:
+            return self.task_ends
+        if np.array_equal(self.eval_steps, np.arange(len(self.eval_steps))):
+            return self.boundaries
+        per_task = int(self.config["batches_per_task"])
+        return tuple(per_task * k for k in range(1, len(self.boundaries) + 1))
 
     @property
     def metrics(self) -> list[MetricRow]:
-        return compute_metrics(self.acc, self.boundaries)
+        return compute_metrics(self.acc, self.ends, steps=self.eval_steps)
+
+    def measure(self, metric, *args, **kwargs):
+        """One metric of this run, in batches: ``metric(acc, ends, *args, steps=...)``.
+
+        Example: ``record.measure(gap_depth, 1, 3)`` is GD_{1,3}.
+        """
+        return metric(self.acc, self.ends, *args, steps=self.eval_steps, **kwargs)
 
 
 def record_of(
@@ -77,6 +102,7 @@ def record_of(
         config=to_dict(result.config),
         acc=result.acc,
         boundaries=result.boundaries,
+        task_ends=result.ends,
         eval_steps=result.eval_steps,
         loss=result.loss,
         penalty=result.penalty,
@@ -119,6 +145,7 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
             "acc": record.acc,
             "eval_steps": record.eval_steps,
             "boundaries": np.asarray(record.boundaries),
+            "task_ends": np.asarray(record.ends),
         }
         if record.loss is not None:
             arrays["loss"] = record.loss
@@ -178,6 +205,7 @@ def read_run(path: Path) -> RunRecord:
         config=complete(info["config"], schema, defaults()),
         acc=arrays["acc"],
         boundaries=tuple(int(b) for b in arrays["boundaries"]),
+        task_ends=tuple(int(b) for b in arrays["task_ends"]) if "task_ends" in arrays else None,
         eval_steps=arrays["eval_steps"],
         loss=arrays.get("loss"),
         penalty=arrays.get("loss_penalty"),

@@ -495,7 +495,7 @@ def typical_run(runs: list[RunRecord], n_tasks: int) -> RunRecord:
     """The run whose task-1 gap depth in the last interval is the median of the group's."""
     from stabgap.metrics import gap_depth
 
-    depths = [gap_depth(r.acc, r.boundaries, 1, n_tasks) for r in runs]
+    depths = [r.measure(gap_depth, 1, n_tasks) for r in runs]
     defined = sorted((d, i) for i, d in enumerate(depths) if not math.isnan(d))
     return runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]
 

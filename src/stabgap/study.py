@@ -188,12 +188,15 @@ def _align(rows: list[list[str]]) -> str:
 
 def metrics_of_path(path: Path) -> list[dict[str, Any]]:
     """Metric rows {run, metric, task, interval, value} of run(s) or a reference file."""
+    from stabgap.metrics import compute_metrics
+
     if path.is_file():
         from stabgap.reference import load_reference_results
 
-        named = [(no, run.acc, run.boundaries) for no, run in load_reference_results(path).items()]
+        runs = load_reference_results(path).items()
+        named = [(no, compute_metrics(run.acc, run.boundaries)) for no, run in runs]
     elif path.is_dir():
-        named = [(r.name, r.acc, r.boundaries) for r in iter_runs(path)]
+        named = [(r.name, r.metrics) for r in iter_runs(path)]
         if not named:
             raise StabgapError(f"no run directories (with run.json) found under {path}")
     else:
@@ -201,8 +204,6 @@ def metrics_of_path(path: Path) -> list[dict[str, Any]]:
             f"{path} does not exist: give a run directory, a folder of runs "
             "or a reference results JSON file"
         )
-    from stabgap.metrics import compute_metrics
-
     return [
         {
             "run": name,
@@ -211,8 +212,8 @@ def metrics_of_path(path: Path) -> list[dict[str, Any]]:
             "interval": m.interval,
             "value": _json_value(m.value),
         }
-        for name, acc, boundaries in named
-        for m in compute_metrics(acc, boundaries)
+        for name, rows in named
+        for m in rows
     ]
 
 

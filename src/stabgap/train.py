@@ -10,6 +10,7 @@ points (see :mod:`stabgap.remedies`): ``loss_term``, the update rule (``gradient
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -65,8 +66,14 @@ class RunResult:
     activity: dict[str, np.ndarray] = field(default_factory=dict)  # (points, tasks, layers)
 
     @property
+    def ends(self) -> tuple[int, ...]:
+        """Where each task's interval ends, in batches (the unit of eval_steps)."""
+        per_task = self.config.batches_per_task
+        return tuple(per_task * k for k in range(1, len(self.boundaries) + 1))
+
+    @property
     def metrics(self) -> list[MetricRow]:
-        return compute_metrics(self.acc, self.boundaries)
+        return compute_metrics(self.acc, self.ends, steps=self.eval_steps)
 
 
 def stack_key(config: RunConfig) -> tuple:
@@ -296,7 +303,7 @@ def train_step(
         return loss.detach(), None if penalty is None else penalty.detach()
 
     loss, penalty = remedies.gradients(compute, model)
-    remedies.before_step(model, parts.optimizer, step)
+    remedies.before_step(model, parts.optimizer, dataclasses.replace(step, batch=batch))
     parts.optimizer.step()
     remedies.after_step(model)
     return loss, penalty

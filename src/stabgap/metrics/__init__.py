@@ -92,8 +92,13 @@ class MetricRow:
     value: float | None
 
 
-def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRow]:
+def compute_metrics(
+    acc: np.ndarray, boundaries: Sequence[int], *, steps: Sequence[int] | None = None
+) -> list[MetricRow]:
     """All metrics of one run, as rows in a fixed order.
+
+    ``steps`` is each point's training batch, and then ``boundaries`` are in batches too
+    (see :mod:`stabgap.metrics.gap`); without them each point is one batch.
 
     Rows, in this order (each block sorted by task, then interval):
 
@@ -103,7 +108,8 @@ def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRo
        ``gap_depth_robust``, ``time_to_recover_robust``; ``drop_slope``, ``recovery_slope``;
     3. ``avg_acc_final`` and ``aaa`` (task and interval None);
     4. ``min_acc``, ``forgetting``, ``windowed_forgetting_w10`` and ``_w100`` for each task
-       but the last, then their mean over those tasks (task None);
+       but the last, then their mean over those tasks (task None; for min-ACC the average
+       of De Lange et al., 2023);
     5. ``windowed_plasticity_w10``, ``_w100`` and ``learning_curve_area`` for each task,
        then their mean (task None);
     6. ``wc_acc`` for each ``k`` (task None, interval ``k``).
@@ -125,16 +131,17 @@ def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRo
         time_to_recover 1 2 66.66666666666666
         recovered 1 2 1.0
         >>> len(rows), rows[-1].metric
-        (31, 'wc_acc')
+        (32, 'wc_acc')
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
+    b, on = ax.ends, {"steps": ax.steps}
     n = arr.shape[1]
 
     def row(metric: str, task: int | None, interval: int | None, value: float) -> MetricRow:
         # None rather than NaN so that JSON/CSV writers and comparisons behave.
         return MetricRow(metric, task, interval, None if math.isnan(value) else float(value))
 
-    before = acc_before_switch(arr, b)
+    before = acc_before_switch(arr, b, **on)
     rows = [
         row("acc_before_switch", i, j, before[i - 1, j - 1])
         for i in range(1, n + 1)
@@ -151,34 +158,36 @@ def compute_metrics(acc: np.ndarray, boundaries: Sequence[int]) -> list[MetricRo
         ("drop_slope", drop_slope),
         ("recovery_slope", recovery_slope),
     ):
-        rows.extend(row(name, i, j, func(arr, b, i, j)) for i, j in pairs)
+        rows.extend(row(name, i, j, func(arr, b, i, j, **on)) for i, j in pairs)
     rows.append(row("avg_acc_final", None, None, avg_acc_final(arr)))
-    rows.append(row("aaa", None, None, average_anytime_accuracy(arr, b)))
+    rows.append(row("aaa", None, None, average_anytime_accuracy(arr, b, **on)))
 
     def per_task(name: str, func, tasks: range) -> None:
         values = [func(i) for i in tasks]
         rows.extend(row(name, i, None, v) for i, v in zip(tasks, values, strict=True))
-        if name != "min_acc" and tasks:  # min_acc keeps the reference's rows only
+        if tasks:
             defined = [v for v in values if not math.isnan(v)]
             rows.append(row(name, None, None, float(np.mean(defined)) if defined else math.nan))
 
     earlier = range(1, n)
-    per_task("min_acc", lambda i: min_acc(arr, b, i), earlier)
-    per_task("forgetting", lambda i: forgetting(arr, b, i), earlier)
+    per_task("min_acc", lambda i: min_acc(arr, b, i, **on), earlier)
+    per_task("forgetting", lambda i: forgetting(arr, b, i, **on), earlier)
     for w in WINDOWS:
         per_task(
-            f"windowed_forgetting_w{w}", lambda i, w=w: windowed_forgetting(arr, b, i, w), earlier
+            f"windowed_forgetting_w{w}",
+            lambda i, w=w: windowed_forgetting(arr, b, i, w, **on),
+            earlier,
         )
     for w in WINDOWS:
         per_task(
             f"windowed_plasticity_w{w}",
-            lambda i, w=w: windowed_plasticity(arr, b, i, w),
+            lambda i, w=w: windowed_plasticity(arr, b, i, w, **on),
             range(1, n + 1),
         )
     per_task(
         "learning_curve_area",
-        lambda i: learning_curve_area(arr, b, i, LCA_BETA),
+        lambda i: learning_curve_area(arr, b, i, LCA_BETA, **on),
         range(1, n + 1),
     )
-    rows.extend(row("wc_acc", None, k, wc_acc(arr, b, k)) for k in range(1, n + 1))
+    rows.extend(row("wc_acc", None, k, wc_acc(arr, b, k, **on)) for k in range(1, n + 1))
     return rows

@@ -7,9 +7,15 @@ Conventions shared by all functions:
 
 * ``acc`` is a float array of shape ``(points, tasks)`` with accuracies in %, and NaN where a
   task was not evaluated at that point (typically a task before its interval has started).
-* ``boundaries`` holds the cumulative point counts at the ends of the task intervals, e.g.
-  ``(500, 1000, 1500)``. Interval ``j`` (1-based) covers the points ``[s_{j-1}, s_j)`` with
-  ``s_0 = 0``, and task ``i`` is trained during interval ``i``.
+* ``boundaries`` holds where each task interval ends, e.g. ``(500, 1000, 1500)``. Interval
+  ``j`` (1-based) covers ``[s_{j-1}, s_j)`` with ``s_0 = 0``, and task ``i`` is trained
+  during interval ``i``.
+* ``steps`` (keyword, optional) is the training batch of each point (the updates done
+  before it). Given, ``boundaries`` are in batches too and every window, position and
+  time is measured in batches, as the field defines them, so curves evaluated every
+  other batch, on a schedule or imported from elsewhere are measured right. Left out,
+  each point is one batch (evaluation at every batch, as the reference's) and
+  ``boundaries`` count points: the two agree exactly on such curves.
 * Tasks and intervals are 1-based, as in the field's notation ``GD_{1,3}`` (task 1,
   interval 3).
 * Scalar metrics return a Python ``float``; an undefined value is ``nan``.
@@ -33,6 +39,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,8 +74,9 @@ def _as_acc(acc: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _as_boundaries(boundaries: Sequence[int] | np.ndarray, n_points: int) -> tuple[int, ...]:
-    """Check ``boundaries`` against the number of points and return them as a tuple of ints."""
+def _as_boundaries(boundaries: Sequence[int] | np.ndarray, n_points: int | None) -> tuple[int, ...]:
+    """Check ``boundaries`` (against the number of points, when they count points) and return
+    them as a tuple of ints."""
     arr = np.asarray(boundaries)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"boundaries must be a non-empty 1-D sequence of ints, got {boundaries!r}")
@@ -80,25 +88,91 @@ def _as_boundaries(boundaries: Sequence[int] | np.ndarray, n_points: int) -> tup
     b = tuple(int(x) for x in arr)
     if b[0] <= 0 or any(later <= earlier for earlier, later in zip(b[:-1], b[1:], strict=True)):
         raise ValueError(f"boundaries must be positive and strictly increasing, got {b}")
-    if b[-1] != n_points:
+    if n_points is not None and b[-1] != n_points:
         raise ValueError(
             f"the last boundary ({b[-1]}) must equal the number of points in acc ({n_points})"
         )
     return b
 
 
+# Each point's training batch, or None for one point a batch (see the module's doc).
+Steps = Sequence[int] | np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Axis:
+    """Where each evaluation point lies in training.
+
+    Attributes:
+        steps: (points,) the training batch of each point.
+        ends: where each interval ends, in batches (exclusive).
+        bounds: where each interval ends, in points (exclusive).
+    """
+
+    steps: np.ndarray
+    ends: tuple[int, ...]
+    bounds: tuple[int, ...]
+
+    def start(self, interval: int) -> int:
+        """First point of a 1-based interval."""
+        return 0 if interval == 1 else self.bounds[interval - 2]
+
+    def switch(self, interval: int) -> int:
+        """First batch of a 1-based interval (0 for the first)."""
+        return 0 if interval == 1 else self.ends[interval - 2]
+
+    def length(self, interval: int) -> int:
+        """Batches in a 1-based interval."""
+        return self.ends[interval - 1] - self.switch(interval)
+
+    def since_switch(self, point: int, interval: int) -> int:
+        """Batches from the start of `interval` to `point`."""
+        return int(self.steps[point]) - self.switch(interval)
+
+
+def _as_steps(steps: Sequence[int] | np.ndarray, n_points: int) -> np.ndarray:
+    arr = np.asarray(steps)
+    if arr.ndim != 1 or arr.size != n_points:
+        raise ValueError(f"steps must hold one batch index per point ({n_points}), got {arr.shape}")
+    if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"steps must be whole numbers (batch indices), got {arr.dtype}")
+    if arr[0] < 0 or (np.diff(arr) <= 0).any():
+        raise ValueError("steps must be batch indices >= 0, strictly increasing")
+    return arr.astype(np.int64)
+
+
 def _validate(
-    acc: np.ndarray, boundaries: Sequence[int] | np.ndarray
-) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Validate ``acc`` and ``boundaries`` together (one interval per task)."""
+    acc: np.ndarray, boundaries: Sequence[int] | np.ndarray, steps: Steps = None
+) -> tuple[np.ndarray, Axis]:
+    """Validate ``acc``, ``boundaries`` and ``steps`` together (one interval per task).
+
+    Without steps each point is one batch and the boundaries count points.
+    """
     arr = _as_acc(acc)
-    b = _as_boundaries(boundaries, arr.shape[0])
+    n = arr.shape[0]
+    if steps is None:
+        b = _as_boundaries(boundaries, n)
+        axis = Axis(np.arange(n), b, b)
+    else:
+        at = _as_steps(steps, n)
+        ends = _as_boundaries(boundaries, None)
+        if ends[-1] <= at[-1]:
+            raise ValueError(
+                f"the last boundary ({ends[-1]}) must lie after the last point's batch ({at[-1]})"
+            )
+        bounds = tuple(int(x) for x in np.searchsorted(at, ends, side="left"))
+        if bounds[0] == 0 or any(b <= a for a, b in zip(bounds[:-1], bounds[1:], strict=True)):
+            raise ValueError(f"every interval needs at least one point; ends {ends}, steps {at}")
+        axis = Axis(at, ends, bounds)
     # Task i is trained during interval i, so the two counts must agree.
-    if len(b) != arr.shape[1]:
+    if len(axis.bounds) != arr.shape[1]:
         raise ValueError(
-            f"acc has {arr.shape[1]} task columns but boundaries define {len(b)} intervals"
+            f"acc has {arr.shape[1]} task columns but boundaries define {len(axis.bounds)} "
+            "intervals"
         )
-    return arr, b
+    return arr, axis
 
 
 def _check_index(name: str, value: int, low: int, high: int) -> int:
@@ -121,15 +195,10 @@ def _check_task_interval(task: int, interval: int, n_tasks: int) -> tuple[int, i
     return task, interval
 
 
-def _start(b: tuple[int, ...], interval: int) -> int:
-    """First point of a 1-based interval (``s_{j-1}``, with ``s_0 = 0``)."""
-    return 0 if interval == 1 else b[interval - 2]
-
-
-def _gap(acc: np.ndarray, b: tuple[int, ...], task: int, interval: int) -> tuple[float, int | None]:
+def _gap(acc: np.ndarray, ax: Axis, task: int, interval: int) -> tuple[float, int | None]:
     """Return the gap's reference accuracy and the point of its minimum (None if none)."""
     col = acc[:, task - 1]
-    start, end = _start(b, interval), b[interval - 1]
+    start, end = ax.start(interval), ax.bounds[interval - 1]
     # The reference is the last point of the previous interval, not the end of the task's own
     # training: GD_{1,3} is measured against task 1's accuracy at the end of task 2.
     reference = float(col[start - 1])
@@ -145,7 +214,9 @@ def _gap(acc: np.ndarray, b: tuple[int, ...], task: int, interval: int) -> tuple
 # --------------------------------------------------------------------------------------------
 
 
-def acc_before_switch(acc: np.ndarray, boundaries: Sequence[int]) -> np.ndarray:
+def acc_before_switch(
+    acc: np.ndarray, boundaries: Sequence[int], *, steps: Steps = None
+) -> np.ndarray:
     """Accuracy of every task at the last point of every interval.
 
     Args:
@@ -167,13 +238,20 @@ def acc_before_switch(acc: np.ndarray, boundaries: Sequence[int]) -> np.ndarray:
         array([[90., 95.],
                [nan, 88.]])
     """
-    arr, b = _validate(acc, boundaries)
-    last_points = np.asarray(b) - 1
+    arr, ax = _validate(acc, boundaries, steps)
+    last_points = np.asarray(ax.bounds) - 1
     # Rows of acc are points, so selecting the last points and transposing gives (tasks, ints).
     return arr[last_points, :].T.copy()
 
 
-def gap_depth(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int) -> float:
+def gap_depth(
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    task: int,
+    interval: int,
+    *,
+    steps: Sequence[int] | None = None,
+) -> float:
     """Depth of task ``task``'s stability gap in interval ``interval`` (percentage points).
 
     ``GD_{i,j} = a_i(s_{j-1} - 1) - min_{t in [s_{j-1}, s_j)} a_i(t)``: the drop from the last
@@ -200,19 +278,26 @@ def gap_depth(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: i
         >>> gap_depth(acc, (3, 6), task=1, interval=2)  # 90 - min(60, 85, 95)
         30.0
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    reference, t_min = _gap(arr, b, task, interval)
+    reference, t_min = _gap(arr, ax, task, interval)
     if t_min is None:
         return math.nan
     return reference - float(arr[t_min, task - 1])
 
 
-def gap_position(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int) -> float:
-    """Where the minimum of the gap lies, in points after the switch.
+def gap_position(
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    task: int,
+    interval: int,
+    *,
+    steps: Sequence[int] | None = None,
+) -> float:
+    """Where the minimum of the gap lies, in batches after the switch.
 
     ``t_min - s_{j-1}`` for the first ``t_min`` in ``[s_{j-1}, s_j)`` at which ``a_i`` is
-    lowest; 0 means the very first point of the interval.
+    lowest; 0 means the very first batch of the interval.
 
     Args:
         acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
@@ -234,15 +319,22 @@ def gap_position(acc: np.ndarray, boundaries: Sequence[int], task: int, interval
         >>> gap_position(acc, (3, 6), task=1, interval=2)  # first minimum at point 4
         1.0
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    _, t_min = _gap(arr, b, task, interval)
+    _, t_min = _gap(arr, ax, task, interval)
     if t_min is None:
         return math.nan
-    return float(t_min - _start(b, interval))
+    return float(ax.since_switch(t_min, interval))
 
 
-def time_to_recover(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int) -> float:
+def time_to_recover(
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    task: int,
+    interval: int,
+    *,
+    steps: Sequence[int] | None = None,
+) -> float:
     """Time for task ``task`` to get back to its pre-switch accuracy, as % of the interval.
 
     From the gap's minimum ``t_min``, find the first ``t >= t_min`` with
@@ -270,9 +362,9 @@ def time_to_recover(acc: np.ndarray, boundaries: Sequence[int], task: int, inter
         >>> round(time_to_recover(acc, (3, 6), task=1, interval=2), 2)  # back at point 5: 2/3
         66.67
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    reference, t_min = _gap(arr, b, task, interval)
+    reference, t_min = _gap(arr, ax, task, interval)
     if t_min is None or math.isnan(reference):
         return math.nan
     later = arr[t_min:, task - 1]
@@ -281,12 +373,18 @@ def time_to_recover(acc: np.ndarray, boundaries: Sequence[int], task: int, inter
         hits = np.flatnonzero(later >= reference)
     if hits.size == 0:
         return math.nan
-    start, end = _start(b, interval), b[interval - 1]
     t_recovered = t_min + int(hits[0])
-    return (t_recovered - start) / (end - start) * 100.0
+    return ax.since_switch(t_recovered, interval) / ax.length(interval) * 100.0
 
 
-def recovered(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int) -> float:
+def recovered(
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    task: int,
+    interval: int,
+    *,
+    steps: Sequence[int] | None = None,
+) -> float:
     """Whether task ``task`` got back to its pre-switch accuracy after the gap of ``interval``.
 
     1.0 when :func:`time_to_recover` is defined, 0.0 when the gap was measured but the
@@ -301,12 +399,12 @@ def recovered(acc: np.ndarray, boundaries: Sequence[int], task: int, interval: i
         >>> recovered(acc, (3, 6), task=1, interval=2)  # 90 is never reached again
         0.0
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    reference, t_min = _gap(arr, b, task, interval)
+    reference, t_min = _gap(arr, ax, task, interval)
     if t_min is None or math.isnan(reference):
         return math.nan
-    return 0.0 if math.isnan(time_to_recover(arr, b, task, interval)) else 1.0
+    return 0.0 if math.isnan(time_to_recover(arr, ax.bounds, task, interval)) else 1.0
 
 
 def avg_acc_final(acc: np.ndarray) -> float:
@@ -333,7 +431,7 @@ def avg_acc_final(acc: np.ndarray) -> float:
     return float(np.mean(arr[-1, :]))
 
 
-def avg_acc_curve(acc: np.ndarray, boundaries: Sequence[int]) -> np.ndarray:
+def avg_acc_curve(acc: np.ndarray, boundaries: Sequence[int], *, steps: Steps = None) -> np.ndarray:
     """Average accuracy over the tasks seen so far, at every point.
 
     At point ``t`` the average runs over the tasks ``i`` whose interval has started
@@ -358,9 +456,9 @@ def avg_acc_curve(acc: np.ndarray, boundaries: Sequence[int]) -> np.ndarray:
         >>> avg_acc_curve(acc, (3, 6))  # task 2's first three values are ignored
         array([50. , 80. , 90. , 50. , 77.5, 91.5])
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
     points = np.arange(arr.shape[0])[:, None]
-    starts = np.array([_start(b, i) for i in range(1, arr.shape[1] + 1)])[None, :]
+    starts = np.array([ax.start(i) for i in range(1, arr.shape[1] + 1)])[None, :]
     use = (points >= starts) & ~np.isnan(arr)
     counts = use.sum(axis=1)
     sums = np.where(use, arr, 0.0).sum(axis=1)
@@ -375,6 +473,8 @@ def min_acc(
     boundaries: Sequence[int],
     task: int,
     until_interval: int | None = None,
+    *,
+    steps: Steps = None,
 ) -> float:
     """Lowest accuracy of task ``task`` after its own training ended (min-ACC).
 
@@ -403,7 +503,8 @@ def min_acc(
         >>> min_acc(acc, (3, 6), task=2)  # nothing after the last task
         nan
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
+    b = ax.bounds
     n_tasks = arr.shape[1]
     task = _check_index("task", task, 1, n_tasks)
     until = n_tasks if until_interval is None else until_interval
@@ -414,7 +515,13 @@ def min_acc(
     return float(np.nanmin(window))
 
 
-def wc_acc(acc: np.ndarray, boundaries: Sequence[int], after_task: int) -> float:
+def wc_acc(
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    after_task: int,
+    *,
+    steps: Sequence[int] | None = None,
+) -> float:
     """Worst-case accuracy after task ``k`` (WC-ACC, De Lange et al. 2023).
 
     ``WC-ACC_k = (1/k) * a_k(s_k - 1) + (1 - 1/k) * mean_{i<k} min-ACC_i``, where each
@@ -440,7 +547,8 @@ def wc_acc(acc: np.ndarray, boundaries: Sequence[int], after_task: int) -> float
         >>> wc_acc(acc, (3, 6), after_task=1)
         90.0
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
+    b = ax.bounds
     k = _check_index("after_task", after_task, 1, arr.shape[1])
     current = float(arr[b[k - 1] - 1, k - 1])
     if k == 1:

@@ -5,10 +5,11 @@ is measured from and recovered to. Each point is measured on a random test subse
 that level is off by the subset's noise (about 0.3 p.p. at 2,000 images), and a high
 draw makes a run look like it "never recovered". Here:
 
-- the **reference level** is the mean of the ``window`` points before the switch;
+- the **reference level** is the mean of the points of the ``window`` batches before the
+  switch;
 - the **minimum** is that of the curve after the switch smoothed by a centred moving
-  average of ``smooth`` points (within the interval's side of the switch: no point before
-  the switch enters it);
+  average over ``smooth`` batches (within the interval's side of the switch: no point
+  before the switch enters it);
 - **recovery** is the first point, from the minimum on, where the curve (smoothed by
   ``smooth`` points: none by default) is back within ``tolerance`` p.p. of the reference
   level (searched to the end of the run, as the reference does).
@@ -34,13 +35,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stabgap.metrics.gap import _check_task_interval, _start, _validate
+from stabgap.metrics.gap import Axis, Steps, _check_task_interval, _validate
 
 # Chosen by measurement (docs/metrics.md, benchmarks/robust_metrics.py): over 15 seeds of
 # the quick study and on the reference's own file, these gave the smallest seed-to-seed
 # spread with the clearest baseline-vs-ND separation.
-WINDOW = 10  # points before the switch averaged into the reference level
-SMOOTH = 9  # points of the centred moving average whose minimum is the gap's bottom
+# Windows are in batches (the field defines them in iterations); on a curve evaluated at
+# every batch, as the measurements were, a batch is a point.
+WINDOW = 10  # batches before the switch whose points average into the reference level
+SMOOTH = 9  # batches of the centred moving average whose minimum is the gap's bottom
 # The time to recover is searched on the unsmoothed curve: a smoothed one creeps up to
 # the level late and by a varying amount (its spread over seeds was larger than the
 # reference's), while the tolerance absorbs a single point's noise.
@@ -60,22 +63,37 @@ __all__ = [
 
 
 def reference_level(
-    acc: np.ndarray, boundaries: Sequence[int], task: int, interval: int, window: int = WINDOW
+    acc: np.ndarray,
+    boundaries: Sequence[int],
+    task: int,
+    interval: int,
+    window: int = WINDOW,
+    *,
+    steps: Steps = None,
 ) -> float:
-    """Mean accuracy of `task` over the `window` points before interval `interval` starts.
+    """Mean accuracy of `task` over the points of the `window` batches before interval
+    `interval` starts.
 
     NaN points (not evaluated) are left out; NaN if none is left.
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    start = _start(b, interval)
-    values = arr[max(0, start - window) : start, task - 1]
+    return _level(arr, ax, task, interval, window)
+
+
+def _level(arr: np.ndarray, ax: Axis, task: int, interval: int, window: int) -> float:
+    start = ax.start(interval)
+    first = int(np.searchsorted(ax.steps[:start], ax.switch(interval) - window, side="left"))
+    values = arr[first:start, task - 1]
     values = values[~np.isnan(values)]
     return float(values.mean()) if values.size else math.nan
 
 
-def smoothed_after(curve: np.ndarray, start: int, smooth: int = SMOOTH) -> np.ndarray:
-    """The curve from `start` on, smoothed by a centred moving average of `smooth` points.
+def smoothed_after(
+    curve: np.ndarray, start: int, smooth: int = SMOOTH, steps: Steps = None
+) -> np.ndarray:
+    """The curve from point `start` on, smoothed by a centred moving average over `smooth`
+    batches (`steps`: each point's batch; default one point a batch).
 
     Near the ends the window is cut to the points there are, and it never reaches back
     before `start`. NaN points are left out of each average.
@@ -83,34 +101,40 @@ def smoothed_after(curve: np.ndarray, start: int, smooth: int = SMOOTH) -> np.nd
     Example:
         >>> smoothed_after(np.array([9.0, 1.0, 2.0, 3.0, 10.0]), start=1, smooth=3).tolist()
         [1.5, 2.0, 5.0, 6.5]
+        >>> # evaluated every 2nd batch: 3 batches hold one point each side at most
+        >>> smoothed_after(np.array([9.0, 1.0, 2.0, 3.0]), 1, 3, steps=[0, 2, 4, 6]).tolist()
+        [1.0, 2.0, 3.0]
     """
     part = np.asarray(curve, dtype=np.float64)[start:]
+    at = np.arange(part.size) if steps is None else np.asarray(steps)[start:]
     half = smooth // 2
+    lows = np.searchsorted(at, at - half, side="left")
+    highs = np.searchsorted(at, at + half, side="right")
     out = np.full(part.shape, np.nan)
     for t in range(part.size):
-        window = part[max(0, t - half) : t + half + 1]
+        window = part[lows[t] : highs[t]]
         window = window[~np.isnan(window)]
         if window.size:
             out[t] = window.mean()
     return out
 
 
-def _robust_gap(arr, b, task, interval, window, smooth):
+def _robust_gap(arr: np.ndarray, ax: Axis, task, interval, window, smooth):
     """Reference level, smoothed curve from the switch on, and the minimum's offset."""
-    start, end = _start(b, interval), b[interval - 1]
-    level = reference_level(arr, b, task, interval, window)
-    smoothed = smoothed_after(arr[:, task - 1], start, smooth)
+    start, end = ax.start(interval), ax.bounds[interval - 1]
+    level = _level(arr, ax, task, interval, window)
+    smoothed = smoothed_after(arr[:, task - 1], start, smooth, ax.steps)
     segment = smoothed[: end - start]
     if math.isnan(level) or np.isnan(segment).all():
         return level, smoothed, None
     return level, smoothed, int(np.nanargmin(segment))
 
 
-def _recovery(arr, b, task, interval, window, smooth, tolerance):
+def _recovery(arr: np.ndarray, ax: Axis, task, interval, window, smooth, tolerance):
     """The curve (smoothed), its minimum's offset from the switch, and the points from the
     minimum until it is back within `tolerance` of the reference level (None: never, or
     no minimum)."""
-    level, smoothed, t_min = _robust_gap(arr, b, task, interval, window, smooth)
+    level, smoothed, t_min = _robust_gap(arr, ax, task, interval, window, smooth)
     if t_min is None:
         return smoothed, None, None
     with np.errstate(invalid="ignore"):
@@ -125,14 +149,16 @@ def gap_depth_robust(
     interval: int,
     window: int = WINDOW,
     smooth: int = SMOOTH,
+    *,
+    steps: Steps = None,
 ) -> float:
     """Reference level minus the smoothed curve's minimum in the interval (p.p.).
 
     Example: see the module's.
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    level, smoothed, t_min = _robust_gap(arr, b, task, interval, window, smooth)
+    level, smoothed, t_min = _robust_gap(arr, ax, task, interval, window, smooth)
     return math.nan if t_min is None else level - float(smoothed[t_min])
 
 
@@ -144,8 +170,10 @@ def time_to_recover_robust(
     window: int = WINDOW,
     smooth: int = RECOVERY_SMOOTH,
     tolerance: float = TOLERANCE,
+    *,
+    steps: Steps = None,
 ) -> float:
-    """Points from the switch until the smoothed curve is back within `tolerance` of the
+    """Batches from the switch until the smoothed curve is back within `tolerance` of the
     reference level (from its minimum on, to the end of the run), as % of the interval.
 
     Example:
@@ -157,10 +185,10 @@ def time_to_recover_robust(
         >>> round(time_to_recover_robust(acc, (4, 11), 1, 2, window=4, smooth=3, tolerance=0.5), 2)
         85.71
     """
-    arr, b = _validate(acc, boundaries)
+    arr, ax = _validate(acc, boundaries, steps)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    _, t_min, back = _recovery(arr, b, task, interval, window, smooth, tolerance)
+    _, t_min, back = _recovery(arr, ax, task, interval, window, smooth, tolerance)
     if back is None:
         return math.nan
-    start, end = _start(b, interval), b[interval - 1]
-    return (t_min + back) / (end - start) * 100.0
+    point = ax.start(interval) + t_min + back
+    return ax.since_switch(point, interval) / ax.length(interval) * 100.0

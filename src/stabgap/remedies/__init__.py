@@ -64,11 +64,14 @@ class Forward:
 
 @dataclass(frozen=True)
 class Step:
-    """Where the loop is: ``task`` (1-based), batch ``t`` of the run, ``t_in_task``."""
+    """Where the loop is: ``task`` (1-based), batch ``t`` of the run, ``t_in_task``, and the
+    training examples of this step's batch, ``batch`` (R, B) indices into the stream's
+    training set (set by the loop's update; None where no batch is given)."""
 
     task: int
     t: int
     t_in_task: int
+    batch: torch.Tensor | None = None
 
 
 class Remedy:

@@ -8,11 +8,13 @@ replay samples:
 
 and the optimiser steps with the preconditioned gradient. The matrices are recomputed
 from the current network every ``lpr_every`` batches, on ``lpr_samples`` samples drawn
-from the replay memory, which in this protocol is the data full replay draws from: every
-task seen so far (the paper's buffer holds the stream seen so far, the current task's
-data included). These are the paper's definitions for fully-connected layers, with its
-scale ω (``omega_0``) and its layer factor 1 for dense layers; its convolutional case
-(patches, and an extra β scale) is not implemented, so LPR is refused for the CNN.
+from the replay buffer. The paper's buffer holds the stream seen so far, the current
+task's data included; here that is every training example the run has trained on so far
+(each copy its own, from its batches), never one it has not yet seen. Fewer seen than
+``lpr_samples`` (the first batches): all of them. These are the paper's definitions for
+fully-connected layers, with its scale ω (``omega_0``) and its layer factor 1 for dense
+layers; its convolutional case (patches, and an extra β scale) is not implemented, so LPR
+is refused for the CNN.
 
 Stacked copies compute their matrices as one batch, which rounds differently from one
 matrix alone: a stacked LPR run equals its run alone to float tolerance, not to the bit.
@@ -70,6 +72,8 @@ class LayerwiseProximalReplay(Remedy):
             torch.Generator(device).manual_seed((zlib.crc32(b"lpr") << 32) + c.seed)
             for c in configs
         ]
+        # (R, training examples): which examples each copy has trained on so far.
+        self.seen = torch.zeros(len(configs), len(stream.train_y), dtype=torch.bool, device=device)
         self.inverses: list[torch.Tensor] = []  # per layer: (R, in + 1, in + 1)
 
     @classmethod
@@ -89,8 +93,9 @@ class LayerwiseProximalReplay(Remedy):
 
     @torch.no_grad()
     def before_step(self, model, optimizer, step: Step) -> None:
+        self.seen.scatter_(1, step.batch, True)  # this step's batch is seen from now on
         if step.t % self.every == 0:
-            self.inverses = self.preconditioners(model, self.replay_images(step.task))
+            self.inverses = self.preconditioners(model, *self.replay_samples())
         for w, b, inverse in zip(model.weights, model.biases, self.inverses, strict=True):
             # [∇W; ∇b] as (R, in + 1, out): P⁻¹ is symmetric, so P⁻¹·[∇W; ∇b] is the
             # transpose of the paper's [∇Wᵀ ∇b]·P⁻¹ in this (in, out) layout.
@@ -98,24 +103,37 @@ class LayerwiseProximalReplay(Remedy):
             w.grad.copy_(g[:, :-1])
             b.grad.copy_(g[:, -1:])
 
-    def replay_images(self, task: int) -> torch.Tensor:
-        """(R, n, pixels) replay samples of each copy: from tasks 1..task, the replay memory."""
-        seen = self.stream.train_offsets[task]
-        n = min(self.samples, seen)
-        idx = torch.stack(
-            [torch.randperm(seen, generator=g, device=g.device)[:n] for g in self.generators]
-        ).to(self.omega.device)
-        return pixels(rows(self.stream.train_x, idx))
+    def replay_indices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each copy's replay samples: up to ``lpr_samples`` examples drawn without
+        replacement from those it has seen. Returns (R, n) indices, padded with each copy's
+        first sample where it has fewer, and (R,) how many of them each copy has."""
+        picks = []
+        for seen, g in zip(self.seen, self.generators, strict=True):
+            pool = seen.nonzero().squeeze(1)  # the examples this copy has seen
+            order = torch.randperm(len(pool), generator=g, device=g.device)[: self.samples]
+            picks.append(pool[order.to(pool.device)])
+        counts = torch.tensor([len(p) for p in picks], device=self.device)
+        n = max(len(p) for p in picks)
+        padded = [torch.cat([p, p[:1].expand(n - len(p))]) for p in picks]
+        return torch.stack(padded), counts
 
-    def preconditioners(self, model, images: torch.Tensor) -> list[torch.Tensor]:
-        """(I + ω/n · Zᵀ Z)⁻¹ of every dense layer, Z its inputs on the n replay images."""
+    def replay_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, n, pixels) replay images of each copy, and (R,) how many are its own."""
+        idx, counts = self.replay_indices()
+        return pixels(rows(self.stream.train_x, idx)), counts
+
+    def preconditioners(self, model, images: torch.Tensor, counts: torch.Tensor) -> list:
+        """(I + ω/n · Zᵀ Z)⁻¹ of every dense layer, Z its inputs on each copy's first
+        ``counts[r]`` replay images (the rest is padding, left out)."""
         model.eval()
         _, hidden = model(images)
         model.train()
+        n = images.shape[1]
+        own = (torch.arange(n, device=images.device) < counts[:, None]).unsqueeze(2)  # (R, n, 1)
         out = []
         for z in [images.flatten(2), *hidden]:  # each layer's input: (R, n, in)
-            z = torch.cat([z, torch.ones_like(z[..., :1])], dim=2)  # the bias's input
-            moment = torch.bmm(z.transpose(1, 2), z) / z.shape[1]  # (R, in + 1, in + 1)
+            z = torch.cat([z, torch.ones_like(z[..., :1])], dim=2) * own  # the bias's input
+            moment = torch.bmm(z.transpose(1, 2), z) / counts.view(-1, 1, 1)  # (R, in+1, in+1)
             eye = torch.eye(z.shape[2], device=z.device)
             # I + ω·E[z zᵀ] is symmetric positive definite: inverted through its Cholesky
             # factor (also the stabler way; and this torch build's batched LU inverse can
