@@ -4,9 +4,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from stabgap.claims import check_claims
+from stabgap.claims import claim_checks, claim_sentence
+from stabgap.metrics import gap_depth
+from stabgap.stats import Family
 
-BOUNDARIES = (30, 60, 90)
+ENDS = (30, 60, 90)
 
 
 def curve(fall_points: int, depth: float, seed: int, later: float = 90.0) -> np.ndarray:
@@ -26,36 +28,68 @@ def curve(fall_points: int, depth: float, seed: int, later: float = 90.0) -> np.
     return acc
 
 
-def group(name: str, make) -> SimpleNamespace:
-    runs = [
-        SimpleNamespace(config={"seed": s}, acc=make(s), boundaries=BOUNDARIES) for s in range(5)
-    ]
-    return SimpleNamespace(base=name, key=name, runs=runs)
+def run(acc: np.ndarray, seed: int, config: dict) -> SimpleNamespace:
+    steps = np.arange(len(acc))
+    record = SimpleNamespace(config={**config, "seed": seed}, acc=acc, eval_steps=steps)
+    record.measure = lambda metric, *a, **k: metric(acc, ENDS, *a, steps=steps, **k)
+    return record
+
+
+def group(name: str, make, **config) -> SimpleNamespace:
+    config = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "lpr_omega": 0.0, **config}
+    runs = [run(make(s), s, config) for s in range(5)]
+    return SimpleNamespace(key=name, source="stabgap", runs=runs, config=runs[0].config)
 
 
 def verdicts(*groups) -> list[str]:
-    return check_claims(groups, {g.key: g.key for g in groups}, n_tasks=3)
+    labels = {g.key: g.key for g in groups}
+    checks = claim_checks(groups, labels, n_tasks=3)
+    family = Family([c for check in checks for _, c in check.tests])
+    return [claim_sentence(check, family, labels) for check in checks]
 
 
 def test_a_steeper_drop_with_momentum_agrees_and_a_gentler_one_contradicts():
     sgd = group("sgd", lambda s: curve(10 + s % 2, 20, s))
-    steep = group("sgd-momentum", lambda s: curve(2, 20 + s % 2, s))
+    steep = group("momentum-0.9", lambda s: curve(2, 20 + s % 2, s), momentum=0.9)
     (sentence,) = verdicts(sgd, steep)
-    assert "momentum makes the drop steeper" in sentence and sentence.endswith("agrees.")
-    gentle = group("sgd-momentum", lambda s: curve(20 + s % 2, 20, s))
+    assert "a higher momentum makes the drop after a switch steeper" in sentence
+    assert "Obis, 2025" in sentence and "differ in momentum only" in sentence
+    assert sentence.endswith("agrees.")
+    gentle = group("momentum-0.9", lambda s: curve(20 + s % 2, 20, s), momentum=0.9)
     (sentence,) = verdicts(sgd, gentle)
     assert sentence.endswith("contradicts it.")
 
 
+def test_momentum_at_another_learning_rate_is_not_taken_for_the_claim():
+    """The claim varied momentum at one learning rate: a group that also lowers it is not
+    what it compared (and is then one of a learning-rate pair, if there is one)."""
+    sgd = group("sgd", lambda s: curve(10 + s % 2, 20, s))
+    other = group("sgd-momentum", lambda s: curve(2, 20 + s % 2, s), momentum=0.9, lr=0.01)
+    assert verdicts(sgd, other) == []
+
+
+def test_a_smaller_constant_learning_rate_is_compared_with_the_larger():
+    fast = group("lr=0.1", lambda s: curve(3, 20 + s % 2, s))
+    slow = group("lr=0.01", lambda s: curve(3, 8 + s % 2, s), lr=0.01)
+    (sentence,) = verdicts(fast, slow)
+    assert "**lr=0.01** against lr=0.1 (they differ in lr only)" in sentence
+    assert "Sobocińska, 2025" in sentence and "GD_1,2 (p.p.) -12.00" in sentence
+
+
 def test_each_strength_of_a_remedy_gets_its_own_verdict():
     base = group("baseline", lambda s: curve(5, 20 + s % 2, s))
-    smaller = group("lpr-1", lambda s: curve(5, 5 + s % 2, s, later=80 + s % 2))
-    same = group("lpr-10", lambda s: curve(5, 20 + (s + 1) % 2, s, later=90 - s % 2))
+    smaller = group("lpr-1", lambda s: curve(5, 5 + s % 2, s, later=80 + s % 2), lpr_omega=1.0)
+    same = group("lpr-10", lambda s: curve(5, 20 + (s + 1) % 2, s, later=90 - s % 2), lpr_omega=10)
     out = verdicts(base, smaller, same)
     assert len(out) == 2
     assert "**lpr-1**" in out[0] and out[0].endswith("agrees.")
     assert "**lpr-10**" in out[1] and "does not show it" in out[1]
+    assert "simultaneous 95 % CI over 4 tests" in out[0]
 
 
 def test_nothing_is_said_without_the_compared_group():
-    assert verdicts(group("sgd-momentum", lambda s: curve(2, 20, s))) == []
+    assert verdicts(group("momentum-0.9", lambda s: curve(2, 20, s), momentum=0.9)) == []
+
+
+def test_the_hand_made_curves_have_the_gaps_they_say():
+    assert gap_depth(curve(5, 20, 0), ENDS, 1, 2) == 20.0

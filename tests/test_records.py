@@ -84,6 +84,7 @@ def test_curves_file_holds_no_pickles(tmp_path, record):
             "acc",
             "eval_steps",
             "boundaries",
+            "task_ends",
             "loss",
             "active_fraction",
             "mean_square",

@@ -1,10 +1,11 @@
 """Reference import and the report, on the reference's real output file."""
 
+import csv
 import json
 import re
 
 import pytest
-from conftest import reference_dir
+from conftest import ROOT, reference_dir
 
 from stabgap.cli import main
 from stabgap.records import iter_runs
@@ -97,3 +98,33 @@ def test_report_has_every_figure_as_png_and_pdf_and_answers(imported, tmp_path):
 def test_report_of_an_empty_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no run directories" in capsys.readouterr().err
+
+
+PAPER_RECORDS = ROOT / "docs" / "results" / "gpu-h200-2026-11-26" / "table1-fp32"
+
+
+def test_the_paper_records_are_tested_for_equality_and_ttr_under_each_definition(tmp_path):
+    """The committed 15-seed paper-protocol runs: every GD and ACC cell equal to the
+    reference's within its margin (two one-sided tests); the time to recover compared
+    under every definition, adjusted with every other test of the report."""
+    report = tmp_path / "report"
+    assert main(["report", str(PAPER_RECORDS), "--out", str(report)]) == 0
+    text = (report / "report.md").read_text()
+    assert "All 6 cells with a margin are equal to the reference's" in text
+    with open(report / "reference.csv") as f:
+        cells = {(r["experiment"], r["metric"]): r["verdict"] for r in csv.DictReader(f)}
+    assert cells[("baseline", "GD_1,3")].startswith("equal within ±1.5 (p = ")
+    assert cells[("nd", "final ACC")].startswith("equal within ±0.25 (p = ")
+    assert cells[("nd", "TTR_1,3 (%)")] == "no margin set: no equality claimed"
+    with open(report / "time-to-recover.csv") as f:
+        ttr = {r["definition"]: r["verdict"] for r in csv.DictReader(f)}
+    assert ttr["robust: within 1 p.p. of the 10-batch level (stabgap's default)"] == "shorter"
+    assert ttr["reference: back to the last point before the switch"].startswith(
+        "not shown at n = 15 and 14"
+    )
+    assert ttr["robust: within 10% of the dip's own depth"].startswith("not shown at n = 15")
+    # One family: the comparisons table (7 metrics), Q1 (its GD_1,3 test counted once), the
+    # 5 definitions of the time to recover not already compared, and inside the network
+    # the active units' comparison and Spearman's correlation.
+    assert "Bonferroni over the 14 tests of this report" in text
+    assert "simultaneous 95 % CI over 14 tests" in text.split("Q1. Yes")[1]

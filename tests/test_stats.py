@@ -13,7 +13,14 @@ import pytest
 from scipy import stats as sps
 
 from stabgap.aggregate import summarize
-from stabgap.stats import ALPHA, answer_questions, censored_median, compare, holm
+from stabgap.stats import (
+    ALPHA,
+    Family,
+    answer_questions,
+    censored_median,
+    compare,
+    equivalence,
+)
 
 NAN = math.nan
 A = {1: 16.0, 2: 15.0, 3: 18.0, 4: 17.5, 5: 14.0}
@@ -40,9 +47,8 @@ def test_welch_against_textbook_formula():
     assert c.welch_df == pytest.approx(df)
     assert c.welch_p == pytest.approx(2 * sps.t.sf(abs(t), df))
     half = sps.t.ppf(0.975, df) * math.sqrt(x.var(ddof=1) / 5 + y.var(ddof=1) / 5)
-    assert c.diff_ci95_low == pytest.approx(c.diff - half)
-    assert c.diff_ci95_high == pytest.approx(c.diff + half)
-    assert c.significant and c.alpha == ALPHA == 0.05
+    assert c.interval() == pytest.approx((c.diff - half, c.diff + half))
+    assert c.significant and c.alpha == ALPHA == 0.05 and c.family == 1
 
 
 def test_welch_small_example_by_hand():
@@ -64,6 +70,9 @@ def test_paired_tests_use_shared_seeds_only():
     assert c.paired_p == pytest.approx(2 * sps.t.sf(abs(t), d.size - 1))
     # All four differences are negative: the exact two-sided Wilcoxon p is 2 / 2^4.
     assert c.wilcoxon_p == pytest.approx(2 / 16)
+    half = sps.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert c.paired_diff == d.mean()
+    assert c.paired_interval() == pytest.approx((d.mean() - half, d.mean() + half))
 
 
 def test_wilcoxon_exact_by_hand():
@@ -116,13 +125,67 @@ def test_wilcoxon_floor_is_stated_for_few_pairs():
     assert "with 4 pairs it cannot go below 0.125" in sentence
 
 
-def test_holm_by_hand():
-    # sorted p: 0.01 (x4 = 0.04), 0.03 (x3 = 0.09), 0.04 (x2 = 0.08 -> 0.09, monotone),
-    # 0.2 (x1 = 0.2); NaN stays NaN and does not count.
-    out = holm([0.01, 0.04, NAN, 0.03, 0.2])
-    assert out[0] == pytest.approx(0.04) and out[3] == pytest.approx(0.09)
-    assert out[1] == pytest.approx(0.09) and out[4] == pytest.approx(0.2)
-    assert math.isnan(out[2])
+@pytest.mark.parametrize("family", [1, 3, 12, 60])
+def test_an_adjusted_interval_excludes_zero_exactly_when_the_adjusted_verdict_is_significant(
+    family,
+):
+    """Bonferroni over m tests: p·m < α ⟺ the (1 − α/m) Welch interval excludes 0 (the
+    same t distribution); over many differences of either sign, the two never disagree."""
+    rng = np.random.default_rng(family)
+    for _ in range(200):
+        a = dict(enumerate(rng.normal(0, 1, 5)))
+        b = dict(enumerate(rng.normal(rng.normal(0, 1.5), rng.uniform(0.3, 2), 5)))
+        c = compare(a, b).adjusted(family)
+        low, high = c.interval()
+        assert c.p_adjusted == min(1.0, c.welch_p * family)
+        assert c.significant == (low > 0 or high < 0)
+        level = 1 - ALPHA / family
+        half = sps.t.ppf(0.5 + level / 2, c.welch_df) * c.diff_se
+        assert (low, high) == pytest.approx((c.diff - half, c.diff + half))
+
+
+def test_a_family_counts_each_comparison_once_and_adds_other_tests():
+    one = compare(A, B, "baseline", "nd", metric="GD")
+    other = compare(A, B, "baseline", "nd", metric="ACC")
+    untestable = compare({1: 1.0}, {1: 2.0}, metric="x")
+    family = Family([one, one, other, untestable], extra=2)
+    assert family.size == 4
+    c = family.adjusted(one)
+    assert c.family == 4 and c.p == pytest.approx(min(1.0, 4 * one.welch_p))
+    assert "simultaneous 95 % CI over 4 tests" in c.sentence()
+    assert family.p(0.02) == pytest.approx(0.08)
+
+
+def test_a_difference_not_shown_says_what_the_n_could_detect():
+    """Non-significance is not equality: the sentence gives the n and the difference that
+    n would have detected with 80 % power (normal-theory, from its own standard error)."""
+    a = {1: 10.0, 2: 12.0, 3: 11.0}
+    b = {1: 10.5, 2: 12.4, 3: 11.2}
+    c = compare(a, b, "base", "nd", metric="GD")
+    assert not c.significant
+    expected = (sps.t.ppf(0.975, c.welch_df) + sps.t.ppf(0.8, c.welch_df)) * c.diff_se
+    assert c.detectable() == pytest.approx(expected)
+    text = c.sentence(unit="p.p.")
+    assert "not shown at n = 3 and 3 (a difference smaller than about" in text
+    assert f"{expected:.2f} p.p. could not be detected with 80 % power" in text
+    assert "not significant" not in text and "no " not in text.split("; Hedges")[0].lower()
+
+
+def test_equivalence_by_two_one_sided_tests():
+    # Textbook TOST from summaries: both one-sided p values below α ⟺ the 90 % interval
+    # inside the margin.
+    a, b, margin = (16.36, 1.44, 15), (16.67, 1.69, 15), 1.5
+    e = equivalence(a, b, margin)
+    se = math.sqrt(1.44**2 / 15 + 1.69**2 / 15)
+    df = (1.44**2 / 15 + 1.69**2 / 15) ** 2 / ((1.44**2 / 15) ** 2 / 14 + (1.69**2 / 15) ** 2 / 14)
+    diff = 16.67 - 16.36
+    p = max(sps.t.sf((diff + margin) / se, df), sps.t.cdf((diff - margin) / se, df))
+    assert e.p == pytest.approx(p) and e.equivalent
+    half = sps.t.ppf(0.95, df) * se
+    assert (e.low, e.high) == pytest.approx((diff - half, diff + half))
+    assert -margin < e.low and e.high < margin
+    wide = equivalence(a, b, 0.5)  # the same runs, a margin narrower than the interval
+    assert not wide.equivalent and "equivalence not shown within ±0.5" in wide.sentence()
 
 
 def test_censored_median_counts_never_recovered_as_infinite():
@@ -144,15 +207,15 @@ def test_identical_samples_give_no_wilcoxon():
 
 
 def test_sentence_has_the_numbers():
-    c = compare(A, B, "baseline", "ND", metric="GD_{1,3}")
+    c = compare(A, B, "baseline", "ND", metric="GD_1,3")
     s = c.sentence(unit="p.p.")
     # B: mean 6.1, variance 8.2 / 4; A: mean 16.1, variance 11.2 / 4.
     assert s.startswith(
-        "GD_{1,3}: ND 6.10 ± 1.43 p.p. (n = 5) vs baseline 16.10 ± 1.67 p.p. (n = 5); "
-        "difference ND − baseline = -10.00 p.p. (95% CI "
+        "GD_1,3: ND 6.10 ± 1.43 p.p. (n = 5) vs baseline 16.10 ± 1.67 p.p. (n = 5); "
+        "difference ND − baseline = -10.00 p.p. (95 % CI "
     )
     assert f"Welch's t({c.welch_df:.1f}) = {c.welch_t:.2f}" in s
-    assert "significant at α = 0.05" in s and "not significant" not in s
+    assert ": significant at α = 0.05" in s and "not shown" not in s
     assert "paired over 4 shared seeds" in s and "Hedges' g" in s
 
 
@@ -197,16 +260,18 @@ def test_answers_when_nd_reduces_the_gap():
     answers = answer_questions(rows_for(FULL))
     q1 = answers[0]
     assert q1.startswith("Q1. Yes: ND reduces the task-1 gap depth in interval 3")
-    assert "α = 0.05" in q1 and "GD_{1,3}: nd 5.12 ± 0.85 p.p. (n = 4)" in q1
+    assert "α = 0.05" in q1 and "GD_1,3: nd 5.12 ± 0.85 p.p. (n = 4)" in q1
     q2 = [a for a in answers if a.startswith("Q2 (")]
-    assert q2[0].startswith("Q2 (GD_{1,3}). ND without replay is significantly worse than")
+    assert q2[0].startswith("Q2 (GD_1,3). ND without replay is significantly worse than")
     assert q2[1].startswith("Q2 (final ACC). ND without replay is significantly worse than")
     assert (
-        "Q2. In short, ND without replay does not beat the baseline with replay on either "
-        "GD_{1,3} or final ACC." in answers
+        "Q2. In short, ND without replay is not shown to beat the baseline with replay on "
+        "GD_1,3 or on final ACC." in answers
     )
+    # Five tests (Q1, and Q2's four), adjusted together.
+    assert "simultaneous 95 % CI over 5 tests" in q1
     assert any(
-        a.startswith("Q2, without replay (GD_{1,3}). ND without replay beats the baseline")
+        a.startswith("Q2, without replay (GD_1,3). ND without replay beats the baseline")
         for a in answers
     )
     assert any(
@@ -218,8 +283,8 @@ def test_answers_when_nd_reduces_the_gap():
 def test_answers_when_nd_does_not_reduce_the_gap():
     same = {**FULL, "nd": {"gd": [17.0, 14.0, 18.5, 16.0], "acc": FULL["nd"]["acc"]}}
     q1 = answer_questions(rows_for(same))[0]
-    assert q1.startswith("Q1. No: ND does not significantly reduce the task-1 gap depth")
-    assert "not significant at α = 0.05" in q1
+    assert q1.startswith("Q1. Not shown: no significant change of the task-1 gap depth by ND")
+    assert "not shown at n = 4 and 4 (a difference smaller than about" in q1
     worse = {**FULL, "nd": {"gd": [26.0, 25.0, 28.0, 27.0]}}
     assert answer_questions(rows_for(worse))[0].startswith("Q1. No: ND increases")
 
@@ -228,14 +293,14 @@ def test_answers_accept_summaries_and_an_interval():
     rows = rows_for(FULL)
     assert answer_questions(summarize(rows)) == answer_questions(rows)
     q1 = answer_questions(rows, interval=2)[0]
-    assert "in interval 2" in q1 and "GD_{1,2}" in q1
+    assert "in interval 2" in q1 and "GD_1,2" in q1
 
 
 def test_missing_experiments_are_skipped_not_fatal():
     only = {k: FULL[k] for k in ("baseline", "nd")}
     answers = answer_questions(rows_for(only))
     assert answers[0].startswith("Q1. Yes")
-    assert "Q2 (GD_{1,3}) skipped: no runs of experiment 'nd-no-replay'" in answers[1]
+    assert "Q2 (GD_1,3) skipped: no runs of experiment 'nd-no-replay'" in answers[1]
     assert all("skipped" in a for a in answers[1:])
     none = answer_questions(rows_for({"baseline": FULL["baseline"]}))
     assert none[0] == "Q1 skipped: no runs of experiment 'nd' (found: baseline)."

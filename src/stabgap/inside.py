@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
@@ -18,7 +19,7 @@ from scipy import stats as sps
 from stabgap.aggregate import format_mean_std
 from stabgap.metrics import gap_depth
 from stabgap.records import RunRecord
-from stabgap.stats import compare
+from stabgap.stats import ALPHA, Comparison, Family, compare
 
 
 def at_switch(record: RunRecord, statistic: str, interval: int) -> float:
@@ -63,35 +64,56 @@ def activity_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str],
     return header, rows
 
 
-def sparsity_findings(base, compared: Sequence, labels: dict[str, str], n_tasks: int) -> list[str]:
-    """Does each compared group end sparser than the baseline, and do sparser networks have
-    smaller gaps (over every run of the study)?"""
+@dataclass(frozen=True)
+class SparsityTests:
+    """Does each compared group end sparser than the baseline (one comparison each), and do
+    sparser networks have smaller gaps (Spearman's ρ over every run; None below 5 runs)?"""
+
+    comparisons: list[Comparison]
+    rho: tuple[float, float, int] | None  # (ρ, p, runs)
+    interval: int
+
+
+def sparsity_tests(base, compared: Sequence, labels: dict[str, str], n_tasks: int):
+    """The tests of the report's "Inside the network" findings (None without statistics)."""
     if n_tasks < 2 or not base.runs or not base.runs[0].activity:
-        return []
-    out = []
-    a = {r.config["seed"]: float(np.nanmean(final(r, "active_fraction"))) * 100 for r in base.runs}
-    for g in compared:
-        b = {r.config["seed"]: float(np.nanmean(final(r, "active_fraction"))) * 100 for r in g.runs}
-        c = compare(a, b, labels[base.key], labels[g.key], metric="active units at the end (%)")
-        out.append(c.sentence(unit="%", diff_unit="p.p."))
-    runs = [r for g in [base, *compared] for r in g.runs]
-    active = [at_switch(r, "active_fraction", n_tasks) for r in runs]
-    gaps = [r.measure(gap_depth, 1, n_tasks) for r in runs]
-    keep = [
-        i for i, (x, y) in enumerate(zip(active, gaps, strict=True)) if np.isfinite([x, y]).all()
+        return None
+
+    def active(g) -> dict:
+        return {
+            r.config["seed"]: float(np.nanmean(final(r, "active_fraction"))) * 100 for r in g.runs
+        }
+
+    a = active(base)
+    comparisons = [
+        compare(a, active(g), labels[base.key], labels[g.key], metric="active units at the end (%)")
+        for g in compared
     ]
+    runs = [r for g in [base, *compared] for r in g.runs]
+    shares = [at_switch(r, "active_fraction", n_tasks) for r in runs]
+    gaps = [r.measure(gap_depth, 1, n_tasks) for r in runs]
+    keep = [i for i, xy in enumerate(zip(shares, gaps, strict=True)) if np.isfinite(xy).all()]
+    rho = None
     if len(keep) >= 5:
-        rho, p = sps.spearmanr([active[i] for i in keep], [gaps[i] for i in keep])
+        r, p = sps.spearmanr([shares[i] for i in keep], [gaps[i] for i in keep])
+        rho = (float(r), float(p), len(keep))
+    return SparsityTests(comparisons, rho, n_tasks)
+
+
+def sparsity_findings(tests: SparsityTests | None, family: Family) -> list[str]:
+    """The findings in words, each adjusted over the report's `family`."""
+    if tests is None:
+        return []
+    out = [family.adjusted(c).sentence(unit="%", diff_unit="p.p.") for c in tests.comparisons]
+    if tests.rho is not None:
+        rho, p, n = tests.rho
+        q, j = family.p(p), tests.interval
+        relation = "no significant relation was shown at this n."
+        if q < ALPHA:
+            relation = f"{'sparser' if rho > 0 else 'denser'} networks had smaller gaps."
         out.append(
-            f"Over the {len(keep)} runs of these groups, the share of task 1's active units "
-            f"just before interval {n_tasks} and its gap depth GD_1,{n_tasks} in it have "
-            f"Spearman's ρ = {rho:+.2f} (p = {p:.2g}): "
-            + (
-                "sparser networks had smaller gaps."
-                if rho > 0 and p < 0.05
-                else "denser networks had smaller gaps."
-                if rho < 0 and p < 0.05
-                else "no clear relation."
-            )
+            f"Over the {n} runs of these groups, the share of task 1's active units just before "
+            f"interval {j} and its gap depth GD_1,{j} in it have Spearman's ρ = {rho:+.2f} "
+            f"(p = {p:.2g}, adjusted p = {q:.2g}): {relation}"
         )
     return out

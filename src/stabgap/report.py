@@ -33,17 +33,24 @@ from stabgap.aggregate import (
     ttr_cell,
     write_table,
 )
-from stabgap.claims import check_claims
 from stabgap.config import FIELDS
 from stabgap.errors import StabgapError
 from stabgap.export import curve_rows, loss_rows
+from stabgap.fidelity import summary
 from stabgap.group_cost import COST_NOTE, cost_table
 from stabgap.groups import Group, build_groups, choose, common_settings, file_name, split_names
-from stabgap.inside import activity_table, sparsity_findings
+from stabgap.inside import activity_table
 from stabgap.noise import noise_table
 from stabgap.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
 from stabgap.records import RunRecord, iter_runs
-from stabgap.stats import Comparison, answer_questions, censored_median, compare, holm
+from stabgap.stats import Family, censored_median
+from stabgap.verdicts import (
+    comparison_rows,
+    fidelity_table,
+    judge,
+    sentences,
+    ttr_table,
+)
 
 MAX_CURVES = 8  # groups in one curve figure before it stops being readable
 NOISE_NOTE = (
@@ -51,6 +58,20 @@ NOISE_NOTE = (
     "between the subsets of one run is evaluation noise alone (the network is the same). "
     "Beside the seed-to-seed SD of each metric (on the pooled curves), the SD that "
     "evaluation noise gives one subset's measurement."
+)
+TTR_NOTE = (
+    "Task 1's time to recover in the last interval, baseline against ND, under each "
+    "definition: the reference's (back to the single last point before the switch), and the "
+    "robust one (a 10-batch level) at fixed tolerances and at tolerances relative to each "
+    "dip's depth. A fixed tolerance lets a shallower dip count as recovered sooner; a "
+    "relative one holds every dip to the same share of its own drop. Means are over the "
+    "seeds that recovered."
+)
+FIDELITY_NOTE = (
+    "The baseline and ND groups run the paper protocol: each Table 1 cell against the "
+    "reference's published mean ± sd over its 15 seeds (PROTOCOL.md). Equality is tested, "
+    "not assumed from a non-significant difference: two one-sided Welch tests against the "
+    "margin, equal when the 90 % interval of the difference lies inside it."
 )
 ACTIVITY_NOTE = (
     "The hidden layers at the last evaluation, averaged over the tasks evaluated: the share "
@@ -153,12 +174,23 @@ def _build(
     (out / "groups.csv").write_text(_csv([header, *rows]))
     tables.append(("Every group", _markdown_table(header, rows)))
 
-    comparisons = compare_groups(summaries, base, compared, n_tasks, shown)
-    (out / "comparisons.csv").write_text(_comparisons_csv(comparisons))
-    findings = [_finding(shown[g.key], shown[base.key], cs) for g, cs in comparisons]
-    poster = _poster_questions(summaries, groups, n_tasks, shown) + check_claims(
-        groups, shown, n_tasks
-    )
+    verdicts = judge(summaries, groups, base, compared, n_tasks, shown)
+    (out / "comparisons.csv").write_text(_csv(comparison_rows(verdicts)))
+    said = sentences(verdicts, base, shown)
+    findings, poster = said["findings"], said["poster"]
+    header, rows = ttr_table(verdicts)
+    if rows:
+        (out / "time-to-recover.csv").write_text(_csv([header, *rows]))
+        tables.append(
+            ("Time to recover, by definition", TTR_NOTE + "\n\n" + _markdown_table(header, rows))
+        )
+    header, rows = fidelity_table(verdicts)
+    if rows:
+        (out / "reference.csv").write_text(_csv([header, *rows]))
+        text = FIDELITY_NOTE + "\n\n" + _markdown_table(header, rows)
+        tables.append(
+            ("Against the reference's published values", text + "\n\n" + summary(verdicts.fidelity))
+        )
 
     header, rows = cost_table(ordered, base, shown)
     (out / "cost.csv").write_text(_csv([header, *rows]))
@@ -169,7 +201,7 @@ def _build(
         (out / "noise.csv").write_text(_csv([header, *rows]))
         tables.append(("Measurement noise", NOISE_NOTE + "\n\n" + _markdown_table(header, rows)))
     header, rows = activity_table(ordered, shown)
-    inside = sparsity_findings(base, [g for g in compared if g.runs], shown, n_tasks)
+    inside = said["inside"]
     if rows:
         (out / "activity.csv").write_text(_csv([header, *rows]))
         text = ACTIVITY_NOTE + "\n\n" + _markdown_table(header, rows)
@@ -180,102 +212,20 @@ def _build(
     write_table(loss_rows(everything, group_of), out / "losses")
 
     figures = _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out)
-    text = _markdown(records, groups, base, compared, labels, tables, findings, poster, q3, figures)
-    (out / "report.md").write_text(text)
-
-
-# The metrics a comparison covers: (metric, task, interval or "T" for the last, name, unit,
-# lower is better).
-def _compared_metrics(n_tasks: int) -> list[tuple]:
-    first = [("gap_depth", 1, 2, "GD_1,2", "p.p.", True)] if n_tasks > 2 else []
-    return first + [
-        ("gap_depth", 1, n_tasks, f"GD_1,{n_tasks}", "p.p.", True),
-        ("time_to_recover", 1, n_tasks, f"TTR_1,{n_tasks}", "%", True),
-        ("avg_acc_final", None, None, "final ACC", "%", False),
-        ("min_acc", 1, None, "min-ACC_1", "%", False),
-        ("wc_acc", None, n_tasks, f"WC-ACC_{n_tasks}", "%", False),
-    ]
-
-
-def compare_groups(
-    summaries: list[GroupSummary],
-    base: Group,
-    compared: list[Group],
-    n_tasks: int,
-    labels: dict[str, str],
-) -> list[tuple[Group, list[tuple[str, bool, Comparison]]]]:
-    """Each compared group against the baseline on every compared metric.
-
-    Welch's p values are Holm-adjusted per metric over the compared groups: with many
-    groups, some would pass α by chance alone.
-    """
-    if n_tasks < 2:
-        return []
-    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
-    results: dict[str, list] = {g.key: [] for g in compared}
-    for metric, task, interval, name, _, lower in _compared_metrics(n_tasks):
-        row = []
-        for g in compared:
-            a = index.get((base.key, metric, task, interval))
-            b = index.get((g.key, metric, task, interval))
-            if a is None or b is None:
-                continue
-            c = compare(a.by_seed(), b.by_seed(), labels[base.key], labels[g.key], metric=name)
-            row.append((g, c))
-        adjusted = holm([c.welch_p for _, c in row])
-        for (g, c), p in zip(row, adjusted, strict=True):
-            c = dataclasses.replace(c, p_adjusted=None if math.isnan(p) else p)
-            results[g.key].append((name, lower, c))
-    return [(g, results[g.key]) for g in compared]
-
-
-def _finding(label: str, base_label: str, comparisons: list[tuple[str, bool, Comparison]]) -> str:
-    """One sentence per compared group: which way each metric went, and how sure that is."""
-    parts = []
-    for name, lower, c in comparisons:
-        unit = "% of the interval" if name.startswith("TTR") else "p.p."
-        never = ""
-        if name.startswith("TTR") and (c.n_undefined_a or c.n_undefined_b):
-            never = (
-                f", over the seeds that recovered ({c.n_undefined_b} of {label}'s and "
-                f"{c.n_undefined_a} of {base_label}'s never did)"
-            )
-        if not c.testable:
-            verdict = f"{_signed(c.diff)} {unit}{never} ({c.why_untestable()})"
-        else:
-            better = (c.diff < 0) == lower
-            word = ("better" if better else "worse") if c.significant else "no significant change"
-            verdict = (
-                f"{_signed(c.diff)} {unit}{never} (95 % CI {_signed(c.diff_ci95_low)} to "
-                f"{_signed(c.diff_ci95_high)}; Holm-adjusted p = {c.p:.2g}: {word})"
-            )
-        parts.append(f"{name} {verdict}")
-    return f"**{label}** against {base_label}: " + "; ".join(parts) + "."
-
-
-def _signed(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:+.2f}"
-
-
-def _poster_questions(summaries, groups: list[Group], n_tasks: int, labels) -> list[str]:
-    """The poster's Q1 and Q2, when the study has its groups: one group for each of the
-    poster's experiments it runs (baseline and nd at least), whatever their labels."""
-    roles = ("baseline", "nd", "no-replay", "nd-no-replay")
-    found = {}
-    for role in roles:
-        matches = [g for g in groups if g.base == role and g.runs]
-        if len(matches) == 1:
-            found[role] = matches[0].key
-    if n_tasks < 2 or not {"baseline", "nd"} <= found.keys():
-        return []
-    return answer_questions(
-        summaries,
-        baseline=found["baseline"],
-        nd=found["nd"],
-        no_replay=found.get("no-replay", "no-replay"),
-        nd_no_replay=found.get("nd-no-replay", "nd-no-replay"),
-        names=labels,
+    text = _markdown(
+        records,
+        groups,
+        base,
+        compared,
+        labels,
+        tables,
+        findings,
+        poster,
+        q3,
+        figures,
+        verdicts.family,
     )
+    (out / "report.md").write_text(text)
 
 
 # --- tables ----------------------------------------------------------------------------------
@@ -338,51 +288,6 @@ def _csv(rows: list[list[str]]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
-
-
-def _comparisons_csv(comparisons) -> str:
-    header = [
-        "group",
-        "baseline",
-        "metric",
-        "n_group",
-        "n_baseline",
-        "mean_group",
-        "mean_baseline",
-        "difference",
-        "ci95_low",
-        "ci95_high",
-        "welch_p",
-        "holm_p",
-        "paired_n",
-        "paired_p",
-        "wilcoxon_p",
-        "hedges_g",
-    ]
-    rows = [header]
-    for _, cs in comparisons:
-        for name, _, c in cs:
-            rows.append(
-                [
-                    c.label_b,
-                    c.label_a,
-                    name,
-                    c.n_b,
-                    c.n_a,
-                    c.mean_b,
-                    c.mean_a,
-                    c.diff,
-                    c.diff_ci95_low,
-                    c.diff_ci95_high,
-                    c.welch_p,
-                    "" if c.p_adjusted is None else c.p_adjusted,
-                    c.n_paired,
-                    c.paired_p,
-                    c.wilcoxon_p,
-                    c.hedges_g,
-                ]
-            )
-    return _csv([["" if isinstance(v, float) and math.isnan(v) else v for v in r] for r in rows])
 
 
 def _cost_columns(runs_dir: Path) -> tuple[dict[str, dict[str, str]], str | None]:
@@ -554,7 +459,9 @@ def _tradeoff(summaries, key: str, n_tasks: int) -> tuple[float, float, float, f
 
 
 # --- report.md ----------------------------------------------------------------------------------
-def _markdown(records, groups, base, compared, labels, tables, findings, poster, q3, figures):
+def _markdown(
+    records, groups, base, compared, labels, tables, findings, poster, q3, figures, family: Family
+):
     sources = sorted({r.metadata.get("source", "stabgap") for r in records})
     n_ok = sum(len(g.runs) for g in groups)
     common = common_settings(groups)
@@ -564,12 +471,17 @@ def _markdown(records, groups, base, compared, labels, tables, findings, poster,
         + (f"; every group has {common}" if common else "")
         + f". Baseline group: **{labels[base.key]}**; compared with it: "
         + ("; ".join(labels[g.key] for g in compared) or "none")
-        + ". Mean ± sample standard deviation over seeds, [95 % t interval]. TTR is averaged "
-        "over the seeds that recovered, with the number that never did and the median "
-        "counting those as never. Runs of one seed share their initialisation, batches and "
-        "test subsets across groups (common random numbers), so the paired tests on shared "
-        "seeds are the sharper ones; the verdicts rest on Welch's test, which does not "
-        "assume that, with Holm's correction over the compared groups.",
+        + ". Mean ± sample standard deviation over seeds, [95 % t interval of the mean, "
+        "unadjusted]. TTR is averaged over the seeds that recovered, with the number that "
+        "never did and the median counting those as never. Verdicts: Welch's t-test, "
+        f"{family.describe()} (every comparison, question, reported finding and correlation "
+        "below), each shown with the simultaneous interval at the same level, which excludes "
+        "0 exactly when the adjusted p is below 0.05. A difference that is not significant is "
+        "not shown at its n, which is not equality: the sentence says what difference that "
+        "n could have detected. Runs of one seed share their initialisation, batches and "
+        "test subsets across groups (common random numbers), so the paired interval over "
+        "shared seeds is shown beside Welch's; the verdicts rest on Welch's test, which does "
+        "not assume that.",
     ]
     diverged = [r for g in groups for r in g.diverged]
     if diverged:
@@ -596,7 +508,7 @@ def _markdown(records, groups, base, compared, labels, tables, findings, poster,
         "with its tests), `metrics.csv` (every metric of every run, with its config), "
         "`cost.csv` (each group's training cost), `curves.csv` (every run's accuracy and "
         "activity at every point), `losses.csv` (its loss at every batch), and, where "
-        "measured, `noise.csv` and `activity.csv`; each table also as Parquet where pyarrow "
-        "is installed."
+        "measured, `noise.csv`, `activity.csv`, `time-to-recover.csv` and `reference.csv`; "
+        "each table also as Parquet where pyarrow is installed."
     ]
     return "\n\n".join(parts) + "\n"

@@ -1,17 +1,28 @@
 """Compare two experiments over seeds, and answer the poster's research questions in words.
 
 :func:`compare` takes two ``{seed: value}`` maps (None for an undefined value, which is left
-out and counted) and reports the difference of the means with its Welch 95 % interval,
-Welch's t-test, a paired t-test and a Wilcoxon signed-rank test over the shared seeds, and
-Hedges' g. :func:`answer_questions` applies it to the poster's Q1 and Q2.
+out and counted) and reports the difference of the means with its Welch interval, Welch's
+t-test, a paired t-test with its interval and a Wilcoxon signed-rank test over the shared
+seeds, and Hedges' g. :func:`answer_questions` applies it to the poster's Q1 and Q2;
+:func:`equivalence` tests two sets of runs for equality within a margin.
 
-Runs of two experiments with the same seed share their initialisation and batch order, so
-the paired tests are the sharper ones; Welch's test, which does not assume that, is the one
-the verdicts rest on.
+How verdicts are read, everywhere stabgap states one:
+
+- A report states many verdicts, so they are adjusted together (:class:`Family`, Bonferroni
+  over every test of the report), and each interval shown beside a verdict is the
+  simultaneous interval at the same level: the interval excludes 0 exactly when the
+  adjusted p is below α, so an interval and its verdict never disagree.
+- A difference that is not significant is not shown, which is not equality: the sentence
+  says at which n, and what difference that n could have detected (80 % power at the
+  adjusted level). Equality is claimed only by an equivalence test against a stated margin.
+- Runs of two experiments with the same seed share their initialisation and batch order,
+  so the paired interval over shared seeds is shown beside Welch's; the verdicts rest on
+  Welch's test, which does not assume that.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,9 +34,21 @@ from scipy import stats as sps
 
 from stabgap.aggregate import GroupSummary, format_mean_std, summarize
 
-__all__ = ["ALPHA", "MIN_SEEDS", "Comparison", "answer_questions", "compare", "holm"]
+__all__ = [
+    "ALPHA",
+    "MIN_SEEDS",
+    "POWER",
+    "Comparison",
+    "Equivalence",
+    "Family",
+    "answer_questions",
+    "compare",
+    "equivalence",
+    "question_tests",
+]
 
 ALPHA = 0.05
+POWER = 0.8  # the power at which a sentence says what difference an n could detect
 # Fewer seeds a side and a t-test's verdict rests on one variance estimate from two points:
 # the report then says that no test is possible instead of printing one.
 MIN_SEEDS = 3
@@ -42,16 +65,17 @@ class Comparison:
         n_undefined_a, n_undefined_b: Values left out as undefined (None or NaN).
         mean_a, mean_b, std_a, std_b: Means and sample standard deviations (ddof = 1).
         diff: ``mean_b - mean_a``.
-        diff_ci95_low, diff_ci95_high: 95 % interval of ``diff`` with the
-            Welch–Satterthwaite degrees of freedom.
+        diff_se: Welch's standard error of ``diff``.
         welch_t, welch_df, welch_p: Welch's unequal-variance t-test (two-sided).
         n_paired: Seeds defined on both sides.
-        paired_t, paired_p: Paired t-test on the shared seeds (NaN if ``n_paired < 2``).
-        wilcoxon_p: Wilcoxon signed-rank test on the shared seeds (NaN if ``n_paired < 2``
+        paired_diff, paired_se: Mean and standard error of the per-seed differences.
+        paired_t, paired_p: Paired t-test on the shared seeds (NaN if ``n_paired < 3``).
+        wilcoxon_p: Wilcoxon signed-rank test on the shared seeds (NaN if ``n_paired < 3``
             or all differences are zero).
         cohen_d: ``diff`` over the pooled standard deviation.
         hedges_g: Cohen's d times the small-sample correction ``1 - 3 / (4 (n_a + n_b) - 9)``.
         alpha: Significance level of :attr:`significant` and :meth:`sentence`.
+        family: How many tests the verdict is adjusted over (Bonferroni; 1: none).
     """
 
     label_a: str
@@ -66,19 +90,20 @@ class Comparison:
     std_a: float
     std_b: float
     diff: float
-    diff_ci95_low: float
-    diff_ci95_high: float
+    diff_se: float
     welch_t: float
     welch_df: float
     welch_p: float
     n_paired: int
+    paired_diff: float
+    paired_se: float
     paired_t: float
     paired_p: float
     wilcoxon_p: float
     cohen_d: float
     hedges_g: float
     alpha: float = ALPHA
-    p_adjusted: float | None = None  # Welch's p after a multiple-comparison correction
+    family: int = 1
 
     @property
     def testable(self) -> bool:
@@ -87,14 +112,51 @@ class Comparison:
         return not math.isnan(self.welch_p)
 
     @property
+    def p_adjusted(self) -> float:
+        """Welch's p, Bonferroni-adjusted over the :attr:`family` (itself when alone)."""
+        return min(1.0, self.welch_p * self.family)
+
+    @property
     def p(self) -> float:
-        """The p value the verdict rests on: the adjusted one when there is one."""
-        return self.welch_p if self.p_adjusted is None else self.p_adjusted
+        """The p value the verdict rests on: the adjusted one."""
+        return self.p_adjusted
 
     @property
     def significant(self) -> bool:
-        """Whether the verdict's p value is below :attr:`alpha`."""
+        """Whether the adjusted p value is below :attr:`alpha`."""
         return self.testable and self.p < self.alpha
+
+    @property
+    def level(self) -> float:
+        """The confidence of the intervals beside the verdict: 1 − α / family."""
+        return 1 - self.alpha / self.family
+
+    def adjusted(self, family: int) -> Comparison:
+        """This comparison as one of `family` tests adjusted together."""
+        return dataclasses.replace(self, family=max(1, family))
+
+    def interval(self) -> tuple[float, float]:
+        """Welch's interval of the difference at :attr:`level` (simultaneous in a family)."""
+        return _t_interval(self.diff, self.diff_se, self.welch_df, self.level)
+
+    def paired_interval(self) -> tuple[float, float]:
+        """The paired interval of the per-seed differences at :attr:`level`."""
+        return _t_interval(self.paired_diff, self.paired_se, self.n_paired - 1, self.level)
+
+    def interval_name(self) -> str:
+        """What the intervals are, said with them: "95 % CI", or simultaneous."""
+        if self.family == 1:
+            return "95 % CI"
+        return f"simultaneous 95 % CI over {self.family} tests"
+
+    def detectable(self, power: float = POWER) -> float:
+        """The smallest difference this n and these spreads detect with `power` at the
+        adjusted level (Welch's normal-theory approximation)."""
+        if math.isnan(self.diff_se) or self.diff_se == 0:
+            return math.nan
+        df = self.welch_df
+        t = sps.t.ppf(1 - self.alpha / (2 * self.family), df) + sps.t.ppf(power, df)
+        return float(t * self.diff_se)
 
     def why_untestable(self) -> str:
         if min(self.n_a, self.n_b) < MIN_SEEDS:
@@ -103,6 +165,32 @@ class Comparison:
                 f"(have {self.n_a} and {self.n_b})"
             )
         return "no test is possible: both groups have no spread over seeds"
+
+    def verdict(self, digits: int = 2, unit: str = "") -> str:
+        """The verdict alone: "significant ...", or "not shown at n = ..." with the
+        difference that n could have detected."""
+        if not self.testable:
+            return self.why_untestable()
+        if self.significant:
+            return f"significant at α = {self.alpha:g}"
+        u = f" {unit}" if unit else ""
+        shown = f"not shown at n = {self.n_a} and {self.n_b}"
+        small = self.detectable()
+        if math.isnan(small):
+            return shown
+        return (
+            f"{shown} (a difference smaller than about {small:.{digits}f}{u} could not be "
+            f"detected with {POWER * 100:.0f} % power at this level)"
+        )
+
+    def interval_text(self, digits: int = 2, unit: str = "") -> str:
+        """``"-10.00 p.p. (95 % CI -14.1 to -5.9)"``: the difference and its interval."""
+        u = f" {unit}" if unit else ""
+        low, high = self.interval()
+        return (
+            f"{_signed(self.diff, digits)}{u} ({self.interval_name()} {_signed(low, digits)} to "
+            f"{_signed(high, digits)})"
+        )
 
     def sentence(self, digits: int = 2, unit: str = "", diff_unit: str | None = None) -> str:
         """The comparison in one plain-English sentence, with its numbers.
@@ -113,7 +201,7 @@ class Comparison:
             diff_unit: Unit of the difference (default ``unit``), e.g. ``"p.p."``.
         """
         u = f" {unit}" if unit else ""
-        du = u if diff_unit is None else (f" {diff_unit}" if diff_unit else "")
+        du = unit if diff_unit is None else diff_unit
 
         def side(label: str, mean: float, std: float, n: int, n_undef: int) -> str:
             left_out = f", {n_undef} left out as undefined" if n_undef else ""
@@ -122,21 +210,22 @@ class Comparison:
         side_b = side(self.label_b, self.mean_b, self.std_b, self.n_b, self.n_undefined_b)
         side_a = side(self.label_a, self.mean_a, self.std_a, self.n_a, self.n_undefined_a)
         text = f"{self.metric}: {side_b} vs {side_a}"
+        d = f" {du}" if du else ""
         if not self.testable:
-            return f"{text}; difference {_signed(self.diff, digits)}{du}; {self.why_untestable()}."
-        verdict = "significant" if self.significant else "not significant"
-        adjusted = "" if self.p_adjusted is None else f", Holm-adjusted p = {_p(self.p_adjusted)}"
+            return f"{text}; difference {_signed(self.diff, digits)}{d}; {self.why_untestable()}."
+        adjusted = "" if self.family == 1 else f", adjusted p = {_p(self.p_adjusted)}"
         text += (
-            f"; difference {self.label_b} − {self.label_a} = {_signed(self.diff, digits)}{du}"
-            f" (95% CI {_signed(self.diff_ci95_low, digits)} to "
-            f"{_signed(self.diff_ci95_high, digits)}), Welch's t({self.welch_df:.1f}) = "
-            f"{self.welch_t:.2f}, p = {_p(self.welch_p)}{adjusted}, {verdict} at "
-            f"α = {self.alpha:g}"
+            f"; difference {self.label_b} − {self.label_a} = {self.interval_text(digits, du)}, "
+            f"Welch's t({self.welch_df:.1f}) = {self.welch_t:.2f}, p = {_p(self.welch_p)}"
+            f"{adjusted}: {self.verdict(digits, du)}"
         )
         if self.n_paired >= MIN_SEEDS:
+            low, high = self.paired_interval()
             text += (
-                f"; paired over {self.n_paired} shared seeds: t = {self.paired_t:.2f}, "
-                f"p = {_p(self.paired_p)}, Wilcoxon signed-rank p = {_p(self.wilcoxon_p)}"
+                f"; paired over {self.n_paired} shared seeds: difference "
+                f"{_signed(self.paired_diff, digits)}{d} ({low:+.{digits}f} to "
+                f"{high:+.{digits}f}), t = {self.paired_t:.2f}, p = {_p(self.paired_p)}, "
+                f"Wilcoxon signed-rank p = {_p(self.wilcoxon_p)}"
             )
             if self.n_paired <= WILCOXON_FLOOR_N:
                 floor = 2 / 2**self.n_paired
@@ -149,20 +238,37 @@ class Comparison:
 WILCOXON_FLOOR_N = 5
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of p values for multiple comparisons (NaN kept apart).
+class Family:
+    """The tests whose verdicts one report states, adjusted together (Bonferroni).
+
+    A test is one comparison (two groups, one metric; the same comparison asked twice, as
+    the comparisons table and a poster question may, counts once) or one further p value
+    (a correlation's). :meth:`adjusted` gives each comparison its place in the family.
 
     Example:
-        >>> [round(p, 4) for p in holm([0.01, 0.04, 0.03, 0.2])]
-        [0.04, 0.09, 0.09, 0.2]
+        >>> a, b = {1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 3.5, 3: 4.0}
+        >>> f = Family([compare(a, b, metric="x"), compare(a, b, metric="x")], extra=1)
+        >>> f.size, f.adjusted(compare(a, b, metric="x")).family
+        (2, 2)
     """
-    ps = [(p, i) for i, p in enumerate(p_values) if not math.isnan(p)]
-    out = [math.nan] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(sorted(ps)):
-        running = max(running, min(1.0, (len(ps) - rank) * p))
-        out[i] = running
-    return out
+
+    def __init__(self, comparisons: Iterable[Comparison], extra: int = 0) -> None:
+        keys = {(c.label_a, c.label_b, c.metric) for c in comparisons if c.testable}
+        self.size = max(1, len(keys) + extra)
+
+    def adjusted(self, c: Comparison) -> Comparison:
+        return c.adjusted(self.size)
+
+    def p(self, p: float) -> float:
+        """A further test's p value, adjusted as one of the family."""
+        return min(1.0, p * self.size)
+
+    def describe(self) -> str:
+        return (
+            "no adjustment (one test)"
+            if self.size == 1
+            else f"Bonferroni over the {self.size} tests of this report"
+        )
 
 
 def censored_median(values: Sequence[float | None], recovered: Sequence[bool]) -> float:
@@ -182,11 +288,18 @@ def censored_median(values: Sequence[float | None], recovered: Sequence[bool]) -
 
 
 def _signed(x: float, digits: int) -> str:
-    return f"{x:+.{digits}f}"
+    return "n/a" if math.isnan(x) else f"{x:+.{digits}f}"
 
 
 def _p(p: float) -> str:
     return "n/a" if math.isnan(p) else f"{p:.2g}"
+
+
+def _t_interval(center: float, se: float, df: float, level: float) -> tuple[float, float]:
+    if math.isnan(se) or math.isnan(df) or df <= 0:
+        return math.nan, math.nan
+    half = float(sps.t.ppf(0.5 + level / 2, df)) * se
+    return center - half, center + half
 
 
 def _defined(values: Mapping[Any, float | None]) -> tuple[dict[Any, float], int]:
@@ -199,6 +312,20 @@ def _mean_std(x: np.ndarray) -> tuple[float, float]:
     mean = float(x.mean()) if x.size else math.nan
     std = float(x.std(ddof=1)) if x.size >= 2 else math.nan
     return mean, std
+
+
+def welch(
+    mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int
+) -> tuple[float, float]:
+    """Welch's standard error of mean_b − mean_a and its Welch–Satterthwaite degrees of
+    freedom (NaN when a side has fewer than two values or neither has any spread)."""
+    if min(n_a, n_b) < 2:
+        return math.nan, math.nan
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    if va + vb == 0:
+        return math.nan, math.nan
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    return math.sqrt(va + vb), df
 
 
 def compare(
@@ -230,35 +357,33 @@ def compare(
     diff = mean_b - mean_a
 
     nan = math.nan
-    t = df = p = low = high = d = g = nan
-    va = std_a**2 / na if na >= 2 else nan
-    vb = std_b**2 / nb if nb >= 2 else nan
-    if min(na, nb) >= MIN_SEEDS and va + vb > 0:
-        se = math.sqrt(va + vb)
+    t = p = d = g = nan
+    se, df = welch(mean_a, std_a, na, mean_b, std_b, nb)
+    if min(na, nb) < MIN_SEEDS:
+        se = df = nan
+    if not math.isnan(se):
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
             res = sps.ttest_ind(xb, xa, equal_var=False)
         t, p = float(res.statistic), float(res.pvalue)
-        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-        half = float(sps.t.ppf(0.975, df)) * se
-        low, high = diff - half, diff + half
         pooled = math.sqrt(((na - 1) * std_a**2 + (nb - 1) * std_b**2) / (na + nb - 2))
         if pooled > 0:
             d = diff / pooled
             g = d * (1 - 3 / (4 * (na + nb) - 9))
 
     shared = sorted(set(da) & set(db), key=lambda s: (str(type(s)), s))
-    pt = pp = wp = nan
+    pd = pse = pt = pp = wp = nan
     if len(shared) >= MIN_SEEDS:
-        pa = np.array([da[s] for s in shared])
-        pb = np.array([db[s] for s in shared])
+        diffs = np.array([db[s] - da[s] for s in shared])
+        pd, sd = float(diffs.mean()), float(diffs.std(ddof=1))
+        pse = sd / math.sqrt(len(shared)) if sd > 0 else nan
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             # Few pairs or tied differences make scipy warn; the p values it returns stand.
             warnings.simplefilter("ignore")
-            res = sps.ttest_rel(pb, pa)
+            res = sps.ttest_rel([db[s] for s in shared], [da[s] for s in shared])
             pt, pp = float(res.statistic), float(res.pvalue)
-            if np.any(pb != pa):
-                wp = float(sps.wilcoxon(pb, pa).pvalue)
+            if np.any(diffs != 0):
+                wp = float(sps.wilcoxon(diffs).pvalue)
 
     return Comparison(
         label_a=label_a,
@@ -273,12 +398,13 @@ def compare(
         std_a=std_a,
         std_b=std_b,
         diff=diff,
-        diff_ci95_low=low,
-        diff_ci95_high=high,
+        diff_se=se,
         welch_t=t,
         welch_df=df,
         welch_p=p,
         n_paired=len(shared),
+        paired_diff=pd,
+        paired_se=pse,
         paired_t=pt,
         paired_p=pp,
         wilcoxon_p=wp,
@@ -286,6 +412,72 @@ def compare(
         hedges_g=g,
         alpha=alpha,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Equality within a margin
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided Welch tests (TOST) of |B − A| < margin.
+
+    Attributes:
+        diff: mean_b − mean_a.
+        low, high: the (1 − 2α) interval of the difference (90 % at α = 0.05).
+        p: the larger of the two one-sided p values; equivalent when below α.
+        margin, alpha: what was tested.
+    """
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    margin: float
+    alpha: float = ALPHA
+
+    @property
+    def equivalent(self) -> bool:
+        """Whether the difference lies within ±margin (the interval inside the margin)."""
+        return self.p < self.alpha
+
+    def sentence(self, digits: int = 2, unit: str = "p.p.") -> str:
+        interval = (
+            f"{_signed(self.diff, digits)} {unit} ({1 - 2 * self.alpha:.0%} CI "
+            f"{_signed(self.low, digits)} to {_signed(self.high, digits)})"
+        )
+        verdict = "equivalent" if self.equivalent else "equivalence not shown"
+        return (
+            f"difference {interval}: {verdict} within ±{self.margin:g} {unit} "
+            f"(two one-sided Welch tests, p = {_p(self.p)})"
+        )
+
+
+def equivalence(
+    a: tuple[float, float, int],
+    b: tuple[float, float, int],
+    margin: float,
+    alpha: float = ALPHA,
+) -> Equivalence:
+    """Equivalence of B and A within ±margin from their (mean, sd, n), by two one-sided
+    Welch tests: equivalent when the (1 − 2α) interval of B − A lies inside the margin.
+
+    Example:
+        >>> e = equivalence((16.36, 1.44, 15), (16.67, 1.69, 15), margin=1.5)
+        >>> round(e.diff, 2), e.equivalent
+        (0.31, True)
+        >>> equivalence((10.0, 1.0, 3), (10.5, 1.0, 3), margin=1.0).equivalent  # n too small
+        False
+    """
+    se, df = welch(*a, *b)
+    diff = b[0] - a[0]
+    if math.isnan(se):
+        return Equivalence(diff, math.nan, math.nan, math.nan, margin, alpha)
+    low, high = _t_interval(diff, se, df, 1 - 2 * alpha)
+    p_above = float(sps.t.sf((diff + margin) / se, df))  # H0: diff <= -margin
+    p_below = float(sps.t.cdf((diff - margin) / se, df))  # H0: diff >= +margin
+    return Equivalence(diff, low, high, max(p_above, p_below), margin, alpha)
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,15 +493,39 @@ def _summaries(data: Iterable[GroupSummary] | Iterable[dict[str, Any]]) -> list[
 
 
 def _direction(c: Comparison, lower_is_better: bool) -> str:
-    """'better' / 'worse' (significantly, by Welch), 'same' (not significant), 'untestable'."""
+    """'better' / 'worse' (significantly), 'not shown' (not significant), 'untestable'."""
     if not c.testable:
         return "untestable"
     if not c.significant:
-        return "same"
+        return "not shown"
     return "better" if (c.diff < 0) == lower_is_better else "worse"
 
 
-def answer_questions(
+@dataclass(frozen=True)
+class QuestionTest:
+    """One test of the poster's questions (or why it could not be made).
+
+    Attributes:
+        tag: "Q1", "Q2" or "Q2, without replay".
+        name: the metric as the sentence says it.
+        unit: of the values.
+        lower: whether lower is better.
+        against: the compared experiment, as the sentence says it.
+        interval: the interval of the gap depth the questions are about.
+        comparison: the test; None when its runs are missing (``skipped`` says why).
+    """
+
+    tag: str
+    name: str
+    unit: str
+    lower: bool
+    against: str
+    interval: int | None
+    comparison: Comparison | None = None
+    skipped: str = ""
+
+
+def question_tests(
     data: Iterable[GroupSummary] | Iterable[dict[str, Any]],
     *,
     baseline: str = "baseline",
@@ -320,6 +536,57 @@ def answer_questions(
     interval: int | None = None,
     alpha: float = ALPHA,
     names: Mapping[str, str] | None = None,
+) -> list[QuestionTest]:
+    """The comparisons behind the poster's Q1 and Q2 (see :func:`answer_questions`)."""
+    summaries = _summaries(data)
+    present = sorted({s.experiment for s in summaries if s.experiment is not None})
+    gd_intervals = [s.interval for s in summaries if s.metric == "gap_depth" and s.task == task]
+    if interval is None and gd_intervals:
+        interval = max(gd_intervals)
+    gd_name = f"GD_{task},{interval}"
+    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    shown = names or {}
+
+    def test(tag, a, b, metric, t, j, name, unit, lower, against) -> QuestionTest:
+        found = [index.get((e, metric, t, j)) for e in (a, b)]
+        if any(f is None for f in found):
+            absent = [e for e in (a, b) if e not in present]
+            if absent:
+                wanted = ", ".join(f"'{e}'" for e in absent)
+                have = ", ".join(shown.get(e, e) for e in present) or "none"
+                why = f"no runs of experiment {wanted} (found: {have})"
+            else:
+                what = f"gap depth of task {task} in interval {interval}" if lower else metric
+                why = f"no {what} in the runs of {a}, {b}"
+            return QuestionTest(tag, name, unit, lower, against, interval, skipped=why)
+        c = compare(
+            found[0].by_seed(),
+            found[1].by_seed(),
+            shown.get(a, a),
+            shown.get(b, b),
+            metric=name,
+            alpha=alpha,
+        )
+        return QuestionTest(tag, name, unit, lower, against, interval, c)
+
+    gd = ("gap_depth", task, interval, gd_name, "p.p.", True)
+    acc = ("avg_acc_final", None, None, "final ACC", "%", False)
+    tests = [test("Q1", baseline, nd, *gd, "the baseline")]
+    for other, against, tag in (
+        (baseline, "the baseline with replay", "Q2"),
+        (no_replay, "the baseline without replay", "Q2, without replay"),
+    ):
+        tests += [test(tag, other, nd_no_replay, *m, against) for m in (gd, acc)]
+    return tests
+
+
+def answer_questions(
+    data: Iterable[GroupSummary] | Iterable[dict[str, Any]],
+    *,
+    family: Family | None = None,
+    task: int = 1,
+    interval: int | None = None,
+    **roles: Any,
 ) -> list[str]:
     """Plain-English answers to the poster's Q1 and Q2, with their numbers.
 
@@ -329,65 +596,41 @@ def answer_questions(
       depth (lower) and on the final average accuracy (higher)? And does it beat the baseline
       without replay (``no_replay``)?
 
-    "Reduces" / "beats" means Welch's test is significant at ``alpha`` in that direction.
-    A question whose experiments are missing is skipped with a sentence that says which.
+    "Reduces" / "beats" means Welch's test is significant in that direction, adjusted over
+    `family` (default: these questions' own tests); a difference that is not significant is
+    reported as not shown, with what the n could have detected. A question whose
+    experiments are missing is skipped with a sentence that says which.
 
     Args:
         data: Summaries from :func:`stabgap.aggregate.summarize` (default grouping) or tidy
             rows, which are summarised here.
-        baseline, nd, no_replay, nd_no_replay: Experiment names.
+        family: The tests adjusted together (a report's); None: these questions alone.
         task: The task whose gap depth is compared.
         interval: The interval of the gap; default the last one with a gap depth of ``task``.
-        alpha: Significance level.
-        names: How each experiment reads in the sentences (default: its name).
+        roles: ``baseline``, ``nd``, ``no_replay``, ``nd_no_replay`` (experiment names),
+            ``alpha`` and ``names`` (how each experiment reads), see :func:`question_tests`.
 
     Returns:
         The sentences, Q1's first.
     """
-    summaries = _summaries(data)
-    present = sorted({s.experiment for s in summaries if s.experiment is not None})
-    gd_intervals = [s.interval for s in summaries if s.metric == "gap_depth" and s.task == task]
-    if interval is None and gd_intervals:
-        interval = max(gd_intervals)
-    gd_name = f"GD_{{{task},{interval}}}"
-    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    tests = question_tests(data, task=task, interval=interval, **roles)
+    family = family or Family(t.comparison for t in tests if t.comparison is not None)
+    return render_questions(tests, family, task)
 
-    def values(experiment: str, metric: str, t: int | None, j: int | None) -> dict | None:
-        s = index.get((experiment, metric, t, j))
-        return None if s is None else s.by_seed()
 
-    def get(exps: Sequence[str], metric: str, t: int | None, j: int | None) -> list | None:
-        found = [values(e, metric, t, j) for e in exps]
-        return None if any(f is None for f in found) else found
-
-    def missing(question: str, exps: Sequence[str], what: str) -> str:
-        absent = [e for e in exps if e not in present]
-        if absent:
-            wanted = ", ".join(f"'{e}'" for e in absent)
-            found = ", ".join((names or {}).get(e, e) for e in present) or "none"
-            return f"{question} skipped: no runs of experiment {wanted} (found: {found})."
-        return f"{question} skipped: no {what} in the runs of {', '.join(exps)}."
-
-    def cmp(a: str, b: str, vals: list, metric: str) -> Comparison:
-        shown = names or {}
-        return compare(
-            vals[0], vals[1], shown.get(a, a), shown.get(b, b), metric=metric, alpha=alpha
-        )
-
+def render_questions(tests: Sequence[QuestionTest], family: Family, task: int = 1) -> list[str]:
+    """The sentences of :func:`answer_questions` for its tests, adjusted over `family`."""
     answers = []
-
-    # Q1: ND vs baseline, both with replay, on the gap depth.
-    gd = get((baseline, nd), "gap_depth", task, interval)
-    if gd is None:
-        answers.append(
-            missing("Q1", (baseline, nd), f"gap depth of task {task} in interval {interval}")
-        )
+    q1 = tests[0]
+    interval = q1.interval
+    if q1.comparison is None:
+        answers.append(f"Q1 skipped: {q1.skipped}.")
     else:
-        c = cmp(baseline, nd, gd, gd_name)
+        c = family.adjusted(q1.comparison)
         verdict = {
             "better": f"Yes: ND reduces the task-{task} gap depth",
             "worse": f"No: ND increases the task-{task} gap depth",
-            "same": f"No: ND does not significantly reduce the task-{task} gap depth",
+            "not shown": f"Not shown: no significant change of the task-{task} gap depth by ND",
             "untestable": f"Undecided: too few seeds to test whether ND reduces the task-{task} "
             "gap depth",
         }[_direction(c, lower_is_better=True)]
@@ -395,53 +638,41 @@ def answer_questions(
             f"Q1. {verdict} in interval {interval} compared with the baseline, both with full "
             f"replay (Welch's t-test). {c.sentence(unit='p.p.')}"
         )
-
-    # Q2: ND without replay against the baseline with replay, then against the baseline
-    # without replay; each on the gap depth (lower is better) and the final ACC (higher).
     verbs = {
         "better": "beats",
         "worse": "is significantly worse than",
-        "same": "does not significantly differ from",
+        "not shown": "is not shown to differ from",
         "untestable": "cannot be tested (too few seeds) against",
     }
-    measures = (
-        ("gap_depth", task, interval, gd_name, "p.p.", True),
-        ("avg_acc_final", None, None, "final ACC", "%", False),
-    )
-    for other, against, tag in (
-        (baseline, "the baseline with replay", "Q2"),
-        (no_replay, "the baseline without replay", "Q2, without replay"),
-    ):
+    for tag in ("Q2", "Q2, without replay"):
         beats = {}
-        for metric, t, j, name, unit, lower in measures:
-            vals = get((other, nd_no_replay), metric, t, j)
-            if vals is None:
-                what = (
-                    f"gap depth of task {task} in interval {interval}"
-                    if lower
-                    else "final accuracy"
-                )
-                answers.append(missing(f"{tag} ({name})", (other, nd_no_replay), what))
+        pair = [t for t in tests if t.tag == tag]
+        for t in pair:
+            if t.comparison is None:
+                answers.append(f"{tag} ({t.name}) skipped: {t.skipped}.")
                 continue
-            c = cmp(other, nd_no_replay, vals, name)
-            direction = _direction(c, lower_is_better=lower)
-            beats[name] = None if direction == "untestable" else direction == "better"
+            c = family.adjusted(t.comparison)
+            direction = _direction(c, lower_is_better=t.lower)
+            beats[t.name] = None if direction == "untestable" else direction == "better"
             answers.append(
-                f"{tag} ({name}). ND without replay {verbs[direction]} {against} on {name} "
-                f"({'lower' if lower else 'higher'} is better; Welch's t-test). "
-                f"{c.sentence(unit=unit, diff_unit='p.p.')}"
+                f"{tag} ({t.name}). ND without replay {verbs[direction]} {t.against} on {t.name} "
+                f"({'lower' if t.lower else 'higher'} is better; Welch's t-test). "
+                f"{c.sentence(unit=t.unit, diff_unit='p.p.')}"
             )
-        if len(beats) == 2 and None in beats.values():
+        if len(beats) < 2:
+            continue
+        against, names = pair[0].against, [t.name for t in pair]
+        if None in beats.values():
             answers.append(
                 f"{tag}. In short, undecided: too few seeds to test ND without replay against "
                 f"{against}."
             )
-        elif len(beats) == 2:
-            won = [name for name, b in beats.items() if b]
-            summary = {
-                0: f"does not beat {against} on either {gd_name} or final ACC",
-                1: f"beats {against} on {' '.join(won)} only",
-                2: f"beats {against} on both {gd_name} and final ACC",
-            }[len(won)]
-            answers.append(f"{tag}. In short, ND without replay {summary}.")
+            continue
+        won = [name for name, b in beats.items() if b]
+        summary = {
+            0: f"is not shown to beat {against} on {names[0]} or on {names[1]}",
+            1: f"beats {against} on {' '.join(won)} only",
+            2: f"beats {against} on both {names[0]} and {names[1]}",
+        }[len(won)]
+        answers.append(f"{tag}. In short, ND without replay {summary}.")
     return answers

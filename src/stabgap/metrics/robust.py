@@ -130,13 +130,15 @@ def _robust_gap(arr: np.ndarray, ax: Axis, task, interval, window, smooth):
     return level, smoothed, int(np.nanargmin(segment))
 
 
-def _recovery(arr: np.ndarray, ax: Axis, task, interval, window, smooth, tolerance):
+def _recovery(arr: np.ndarray, ax: Axis, task, interval, window, smooth, tolerance, of_depth=False):
     """The curve (smoothed), its minimum's offset from the switch, and the points from the
     minimum until it is back within `tolerance` of the reference level (None: never, or
-    no minimum)."""
+    no minimum); `of_depth`: the tolerance is that fraction of the dip's depth."""
     level, smoothed, t_min = _robust_gap(arr, ax, task, interval, window, smooth)
     if t_min is None:
         return smoothed, None, None
+    if of_depth:  # a shallower dip is held to a proportionally closer recovery
+        tolerance = tolerance * max(0.0, level - float(smoothed[t_min]))
     with np.errstate(invalid="ignore"):
         hits = np.flatnonzero(smoothed[t_min:] >= level - tolerance)
     return smoothed, t_min, (int(hits[0]) if hits.size else None)
@@ -172,9 +174,14 @@ def time_to_recover_robust(
     tolerance: float = TOLERANCE,
     *,
     steps: Steps = None,
+    of_depth: bool = False,
 ) -> float:
     """Batches from the switch until the smoothed curve is back within `tolerance` of the
     reference level (from its minimum on, to the end of the run), as % of the interval.
+
+    A fixed tolerance lets a shallower dip count as recovered sooner (it starts closer to
+    the level); with ``of_depth`` the tolerance is that fraction of the dip's own depth
+    (0.1: recovered once 90 % of the drop is regained), which compares dips of any depth.
 
     Example:
         >>> nan = float("nan")
@@ -184,10 +191,14 @@ def time_to_recover_robust(
         >>> # the level 90 at the 6th point after the switch (89.3 is not, 90 is)
         >>> round(time_to_recover_robust(acc, (4, 11), 1, 2, window=4, smooth=3, tolerance=0.5), 2)
         85.71
+        >>> # the dip's depth is 90 - 65 = 25: within 20 % of it (5 p.p.) at 85.7, 4 batches
+        >>> # after the switch: 4 of the interval's 7
+        >>> round(time_to_recover_robust(acc, (4, 11), 1, 2, 4, 3, 0.2, of_depth=True), 2)
+        57.14
     """
     arr, ax = _validate(acc, boundaries, steps)
     task, interval = _check_task_interval(task, interval, arr.shape[1])
-    _, t_min, back = _recovery(arr, ax, task, interval, window, smooth, tolerance)
+    _, t_min, back = _recovery(arr, ax, task, interval, window, smooth, tolerance, of_depth)
     if back is None:
         return math.nan
     point = ax.start(interval) + t_min + back
