@@ -39,9 +39,7 @@ SETTINGS = [
 def deepest(records) -> tuple[int, np.ndarray]:
     """The interval j where the runs' mean task-1 gap is deepest, and each run's GD_1,j."""
     n = records[0].acc.shape[1]
-    gd = np.array(
-        [[gap_depth(r.acc, r.boundaries, 1, j) for j in range(2, n + 1)] for r in records]
-    )
+    gd = np.array([[r.measure(gap_depth, 1, j) for j in range(2, n + 1)] for r in records])
     j = int(np.nanargmax(np.nanmean(gd, axis=0)))
     return j + 2, gd[:, j]
 
@@ -81,7 +79,7 @@ def main() -> None:
         acc0 = np.array([avg_acc_final(r.acc) for r in base])
         for lam in lambdas:
             nd = [r for r in records if r.config["decay_lambda"] == lam]
-            gd = np.array([gap_depth(r.acc, r.boundaries, 1, j) for r in nd])
+            gd = np.array([r.measure(gap_depth, 1, j) for r in nd])
             acc = np.array([avg_acc_final(r.acc) for r in nd])
             print(
                 f"| {name} | {per_run:.0f} | GD_1,{j} {gd0.mean():.2f} ± {gd0.std(ddof=1):.2f} | "

@@ -11,6 +11,7 @@ than it is).
 The study under --out is resumable: run it again and only the missing runs run.
 
     python benchmarks/choose_remedies.py --out runs/remedy-choice
+    python benchmarks/choose_remedies.py --remedies lpr --out runs/remedy-choice  # one remedy
 """
 
 from __future__ import annotations
@@ -29,15 +30,23 @@ ACC_TOLERANCE = 1.0  # p.p. of final accuracy a chosen strength may cost
 
 
 def gap(record) -> float:
-    return float(np.mean([gap_depth(record.acc, record.boundaries, 1, j) for j in (2, 3)]))
+    return float(np.mean([record.measure(gap_depth, 1, j) for j in (2, 3)]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/remedy-choice")
+    parser.add_argument(
+        "--remedies", help="comma-separated remedies to choose for (default: every one)"
+    )
     args = parser.parse_args()
     seeds = seed_sequence(17)[15:]
-    names = [remedy_name(r, v) for r, (_, _, values) in REMEDY_STRENGTHS.items() for v in values]
+    chosen = args.remedies.split(",") if args.remedies else list(REMEDY_STRENGTHS)
+    unknown = sorted(set(chosen) - set(REMEDY_STRENGTHS))
+    if unknown:
+        parser.error(f"no remedy {unknown[0]!r}; choose from {', '.join(REMEDY_STRENGTHS)}")
+    strengths = {r: REMEDY_STRENGTHS[r] for r in chosen}
+    names = [remedy_name(r, v) for r, (_, _, values) in strengths.items() for v in values]
     print(f"machine: {machine()}; seeds {seeds}")
     started = time.perf_counter()
     records = run_study(
@@ -59,7 +68,7 @@ def main() -> None:
     print(f"baseline: gap {mean('baseline', gap):.2f} p.p., final ACC {floor + 1:.2f} %")
     print("| remedy | strength | mean(GD_1,2, GD_1,3) | final ACC | chosen |")
     print("| --- | --- | --- | --- | --- |")
-    for remedy, (field, _, values) in REMEDY_STRENGTHS.items():
+    for remedy, (field, _, values) in strengths.items():
         rows = [
             (v, mean(remedy_name(remedy, v), gap), mean(remedy_name(remedy, v), _acc))
             for v in values

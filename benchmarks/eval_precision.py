@@ -38,12 +38,12 @@ from stabgap.streams import build_stream
 from stabgap.train import train_stack
 
 METRICS = {
-    "GD_1,2": lambda r: gap_depth(r.acc, r.boundaries, 1, 2),
-    "GD_1,3": lambda r: gap_depth(r.acc, r.boundaries, 1, 3),
-    "TTR_1,3": lambda r: time_to_recover(r.acc, r.boundaries, 1, 3),
+    "GD_1,2": lambda r: r.measure(gap_depth, 1, 2),
+    "GD_1,3": lambda r: r.measure(gap_depth, 1, 3),
+    "TTR_1,3": lambda r: r.measure(time_to_recover, 1, 3),
     "ACC": lambda r: avg_acc_final(r.acc),
-    "min-ACC_1": lambda r: min_acc(r.acc, r.boundaries, 1),
-    "WC-ACC_3": lambda r: wc_acc(r.acc, r.boundaries, 3),
+    "min-ACC_1": lambda r: r.measure(min_acc, 1),
+    "WC-ACC_3": lambda r: r.measure(wc_acc, 3),
 }
 
 

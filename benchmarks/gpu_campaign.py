@@ -235,7 +235,7 @@ def table1_study(
         r.name: {
             "experiment": r.base,
             "seed": r.config["seed"],
-            "gd_1_3": gap_depth(r.acc, r.boundaries, 1, 3),
+            "gd_1_3": r.measure(gap_depth, 1, 3),
             "acc": avg_acc_final(r.acc),
         }
         for r in records

@@ -48,7 +48,7 @@ def main() -> None:
             stream = build_stream(configs[0], device)
             results, seconds = timed_runs(configs, stream)
             n = configs[0].n_tasks
-            gd = np.array([gap_depth(r.acc, r.boundaries, 1, n) for r in results])
+            gd = np.array([r.measure(gap_depth, 1, n) for r in results])
             acc = np.array([avg_acc_final(r.acc) for r in results])
             fp32_gd = gd if fp32_gd is None else fp32_gd
             delta = gd - fp32_gd

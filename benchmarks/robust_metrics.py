@@ -56,9 +56,17 @@ def spread_and_separation(base: list[float], nd: list[float]) -> tuple:
     return sa, sb, pooled, d, undefined
 
 
+def _curves(run) -> tuple:
+    """A run's (acc, ends, steps): in batches for our records; a reference run is one
+    point a batch, so its point boundaries are batches too."""
+    if hasattr(run, "ends"):
+        return run.acc, run.ends, run.eval_steps
+    return run.acc, run.boundaries, None
+
+
 def evaluate(groups: dict[str, list], interval: int, title: str) -> None:
     def row(name: str, metric) -> None:
-        values = {g: [metric(r.acc, r.boundaries) for r in runs] for g, runs in groups.items()}
+        values = {g: [metric(*_curves(r)) for r in runs] for g, runs in groups.items()}
         sa, sb, sd, d, never = spread_and_separation(values["baseline"], values["nd"])
         print(f"| {name} | {sa:.2f} | {sb:.2f} | {sd:.2f} | {d:.2f} | {never} |")
 
@@ -66,27 +74,29 @@ def evaluate(groups: dict[str, list], interval: int, title: str) -> None:
     print(f"\n### {title}: task 1, interval {interval} ({n['baseline']} baseline, {n['nd']} ND)")
     print("\n| gap depth | sd baseline | sd ND | pooled sd (p.p.) | separation d | undefined |")
     print("| --- | --- | --- | --- | --- | --- |")
-    row("reference GD", lambda a, b: gap_depth(a, b, 1, interval))
+    row("reference GD", lambda a, b, steps: gap_depth(a, b, 1, interval, steps=steps))
     for w in WINDOWS:
         for s in SMOOTHS:
             mark = " (default)" if (w, s) == (WINDOW, SMOOTH) else ""
             row(
                 f"window {w}, smooth {s}{mark}",
-                lambda a, b, w=w, s=s: gap_depth_robust(a, b, 1, interval, window=w, smooth=s),
+                lambda a, b, steps, w=w, s=s: gap_depth_robust(
+                    a, b, 1, interval, window=w, smooth=s, steps=steps
+                ),
             )
     print(
         "\n| time to recover | sd baseline | sd ND | pooled sd (% of interval) | separation d "
         "| never recovered |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
-    row("reference TTR", lambda a, b: time_to_recover(a, b, 1, interval))
+    row("reference TTR", lambda a, b, steps: time_to_recover(a, b, 1, interval, steps=steps))
     for w, s in ((1, 1), (WINDOW, 1), (20, 1), (WINDOW, 5), (WINDOW, 9)):
         for tol in TOLERANCES:
             mark = " (default)" if (w, s, tol) == (WINDOW, RECOVERY_SMOOTH, TOLERANCE) else ""
             row(
                 f"window {w}, smooth {s}, tolerance {tol:g}{mark}",
-                lambda a, b, w=w, s=s, t=tol: time_to_recover_robust(
-                    a, b, 1, interval, window=w, smooth=s, tolerance=t
+                lambda a, b, steps, w=w, s=s, t=tol: time_to_recover_robust(
+                    a, b, 1, interval, window=w, smooth=s, tolerance=t, steps=steps
                 ),
             )
 

@@ -64,6 +64,8 @@ GRID: dict[str, tuple[dict, list]] = {
     "switch_lr_batches": ({"switch_lr": "warmup"}, [2, 3]),
     "switch_lr_factor": ({"switch_lr": "low"}, [0.1, 0.5]),
     "reset_optimizer": ({}, [False, True]),
+    # core fields new since this test was written
+    "eval_batch_size": ({"eval_subset_rounding": "batches", "eval_subset": 40}, [0, 24]),
 }
 
 

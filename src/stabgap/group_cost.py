@@ -85,5 +85,6 @@ def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str
 COST_NOTE = (
     "Training only (evaluation left out). FLOPs are counted from the network's shapes and "
     "each remedy's own count (`stabgap cost`); time per batch is measured in these runs "
-    "(median ms; × the baseline as a ratio of geometric means with its 95 % interval)."
+    "(median ms; × the baseline as a ratio of geometric means with its 95 % interval, "
+    "unadjusted: a description of the runs' cost, not a verdict)."
 )

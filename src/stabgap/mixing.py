@@ -7,12 +7,13 @@ each one recorded the planned config: a run whose config differs (a name shared 
 computations) is an error, never a silent reuse.
 
 Where and how a run computes is not in its name, yet it moves the numbers: a CPU sums a
-product's terms in an order that follows the thread count and the matmul library, and a
+product's terms in an order that follows the thread count and the matmul library, a
 seed draws its batches and test subsets from the generator of the device it runs on (a
-GPU run of a seed is another draw than its CPU run). Every run records these
-(``device``, ``threads``, ``cpu_matmul`` in its metadata), and :func:`mix_warnings` says,
-before any training, when the new runs would be computed otherwise than the finished runs
-of the folder.
+GPU run of a seed is another draw than its CPU run), and torch.compile fuses operations
+into kernels of its own. Every run records these (``device``, ``threads``, ``cpu_matmul``
+in its metadata, ``compile`` in its config), and :func:`mix_warnings` says, before any
+training, when the new runs would be computed otherwise than the finished runs of the
+folder.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ ASPECTS = (
         "threads in each run.json",
     ),
     Aspect(
+        "compile",
+        "computed with torch.compile",
+        "",
+        "compiled kernels sum in their own order, so runs of the two part by rounding",
+        "set compile to {}",
+        "one way",
+        "compile in each run.json's config",
+    ),
+    Aspect(
         "cpu_matmul",
         "computed with",
         "",
@@ -106,34 +116,34 @@ DEVICE_KINDS = {"cpu": "CPU", "cuda": "GPU"}
 DEVICE_OPTION = {"CPU": "cpu", "GPU": "cuda"}
 
 
-def computed_by(metadata: dict) -> dict[str, str]:
-    """How a finished run computed, from its metadata: each :data:`ASPECTS` key it has.
+def computed_by(metadata: dict, compiled: bool = False) -> dict[str, str]:
+    """How a finished run computed, from its metadata (and its config's ``compile``): each
+    :data:`ASPECTS` key it has.
 
     Example:
         >>> computed_by({"device": "cpu", "threads": 2, "cpu_matmul": "onednn"})
-        {'device': 'CPU', 'threads': '2', 'cpu_matmul': 'onednn'}
-        >>> computed_by({"device": "cuda:0", "threads": 16})
-        {'device': 'GPU'}
+        {'device': 'CPU', 'threads': '2', 'compile': 'off', 'cpu_matmul': 'onednn'}
+        >>> computed_by({"device": "cuda:0", "threads": 16}, compiled=True)
+        {'device': 'GPU', 'compile': 'on'}
     """
     kind = DEVICE_KINDS.get(str(metadata.get("device", "")).split(":")[0])
     if kind is None:
         return {}  # not computed by stabgap here (an imported reference run)
-    if kind == "GPU":
-        return {"device": kind}
-    threads = metadata.get("threads")
-    # runs from before the choice were MKL's
-    out = {"device": kind, "cpu_matmul": str(metadata.get("cpu_matmul", "mkl"))}
-    if threads is not None:
-        out["threads"] = str(threads)
+    out = {"device": kind, "compile": "on" if compiled else "off"}
+    if kind == "CPU":
+        out["cpu_matmul"] = str(metadata.get("cpu_matmul", "mkl"))  # earlier runs: MKL's
+        if metadata.get("threads") is not None:
+            out["threads"] = str(metadata["threads"])
     return {a.key: out[a.key] for a in ASPECTS if a.key in out}
 
 
-def planned(device: str, threads: int) -> dict[str, str]:
-    """How a new run will compute: on `device` ('cpu' or 'cuda'), with `threads`."""
+def planned(config: RunConfig, device: str, threads: int) -> dict[str, str]:
+    """How a new run of `config` will compute: on `device` ('cpu' or 'cuda'), with
+    `threads`."""
     meta = {"device": device, "threads": threads}
     if device == "cpu":
         meta["cpu_matmul"] = cpu_matmul.library()
-    return computed_by(meta)
+    return computed_by(meta, config.compile)
 
 
 def mix_warnings(
@@ -146,13 +156,14 @@ def mix_warnings(
         threads: the CPU threads each new run gets.
         device_of: the device type ('cpu' or 'cuda') a config's run will compute on.
     """
-    new = [planned(device_of(s.config), threads) for s in todo]
+    new = [planned(s.config, device_of(s.config), threads) for s in todo]
     if not new:
         return []
     done = []
     for path in run_dirs(out):
         try:
-            done.append(computed_by(read_info(path)["metadata"]))
+            info = read_info(path)
+            done.append(computed_by(info["metadata"], bool(info["config"].get("compile"))))
         except StabgapError:
             continue  # not this command's to judge: the study reads it as it is
     warnings = []
@@ -185,4 +196,8 @@ def _value(aspect: Aspect, value: str) -> str:
 
 
 def _option(aspect: Aspect, value: str) -> str:
-    return DEVICE_OPTION.get(value, value) if aspect.key == "device" else value
+    if aspect.key == "device":
+        return DEVICE_OPTION.get(value, value)
+    if aspect.key == "compile":
+        return {"on": "true", "off": "false"}[value]
+    return value

@@ -36,14 +36,14 @@ import numpy as np
 from stabgap.config import defaults, to_dict
 from stabgap.curves import STATISTICS
 from stabgap.errors import StabgapError
-from stabgap.metrics import MetricRow, compute_metrics
+from stabgap.metrics import Measured, MetricRow, compute_metrics
 from stabgap.outputs import RUN_FILE, is_report_dir, is_run_dir
 from stabgap.schema import STAMP_SCHEMA, UNRECORDED_SCHEMA, complete
 from stabgap.train import RunResult
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(Measured):
     """A finished run as stored on disk (or imported from the reference)."""
 
     name: str
@@ -82,13 +82,6 @@ class RunRecord:
     @property
     def metrics(self) -> list[MetricRow]:
         return compute_metrics(self.acc, self.ends, steps=self.eval_steps)
-
-    def measure(self, metric, *args, **kwargs):
-        """One metric of this run, in batches: ``metric(acc, ends, *args, steps=...)``.
-
-        Example: ``record.measure(gap_depth, 1, 3)`` is GD_{1,3}.
-        """
-        return metric(self.acc, self.ends, *args, steps=self.eval_steps, **kwargs)
 
 
 def record_of(

@@ -2,10 +2,10 @@
 
 From a folder of run records (ours, imported reference runs, or both) and any profiling
 results below it, write into one folder: the poster's Table 1 and a table of every group
-(Markdown, CSV, LaTeX), each compared group against the baseline group (differences
-with intervals, Welch's test with Holm's correction, paired tests), the tidy table of
-every metric of every run (CSV, and Parquet with pyarrow), the figures (PNG and PDF),
-and ``report.md`` tying them together.
+(Markdown, CSV, LaTeX), each compared group against the baseline group and every other
+verdict (:mod:`stabgap.verdicts`: adjusted together, with matching intervals), the tidy
+table of every metric of every run (CSV, and Parquet with pyarrow), the figures (PNG and
+PDF), and ``report.md`` tying them together.
 
 Every group appears in every table; a figure that shows only some says which and why.
 The report folder is built aside and put in place at the end; it only ever replaces an

@@ -32,7 +32,7 @@ from stabgap.device import (
     resolve_device,
 )
 from stabgap.evaluate import EvalSubsets, activity_points, evaluate, pixels, rows
-from stabgap.metrics import MetricRow, compute_metrics
+from stabgap.metrics import Measured, MetricRow, compute_metrics
 from stabgap.models import build_model, cpu_matmul
 from stabgap.monitor import LOG_EVERY, Monitor
 from stabgap.optim import CopyOptimizer
@@ -51,7 +51,7 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass
-class RunResult:
+class RunResult(Measured):
     """What one run produced, in memory: curves, metrics and how it was run."""
 
     config: RunConfig

@@ -51,6 +51,7 @@ from stabgap.metrics.gap import (
 from stabgap.metrics.robust import gap_depth_robust, time_to_recover_robust
 
 __all__ = [
+    "Measured",
     "MetricRow",
     "acc_before_switch",
     "average_anytime_accuracy",
@@ -72,6 +73,18 @@ __all__ = [
     "windowed_forgetting",
     "windowed_plasticity",
 ]
+
+
+class Measured:
+    """A run as the metrics read it: its ``acc``, its tasks' ``ends`` in batches and each
+    point's batch, ``eval_steps`` (records and in-memory results have them)."""
+
+    def measure(self, metric, *args, **kwargs):
+        """One metric of this run, in batches: ``metric(acc, ends, *args, steps=...)``.
+
+        Example: ``run.measure(gap_depth, 1, 3)`` is GD_{1,3}.
+        """
+        return metric(self.acc, self.ends, *args, steps=self.eval_steps, **kwargs)
 
 
 @dataclass(frozen=True)
