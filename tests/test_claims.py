@@ -84,7 +84,8 @@ def test_each_strength_of_a_remedy_gets_its_own_verdict():
     assert len(out) == 2
     assert "**lpr-1**" in out[0] and out[0].endswith("agrees.")
     assert "**lpr-10**" in out[1] and "does not show it" in out[1]
-    assert "simultaneous 95 % CI over 4 tests" in out[0]
+    # each quantity adjusted over its tests: GD_1,2 over the two groups' checks
+    assert "GD_1,2 (p.p.) -15.00 (simultaneous 95 % CI over 2 tests" in out[0]
 
 
 def test_nothing_is_said_without_the_compared_group():

@@ -144,16 +144,19 @@ def test_an_adjusted_interval_excludes_zero_exactly_when_the_adjusted_verdict_is
         assert (low, high) == pytest.approx((c.diff - half, c.diff + half))
 
 
-def test_a_family_counts_each_comparison_once_and_adds_other_tests():
-    one = compare(A, B, "baseline", "nd", metric="GD")
-    other = compare(A, B, "baseline", "nd", metric="ACC")
-    untestable = compare({1: 1.0}, {1: 2.0}, metric="x")
-    family = Family([one, one, other, untestable], extra=2)
-    assert family.size == 4
-    c = family.adjusted(one)
-    assert c.family == 4 and c.p == pytest.approx(min(1.0, 4 * one.welch_p))
-    assert "simultaneous 95 % CI over 4 tests" in c.sentence()
-    assert family.p(0.02) == pytest.approx(0.08)
+def test_a_family_adjusts_the_tests_of_each_quantity_counting_each_comparison_once():
+    gd = compare(A, B, "baseline", "nd", metric="GD")
+    gd_other = compare(A, B, "baseline", "ema", metric="GD")
+    ttr = compare(A, B, "baseline", "nd", metric="TTR", quantity="time")
+    ttr_robust = compare(A, B, "baseline", "nd", metric="TTR robust", quantity="time")
+    untestable = compare({1: 1.0}, {1: 2.0}, metric="GD")
+    family = Family([gd, gd, gd_other, ttr, ttr_robust, untestable], extra={"time": 1})
+    assert family.sizes == {"GD": 2, "time": 3}
+    c = family.adjusted(gd)
+    assert c.family == 2 and c.p == pytest.approx(min(1.0, 2 * gd.welch_p))
+    assert "simultaneous 95 % CI over 2 tests" in c.sentence()
+    assert family.p(0.02, "time") == pytest.approx(0.06)
+    assert "GD: 2, time: 3" in family.describe()
 
 
 def test_a_difference_not_shown_says_what_the_n_could_detect():
@@ -268,8 +271,8 @@ def test_answers_when_nd_reduces_the_gap():
         "Q2. In short, ND without replay is not shown to beat the baseline with replay on "
         "GD_1,3 or on final ACC." in answers
     )
-    # Five tests (Q1, and Q2's four), adjusted together.
-    assert "simultaneous 95 % CI over 5 tests" in q1
+    # Adjusted by quantity: GD_1,3 over Q1 and Q2's two GD_1,3 tests.
+    assert "simultaneous 95 % CI over 3 tests" in q1
     assert any(
         a.startswith("Q2, without replay (GD_1,3). ND without replay beats the baseline")
         for a in answers

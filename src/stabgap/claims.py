@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from stabgap.config import FIELDS
-from stabgap.metrics import acc_before_switch, drop_slope, gap_depth, time_to_recover
+from stabgap.metrics import acc_before_switch, drop_slope, gap_depth, time_to_recover_robust
 from stabgap.records import RunRecord
 from stabgap.stats import Comparison, Family, compare
 
@@ -34,6 +34,7 @@ def _later_tasks_final(r: RunRecord) -> float:
 @dataclass(frozen=True)
 class Prediction:
     what: str  # as the sentence says it
+    quantity: str  # the tests of a report it is adjusted with (stabgap.stats.Family)
     value: Callable[[RunRecord], float]
     sign: int  # the direction of (claim's group − compared group) that the claim predicts
 
@@ -60,18 +61,19 @@ class Claim:
     predictions: tuple[Prediction, ...]
 
 
-GD_12 = Prediction("GD_1,2 (p.p.)", lambda r: r.measure(gap_depth, 1, 2), -1)
+GD_12 = Prediction("GD_1,2 (p.p.)", "GD_1,2", lambda r: r.measure(gap_depth, 1, 2), -1)
 
 CLAIMS = (
     Claim(
         "a higher momentum makes the drop after a switch steeper",
-        "Obis, 2025 (TU Delft bachelor thesis; SGD at a fixed learning rate of 0.1)",
+        "Obis, 2025, TU Delft bachelor thesis; SGD at a fixed learning rate of 0.1",
         "momentum",
         "lowest",
         lambda c: c.get("optimizer") == "sgd",
         (
             Prediction(
                 "drop slope_1,2 (p.p. per batch; stabgap's measure)",
+                "drop slope_1,2",
                 lambda r: r.measure(drop_slope, 1, 2),
                 -1,
             ),
@@ -79,26 +81,34 @@ CLAIMS = (
     ),
     Claim(
         "a smaller constant learning rate gives a smaller immediate drop but a slower recovery",
-        "Sobocińska, 2025 (TU Delft bachelor thesis)",
+        "Sobocińska, 2025, TU Delft bachelor thesis",
         "lr",
         "highest",
         lambda c: True,
         (
             GD_12,
             Prediction(
-                "TTR_1,2 (% of the interval, the reference's definition)",
-                lambda r: r.measure(time_to_recover, 1, 2),
+                # recovered within 10 % of the dip's depth: a fixed tolerance would count a
+                # smaller drop as a faster recovery (stabgap.recovery)
+                "TTR_1,2 (% of the interval; back within 10 % of the dip's depth)",
+                "TTR_1,2",
+                lambda r: r.measure(time_to_recover_robust, 1, 2, tolerance=0.1, of_depth=True),
                 +1,
             ),
         ),
     ),
     Claim(
         "layerwise proximal replay reduces the gap but hurts the later tasks",
-        "reported on this protocol (no published source is known to us)",
+        "no published source is known to us",
         "lpr_omega",
         "lowest",
         lambda c: True,
-        (GD_12, Prediction("final accuracy on tasks 2.. (%)", _later_tasks_final, -1)),
+        (
+            GD_12,
+            Prediction(
+                "final accuracy on tasks 2.. (%)", "later tasks' final ACC", _later_tasks_final, -1
+            ),
+        ),
     ),
 )
 
@@ -142,21 +152,14 @@ def claim_checks(groups: Sequence, labels: dict[str, str], n_tasks: int) -> list
             for g in members:
                 if g is against or g.config[claim.field] == against.config[claim.field]:
                     continue
-                tests = tuple(
-                    (
-                        p,
-                        compare(
-                            _by_seed(against, p.value),
-                            _by_seed(g, p.value),
-                            labels[against.key],
-                            labels[g.key],
-                            metric=p.what,
-                        ),
-                    )  # fmt: skip
-                    for p in claim.predictions
-                )
+                tests = tuple((p, _test(p, against, g, labels)) for p in claim.predictions)
                 out.append(ClaimCheck(claim, g, against, tests))
     return out
+
+
+def _test(p: Prediction, against, group, labels: dict[str, str]) -> Comparison:
+    a, b = _by_seed(against, p.value), _by_seed(group, p.value)
+    return compare(a, b, labels[against.key], labels[group.key], metric=p.what, quantity=p.quantity)
 
 
 def _by_seed(group, value: Callable[[RunRecord], float]) -> dict:
@@ -170,7 +173,13 @@ def claim_sentence(check: ClaimCheck, family: Family, labels: dict[str, str]) ->
     for p, c in check.tests:
         c = family.adjusted(c)
         if not c.testable:
-            parts.append(f"{p.what} {c.diff:+.2f} ({c.why_untestable()})")
+            undefined = ""
+            if c.n_undefined_a or c.n_undefined_b:
+                undefined = (
+                    f" over the seeds where it is defined ({c.n_b} of {c.n_b + c.n_undefined_b} "
+                    f"and {c.n_a} of {c.n_a + c.n_undefined_a})"
+                )
+            parts.append(f"{p.what} {c.diff:+.2f}{undefined} ({c.why_untestable()})")
             signs.append(None)
             continue
         signs.append(0 if not c.significant else (1 if c.diff * p.sign > 0 else -1))
@@ -183,11 +192,15 @@ def claim_sentence(check: ClaimCheck, family: Family, labels: dict[str, str]) ->
         word = "cannot tell (a prediction could not be tested)"
     else:
         first = next(c for _, c in check.tests if c.testable)
-        shown = "in part only" if 1 in signs else f"at n = {first.n_a} and {first.n_b}"
-        word = f"does not show it {shown}"
+        word = (
+            "shows it only in part"
+            if 1 in signs
+            else f"does not show it at n = {first.n_a} and {first.n_b}"
+        )
     claim = check.claim
     return (
-        f"Reported ({claim.source}): {claim.text}. Ours, **{labels[check.group.key]}** against "
+        f"Reported on this protocol ({claim.source}): {claim.text}. Ours, "
+        f"**{labels[check.group.key]}** against "
         f"{labels[check.against.key]} (they differ in {claim.field} only): "
         + "; ".join(parts)
         + f". Our measurement {word}."

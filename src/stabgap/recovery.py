@@ -81,7 +81,8 @@ def ttr_tests(
                 labels[base.key],
                 labels[group.key],
                 metric=d.metric,
+                quantity=f"TTR_1,{interval}",
             ),
-        )  # fmt: skip
+        )
         for d in definitions(interval)
     ]

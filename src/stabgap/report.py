@@ -45,6 +45,7 @@ from stabgap.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publi
 from stabgap.records import RunRecord, iter_runs
 from stabgap.stats import Family, censored_median
 from stabgap.verdicts import (
+    FINDING_NOTE,
     comparison_rows,
     fidelity_table,
     judge,
@@ -474,14 +475,13 @@ def _markdown(
         + ". Mean ± sample standard deviation over seeds, [95 % t interval of the mean, "
         "unadjusted]. TTR is averaged over the seeds that recovered, with the number that "
         "never did and the median counting those as never. Verdicts: Welch's t-test, "
-        f"{family.describe()} (every comparison, question, reported finding and correlation "
-        "below), each shown with the simultaneous interval at the same level, which excludes "
-        "0 exactly when the adjusted p is below 0.05. A difference that is not significant is "
-        "not shown at its n, which is not equality: the sentence says what difference that "
-        "n could have detected. Runs of one seed share their initialisation, batches and "
-        "test subsets across groups (common random numbers), so the paired interval over "
-        "shared seeds is shown beside Welch's; the verdicts rest on Welch's test, which does "
-        "not assume that.",
+        f"{family.describe()}, each shown with the simultaneous interval at the same level, "
+        "which excludes 0 exactly when the adjusted p is below 0.05. A difference that is not "
+        "significant is not shown at its n, which is not equality: the sentence says what "
+        "difference that n could have detected. Runs of one seed share their initialisation, "
+        "batches and test subsets across groups (common random numbers), so the paired "
+        "interval over shared seeds is shown beside Welch's; the verdicts rest on Welch's "
+        "test, which does not assume that.",
     ]
     diverged = [r for g in groups for r in g.diverged]
     if diverged:
@@ -494,7 +494,8 @@ def _markdown(
     for title, table in tables:
         parts += [f"## {title}", table]
     if findings:
-        parts += ["## Each group against the baseline", *[f"- {s}" for s in findings]]
+        parts += ["## Each group against the baseline", FINDING_NOTE]
+        parts += [f"- {s}" for s in findings]
     if poster or q3:
         parts += ["## The poster's questions and reported findings", *[f"- {s}" for s in poster]]
         if q3:

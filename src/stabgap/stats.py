@@ -8,10 +8,11 @@ seeds, and Hedges' g. :func:`answer_questions` applies it to the poster's Q1 and
 
 How verdicts are read, everywhere stabgap states one:
 
-- A report states many verdicts, so they are adjusted together (:class:`Family`, Bonferroni
-  over every test of the report), and each interval shown beside a verdict is the
-  simultaneous interval at the same level: the interval excludes 0 exactly when the
-  adjusted p is below α, so an interval and its verdict never disagree.
+- A report states many verdicts, so they are adjusted (:class:`Family`): the tests of one
+  quantity (GD_1,3 of every compared group, the poster's question on it, a reported finding
+  on it) together, Bonferroni; each interval shown beside a verdict is the simultaneous
+  interval at the same level: it excludes 0 exactly when the adjusted p is below α, so an
+  interval and its verdict never disagree.
 - A difference that is not significant is not shown, which is not equality: the sentence
   says at which n, and what difference that n could have detected (80 % power at the
   adjusted level). Equality is claimed only by an equivalence test against a stated margin.
@@ -76,6 +77,8 @@ class Comparison:
         hedges_g: Cohen's d times the small-sample correction ``1 - 3 / (4 (n_a + n_b) - 9)``.
         alpha: Significance level of :attr:`significant` and :meth:`sentence`.
         family: How many tests the verdict is adjusted over (Bonferroni; 1: none).
+        quantity: What is compared, whichever way it is measured: the tests it is
+            adjusted with (default: the metric; "TTR_1,3" for every definition of it).
     """
 
     label_a: str
@@ -104,6 +107,7 @@ class Comparison:
     hedges_g: float
     alpha: float = ALPHA
     family: int = 1
+    quantity: str = ""
 
     @property
     def testable(self) -> bool:
@@ -239,35 +243,48 @@ WILCOXON_FLOOR_N = 5
 
 
 class Family:
-    """The tests whose verdicts one report states, adjusted together (Bonferroni).
+    """The tests whose verdicts one report states, adjusted by quantity (Bonferroni).
 
-    A test is one comparison (two groups, one metric; the same comparison asked twice, as
-    the comparisons table and a poster question may, counts once) or one further p value
-    (a correlation's). :meth:`adjusted` gives each comparison its place in the family.
+    The tests of one quantity (a comparison's :attr:`Comparison.quantity`: GD_1,3 of every
+    compared group, a poster's question on it, a reported finding on it) are adjusted
+    together, as a multi-arm study adjusts each outcome over its arms. A test is one
+    comparison (two groups, one metric; the same comparison asked twice, as the
+    comparisons table and a poster question may, counts once) or one further p value of a
+    quantity (a correlation's).
 
     Example:
         >>> a, b = {1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 3.5, 3: 4.0}
-        >>> f = Family([compare(a, b, metric="x"), compare(a, b, metric="x")], extra=1)
-        >>> f.size, f.adjusted(compare(a, b, metric="x")).family
-        (2, 2)
+        >>> f = Family([compare(a, b, metric="x"), compare(a, b, metric="x"),
+        ...             compare(a, b, "A", "C", metric="x"), compare(a, b, metric="y")])
+        >>> f.sizes, f.adjusted(compare(a, b, metric="x")).family
+        ({'x': 2, 'y': 1}, 2)
     """
 
-    def __init__(self, comparisons: Iterable[Comparison], extra: int = 0) -> None:
-        keys = {(c.label_a, c.label_b, c.metric) for c in comparisons if c.testable}
-        self.size = max(1, len(keys) + extra)
+    def __init__(
+        self, comparisons: Iterable[Comparison], extra: Mapping[str, int] | None = None
+    ) -> None:
+        keys: dict[str, set] = {}
+        for c in comparisons:
+            if c.testable:
+                keys.setdefault(c.quantity or c.metric, set()).add((c.label_a, c.label_b, c.metric))
+        self.sizes = {q: len(k) for q, k in keys.items()}
+        for q, n in (extra or {}).items():
+            self.sizes[q] = self.sizes.get(q, 0) + n
 
     def adjusted(self, c: Comparison) -> Comparison:
-        return c.adjusted(self.size)
+        return c.adjusted(self.sizes.get(c.quantity or c.metric, 1))
 
-    def p(self, p: float) -> float:
-        """A further test's p value, adjusted as one of the family."""
-        return min(1.0, p * self.size)
+    def p(self, p: float, quantity: str) -> float:
+        """A further test's p value, adjusted with the tests of its `quantity`."""
+        return min(1.0, p * self.sizes.get(quantity, 1))
 
     def describe(self) -> str:
+        if all(n == 1 for n in self.sizes.values()):
+            return "no adjustment (one test of each quantity)"
         return (
-            "no adjustment (one test)"
-            if self.size == 1
-            else f"Bonferroni over the {self.size} tests of this report"
+            "Bonferroni over the report's tests of the same quantity ("
+            + ", ".join(f"{q}: {n}" for q, n in self.sizes.items())
+            + ")"
         )
 
 
@@ -336,8 +353,11 @@ def compare(
     *,
     metric: str = "value",
     alpha: float = ALPHA,
+    quantity: str = "",
 ) -> Comparison:
     """Compare the values of B with those of A (keys are seeds; None means undefined).
+
+    `quantity`: what the test is adjusted with in a report (default: its metric).
 
     Example:
         >>> b = {1: 5.0, 2: 6.0, 3: 7.0, 4: None}
@@ -411,6 +431,7 @@ def compare(
         cohen_d=d,
         hedges_g=g,
         alpha=alpha,
+        quantity=quantity or metric,
     )
 
 

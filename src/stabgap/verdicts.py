@@ -1,10 +1,11 @@
-"""Every verdict a report states: its tests built, adjusted as one family, put in words.
+"""Every verdict a report states: its tests built, adjusted, put in words.
 
 A report compares each group with the baseline on the headline metrics, answers the
 poster's questions, checks the findings reported on this protocol, relates sparsity to the
 gap and shows how the time to recover's verdict depends on its definition. Each of those is
-a test; all of them are adjusted together (:class:`stabgap.stats.Family`, Bonferroni), and
-each verdict is shown with the simultaneous interval at the same level. Our runs of the
+a test; the tests of one quantity (GD_1,3 in every comparison, question and finding) are
+adjusted together (:class:`stabgap.stats.Family`, Bonferroni), and each verdict is shown
+with the simultaneous interval at the same level. Our runs of the
 paper protocol against the reference's published values are an equality claim, tested by
 equivalence (:mod:`stabgap.fidelity`) outside the family (an intersection–union test).
 """
@@ -61,7 +62,15 @@ def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, st
             a = index.get((base.key, metric, task, interval))
             b = index.get((g.key, metric, task, interval))
             if a is not None and b is not None:
-                c = compare(a.by_seed(), b.by_seed(), labels[base.key], labels[g.key], metric=name)
+                quantity = name.removesuffix(" robust")  # both times to recover: one quantity
+                c = compare(
+                    a.by_seed(),
+                    b.by_seed(),
+                    labels[base.key],
+                    labels[g.key],
+                    metric=name,
+                    quantity=quantity,
+                )
                 tests.append((name, lower, c))
         out.append((g, tests))
     return out
@@ -116,32 +125,45 @@ def judge(summaries, groups, base, compared, n_tasks: int, labels: dict[str, str
     tests += [q.comparison for q in questions if q.comparison is not None]
     tests += [c for check in checks for _, c in check.tests]
     tests += [c for _, c in ttr] + (sparsity.comparisons if sparsity else [])
-    extra = 1 if sparsity is not None and sparsity.rho is not None else 0
-    return Verdicts(Family(tests, extra), comparisons, questions, checks, sparsity, ttr, fidelity)
+    return Verdicts(Family(tests), comparisons, questions, checks, sparsity, ttr, fidelity)
+
+
+FINDING_NOTE = (
+    "Each difference is the group's mean minus the baseline's, with [its simultaneous 95 % "
+    "interval over the report's tests of that quantity; the paired interval over the shared "
+    'seeds], the Bonferroni-adjusted p and the verdict. "Not shown" is not "no '
+    'difference": it gives the difference that n could have detected (80 % power).'
+)
 
 
 def finding(label: str, base_label: str, tests, family: Family) -> str:
-    """One sentence per compared group: which way each metric went, and how sure that is."""
+    """One sentence per compared group: which way each metric went, and how sure that is
+    (:data:`FINDING_NOTE` says how to read it)."""
     parts = []
     for name, lower, c in tests:
         c = family.adjusted(c)
-        unit = "% of the interval" if name.startswith("TTR") else "p.p."
+        unit = "%" if name.startswith("TTR") else "p.p."
         never = ""
         if name.startswith("TTR") and (c.n_undefined_a or c.n_undefined_b):
             never = (
-                f", over the seeds that recovered ({c.n_undefined_b} of {label}'s and "
+                f" over the seeds that recovered ({c.n_undefined_b} of {label}'s and "
                 f"{c.n_undefined_a} of {base_label}'s never did)"
             )
         if not c.testable:
-            verdict = f"{_signed(c.diff)} {unit}{never} ({c.why_untestable()})"
-        elif c.significant:
+            parts.append(f"{name} {_signed(c.diff)} {unit}{never} ({c.why_untestable()})")
+            continue
+        low, high = c.interval()
+        bounds = f"{low:+.2f}, {high:+.2f}"
+        if c.n_paired >= 3 and not math.isnan(c.paired_se):
+            pl, ph = c.paired_interval()
+            bounds += f"; paired {pl:+.2f}, {ph:+.2f}"
+        if c.significant:
             word = "better" if (c.diff < 0) == lower else "worse"
-            verdict = f"{c.interval_text(2, unit)}{never}; adjusted p = {c.p:.2g}: {word}"
         else:
-            verdict = (
-                f"{c.interval_text(2, unit)}{never}; adjusted p = {c.p:.2g}: {c.verdict(2, unit)}"
-            )
-        parts.append(f"{name} {verdict}")
+            word = f"not shown (could detect ≈ {c.detectable():.2f} {unit})"
+        parts.append(
+            f"{name} {_signed(c.diff)} {unit} [{bounds}]{never}, adjusted p = {c.p:.2g}: {word}"
+        )
     return f"**{label}** against {base_label}: " + "; ".join(parts) + "."
 
 
