@@ -77,7 +77,10 @@ def test_a_remedies_study_reports_cost_and_checks_the_reported_findings(tmp_path
     assert "**lpr-1** against baseline (they differ in lpr_omega only)" in text
     # SGD with momentum 0.9 at 0.01 and at 0.1 differ in the rate alone: one more such pair
     assert "**sgd-momentum** against momentum-0.9 (they differ in lr only)" in text
-    assert text.count("Reported on this protocol (") == 4 and "**low-lr-50** against baseline (" not in text
+    assert (
+        text.count("Reported on this protocol (") == 4
+        and "**low-lr-50** against baseline (" not in text
+    )
     with open(report / "cost.csv") as f:
         cost = {row["group"]: row for row in csv.DictReader(f)}
     assert cost["baseline"]["time per batch (× baseline)"] == "1 (the reference)"

@@ -128,3 +128,18 @@ def test_the_paper_records_are_tested_for_equality_and_ttr_under_each_definition
     assert "GD_1,3: 1, TTR_1,3: 7" in text
     assert "(95 % CI -11.80 to -9.60)" in text.split("Q1. Yes")[1]  # its only test
     assert "-0.5 (simultaneous 95 % CI over 7 tests" in text
+
+
+def test_a_study_with_a_one_task_group_is_reported(tmp_path, capsys):
+    """The quick preset's profiling experiments train one task: every part of the report
+    that reads an interval leaves them out instead of failing (reproduce --quick did)."""
+    from conftest import mnist_dir
+
+    out = tmp_path / "runs"
+    tiny = ["--batches-per-task", "8", "--hidden", "16", "--eval-subset", "50", "--quiet"]
+    args = ["run", "--preset", "quick", "--experiments", "baseline,nd,baseline-profile"]
+    assert main([*args, *tiny, "--seeds", "1,2,3", "--data-dir", str(mnist_dir()),
+                 "--out", str(out), "--no-plot"]) == 0  # fmt: skip
+    assert main(["report", str(out)]) == 0
+    text = (out / "report" / "report.md").read_text()
+    assert "baseline-profile" in text and "Spearman's ρ" in text

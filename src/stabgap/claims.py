@@ -49,16 +49,16 @@ class Claim:
         field: the one config field the two groups differ in.
         against: which group of a family the others are compared with: the one whose
             `field` is "lowest" or "highest".
-        when: which families it is about (e.g. SGD's only).
         predictions: what the compared groups should show against it.
+        when: which families it is about (e.g. SGD's only; default: all).
     """
 
     text: str
     source: str
     field: str
     against: str
-    when: Callable[[dict], bool]
     predictions: tuple[Prediction, ...]
+    when: Callable[[dict], bool] = lambda config: True
 
 
 GD_12 = Prediction("GD_1,2 (p.p.)", "GD_1,2", lambda r: r.measure(gap_depth, 1, 2), -1)
@@ -69,7 +69,6 @@ CLAIMS = (
         "Obis, 2025, TU Delft bachelor thesis; SGD at a fixed learning rate of 0.1",
         "momentum",
         "lowest",
-        lambda c: c.get("optimizer") == "sgd",
         (
             Prediction(
                 "drop slope_1,2 (p.p. per batch; stabgap's measure)",
@@ -78,13 +77,13 @@ CLAIMS = (
                 -1,
             ),
         ),
+        when=lambda c: c.get("optimizer") == "sgd",
     ),
     Claim(
         "a smaller constant learning rate gives a smaller immediate drop but a slower recovery",
         "Sobocińska, 2025, TU Delft bachelor thesis",
         "lr",
         "highest",
-        lambda c: True,
         (
             GD_12,
             Prediction(
@@ -102,7 +101,6 @@ CLAIMS = (
         "no published source is known to us",
         "lpr_omega",
         "lowest",
-        lambda c: True,
         (
             GD_12,
             Prediction(

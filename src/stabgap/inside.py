@@ -89,7 +89,8 @@ def sparsity_tests(base, compared: Sequence, labels: dict[str, str], n_tasks: in
         compare(a, active(g), labels[base.key], labels[g.key], metric="active units at the end (%)")
         for g in compared
     ]
-    runs = [r for g in [base, *compared] for r in g.runs]
+    # the runs that have the interval (a one-task profiling run has none)
+    runs = [r for g in [base, *compared] for r in g.runs if r.acc.shape[1] == n_tasks]
     shares = [at_switch(r, "active_fraction", n_tasks) for r in runs]
     gaps = [r.measure(gap_depth, 1, n_tasks) for r in runs]
     keep = [i for i, xy in enumerate(zip(shares, gaps, strict=True)) if np.isfinite(xy).all()]

@@ -221,7 +221,7 @@ def acc_before_switch(
 
     Args:
         acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
-        boundaries: Cumulative point counts at the ends of the intervals.
+        boundaries: Ends of the intervals (in points; in batches with `steps`).
 
     Returns:
         Array of shape (tasks, intervals) whose entry ``[i-1, j-1]`` is ``a_i(s_j - 1)``;
@@ -250,7 +250,7 @@ def gap_depth(
     task: int,
     interval: int,
     *,
-    steps: Sequence[int] | None = None,
+    steps: Steps = None,
 ) -> float:
     """Depth of task ``task``'s stability gap in interval ``interval`` (percentage points).
 
@@ -260,7 +260,7 @@ def gap_depth(
 
     Args:
         acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
-        boundaries: Cumulative point counts at the ends of the intervals.
+        boundaries: Ends of the intervals (in points; in batches with `steps`).
         task: 1-based task ``i``.
         interval: 1-based interval ``j``, with ``j > i``.
 
@@ -292,7 +292,7 @@ def gap_position(
     task: int,
     interval: int,
     *,
-    steps: Sequence[int] | None = None,
+    steps: Steps = None,
 ) -> float:
     """Where the minimum of the gap lies, in batches after the switch.
 
@@ -301,7 +301,7 @@ def gap_position(
 
     Args:
         acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
-        boundaries: Cumulative point counts at the ends of the intervals.
+        boundaries: Ends of the intervals (in points; in batches with `steps`).
         task: 1-based task ``i``.
         interval: 1-based interval ``j``, with ``j > i``.
 
@@ -333,7 +333,7 @@ def time_to_recover(
     task: int,
     interval: int,
     *,
-    steps: Sequence[int] | None = None,
+    steps: Steps = None,
 ) -> float:
     """Time for task ``task`` to get back to its pre-switch accuracy, as % of the interval.
 
@@ -344,7 +344,7 @@ def time_to_recover(
 
     Args:
         acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
-        boundaries: Cumulative point counts at the ends of the intervals.
+        boundaries: Ends of the intervals (in points; in batches with `steps`).
         task: 1-based task ``i``.
         interval: 1-based interval ``j``, with ``j > i``.
 
@@ -383,7 +383,7 @@ def recovered(
     task: int,
     interval: int,
     *,
-    steps: Sequence[int] | None = None,
+    steps: Steps = None,
 ) -> float:
     """Whether task ``task`` got back to its pre-switch accuracy after the gap of ``interval``.
 
@@ -441,7 +441,7 @@ def avg_acc_curve(acc: np.ndarray, boundaries: Sequence[int], *, steps: Steps = 
 
     Args:
         acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
-        boundaries: Cumulative point counts at the ends of the intervals.
+        boundaries: Ends of the intervals (in points; in batches with `steps`).
 
     Returns:
         Array of shape (points,); NaN at a point where no seen task was evaluated.
@@ -483,7 +483,7 @@ def min_acc(
 
     Args:
         acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
-        boundaries: Cumulative point counts at the ends of the intervals.
+        boundaries: Ends of the intervals (in points; in batches with `steps`).
         task: 1-based task ``i``.
         until_interval: Last 1-based interval included; None for the end of the run.
 
@@ -520,7 +520,7 @@ def wc_acc(
     boundaries: Sequence[int],
     after_task: int,
     *,
-    steps: Sequence[int] | None = None,
+    steps: Steps = None,
 ) -> float:
     """Worst-case accuracy after task ``k`` (WC-ACC, De Lange et al. 2023).
 
@@ -529,7 +529,7 @@ def wc_acc(
 
     Args:
         acc: Accuracies in %, shape (points, tasks), NaN where not evaluated.
-        boundaries: Cumulative point counts at the ends of the intervals.
+        boundaries: Ends of the intervals (in points; in batches with `steps`).
         after_task: 1-based task ``k``.
 
     Returns:
