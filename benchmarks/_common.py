@@ -46,8 +46,8 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
 
 def matmul_rate(m: int, k: int, n: int, repeats: int = 7, dtype=torch.float32) -> float:
     """This machine's matmul rate (FLOP/s) on one (m×k)@(k×n) product of `dtype`, in-process,
-    with the kernels the runs use (float32: :mod:`stabgap.models.cpu_matmul`'s)."""
-    from stabgap.models.cpu_matmul import product
+    with the kernels the runs use (float32: :mod:`stabgap.core.models.cpu_matmul`'s)."""
+    from stabgap.core.models.cpu_matmul import product
 
     a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
     return 2 * m * k * n / median_time(lambda: product(a, b), repeats, warmup=2)
@@ -61,7 +61,7 @@ def peak_rss_mib() -> float:
 def timed_runs(configs: list, stream, how: str = "alone") -> tuple[list, float]:
     """Train `configs` and time it: each 'alone', as sweeps do ('runs': train_runs, which
     stacks on a GPU), or as one 'stack' (train_stack) on any device."""
-    from stabgap.train import train_runs, train_stack
+    from stabgap.core.train import train_runs, train_stack
 
     t0 = time.perf_counter()
     if how == "alone":

@@ -21,11 +21,11 @@ import statistics
 import numpy as np
 from _common import data_dir, machine, timed
 
-from stabgap.config import FIELDS
-from stabgap.evaluate import activity_points
-from stabgap.presets import get_preset
-from stabgap.streams import build_stream
-from stabgap.train import train_stack
+from stabgap.core.config import FIELDS
+from stabgap.core.evaluate import activity_points
+from stabgap.core.streams import build_stream
+from stabgap.core.train import train_stack
+from stabgap.studies.presets import get_preset
 
 
 def main() -> None:

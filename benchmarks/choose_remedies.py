@@ -23,7 +23,7 @@ import numpy as np
 from _common import data_dir, machine
 
 from stabgap.metrics import avg_acc_final, gap_depth
-from stabgap.presets import REMEDY_STRENGTHS, remedy_name, seed_sequence
+from stabgap.studies.presets import REMEDY_STRENGTHS, remedy_name, seed_sequence
 from stabgap.study import run_study
 
 ACC_TOLERANCE = 1.0  # p.p. of final accuracy a chosen strength may cost

@@ -19,11 +19,11 @@ from _common import data_dir, machine, peak_rss_mib, timed
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from stabgap.data import load_mnist
-from stabgap.presets import get_preset
-from stabgap.streams import build_stream
-from stabgap.streams.rotated import rotate
-from stabgap.train import train_runs
+from stabgap.core.data.mnist import load_mnist
+from stabgap.core.streams import build_stream
+from stabgap.core.streams.rotated import rotate
+from stabgap.core.train import train_runs
+from stabgap.studies.presets import get_preset
 
 
 class RotatedMNIST(Dataset):

@@ -45,13 +45,13 @@ import torch
 from _common import data_dir, machine, matmul_rate, median_time
 from eval_precision import METRICS, paired
 
-from stabgap.cost import run_cost, total
-from stabgap.device import keep_freed_memory
-from stabgap.evaluate import evaluate
-from stabgap.models import cpu_matmul
-from stabgap.presets import get_preset, seed_sequence
-from stabgap.streams import build_stream
-from stabgap.train import build_parts, train_stack
+from stabgap.core.device import keep_freed_memory
+from stabgap.core.evaluate import evaluate
+from stabgap.core.models import cpu_matmul
+from stabgap.core.streams import build_stream
+from stabgap.core.train import build_parts, train_stack
+from stabgap.cost.flops import run_cost, total
+from stabgap.studies.presets import get_preset, seed_sequence
 
 LIBRARIES = ("mkl", "onednn")
 
@@ -104,9 +104,9 @@ def products() -> None:
 _ONE_RUN = """
 import json, resource, sys, time
 sys.path.insert(0, {benchmarks!r})
-import stabgap.train as train
-from stabgap.presets import get_preset
-from stabgap.streams import build_stream
+import stabgap.core.train as train
+from stabgap.studies.presets import get_preset
+from stabgap.core.streams import build_stream
 if {memory!r} == "given back":
     train.keep_freed_memory = lambda: False
 config = get_preset("paper").config("nd", {overrides!r})

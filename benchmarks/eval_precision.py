@@ -31,11 +31,11 @@ import torch
 from _common import data_dir, machine
 from scipy import stats as sps
 
-from stabgap.device import resolve_device
+from stabgap.core.device import resolve_device
+from stabgap.core.streams import build_stream
+from stabgap.core.train import train_stack
 from stabgap.metrics import avg_acc_final, gap_depth, min_acc, time_to_recover, wc_acc
-from stabgap.presets import get_preset, seed_sequence
-from stabgap.streams import build_stream
-from stabgap.train import train_stack
+from stabgap.studies.presets import get_preset, seed_sequence
 
 METRICS = {
     "GD_1,2": lambda r: r.measure(gap_depth, 1, 2),

@@ -7,10 +7,10 @@ The GPU campaign (gpu_campaign.py) left two questions that only a GPU answers:
    running slower at this run's shapes, or the passes around them? The profiler's kernel
    times of a stack of R runs (tasks 1-3 in equal parts, as in a full run) are summed by
    kind (matmul, elementwise, reduction, indexing, optimiser, random numbers, copies), and
-   the matmuls' own rate in place is their FLOPs (:func:`stabgap.cost.run_cost`) over
+   the matmuls' own rate in place is their FLOPs (:func:`stabgap.cost.flops.run_cost`) over
    their kernel time.
 2. **All 16 experiments × 15 seeds**, which no 10-minute device call can run whole. The
-   sweep forms one stack per group of compatible runs (:func:`stabgap.sweep.group_stacks`,
+   sweep forms one stack per group of compatible runs (:func:`stabgap.studies.sweep.group_stacks`,
    sized by memory); each distinct stack is timed here at its own size, over two run
    lengths, which separates its fixed cost (building, first evaluation) from its cost per
    batch. The full sweep's time is then Σ over its stacks of fixed + batches × per-batch
@@ -43,11 +43,11 @@ from gpu_campaign import (
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from stabgap.cost import run_cost
-from stabgap.device import resolve_device
-from stabgap.streams import build_stream
-from stabgap.sweep import group_stacks
-from stabgap.train import stack_key, train_stack
+from stabgap.core.device import resolve_device
+from stabgap.core.streams import build_stream
+from stabgap.core.train import stack_key, train_stack
+from stabgap.cost.flops import run_cost
+from stabgap.studies.sweep import group_stacks
 
 # Kernel kinds, by what their names contain (first match wins; lower case).
 KINDS = (

@@ -44,13 +44,13 @@ import numpy as np
 import torch
 from _common import data_dir
 
-from stabgap.device import resolve_device
+from stabgap.core.device import resolve_device
+from stabgap.core.streams import build_stream
+from stabgap.core.train import train_stack
 from stabgap.metrics import avg_acc_final, gap_depth
-from stabgap.plan import study_spec
-from stabgap.presets import get_preset
-from stabgap.streams import build_stream
+from stabgap.studies.plan import study_spec
+from stabgap.studies.presets import get_preset
 from stabgap.study import run_spec
-from stabgap.train import train_stack
 
 HERE = Path(__file__).resolve().parent
 
@@ -81,7 +81,7 @@ class Campaign:
 
 def matmul_rate(device: torch.device, tf32: bool, n: int) -> float:
     """FLOP/s of an (n×n)@(n×n) float32 product on `device`."""
-    from stabgap.device import cuda_matmul_precision
+    from stabgap.core.device import cuda_matmul_precision
 
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     context = cuda_matmul_precision("tf32" if tf32 else "ieee") if device.type == "cuda" else None

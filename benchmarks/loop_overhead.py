@@ -1,7 +1,7 @@
 """How close one run comes to this machine's matmul speed (the loop's overhead).
 
 Counts the FLOPs a paper-protocol run must do (training and evaluation, from
-stabgap.cost), measures the matmul rate in the same process on the run's dominant
+stabgap.cost.flops), measures the matmul rate in the same process on the run's dominant
 product, and reports measured time / (FLOPs / rate). Every task is shortened to
 --batches batches, keeping every shape of the paper protocol. With --eval-precision bf16
 the evaluation's FLOPs are priced at the bf16 rate (measured on the evaluation's own
@@ -18,11 +18,11 @@ import argparse
 import torch
 from _common import data_dir, machine, matmul_rate, peak_rss_mib, timed
 
-from stabgap.cost import run_cost, total
-from stabgap.models import cpu_matmul
-from stabgap.presets import get_preset
-from stabgap.streams import build_stream
-from stabgap.train import train_runs
+from stabgap.core.models import cpu_matmul
+from stabgap.core.streams import build_stream
+from stabgap.core.train import train_runs
+from stabgap.cost.flops import run_cost, total
+from stabgap.studies.presets import get_preset
 
 
 def main() -> None:

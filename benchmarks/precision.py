@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from _common import data_dir, machine, timed_runs
 
-from stabgap.device import resolve_device
+from stabgap.core.device import resolve_device
+from stabgap.core.streams import build_stream
 from stabgap.metrics import avg_acc_final, gap_depth
-from stabgap.presets import get_preset
-from stabgap.streams import build_stream
+from stabgap.studies.presets import get_preset
 
 
 def main() -> None:

@@ -23,9 +23,9 @@ import torch
 from _common import data_dir, machine, timed
 from torch import nn
 
-from stabgap.presets import get_preset
-from stabgap.streams import build_stream
-from stabgap.train import train_stack
+from stabgap.core.streams import build_stream
+from stabgap.core.train import train_stack
+from stabgap.studies.presets import get_preset
 
 
 def bare_loop(config, stream) -> None:

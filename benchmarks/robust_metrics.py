@@ -33,8 +33,8 @@ from stabgap.metrics.robust import (
     gap_depth_robust,
     time_to_recover_robust,
 )
-from stabgap.records import iter_runs
-from stabgap.reference import load_reference_results
+from stabgap.studies.records import iter_runs
+from stabgap.studies.reference import load_reference_results
 
 WINDOWS = (1, 5, 10, 20, 50)
 SMOOTHS = (1, 3, 5, 9)

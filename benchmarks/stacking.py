@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from _common import data_dir, machine, peak_rss_mib, timed_runs
 
-from stabgap.device import resolve_device
-from stabgap.presets import get_preset
-from stabgap.streams import build_stream
-from stabgap.train import train_stack
+from stabgap.core.device import resolve_device
+from stabgap.core.streams import build_stream
+from stabgap.core.train import train_stack
+from stabgap.studies.presets import get_preset
 
 
 def main() -> None:

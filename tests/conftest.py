@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stabgap.config import RunConfig
-from stabgap.data import MNIST, load_mnist
-from stabgap.streams import TaskStream, build_stream
+from stabgap.core.config import RunConfig
+from stabgap.core.data.mnist import MNIST, load_mnist
+from stabgap.core.streams import TaskStream, build_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

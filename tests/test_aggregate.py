@@ -1,4 +1,6 @@
-"""Tests for stabgap.aggregate: tidy rows, tables on disk, summaries over seeds, Table 1.
+"""Tests for the tidy tables, summaries over seeds and Table 1.
+
+(stabgap.analysis.tables, stabgap.statistics.summary, stabgap.analysis.table1)
 
 Runs are synthetic RunRecord objects built in memory (no training): three tasks, three points
 per interval, with a task-1 curve whose gap depth and recovery are set by hand.
@@ -14,20 +16,13 @@ import random
 import numpy as np
 import pytest
 
-from stabgap.aggregate import (
-    BASE_COLUMNS,
-    GroupSummary,
-    format_mean_std,
-    read_table,
-    summarize,
-    table1,
-    tidy_rows,
-    write_table,
-)
-from stabgap.config import FIELDS, RunConfig, to_dict
+from stabgap.analysis.table1 import table1
+from stabgap.analysis.tables import BASE_COLUMNS, read_table, tidy_rows, write_table
+from stabgap.core.config import FIELDS, RunConfig, to_dict
 from stabgap.errors import StabgapError
 from stabgap.metrics import compute_metrics
-from stabgap.records import RunRecord
+from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
+from stabgap.studies.records import RunRecord
 
 NAN = math.nan
 B3 = (3, 6, 9)

@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from stabgap.claims import claim_checks, claim_sentence
+from stabgap.analysis.claims import claim_checks, claim_sentence
 from stabgap.metrics import gap_depth
-from stabgap.stats import Family
+from stabgap.statistics.comparison import Family
 
 ENDS = (30, 60, 90)
 

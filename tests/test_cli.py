@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import mnist_dir, reference_dir
 
-from stabgap import data
 from stabgap.cli import main
-from stabgap.records import iter_runs, read_run
+from stabgap.core.data import mnist as data
+from stabgap.studies.records import iter_runs, read_run
 
 TINY = [
     "--preset",
@@ -223,7 +223,7 @@ def test_metrics_of_a_missing_path(capsys, tmp_path):
 
 
 def test_help_documents_every_config_field(capsys):
-    from stabgap.config import FIELDS
+    from stabgap.core.config import FIELDS
 
     with pytest.raises(SystemExit):
         main(["run", "--help"])
@@ -245,7 +245,7 @@ def test_cost_prints_the_reference_count_and_the_overheads(capsys):
 
 
 def test_profile_writes_records_that_the_report_reads(tmp_path, capsys):
-    from stabgap.profile import cost_columns, read_profiles
+    from stabgap.cost.profile import cost_columns, read_profiles
 
     code, stdout, _ = run_cli(
         capsys,

@@ -1,8 +1,8 @@
 import pytest
 
-from stabgap.config import RunConfig, from_dict, to_dict
+from stabgap.core.config import RunConfig, from_dict, to_dict
 from stabgap.errors import StabgapError
-from stabgap.presets import PAPER_SEEDS, get_preset
+from stabgap.studies.presets import PAPER_SEEDS, get_preset
 
 
 def test_values_are_normalised():

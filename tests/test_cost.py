@@ -9,12 +9,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from stabgap import cost
-from stabgap.config import RunConfig
-from stabgap.models.mlp import StackedMLP
-from stabgap.presets import PAPER_BASE
-from stabgap.remedies.decay import neuronal_decay
-from stabgap.train import cross_entropy
+from stabgap.core.config import RunConfig
+from stabgap.core.models.mlp import StackedMLP
+from stabgap.core.remedies.decay import neuronal_decay
+from stabgap.core.train import cross_entropy
+from stabgap.cost import flops as cost
+from stabgap.studies.presets import PAPER_BASE
 
 SIZES = [(784, 32, 10), (20, 16, 8, 5), (784, 64, 48, 32, 10), (3, 1, 2)]
 
@@ -80,7 +80,7 @@ def test_forward_and_backward_matmul_flops_match_flop_counter(sizes, batch, r):
 @pytest.mark.parametrize("channels,hidden", [((4,), (8,)), ((3, 5), (6, 4))])
 @pytest.mark.parametrize("r", [1, 2])
 def test_cnn_forward_and_backward_flops_match_flop_counter(channels, hidden, r):
-    from stabgap.models.cnn import StackedCNN
+    from stabgap.core.models.cnn import StackedCNN
 
     model = StackedCNN((1, 28, 28), channels, hidden, 10, [torch.Generator()] * r)
     x, y = torch.rand(r, 5, 1, 28, 28), torch.randint(0, 10, (r, 5))
@@ -103,8 +103,8 @@ def test_cnn_forward_and_backward_flops_match_flop_counter(channels, hidden, r):
 def test_full_training_step_matmul_flops_match_flop_counter(hidden, decay, kind, small_stream):
     from conftest import tiny_config
 
-    from stabgap.remedies import Step
-    from stabgap.train import build_parts, train_step
+    from stabgap.core.remedies import Step
+    from stabgap.core.train import build_parts, train_step
 
     config = tiny_config(hidden=hidden, optimizer=kind, decay_lambda=1e-4 if decay else 0.0)
     parts = build_parts([config], small_stream, torch.device("cpu"))
@@ -166,7 +166,7 @@ OPTIMIZER_SETTINGS = [
 @pytest.mark.parametrize("settings", OPTIMIZER_SETTINGS)
 def test_optimizer_flops_match_the_ops_torch_optim_runs(settings):
     """torch.optim's single-tensor update, op by op, against the per-parameter count."""
-    from stabgap.optim import OPTIMIZERS
+    from stabgap.core.optim import OPTIMIZERS
 
     config = RunConfig(**settings)
     spec = OPTIMIZERS[config.optimizer]
@@ -203,7 +203,7 @@ def test_run_cost_matches_the_matmuls_of_a_real_run(changes, small_stream):
     """The real training loop, run under torch's FLOP counter, against the model."""
     from conftest import tiny_config
 
-    from stabgap.train import run_experiment
+    from stabgap.core.train import run_experiment
 
     base = dict(hidden=(8, 4), batches_per_task=10, batch_size=6, eval_subset=20)
     config = tiny_config(**{**base, **changes})

@@ -14,10 +14,10 @@ import torch
 from conftest import ROOT, mnist_dir, tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 
-from stabgap.evaluate import pixels
-from stabgap.models import cpu_matmul, mlp
-from stabgap.models.mlp import StackedMLP
-from stabgap.train import run_experiment
+from stabgap.core.evaluate import pixels
+from stabgap.core.models import cpu_matmul, mlp
+from stabgap.core.models.mlp import StackedMLP
+from stabgap.core.train import run_experiment
 
 ONEDNN = cpu_matmul._ONEDNN_WORKS
 needs_onednn = pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN linear op")
@@ -44,7 +44,7 @@ def test_mkl_is_the_default_and_onednn_is_chosen_by_name(use):
 
 @needs_onednn
 def test_torchs_flop_counter_counts_onednns_products(use):
-    # stabgap.cost is tested against that counter (tests/test_cost.py)
+    # stabgap.cost.flops is tested against that counter (tests/test_cost.py)
     use("onednn")
     x, w, b = torch.ones(5, 7), torch.ones(7, 3), torch.ones(1, 3)
     with FlopCounterMode(display=False) as counter:
@@ -154,7 +154,7 @@ def test_a_mistyped_library_is_one_line_before_any_work(tmp_path):
 # A 64 MB block made and freed 30 times: the page faults of each, and the memory held.
 _REALLOCATE = """
 import resource, sys, torch
-from stabgap.device import keep_freed_memory
+from stabgap.core.device import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 faults, held = [], []
@@ -221,7 +221,7 @@ def test_a_study_resumed_with_another_library_says_so(tmp_path, capsys, use):
 
 def test_the_command_that_finishes_an_interrupted_study_keeps_its_library(use, tmp_path):
     from stabgap.cli import _interrupted
-    from stabgap.sweep import StudyInterrupted
+    from stabgap.studies.sweep import StudyInterrupted
 
     cut = StudyInterrupted(1, 4, tmp_path)
     use("onednn")

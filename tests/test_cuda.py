@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from stabgap.streams import build_stream
-from stabgap.train import run_experiment, train_stack
+from stabgap.core.streams import build_stream
+from stabgap.core.train import run_experiment, train_stack
 
 pytestmark = [
     pytest.mark.cuda,
@@ -58,8 +58,8 @@ def test_gpu_precision_settings_are_exactly_what_the_config_says(gpu_stream):
 
 
 def test_the_stack_size_fits_the_gpus_memory():
-    from stabgap.presets import PAPER_BASE
-    from stabgap.sweep import default_stack_size
+    from stabgap.studies.presets import PAPER_BASE
+    from stabgap.studies.sweep import default_stack_size
 
     wide = PAPER_BASE.replace(device="cuda", hidden=[4096, 4096])
     assert 1 <= default_stack_size(wide) <= 64

@@ -1,4 +1,4 @@
-"""Tests for stabgap.data: reading, finding, downloading and verifying MNIST.
+"""Tests for stabgap.core.data.mnist: reading, finding, downloading and verifying MNIST.
 
 The real files come from ``$STABGAP_TEST_DATA`` or ``<repo>/../shared/data/mnist``.
 Downloads are served by a local ``http.server`` on 127.0.0.1; nothing else is contacted.
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from stabgap import data
-from stabgap.data import (
+from stabgap.core.data import mnist as data
+from stabgap.core.data.mnist import (
     MNIST_FILES,
     default_cache_dir,
     download_mnist,

@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from stabgap.config import RunConfig
-from stabgap.device import Stopwatch
-from stabgap.evaluate import EvalSubsets
-from stabgap.models import mlp
-from stabgap.streams import TaskStream
-from stabgap.train import run_experiment, train_stack
+from stabgap.core.config import RunConfig
+from stabgap.core.device import Stopwatch
+from stabgap.core.evaluate import EvalSubsets
+from stabgap.core.models import mlp
+from stabgap.core.streams import TaskStream
+from stabgap.core.train import run_experiment, train_stack
 
 
 def test_the_batched_matmul_path_stacks_to_float_tolerance(small_stream, monkeypatch):
@@ -104,9 +104,9 @@ def test_the_stopwatchs_event_path():
 
 
 def test_stacks_are_sized_by_memory():
-    from stabgap.cost import run_memory
-    from stabgap.presets import PAPER_BASE
-    from stabgap.sweep import MAX_GPU_STACK, default_stack_size
+    from stabgap.cost.flops import run_memory
+    from stabgap.studies.presets import PAPER_BASE
+    from stabgap.studies.sweep import MAX_GPU_STACK, default_stack_size
 
     wide = PAPER_BASE.replace(hidden=[4096, 4096])
     per_copy = run_memory(wide)
@@ -143,7 +143,7 @@ def test_nothing_waits_for_the_host_per_batch(small_stream, changes, monkeypatch
 
     With SGD: torch's Adam reads its step count with item() every step, but torch keeps
     that count in a CPU tensor for this very reason, so on a GPU it waits for nothing."""
-    from stabgap import train
+    from stabgap.core import train
 
     monkeypatch.setattr(mlp, "BATCHED", True)  # the GPU's ways, on the CPU
     monkeypatch.setattr(train, "EvalSubsets", functools.partial(EvalSubsets, keys=True))

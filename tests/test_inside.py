@@ -11,9 +11,9 @@ import torch
 from conftest import mnist_dir, tiny_config
 from torch import nn
 
-from stabgap.evaluate import activity_points, evaluate, pixels
-from stabgap.remedies import Step
-from stabgap.train import build_parts, run_experiment, train_step
+from stabgap.core.evaluate import activity_points, evaluate, pixels
+from stabgap.core.remedies import Step
+from stabgap.core.train import build_parts, run_experiment, train_step
 
 
 def by_hand(weights, biases, images: torch.Tensor) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Tests for stabgap.metrics and stabgap.reference.
+"""Tests for stabgap.metrics and stabgap.studies.reference.
 
 Hand-worked examples on tiny arrays pin down every definition; the reference file of seed
 2958 checks that compute_metrics reproduces the reference's task-1 numbers.
@@ -30,7 +30,7 @@ from stabgap.metrics import (
     wc_acc,
     windowed_forgetting,
 )
-from stabgap.reference import ReferenceRun, load_reference_results
+from stabgap.studies.reference import ReferenceRun, load_reference_results
 
 NAN = math.nan
 TOL = 1e-6

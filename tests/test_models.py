@@ -2,11 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from stabgap.config import RunConfig
-from stabgap.models.mlp import StackedMLP
-from stabgap.optim import CopyOptimizer
-from stabgap.remedies.decay import neuronal_decay
-from stabgap.train import cross_entropy
+from stabgap.core.config import RunConfig
+from stabgap.core.models.mlp import StackedMLP
+from stabgap.core.optim import CopyOptimizer
+from stabgap.core.remedies.decay import neuronal_decay
+from stabgap.core.train import cross_entropy
 
 
 def reference_mlp(seed: int, sizes) -> nn.Sequential:
@@ -92,7 +92,7 @@ def reference_cnn(seed: int, channels=(4, 6), hidden=(12,)) -> nn.Sequential:
 
 
 def test_the_cnn_starts_and_computes_as_torchs_own_layers():
-    from stabgap.models.cnn import StackedCNN
+    from stabgap.core.models.cnn import StackedCNN
 
     seeds = (5, 6)
     model = StackedCNN(
@@ -120,7 +120,7 @@ def test_the_cnn_starts_and_computes_as_torchs_own_layers():
 
 
 def test_neuronal_decay_covers_the_conv_feature_maps():
-    from stabgap.models.cnn import StackedCNN
+    from stabgap.core.models.cnn import StackedCNN
 
     model = StackedCNN((1, 28, 28), (3,), (5,), 10, [torch.Generator().manual_seed(1)])
     _, hidden = model(torch.rand(1, 4, 1, 28, 28))
@@ -133,7 +133,7 @@ def test_a_stacked_cnn_run_equals_its_runs_alone_to_float_tolerance(small_stream
     import numpy as np
     from conftest import tiny_config
 
-    from stabgap.train import run_experiment, train_stack
+    from stabgap.core.train import run_experiment, train_stack
 
     configs = [
         tiny_config(model="cnn", channels=(4,), hidden=(16,), seed=s, decay_lambda=lam)

@@ -1,4 +1,4 @@
-"""Tests for stabgap.plots on small synthetic runs.
+"""Tests for stabgap.analysis.plots on small synthetic runs.
 
 Each figure must be written (PNG, and PDF where asked) at a sensible pixel size, cope with
 NaN (tasks not yet evaluated, holes in a curve, a single seed), and the gap-anatomy figure
@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stabgap import metrics, plots
+from stabgap import metrics
+from stabgap.analysis import plots
 
 N_TASKS = 3
 PER_TASK = 60  # points (= batches here) per task: small, so the test file stays fast

@@ -77,11 +77,11 @@ def test_a_plugin_remedy_works_with_the_cli_sweeps_report_and_cost(plugin, tmp_p
 def test_a_plugin_remedy_stacks_and_clips_to_its_limit(plugin, tmp_path):
     check = f"""
 import numpy as np, torch
-from stabgap.config import RunConfig
-from stabgap.remedies import Step
-from stabgap.remedies.sam import copy_norms
-from stabgap.streams import build_stream
-from stabgap.train import build_parts, run_experiment, train_stack
+from stabgap.core.config import RunConfig
+from stabgap.core.remedies import Step
+from stabgap.core.remedies.sam import copy_norms
+from stabgap.core.streams import build_stream
+from stabgap.core.train import build_parts, run_experiment, train_stack
 base = dict(hidden=(16,), batches_per_task=8, batch_size=32, eval_subset=50,
             data_dir={str(mnist_dir())!r}, device="cpu", lr=0.01)
 configs = [RunConfig(seed=1, clip_norm=0.05, **base), RunConfig(seed=2, clip_norm=0.0, **base)]
@@ -97,7 +97,7 @@ captured = {{}}
 step = parts.optimizer.step
 parts.optimizer.step = lambda: captured.setdefault("norms", copy_norms(
     [p.grad for p in parts.model.parameters()])) is not None and step()
-from stabgap.train import train_step
+from stabgap.core.train import train_step
 train_step(parts, parts.sampler.next(), Step(1, 0, 0))
 norms = captured["norms"]
 assert abs(norms[0].item() - 0.05) < 1e-6, norms  # clipped to its limit

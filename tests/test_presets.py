@@ -5,8 +5,14 @@ import csv
 import pytest
 from test_cli import run_cli
 
-from stabgap.presets import PRESETS, REMEDY_CHOSEN, REMEDY_STRENGTHS, get_preset, remedy_name
-from stabgap.records import iter_runs
+from stabgap.studies.presets import (
+    PRESETS,
+    REMEDY_CHOSEN,
+    REMEDY_STRENGTHS,
+    get_preset,
+    remedy_name,
+)
+from stabgap.studies.records import iter_runs
 
 SMALL = ["--batches-per-task", "8", "--eval-subset", "60", "--seeds", "1,2,3", "--no-plot"]
 

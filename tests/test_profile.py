@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.autograd import DeviceType
 
-from stabgap import profile
-from stabgap.profile import ProfileResult
+from stabgap.cost import profile
+from stabgap.cost.profile import ProfileResult
 
 TINY = dict(hidden=[16, 16], batch_size=8, eval_subset=40)
 

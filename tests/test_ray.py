@@ -18,8 +18,8 @@ from test_plugins import example_code
 
 pytest.importorskip("ray", reason="needs the ray extra: pip install 'stabgap[ray]' (CI has it)")
 
-from stabgap.distributed import Node, plan_tasks  # noqa: E402
 from stabgap.errors import StabgapError  # noqa: E402
+from stabgap.studies.cluster import Node, plan_tasks  # noqa: E402
 
 RAY = str(Path(sys.executable).parent / "ray")
 LIMIT = 240  # seconds: a sweep that waits for resources no node has fails here, not never

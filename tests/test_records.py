@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from stabgap import plots
-from stabgap.records import iter_runs, read_run, record_of, write_run
-from stabgap.train import run_experiment
+from stabgap.analysis import plots
+from stabgap.core.train import run_experiment
+from stabgap.studies.records import iter_runs, read_run, record_of, write_run
 
 
 @pytest.fixture

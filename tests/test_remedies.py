@@ -9,12 +9,12 @@ import torch
 from conftest import tiny_config
 from torch import nn
 
-from stabgap.config import RunConfig
+from stabgap.core.config import RunConfig
+from stabgap.core.evaluate import pixels
+from stabgap.core.optim import OPTIMIZERS, CopyOptimizer
+from stabgap.core.remedies import REMEDIES, Remedies, Remedy, Step
+from stabgap.core.train import build_parts, run_experiment, train_stack, train_step
 from stabgap.errors import StabgapError
-from stabgap.evaluate import pixels
-from stabgap.optim import OPTIMIZERS, CopyOptimizer
-from stabgap.remedies import REMEDIES, Remedies, Remedy, Step
-from stabgap.train import build_parts, run_experiment, train_stack, train_step
 
 SIZES = (784, 16, 12, 10)
 
@@ -192,7 +192,7 @@ def test_reset_makes_the_next_update_adams_first_step(small_stream):
 
 
 def test_switch_learning_rate_factors_by_hand():
-    from stabgap.remedies.switch_lr import SwitchLearningRate
+    from stabgap.core.remedies.switch_lr import SwitchLearningRate
 
     warm = tiny_config(switch_lr="warmup", switch_lr_batches=4)
     low = tiny_config(switch_lr="low", switch_lr_batches=2, switch_lr_factor=0.25, lr=2e-3)

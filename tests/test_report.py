@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, reference_dir
 
 from stabgap.cli import main
-from stabgap.records import iter_runs
+from stabgap.studies.records import iter_runs
 
 REFERENCE = reference_dir() / "reference-results-seed2958.json"
 

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from conftest import mnist_dir, reference_dir
 
-from stabgap import sweep
+from stabgap.studies import sweep
 from stabgap.cli import main
-from stabgap.plan import stamp
-from stabgap.presets import PAPER_SEEDS, seed_sequence
-from stabgap.records import iter_runs, read_run
+from stabgap.studies.plan import stamp
+from stabgap.studies.presets import PAPER_SEEDS, seed_sequence
+from stabgap.studies.records import iter_runs, read_run
 
 TINY = ["--batches-per-task", "6", "--hidden", "16", "--eval-subset", "50", "--quiet"]
 
@@ -574,7 +574,7 @@ def test_import_reference_takes_a_folder_and_says_what_it_skipped(workspace, cap
 
 # --- run identity -----------------------------------------------------------------------------
 def test_a_stamp_holds_only_what_differs_from_the_defaults():
-    from stabgap.config import RunConfig
+    from stabgap.core.config import RunConfig
 
     # By hand: the defaults are left out, so a field added later with its default keeps
     # every stamp; where the run computes (device, data) is not part of it.
@@ -681,7 +681,7 @@ def test_a_command_line_value_beats_the_files_grid(workspace, capsys):
 def test_compare_takes_labels_with_commas_and_lists_labels_when_wrong(
     lambda_grid, tmp_path, capsys
 ):
-    from stabgap.groups import build_groups
+    from stabgap.analysis.groups import build_groups
 
     labels = [g.label for g in build_groups(list(iter_runs(lambda_grid)))]
     code, _, err = cli(capsys, "report", lambda_grid, "--out", tmp_path / "r", "--compare", "λ=2")
@@ -711,7 +711,7 @@ def test_resuming_does_not_grow_the_study_file(workspace, capsys):
 
 
 def test_a_failed_download_leaves_no_empty_folder(workspace, capsys, monkeypatch):
-    from stabgap import data
+    from stabgap.core.data import mnist as data
 
     monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))
     code, _, err = cli(capsys, "data", "download", "--data-dir", "new/mnist")

@@ -1,8 +1,8 @@
 import torch
 from conftest import tiny_config
 
-from stabgap.evaluate import EvalSubsets
-from stabgap.replay import BatchSampler
+from stabgap.core.evaluate import EvalSubsets
+from stabgap.core.replay import BatchSampler
 
 
 def sampler(stream, seed=0, **changes):

@@ -1,4 +1,6 @@
-"""Tests for stabgap.stats: two-experiment comparisons and the answers to Q1 and Q2.
+"""Comparisons over seeds, and the answers to Q1 and Q2.
+
+(stabgap.statistics.comparison, stabgap.analysis.questions)
 
 Every statistic is checked against its textbook formula computed here (numpy and the t
 distribution only), or against a p value worked out by hand.
@@ -12,15 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from stabgap.aggregate import summarize
-from stabgap.stats import (
-    ALPHA,
-    Family,
-    answer_questions,
-    censored_median,
-    compare,
-    equivalence,
-)
+from stabgap.analysis.questions import answer_questions
+from stabgap.statistics.comparison import ALPHA, Family, censored_median, compare, equivalence
+from stabgap.statistics.summary import summarize
 
 NAN = math.nan
 A = {1: 16.0, 2: 15.0, 3: 18.0, 4: 17.5, 5: 14.0}

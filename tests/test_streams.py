@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from stabgap.core.streams import build_stream
+from stabgap.core.train import run_experiment
 from stabgap.errors import StabgapError
-from stabgap.streams import build_stream
-from stabgap.train import run_experiment
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_permuted_tasks_are_fixed_permutations_of_mnist(small):
 
 
 def test_permuted_test_images_share_their_tasks_permutation(small):
-    from stabgap.streams.permuted import permutations
+    from stabgap.core.streams.permuted import permutations
 
     config = tiny_config(stream="permuted-mnist", n_tasks=3)
     stream = build_stream(config, "cpu", small)
@@ -136,7 +136,7 @@ def test_homogeneous_parts_are_disjoint_and_cover_the_set(small):
 
 def test_rotated_mnist_is_unchanged_bit_for_bit(small):
     """The stream of the poster: task k is all of MNIST rotated (fixture tests: test_tasks)."""
-    from stabgap.streams.rotated import rotate
+    from stabgap.core.streams.rotated import rotate
 
     stream = build_stream(tiny_config(), "cpu", small)
     n = len(small.train_labels)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import mnist_dir
 
-from stabgap.aggregate import read_table
+from stabgap.analysis.tables import read_table
 from stabgap.errors import StabgapError
-from stabgap.plan import load_study, stamp, study_spec
-from stabgap.records import iter_runs
+from stabgap.studies.plan import load_study, stamp, study_spec
+from stabgap.studies.records import iter_runs
 from stabgap.study import run_spec
 
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 from conftest import reference_dir, tiny_config
 
+from stabgap.core.streams import build_stream
+from stabgap.core.streams.rotated import rotate
 from stabgap.errors import StabgapError
-from stabgap.streams import build_stream
-from stabgap.streams.rotated import rotate
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from stabgap.core.train import run_experiment, stack_key, train_runs, train_stack
 from stabgap.metrics import gap_depth
-from stabgap.train import run_experiment, stack_key, train_runs, train_stack
 
 
 def test_curves_have_one_point_per_batch_and_nan_before_a_task_starts(small_stream):
@@ -82,7 +82,7 @@ def test_eval_every_thins_the_points_and_all_tasks_fills_them(small_stream):
 
 def test_replay_keeps_task_one_and_no_replay_forgets_it(small_mnist):
     """The science in miniature: without replay task 1 (0°) is forgotten at 160°."""
-    from stabgap.streams import build_stream
+    from stabgap.core.streams import build_stream
 
     config = tiny_config(hidden=(64, 64), batches_per_task=60, seed=2)
     stream = build_stream(config, "cpu", small_mnist)
@@ -106,7 +106,7 @@ def test_fixed_test_subsets_are_scored_like_an_independent_count(small_stream):
     """Point 0 is the untrained model on task 1's fixed subset: recount it by hand."""
     import torch
 
-    from stabgap.models.mlp import StackedMLP
+    from stabgap.core.models.mlp import StackedMLP
 
     config = tiny_config(seed=4, eval_resample="fixed")
     r = run_experiment(config, small_stream)
@@ -146,7 +146,7 @@ def test_the_cuda_precision_switch_sets_and_restores_exactly():
     """The GPU-only branch of the precision switch, run on the flags themselves."""
     import torch
 
-    from stabgap.device import cuda_matmul_precision
+    from stabgap.core.device import cuda_matmul_precision
 
     matmul = torch.backends.cuda.matmul
     before = matmul.fp32_precision
@@ -164,7 +164,7 @@ def test_the_cuda_precision_switch_sets_and_restores_exactly():
 def test_bf16_evaluation_leaves_the_training_bit_identical(small_stream, monkeypatch):
     """Evaluation never feeds back into training (its subsets have their own generator),
     so evaluating in bf16 changes no loss of any batch; and bf16 really is used there."""
-    from stabgap import train
+    from stabgap.core import train
 
     autocast = []
     real = train.evaluate

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from conftest import ROOT, mnist_dir, tiny_config
 
+from stabgap.core.fields import ConfigView
+from stabgap.core.models import MODELS
+from stabgap.core.optim import OPTIMIZERS
+from stabgap.core.remedies import REMEDIES
+from stabgap.core.streams import STREAMS, build_stream
+from stabgap.core.train import run_experiment
 from stabgap.errors import StabgapError
-from stabgap.fields import ConfigView
-from stabgap.models import MODELS
-from stabgap.optim import OPTIMIZERS
-from stabgap.plan import study_spec
-from stabgap.remedies import REMEDIES
-from stabgap.streams import STREAMS, build_stream
+from stabgap.studies.plan import study_spec
 from stabgap.study import run_spec
-from stabgap.train import run_experiment
 
 TINY = {
     "hidden": [8],
@@ -181,8 +181,8 @@ def test_the_defaults_are_pinned_by_the_stamp_schema():
     """A default cannot change, nor a field be added, without the pinned snapshot saying so:
     runs are named by what differs from the defaults, so a changed default would give an
     old run's name to another computation."""
-    from stabgap.config import FIELDS, defaults
-    from stabgap.schema import STAMP_SCHEMA, pinned_defaults
+    from stabgap.core.config import FIELDS, defaults
+    from stabgap.studies.schema import STAMP_SCHEMA, pinned_defaults
 
     pinned = pinned_defaults(STAMP_SCHEMA)
     stamped = {k: v for k, v in defaults().items() if FIELDS[k].metadata["stamped"]}
@@ -215,8 +215,8 @@ def test_resume_refuses_a_run_of_the_planned_name_that_computed_something_else(t
 
 
 def test_a_record_from_before_a_field_existed_is_reused_and_grouped_alike(tmp_path, capsys):
-    from stabgap.records import iter_runs, read_run
-    from stabgap.report import write_report
+    from stabgap.analysis.report import write_report
+    from stabgap.studies.records import iter_runs, read_run
 
     out = tmp_path / "study"
     args = ("run", *CLI_TINY, "--data-dir", mnist_dir(), "--out", out)
@@ -237,7 +237,7 @@ def test_a_record_from_before_a_field_existed_is_reused_and_grouped_alike(tmp_pa
 
 def test_records_of_schema_2_read_a_later_field_at_what_they_did():
     """Runs written before activity_every existed recorded the statistics at every point."""
-    from stabgap.records import read_run
+    from stabgap.studies.records import read_run
 
     results = next((ROOT / "docs" / "results").rglob("baseline-seed2958-*"))
     record = read_run(results)

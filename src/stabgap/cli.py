@@ -1,6 +1,6 @@
 """The `stabgap` command line. Each command is a thin shell over a Python function.
 
-Every config field of :class:`stabgap.config.RunConfig` is a flag of ``stabgap run``
+Every config field of :class:`stabgap.core.config.RunConfig` is a flag of ``stabgap run``
 (generated from the dataclass, so ``--help`` is always complete); a user's mistake is
 one line on stderr and exit status 2, never a traceback, and it comes before any work.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stabgap import __version__
-from stabgap.config import FIELDS, check_field, coerce, help_text
+from stabgap.core.config import FIELDS, check_field, coerce, help_text
 from stabgap.errors import StabgapError
 
 
@@ -79,10 +79,10 @@ def _seeds(text: str) -> list[int]:
 def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | None]:
     """The study asked for by `run`: its TOML file, then the command line on top of it.
 
-    Returns the values for :func:`stabgap.plan.study_spec`, where they came from, and the
+    Returns the values for :func:`stabgap.studies.plan.study_spec`, where they came from, and the
     folder a relative data_dir of the file is read from.
     """
-    from stabgap.plan import load_toml
+    from stabgap.studies.plan import load_toml
 
     values: dict[str, Any] = {}
     base_dir = None
@@ -132,7 +132,7 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from stabgap.plan import study_spec
+    from stabgap.studies.plan import study_spec
     from stabgap.study import run_spec
 
     values, source, base_dir = study_values(args)
@@ -161,7 +161,7 @@ def _default_out(preset: str) -> Path:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from stabgap.records import iter_runs
+    from stabgap.studies.records import iter_runs
     from stabgap.study import metrics_of_path, metrics_table
 
     path = Path(args.path)
@@ -179,7 +179,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from stabgap.data import download_mnist, resolve_data_dir, verify_mnist
+    from stabgap.core.data.mnist import download_mnist, resolve_data_dir, verify_mnist
 
     root = resolve_data_dir(args.data_dir)
     if args.action == "download":
@@ -200,8 +200,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from stabgap.config import to_dict
-    from stabgap.presets import PRESETS
+    from stabgap.core.config import to_dict
+    from stabgap.studies.presets import PRESETS
 
     for preset in PRESETS.values():
         print(f"{preset.name}: {preset.description}")
@@ -221,13 +221,13 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _show(value: Any) -> str:
-    from stabgap.plan import short
+    from stabgap.studies.plan import short
 
     return short(value)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from stabgap.plan import load_study
+    from stabgap.studies.plan import load_study
     from stabgap.study import run_spec
 
     spec = load_study(Path(args.spec))
@@ -262,7 +262,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from stabgap.report import write_report
+    from stabgap.analysis.report import write_report
 
     out = write_report(
         Path(args.runs_dir),
@@ -275,9 +275,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_import_reference(args: argparse.Namespace) -> int:
-    from stabgap.outputs import check_study_folder, is_run_dir
-    from stabgap.records import write_run
-    from stabgap.reference import import_reference
+    from stabgap.studies.outputs import check_study_folder, is_run_dir
+    from stabgap.studies.records import write_run
+    from stabgap.studies.reference import import_reference
 
     out = Path(args.out)
     check_study_folder(out)
@@ -335,9 +335,9 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
 
 def _field_default(name: str) -> str:
     """A field's default as `run --help` shows it: the presets' values where they differ."""
-    from stabgap.config import to_dict
-    from stabgap.plan import short
-    from stabgap.presets import PRESETS
+    from stabgap.core.config import to_dict
+    from stabgap.studies.plan import short
+    from stabgap.studies.presets import PRESETS
 
     ordered = sorted(PRESETS.values(), key=lambda p: p.name != "quick")  # the default first
     values = {p.name: to_dict(p.base)[name] for p in ordered}
@@ -510,7 +510,8 @@ def build_parser() -> Parser:
     imp.add_argument("--out", required=True, help="folder to write the runs into")
     imp.set_defaults(func=cmd_import_reference)
 
-    from stabgap import cost, profile
+    from stabgap.cost import flops as cost
+    from stabgap.cost import profile
 
     cost_parser = command(
         "cost",
@@ -591,7 +592,7 @@ def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from stabgap.sweep import RunsFailed, StudyInterrupted
+    from stabgap.studies.sweep import RunsFailed, StudyInterrupted
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -625,7 +626,7 @@ def _interrupted(e, argv: list[str], out: Path | None) -> str:
     resume = list(argv)
     if out is not None and "--out" not in argv and not any(a.startswith("--out=") for a in argv):
         resume += ["--out", str(out)]
-    from stabgap.models import cpu_matmul
+    from stabgap.core.models import cpu_matmul
 
     where = f" in {e.out}" if e.out is not None else ""
     # The rest must be computed by the same matmul library as the runs already done.

@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from stabgap.analysis.groups import choose, planned_groups
 from stabgap.errors import StabgapError
-from stabgap.groups import choose, planned_groups
-from stabgap.mixing import check_resumed
-from stabgap.outputs import STUDY_FILE, check_study_folder
-from stabgap.plan import StudySpec, study_spec
-from stabgap.presets import get_preset
-from stabgap.records import RunRecord, iter_runs
-from stabgap.sweep import check_execution, execute, preflight, stderr_reporter
+from stabgap.studies.mixing import check_resumed
+from stabgap.studies.outputs import STUDY_FILE, check_study_folder
+from stabgap.studies.plan import StudySpec, study_spec
+from stabgap.studies.presets import get_preset
+from stabgap.studies.records import RunRecord, iter_runs
+from stabgap.studies.sweep import check_execution, execute, preflight, stderr_reporter
 
 
 def run_study(
@@ -80,13 +80,13 @@ def run_spec(
 
     Args:
         workers, max_stack, executor, ray_address, threads: how runs execute (see
-            :func:`stabgap.sweep.execute`).
+            :func:`stabgap.studies.sweep.execute`).
         quiet: no progress lines on stderr.
         report: where progress lines go instead (e.g. a list's append).
         tensorboard: also write TensorBoard event files (beside the live logs in out/logs).
         echo: where to print the summary table (e.g. print); None prints nothing.
     """
-    from stabgap.aggregate import tidy_rows, write_table
+    from stabgap.analysis.tables import tidy_rows, write_table
 
     check_execution(workers, max_stack, executor, threads, ray_address)
     specs = spec.plan()  # validates every config first
@@ -144,7 +144,9 @@ def summary_table(records: Sequence[RunRecord]) -> str:
 
 def summary_rows(records: Sequence[RunRecord]) -> list[list[str]]:
     """The cells of :func:`summary_table`, header first."""
-    from stabgap.aggregate import format_mean_std, summarize, tidy_rows, ttr_cell
+    from stabgap.analysis.table1 import ttr_cell
+    from stabgap.analysis.tables import tidy_rows
+    from stabgap.statistics.summary import format_mean_std, summarize
 
     summaries = summarize(tidy_rows(r for r in records if not r.diverged))
     n_tasks = max(r.acc.shape[1] for r in records)
@@ -191,7 +193,7 @@ def metrics_of_path(path: Path) -> list[dict[str, Any]]:
     from stabgap.metrics import compute_metrics
 
     if path.is_file():
-        from stabgap.reference import load_reference_results
+        from stabgap.studies.reference import load_reference_results
 
         runs = load_reference_results(path).items()
         named = [(no, compute_metrics(run.acc, run.boundaries)) for no, run in runs]
@@ -244,7 +246,7 @@ def reproduce(
     Returns the records and the report folder. ``quick`` runs the quick preset (3 seeds
     by default); otherwise the paper preset (15).
     """
-    from stabgap.report import check_report_out, write_report
+    from stabgap.analysis.report import check_report_out, write_report
 
     preset = get_preset("quick" if quick else "paper")
     values: dict[str, Any] = {
@@ -272,7 +274,7 @@ def reproduce(
 
 def _profile_into(folder: Path, quick: bool, device: str) -> None:
     """Time baseline and ND per batch (Table 1's cost columns), once per device."""
-    from stabgap.profile import profile_study
+    from stabgap.cost.profile import profile_study
 
     if not folder.exists():
         profile_study(folder, quick=quick, device=device)

@@ -1,0 +1,205 @@
+"""Findings reported on this protocol (Rotated MNIST with perfect replay), checked against a
+study's runs.
+
+Each claim is about one config field: two groups of a study whose settings differ in that
+field alone (every other science field alike, the seed aside) are what it compares, as the
+study that reported it did. A claim names its source, the field, the group it compares the
+others with (the one with the field's lowest or highest value), and what it predicts:
+per-run quantities that should go one way. A study with such groups gets one sentence per
+compared group: each prediction's difference with its interval and adjusted p, and the
+verdict: *agrees* (every prediction significant in its direction), *contradicts* (any
+significant the other way), or *not shown* at that n. The tests join the report's family
+(:class:`stabgap.statistics.comparison.Family`). Studies without such groups get nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from stabgap.core.config import FIELDS
+from stabgap.metrics import acc_before_switch, drop_slope, gap_depth, time_to_recover_robust
+from stabgap.statistics.comparison import Comparison, Family, compare
+from stabgap.studies.records import RunRecord
+
+
+def _later_tasks_final(r: RunRecord) -> float:
+    """The final accuracy on the tasks after the first, averaged (how well they were learnt)."""
+    final = r.measure(acc_before_switch)[:, -1]
+    return float(sum(final[1:]) / len(final[1:]))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    what: str  # as the sentence says it
+    quantity: str  # the report's tests it is adjusted with (statistics.comparison.Family)
+    value: Callable[[RunRecord], float]
+    sign: int  # the direction of (claim's group − compared group) that the claim predicts
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A finding as reported, and how a study's groups test it.
+
+    Attributes:
+        text: the finding, as its source states it.
+        source: who reported it, and on what.
+        field: the one config field the two groups differ in.
+        against: which group of a family the others are compared with: the one whose
+            `field` is "lowest" or "highest".
+        predictions: what the compared groups should show against it.
+        when: which families it is about (e.g. SGD's only; default: all).
+    """
+
+    text: str
+    source: str
+    field: str
+    against: str
+    predictions: tuple[Prediction, ...]
+    when: Callable[[dict], bool] = lambda config: True
+
+
+GD_12 = Prediction("GD_1,2 (p.p.)", "GD_1,2", lambda r: r.measure(gap_depth, 1, 2), -1)
+
+CLAIMS = (
+    Claim(
+        "a higher momentum makes the drop after a switch steeper",
+        "Obis, 2025, TU Delft bachelor thesis; SGD at a fixed learning rate of 0.1",
+        "momentum",
+        "lowest",
+        (
+            Prediction(
+                "drop slope_1,2 (p.p. per batch; stabgap's measure)",
+                "drop slope_1,2",
+                lambda r: r.measure(drop_slope, 1, 2),
+                -1,
+            ),
+        ),
+        when=lambda c: c.get("optimizer") == "sgd",
+    ),
+    Claim(
+        "a smaller constant learning rate gives a smaller immediate drop but a slower recovery",
+        "Sobocińska, 2025, TU Delft bachelor thesis",
+        "lr",
+        "highest",
+        (
+            GD_12,
+            Prediction(
+                # recovered within 10 % of the dip's depth: a fixed tolerance would count a
+                # smaller drop as a faster recovery (stabgap.analysis.recovery)
+                "TTR_1,2 (% of the interval; back within 10 % of the dip's depth)",
+                "TTR_1,2",
+                lambda r: r.measure(time_to_recover_robust, 1, 2, tolerance=0.1, of_depth=True),
+                +1,
+            ),
+        ),
+    ),
+    Claim(
+        "layerwise proximal replay reduces the gap but hurts the later tasks",
+        "no published source is known to us",
+        "lpr_omega",
+        "lowest",
+        (
+            GD_12,
+            Prediction(
+                "final accuracy on tasks 2.. (%)", "later tasks' final ACC", _later_tasks_final, -1
+            ),
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """One compared group tested against a claim: each prediction's comparison."""
+
+    claim: Claim
+    group: object  # stabgap.analysis.groups.Group
+    against: object
+    tests: tuple[tuple[Prediction, Comparison], ...]
+
+
+def _setting(config: dict, without: str) -> str:
+    """A group's science settings but `without` (and the seed): its family under a claim."""
+    kept = {
+        k: v
+        for k, v in config.items()
+        if k != without and (k not in FIELDS or FIELDS[k].metadata["science"])
+    }
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def claim_checks(groups: Sequence, labels: dict[str, str], n_tasks: int) -> list[ClaimCheck]:
+    """Every (group, compared group) pair of a study that a claim is about, with its tests."""
+    if n_tasks < 2:
+        return []
+    out = []
+    for claim in CLAIMS:
+        families: dict[tuple, list] = {}
+        for g in groups:
+            if g.runs and claim.when(g.config) and claim.field in g.config:
+                key = (g.source, _setting(g.config, claim.field))
+                families.setdefault(key, []).append(g)
+        for members in families.values():
+            if len(members) < 2:
+                continue
+            members = sorted(members, key=lambda g: float(g.config[claim.field]))
+            against = members[0] if claim.against == "lowest" else members[-1]
+            for g in members:
+                if g is against or g.config[claim.field] == against.config[claim.field]:
+                    continue
+                tests = tuple((p, _test(p, against, g, labels)) for p in claim.predictions)
+                out.append(ClaimCheck(claim, g, against, tests))
+    return out
+
+
+def _test(p: Prediction, against, group, labels: dict[str, str]) -> Comparison:
+    a, b = _by_seed(against, p.value), _by_seed(group, p.value)
+    return compare(a, b, labels[against.key], labels[group.key], metric=p.what, quantity=p.quantity)
+
+
+def _by_seed(group, value: Callable[[RunRecord], float]) -> dict:
+    values = {r.config["seed"]: value(r) for r in group.runs}
+    return {s: (None if math.isnan(v) else v) for s, v in values.items()}
+
+
+def claim_sentence(check: ClaimCheck, family: Family, labels: dict[str, str]) -> str:
+    """The check in one sentence, its tests adjusted over the report's `family`."""
+    parts, signs = [], []
+    for p, c in check.tests:
+        c = family.adjusted(c)
+        if not c.testable:
+            undefined = ""
+            if c.n_undefined_a or c.n_undefined_b:
+                undefined = (
+                    f" over the seeds where it is defined ({c.n_b} of {c.n_b + c.n_undefined_b} "
+                    f"and {c.n_a} of {c.n_a + c.n_undefined_a})"
+                )
+            parts.append(f"{p.what} {c.diff:+.2f}{undefined} ({c.why_untestable()})")
+            signs.append(None)
+            continue
+        signs.append(0 if not c.significant else (1 if c.diff * p.sign > 0 else -1))
+        parts.append(f"{p.what} {c.interval_text()}, adjusted p = {c.p:.2g}")
+    if any(s == -1 for s in signs):
+        word = "contradicts it"
+    elif signs and all(s == 1 for s in signs):
+        word = "agrees"
+    elif any(s is None for s in signs):
+        word = "cannot tell (a prediction could not be tested)"
+    else:
+        first = next(c for _, c in check.tests if c.testable)
+        word = (
+            "shows it only in part"
+            if 1 in signs
+            else f"does not show it at n = {first.n_a} and {first.n_b}"
+        )
+    claim = check.claim
+    return (
+        f"Reported on this protocol ({claim.source}): {claim.text}. Ours, "
+        f"**{labels[check.group.key]}** against "
+        f"{labels[check.against.key]} (they differ in {claim.field} only): "
+        + "; ".join(parts)
+        + f". Our measurement {word}."
+    )

@@ -1,0 +1,90 @@
+"""What each group of a study costs beside the baseline: training FLOPs (counted by
+:mod:`stabgap.cost.flops`) and training time per batch (measured in its runs), as ratios.
+
+The measured ratio is of geometric means, with a 95 % interval from Welch's t on the
+logarithms of the runs' times: times are positive and skewed (a slow spell of a shared
+machine makes one run much slower, never much faster), which logs tame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+from stabgap.core.config import from_dict
+from stabgap.cost.flops import run_cost
+from stabgap.errors import StabgapError
+from stabgap.studies.records import RunRecord
+
+
+def training_flops(config: dict) -> float:
+    """FLOPs of a run's training steps (remedies included, evaluation left out)."""
+    try:
+        costs = run_cost(from_dict(config))
+    except (StabgapError, KeyError, TypeError, ValueError):  # an imported run's config
+        return math.nan
+    return float(sum(c.flops for part, c in costs.items() if part != "evaluation"))
+
+
+def seconds_per_batch(record: RunRecord) -> float:
+    """A run's measured training time per batch (its share of a stack's time)."""
+    seconds = record.metadata.get("train_time_s")
+    if not seconds or not len(record.loss):
+        return math.nan
+    return seconds / record.metadata.get("stacked_runs", 1) / len(record.loss)
+
+
+def ratio_interval(times: Sequence[float], base: Sequence[float]) -> tuple[float, float, float]:
+    """Ratio of geometric means of `times` to `base`, with its 95 % interval (NaN when
+    either side has fewer than two runs).
+
+    Example:
+        >>> r, low, high = ratio_interval([2.0, 2.2, 1.8], [1.0, 1.1, 0.9])
+        >>> round(r, 6), low < r < high
+        (2.0, True)
+    """
+    a = np.log([t for t in times if t > 0])
+    b = np.log([t for t in base if t > 0])
+    if a.size == 0 or b.size == 0:
+        return math.nan, math.nan, math.nan
+    diff = a.mean() - b.mean()
+    if a.size < 2 or b.size < 2:
+        return math.exp(diff), math.nan, math.nan
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return math.exp(diff), math.exp(diff), math.exp(diff)
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = sps.t.ppf(0.975, dof) * se
+    return math.exp(diff), math.exp(diff - half), math.exp(diff + half)
+
+
+def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """One row per group: ms per training batch, and FLOPs and time as × the baseline's."""
+    base_flops = training_flops(base.config)
+    base_times = [seconds_per_batch(r) for r in base.runs]
+    header = ["group", "ms per batch", "training FLOPs (× baseline)", "time per batch (× baseline)"]
+    rows = []
+    for g in groups:
+        times = [t for t in (seconds_per_batch(r) for r in g.runs) if math.isfinite(t)]
+        ms = f"{1000 * float(np.median(times)):.2f}" if times else "n/a"
+        flops = training_flops(g.config) / base_flops
+        ratio, low, high = ratio_interval(times, [t for t in base_times if math.isfinite(t)])
+        measured = "n/a" if math.isnan(ratio) else f"{ratio:.2f}"
+        if g is base:
+            measured = "1 (the reference)"
+        elif not math.isnan(low):
+            measured += f" [{low:.2f}, {high:.2f}]"
+        rows.append([labels[g.key], ms, "n/a" if math.isnan(flops) else f"{flops:.3f}", measured])
+    return header, rows
+
+
+COST_NOTE = (
+    "Training only (evaluation left out). FLOPs are counted from the network's shapes and "
+    "each remedy's own count (`stabgap cost`); time per batch is measured in these runs "
+    "(median ms; × the baseline as a ratio of geometric means with its 95 % interval, "
+    "unadjusted: a description of the runs' cost, not a verdict)."
+)

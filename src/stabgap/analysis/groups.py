@@ -1,0 +1,211 @@
+"""Groups of runs: the seeds of one setting, named by what sets them apart from the others.
+
+A report compares groups. A group is every run of one experiment label (the preset's
+experiment plus the grid values and overrides that were set on it) from one source (our
+runs, or the reference implementation's imported runs: never averaged together). Its
+label for tables and legends says only what differs between the groups of the report:
+``λ=0.0001`` in a λ sweep, ``nd`` against ``baseline``, ``nd, lr=0.01`` when both vary.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from stabgap.core.config import FIELDS
+from stabgap.errors import StabgapError
+from stabgap.studies.plan import short
+from stabgap.studies.records import RunRecord
+from stabgap.studies.schema import STAMP_SCHEMA
+
+OURS = "stabgap"
+# How a varied field reads in a label; the others by their own names.
+SYMBOLS = {"decay_lambda": "λ", "hidden": "widths", "batch_size": "batch"}
+REFERENCE_TAG = " [reference]"
+
+
+@dataclass
+class Group:
+    """The runs of one setting (its seeds), with how to show it."""
+
+    key: str  # unique: the experiment label, tagged when sources mix
+    base: str  # the preset experiment
+    varied: dict[str, Any]  # grid values and experiment-defining overrides
+    source: str
+    runs: list[RunRecord] = field(default_factory=list)  # the runs that did not diverge
+    diverged: list[RunRecord] = field(default_factory=list)
+    label: str = ""  # what differs from the other groups
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return (self.runs or self.diverged)[0].config
+
+
+def source_of(record: RunRecord) -> str:
+    return record.metadata.get("source", OURS)
+
+
+def build_groups(records: Sequence[RunRecord]) -> list[Group]:
+    """Every group of `records`, labelled, in a stable order (base name, then values).
+
+    Runs of one experiment label whose science differs in a field the label does not
+    name (two studies into one folder, one with eval_every 2), or whose names were stamped
+    by another version of the stamp schema (:mod:`stabgap.studies.schema`), are separate groups,
+    with that field added to what they vary.
+    """
+    mixed = len({source_of(r) for r in records}) > 1
+    by_label: dict[tuple, dict[str, list]] = {}
+    for r in records:
+        source = source_of(r)
+        key = r.experiment + (REFERENCE_TAG if mixed and source != OURS else "")
+        science = _science({**r.config, "stamp_schema": getattr(r, "stamp_schema", STAMP_SCHEMA)})
+        by_label.setdefault((key, source), {}).setdefault(science, []).append(r)
+    groups = []
+    for (key, source), kinds in by_label.items():
+        differing = _differing_fields([json.loads(k) for k in kinds])
+        for kind, runs in kinds.items():
+            config = json.loads(kind)
+            extra = {f: config.get(f) for f in differing}
+            first = runs[0]
+            g = Group(
+                key + "".join(f"_{f}={short(v)}" for f, v in extra.items()),
+                first.base or first.experiment,
+                {**first.varied, **extra},
+                source,
+            )
+            for r in runs:
+                (g.diverged if r.diverged else g.runs).append(r)
+            groups.append(g)
+    ordered = sorted(groups, key=lambda g: (g.base, _order(g.varied), g.source))
+    for g, label in zip(ordered, _labels(ordered), strict=True):
+        g.label = label
+    return ordered
+
+
+def _science(config: dict[str, Any]) -> str:
+    """What makes runs one setting: their science fields, the seed left out."""
+    science = {k: v for k, v in config.items() if k not in FIELDS or FIELDS[k].metadata["science"]}
+    return json.dumps(science, sort_keys=True, default=str)
+
+
+def _differing_fields(configs: list[dict[str, Any]]) -> list[str]:
+    keys = sorted({k for c in configs for k in c})
+    return [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs}) > 1]
+
+
+def planned_groups(specs) -> list[Group]:
+    """The groups a planned study will have (for checking a report's choices up front)."""
+    from stabgap.core.config import to_dict
+
+    runs = [
+        SimpleNamespace(
+            experiment=s.experiment,
+            base=s.base,
+            varied=s.varied,
+            config=to_dict(s.config),
+            metadata={},
+            diverged=False,
+        )
+        for s in specs
+    ]
+    return build_groups(runs)
+
+
+def _order(varied: dict[str, Any]) -> tuple:
+    return tuple(
+        (k, (0, v) if isinstance(v, int | float) else (1, str(v))) for k, v in varied.items()
+    )
+
+
+def _labels(groups: Sequence[Group]) -> list[str]:
+    """Each group's label: what tells it apart from the others, and nothing more.
+
+    What every group shares is said once, by :func:`common_settings`; a lone group is
+    labelled with all its set values, since there is nothing to tell it apart from.
+    """
+    keys = list(dict.fromkeys(k for g in groups for k in g.varied))
+    differing = [k for k in keys if len(groups) == 1 or _differs(groups, k)]
+
+    def values(g: Group) -> str:
+        return ", ".join(
+            f"{SYMBOLS.get(k, k)}={short(g.varied[k])}" for k in differing if k in g.varied
+        )
+
+    same_base = len({g.base for g in groups}) == 1
+    labels = []
+    for g in groups:
+        shown = values(g)
+        label = (shown or g.base) if same_base else (f"{g.base}, {shown}" if shown else g.base)
+        labels.append(label + (REFERENCE_TAG if g.key.endswith(REFERENCE_TAG) else ""))
+    if len(set(labels)) < len(labels):  # what differs is not in the names: use the keys
+        return [g.key for g in groups]
+    return labels
+
+
+def _differs(groups: Sequence[Group], key: str) -> bool:
+    return len({short(g.varied.get(key)) for g in groups}) > 1
+
+
+def common_settings(groups: Sequence[Group]) -> str:
+    """The values set on every group alike (``widths=32,32``), said once; "" if none."""
+    if len(groups) < 2:
+        return ""
+    keys = [
+        k for k in dict.fromkeys(k for g in groups for k in g.varied) if not _differs(groups, k)
+    ]
+    return ", ".join(f"{SYMBOLS.get(k, k)}={short(groups[0].varied[k])}" for k in keys)
+
+
+def find_group(groups: Sequence[Group], name: str, option: str) -> Group:
+    """The group a user named by its label or its key, or a one-line error listing them."""
+    for g in groups:
+        if name in (g.key, g.label):
+            return g
+    names = "; ".join(f"'{g.label}'" for g in groups)
+    raise StabgapError(f"{option}: no group '{name}' in these runs; the groups are: {names}")
+
+
+def choose(
+    groups: Sequence[Group],
+    baseline: str | None,
+    compare: Sequence[str] | None,
+    options: tuple[str, str] = ("--baseline", "--compare"),
+) -> tuple[Group, list[Group]]:
+    """The baseline group and the groups compared with it, as the user named them.
+
+    Default: a group named 'baseline', else the first, against every other group. A
+    group named twice, or compared with itself, is an error naming `options`.
+    """
+    with_runs = [g for g in groups if g.runs]
+    if baseline:
+        base = find_group(groups, baseline, options[0])
+    else:
+        base = next((g for g in with_runs if g.key == "baseline"), with_runs[0])
+    if compare is None:
+        return base, [g for g in with_runs if g is not base]
+    chosen = [find_group(groups, name, options[1]) for name in compare]
+    if base in chosen:
+        raise StabgapError(f"{options[1]}: '{base.label}' is the baseline group itself")
+    if len(set(map(id, chosen))) < len(chosen):
+        twice = next(g for g in chosen if chosen.count(g) > 1)
+        raise StabgapError(f"{options[1]}: '{twice.label}' is named twice")
+    return base, chosen
+
+
+def split_names(texts: Sequence[str], groups: Sequence[Group]) -> list[str]:
+    """Group names from --compare values: each a name, or comma-separated names (a label
+    that itself holds a comma, 'nd, λ=0.0001', is taken whole)."""
+    known = {n for g in groups for n in (g.key, g.label)}
+    names: list[str] = []
+    for text in texts:
+        names += [text] if text in known else [t.strip() for t in text.split(",") if t.strip()]
+    return names
+
+
+def file_name(key: str) -> str:
+    """A group key as a file name: only letters, digits and . _ = , -"""
+    return re.sub(r"[^A-Za-z0-9._=,-]+", "_", key).strip("_") or "group"

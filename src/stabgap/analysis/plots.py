@@ -1,0 +1,911 @@
+"""Figures: accuracy curves, the stability gap's anatomy, and the λ trade-off.
+
+Plotting knows nothing of training: every function takes run records (anything with the
+attributes of :class:`RunLike`) or plain numbers, draws one figure, writes it with
+:func:`save` and returns it (already closed, for inspection).
+
+Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas rather than through
+``pyplot``: no global figure state, no display, safe to call from worker processes, and a
+user's interactive backend is left alone.
+
+The x axis is always the training batch (``record.eval_steps``), not the point index, so runs
+evaluated at different cadences read the same. Tasks and intervals are 1-based, as in
+:mod:`stabgap.metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullLocator
+
+from stabgap import metrics
+
+__all__ = [
+    "GapAnnotation",
+    "RunLike",
+    "gap_annotation",
+    "plot_all_tasks",
+    "plot_avg_acc",
+    "pareto_front",
+    "plot_gap_anatomy",
+    "plot_gap_vs_accuracy",
+    "plot_activity",
+    "plot_lambda_tradeoff",
+    "plot_losses",
+    "plot_run",
+    "plot_task_curves",
+    "save",
+]
+
+DPI = 150
+BAND_ALPHA = 0.2
+SWITCH_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1.0, "zorder": 1}
+ACC_LABEL = "test accuracy (%)"
+BATCH_LABEL = "training batch"
+
+
+class RunLike(Protocol):
+    """What plotting needs of a run (:class:`stabgap.studies.records.RunRecord` has it)."""
+
+    name: str
+    experiment: str
+    config: Mapping[str, Any]
+    acc: np.ndarray  # (points, tasks) %, NaN where not evaluated
+    eval_steps: np.ndarray  # (points,) training batch of each point
+    boundaries: tuple[int, ...]  # point counts at the ends of the intervals
+    ends: tuple[int, ...]  # the same in batches
+
+
+# --------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------
+
+
+def save(fig: Figure, path: str | os.PathLike[str], pdf: bool = False) -> list[Path]:
+    """Write ``fig`` to ``path`` as PNG (and, with ``pdf``, to the same stem as PDF); close it.
+
+    Returns:
+        The paths written, PNG first.
+    """
+    png = Path(path)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    written = [png]
+    fig.savefig(png, dpi=DPI, format="png")
+    if pdf:
+        written.append(png.with_suffix(".pdf"))
+        fig.savefig(written[-1], format="pdf")
+    # Only a figure made through pyplot is registered anywhere; importing pyplot just to close
+    # one of ours would select a backend as a side effect.
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
+    return written
+
+
+def _new_figure(width: float, height: float) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # raster output without pyplot's global backend
+    return fig, fig.add_subplot()
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _n_tasks(record: RunLike) -> int:
+    return int(np.asarray(record.acc).shape[1])
+
+
+def _task_name(record: RunLike, task: int) -> str:
+    """``"task 2 (80°)"`` when the config lists the rotations, else ``"task 2"``."""
+    rotations = record.config.get("rotations") if record.config else None
+    if rotations is not None and len(rotations) >= task:
+        return f"task {task} ({float(rotations[task - 1]):g}°)"
+    return f"task {task}"
+
+
+def _interval_batches(record: RunLike) -> list[tuple[float, float]]:
+    """(first batch, end batch) of every interval, in training batches."""
+    ends = [float(e) for e in record.ends]
+    return list(zip([0.0, *ends[:-1]], ends, strict=True))
+
+
+def _switch_batches(record: RunLike) -> list[float]:
+    """The training batch at which each task after the first starts."""
+    return [start for start, _ in _interval_batches(record)[1:]]
+
+
+def _mark_switches(ax: Axes, record: RunLike) -> None:
+    """Dashed vertical lines at the task switches, labelled above the axes (off the data)."""
+    for k, x in enumerate(_switch_batches(record), start=2):
+        ax.axvline(x, **SWITCH_STYLE)
+        ax.text(
+            x,
+            1.01,
+            f"task {k}",
+            transform=ax.get_xaxis_transform(),  # x in data, y in axes fraction
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="0.25",
+        )
+
+
+def _legend_outside(ax: Axes, title: str | None = None) -> None:
+    """Legend to the right of the axes, so that it never covers a curve."""
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8,
+        title=title,
+        title_fontsize=8,
+        frameon=False,
+    )
+
+
+def _mean_std(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample std (ddof=1) over axis 0, ignoring NaN, without empty-slice warnings.
+
+    Where fewer than two seeds have a value the std is NaN (no band is drawn there); where
+    none has, the mean is NaN too.
+    """
+    curves = np.asarray(curves, dtype=float)  # (seeds, points)
+    ok = ~np.isnan(curves)
+    n = ok.sum(axis=0)
+    filled = np.where(ok, curves, 0.0)
+    mean = np.full(curves.shape[1], np.nan)
+    np.divide(filled.sum(axis=0), n, out=mean, where=n > 0)
+    sq = np.where(ok, (curves - mean) ** 2, 0.0).sum(axis=0)
+    std = np.full(curves.shape[1], np.nan)
+    np.divide(sq, n - 1, out=std, where=n > 1)
+    return mean, np.sqrt(std)
+
+
+def _check_same_grid(records: Sequence[RunLike], what: str) -> RunLike:
+    """Curves are averaged point by point, so every seed must share one evaluation grid."""
+    if not records:
+        raise ValueError(f"{what}: no records to plot")
+    first = records[0]
+    for r in records[1:]:
+        same = tuple(r.boundaries) == tuple(first.boundaries) and np.array_equal(
+            np.asarray(r.eval_steps), np.asarray(first.eval_steps)
+        )
+        if not same or np.asarray(r.acc).shape != np.asarray(first.acc).shape:
+            raise ValueError(
+                f"{what}: runs {first.name!r} and {r.name!r} have different evaluation grids "
+                "(eval_steps, boundaries or number of tasks); they cannot be averaged"
+            )
+    return first
+
+
+def _band(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: Any) -> None:
+    """The ± std band; none where std is NaN (fewer than two seeds)."""
+    if np.isfinite(std).any():
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=BAND_ALPHA, lw=0)
+
+
+def _plot_mean_band(
+    ax: Axes, x: np.ndarray, curves: np.ndarray, color: Any, label: str | None
+) -> None:
+    """Mean over seeds (axis 0 of ``curves``) as a line with a ± std band."""
+    mean, std = _mean_std(curves)
+    ax.plot(x, mean, color=color, lw=1.2, label=label)
+    _band(ax, x, mean, std, color)
+
+
+def _colors(n: int) -> list[Any]:
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _group_label(label: str, records: Sequence[RunLike]) -> str:
+    return f"{label} (n={len(records)})" if len(records) > 1 else label
+
+
+def _finite_range(*arrays: np.ndarray) -> tuple[float, float]:
+    vals = np.concatenate([np.ravel(a) for a in arrays])
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return 0.0, 100.0
+    return float(vals.min()), float(vals.max())
+
+
+# --------------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------------
+
+
+def plot_run(record: RunLike, path: str | os.PathLike[str]) -> Figure:
+    """Every task's accuracy curve of one run against the training batch, and under it the
+    training loss with the part beyond the cross-entropy (ND's share, ...); PNG only.
+
+    Called for every run written, so it stays cheap: no bands, no insets.
+    """
+    loss = getattr(record, "loss", None)
+    if loss is None or not len(loss):
+        fig, ax = _new_figure(8.0, 4.2)
+    else:
+        fig = Figure(figsize=(8.0, 5.6), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax, below = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+        _loss_panel(below, record)
+    x = np.asarray(record.eval_steps)
+    acc = np.asarray(record.acc, dtype=float)
+    for k, color in zip(range(1, _n_tasks(record) + 1), _colors(_n_tasks(record)), strict=True):
+        ax.plot(x, acc[:, k - 1], color=color, lw=1.0, label=_task_name(record, k))
+    _mark_switches(ax, record)
+    if loss is None or not len(loss):
+        ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel(ACC_LABEL)
+    ax.set_title(record.name, fontsize=10, pad=16)
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    save(fig, path)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Mean over seeds
+# --------------------------------------------------------------------------------------------
+
+
+def plot_task_curves(
+    groups: Mapping[str, Sequence[RunLike]],
+    path: str | os.PathLike[str],
+    task: int = 1,
+    zoom: bool = True,
+    pdf: bool = True,
+) -> Figure:
+    """The poster's Figure 4: one task's accuracy per experiment, mean ± std over seeds.
+
+    With ``zoom``, a zoomed view of every task switch after the task's own interval (from a
+    few batches before the switch to 30 % of the next interval) makes the gap's depth
+    readable. The zooms are insets in the space below the later curves; where those curves
+    fall too low to leave room (e.g. without replay), the zooms form a row under the axes.
+
+    Args:
+        groups: Experiment label -> the runs (seeds) of that experiment.
+        path: The PNG to write (the PDF takes the same stem).
+        task: The 1-based task whose accuracy is drawn.
+        zoom: Whether to draw the zoomed views.
+        pdf: Whether to write the PDF too.
+    """
+    if not groups:
+        raise ValueError("plot_task_curves: no groups to plot")
+    firsts = {label: _check_same_grid(recs, label) for label, recs in groups.items()}
+    first = next(iter(firsts.values()))
+    n_tasks = _n_tasks(first)
+    if not 1 <= task <= n_tasks:
+        raise ValueError(f"task must be between 1 and {n_tasks}, got {task}")
+
+    curves: list[_Curve] = []
+    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+        stack = np.stack([np.asarray(r.acc, dtype=float)[:, task - 1] for r in recs])
+        mean, std = _mean_std(stack)
+        x = np.asarray(firsts[label].eval_steps, dtype=float)
+        curves.append(_Curve(x, mean, std, color, _group_label(label, recs)))
+
+    intervals = _interval_batches(first)
+    later = intervals[task:] if zoom else []  # the intervals where the task's gaps open
+    bottom, top, free = _room_below(curves, later[0][0] if later else None)
+    as_insets = free >= 0.3
+    if later and not as_insets:
+        fig = Figure(figsize=(9.5, 7.5), layout="constrained")
+        FigureCanvasAgg(fig)
+        grid = fig.add_gridspec(2, len(later), height_ratios=(2.0, 1.0))
+        ax = fig.add_subplot(grid[0, :])
+        zooms = [fig.add_subplot(grid[1, i]) for i in range(len(later))]
+    else:
+        fig, ax = _new_figure(9.5, 5.2)
+        zooms = []
+
+    for c in curves:
+        ax.plot(c.x, c.mean, color=c.color, lw=1.2, label=c.label)
+        _band(ax, c.x, c.mean, c.std, c.color)
+    _mark_switches(ax, first)
+    ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel(f"{_task_name(first, task)}: {ACC_LABEL}")
+    ax.grid(alpha=0.3)
+    _legend_outside(ax, title="mean ± std over seeds")
+    if not later:
+        save(fig, path, pdf=pdf)
+        return fig
+
+    run_start, run_end = intervals[0][0], intervals[-1][1]
+    ax.set_xlim(run_start, run_end)
+    if as_insets:
+        ax.set_ylim(bottom, top)
+
+        def frac(batch: float) -> float:
+            return (batch - run_start) / (run_end - run_start)
+
+        # Each inset sits under its own interval, right of its switch line with room for its
+        # tick labels, so that neither crosses a switch line; its top stays below the curves.
+        height = min(free - 0.1, 0.55)
+        for start, end in later:
+            left, right = frac(start) + 0.05, frac(end) - 0.035
+            zooms.append(ax.inset_axes((left, 0.06, right - left, height)))
+    for k, (zax, (start, end)) in enumerate(zip(zooms, later, strict=True), start=task + 1):
+        x_lo, x_hi, y_lo, y_hi = _draw_zoom(zax, curves, start, end)
+        zax.set_title(f"zoom: switch to task {k}", fontsize=8, pad=3)
+        # Only the rectangle, no connector lines: they would cross the curves and the zoom's
+        # title, and each zoom already sits under its own switch.
+        m_lo, m_hi = ax.get_ylim()
+        r_lo, r_hi = max(y_lo, m_lo), min(y_hi, m_hi)
+        ax.indicate_inset((x_lo, r_lo, x_hi - x_lo, r_hi - r_lo), edgecolor="0.4", alpha=0.8)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """One experiment's mean ± std curve, as drawn."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray  # NaN where fewer than two seeds
+    color: Any
+    label: str
+
+    @property
+    def low(self) -> np.ndarray:
+        return self.mean - np.nan_to_num(self.std)
+
+    @property
+    def high(self) -> np.ndarray:
+        return self.mean + np.nan_to_num(self.std)
+
+
+def _room_below(curves: Sequence[_Curve], after: float | None) -> tuple[float, float, float]:
+    """Y limits that put the curves after batch ``after`` in the upper half of the axes.
+
+    Returns (bottom, top, free), ``free`` being the axes fraction left below those curves. The
+    limits never clip data and never reach far below 0 % just to make room.
+    """
+    lo_all, hi = _finite_range(*[c.low for c in curves], *[c.high for c in curves])
+    top = hi + 0.03 * max(hi - lo_all, 1.0)
+    if after is None:
+        return lo_all, top, 0.0
+    lo_later, _ = _finite_range(*[c.low[c.x >= after] for c in curves])
+    bottom = max(2 * lo_later - top, min(lo_all, 0.0) - 2.0)
+    bottom = min(bottom, lo_all - 0.03 * max(top - lo_all, 1.0))
+    return bottom, top, (lo_later - bottom) / (top - bottom)
+
+
+def _draw_zoom(
+    zax: Axes, curves: Sequence[_Curve], start: float, end: float
+) -> tuple[float, float, float, float]:
+    """Draw the curves around the switch at batch ``start``; returns the view (x0, x1, y0, y1)."""
+    length = end - start
+    x_lo, x_hi = start - max(0.04 * length, 1.0), start + 0.3 * length
+    shown = []
+    for c in curves:
+        sel = (c.x >= x_lo) & (c.x <= x_hi)
+        zax.plot(c.x[sel], c.mean[sel], color=c.color, lw=1.2)
+        _band(zax, c.x[sel], c.mean[sel], c.std[sel], c.color)
+        shown += [c.low[sel], c.high[sel]]
+    y_lo, y_hi = _finite_range(*shown)
+    pad = 0.08 * max(y_hi - y_lo, 0.5)
+    zax.set_xlim(x_lo, x_hi)
+    zax.set_ylim(y_lo - pad, y_hi + pad)
+    zax.axvline(start, **SWITCH_STYLE)
+    zax.tick_params(labelsize=7)
+    zax.xaxis.set_major_locator(MaxNLocator(4))
+    zax.yaxis.set_major_locator(MaxNLocator(4))
+    zax.grid(alpha=0.3)
+    zax.set_facecolor("white")
+    return x_lo, x_hi, y_lo - pad, y_hi + pad
+
+
+def plot_all_tasks(
+    records: Sequence[RunLike],
+    path: str | os.PathLike[str],
+    title: str | None = None,
+    pdf: bool = True,
+) -> Figure:
+    """Every task's accuracy for one experiment, mean ± std over its seeds.
+
+    Args:
+        records: The runs (seeds) of one experiment.
+        path: The PNG to write (the PDF takes the same stem).
+        title: The figure's title; the experiment's name by default.
+        pdf: Whether to write the PDF too.
+    """
+    first = _check_same_grid(records, title or "plot_all_tasks")
+    fig, ax = _new_figure(8.5, 4.6)
+    x = np.asarray(first.eval_steps, dtype=float)
+    n = _n_tasks(first)
+    for k, color in zip(range(1, n + 1), _colors(n), strict=True):
+        stack = np.stack([np.asarray(r.acc, dtype=float)[:, k - 1] for r in records])
+        _plot_mean_band(ax, x, stack, color, _task_name(first, k))
+    _mark_switches(ax, first)
+    ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel(ACC_LABEL)
+    seeds = f" ({len(records)} seeds, mean ± std)" if len(records) > 1 else ""
+    ax.set_title((title or first.experiment) + seeds, fontsize=10, pad=16)
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+def plot_avg_acc(
+    groups: Mapping[str, Sequence[RunLike]],
+    path: str | os.PathLike[str],
+    pdf: bool = True,
+) -> Figure:
+    """Average accuracy over the tasks seen so far (:func:`metrics.avg_acc_curve`).
+
+    One mean ± std curve per experiment. The drop at each switch is the new task entering the
+    average at chance level, not forgetting.
+    """
+    if not groups:
+        raise ValueError("plot_avg_acc: no groups to plot")
+    fig, ax = _new_figure(8.5, 4.6)
+    first = None
+    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+        first = _check_same_grid(recs, label)
+        stack = np.stack([metrics.avg_acc_curve(r.acc, r.boundaries) for r in recs])
+        x = np.asarray(first.eval_steps, dtype=float)
+        _plot_mean_band(ax, x, stack, color, _group_label(label, recs))
+    _mark_switches(ax, first)
+    ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel("average test accuracy over tasks seen (%)")
+    ax.grid(alpha=0.3)
+    _legend_outside(ax, title="mean ± std over seeds")
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Anatomy of one gap (the poster's Figure 1)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GapAnnotation:
+    """What :func:`plot_gap_anatomy` draws, as numbers (points are row indices of ``acc``).
+
+    Attributes:
+        task: 1-based task whose curve is annotated.
+        interval: 1-based interval the gap is measured in.
+        switch_point: First point of the interval (``s_{j-1}``).
+        reference_point: Last point before the switch (``s_{j-1} - 1``).
+        reference_acc: The task's accuracy there (%).
+        min_point: Where the minimum lies (first occurrence).
+        min_acc: The minimum accuracy (%); NaN if the interval was not evaluated.
+        gap_depth: GD in p.p., equal to :func:`metrics.gap_depth`.
+        recovery_point: First point from the minimum on with accuracy >= the reference, or None
+            when it never gets back.
+        time_to_recover: TTR in % of the interval, equal to :func:`metrics.time_to_recover`.
+    """
+
+    task: int
+    interval: int
+    switch_point: int
+    reference_point: int
+    reference_acc: float
+    min_point: int | None
+    min_acc: float
+    gap_depth: float
+    recovery_point: int | None
+    time_to_recover: float
+
+
+def gap_annotation(record: RunLike, task: int = 1, interval: int | None = None) -> GapAnnotation:
+    """The GD/TTR annotation of one gap, derived from :mod:`stabgap.metrics` (not recomputed).
+
+    Args:
+        record: The run.
+        task: 1-based task.
+        interval: 1-based interval after the task's own; the last interval by default.
+
+    Raises:
+        ValueError: If ``task``/``interval`` name no gap (as :func:`metrics.gap_depth`).
+    """
+    acc, ends, steps = np.asarray(record.acc, dtype=float), record.ends, record.eval_steps
+    interval = len(ends) if interval is None else interval
+    gd = metrics.gap_depth(acc, ends, task, interval, steps=steps)
+    pos = metrics.gap_position(acc, ends, task, interval, steps=steps)  # batches
+    ttr = metrics.time_to_recover(acc, ends, task, interval, steps=steps)
+    start = int(np.searchsorted(steps, ends[interval - 2]))  # the first point after the switch
+    switch, length = ends[interval - 2], ends[interval - 1] - ends[interval - 2]
+
+    def point(batch: float) -> int:
+        return int(np.searchsorted(steps, batch))
+
+    min_point = None if math.isnan(pos) else point(switch + int(pos))
+    # TTR = (t - switch) / length * 100 exactly, so rounding inverts it to the batch t.
+    recovery = None if math.isnan(ttr) else point(switch + round(ttr * length / 100.0))
+    return GapAnnotation(
+        task=task,
+        interval=interval,
+        switch_point=start,
+        reference_point=start - 1,
+        reference_acc=float(acc[start - 1, task - 1]),
+        min_point=min_point,
+        min_acc=math.nan if min_point is None else float(acc[min_point, task - 1]),
+        gap_depth=gd,
+        recovery_point=recovery,
+        time_to_recover=ttr,
+    )
+
+
+def gd_label(gd: float) -> str:
+    """``"GD = 16.4 p.p."``, the label drawn on the gap-depth arrow."""
+    return "GD undefined" if math.isnan(gd) else f"GD = {gd:.1f} p.p."
+
+
+def ttr_label(ttr: float) -> str:
+    """``"TTR = 15.0 % of the task"``, the label drawn on the time-to-recover arrow."""
+    return "TTR undefined (never recovers)" if math.isnan(ttr) else f"TTR = {ttr:.1f} % of the task"
+
+
+def plot_gap_anatomy(
+    record: RunLike,
+    path: str | os.PathLike[str],
+    task: int = 1,
+    interval: int | None = None,
+    pdf: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """The poster's Figure 1: one accuracy curve annotated with how GD and TTR are read.
+
+    GD is the vertical arrow from the reference point (the last point before the switch) down
+    to the interval's minimum; TTR the horizontal arrow from the switch to the first point,
+    from the minimum on, back at the reference accuracy. The view spans the whole interval
+    (TTR's 100 %) plus a little before the switch.
+    """
+    ann = gap_annotation(record, task, interval)
+    x = np.asarray(record.eval_steps, dtype=float)
+    y = np.asarray(record.acc, dtype=float)[:, task - 1]
+    b = tuple(record.boundaries)
+    start, end = ann.switch_point, b[ann.interval - 1]
+    length = end - start
+    # Show some of the previous interval (room for the GD arrow), the whole gap interval, and
+    # the recovery even when it happens in a later interval.
+    first = max(0, start - max(1, round(0.4 * length)))
+    last = max(end, (ann.recovery_point or 0) + max(1, round(0.1 * length)))
+    last = min(last, len(x))
+    view = slice(first, last)
+    x_first, x_last = x[first], x[last - 1]
+    x_switch, x_ref = x[start], x[ann.reference_point]
+
+    fig, ax = _new_figure(8.0, 4.6)
+    ax.plot(x[view], y[view], color="C0", lw=1.3, label=_task_name(record, task))
+    ax.axvline(x_switch, **SWITCH_STYLE)
+    ax.text(
+        x_switch,
+        1.01,
+        f"switch to task {ann.interval}",
+        transform=ax.get_xaxis_transform(),
+        ha="center",
+        va="bottom",
+        fontsize=8,
+        color="0.25",
+    )
+    ax.axhline(ann.reference_acc, color="0.3", ls=":", lw=1.0, zorder=3)  # over the noise
+    ax.plot(
+        x_ref,
+        ann.reference_acc,
+        "o",
+        color="k",
+        ms=5,
+        zorder=6,  # above the GD label's box, which may reach it when the gap is small
+        label="reference (last point before switch)",
+    )
+
+    y_lo, y_hi = _finite_range(y[view])
+    span = max(y_hi - y_lo, 1.0)
+    arrow = {"arrowstyle": "<|-|>", "color": "k", "lw": 1.2, "shrinkA": 0, "shrinkB": 0}
+    bold = {"fontsize": 10, "fontweight": "bold", "textcoords": "offset points"}
+    if ann.min_point is not None:
+        x_min = x[ann.min_point]
+        ax.plot(x_min, ann.min_acc, "v", color="C3", ms=7, label="minimum in the interval")
+        # The gap is usually a near-vertical plunge right after the switch: an arrow drawn at
+        # the minimum would hide it, so the GD arrow stands before the switch (where the curve
+        # is at the reference level), with a guide line across to the minimum and its label
+        # set into it like a dimension line.
+        x_gd = (x_first + x_switch) / 2
+        ax.plot([x_gd, x_min], [ann.min_acc, ann.min_acc], color="C3", ls=":", lw=1.0)
+        ax.annotate("", xy=(x_gd, ann.min_acc), xytext=(x_gd, ann.reference_acc), arrowprops=arrow)
+        ax.annotate(
+            gd_label(ann.gap_depth),
+            xy=(x_gd, (ann.min_acc + ann.reference_acc) / 2),
+            xytext=(0, 0),
+            ha="center",
+            va="center",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"},
+            **bold,
+        )
+    # The TTR arrow runs below the minimum so that it crosses no part of the curve.
+    y_ttr = y_lo - 0.12 * span
+    x_end = x[ann.recovery_point] if ann.recovery_point is not None else x_last
+    if ann.recovery_point is not None:
+        y_rec = y[ann.recovery_point]
+        ax.plot(x_end, y_rec, "o", color="C2", ms=6, label="recovered (≥ reference)")
+        ax.plot([x_end, x_end], [y_ttr, y_rec], color="C2", ls=":", lw=1.0)
+        ax.annotate("", xy=(x_end, y_ttr), xytext=(x_switch, y_ttr), arrowprops=arrow)
+    else:
+        ax.annotate(
+            "",
+            xy=(x_end, y_ttr),
+            xytext=(x_switch, y_ttr),
+            arrowprops={**arrow, "arrowstyle": "-|>", "ls": "--"},
+        )
+    if (x_end - x_first) / (x_last - x_first) < 0.6:
+        # A short arrow: the label right of its head, clear of the switch line.
+        where = {"xy": (x_end, y_ttr), "xytext": (8, 0), "ha": "left", "va": "center"}
+    else:
+        where = {
+            "xy": ((x_switch + x_end) / 2, y_ttr),
+            "xytext": (0, -6),
+            "ha": "center",
+            "va": "top",
+        }
+    ax.annotate(ttr_label(ann.time_to_recover), **where, **bold)
+    ax.set_ylim(y_ttr - 0.16 * span, y_hi + 0.06 * span)
+    ax.set_xlim(x_first, x_last)
+    ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel(f"{_task_name(record, task)}: {ACC_LABEL}")
+    ax.set_title(
+        f"Gap of task {ann.task} in interval {ann.interval}: {title or record.experiment}",
+        fontsize=10,
+        pad=16,
+    )
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# λ trade-off (Q1 vs cost in accuracy)
+# --------------------------------------------------------------------------------------------
+
+
+def _format_lambda(lam: float) -> str:
+    """``0``, ``10^{-5}``, ``5×10^{-5}`` in mathtext: λ spans decades."""
+    if lam == 0:
+        return "0"
+    mantissa, exponent = f"{lam:.0e}".split("e")
+    power = f"10^{{{int(exponent)}}}"
+    return f"${power}$" if mantissa == "1" else f"${mantissa}\\times{power}$"
+
+
+def plot_lambda_tradeoff(
+    points: Sequence[tuple[float, float, float, float, float]],
+    path: str | os.PathLike[str],
+    pdf: bool = True,
+) -> Figure:
+    """Gap depth and final average accuracy against the neuronal decay strength λ.
+
+    Two panels sharing a symlog x axis, linear below the smallest non-zero λ, so the baseline
+    (λ = 0) sits on the same axis as the decades of λ.
+
+    Args:
+        points: ``(lambda, gd_mean, gd_std, acc_mean, acc_std)`` per setting; a NaN std (one
+            seed) draws no error bar.
+        path: The PNG to write (the PDF takes the same stem).
+        pdf: Whether to write the PDF too.
+    """
+    if not points:
+        raise ValueError("plot_lambda_tradeoff: no points to plot")
+    arr = np.array(sorted(points, key=lambda p: p[0]), dtype=float)  # (settings, 5)
+    lam = arr[:, 0]
+    if (lam < 0).any():
+        raise ValueError("λ must be >= 0")
+    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_gd, ax_acc = fig.subplots(1, 2, sharex=True)
+    panels = (
+        (ax_gd, 1, "C3", "gap depth GD (p.p.), lower is better"),
+        (ax_acc, 3, "C0", "final average accuracy ACC (%), higher is better"),
+    )
+    base = lam == 0
+    for ax, col, color, ylabel in panels:
+        mean, err = arr[:, col], np.nan_to_num(arr[:, col + 1])
+        ax.errorbar(lam, mean, yerr=err, color=color, marker="o", ms=5, capsize=4, lw=1.2)
+        if base.any():
+            ax.plot(lam[base], mean[base], "s", color="k", ms=7, zorder=3, label="baseline (λ = 0)")
+            ax.legend(loc="best", fontsize=8, frameon=False)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.set_xlabel("neuronal decay strength λ")
+        ax.grid(alpha=0.3)
+        ax.margins(y=0.15)
+    positive = lam[lam > 0]
+    if positive.size:
+        # Linear up to the smallest λ used, logarithmic beyond: 0 and every decade visible.
+        ax_gd.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.6)
+    ticks = np.unique(lam)
+    ax_gd.set_xticks(ticks, [_format_lambda(v) for v in ticks])
+    ax_gd.xaxis.set_minor_locator(NullLocator())  # symlog's minor ticks crowd the labels
+    lo, hi = ticks.min(), ticks.max()
+    if positive.size:
+        ax_gd.set_xlim(-0.3 * positive.min(), hi * 1.6)
+    else:
+        ax_gd.set_xlim(lo - 1, hi + 1)
+    fig.suptitle("Neuronal decay: gap depth vs. accuracy (mean ± std over seeds)", fontsize=10)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Gap depth against accuracy, every group (the trade-off between remedies)
+# --------------------------------------------------------------------------------------------
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points (gap, accuracy) that no other point beats on both: lower gap
+    and higher accuracy, one of them strictly. Sorted by gap.
+
+    Example:
+        >>> pareto_front([(10.0, 94.0), (5.0, 95.0), (4.0, 92.0), (6.0, 93.0)])
+        [2, 1]
+    """
+    front = [
+        i
+        for i, (g, a) in enumerate(points)
+        if not any(
+            (g2 <= g and a2 >= a) and (g2 < g or a2 > a)
+            for j, (g2, a2) in enumerate(points)
+            if j != i
+        )
+    ]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_gap_vs_accuracy(
+    points: Sequence[tuple[str, float, float, float, float, float, float]],
+    path: str | os.PathLike[str],
+    gap_name: str = "GD",
+    pdf: bool = True,
+) -> Figure:
+    """Every group as one marker: gap depth against final accuracy, 95 % intervals as bars.
+
+    The Pareto front (groups no other beats on both: a shallower gap and a higher
+    accuracy) is drawn as a line; the best corner is lower right.
+
+    Args:
+        points: ``(label, gap, gap_low, gap_high, acc, acc_low, acc_high)`` per group; a NaN
+            interval (fewer than two seeds) draws no bar.
+        gap_name: How the gap metric reads on its axis, e.g. "GD_1,3".
+    """
+    finite = [p for p in points if np.isfinite(p[1]) and np.isfinite(p[4])]
+    if not finite:
+        raise ValueError("plot_gap_vs_accuracy: no group with both metrics defined")
+    fig, ax = _new_figure(8.5, 5.0)
+    for (label, g, g_lo, g_hi, a, a_lo, a_hi), color in zip(
+        finite, _colors(len(finite)), strict=True
+    ):
+        xerr = [[a - a_lo], [a_hi - a]] if np.isfinite(a_lo) else None
+        yerr = [[g - g_lo], [g_hi - g]] if np.isfinite(g_lo) else None
+        ax.errorbar(a, g, xerr=xerr, yerr=yerr, fmt="o", color=color, capsize=3, label=label)
+    front = pareto_front([(p[1], p[4]) for p in finite])
+    ax.plot(
+        [finite[i][4] for i in front],
+        [finite[i][1] for i in front],
+        color="0.3",
+        ls="--",
+        lw=1.0,
+        zorder=1,
+        label="Pareto front",
+    )
+    ax.set_xlabel("final average accuracy ACC (%), higher is better")
+    ax.set_ylabel(f"gap depth {gap_name} (p.p.), lower is better")
+    ax.set_title("Gap depth against accuracy (mean, 95 % interval over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Training loss and the hidden layers' activity
+# --------------------------------------------------------------------------------------------
+
+
+def plot_losses(
+    groups: Mapping[str, Sequence[Any]], path: str | os.PathLike[str], pdf: bool = True
+) -> Figure:
+    """Training loss per group against the batch (mean over seeds, a moving average of 10
+    batches), with the part beyond the cross-entropy (ND's share, ...) dashed."""
+    fig, ax = _new_figure(8.5, 4.6)
+    first = None
+    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+        recs = [r for r in recs if r.loss is not None]
+        if not recs:
+            continue
+        first = recs[0]
+        loss = _moving(np.mean([r.loss for r in recs], axis=0))
+        ax.plot(np.arange(loss.size), loss, color=color, lw=1.1, label=f"{label}: loss")
+        if recs[0].penalty is not None:
+            share = _moving(np.mean([r.penalty for r in recs], axis=0))
+            ax.plot(np.arange(share.size), share, color=color, lw=1.0, ls="--",
+                    label=f"{label}: its penalty")  # fmt: skip
+    if first is not None:
+        _mark_switches(ax, first)
+    ax.set_yscale("log")
+    ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel("training loss (mean over seeds)")
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
+    save(fig, path, pdf=pdf)
+    return fig
+
+
+def _loss_panel(ax: Axes, record: RunLike) -> None:
+    """One run's training loss at every batch (unsmoothed: a trailing average would show
+    the jump at a switch late), the part beyond the cross-entropy dashed."""
+    loss = np.asarray(record.loss, dtype=float)
+    ax.plot(np.arange(loss.size), loss, color="0.2", lw=0.6, label="loss")
+    penalty = getattr(record, "penalty", None)
+    if penalty is not None:
+        share = np.asarray(penalty, dtype=float)
+        ax.plot(np.arange(share.size), share, color="0.2", lw=0.6, ls="--", label="its penalty")
+    if np.all(loss > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel(BATCH_LABEL)
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+
+
+def _moving(values: np.ndarray, width: int = 10) -> np.ndarray:
+    kernel = np.ones(width) / width
+    padded = np.concatenate([np.full(width - 1, values[0]), values])
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def plot_activity(
+    groups: Mapping[str, Sequence[Any]],
+    path: str | os.PathLike[str],
+    statistic: str = "active_fraction",
+    task: int = 1,
+    pdf: bool = True,
+) -> Figure:
+    """A hidden-layer statistic of one task over training, one panel per layer (mean ± std).
+
+    Args:
+        statistic: "active_fraction" (shown in %), "mean_square" or "dead_fraction" (%).
+    """
+    firsts = {label: recs[0] for label, recs in groups.items() if recs and recs[0].activity}
+    if not firsts:
+        raise ValueError("plot_activity: no run holds activity curves")
+    layers = next(iter(firsts.values())).activity[statistic].shape[2]
+    fig = Figure(figsize=(4.2 * layers + 2.5, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, layers, sharey=True))
+    scale = 1.0 if statistic == "mean_square" else 100.0
+    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+        if label not in firsts:
+            continue
+        x = np.asarray(firsts[label].eval_steps, dtype=float)
+        for k, ax in enumerate(axes):
+            stack = np.stack([scale * r.activity[statistic][:, task - 1, k] for r in recs])
+            kept = np.isfinite(stack).any(axis=0)  # the points that recorded it (activity_every)
+            label_k = _group_label(label, recs) if k == 0 else None
+            _plot_mean_band(ax, x[kept], stack[:, kept], color, label_k)
+    names = {"active_fraction": "active units (%)", "mean_square": "Σ h² per image",
+             "dead_fraction": "dead units (%)"}  # fmt: skip
+    for k, ax in enumerate(axes):
+        _mark_switches(ax, next(iter(firsts.values())))
+        ax.set_title(f"hidden layer {k + 1}", fontsize=9, pad=14)
+        ax.set_xlabel(BATCH_LABEL)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"task {task}: {names[statistic]}")
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    save(fig, path, pdf=pdf)
+    return fig

@@ -1,0 +1,515 @@
+"""`stabgap report`: the tables, figures and plain-sentence findings of any study.
+
+From a folder of run records (ours, imported reference runs, or both) and any profiling
+results below it, write into one folder: the poster's Table 1 and a table of every group
+(Markdown, CSV, LaTeX), each compared group against the baseline group and every other
+verdict (:mod:`stabgap.analysis.verdicts`: adjusted together, with matching intervals), the tidy
+table of every metric of every run (CSV, and Parquet with pyarrow), the figures (PNG and
+PDF), and ``report.md`` tying them together.
+
+Every group appears in every table; a figure that shows only some says which and why.
+The report folder is built aside and put in place at the end; it only ever replaces an
+earlier report (see :mod:`stabgap.studies.outputs`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from stabgap.analysis.costs import COST_NOTE, cost_table
+from stabgap.analysis.export import curve_rows, loss_rows
+from stabgap.analysis.fidelity import summary
+from stabgap.analysis.groups import (
+    Group,
+    build_groups,
+    choose,
+    common_settings,
+    file_name,
+    split_names,
+)
+from stabgap.analysis.inside import activity_table
+from stabgap.analysis.noise import noise_table
+from stabgap.analysis.table1 import DEFAULT_LABELS, table1, ttr_cell
+from stabgap.analysis.tables import tidy_rows, write_table
+from stabgap.analysis.verdicts import (
+    FINDING_NOTE,
+    comparison_rows,
+    fidelity_table,
+    judge,
+    sentences,
+    ttr_table,
+)
+from stabgap.core.config import FIELDS
+from stabgap.errors import StabgapError
+from stabgap.statistics.comparison import Family, censored_median
+from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
+from stabgap.studies.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
+from stabgap.studies.records import RunRecord, iter_runs
+
+MAX_CURVES = 8  # groups in one curve figure before it stops being readable
+NOISE_NOTE = (
+    "Each point was evaluated on several independent test subsets: a metric's spread "
+    "between the subsets of one run is evaluation noise alone (the network is the same). "
+    "Beside the seed-to-seed SD of each metric (on the pooled curves), the SD that "
+    "evaluation noise gives one subset's measurement."
+)
+TTR_NOTE = (
+    "Task 1's time to recover in the last interval, baseline against ND, under each "
+    "definition: the reference's (back to the single last point before the switch), and the "
+    "robust one (a 10-batch level) at fixed tolerances and at tolerances relative to each "
+    "dip's depth. A fixed tolerance lets a shallower dip count as recovered sooner; a "
+    "relative one holds every dip to the same share of its own drop. Means are over the "
+    "seeds that recovered."
+)
+FIDELITY_NOTE = (
+    "The baseline and ND groups run the paper protocol: each Table 1 cell against the "
+    "reference's published mean ± sd over its 15 seeds (PROTOCOL.md). Equality is tested, "
+    "not assumed from a non-significant difference: two one-sided Welch tests against the "
+    "margin, equal when the 90 % interval of the difference lies inside it."
+)
+ACTIVITY_NOTE = (
+    "The hidden layers at the last evaluation, averaged over the tasks evaluated: the share "
+    "of units active (> 0) on the test images, neuronal decay's quantity Σ h² per image, and "
+    "the share of units silent on every test image (mean ± sd over seeds)."
+)
+
+
+def check_report_out(runs_dir: Path, out: Path) -> None:
+    """Refuse, before any work, a report folder that would overwrite something."""
+    check_report_folder(out, runs_dir)
+
+
+def write_report(
+    runs_dir: Path,
+    out: Path | None = None,
+    baseline: str | None = None,
+    compare: Sequence[str] | None = None,
+) -> Path:
+    """Write the report of every run below `runs_dir` into `out` (default: runs_dir/report).
+
+    Args:
+        baseline: the group the others are compared with (a group's key or label);
+            default: the study file's, else a group named 'baseline', else the first.
+        compare: the groups compared with it; default: the study file's, else all others.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise StabgapError(f"{runs_dir} is not a folder of runs: give the folder a study wrote")
+    out = Path(out) if out is not None else runs_dir / "report"
+    check_report_out(runs_dir, out)
+    records = list(iter_runs(runs_dir))
+    if not records:
+        raise StabgapError(f"no run directories (with run.json) found under {runs_dir}")
+    groups = build_groups(records)
+    if not any(g.runs for g in groups):
+        raise StabgapError(f"every run under {runs_dir} diverged: there is nothing to report")
+    chosen = study_choices(runs_dir)
+    names = split_names(compare, groups) if compare is not None else chosen.get("compare")
+    base, compared = choose(groups, baseline or chosen.get("baseline"), names or None)
+    tmp = new_temp_dir(out)
+    try:
+        _build(records, groups, base, compared, runs_dir, tmp)
+        publish_report(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def study_choices(runs_dir: Path) -> dict:
+    """The report's choices (baseline, compare) that the study file gave, if any."""
+    try:
+        studies = json.loads((runs_dir / STUDY_FILE).read_text())["studies"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    for study in reversed(studies):
+        if study.get("baseline") or study.get("compare"):
+            return {k: study.get(k) for k in ("baseline", "compare")}
+    return {}
+
+
+# --- building ---------------------------------------------------------------------------------
+def _build(
+    records: list[RunRecord],
+    groups: list[Group],
+    base: Group,
+    compared: list[Group],
+    runs_dir: Path,
+    out: Path,
+) -> None:
+    from stabgap.analysis import plots
+
+    ordered = [base] + [g for g in groups if g is not base]
+    # Every run under its group's key, so that tables, statistics and plots agree.
+    keyed = {g.key: [dataclasses.replace(r, experiment=g.key) for r in g.runs] for g in groups}
+    all_rows = tidy_rows(
+        [dataclasses.replace(r, experiment=g.key) for g in groups for r in g.runs + g.diverged]
+    )
+    write_table(all_rows, out / "metrics")
+    summaries = summarize([r for r in all_rows if not r["diverged"]])
+    n_tasks = max(r.acc.shape[1] for r in records)
+    # Table 1 reads as the poster's ("Baseline", "ND"); everything else by group label.
+    labels = {g.key: DEFAULT_LABELS.get(g.label, g.label) for g in groups}
+    shown = {g.key: g.label for g in groups}
+
+    costs, q3 = _cost_columns(runs_dir)
+    tables = []
+    if n_tasks > 1:
+        t1 = table1(
+            summaries,
+            experiments=[g.key for g in ordered],
+            cost=costs or None,
+            labels=labels,
+        )
+        for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
+            (out / f"table1.{suffix}").write_text(t1.render(fmt) + "\n")
+        tables.append(("Table 1", t1.render("markdown")))
+    header, rows = groups_table(summaries, ordered, n_tasks)
+    (out / "groups.csv").write_text(_csv([header, *rows]))
+    tables.append(("Every group", _markdown_table(header, rows)))
+
+    verdicts = judge(summaries, groups, base, compared, n_tasks, shown)
+    (out / "comparisons.csv").write_text(_csv(comparison_rows(verdicts)))
+    said = sentences(verdicts, base, shown)
+    findings, poster = said["findings"], said["poster"]
+    header, rows = ttr_table(verdicts)
+    if rows:
+        (out / "time-to-recover.csv").write_text(_csv([header, *rows]))
+        tables.append(
+            ("Time to recover, by definition", TTR_NOTE + "\n\n" + _markdown_table(header, rows))
+        )
+    header, rows = fidelity_table(verdicts)
+    if rows:
+        (out / "reference.csv").write_text(_csv([header, *rows]))
+        text = FIDELITY_NOTE + "\n\n" + _markdown_table(header, rows)
+        tables.append(
+            ("Against the reference's published values", text + "\n\n" + summary(verdicts.fidelity))
+        )
+
+    header, rows = cost_table(ordered, base, shown)
+    (out / "cost.csv").write_text(_csv([header, *rows]))
+    tables.append(("Cost", COST_NOTE + "\n\n" + _markdown_table(header, rows)))
+
+    header, rows = noise_table(ordered, shown, n_tasks)
+    if rows:
+        (out / "noise.csv").write_text(_csv([header, *rows]))
+        tables.append(("Measurement noise", NOISE_NOTE + "\n\n" + _markdown_table(header, rows)))
+    header, rows = activity_table(ordered, shown)
+    inside = said["inside"]
+    if rows:
+        (out / "activity.csv").write_text(_csv([header, *rows]))
+        text = ACTIVITY_NOTE + "\n\n" + _markdown_table(header, rows)
+        tables.append(("Inside the network", text + "".join(f"\n\n- {s}" for s in inside)))
+    group_of = {r.name: g.key for g in groups for r in g.runs + g.diverged}
+    everything = [r for g in groups for r in g.runs + g.diverged]
+    write_table(curve_rows(everything, group_of), out / "curves")
+    write_table(loss_rows(everything, group_of), out / "losses")
+
+    figures = _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out)
+    text = _markdown(
+        records,
+        groups,
+        base,
+        compared,
+        labels,
+        tables,
+        findings,
+        poster,
+        q3,
+        figures,
+        verdicts.family,
+    )
+    (out / "report.md").write_text(text)
+
+
+# --- tables ----------------------------------------------------------------------------------
+def groups_table(
+    summaries: list[GroupSummary], groups: list[Group], n_tasks: int
+) -> tuple[list[str], list[list[str]]]:
+    """Every group's headline metrics: mean ± std [95 % interval], seeds, recoveries."""
+    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    columns = [(f"GD_1,{j}", "gap_depth", 1, j) for j in range(2, n_tasks + 1)]
+    if n_tasks > 1:
+        columns.append((f"TTR_1,{n_tasks} %", "time_to_recover", 1, n_tasks))
+        columns.append(("min-ACC_1", "min_acc", 1, None))
+    columns += [
+        ("final ACC", "avg_acc_final", None, None),
+        (f"WC-ACC_{n_tasks}", "wc_acc", None, n_tasks),
+    ]
+    header = ["group", "seeds", *(c[0] for c in columns)]
+    rows = []
+    for g in groups:
+        seeds = f"{len(g.runs)}" + (f" (+{len(g.diverged)} diverged)" if g.diverged else "")
+        row = [g.label, seeds]
+        for _, metric, task, interval in columns:
+            s = index.get((g.key, metric, task, interval))
+            if s is None:
+                row.append("n/a")
+            elif metric == "time_to_recover":
+                row.append(_ttr_summary(s, index.get((g.key, "recovered", task, interval))))
+            else:
+                row.append(_with_ci(s))
+        rows.append(row)
+    return header, rows
+
+
+def _with_ci(s: GroupSummary, digits: int = 2) -> str:
+    text = format_mean_std(s.mean, s.std, digits)
+    if not math.isnan(s.ci95_low):
+        text += f" [{s.ci95_low:.{digits}f}, {s.ci95_high:.{digits}f}]"
+    return text
+
+
+def _ttr_summary(ttr: GroupSummary, recovered: GroupSummary | None) -> str:
+    """Mean of the recovered seeds, how many recovered, and the median with the others as ∞."""
+    text = ttr_cell(ttr, recovered, 1)
+    if recovered is None or not recovered.n:
+        return text
+    by_seed = ttr.by_seed()
+    flags = dict(zip(recovered.seeds, recovered.values, strict=True))
+    seeds = sorted(flags, key=str)
+    median = censored_median([by_seed.get(s) for s in seeds], [flags[s] == 1 for s in seeds])
+    return text + f"; median {'never' if math.isinf(median) else f'{median:.1f}'}"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _csv(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def _cost_columns(runs_dir: Path) -> tuple[dict[str, dict[str, str]], str | None]:
+    """Table 1's cost columns and the Q3 sentence, from profiling results if any."""
+    from stabgap.cost.profile import cost_columns
+
+    return cost_columns(runs_dir)
+
+
+# --- figures ---------------------------------------------------------------------------------
+def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out):
+    figures: list[tuple[str, str]] = []
+
+    def figure(name: str, caption: str, draw, *args, **kwargs) -> None:
+        draw(*args, out / "figures" / f"{name}.png", **kwargs)
+        figures.append((f"figures/{name}.png", caption))
+
+    shown = [base] + [g for g in compared if g is not base]
+    shown = [g for g in shown if g.runs]
+    why = _which(shown, groups)
+    family = lambda_family(groups, base) if n_tasks > 1 else []
+    if n_tasks > 1:
+        curves = family if len(family) > 1 else shown[:MAX_CURVES]
+        reason = (
+            "the baseline and the groups that differ from it only in λ" if len(family) > 1 else why
+        )
+        figure(
+            "task1-accuracy",
+            f"Task-1 accuracy, mean ± std over seeds ({reason}); insets zoom on the task "
+            "switches (the poster's Figure 4).",
+            plots.plot_task_curves,
+            {labels[g.key]: keyed[g.key] for g in curves},
+        )
+        points = [_point(summaries, g, labels, n_tasks) for g in groups if g.runs]
+        figure(
+            "gap-vs-accuracy",
+            f"Gap depth GD_1,{n_tasks} against final average accuracy for every group "
+            "(95 % intervals over seeds); the dashed line is the Pareto front.",
+            plots.plot_gap_vs_accuracy,
+            points,
+            gap_name=f"GD_1,{n_tasks}",
+        )
+    if len(family) > 1:
+        trade = [
+            (g.config.get("decay_lambda", 0.0), *_tradeoff(summaries, g.key, n_tasks))
+            for g in family
+        ]
+        figure(
+            "lambda-tradeoff",
+            f"Gap depth GD_1,{n_tasks} and final average accuracy against λ (the groups that "
+            "differ from the baseline only in λ).",
+            plots.plot_lambda_tradeoff,
+            trade,
+        )
+    for g in shown[:MAX_CURVES]:
+        figure(
+            f"all-tasks-{file_name(g.key)}",
+            f"Every task's accuracy in '{labels[g.key]}' (mean ± std).",
+            plots.plot_all_tasks,
+            keyed[g.key],
+            title=labels[g.key],
+        )
+    left = [labels[g.key] for g in shown[MAX_CURVES:]]
+    if left:
+        figures.append(
+            (
+                "",
+                f"Every task's accuracy is drawn for {why}; not drawn: "
+                + "; ".join(left)
+                + " (each run's own curves.png and metrics.csv have them).",
+            )
+        )
+    figure(
+        "average-accuracy",
+        f"Average accuracy over the tasks seen so far ({why}).",
+        plots.plot_avg_acc,
+        {labels[g.key]: keyed[g.key] for g in shown[:MAX_CURVES]},
+    )
+    curves = {labels[g.key]: keyed[g.key] for g in shown[:MAX_CURVES]}
+    if any(r.loss is not None for runs in curves.values() for r in runs):
+        figure(
+            "training-loss",
+            f"Training loss, mean over seeds (a moving average of 10 batches), and dashed the "
+            f"part of it beyond the cross-entropy ({why}).",
+            plots.plot_losses,
+            curves,
+        )
+    if all(runs[0].activity for runs in curves.values()):
+        figure(
+            "activity",
+            f"Share of each hidden layer's units active on task 1's test images over training, "
+            f"mean ± std over seeds ({why}).",
+            plots.plot_activity,
+            curves,
+        )
+    if n_tasks > 1:
+        example = typical_run(keyed[base.key], n_tasks)
+        figure(
+            "gap-anatomy",
+            f"How GD and TTR are read, on the '{labels[base.key]}' run whose GD_1,{n_tasks} is "
+            f"the median of its group (seed {example.config['seed']}; the poster's Figure 1).",
+            plots.plot_gap_anatomy,
+            example,
+            title=f"{labels[base.key]}, seed {example.config['seed']}",
+        )
+    return figures
+
+
+def typical_run(runs: list[RunRecord], n_tasks: int) -> RunRecord:
+    """The run whose task-1 gap depth in the last interval is the median of the group's."""
+    from stabgap.metrics import gap_depth
+
+    depths = [r.measure(gap_depth, 1, n_tasks) for r in runs]
+    defined = sorted((d, i) for i, d in enumerate(depths) if not math.isnan(d))
+    return runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]
+
+
+def _which(shown: list[Group], groups: list[Group]) -> str:
+    total = sum(1 for g in groups if g.runs)
+    empty = [g.label for g in groups if not g.runs]
+    if len(shown) == total and total <= MAX_CURVES:
+        text = "every group"
+    elif len(shown) > MAX_CURVES:
+        text = f"the baseline and the first {MAX_CURVES - 1} compared groups of {total}"
+    else:
+        text = "the baseline and the compared groups"
+    if empty:
+        text += "; not " + "; ".join(empty) + ", whose every run diverged"
+    return text
+
+
+def lambda_family(groups: list[Group], base: Group) -> list[Group]:
+    """The groups that differ from `base` only in λ (its λ sweep), sorted by λ."""
+
+    def science(g: Group) -> dict:
+        return {
+            k: v
+            for k, v in g.config.items()
+            if k != "decay_lambda" and k in FIELDS and FIELDS[k].metadata["science"]
+        }
+
+    if not base.runs:
+        return []
+    family = [
+        g for g in groups if g.runs and g.source == base.source and science(g) == science(base)
+    ]
+    return sorted(family, key=lambda g: float(g.config.get("decay_lambda", 0.0)))
+
+
+def _point(summaries, g: Group, labels, n_tasks: int) -> tuple:
+    def get(metric, task, interval):
+        s = next(
+            (
+                s
+                for s in summaries
+                if (s.experiment, s.metric, s.task, s.interval) == (g.key, metric, task, interval)
+            ),
+            None,
+        )
+        return (math.nan,) * 3 if s is None else (s.mean, s.ci95_low, s.ci95_high)
+
+    return (labels[g.key], *get("gap_depth", 1, n_tasks), *get("avg_acc_final", None, None))
+
+
+def _tradeoff(summaries, key: str, n_tasks: int) -> tuple[float, float, float, float]:
+    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    gd, acc = index[(key, "gap_depth", 1, n_tasks)], index[(key, "avg_acc_final", None, None)]
+    return gd.mean, gd.std, acc.mean, acc.std
+
+
+# --- report.md ----------------------------------------------------------------------------------
+def _markdown(
+    records, groups, base, compared, labels, tables, findings, poster, q3, figures, family: Family
+):
+    sources = sorted({r.metadata.get("source", "stabgap") for r in records})
+    n_ok = sum(len(g.runs) for g in groups)
+    common = common_settings(groups)
+    parts = [
+        "# Stability-gap study report",
+        f"{len(records)} runs in {len(groups)} groups ({', '.join(sources)})"
+        + (f"; every group has {common}" if common else "")
+        + f". Baseline group: **{labels[base.key]}**; compared with it: "
+        + ("; ".join(labels[g.key] for g in compared) or "none")
+        + ". Mean ± sample standard deviation over seeds, [95 % t interval of the mean, "
+        "unadjusted]. TTR is averaged over the seeds that recovered, with the number that "
+        "never did and the median counting those as never. Verdicts: Welch's t-test, "
+        f"{family.describe()}, each shown with the simultaneous interval at the same level, "
+        "which excludes 0 exactly when the adjusted p is below 0.05. A difference that is not "
+        "significant is not shown at its n, which is not equality: the sentence says what "
+        "difference that n could have detected. Runs of one seed share their initialisation, "
+        "batches and test subsets across groups (common random numbers), so the paired "
+        "interval over shared seeds is shown beside Welch's; the verdicts rest on Welch's "
+        "test, which does not assume that.",
+    ]
+    diverged = [r for g in groups for r in g.diverged]
+    if diverged:
+        parts.append(
+            f"{len(diverged)} of {len(records)} runs diverged and are left out of every "
+            "mean: "
+            + "; ".join(f"{r.name} ({r.metadata.get('divergence', 'diverged')})" for r in diverged)
+            + f". Runs that did not diverge: {n_ok}."
+        )
+    for title, table in tables:
+        parts += [f"## {title}", table]
+    if findings:
+        parts += ["## Each group against the baseline", FINDING_NOTE]
+        parts += [f"- {s}" for s in findings]
+    if poster or q3:
+        parts += ["## The poster's questions and reported findings", *[f"- {s}" for s in poster]]
+        if q3:
+            parts.append(f"- {q3}")
+    parts += ["## Figures"]
+    parts += [
+        f"![{caption}]({path})\n\n*{caption}*" if path else caption for path, caption in figures
+    ]
+    parts += [
+        "Files: `table1.{md,csv,tex}`, `groups.csv`, `comparisons.csv` (every comparison "
+        "with its tests), `metrics.csv` (every metric of every run, with its config), "
+        "`cost.csv` (each group's training cost), `curves.csv` (every run's accuracy and "
+        "activity at every point), `losses.csv` (its loss at every batch), and, where "
+        "measured, `noise.csv`, `activity.csv`, `time-to-recover.csv` and `reference.csv`; "
+        "each table also as Parquet where pyarrow is installed."
+    ]
+    return "\n\n".join(parts) + "\n"

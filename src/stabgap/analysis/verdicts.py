@@ -1,0 +1,292 @@
+"""Every verdict a report states: its tests built, adjusted, put in words.
+
+A report compares each group with the baseline on the headline metrics, answers the
+poster's questions, checks the findings reported on this protocol, relates sparsity to the
+gap and shows how the time to recover's verdict depends on its definition. Each of those is
+a test; the tests of one quantity (GD_1,3 in every comparison, question and finding) are
+adjusted together (:class:`stabgap.statistics.comparison.Family`, Bonferroni), and each
+verdict is shown with the simultaneous interval at the same level. Our runs of the
+paper protocol against the reference's published values are an equality claim, tested by
+equivalence (:mod:`stabgap.analysis.fidelity`) outside the family (an intersection–union test).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from stabgap.analysis.claims import ClaimCheck, claim_checks, claim_sentence
+from stabgap.analysis.fidelity import Cell, cells
+from stabgap.analysis.inside import SparsityTests, sparsity_findings, sparsity_tests
+from stabgap.analysis.questions import QuestionTest, question_tests, render_questions
+from stabgap.analysis.recovery import Definition, ttr_tests
+from stabgap.core.config import FIELDS, to_dict
+from stabgap.statistics.comparison import Comparison, Family, compare
+
+ROLES = ("baseline", "nd", "no-replay", "nd-no-replay")  # the poster's experiments
+
+
+def compared_metrics(n_tasks: int) -> list[tuple]:
+    """The metrics a comparison covers: (metric, task, interval, name, unit, lower is
+    better); both times to recover, the reference's and the robust one."""
+    j = n_tasks
+    first = [("gap_depth", 1, 2, "GD_1,2", "p.p.", True)] if n_tasks > 2 else []
+    return first + [
+        ("gap_depth", 1, j, f"GD_1,{j}", "p.p.", True),
+        ("time_to_recover", 1, j, f"TTR_1,{j}", "%", True),
+        ("time_to_recover_robust", 1, j, f"TTR_1,{j} robust", "%", True),
+        ("avg_acc_final", None, None, "final ACC", "%", False),
+        ("min_acc", 1, None, "min-ACC_1", "%", False),
+        ("wc_acc", None, j, f"WC-ACC_{j}", "%", False),
+    ]
+
+
+Compared = list[tuple[object, list[tuple[str, bool, Comparison]]]]  # (group, [(name, lower, c)])
+
+
+def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, str]) -> Compared:
+    """Each compared group against the baseline on every compared metric (unadjusted)."""
+    if n_tasks < 2:
+        return []
+    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    out = []
+    for g in compared:
+        tests = []
+        for metric, task, interval, name, _, lower in compared_metrics(n_tasks):
+            a = index.get((base.key, metric, task, interval))
+            b = index.get((g.key, metric, task, interval))
+            if a is not None and b is not None:
+                quantity = name.removesuffix(" robust")  # both times to recover: one quantity
+                c = compare(
+                    a.by_seed(),
+                    b.by_seed(),
+                    labels[base.key],
+                    labels[g.key],
+                    metric=name,
+                    quantity=quantity,
+                )
+                tests.append((name, lower, c))
+        out.append((g, tests))
+    return out
+
+
+def poster_roles(groups, n_tasks: int) -> dict[str, object]:
+    """The study's group for each of the poster's experiments it runs (one each), by role."""
+    found = {}
+    for role in ROLES:
+        matches = [g for g in groups if g.base == role and g.runs]
+        if len(matches) == 1:
+            found[role] = matches[0]
+    return found if n_tasks > 1 and {"baseline", "nd"} <= found.keys() else {}
+
+
+def paper_protocol(group, experiment: str) -> bool:
+    """Whether a group's runs are the paper preset's `experiment` (its science, any seed)."""
+    from stabgap.studies.presets import get_preset
+
+    want = to_dict(get_preset("paper").config(experiment))
+    science = [k for k, f in FIELDS.items() if f.metadata["science"]]
+    return all(group.config.get(k) == want[k] for k in science)
+
+
+@dataclass
+class Verdicts:
+    """A report's tests, adjusted together, and what it says of them."""
+
+    family: Family
+    comparisons: Compared
+    questions: list[QuestionTest] = field(default_factory=list)
+    claims: list[ClaimCheck] = field(default_factory=list)
+    sparsity: SparsityTests | None = None
+    ttr: list[tuple[Definition, Comparison]] = field(default_factory=list)
+    fidelity: list[Cell] = field(default_factory=list)
+
+
+def judge(summaries, groups, base, compared, n_tasks: int, labels: dict[str, str]) -> Verdicts:
+    """Every test of a report, and the family they are adjusted over."""
+    comparisons = compare_groups(summaries, base, compared, n_tasks, labels)
+    roles = poster_roles(groups, n_tasks)
+    questions, ttr, fidelity = [], [], []
+    if roles:
+        keys = {role.replace("-", "_"): g.key for role, g in roles.items()}
+        questions = question_tests(summaries, names=labels, **keys)
+        ttr = ttr_tests(roles["baseline"], roles["nd"], labels, n_tasks)
+        if n_tasks == 3 and all(paper_protocol(roles[r], r) for r in ("baseline", "nd")):
+            fidelity = cells(summaries, {r: roles[r].key for r in ("baseline", "nd")})
+    checks = claim_checks(groups, labels, n_tasks)
+    sparsity = sparsity_tests(base, [g for g in compared if g.runs], labels, n_tasks)
+    tests = [c for _, cs in comparisons for _, _, c in cs]
+    tests += [q.comparison for q in questions if q.comparison is not None]
+    tests += [c for check in checks for _, c in check.tests]
+    tests += [c for _, c in ttr] + (sparsity.comparisons if sparsity else [])
+    return Verdicts(Family(tests), comparisons, questions, checks, sparsity, ttr, fidelity)
+
+
+FINDING_NOTE = (
+    "Each difference is the group's mean minus the baseline's, with [its simultaneous 95 % "
+    "interval over the report's tests of that quantity; the paired interval over the shared "
+    'seeds], the Bonferroni-adjusted p and the verdict. "Not shown" is not "no '
+    'difference": it gives the difference that n could have detected (80 % power).'
+)
+
+
+def finding(label: str, base_label: str, tests, family: Family) -> str:
+    """One sentence per compared group: which way each metric went, and how sure that is
+    (:data:`FINDING_NOTE` says how to read it)."""
+    parts = []
+    for name, lower, c in tests:
+        c = family.adjusted(c)
+        unit = "%" if name.startswith("TTR") else "p.p."
+        never = ""
+        if name.startswith("TTR") and (c.n_undefined_a or c.n_undefined_b):
+            never = (
+                f" over the seeds that recovered ({c.n_undefined_b} of {label}'s and "
+                f"{c.n_undefined_a} of {base_label}'s never did)"
+            )
+        if not c.testable:
+            parts.append(f"{name} {_signed(c.diff)} {unit}{never} ({c.why_untestable()})")
+            continue
+        low, high = c.interval()
+        bounds = f"{low:+.2f}, {high:+.2f}"
+        if c.n_paired >= 3 and not math.isnan(c.paired_se):
+            pl, ph = c.paired_interval()
+            bounds += f"; paired {pl:+.2f}, {ph:+.2f}"
+        if c.significant:
+            word = "better" if (c.diff < 0) == lower else "worse"
+        else:
+            word = f"not shown (could detect ≈ {c.detectable():.2f} {unit})"
+        parts.append(
+            f"{name} {_signed(c.diff)} {unit} [{bounds}]{never}, adjusted p = {c.p:.2g}: {word}"
+        )
+    return f"**{label}** against {base_label}: " + "; ".join(parts) + "."
+
+
+def _signed(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:+.2f}"
+
+
+def sentences(v: Verdicts, base, labels: dict[str, str]) -> dict[str, list[str]]:
+    """The report's sentences: findings, questions (with the claims), inside the network."""
+    return {
+        "findings": [
+            finding(labels[g.key], labels[base.key], tests, v.family) for g, tests in v.comparisons
+        ],
+        "poster": (render_questions(v.questions, v.family) if v.questions else [])
+        + [claim_sentence(check, v.family, labels) for check in v.claims],
+        "inside": sparsity_findings(v.sparsity, v.family),
+    }
+
+
+def ttr_table(v: Verdicts) -> tuple[list[str], list[list[str]]]:
+    """The time to recover under each definition: each side's mean over the seeds that
+    recovered (how many did), the difference with its interval, adjusted p, verdict."""
+    if not v.ttr:
+        return [], []
+    first = v.ttr[0][1]
+    header = [
+        "definition",
+        f"{first.label_a}: mean (recovered)",
+        f"{first.label_b}: mean (recovered)",
+        "difference (% of the interval)",
+        "adjusted p",
+        "verdict",
+    ]
+    rows = []
+    for d, c in v.ttr:
+        c = v.family.adjusted(c)
+        total_a, total_b = c.n_a + c.n_undefined_a, c.n_b + c.n_undefined_b
+        side_a = f"{c.mean_a:.1f} ({c.n_a} of {total_a})" if c.n_a else f"never (0 of {total_a})"
+        side_b = f"{c.mean_b:.1f} ({c.n_b} of {total_b})" if c.n_b else f"never (0 of {total_b})"
+        if not c.testable:
+            diff, p, verdict = _signed(c.diff), "n/a", c.why_untestable()
+        else:
+            diff, p = c.interval_text(1), f"{c.p:.2g}"
+            verdict = (
+                ("shorter" if c.diff < 0 else "longer") if c.significant else c.verdict(1, "%")
+            )
+        rows.append([d.name, side_a, side_b, diff, p, verdict])
+    return header, rows
+
+
+def fidelity_table(v: Verdicts) -> tuple[list[str], list[list[str]]]:
+    """Our paper-protocol runs against the reference's published values, cell by cell."""
+    if not v.fidelity:
+        return [], []
+    header = ["experiment", "metric", "ours", "reference (15 seeds)", "difference", "verdict"]
+    rows = []
+    for c in v.fidelity:
+        ours = f"{c.ours[0]:.2f} ± {c.ours[1]:.2f} (n = {c.ours[2]})"
+        theirs = f"{c.theirs[0]:.2f} ± {c.theirs[1]:.2f}"
+        if c.test is None:
+            low, high = c.interval
+            diff = f"{c.diff:+.2f} (95 % CI {low:+.2f} to {high:+.2f})"
+            verdict = "no margin set: no equality claimed"
+        else:
+            diff = f"{c.diff:+.2f} (90 % CI {c.test.low:+.2f} to {c.test.high:+.2f})"
+            verdict = (
+                f"equal within ±{c.test.margin:g} (p = {c.test.p:.2g})"
+                if c.test.equivalent
+                else f"equality within ±{c.test.margin:g} not shown (p = {c.test.p:.2g})"
+            )
+        rows.append([c.experiment, c.name, ours, theirs, diff, verdict])
+    return header, rows
+
+
+COMPARISON_COLUMNS = (
+    "group",
+    "baseline",
+    "metric",
+    "n_group",
+    "n_baseline",
+    "mean_group",
+    "mean_baseline",
+    "difference",
+    "ci95_low_unadjusted",
+    "ci95_high_unadjusted",
+    "ci_low_adjusted",
+    "ci_high_adjusted",
+    "welch_p",
+    "p_adjusted",
+    "tests_adjusted_over",
+    "detectable_difference",
+    "paired_n",
+    "paired_difference",
+    "paired_ci_low_adjusted",
+    "paired_ci_high_adjusted",
+    "paired_p",
+    "wilcoxon_p",
+    "hedges_g",
+)
+
+
+def comparison_rows(v: Verdicts) -> list[list]:
+    """comparisons.csv: every comparison with the baseline, unadjusted and adjusted."""
+    rows = [list(COMPARISON_COLUMNS)]
+    for _, tests in v.comparisons:
+        for name, _, raw in tests:
+            c = v.family.adjusted(raw)
+            rows.append(
+                [
+                    c.label_b,
+                    c.label_a,
+                    name,
+                    c.n_b,
+                    c.n_a,
+                    c.mean_b,
+                    c.mean_a,
+                    c.diff,
+                    *raw.interval(),
+                    *c.interval(),
+                    c.welch_p,
+                    c.p_adjusted,
+                    c.family,
+                    c.detectable(),
+                    c.n_paired,
+                    c.paired_diff,
+                    *c.paired_interval(),
+                    c.paired_p,
+                    c.wilcoxon_p,
+                    c.hedges_g,
+                ]
+            )
+    return [["" if isinstance(x, float) and math.isnan(x) else x for x in r] for r in rows]

@@ -1,0 +1,438 @@
+"""The one config of a run: a frozen, typed dataclass, every field documented once.
+
+The core fields are declared here; each remedy declares its own fields in its module under
+:mod:`stabgap.core.remedies`, and :class:`RunConfig` gathers them all. The CLI flags (`stabgap
+run --help`), the TOML files, the stamps and the run records all derive from it, so a
+field added anywhere shows up everywhere. A config is validated when it is built, so no
+invalid config ever reaches the training loop: a field a run would not use (a rotation
+of a permuted stream, a momentum for Adam) is an error, not silently ignored.
+
+Defaults are what a user would expect; the reference implementation's quirks (see
+`PROTOCOL.md`) are options, switched on together by the ``paper`` preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, get_args, get_origin, get_type_hints
+
+from stabgap.core.fields import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, option
+from stabgap.core.models import MODELS
+from stabgap.core.optim import OPTIMIZERS
+from stabgap.core.remedies import REMEDIES, remedy_fields
+from stabgap.core.streams import STREAMS, stream_view
+from stabgap.errors import StabgapError
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Everything that defines one training run of one seed, but for the remedies' fields."""
+
+    # --- tasks -----------------------------------------------------------------------
+    stream: str = option(
+        "rotated-mnist",
+        "Task stream (see docs/streams.md): rotated-mnist (one rotation of all of MNIST a "
+        "task), permuted-mnist (one fixed pixel permutation a task), split-mnist (MNIST's "
+        "classes in disjoint groups), homogeneous-mnist (disjoint random parts of MNIST).",
+        choices=tuple(STREAMS),
+    )
+    rotations: tuple[float, ...] = option(
+        (0.0, 80.0, 160.0),
+        "rotated-mnist: rotation of each task in degrees, counter-clockwise; one task an angle.",
+    )
+    n_tasks: int = option(
+        0,
+        "permuted-mnist and homogeneous-mnist: the number of tasks (0: the stream's default, 3).",
+        **COUNT,
+    )
+    permute_first: bool = option(
+        False, "permuted-mnist: permute task 1 too (by default task 1 is MNIST as it is)."
+    )
+    classes_per_task: int = option(
+        2,
+        "split-mnist: classes per task, in label order (2: five pairs 0-1, ..., 8-9).",
+        **AT_LEAST_ONE,
+    )
+    stream_seed: int = option(
+        0,
+        "Seed of the stream's own randomness (permutations, random parts), apart from the "
+        "run's seed: every run sees the same tasks.",
+        **COUNT,
+    )
+    scenario: str = option(
+        "auto",
+        "How tasks share the output: 'domain' (one head, the same labels in every task), "
+        "'class' (one head over every class seen so far), 'task' (only the task's own "
+        "classes are scored); 'auto': the stream's own (class for split-mnist, else domain).",
+        choices=("auto", "domain", "class", "task"),
+    )
+    # --- model -----------------------------------------------------------------------
+    model: str = option(
+        "mlp",
+        "Network: 'mlp' (dense layers) or 'cnn' (conv layers with pooling, then dense).",
+        choices=tuple(MODELS),
+    )
+    hidden: tuple[int, ...] = option(
+        (2048, 2048), "Widths of the dense hidden layers (ReLU after each)."
+    )
+    channels: tuple[int, ...] = option(
+        (32, 64), "cnn: channels of each conv layer (5x5, ReLU, 2x2 max-pooling after each)."
+    )
+    # --- optimisation ----------------------------------------------------------------
+    optimizer: str = option(
+        "adam",
+        "Optimiser, torch.optim's own, one parameter group per stacked copy.",
+        choices=tuple(OPTIMIZERS),
+    )
+    lr: float = option(1e-3, "Learning rate.", per_copy=True, **POSITIVE)
+    betas: tuple[float, float] = option(
+        (0.9, 0.999), "adam, adamw: the moment decays β1, β2.", per_copy=True
+    )
+    momentum: float = option(0.0, "sgd, rmsprop: momentum.", per_copy=True, **FRACTION)
+    nesterov: bool = option(False, "sgd: Nesterov momentum (needs momentum > 0).")
+    weight_decay: float = option(
+        0.0,
+        "Weight decay of the optimiser: added to the gradient (sgd, adam, rmsprop, adagrad), "
+        "or decoupled from it (adamw).",
+        per_copy=True,
+        **NON_NEGATIVE,
+    )
+    rms_alpha: float = option(
+        0.99, "rmsprop: smoothing of the squared gradients.", per_copy=True, **FRACTION
+    )
+    eps: float = option(1e-8, "adam, adamw, rmsprop, adagrad: ε of the denominator.", **POSITIVE)
+    # --- training stream -------------------------------------------------------------
+    batches_per_task: int = option(500, "Training batches (updates) per task.", **AT_LEAST_ONE)
+    batch_size: int = option(
+        512, "Training batch size in task 1 (see batch_growth).", **AT_LEAST_ONE
+    )
+    batch_growth: str = option(
+        "replay",
+        "Batch size in task k: 'replay' = batch_size·k when replaying, else batch_size; "
+        "'always' = batch_size·k also without replay (the reference's quirk); "
+        "'never' = batch_size throughout.",
+        choices=("replay", "always", "never"),
+    )
+    replay: str = option(
+        "full",
+        "'none': batches from the current task only; 'full': uniform over the union of "
+        "all tasks seen (the reference's perfect replay); 'stratified': an equal share "
+        "of each batch from every task seen.",
+        choices=("none", "full", "stratified"),
+    )
+    batch_order: str = option(
+        "reshuffle",
+        "'reshuffle': a new shuffled pass whenever one is used up; 'cycle': shuffle once "
+        "per task and cycle through that same order (the reference's quirk).",
+        choices=("reshuffle", "cycle"),
+    )
+    drop_last: bool = option(
+        False, "Drop the last, smaller batch of each pass (the reference keeps it)."
+    )
+    # --- continual evaluation --------------------------------------------------------
+    eval_every: int = option(
+        1, "Evaluate every this many batches, before the update.", **AT_LEAST_ONE
+    )
+    eval_tasks: str = option(
+        "seen", "Which tasks to evaluate: those seen so far, or all.", choices=("seen", "all")
+    )
+    eval_subset: int = option(2000, "Test images per task at each evaluation.", **AT_LEAST_ONE)
+    eval_subset_rounding: str = option(
+        "exact",
+        "'exact': eval_subset images; 'batches': whole batches (of eval_batch_size) until at "
+        "least eval_subset (the reference's quirk: 2048 or 3072).",
+        choices=("exact", "batches"),
+    )
+    eval_batch_size: int = option(
+        0,
+        "eval_subset_rounding 'batches': the size of those batches; 0: the current training "
+        "batch size (the reference's quirk).",
+        **COUNT,
+    )
+    eval_resample: str = option(
+        "fresh",
+        "'fresh': a new random test subset at every evaluation (the reference); "
+        "'fixed': one subset per task for the whole run.",
+        choices=("fresh", "fixed"),
+    )
+    eval_repeats: int = option(
+        1,
+        "Independent test subsets each point is evaluated on: 2 or more measure each "
+        "metric's evaluation noise apart from the seed-to-seed spread (docs/metrics.md); "
+        "the run's accuracy is then pooled over them.",
+        check=lambda n: 1 <= n <= 8,
+        must="a whole number from 1 to 8",
+    )
+    eval_precision: str = option(
+        "fp32",
+        "Precision of the continual evaluation alone: 'fp32', 'bf16' (autocast) or 'tf32' "
+        "(CUDA). Evaluation never feeds back into training, so the training trajectory "
+        "is the same whatever this is; only near-tie predictions can flip.",
+        choices=("fp32", "bf16", "tf32"),
+    )
+    activity_every: int = option(
+        10,
+        "Record the hidden layers' statistics (active and dead units, Σh²) at every this "
+        "many-th evaluation point, and always at the last point before each task switch and "
+        "at the end; 1: at every point, 0: never. At every point they cost 10 to 13 % of a "
+        "paper run (docs/metrics.md); accuracy is measured at every point regardless.",
+        check=lambda n: n >= 0,
+        must="0 (never) or a whole number of evaluation points >= 1",
+        science=False,
+    )
+    # --- run -------------------------------------------------------------------------
+    seed: int = option(
+        0,
+        "Random seed: initialisation, batches and test subsets.",
+        check=lambda s: 0 <= s < 2**32,
+        must="a whole number from 0 to 4294967295",
+        per_copy=True,
+        science=False,
+    )
+    device: str = option(
+        "auto",
+        "Torch device: 'auto' (CUDA when there is a GPU, else the CPU), 'cpu', 'cuda', "
+        "'cuda:1', ...",
+        stamped=False,
+        science=False,
+    )
+    precision: str = option(
+        "fp32",
+        "Precision of the training step: 'fp32' (exact float32 matmuls, also on a GPU), "
+        "'tf32' (CUDA TensorFloat-32) or 'bf16' (autocast).",
+        choices=("fp32", "tf32", "bf16"),
+    )
+    data_dir: str | None = option(
+        None,
+        "MNIST directory (else $STABGAP_DATA, else the user cache).",
+        stamped=False,
+        science=False,
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the network's forward pass (for a GPU; results equal to float tolerance).",
+        stamped=False,
+        science=False,
+    )
+
+    def __post_init__(self) -> None:
+        # Normalise user values (lists -> tuples, 1 -> 1.0) so that equal configs compare
+        # and hash equal, then check them: no invalid config exists past this point.
+        for name in FIELDS:
+            object.__setattr__(self, name, coerce(name, getattr(self, name)))
+        _validate(self)
+
+    # --- derived quantities -----------------------------------------------------------
+    @property
+    def task_count(self) -> int:
+        """Number of tasks of the stream (rotations, n_tasks or class groups)."""
+        return STREAMS[self.stream].n_tasks(stream_view(self))
+
+    @property
+    def total_batches(self) -> int:
+        return self.task_count * self.batches_per_task
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        """The remedies this run uses, by name."""
+        return tuple(name for name, r in REMEDIES.items() if r.active(self))
+
+    def task_batch_size(self, task: int) -> int:
+        """Training batch size during `task` (1-based)."""
+        grows = self.batch_growth == "always" or (
+            self.batch_growth == "replay" and self.replay != "none"
+        )
+        return self.batch_size * task if grows else self.batch_size
+
+    def task_eval_size(self, task: int, test_size: int) -> int:
+        """Test images per evaluated task while training `task` (1-based)."""
+        if self.eval_subset_rounding == "exact":
+            return min(self.eval_subset, test_size)
+        b = self.eval_batch_size or self.task_batch_size(task)
+        return min(math.ceil(self.eval_subset / b) * b, test_size)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return from_dict({**to_dict(self), **changes})
+
+
+# The remedies' own fields, declared in their modules, complete the config.
+RunConfig = dataclasses.make_dataclass(
+    "RunConfig",
+    [(name, hint, f) for name, (hint, f) in remedy_fields().items()],
+    bases=(CoreConfig,),
+    frozen=True,
+)
+RunConfig.__module__ = __name__  # pickling (worker processes) finds it here
+RunConfig.__doc__ = (
+    "Everything that defines one training run of one seed: the core fields of "
+    ":class:`CoreConfig` and every remedy's fields."
+)
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunConfig)}
+_HINTS = {**get_type_hints(CoreConfig), **{n: h for n, (h, _) in remedy_fields().items()}}
+
+
+def fields_where(role: str) -> tuple[str, ...]:
+    """Names of the fields whose metadata marks them `role`: per_copy, stamped or science."""
+    return tuple(name for name, f in FIELDS.items() if f.metadata[role])
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return to_dict(RunConfig())
+
+
+def defaults() -> dict[str, Any]:
+    """Every field's default, as plain (JSON) values."""
+    return dict(_defaults())
+
+
+def to_dict(config: RunConfig) -> dict[str, Any]:
+    """Plain, JSON/TOML-friendly dict (tuples become lists)."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+    }
+
+
+def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """Build a config from user values (TOML, JSON, CLI), on top of `base`."""
+    for name in values:
+        check_field(name)
+    base_values = dataclasses.asdict(base) if base is not None else {}
+    return RunConfig(**{**base_values, **values})
+
+
+def check_field(name: str) -> str:
+    """The field's name (dashes read as underscores), or a one-line error with a hint."""
+    field_name = name.replace("-", "_")
+    if field_name in FIELDS:
+        return field_name
+    close = difflib.get_close_matches(field_name, FIELDS, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else "see `stabgap run --help` for the fields"
+    raise StabgapError(f"unknown config field '{name}': {hint}")
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Convert a user value to the type of field `name`, or raise a one-line error."""
+    hint = _HINTS[name]
+    try:
+        return _coerce_to(hint, value)
+    except (TypeError, ValueError, OverflowError):
+        return _type_error(name, hint, value)
+
+
+def _type_error(name: str, hint: Any, value: Any):
+    raise StabgapError(f"config field '{name}' must be {_type_name(hint)}, got {value!r}") from None
+
+
+def _coerce_to(hint: Any, value: Any) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is tuple:
+        if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+            raise TypeError
+        item = args[0]
+        items = tuple(_coerce_to(item, v) for v in value)
+        if args[-1] is not Ellipsis and len(items) != len(args):
+            raise ValueError
+        return items
+    if type(None) in args:  # Optional[X]
+        if value is None:
+            return None
+        return _coerce_to(next(a for a in args if a is not type(None)), value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if hint is int:
+        if isinstance(value, bool | str) or not float(value).is_integer():
+            raise TypeError
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool | str):
+            raise TypeError
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    raise TypeError
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is tuple:
+        return "a list of " + {int: "integers", float: "numbers"}[args[0]]
+    if type(None) in args:
+        return _type_name(next(a for a in args if a is not type(None))) + " or unset"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+
+
+def _validate(c: RunConfig) -> None:
+    """Check every field's choices and range, then what fields say together."""
+    for name, f in FIELDS.items():
+        value = getattr(c, name)
+        choices, check = f.metadata.get("choices"), f.metadata.get("check")
+        if choices and value not in choices:
+            raise StabgapError(
+                f"config field '{name}' must be one of {', '.join(choices)}; got {value!r}"
+            )
+        if check is not None and not check(value):
+            raise StabgapError(f"invalid config: {name} must be {f.metadata['must']}, got {value}")
+    _check_applies(c)
+    checks = [
+        (len(c.rotations) >= 1, "rotations must list at least one angle (one task each)"),
+        (all(math.isfinite(r) for r in c.rotations), "rotations must be finite numbers"),
+        (len(c.hidden) >= 1 and all(w >= 1 for w in c.hidden), "hidden widths must be >= 1"),
+        (all(w >= 1 for w in c.channels), "channels must be >= 1"),
+        (all(0 <= b < 1 for b in c.betas), "betas must be in [0, 1)"),
+        (not c.nesterov or c.momentum > 0, "nesterov needs momentum > 0"),
+        (
+            c.eval_batch_size == 0 or c.eval_subset_rounding == "batches",
+            "eval_batch_size applies to eval_subset_rounding 'batches' only (leave it at 0)",
+        ),
+        (
+            c.eval_repeats == 1 or c.eval_resample == "fresh",
+            "eval_repeats > 1 needs eval_resample 'fresh' (fixed subsets repeat themselves)",
+        ),
+        (
+            c.eval_every <= c.batches_per_task,
+            "eval_every must be <= batches_per_task (at least one evaluation per task)",
+        ),
+        (
+            c.replay != "stratified" or c.task_batch_size(c.task_count) >= c.task_count,
+            f"stratified replay needs at least one sample per task in every batch: batch "
+            f"size {c.task_batch_size(c.task_count)} in task {c.task_count} is smaller than "
+            f"its {c.task_count} tasks (raise batch_size or use batch_growth='replay')",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise StabgapError(f"invalid config: {message}")
+    STREAMS[c.stream].check(c)
+    for remedy in REMEDIES.values():
+        remedy.check(c)
+
+
+def _check_applies(c: RunConfig) -> None:
+    """A field set away from its default must be one this run uses (honour it or refuse)."""
+    owners: dict[str, list[tuple[str, bool]]] = {}
+    for kind, specs in (("stream", STREAMS), ("model", MODELS), ("optimizer", OPTIMIZERS)):
+        for name, spec in specs.items():
+            for f in spec.uses:
+                owners.setdefault(f, []).append((f"{kind} {name}", name == getattr(c, kind)))
+    for name, uses in owners.items():
+        if getattr(c, name) == FIELDS[name].default or any(used for _, used in uses):
+            continue
+        which = ", ".join(who for who, _ in uses)
+        raise StabgapError(
+            f"invalid config: {name} applies to {which} only; this run has stream {c.stream}, "
+            f"model {c.model}, optimizer {c.optimizer} (leave {name} at its default)"
+        )
+
+
+def help_text(name: str) -> str:
+    return FIELDS[name].metadata["help"]

@@ -1,0 +1,252 @@
+"""Remedies for the stability gap: each one module, acting at named points of the loop.
+
+The training loop (:mod:`stabgap.core.train`) names the few places where a remedy may act, and
+a remedy is a subclass of :class:`Remedy` that fills one or more of them:
+
+1. **a loss term** (:meth:`Remedy.loss_term`): added to the cross-entropy, from the
+   batch's activations and/or the parameters (neuronal decay, L1, L2);
+2. **the update rule**: how the gradients are computed (:meth:`Remedy.gradients`, for
+   rules that need more than one, such as SAM) and what is done to them or to the learning
+   rates before the optimiser steps (:meth:`Remedy.before_step`: preconditioning, LR
+   schedules); the optimiser itself is the config's ``optimizer``;
+3. **an action at a task switch** (:meth:`Remedy.at_switch`): reset the optimiser, start
+   a learning-rate warm-up;
+4. **the weights that are evaluated** (:meth:`Remedy.evaluated`, with
+   :meth:`Remedy.after_step` to keep them): an exponential moving average of the weights.
+
+A remedy declares its own config fields (so every CLI flag, TOML file, stamp and record
+gets them), says when a run uses it (:meth:`Remedy.active`), and works on a stack of R
+copies, with its strengths per copy where that makes sense: a strength of 0 leaves a
+copy exactly as it would be without the remedy, so copies with and without it can share
+a stack. Remedies compose: every active remedy of a run acts at its points, in the order
+of :data:`REMEDIES`. See docs/remedies.md for a worked example of adding one.
+
+Built-in remedies are the modules of this folder; more can be loaded from the modules
+named in the environment variable ``STABGAP_PLUGINS`` (comma-separated), before the
+config is assembled, in every process (workers inherit the environment).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from stabgap.errors import StabgapError
+
+if TYPE_CHECKING:
+    from stabgap.core.config import RunConfig
+    from stabgap.core.models import Layer
+    from stabgap.core.streams import TaskStream
+
+PLUGINS_ENV = "STABGAP_PLUGINS"
+
+
+@dataclass(frozen=True)
+class Forward:
+    """What one training forward pass produced, for the loss terms.
+
+    Attributes:
+        logits: (R, B, classes).
+        hidden: every hidden activation after its ReLU, each (R, B, ...).
+        model: the network (for terms of the parameters).
+    """
+
+    logits: torch.Tensor
+    hidden: list[torch.Tensor]
+    model: torch.nn.Module
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where the loop is: ``task`` (1-based), batch ``t`` of the run, ``t_in_task``, and the
+    training examples of this step's batch, ``batch`` (R, B) indices into the stream's
+    training set (set by the loop's update; None where no batch is given)."""
+
+    task: int
+    t: int
+    t_in_task: int
+    batch: torch.Tensor | None = None
+
+
+class Remedy:
+    """A method against the stability gap; subclasses override the points they act at.
+
+    Class attributes:
+        name: the remedy's name (its registry key).
+        fields: config fields it owns, ``{name: (type, option(...))}``.
+        example: field values that turn it on, for ``stabgap cost``.
+    """
+
+    name: ClassVar[str] = ""
+    fields: ClassVar[dict[str, tuple[Any, Any]]] = {}
+    example: ClassVar[dict[str, Any]] = {}  # field values that turn it on (stabgap cost)
+
+    def __init__(
+        self, configs: Sequence[RunConfig], model: torch.nn.Module, stream: TaskStream, device
+    ) -> None:
+        self.configs = list(configs)
+        self.stream = stream
+        self.device = device
+
+    @classmethod
+    def active(cls, config: RunConfig) -> bool:
+        """Whether a run with this config uses the remedy."""
+        return False
+
+    @classmethod
+    def check(cls, config: RunConfig) -> None:
+        """Refuse (StabgapError) settings that cannot work together; fields are checked
+        one by one by their own options."""
+
+    def per_copy(self, field: str) -> torch.Tensor:
+        """The (R,) values of a per-copy field, on the run's device."""
+        values = [float(getattr(c, field)) for c in self.configs]
+        return torch.tensor(values, dtype=torch.float32, device=self.device)
+
+    # 1. a loss term ------------------------------------------------------------------
+    def loss_term(self, out: Forward) -> torch.Tensor | None:
+        """(R,) penalty of each copy, added to its loss; None for none."""
+        return None
+
+    # 2. the update rule ----------------------------------------------------------------
+    def gradients(self, compute: Callable[[], tuple], model: torch.nn.Module) -> tuple | None:
+        """Compute the gradients in its own way and return what ``compute()`` returns;
+        None to leave it to the loop (one ``compute()``). ``compute`` runs the forward and
+        backward pass of the batch at the current weights and returns (loss, penalty)."""
+        return None
+
+    def before_step(self, model: torch.nn.Module, optimizer, step: Step) -> None:
+        """Act on the gradients or learning rates just before the optimiser steps."""
+
+    # 3. an action at a task switch -------------------------------------------------------
+    def at_switch(self, task: int, model: torch.nn.Module, optimizer) -> None:
+        """Called when `task` (1-based) starts, before its first batch (also task 1)."""
+
+    # 4. the weights that are evaluated ---------------------------------------------------
+    def after_step(self, model: torch.nn.Module) -> None:
+        """Called after every optimiser step."""
+
+    def evaluated(self, model: torch.nn.Module) -> torch.nn.Module | None:
+        """The network to evaluate instead of `model`; None to evaluate `model`."""
+        return None
+
+    # cost -------------------------------------------------------------------------------
+    @classmethod
+    def step_flops(cls, config: RunConfig, layers: list[Layer], batch: int) -> int:
+        """Extra FLOPs of one training step (see stabgap.cost.flops's conventions)."""
+        return 0
+
+    @classmethod
+    def step_macs(cls, config: RunConfig, layers: list[Layer], batch: int) -> int:
+        """Extra multiply-accumulates of one training step, where it has any."""
+        return 0
+
+
+REMEDIES: dict[str, type[Remedy]] = {}
+
+
+def register(cls: type[Remedy]) -> type[Remedy]:
+    """Class decorator: add a remedy to :data:`REMEDIES` (its fields join the config)."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} needs a name")
+    if cls.name in REMEDIES and REMEDIES[cls.name] is not cls:
+        raise TypeError(f"a remedy named '{cls.name}' is already registered")
+    REMEDIES[cls.name] = cls
+    return cls
+
+
+def remedy_fields() -> dict[str, tuple[Any, Any]]:
+    """Every registered remedy's config fields, in registry order."""
+    _load()
+    fields: dict[str, tuple[Any, Any]] = {}
+    for remedy in REMEDIES.values():
+        for name, declared in remedy.fields.items():
+            if name in fields:
+                raise TypeError(f"config field '{name}' is declared by two remedies")
+            fields[name] = declared
+    return fields
+
+
+_LOADED = False
+_PLUGINS: list[str] = []  # the plugin modules loaded, by name
+
+
+def plugin_names() -> list[str]:
+    """The plugin modules this process loaded from ``STABGAP_PLUGINS`` (worker processes
+    and Ray tasks load the same ones)."""
+    _load()
+    return list(_PLUGINS)
+
+
+def _load() -> None:
+    """Import the built-in remedy modules, then the user's plugins, once."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+            _PLUGINS.append(name)
+        except ImportError as e:
+            # Raised while the config is being assembled, before any command can catch an
+            # error: a one-line exit, not a traceback.
+            raise SystemExit(
+                f"stabgap: error: cannot import plugin module '{name}' named in "
+                f"${PLUGINS_ENV}: {e}; fix the name or your PYTHONPATH"
+            ) from None
+
+
+class Remedies:
+    """The active remedies of a stack, called at each point in registry order."""
+
+    def __init__(
+        self, configs: Sequence[RunConfig], model: torch.nn.Module, stream: TaskStream, device
+    ) -> None:
+        self.all = [
+            cls(configs, model, stream, device)
+            for cls in REMEDIES.values()
+            if any(cls.active(c) for c in configs)
+        ]
+        own = [r for r in self.all if type(r).gradients is not Remedy.gradients]
+        if len(own) > 1:
+            names = " and ".join(r.name for r in own)
+            raise StabgapError(f"{names} both compute the gradients in their own way: use one")
+        weights = [r for r in self.all if type(r).evaluated is not Remedy.evaluated]
+        if len(weights) > 1:
+            names = " and ".join(r.name for r in weights)
+            raise StabgapError(f"{names} both choose the evaluated weights: use one")
+        self.gradient_rule = own[0] if own else None
+        self.weights = weights[0] if weights else None
+
+    def loss_term(self, out: Forward) -> torch.Tensor | None:
+        terms = [t for t in (r.loss_term(out) for r in self.all) if t is not None]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def gradients(self, compute: Callable[[], tuple], model: torch.nn.Module) -> tuple:
+        if self.gradient_rule is None:
+            return compute()
+        return self.gradient_rule.gradients(compute, model)
+
+    def before_step(self, model, optimizer, step: Step) -> None:
+        for r in self.all:
+            r.before_step(model, optimizer, step)
+
+    def at_switch(self, task: int, model, optimizer) -> None:
+        for r in self.all:
+            r.at_switch(task, model, optimizer)
+
+    def after_step(self, model) -> None:
+        for r in self.all:
+            r.after_step(model)
+
+    def evaluated(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model if self.weights is None else self.weights.evaluated(model)

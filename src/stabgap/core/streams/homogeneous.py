@@ -1,0 +1,59 @@
+"""Homogeneous MNIST: MNIST cut into k disjoint random parts, one part a task.
+
+Every task comes from one and the same distribution, so any drop of task 1's accuracy
+when task 2 starts is a stability gap of joint training on homogeneous tasks (Kamath et
+al., CVPR workshops 2024), not forgetting of a different distribution. The training and
+the test set are each shuffled with the stream's own generator (``stream_seed``) and cut
+into k parts of equal size (the remainder is dropped). One 10-way head.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from stabgap.core.streams.base import TaskStream, stream_generator
+
+if TYPE_CHECKING:
+    from stabgap.core.config import RunConfig
+    from stabgap.core.data.mnist import MNIST
+
+DEFAULT_TASKS = 3
+
+
+def parts(n: int, k: int, g: torch.Generator) -> list[torch.Tensor]:
+    """k disjoint random parts of range(n), each n // k long.
+
+    Example:
+        >>> p = parts(10, 3, torch.Generator().manual_seed(0))
+        >>> [len(x) for x in p], len(set(torch.cat(p).tolist()))
+        ([3, 3, 3], 9)
+    """
+    order = torch.randperm(n, generator=g)
+    size = n // k
+    return [order[i * size : (i + 1) * size] for i in range(k)]
+
+
+def build(config: RunConfig, mnist: MNIST, device: torch.device) -> TaskStream:
+    k = config.n_tasks or DEFAULT_TASKS
+    g = stream_generator(config)
+
+    def cut(images: torch.Tensor, labels: torch.Tensor):
+        pieces = parts(len(labels), k, g)
+        x = torch.cat([images[p].flatten(1) for p in pieces]).to(device)
+        y = torch.cat([labels[p] for p in pieces]).to(device)
+        return x, y, tuple(i * len(pieces[0]) for i in range(k + 1))
+
+    train_x, train_y, train_offsets = cut(mnist.train_images, mnist.train_labels)
+    test_x, test_y, test_offsets = cut(mnist.test_images, mnist.test_labels)
+    return TaskStream(
+        names=tuple(f"part {i + 1}" for i in range(k)),
+        train_x=train_x,
+        train_y=train_y,
+        train_offsets=train_offsets,
+        test_x=test_x,
+        test_y=test_y,
+        test_offsets=test_offsets,
+        n_classes=10,
+    )

@@ -1,0 +1,359 @@
+"""The training loop: one loop for one run or for a stack of compatible runs.
+
+Read top to bottom, :func:`train_stack` is the whole protocol: for each task, for each
+batch, evaluate every task (before the update), draw a batch (with or without replay),
+take one optimiser step on the cross-entropy and the remedies' loss terms. Replay and the
+evaluation cadence are options of this loop; the remedies act only at its four named
+points (see :mod:`stabgap.core.remedies`): ``loss_term``, the update rule (``gradients``,
+``before_step``), ``at_switch``, and the weights that are ``evaluated``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import stabgap
+from stabgap.core.config import RunConfig, fields_where, to_dict
+from stabgap.core.curves import Curves
+from stabgap.core.device import (
+    Stopwatch,
+    device_reason,
+    keep_freed_memory,
+    precision_context,
+    resolve_device,
+)
+from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate, pixels, rows
+from stabgap.core.models import build_model, cpu_matmul
+from stabgap.core.monitor import LOG_EVERY, Monitor
+from stabgap.core.optim import CopyOptimizer
+from stabgap.core.remedies import Forward, Remedies, Step
+from stabgap.core.replay import BatchSampler
+from stabgap.core.streams import TaskStream, build_stream, check_fits, check_stream
+from stabgap.metrics import Measured, MetricRow, compute_metrics
+
+# Fields that may differ between the copies of one stack; everything else is shared.
+PER_COPY_FIELDS = fields_where("per_copy")
+# A run has diverged when a loss is not finite or its cross-entropy, whose value at chance
+# is ln C (2.3 for 10 classes), exceeds this many times ln C: a mean probability of e^-230
+# for the right class is a network whose weights have blown up, not one that is learning.
+EXPLODED_CE = 100
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RunResult(Measured):
+    """What one run produced, in memory: curves, metrics and how it was run."""
+
+    config: RunConfig
+    acc: np.ndarray  # (points, tasks) accuracy in %, NaN where a task was not evaluated
+    eval_steps: np.ndarray  # (points,) the batch index t (updates done) of each point
+    boundaries: tuple[int, ...]  # points at the end of each task's interval
+    loss: np.ndarray  # (total_batches,) training loss of each batch
+    diverged: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+    penalty: np.ndarray | None = None  # (total_batches,) the loss terms beyond cross-entropy
+    acc_repeats: np.ndarray | None = None  # (repeats, points, tasks) with eval_repeats > 1
+    activity: dict[str, np.ndarray] = field(default_factory=dict)  # (points, tasks, layers)
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        """Where each task's interval ends, in batches (the unit of eval_steps)."""
+        per_task = self.config.batches_per_task
+        return tuple(per_task * k for k in range(1, len(self.boundaries) + 1))
+
+    @property
+    def metrics(self) -> list[MetricRow]:
+        return compute_metrics(self.acc, self.ends, steps=self.eval_steps)
+
+
+def stack_key(config: RunConfig) -> tuple:
+    """Runs with equal keys can be trained together as one stack."""
+    return tuple(
+        sorted((k, str(v)) for k, v in to_dict(config).items() if k not in PER_COPY_FIELDS)
+    )
+
+
+def copy_generators(seed: int, device: torch.device | str = "cpu") -> tuple[torch.Generator, ...]:
+    """Independent random streams of one copy: initialisation, batches, test subsets.
+
+    Separate streams keep each one the same whatever the others consume, e.g. the batch
+    order does not change when the evaluation cadence does. The initialisation is drawn
+    on the CPU (so that a copy starts where torch's own layers would for its seed); the
+    batches and subsets where the run computes, so that a GPU run draws nothing on the
+    host per batch (a CPU and a GPU run of one seed therefore see different batches).
+    """
+    device = torch.device(device)
+    return (
+        torch.Generator().manual_seed(seed * 3),
+        torch.Generator(device).manual_seed(seed * 3 + 1),
+        torch.Generator(device).manual_seed(seed * 3 + 2),
+    )
+
+
+def run_experiment(
+    config: RunConfig, stream: TaskStream | None = None, progress: Progress | None = None
+) -> RunResult:
+    """Train one run and return its curves and metrics (nothing is written to disk)."""
+    return train_runs([config], stream, progress)[0]
+
+
+def train_runs(
+    configs: Sequence[RunConfig],
+    stream: TaskStream | None = None,
+    progress: Progress | None = None,
+    monitor: Monitor | None = None,
+) -> list[RunResult]:
+    """Train R compatible runs: as one stacked computation on a GPU, one by one on a CPU.
+
+    On a CPU one run's matmuls already keep every core busy, and R copies trained side
+    by side only compete for the caches (4-7 % slower per run at paper scale, about even
+    at quick scale: docs/performance.md), so there a stack is trained copy after copy,
+    which gives the same results and is never slower. :func:`train_stack` is the stacked
+    computation itself, on any device.
+    """
+    if resolve_device(configs[0].device).type == "cpu" and len(configs) > 1:
+        results = []
+        for i, c in enumerate(configs):
+            # Progress over the whole stack: copy i's batches come after those of 0..i-1.
+            part = (
+                None
+                if progress is None
+                else (lambda d, t, i=i: progress(i * t + d, len(configs) * t))
+            )
+            view = None if monitor is None else monitor.select([i])
+            results.append(train_stack([c], stream, part, view)[0])
+        return results
+    return train_stack(configs, stream, progress, monitor)
+
+
+@dataclass
+class RunParts:
+    """Everything a stack of runs trains with; built once by :func:`build_parts`."""
+
+    configs: list[RunConfig]
+    stream: TaskStream
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: CopyOptimizer
+    remedies: Remedies
+    sampler: BatchSampler
+    subsets: EvalSubsets
+    precision: Callable  # the training step's precision context
+    eval_precision: Callable  # the evaluation's
+    forward: Callable  # the model's forward pass (compiled when the config asks)
+
+
+def build_parts(configs: Sequence[RunConfig], stream: TaskStream, device: torch.device) -> RunParts:
+    """The model, optimiser, remedies, sampler and test subsets of a stack of runs."""
+    base = configs[0]
+    gens = [copy_generators(c.seed, device) for c in configs]
+    model = build_model(base, stream.input_shape, stream.n_classes, [g[0] for g in gens], device)
+    return RunParts(
+        configs=list(configs),
+        stream=stream,
+        device=device,
+        model=model,
+        optimizer=CopyOptimizer(list(model.parameters()), configs),
+        remedies=Remedies(configs, model, stream, device),
+        sampler=BatchSampler(base, stream, [g[1] for g in gens], device),
+        subsets=EvalSubsets(base, stream, [g[2] for g in gens], device),
+        precision=precision_context(base.precision, device),
+        eval_precision=precision_context(base.eval_precision, device),
+        forward=torch.compile(model) if base.compile else model,
+    )
+
+
+def train_stack(
+    configs: Sequence[RunConfig],
+    stream: TaskStream | None = None,
+    progress: Progress | None = None,
+    monitor: Monitor | None = None,
+) -> list[RunResult]:
+    """Train R compatible runs side by side as one stacked computation.
+
+    Each copy has its own initialisation, batches and test subsets, drawn from its own
+    seed, so its curves are those it would have alone (to float tolerance).
+
+    Args:
+        configs: runs that differ only in per-copy fields (see :func:`stack_key`).
+        stream: the task data, already on the device; built from the config if None.
+        progress: called as progress(batches_done, total_batches) now and then.
+        monitor: the runs' live logs (:class:`stabgap.core.monitor.Monitor`), if any.
+    """
+    base = configs[0]
+    if any(stack_key(c) != stack_key(base) for c in configs):
+        raise ValueError(f"runs stacked together may differ only in {PER_COPY_FIELDS}")
+    device = resolve_device(base.device)
+    if stream is None:
+        stream = build_stream(base, device)
+    if stream.train_x.device.type != device.type:  # else a device error deep in the first batch
+        raise ValueError(
+            f"the stream's data is on {stream.train_x.device} but the runs on {device}: "
+            f"build it with build_stream(config, {str(device)!r})"
+        )
+    for c in configs:
+        check_stream(c, stream)  # the run's own tasks, never another run's stream
+        check_fits(c, stream)  # every copy, not only the one the stream was built for
+    keep_freed_memory()  # each evaluation's large activations: reused, not page-faulted
+    started = time.time()
+    parts = build_parts(configs, stream, device)
+
+    r, n_tasks, per_task = len(configs), stream.n_tasks, base.batches_per_task
+    eval_steps = np.arange(0, base.total_batches, base.eval_every)
+    with_activity = activity_points(eval_steps, per_task, base.activity_every)
+    curves = Curves(r, len(eval_steps), n_tasks, base.eval_repeats, device)
+    losses = torch.zeros(r, base.total_batches, device=device)
+    penalties = torch.zeros(r, base.total_batches, device=device)
+    penalized = False  # whether any loss term was added (else no penalty curve is kept)
+    timer = Stopwatch(device)
+
+    point = 0
+    for task in range(1, n_tasks + 1):
+        parts.sampler.start_task(task)
+        parts.remedies.at_switch(task, parts.model, parts.optimizer)
+        evaluated = range(1, (n_tasks if base.eval_tasks == "all" else task) + 1)
+        m = base.task_eval_size(task, min(stream.test_size(k) for k in evaluated))
+        for t in range((task - 1) * per_task, task * per_task):
+            if t % base.eval_every == 0:  # the model after t updates
+                with timer("eval"):
+                    net = parts.remedies.evaluated(parts.model)
+                    for repeat in range(base.eval_repeats):  # independent test subsets
+                        idx = parts.subsets.draw(evaluated, m)  # (R, tasks, m)
+                        with parts.eval_precision():
+                            ev = evaluate(net, stream, idx, task, with_activity[point])
+                            curves.record(point, repeat, m, ev)
+                point += 1
+            with timer("train"):
+                batch = parts.sampler.next()  # (R, B)
+                step = Step(task, t, t - (task - 1) * per_task)
+                losses[:, t], penalty = train_step(parts, batch, step)
+                if penalty is not None:
+                    penalties[:, t], penalized = penalty, True
+            done = t + 1
+            if progress is not None and done % 10 == 0:
+                progress(done, base.total_batches)
+            if monitor is not None and (done % LOG_EVERY == 0 or done == task * per_task):
+                recent = losses[:, max(0, done - LOG_EVERY) : done].mean(dim=1).cpu().numpy()
+                monitor(done, base.total_batches, task, recent, curves.latest(point - 1))
+    if progress is not None:
+        progress(base.total_batches, base.total_batches)
+
+    losses_np = losses.cpu().numpy().astype(np.float64)
+    penalties_np = penalties.cpu().numpy().astype(np.float64) if penalized else None
+    boundaries = tuple(
+        int(np.searchsorted(eval_steps, k * per_task)) for k in range(1, n_tasks + 1)
+    )
+    meta = run_metadata(device, started, timer, r)
+    results = []
+    for i, (c, copy) in enumerate(zip(configs, curves.finish(), strict=True)):
+        penalty_i = None if penalties_np is None else penalties_np[i]
+        why = divergence(losses_np[i], penalty_i, stream.n_classes)
+        results.append(
+            RunResult(
+                config=c.replace(device=str(device)),
+                acc=copy.acc,
+                eval_steps=eval_steps,
+                boundaries=boundaries,
+                loss=losses_np[i],
+                diverged=why is not None,
+                metadata={
+                    **meta,
+                    "seed": c.seed,
+                    "device_requested": c.device,
+                    "device_reason": device_reason(c.device, device),
+                    "remedies": list(c.remedies),
+                    **({"divergence": why} if why else {}),
+                },
+                penalty=penalty_i,
+                acc_repeats=copy.acc_repeats,
+                activity=copy.activity,
+            )
+        )
+    return results
+
+
+def train_step(
+    parts: RunParts, batch: torch.Tensor, step: Step
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One update of every copy on its batch (R, B); the (R,) losses and penalties."""
+    model, stream, remedies = parts.model, parts.stream, parts.remedies
+    x, y = pixels(rows(stream.train_x, batch)), stream.train_y[batch]
+
+    def compute() -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward and backward at the current weights: each copy's loss, its penalty."""
+        parts.optimizer.zero_grad()
+        with parts.precision():
+            logits, hidden = parts.forward(x)  # (R, B, classes)
+            logits = stream.restrict(logits, step.task, batch)
+            loss = cross_entropy(logits, y)
+            penalty = remedies.loss_term(Forward(logits, hidden, model))
+            if penalty is not None:
+                loss = loss + penalty
+        loss.sum().backward()  # each copy's own gradient: no parameter is shared
+        return loss.detach(), None if penalty is None else penalty.detach()
+
+    loss, penalty = remedies.gradients(compute, model)
+    remedies.before_step(model, parts.optimizer, dataclasses.replace(step, batch=batch))
+    parts.optimizer.step()
+    remedies.after_step(model)
+    return loss, penalty
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each copy: logits (R, B, C), targets (R, B) → (R,)."""
+    r, b, c = logits.shape
+    ce = F.cross_entropy(logits.reshape(r * b, c).float(), targets.reshape(r * b), reduction="none")
+    return ce.view(r, b).mean(dim=1)
+
+
+def divergence(loss: np.ndarray, penalty: np.ndarray | None, n_classes: int) -> str | None:
+    """Why a run's losses show it diverged, or None (the rule: :data:`EXPLODED_CE`).
+
+    Example:
+        >>> divergence(np.array([2.3, 1.1]), None, 10) is None
+        True
+        >>> divergence(np.array([2.3, 7e19]), None, 10)
+        'cross-entropy 7e+19 > 100·ln 10 at batch 1'
+        >>> divergence(np.array([2.3, np.nan]), None, 10)
+        'non-finite loss at batch 1'
+    """
+    bad = np.flatnonzero(~np.isfinite(loss))
+    if bad.size:
+        return f"non-finite loss at batch {bad[0]}"
+    ce = loss - penalty if penalty is not None else loss
+    limit = EXPLODED_CE * np.log(n_classes)
+    high = np.flatnonzero(ce > limit)
+    if high.size:
+        return f"cross-entropy {ce[high[0]]:.3g} > {EXPLODED_CE}·ln {n_classes} at batch {high[0]}"
+    return None
+
+
+def run_metadata(device: torch.device, started: float, timer: Stopwatch, n_stacked: int) -> dict:
+    totals = timer.totals()
+    return {
+        "stabgap_version": stabgap.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "device_name": (
+            torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+        ),
+        "threads": torch.get_num_threads(),
+        # What computed the float32 dense layers (runs with another differ by rounding).
+        **({"cpu_matmul": cpu_matmul.library()} if device.type == "cpu" else {}),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "wall_time_s": time.time() - started,
+        "train_time_s": totals.get("train", 0.0),
+        "eval_time_s": totals.get("eval", 0.0),
+        "stacked_runs": n_stacked,
+    }

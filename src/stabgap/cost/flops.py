@@ -1,0 +1,576 @@
+"""Analytic cost of training and evaluating a network: MACs and FLOPs per batch and per run.
+
+The poster answered Q3 with thop's count of one forward pass (2,980,052,992 MACs for a
+batch of 512) plus ND's 2·2048·512. That leaves out the backward pass, the optimiser and
+the continual evaluation, which together cost far more than the forward pass, so this
+module counts every part of a training step and of a run, for any network (its layers,
+:func:`stabgap.core.models.Layer`) and any remedy (its own ``step_flops``), with the
+reference's number kept as :func:`reference_forward_macs`.
+
+Conventions (R = 1 copy; a stack of R copies costs R times as much):
+
+- A **MAC** is one multiply-accumulate ``a += x·y``, counted where the work is dot
+  products: the matrix products and convolutions, and ND (``Σ h²`` forward, ``2λ·h`` added
+  into the incoming gradient backward, one multiply-add per activation).
+- **FLOPs** = 2 per MAC + 1 per other elementwise operation (add, multiply, divide,
+  compare, max, exp, log, sqrt alike). ``matmul_flops`` is the matrix-product (and
+  convolution) part alone, which is exactly what ``torch.utils.flop_counter.FlopCounterMode``
+  counts.
+- A layer costs its MACs per image (dense: in·out; conv: out positions · out channels ·
+  in channels · k²), plus one bias add and, when followed by one, one ReLU per output;
+  a conv layer's 2×2 max-pooling 3 comparisons per pooled output. The uint8 → [0, 1]
+  scaling of the input is one division per pixel.
+- Backward, per layer: its MACs again for the weight gradient and, except for the first
+  layer (the image needs no gradient), again for the gradient of its input, i.e. the usual
+  "backward = 2 × forward" for every layer but the first; one add per output for the bias
+  gradient, one mask per ReLU output, one routing per pooled output.
+- Cross-entropy over C classes: forward 4 per logit (max, subtract, exp, sum) + 3 per
+  sample (log, pick the target, add to the batch mean); backward 3 per logit (subtract,
+  exp, scale by 1/B) + 1 per sample (subtract 1 at the target).
+- Optimiser: per parameter, the count of :data:`stabgap.core.optim.OPTIMIZERS` (Adam 13:
+  ``m``: 3, ``v``: 4, ``√v/√(1-β₂ᵗ) + ε``: 3, the step: 3).
+- Remedies: each declares the FLOPs it adds to a training step (``step_flops``).
+- Evaluation: a forward pass over the evaluated tasks' test subsets plus C+1 per image
+  (argmax over C logits, compare with the label, count); no loss, no remedy.
+- Scalar work (λ·ND, Adam's bias corrections, the loss's final division) is a handful of
+  FLOPs per step and is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+from stabgap.core.config import RunConfig
+from stabgap.core.models import MODELS, Layer, model_view
+from stabgap.core.optim import OPTIMIZERS
+from stabgap.core.remedies import REMEDIES
+from stabgap.errors import StabgapError
+
+IMAGE = (1, 28, 28)  # an MNIST image
+N_CLASSES = 10
+TEST_SIZE = 10_000  # MNIST test images per task
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Work of one part of a computation; adds and scales like a number."""
+
+    macs: int = 0  # multiply-accumulates (matmuls, convolutions and ND)
+    flops: int = 0  # all floating-point operations, 2 per MAC included
+    matmul_flops: int = 0  # the matrix-product part of `flops` (FlopCounterMode's count)
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.macs + other.macs,
+            self.flops + other.flops,
+            self.matmul_flops + other.matmul_flops,
+        )
+
+    def __mul__(self, k: int) -> Cost:
+        return Cost(self.macs * k, self.flops * k, self.matmul_flops * k)
+
+    __rmul__ = __mul__
+
+
+ZERO = Cost()
+
+
+def total(costs: dict[str, Cost]) -> Cost:
+    """Sum of the parts of a cost breakdown."""
+    return sum(costs.values(), ZERO)
+
+
+def mlp_layers(sizes: tuple[int, ...]) -> list[Layer]:
+    """The layers of an MLP with these widths, input first and output last."""
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    return [
+        Layer("dense", a * b, b, a * b + b, relu=i < len(pairs) - 1, first=i == 0)
+        for i, (a, b) in enumerate(pairs)
+    ]
+
+
+def model_layers(
+    config: RunConfig, image: tuple[int, ...] = IMAGE, n_classes: int = N_CLASSES
+) -> list[Layer]:
+    """The layers of the network `config` asks for."""
+    return MODELS[config.model].layers(model_view(config), image, n_classes)
+
+
+def n_parameters(layers: list[Layer]) -> int:
+    """Weights and biases.
+
+    Example:
+        >>> n_parameters(mlp_layers((784, 2048, 2048, 10)))
+        5824522
+    """
+    return sum(layer.params for layer in layers)
+
+
+def _matmul(macs: int, other_flops: int = 0) -> Cost:
+    return Cost(macs=macs, flops=2 * macs + other_flops, matmul_flops=2 * macs)
+
+
+def forward_cost(layers: list[Layer], batch: int, pixels: int) -> Cost:
+    """One forward pass of a batch: input scaling, matmuls/convolutions, biases, ReLUs, pools.
+
+    Example:
+        >>> c = forward_cost(mlp_layers((784, 2048, 2048, 10)), 512, 784)
+        >>> c.macs  # thop's count for the poster's model
+        2980052992
+        >>> c.flops - c.matmul_flops == 512 * (784 + 2048 + 2048 + 10 + 2048 + 2048)
+        True
+    """
+    macs = batch * sum(layer.macs for layer in layers)
+    elementwise = batch * (
+        pixels + sum(layer.outputs * (1 + layer.relu) + 3 * layer.pooled for layer in layers)
+    )
+    return _matmul(macs, elementwise)
+
+
+def backward_cost(layers: list[Layer], batch: int) -> Cost:
+    """Back-propagation through the layers (the loss's own gradient excluded).
+
+    Example:
+        >>> c = backward_cost(mlp_layers((784, 2048, 2048, 10)), 512)
+        >>> c.macs == 512 * (784 * 2048 + 2 * (2048 * 2048 + 2048 * 10))
+        True
+    """
+    weight_grads = batch * sum(layer.macs for layer in layers)
+    input_grads = batch * sum(layer.macs for layer in layers if not layer.first)
+    elementwise = batch * sum(layer.outputs * (1 + layer.relu) + layer.pooled for layer in layers)
+    return _matmul(weight_grads + input_grads, elementwise)
+
+
+def loss_cost(n_classes: int, batch: int) -> Cost:
+    """Mean cross-entropy of a batch, forward and backward (no MACs).
+
+    Example:
+        >>> loss_cost(10, 512).flops == 512 * (4 * 10 + 3 + 3 * 10 + 1)
+        True
+    """
+    return Cost(flops=batch * (7 * n_classes + 4))
+
+
+def decay_forward_cost(hidden: tuple[int, ...], batch: int) -> Cost:
+    """ND's forward term on an MLP: square and sum every post-ReLU hidden activation.
+
+    Example:
+        >>> decay_forward_cost((2048, 2048), 512).macs  # the reference's 2·2048·512
+        2097152
+    """
+    macs = batch * sum(hidden)
+    return Cost(macs=macs, flops=2 * macs)  # elementwise, so no matmul FLOPs
+
+
+def eval_cost(layers: list[Layer], n_images: int, pixels: int, n_classes: int) -> Cost:
+    """Evaluating `n_images` test images: a forward pass and the correct-answer count.
+
+    Example:
+        >>> eval_cost(mlp_layers((784, 2048, 2048, 10)), 2048, 784, 10).macs == 4 * 2980052992
+        True
+    """
+    return forward_cost(layers, n_images, pixels) + Cost(flops=n_images * (n_classes + 1))
+
+
+def extra_pass_flops(config: RunConfig, layers: list[Layer], batch: int) -> int:
+    """FLOPs of one more forward and backward pass of a batch, with its loss (SAM's)."""
+    pixels = math.prod(IMAGE)
+    n_classes = _outputs(layers)
+    passes = forward_cost(layers, batch, pixels) + backward_cost(layers, batch)
+    return (passes + loss_cost(n_classes, batch)).flops
+
+
+def _outputs(layers: list[Layer]) -> int:
+    return layers[-1].outputs
+
+
+STEP_PARTS = ("forward", "loss", "backward", "optimizer")
+PART_LABELS = {
+    "forward": "forward",
+    "loss": "cross-entropy (fwd+bwd)",
+    "backward": "backward",
+    "optimizer": "optimiser",
+    "evaluation": "evaluation",
+}
+
+
+def train_step_costs(config: RunConfig, batch: int, image: tuple[int, ...] = IMAGE) -> dict:
+    """Every part of one training step: :data:`STEP_PARTS`, then one per active remedy.
+
+    Example:
+        >>> base = RunConfig(hidden=(2048, 2048))
+        >>> nd = total(train_step_costs(base.replace(decay_lambda=1e-5), 512))
+        >>> nd.flops - total(train_step_costs(base, 512)).flops == 2 * 2 * 2 * 2048 * 512
+        True
+    """
+    layers = model_layers(config, image)
+    n_classes, pixels = _outputs(layers), math.prod(image)
+    spec = OPTIMIZERS[config.optimizer]
+    parts = {
+        "forward": forward_cost(layers, batch, pixels),
+        "loss": loss_cost(n_classes, batch),
+        "backward": backward_cost(layers, batch),
+        "optimizer": Cost(flops=spec.flops_per_param(config) * n_parameters(layers)),
+    }
+    for name in config.remedies:
+        remedy = REMEDIES[name]
+        parts[name] = Cost(
+            macs=remedy.step_macs(config, layers, batch),
+            flops=remedy.step_flops(config, layers, batch),
+        )
+    return parts
+
+
+def _evaluated_tasks(config: RunConfig, task: int) -> int:
+    return config.task_count if config.eval_tasks == "all" else task
+
+
+def batch_costs(config: RunConfig, task: int, test_size: int = TEST_SIZE) -> dict[str, Cost]:
+    """One training step in `task` (1-based) plus one evaluation, as the loop runs them.
+
+    The evaluation forwards the test subsets of every evaluated task (those seen so far,
+    or all): ``task_eval_size`` images each.
+
+    Example:
+        >>> from stabgap.studies.presets import PAPER_BASE
+        >>> c = batch_costs(PAPER_BASE, task=3)  # batch 1536; 3 tasks × 3072 test images
+        >>> c["evaluation"].macs == 3 * 3072 * 5820416
+        True
+    """
+    costs = train_step_costs(config, config.task_batch_size(task))
+    layers = model_layers(config)
+    m = config.task_eval_size(task, test_size)
+    n_images = _evaluated_tasks(config, task) * m
+    costs["evaluation"] = eval_cost(layers, n_images, math.prod(IMAGE), _outputs(layers))
+    return costs
+
+
+def evaluations_in_task(config: RunConfig, task: int) -> int:
+    """Evaluation points while training `task`: batches t with t % eval_every == 0.
+
+    Example:
+        >>> evaluations_in_task(RunConfig(batches_per_task=10, eval_every=4), 2)  # t=12, 16
+        2
+    """
+    first, end = (task - 1) * config.batches_per_task, task * config.batches_per_task
+    return len(range(-(-first // config.eval_every) * config.eval_every, end, config.eval_every))
+
+
+def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
+    """A whole run: each step part summed over all training steps, plus all evaluations.
+
+    Example:
+        >>> c = run_cost(RunConfig(hidden=(4,), rotations=(0, 90), batches_per_task=3,
+        ...                        batch_size=2, replay="none", eval_every=2), test_size=5)
+        >>> c["forward"].macs == 6 * 2 * (784 * 4 + 4 * 10)  # 6 steps of 2 images
+        True
+        >>> c["evaluation"].macs == (2 * 1 * 5 + 1 * 2 * 5) * (784 * 4 + 4 * 10)
+        True
+    """
+    out: dict[str, Cost] = {}
+    for task in range(1, config.task_count + 1):
+        per_batch = batch_costs(config, task, test_size)
+        for part, cost in per_batch.items():
+            times = (
+                evaluations_in_task(config, task)
+                if part == "evaluation"
+                else config.batches_per_task
+            )
+            out[part] = out.get(part, ZERO) + cost * times
+    return out
+
+
+FLOAT_BYTES = 4
+
+
+def run_memory(config: RunConfig, test_size: int = TEST_SIZE) -> int:
+    """Device memory one copy of a stacked run needs at its peak, in bytes (an estimate).
+
+    Parameters, their gradients and the optimiser's state (Adam: two moments), the copies
+    some remedies keep (SAM's step, EMA's average, LPR's matrices), and the larger of the
+    activations kept for a training step's backward pass (pre- and post-ReLU of every
+    layer for the largest batch) and those of an evaluation (every layer of every
+    evaluated task's subset is alive at once). The task data is shared by the copies and
+    not counted.
+
+    Example: a paper-protocol copy needs a quarter of a GiB, most of it the evaluation of
+    three tasks of 3072 images; at widths 4096, 0.6 GiB, so 32 copies need some 20 GiB.
+
+        >>> from stabgap.studies.presets import PAPER_BASE
+        >>> round(run_memory(PAPER_BASE) / 2**30, 2), round(
+        ...     run_memory(PAPER_BASE.replace(hidden=[4096, 4096])) / 2**30, 2)
+        (0.25, 0.61)
+    """
+    layers = model_layers(config)
+    params = n_parameters(layers)
+    moments = {"adam": 2, "adamw": 2, "rmsprop": 2, "sgd": 1, "adagrad": 1}[config.optimizer]
+    kept = (2 + moments) * params
+    kept += params * (("sam" in config.remedies) + ("ema" in config.remedies))
+    if "lpr" in config.remedies:
+        kept += sum((layer.params // layer.outputs) ** 2 for layer in layers)
+    tasks = config.task_count
+    batch = config.task_batch_size(tasks)
+    per_image = math.prod(IMAGE) + sum(layer.outputs for layer in layers)
+    train = 2 * batch * per_image
+    evaluation = tasks * config.task_eval_size(tasks, test_size) * per_image  # the last task
+    return FLOAT_BYTES * (kept + max(train, evaluation))
+
+
+def reference_forward_macs(
+    hidden: tuple[int, ...] = (2048, 2048), batch: int = 512, decay: bool = False
+) -> int:
+    """The reference's MAC count: thop on one forward pass (+ ND's term when `decay`).
+
+    thop counts in_features MACs per output element of each nn.Linear, no bias and no
+    ReLU, which is this module's forward MACs; the reference added ND's batch·Σwidths.
+
+    Example:
+        >>> reference_forward_macs(), reference_forward_macs(decay=True)
+        (2980052992, 2982150144)
+    """
+    layers = mlp_layers((784, *hidden, N_CLASSES))
+    macs = forward_cost(layers, batch, 784).macs
+    return macs + (decay_forward_cost(tuple(hidden), batch).macs if decay else 0)
+
+
+def pct(new: float, old: float) -> float:
+    """Relative increase of `new` over `old`, in %."""
+    return 100.0 * (new - old) / old
+
+
+def nd_overhead(
+    hidden: tuple[int, ...] = (2048, 2048), batch: int = 512, optimizer: str = "adam"
+) -> dict[str, float]:
+    """ND's extra work in %: on the forward pass alone (the poster's measure) and on the
+    whole training step (forward, loss, backward, ND, optimiser).
+
+    Example:
+        >>> o = nd_overhead()
+        >>> round(o["forward_macs"], 4)  # the poster prints 0.007 %
+        0.0704
+        >>> round(o["step_macs"], 4), round(o["step_flops"], 4)
+        (0.0517, 0.0514)
+    """
+    base = RunConfig(hidden=hidden, optimizer=optimizer)
+    plain = train_step_costs(base, batch)
+    with_nd = total(train_step_costs(base.replace(decay_lambda=1.0), batch))
+    nd = decay_forward_cost(tuple(hidden), batch)  # ND's MACs: forward, and backward alike
+    forward = plain["forward"]
+    return {
+        "forward_macs": pct(forward.macs + nd.macs, forward.macs),
+        "forward_flops": pct(forward.flops + nd.flops, forward.flops),
+        "step_macs": pct(total(plain).macs + 2 * nd.macs, total(plain).macs),
+        "step_flops": pct(with_nd.flops, total(plain).flops),
+    }
+
+
+# --- `stabgap cost` ------------------------------------------------------------------------
+def parse_widths(text: str) -> tuple[int, ...]:
+    """Widths from the command line: "2048,2048" → (2048, 2048)."""
+    try:
+        widths = tuple(int(w) for w in text.strip("[]").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths are comma-separated integers: {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive integers: {text!r}")
+    return widths
+
+
+def add_hidden_option(parser: argparse.ArgumentParser) -> None:
+    """``--hidden W1,W2,...``, shared by ``stabgap cost`` and ``stabgap profile``."""
+    parser.add_argument(
+        "--hidden",
+        type=parse_widths,
+        default=(2048, 2048),
+        help="hidden widths, comma-separated (default: 2048,2048)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``stabgap cost``."""
+    add_hidden_option(parser)
+    parser.add_argument(
+        "--model", choices=tuple(MODELS), default="mlp", help="network (default: mlp)"
+    )
+    parser.add_argument(
+        "--channels",
+        type=parse_widths,
+        default=(32, 64),
+        help="cnn: conv channels, comma-separated (default: 32,64)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=512,
+        help="training batch size in task 1; task k uses k times it, as in "
+        "the paper protocol (default: 512)",
+    )
+    parser.add_argument(
+        "--task",
+        type=int,
+        default=1,
+        help="task (1-based) whose per-batch cost is shown (default: 1)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        default="adam",
+        help="optimiser of the training step (default: adam)",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=int,
+        default=TEST_SIZE,
+        help="test images per task, which caps the evaluation subsets (2048, 2048, 3072 in the "
+        f"paper protocol); default: MNIST's {TEST_SIZE}",
+    )
+
+
+def command(args: argparse.Namespace) -> int:
+    """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
+    from stabgap.studies.presets import ND_LAMBDA, PAPER_BASE
+
+    for flag, value in (("--batch-size", args.batch_size), ("--test-size", args.test_size)):
+        if value < 1:
+            raise StabgapError(f"{flag} must be >= 1, got {value}")
+    shape = {"hidden": list(args.hidden), "model": args.model}
+    if args.model == "cnn":
+        shape["channels"] = list(args.channels)
+    base = PAPER_BASE.replace(batch_size=args.batch_size, optimizer=args.optimizer, **shape)
+    if not 1 <= args.task <= base.task_count:
+        raise StabgapError(f"--task must be between 1 and {base.task_count}, got {args.task}")
+    nd = base.replace(decay_lambda=ND_LAMBDA)
+    print(cost_report(base, nd, args.task, args.test_size))
+    print()
+    print(remedy_report(base, args.task))
+    return 0
+
+
+def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST_SIZE) -> str:
+    """The tables of ``stabgap cost``: per batch in `task`, then per run; base vs ND."""
+    b, m = base.task_batch_size(task), base.task_eval_size(task, test_size)
+    k = _evaluated_tasks(base, task)
+    per_b, per_nd = batch_costs(base, task, test_size), batch_costs(nd, task, test_size)
+    per_b["nd"] = ZERO
+    arch = _architecture(base)
+    lines = [
+        f"Cost per batch in task {task}: {arch}, batch {b}, {base.optimizer}; "
+        f"evaluation of {k} task(s) × {m} test images",
+        "(MAC = multiply-accumulate in matmuls, convolutions and ND; FLOPs = 2·MACs + "
+        "elementwise ops; see `stabgap.cost.flops`)",
+        "",
+        _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
+    ]
+    labels = {**PART_LABELS, "nd": "ND (fwd+bwd)"}
+    parts = (*STEP_PARTS, "nd", "evaluation")
+    lines += [_comparison_row(labels[p], per_b[p], per_nd[p]) for p in parts]
+    step = [p for p in parts if p != "evaluation"]
+    lines += [
+        _comparison_row(
+            "training step", total({p: per_b[p] for p in step}), total({p: per_nd[p] for p in step})
+        ),
+        _comparison_row("step + evaluation", total(per_b), total(per_nd)),
+    ]
+    if base.model == "mlp":
+        o = nd_overhead(base.hidden, b, base.optimizer)
+        ref = reference_forward_macs(base.hidden, base.batch_size)
+        ref_nd = reference_forward_macs(base.hidden, base.batch_size, decay=True)
+        poster_scale = base.hidden == (2048, 2048) and base.batch_size == 512
+        lines += [
+            "",
+            f"ND overhead, forward pass alone: +{o['forward_macs']:.4f} % MACs "
+            f"(the poster's measure), +{o['forward_flops']:.4f} % FLOPs",
+            f"ND overhead, whole training step: +{o['step_macs']:.4f} % MACs, "
+            f"+{o['step_flops']:.4f} % FLOPs",
+            f"Reference (thop, one forward pass of a batch of {base.batch_size}): "
+            f"{ref:,} MACs, ND adds {ref_nd - ref:,} = +{pct(ref_nd, ref):.4f} %"
+            + (" (the poster prints 0.007 %)" if poster_scale else ""),
+        ]
+
+    run_b, run_nd = run_cost(base, test_size), run_cost(nd, test_size)
+    train_b = total({p: c for p, c in run_b.items() if p != "evaluation"})
+    train_nd = total({p: c for p, c in run_nd.items() if p != "evaluation"})
+    tasks = range(1, base.task_count + 1)
+    n_eval = sum(evaluations_in_task(base, t) for t in tasks)
+    sizes_text = ", ".join(str(base.task_eval_size(t, test_size)) for t in tasks)
+    tasks_text = ", ".join(map(str, tasks))
+    lines += [
+        "",
+        f"Whole run, paper protocol: {base.task_count} tasks × {base.batches_per_task} batches "
+        f"(batch {base.batch_size}·k in task k), {n_eval} evaluations of the seen tasks "
+        f"({sizes_text} test images per task in tasks {tasks_text})",
+        "",
+        _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
+    ]
+    lines += [
+        _comparison_row("training", train_b, train_nd),
+        _comparison_row("evaluation", run_b["evaluation"], run_nd["evaluation"]),
+        _comparison_row("run total", total(run_b), total(run_nd)),
+    ]
+    return "\n".join(lines)
+
+
+def remedy_report(base: RunConfig, task: int) -> str:
+    """Every remedy's extra FLOPs per training step, at its example setting."""
+    batch = base.task_batch_size(task)
+    plain = total(train_step_costs(base, batch)).flops
+    lines = [
+        f"Remedies: extra FLOPs per training step in task {task} (batch {batch}), "
+        "each at its example setting",
+        "",
+        f"{'remedy':<12}{'setting':<34}{'extra FLOPs':>14}{'+% of a step':>14}",
+    ]
+    for name, remedy in REMEDIES.items():
+        setting = ", ".join(f"{k}={v}" for k, v in remedy.example.items())
+        try:
+            config = base.replace(**remedy.example)
+        except StabgapError as e:  # e.g. a remedy not made for this network
+            lines.append(f"{name:<12}{setting:<34}  not here: {str(e).split(': ', 1)[-1]}")
+            continue
+        extra = remedy.step_flops(config, model_layers(config), batch)
+        lines.append(f"{name:<12}{setting:<34}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
+    return "\n".join(lines)
+
+
+def _architecture(config: RunConfig) -> str:
+    if config.model == "mlp":
+        return "MLP " + "-".join(map(str, (784, *config.hidden, N_CLASSES)))
+    channels, hidden = ",".join(map(str, config.channels)), ",".join(map(str, config.hidden))
+    return f"CNN conv {channels}, dense {hidden}, {N_CLASSES} outputs"
+
+
+def _comparison_row(label: str, base: Cost, nd: Cost) -> str:
+    """One line of the baseline-vs-ND table: MACs, FLOPs and ND's extra FLOPs in %."""
+    return _row(
+        label,
+        _si(base.macs),
+        _si(nd.macs),
+        _si(base.flops),
+        _si(nd.flops),
+        _pct_or_dash(nd.flops, base.flops),
+    )
+
+
+def _row(*cells: str) -> str:
+    return f"{cells[0]:<24}" + "".join(f"{c:>12}" for c in cells[1:])
+
+
+def _pct_or_dash(new: int, old: int) -> str:
+    return f"{pct(new, old):+.4f}" if old else "-"
+
+
+def _si(n: int) -> str:
+    """Compact engineering notation: 2980052992 → '2.980 G'.
+
+    Example:
+        >>> _si(2980052992), _si(0), _si(512)
+        ('2.980 G', '0', '512')
+    """
+    if n == 0:
+        return "0"
+    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3f} {prefix}"
+    return str(n)

@@ -1,0 +1,1 @@
+"""Statistics over seeds: summaries, comparisons, equivalence. Pure: no torch, no training."""

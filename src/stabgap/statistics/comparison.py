@@ -1,0 +1,501 @@
+"""Compare two experiments over seeds: the tests behind every verdict stabgap states.
+
+:func:`compare` takes two ``{seed: value}`` maps (None for an undefined value, which is left
+out and counted) and reports the difference of the means with its Welch interval, Welch's
+t-test, a paired t-test with its interval and a Wilcoxon signed-rank test over the shared
+seeds, and Hedges' g. :func:`equivalence` tests two sets of runs for equality within a
+margin. Pure statistics of numbers: numpy and scipy, nothing of training.
+
+How verdicts are read, everywhere stabgap states one:
+
+- A report states many verdicts, so they are adjusted (:class:`Family`): the tests of one
+  quantity (GD_1,3 of every compared group, the poster's question on it, a reported finding
+  on it) together, Bonferroni; each interval shown beside a verdict is the simultaneous
+  interval at the same level: it excludes 0 exactly when the adjusted p is below α, so an
+  interval and its verdict never disagree.
+- A difference that is not significant is not shown, which is not equality: the sentence
+  says at which n, and what difference that n could have detected (80 % power at the
+  adjusted level). Equality is claimed only by an equivalence test against a stated margin.
+- Runs of two experiments with the same seed share their initialisation and batch order,
+  so the paired interval over shared seeds is shown beside Welch's; the verdicts rest on
+  Welch's test, which does not assume that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from stabgap.statistics.summary import format_mean_std
+
+__all__ = [
+    "ALPHA",
+    "MIN_SEEDS",
+    "POWER",
+    "Comparison",
+    "Equivalence",
+    "Family",
+    "censored_median",
+    "compare",
+    "equivalence",
+    "welch",
+]
+
+ALPHA = 0.05
+POWER = 0.8  # the power at which a sentence says what difference an n could detect
+# Fewer seeds a side and a t-test's verdict rests on one variance estimate from two points:
+# the report then says that no test is possible instead of printing one.
+MIN_SEEDS = 3
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Experiment B against experiment A, over seeds; differences are B − A.
+
+    Attributes:
+        label_a, label_b: Names of the two sides.
+        metric: What was compared (used in :meth:`sentence`).
+        n_a, n_b: Numbers of defined values.
+        n_undefined_a, n_undefined_b: Values left out as undefined (None or NaN).
+        mean_a, mean_b, std_a, std_b: Means and sample standard deviations (ddof = 1).
+        diff: ``mean_b - mean_a``.
+        diff_se: Welch's standard error of ``diff``.
+        welch_t, welch_df, welch_p: Welch's unequal-variance t-test (two-sided).
+        n_paired: Seeds defined on both sides.
+        paired_diff, paired_se: Mean and standard error of the per-seed differences.
+        paired_t, paired_p: Paired t-test on the shared seeds (NaN if ``n_paired < 3``).
+        wilcoxon_p: Wilcoxon signed-rank test on the shared seeds (NaN if ``n_paired < 3``
+            or all differences are zero).
+        cohen_d: ``diff`` over the pooled standard deviation.
+        hedges_g: Cohen's d times the small-sample correction ``1 - 3 / (4 (n_a + n_b) - 9)``.
+        alpha: Significance level of :attr:`significant` and :meth:`sentence`.
+        family: How many tests the verdict is adjusted over (Bonferroni; 1: none).
+        quantity: What is compared, whichever way it is measured: the tests it is
+            adjusted with (default: the metric; "TTR_1,3" for every definition of it).
+    """
+
+    label_a: str
+    label_b: str
+    metric: str
+    n_a: int
+    n_b: int
+    n_undefined_a: int
+    n_undefined_b: int
+    mean_a: float
+    mean_b: float
+    std_a: float
+    std_b: float
+    diff: float
+    diff_se: float
+    welch_t: float
+    welch_df: float
+    welch_p: float
+    n_paired: int
+    paired_diff: float
+    paired_se: float
+    paired_t: float
+    paired_p: float
+    wilcoxon_p: float
+    cohen_d: float
+    hedges_g: float
+    alpha: float = ALPHA
+    family: int = 1
+    quantity: str = ""
+
+    @property
+    def testable(self) -> bool:
+        """Whether Welch's test was run: at least :data:`MIN_SEEDS` values on each side,
+        and some spread (two constant sides differ certainly or not at all)."""
+        return not math.isnan(self.welch_p)
+
+    @property
+    def p_adjusted(self) -> float:
+        """Welch's p, Bonferroni-adjusted over the :attr:`family` (itself when alone)."""
+        return min(1.0, self.welch_p * self.family)
+
+    @property
+    def p(self) -> float:
+        """The p value the verdict rests on: the adjusted one."""
+        return self.p_adjusted
+
+    @property
+    def significant(self) -> bool:
+        """Whether the adjusted p value is below :attr:`alpha`."""
+        return self.testable and self.p < self.alpha
+
+    @property
+    def level(self) -> float:
+        """The confidence of the intervals beside the verdict: 1 − α / family."""
+        return 1 - self.alpha / self.family
+
+    def adjusted(self, family: int) -> Comparison:
+        """This comparison as one of `family` tests adjusted together."""
+        return dataclasses.replace(self, family=max(1, family))
+
+    def interval(self) -> tuple[float, float]:
+        """Welch's interval of the difference at :attr:`level` (simultaneous in a family)."""
+        return _t_interval(self.diff, self.diff_se, self.welch_df, self.level)
+
+    def paired_interval(self) -> tuple[float, float]:
+        """The paired interval of the per-seed differences at :attr:`level`."""
+        return _t_interval(self.paired_diff, self.paired_se, self.n_paired - 1, self.level)
+
+    def interval_name(self) -> str:
+        """What the intervals are, said with them: "95 % CI", or simultaneous."""
+        if self.family == 1:
+            return "95 % CI"
+        return f"simultaneous 95 % CI over {self.family} tests"
+
+    def detectable(self, power: float = POWER) -> float:
+        """The smallest difference this n and these spreads detect with `power` at the
+        adjusted level (Welch's normal-theory approximation)."""
+        if math.isnan(self.diff_se) or self.diff_se == 0:
+            return math.nan
+        df = self.welch_df
+        t = sps.t.ppf(1 - self.alpha / (2 * self.family), df) + sps.t.ppf(power, df)
+        return float(t * self.diff_se)
+
+    def why_untestable(self) -> str:
+        if min(self.n_a, self.n_b) < MIN_SEEDS:
+            return (
+                f"no test is possible with fewer than {MIN_SEEDS} seeds per group "
+                f"(have {self.n_a} and {self.n_b})"
+            )
+        return "no test is possible: both groups have no spread over seeds"
+
+    def verdict(self, digits: int = 2, unit: str = "") -> str:
+        """The verdict alone: "significant ...", or "not shown at n = ..." with the
+        difference that n could have detected."""
+        if not self.testable:
+            return self.why_untestable()
+        if self.significant:
+            return f"significant at α = {self.alpha:g}"
+        u = f" {unit}" if unit else ""
+        shown = f"not shown at n = {self.n_a} and {self.n_b}"
+        small = self.detectable()
+        if math.isnan(small):
+            return shown
+        return (
+            f"{shown} (a difference smaller than about {small:.{digits}f}{u} could not be "
+            f"detected with {POWER * 100:.0f} % power at this level)"
+        )
+
+    def interval_text(self, digits: int = 2, unit: str = "") -> str:
+        """``"-10.00 p.p. (95 % CI -14.1 to -5.9)"``: the difference and its interval."""
+        u = f" {unit}" if unit else ""
+        low, high = self.interval()
+        return (
+            f"{_signed(self.diff, digits)}{u} ({self.interval_name()} {_signed(low, digits)} to "
+            f"{_signed(high, digits)})"
+        )
+
+    def sentence(self, digits: int = 2, unit: str = "", diff_unit: str | None = None) -> str:
+        """The comparison in one plain-English sentence, with its numbers.
+
+        Args:
+            digits: Decimals of means, standard deviations and differences.
+            unit: Unit of the values, e.g. ``"%"``.
+            diff_unit: Unit of the difference (default ``unit``), e.g. ``"p.p."``.
+        """
+        u = f" {unit}" if unit else ""
+        du = unit if diff_unit is None else diff_unit
+
+        def side(label: str, mean: float, std: float, n: int, n_undef: int) -> str:
+            left_out = f", {n_undef} left out as undefined" if n_undef else ""
+            return f"{label} {format_mean_std(mean, std, digits)}{u} (n = {n}{left_out})"
+
+        side_b = side(self.label_b, self.mean_b, self.std_b, self.n_b, self.n_undefined_b)
+        side_a = side(self.label_a, self.mean_a, self.std_a, self.n_a, self.n_undefined_a)
+        text = f"{self.metric}: {side_b} vs {side_a}"
+        d = f" {du}" if du else ""
+        if not self.testable:
+            return f"{text}; difference {_signed(self.diff, digits)}{d}; {self.why_untestable()}."
+        adjusted = "" if self.family == 1 else f", adjusted p = {_p(self.p_adjusted)}"
+        text += (
+            f"; difference {self.label_b} − {self.label_a} = {self.interval_text(digits, du)}, "
+            f"Welch's t({self.welch_df:.1f}) = {self.welch_t:.2f}, p = {_p(self.welch_p)}"
+            f"{adjusted}: {self.verdict(digits, du)}"
+        )
+        if self.n_paired >= MIN_SEEDS:
+            low, high = self.paired_interval()
+            text += (
+                f"; paired over {self.n_paired} shared seeds: difference "
+                f"{_signed(self.paired_diff, digits)}{d} ({low:+.{digits}f} to "
+                f"{high:+.{digits}f}), t = {self.paired_t:.2f}, p = {_p(self.paired_p)}, "
+                f"Wilcoxon signed-rank p = {_p(self.wilcoxon_p)}"
+            )
+            if self.n_paired <= WILCOXON_FLOOR_N:
+                floor = 2 / 2**self.n_paired
+                text += f" (with {self.n_paired} pairs it cannot go below {floor:.3g})"
+        return text + f"; Hedges' g = {self.hedges_g:.2f}."
+
+
+# With n pairs, the exact two-sided Wilcoxon signed-rank test cannot give p < 2 / 2^n:
+# 0.25 for 3 pairs, 0.0625 for 5; at or below this many pairs the report says so.
+WILCOXON_FLOOR_N = 5
+
+
+class Family:
+    """The tests whose verdicts one report states, adjusted by quantity (Bonferroni).
+
+    The tests of one quantity (a comparison's :attr:`Comparison.quantity`: GD_1,3 of every
+    compared group, a poster's question on it, a reported finding on it) are adjusted
+    together, as a multi-arm study adjusts each outcome over its arms. A test is one
+    comparison (two groups, one metric; the same comparison asked twice, as the
+    comparisons table and a poster question may, counts once) or one further p value of a
+    quantity (a correlation's).
+
+    Example:
+        >>> a, b = {1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 3.5, 3: 4.0}
+        >>> f = Family([compare(a, b, metric="x"), compare(a, b, metric="x"),
+        ...             compare(a, b, "A", "C", metric="x"), compare(a, b, metric="y")])
+        >>> f.sizes, f.adjusted(compare(a, b, metric="x")).family
+        ({'x': 2, 'y': 1}, 2)
+    """
+
+    def __init__(
+        self, comparisons: Iterable[Comparison], extra: Mapping[str, int] | None = None
+    ) -> None:
+        keys: dict[str, set] = {}
+        for c in comparisons:
+            if c.testable:
+                keys.setdefault(c.quantity or c.metric, set()).add((c.label_a, c.label_b, c.metric))
+        self.sizes = {q: len(k) for q, k in keys.items()}
+        for q, n in (extra or {}).items():
+            self.sizes[q] = self.sizes.get(q, 0) + n
+
+    def adjusted(self, c: Comparison) -> Comparison:
+        return c.adjusted(self.sizes.get(c.quantity or c.metric, 1))
+
+    def p(self, p: float, quantity: str) -> float:
+        """A further test's p value, adjusted with the tests of its `quantity`."""
+        return min(1.0, p * self.sizes.get(quantity, 1))
+
+    def describe(self) -> str:
+        if all(n == 1 for n in self.sizes.values()):
+            return "no adjustment (one test of each quantity)"
+        return (
+            "Bonferroni over the report's tests of the same quantity ("
+            + ", ".join(f"{q}: {n}" for q, n in self.sizes.items())
+            + ")"
+        )
+
+
+def censored_median(values: Sequence[float | None], recovered: Sequence[bool]) -> float:
+    """Median of times to recover, counting a seed that never recovered as +∞.
+
+    Leaving never-recovered seeds out biases a mean low; as +∞ they keep their place in
+    the order, and the median is ∞ when half of the seeds or more never recovered.
+
+    Example:
+        >>> censored_median([10.0, 30.0, None], [True, True, False])
+        30.0
+        >>> censored_median([10.0, None, None], [True, False, False])
+        inf
+    """
+    times = [v if ok else math.inf for v, ok in zip(values, recovered, strict=True)]
+    return float(np.median(times)) if times else math.nan
+
+
+def _signed(x: float, digits: int) -> str:
+    return "n/a" if math.isnan(x) else f"{x:+.{digits}f}"
+
+
+def _p(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.2g}"
+
+
+def _t_interval(center: float, se: float, df: float, level: float) -> tuple[float, float]:
+    if math.isnan(se) or math.isnan(df) or df <= 0:
+        return math.nan, math.nan
+    half = float(sps.t.ppf(0.5 + level / 2, df)) * se
+    return center - half, center + half
+
+
+def _defined(values: Mapping[Any, float | None]) -> tuple[dict[Any, float], int]:
+    """The defined values (not None, not NaN) and how many were left out."""
+    kept = {k: float(v) for k, v in values.items() if v is not None and not math.isnan(float(v))}
+    return kept, len(values) - len(kept)
+
+
+def _mean_std(x: np.ndarray) -> tuple[float, float]:
+    mean = float(x.mean()) if x.size else math.nan
+    std = float(x.std(ddof=1)) if x.size >= 2 else math.nan
+    return mean, std
+
+
+def welch(
+    mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int
+) -> tuple[float, float]:
+    """Welch's standard error of mean_b − mean_a and its Welch–Satterthwaite degrees of
+    freedom (NaN when a side has fewer than two values or neither has any spread)."""
+    if min(n_a, n_b) < 2:
+        return math.nan, math.nan
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    if va + vb == 0:
+        return math.nan, math.nan
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    return math.sqrt(va + vb), df
+
+
+def compare(
+    a: Mapping[Any, float | None],
+    b: Mapping[Any, float | None],
+    label_a: str = "A",
+    label_b: str = "B",
+    *,
+    metric: str = "value",
+    alpha: float = ALPHA,
+    quantity: str = "",
+) -> Comparison:
+    """Compare the values of B with those of A (keys are seeds; None means undefined).
+
+    `quantity`: what the test is adjusted with in a report (default: its metric).
+
+    Example:
+        >>> b = {1: 5.0, 2: 6.0, 3: 7.0, 4: None}
+        >>> c = compare({1: 10.0, 2: 12.0, 3: 14.0}, b, "base", "nd")
+        >>> c.n_a, c.n_b, c.n_undefined_b, c.diff, c.n_paired
+        (3, 3, 1, -6.0, 3)
+        >>> round(c.welch_t, 4), round(c.welch_df, 4)  # -6 / sqrt(4/3 + 1/3), df 50/17
+        (-4.6476, 2.9412)
+    """
+    da, undef_a = _defined(a)
+    db, undef_b = _defined(b)
+    xa = np.array(list(da.values()), dtype=np.float64)
+    xb = np.array(list(db.values()), dtype=np.float64)
+    mean_a, std_a = _mean_std(xa)
+    mean_b, std_b = _mean_std(xb)
+    na, nb = xa.size, xb.size
+    diff = mean_b - mean_a
+
+    nan = math.nan
+    t = p = d = g = nan
+    se, df = welch(mean_a, std_a, na, mean_b, std_b, nb)
+    if min(na, nb) < MIN_SEEDS:
+        se = df = nan
+    if not math.isnan(se):
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = sps.ttest_ind(xb, xa, equal_var=False)
+        t, p = float(res.statistic), float(res.pvalue)
+        pooled = math.sqrt(((na - 1) * std_a**2 + (nb - 1) * std_b**2) / (na + nb - 2))
+        if pooled > 0:
+            d = diff / pooled
+            g = d * (1 - 3 / (4 * (na + nb) - 9))
+
+    shared = sorted(set(da) & set(db), key=lambda s: (str(type(s)), s))
+    pd = pse = pt = pp = wp = nan
+    if len(shared) >= MIN_SEEDS:
+        diffs = np.array([db[s] - da[s] for s in shared])
+        pd, sd = float(diffs.mean()), float(diffs.std(ddof=1))
+        pse = sd / math.sqrt(len(shared)) if sd > 0 else nan
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            # Few pairs or tied differences make scipy warn; the p values it returns stand.
+            warnings.simplefilter("ignore")
+            res = sps.ttest_rel([db[s] for s in shared], [da[s] for s in shared])
+            pt, pp = float(res.statistic), float(res.pvalue)
+            if np.any(diffs != 0):
+                wp = float(sps.wilcoxon(diffs).pvalue)
+
+    return Comparison(
+        label_a=label_a,
+        label_b=label_b,
+        metric=metric,
+        n_a=na,
+        n_b=nb,
+        n_undefined_a=undef_a,
+        n_undefined_b=undef_b,
+        mean_a=mean_a,
+        mean_b=mean_b,
+        std_a=std_a,
+        std_b=std_b,
+        diff=diff,
+        diff_se=se,
+        welch_t=t,
+        welch_df=df,
+        welch_p=p,
+        n_paired=len(shared),
+        paired_diff=pd,
+        paired_se=pse,
+        paired_t=pt,
+        paired_p=pp,
+        wilcoxon_p=wp,
+        cohen_d=d,
+        hedges_g=g,
+        alpha=alpha,
+        quantity=quantity or metric,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Equality within a margin
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided Welch tests (TOST) of |B − A| < margin.
+
+    Attributes:
+        diff: mean_b − mean_a.
+        low, high: the (1 − 2α) interval of the difference (90 % at α = 0.05).
+        p: the larger of the two one-sided p values; equivalent when below α.
+        margin, alpha: what was tested.
+    """
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    margin: float
+    alpha: float = ALPHA
+
+    @property
+    def equivalent(self) -> bool:
+        """Whether the difference lies within ±margin (the interval inside the margin)."""
+        return self.p < self.alpha
+
+    def sentence(self, digits: int = 2, unit: str = "p.p.") -> str:
+        interval = (
+            f"{_signed(self.diff, digits)} {unit} ({1 - 2 * self.alpha:.0%} CI "
+            f"{_signed(self.low, digits)} to {_signed(self.high, digits)})"
+        )
+        verdict = "equivalent" if self.equivalent else "equivalence not shown"
+        return (
+            f"difference {interval}: {verdict} within ±{self.margin:g} {unit} "
+            f"(two one-sided Welch tests, p = {_p(self.p)})"
+        )
+
+
+def equivalence(
+    a: tuple[float, float, int],
+    b: tuple[float, float, int],
+    margin: float,
+    alpha: float = ALPHA,
+) -> Equivalence:
+    """Equivalence of B and A within ±margin from their (mean, sd, n), by two one-sided
+    Welch tests: equivalent when the (1 − 2α) interval of B − A lies inside the margin.
+
+    Example:
+        >>> e = equivalence((16.36, 1.44, 15), (16.67, 1.69, 15), margin=1.5)
+        >>> round(e.diff, 2), e.equivalent
+        (0.31, True)
+        >>> equivalence((10.0, 1.0, 3), (10.5, 1.0, 3), margin=1.0).equivalent  # n too small
+        False
+    """
+    se, df = welch(*a, *b)
+    diff = b[0] - a[0]
+    if math.isnan(se):
+        return Equivalence(diff, math.nan, math.nan, math.nan, margin, alpha)
+    low, high = _t_interval(diff, se, df, 1 - 2 * alpha)
+    p_above = float(sps.t.sf((diff + margin) / se, df))  # H0: diff <= -margin
+    p_below = float(sps.t.cdf((diff - margin) / se, df))  # H0: diff >= +margin
+    return Equivalence(diff, low, high, max(p_above, p_below), margin, alpha)

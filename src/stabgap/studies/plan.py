@@ -1,0 +1,335 @@
+"""What a study runs: its spec (from TOML or the command line), its runs and their names.
+
+A study is a preset's experiments × a grid of values × seeds. Every run is named
+``<experiment>-seed<seed>-<stamp>``, the stamp being a hash of what makes the run what it
+is (:func:`stamp`), so a study started again finds the runs it already has and runs only
+the missing ones.
+
+The same TOML serves ``stabgap run --config`` and ``stabgap sweep``::
+
+    preset = "quick"
+    experiments = ["baseline", "nd"]   # or "baseline,nd", or "all"
+    seeds = [1, 2, 3]                  # or: n_seeds = 3 (the preset's seed sequence)
+    batches_per_task = 200             # any config field: applied to every run
+    [set]                              # the same, grouped
+    hidden = [128, 128]
+    [grid]                             # every combination is run
+    decay_lambda = [0, 1e-5, 1e-4]
+    # for `stabgap report`: the reference group and the groups compared with it
+    baseline = "baseline"
+    compare = ["nd"]
+
+Every value is checked here, before anything runs; a mistake is one line that names the
+key, what it must be and where it came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stabgap.core.config import FIELDS, RunConfig, check_field, coerce, defaults, to_dict
+from stabgap.errors import StabgapError
+from stabgap.studies.presets import Preset, get_preset, seed_sequence
+from stabgap.studies.schema import STAMP_SCHEMA
+
+
+def stamp(config: RunConfig) -> str:
+    """A stable 10-hex-digit hash of the run's stamped fields that differ from the defaults.
+
+    Only non-default values enter the hash, so a field added later with a default that
+    keeps the old behaviour leaves every existing stamp (and run name) as it was; the
+    defaults are pinned by the stamp schema (:mod:`stabgap.studies.schema`), whose version is
+    hashed too. Where and how the run is computed (device, data folder) is not part of
+    it: runs record it, and a study warns before it mixes them (:mod:`stabgap.studies.mixing`).
+
+    Example:
+        >>> stamp(RunConfig(seed=1)) == stamp(RunConfig(seed=1, device="cpu"))
+        True
+        >>> stamp(RunConfig(seed=1)) == stamp(RunConfig(seed=2))
+        False
+    """
+    default = defaults()
+    values = {
+        name: value
+        for name, value in to_dict(config).items()
+        if FIELDS[name].metadata["stamped"] and value != default[name]
+    }
+    values["schema"] = STAMP_SCHEMA
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run to do.
+
+    Attributes:
+        name: its directory name, ``<experiment>-seed<seed>-<stamp>``.
+        experiment: its group's label: the preset experiment, then each value that the
+            grid or an override set on it (``baseline_decay_lambda=0.0001``).
+        config: the full resolved config.
+        base: the preset's experiment it started from.
+        varied: the values that the grid and the experiment-defining overrides set.
+    """
+
+    name: str
+    experiment: str
+    config: RunConfig
+    base: str = ""
+    varied: dict[str, Any] = field(default_factory=dict)
+
+
+def spec_for(
+    experiment: str, config: RunConfig, base: str = "", varied: dict | None = None
+) -> RunSpec:
+    name = f"{experiment}-seed{config.seed}-{stamp(config)}"
+    return RunSpec(name, experiment, config, base or experiment, dict(varied or {}))
+
+
+def plan_runs(
+    preset: Preset,
+    experiments: Sequence[str],
+    seeds: Sequence[int],
+    overrides: dict[str, Any] | None = None,
+    grid: dict[str, Sequence[Any]] | None = None,
+) -> list[RunSpec]:
+    """Every experiment × grid point × seed, as specs; all configs validated up front.
+
+    An experiment's label says what it really runs: an override of a field that the
+    preset's experiments differ in (λ, replay, lr, widths, ...) which changes this
+    experiment's value is added to its name, as grid values are, so that
+    ``--experiments baseline --decay-lambda 1e-4`` is not reported as the baseline.
+    """
+    overrides, grid = dict(overrides or {}), dict(grid or {})
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    defining = preset.defining_fields()
+    specs, seen, labels = [], set(), {}
+    for experiment in experiments:
+        own = to_dict(preset.config(experiment))
+        changed = {
+            k: v
+            for k, v in to_dict(preset.config(experiment, overrides)).items()
+            if k in overrides and k in defining and v != own[k]
+        }
+        for point in points:
+            varied = {**changed, **point}
+            label = experiment + "".join(f"_{k}={short(v)}" for k, v in varied.items())
+            for seed in seeds:
+                config = preset.config(experiment, {**overrides, **point, "seed": seed})
+                spec = spec_for(label, config, experiment, varied)
+                same = labels.setdefault(stamp(config), label)
+                if same != label:
+                    raise StabgapError(
+                        f"{same} and {label} are the same runs: what tells the experiments "
+                        "apart is set by the grid or an override; drop one of them"
+                    )
+                if spec.name not in seen:
+                    seen.add(spec.name)
+                    specs.append(spec)
+    return specs
+
+
+def short(value: Any) -> str:
+    """A value as it reads in a run's label: 1e-05, 1024,1024, none.
+
+    Example:
+        >>> short(1e-4), short([128, 128]), short("none"), short(0.0)
+        ('0.0001', '128,128', 'none', '0')
+    """
+    if isinstance(value, list | tuple):
+        return ",".join(map(short, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# --- the study spec ------------------------------------------------------------------------
+STUDY_KEYS = ("preset", "experiments", "seeds", "n_seeds", "set", "grid", "baseline", "compare")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A study: a preset's experiments × a grid over config fields × seeds.
+
+    ``baseline`` and ``compare`` are only read by the report: the group the others are
+    compared with, and which groups to compare (default: every other one).
+    """
+
+    preset: str
+    experiments: tuple[str, ...]
+    seeds: tuple[int, ...]
+    overrides: dict[str, Any]
+    grid: dict[str, list[Any]]
+    baseline: str | None = None
+    compare: tuple[str, ...] = ()
+    source: str = "the study spec"  # where it came from, for messages
+
+    def plan(self) -> list[RunSpec]:
+        return plan_runs(
+            get_preset(self.preset), self.experiments, self.seeds, self.overrides, self.grid
+        )
+
+
+def study_spec(
+    values: dict[str, Any], source: str = "the study spec", base_dir: Path | None = None
+) -> StudySpec:
+    """Check a study's keys and values; any mistake is one line naming `source`.
+
+    Args:
+        values: the TOML's table (or the same built from the command line); config
+            fields may stand at the top level or under ``[set]``.
+        source: where the values came from, for messages (a file name, "the command line").
+        base_dir: the folder a relative ``data_dir`` is read from (a TOML's own folder).
+    """
+
+    def fail(message: str) -> StabgapError:
+        return StabgapError(f"{source}: {message}")
+
+    values = dict(values)
+    overrides: dict[str, Any] = {}
+    for key in [k for k in values if k not in STUDY_KEYS]:
+        overrides[_field_name(key, source)] = values.pop(key)
+    extra = values.get("set", {})
+    if not isinstance(extra, dict):
+        raise fail("[set] must be a table of config fields")
+    for key, value in extra.items():
+        overrides[_field_name(key, source)] = value
+
+    preset_name = values.get("preset", "quick")
+    if not isinstance(preset_name, str):
+        raise fail(f"preset must be a name (a string), got {preset_name!r}")
+    preset = get_preset(preset_name)
+    experiments = _names(values.get("experiments"), "experiments", fail)
+    if experiments is None:
+        experiments = list(preset.default_experiments)
+    elif experiments == ["all"]:
+        experiments = list(preset.experiments)
+    for name in experiments:
+        preset.config(name)  # an unknown name is an error with the preset's choices
+
+    grid = values.get("grid", {})
+    if not isinstance(grid, dict):
+        raise fail("[grid] must be a table of lists of values")
+    grid = {_field_name(k, source): v for k, v in grid.items()}
+    for key, options in grid.items():
+        if not isinstance(options, list) or not options:
+            raise fail(f"every [grid] entry must be a non-empty list of values; '{key}' is not")
+        if key == "seed":
+            raise fail("seeds are not a grid field: give seeds = [...] or n_seeds = N")
+        if key in overrides:
+            raise fail(f"'{key}' is given a fixed value and a [grid] of values: give one")
+        coerced = [coerce(key, option) for option in options]  # a wrong type, before any run
+        if len(set(map(repr, coerced))) < len(coerced):
+            raise fail(f"[grid] values of '{key}' repeat: {options!r}")
+    seeds = _seeds(values, overrides, fail)
+
+    if base_dir is not None:
+        _resolve_data_dirs(overrides, grid, base_dir)
+    baseline = values.get("baseline")
+    if baseline is not None and not isinstance(baseline, str):
+        raise fail(f"baseline must be a group name (a string), got {baseline!r}")
+    compare = _names(values.get("compare"), "compare", fail) or []
+    return StudySpec(
+        preset.name,
+        tuple(experiments),
+        tuple(seeds),
+        overrides,
+        grid,
+        baseline,
+        tuple(compare),
+        source,
+    )
+
+
+def _field_name(key: str, source: str) -> str:
+    """A config field's name, or a one-line error that also knows the study keys."""
+    try:
+        return check_field(key)
+    except StabgapError:
+        close = difflib.get_close_matches(key.replace("-", "_"), [*FIELDS, *STUDY_KEYS], n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "see `stabgap run --help`"
+        raise StabgapError(
+            f"{source}: unknown key '{key}': neither a config field nor one of "
+            f"{', '.join(STUDY_KEYS)} ({hint})"
+        ) from None
+
+
+def _names(value: Any, key: str, fail) -> list[str] | None:
+    """A list of names from a TOML list or a comma-separated string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise fail(f"{key} must be a list of names (or one comma-separated string), got {value!r}")
+    return value
+
+
+def _seeds(values: dict[str, Any], overrides: dict[str, Any], fail) -> list[int]:
+    """The seeds asked for: `seeds`, `n_seeds` or a single `seed`, never two of them."""
+    given = [k for k in ("seeds", "n_seeds") if k in values] + (
+        ["seed"] if "seed" in overrides else []
+    )
+    if len(given) > 1:
+        raise fail(f"give one of seeds, n_seeds and seed, not {' and '.join(given)}")
+    if "seed" in overrides:
+        return [coerce("seed", overrides.pop("seed"))]
+    if "seeds" in values:
+        seeds = values["seeds"]
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        ):
+            raise fail(f"seeds must be a non-empty list of integers, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise fail(f"seeds must not repeat, got {seeds!r}")
+        return seeds
+    preset = get_preset(values.get("preset", "quick"))
+    n = values.get("n_seeds", preset.n_seeds)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise fail(f"n_seeds must be a whole number >= 1, got {n!r}")
+    return list(seed_sequence(n))
+
+
+def _resolve_data_dirs(overrides: dict, grid: dict, base_dir: Path) -> None:
+    """A relative data_dir in a TOML file is read from that file's folder."""
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
+            return str((base_dir / value).resolve())
+        return value
+
+    if "data_dir" in overrides:
+        overrides["data_dir"] = resolved(overrides["data_dir"])
+    if "data_dir" in grid:
+        grid["data_dir"] = [resolved(v) for v in grid["data_dir"]]
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """The table of a TOML file, or a one-line error."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise StabgapError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise StabgapError(f"config file {path} is a folder: give a .toml file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise StabgapError(f"config file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise StabgapError(f"cannot read config file {path}: {e.strerror or e}") from None
+
+
+def load_study(path: Path) -> StudySpec:
+    """A study spec from a TOML file (relative paths in it are read from its folder)."""
+    return study_spec(load_toml(path), source=str(path), base_dir=path.resolve().parent)

@@ -1,0 +1,324 @@
+"""Named studies: a base config, its experiments (each a few overrides) and seeds.
+
+``paper`` is the reference protocol of PROTOCOL.md, quirks included, with its 16
+experiments under readable names (their reference numbers kept for importing its
+results). ``quick`` is the same study scaled down to run on a laptop CPU; its scale was
+calibrated by measurement (see the README). Where scaling changes a value that a paper
+name states (λ, width), the quick experiment is named by its role instead (``nd-weak``,
+``baseline-narrow``), so that no name says something the run does not do.
+
+Seeds: a preset's seeds are the first ``n_seeds`` of one fixed sequence,
+:func:`seed_sequence`: the reference's 15 seeds, then seeds drawn from
+``random.Random(2958)``. Ask a preset for more seeds than its default and you get the
+next ones of that sequence, the same on every machine.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from stabgap.core.config import RunConfig, from_dict
+from stabgap.errors import StabgapError
+
+PAPER_SEEDS = (
+    290353, 105883, 942000, 2958, 876171, 42775, 948129, 446869,
+    9782, 153441, 72745, 777330, 372621, 94467, 812518,
+)  # fmt: skip
+
+ND_LAMBDA = 1e-5
+
+
+def seed_sequence(n: int) -> tuple[int, ...]:
+    """The first `n` seeds of stabgap's seed sequence (the reference's 15 come first).
+
+    Example:
+        >>> seed_sequence(2)
+        (290353, 105883)
+        >>> len(set(seed_sequence(40))), seed_sequence(16)[:15] == PAPER_SEEDS
+        (40, True)
+    """
+    seeds = list(PAPER_SEEDS[:n])
+    draw = random.Random(2958)
+    while len(seeds) < n:
+        s = draw.randrange(1, 1_000_000)
+        if s not in seeds:
+            seeds.append(s)
+    return tuple(seeds)
+
+
+# The reference's experiments, numbered as in its code: name → (number, overrides).
+PAPER_EXPERIMENTS: dict[str, tuple[int, dict[str, Any]]] = {
+    "baseline": (1, {}),
+    "no-replay": (2, {"replay": "none"}),
+    "nd-no-replay": (3, {"replay": "none", "decay_lambda": ND_LAMBDA}),
+    "nd": (4, {"decay_lambda": ND_LAMBDA}),
+    "nd-lambda-1e-7": (5, {"decay_lambda": 1e-7}),
+    "nd-lambda-5e-5": (6, {"decay_lambda": 5e-5}),
+    "baseline-lr-1e-4": (7, {"lr": 1e-4}),
+    "nd-lr-1e-4": (8, {"lr": 1e-4, "decay_lambda": ND_LAMBDA}),
+    "baseline-lr-1e-2": (9, {"lr": 1e-2}),
+    "nd-lr-1e-2": (10, {"lr": 1e-2, "decay_lambda": ND_LAMBDA}),
+    "baseline-width-1024": (11, {"hidden": [1024, 1024]}),
+    "nd-width-1024": (12, {"hidden": [1024, 1024], "decay_lambda": ND_LAMBDA}),
+    "baseline-width-4096": (13, {"hidden": [4096, 4096]}),
+    "nd-width-4096": (14, {"hidden": [4096, 4096], "decay_lambda": ND_LAMBDA}),
+    "baseline-profile": (15, {"rotations": [0]}),
+    "nd-profile": (16, {"rotations": [0], "decay_lambda": ND_LAMBDA}),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A study: every experiment is ``base`` plus its overrides, run for every seed."""
+
+    name: str
+    description: str
+    base: RunConfig
+    experiments: dict[str, dict[str, Any]]
+    n_seeds: int  # how many seeds of seed_sequence() a study runs unless told otherwise
+    default_experiments: tuple[str, ...]  # what `stabgap run` runs when none is named
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The default seeds: the first `n_seeds` of :func:`seed_sequence`."""
+        return seed_sequence(self.n_seeds)
+
+    def defining_fields(self) -> tuple[str, ...]:
+        """The fields that tell this preset's experiments apart (λ, replay, lr, ...)."""
+        return tuple(dict.fromkeys(k for o in self.experiments.values() for k in o))
+
+    def config(self, experiment: str, overrides: dict[str, Any] | None = None) -> RunConfig:
+        """The config of `experiment`, with the user's overrides applied last."""
+        if experiment not in self.experiments:
+            raise StabgapError(
+                f"preset '{self.name}' has no experiment '{experiment}'; "
+                f"choose from: {', '.join(self.experiments)}"
+            )
+        return from_dict({**self.experiments[experiment], **(overrides or {})}, self.base)
+
+
+# The reference's protocol, quirks and all (PROTOCOL.md).
+PAPER_BASE = RunConfig(
+    rotations=(0.0, 80.0, 160.0),
+    hidden=(2048, 2048),
+    decay_reduction="sum",
+    optimizer="adam",
+    lr=1e-3,
+    batches_per_task=500,
+    batch_size=512,
+    batch_growth="always",
+    replay="full",
+    batch_order="cycle",
+    drop_last=False,
+    eval_every=1,
+    eval_tasks="seen",
+    eval_subset=2000,
+    eval_subset_rounding="batches",
+    eval_resample="fresh",
+)
+
+# The same study at laptop scale: narrower network, smaller batches, fewer of them.
+# λ is rescaled because ND is a sum over the batch and the units (calibrated, README).
+QUICK_LAMBDA = 1e-4
+QUICK_BASE = PAPER_BASE.replace(
+    hidden=[256, 256], batches_per_task=300, batch_size=128, eval_subset=500
+)
+
+
+# The quick names of the paper experiments whose names state a value that scaling changes.
+QUICK_NAMES = {
+    "nd-lambda-1e-7": "nd-weak",
+    "nd-lambda-5e-5": "nd-strong",
+    "baseline-width-1024": "baseline-narrow",
+    "nd-width-1024": "nd-narrow",
+    "baseline-width-4096": "baseline-wide",
+    "nd-width-4096": "nd-wide",
+}
+
+
+def _scaled(experiments: dict[str, tuple[int, dict[str, Any]]], lam: float, widths: dict):
+    """The paper's experiments with λ and widths mapped to another scale, renamed by role
+    where the paper's name states the value that changed."""
+    out = {}
+    for name, (_, overrides) in experiments.items():
+        o = dict(overrides)
+        if "decay_lambda" in o:
+            o["decay_lambda"] = o["decay_lambda"] / ND_LAMBDA * lam
+        if "hidden" in o:
+            o["hidden"] = widths[o["hidden"][0]]
+        out[QUICK_NAMES.get(name, name)] = o
+    return out
+
+
+# --- other streams and the CNN, at quick scale ------------------------------------------------
+# Calibrated by benchmarks/calibrate_streams.py (table in the README): each stream's
+# baseline with full replay shows a task-1 gap of at least 5 p.p. (permuted MNIST with the
+# MLP: about 4) and ND shrinks it. ND's λ is a sum over the activations, so it is set per
+# network: the CNN has some 4,700 post-ReLU units an image against the MLP's 512.
+QUICK_CNN = {"model": "cnn", "channels": [4, 8], "hidden": [64], "eval_every": 2}
+QUICK_CNN_LAMBDA = 1e-5
+
+
+def _stream_experiments(lam: float) -> dict[str, dict[str, Any]]:
+    return {
+        "baseline": {},
+        "nd": {"decay_lambda": lam},
+        "no-replay": {"replay": "none"},
+        "nd-no-replay": {"replay": "none", "decay_lambda": lam},
+    }
+
+
+def _stream_preset(name: str, description: str, base: RunConfig, lam: float) -> Preset:
+    return Preset(
+        name=name,
+        description=description,
+        base=base,
+        experiments=_stream_experiments(lam),
+        n_seeds=3,
+        default_experiments=("baseline", "nd"),
+    )
+
+
+# --- the stability-gap example of GMvandeVen/continual-learning (StabilityGap/) -----------------
+# As that script runs: plain SGD at lr 0.1 with a new optimiser each task, incremental joint
+# training (full replay, batch 128·k), a new shuffled pass whenever one is used up with the
+# last partial batch dropped, 500 iterations a task, and task 1 (here every task seen)
+# evaluated before each update on test batches of 512 until at least 2,000 images: 2,048.
+GV_BASE = PAPER_BASE.replace(
+    hidden=[400, 400],
+    optimizer="sgd",
+    lr=0.1,
+    reset_optimizer=True,
+    batch_size=128,
+    batch_growth="replay",
+    batch_order="reshuffle",
+    drop_last=True,
+    eval_subset=2000,
+    eval_subset_rounding="batches",
+    eval_batch_size=512,
+)
+
+
+# --- every remedy on one protocol ----------------------------------------------------------------
+# Each remedy with a strength at three values, named by the value (so that no name claims a
+# value the run does not use). A plain `--preset remedies` runs the baseline and each remedy
+# at the strength that benchmarks/choose_remedies.py picked on two seeds the study does not
+# use (rule and figures: docs/remedies.md); `--experiments all` runs every strength.
+REMEDY_STRENGTHS: dict[str, tuple[str, dict[str, Any], tuple]] = {
+    "nd": ("decay_lambda", {}, (1e-5, 1e-4, 1e-3)),
+    "l1": ("l1_lambda", {}, (1e-5, 1e-4, 1e-3)),
+    "l2": ("l2_lambda", {}, (1e-5, 1e-4, 1e-3)),
+    "ema": ("ema_decay", {}, (0.9, 0.99, 0.999)),
+    "sam": ("sam_rho", {}, (0.01, 0.05, 0.2)),
+    "lpr": ("lpr_omega", {}, (0.1, 1.0, 10.0)),
+    "warmup": ("switch_lr_batches", {"switch_lr": "warmup"}, (25, 50, 100)),
+    "low-lr": ("switch_lr_batches", {"switch_lr": "low", "switch_lr_factor": 0.1}, (25, 50, 100)),
+}
+# The remedies without a strength. SGD's rates: 0.1 alone, 0.01 with momentum 0.9, so that
+# both take steps of the same size once momentum has built up (lr / (1 − 0.9)). The groups
+# that test the findings reported on this protocol vary one field, as their studies did:
+# momentum at SGD's fixed rate of 0.1, and a smaller constant learning rate
+# (stabgap.analysis.claims).
+REMEDY_FIXED: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "reset": {"reset_optimizer": True},
+    "adamw": {"optimizer": "adamw", "weight_decay": 0.01},
+    "sgd": {"optimizer": "sgd", "lr": 0.1},
+    "sgd-momentum": {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9},
+    "sgd-nesterov": {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": True},
+    "momentum-0.5": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.5},
+    "momentum-0.9": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9},
+    "lr-1e-4": {"lr": 1e-4},
+}
+# Chosen by benchmarks/choose_remedies.py (docs/remedies.md): the strength with the smallest
+# task-1 gap among those that keep the final accuracy within 1 p.p. of the baseline's.
+REMEDY_CHOSEN = {
+    "nd": 1e-4,
+    "l1": 1e-5,
+    "l2": 1e-5,
+    "ema": 0.99,
+    "sam": 0.2,
+    "lpr": 10.0,
+    "warmup": 100,
+    "low-lr": 50,
+}
+
+
+def remedy_name(remedy: str, value: Any) -> str:
+    """An experiment's name in the `remedies` preset: the remedy and its strength."""
+    text = f"{value:.0e}".replace("e-0", "e-") if 0 < value <= 1e-3 else f"{value:g}"
+    return f"{remedy}-{text}"
+
+
+def _remedy_experiments() -> dict[str, dict[str, Any]]:
+    experiments = dict(REMEDY_FIXED)
+    for remedy, (field, extra, values) in REMEDY_STRENGTHS.items():
+        for value in values:
+            experiments[remedy_name(remedy, value)] = {**extra, field: value}
+    return experiments
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        name="paper",
+        description="The poster's protocol exactly (PROTOCOL.md): 16 experiments, 15 seeds.",
+        base=PAPER_BASE,
+        experiments={name: o for name, (_, o) in PAPER_EXPERIMENTS.items()},
+        n_seeds=15,
+        default_experiments=("baseline", "nd"),
+    ),
+    "quick": Preset(
+        name="quick",
+        description="The same study scaled for a laptop CPU (under a minute a run).",
+        base=QUICK_BASE,
+        experiments=_scaled(PAPER_EXPERIMENTS, QUICK_LAMBDA, {1024: [128, 128], 4096: [512, 512]}),
+        n_seeds=3,
+        default_experiments=("baseline", "nd"),
+    ),
+    "quick-permuted": _stream_preset(
+        "quick-permuted",
+        "Permuted MNIST (3 tasks, task 1 unpermuted), the quick MLP.",
+        QUICK_BASE.replace(stream="permuted-mnist"),
+        1e-5,
+    ),
+    "quick-split": _stream_preset(
+        "quick-split",
+        "Split MNIST, class-incremental (5 tasks of 2 digits), the quick MLP.",
+        QUICK_BASE.replace(stream="split-mnist", eval_every=2),
+        1e-5,
+    ),
+    "quick-cnn": _stream_preset(
+        "quick-cnn",
+        "Rotated MNIST with a small CNN (4 and 8 channels, then 64 units).",
+        QUICK_BASE.replace(**QUICK_CNN),
+        QUICK_CNN_LAMBDA,
+    ),
+    "gv-example": Preset(
+        name="gv-example",
+        description="The stability-gap example of GMvandeVen/continual-learning: SGD, MLP "
+        "400-400, incremental joint training.",
+        base=GV_BASE,
+        experiments={"baseline": {}, "nd": {"decay_lambda": ND_LAMBDA}},
+        n_seeds=3,
+        default_experiments=("baseline",),
+    ),
+    "remedies": Preset(
+        name="remedies",
+        description="The baseline and every remedy on the quick protocol, 5 seeds.",
+        base=QUICK_BASE,
+        experiments=_remedy_experiments(),
+        n_seeds=5,
+        default_experiments=(
+            *REMEDY_FIXED,
+            *(remedy_name(r, v) for r, v in REMEDY_CHOSEN.items()),
+        ),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise StabgapError(f"unknown preset '{name}': choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,273 @@
+"""Run records: one directory per run, written atomically, read back as :class:`RunRecord`.
+
+A run directory holds
+
+- ``run.json``: the run's name, experiment, full resolved config, metadata, divergence,
+  and the stamp schema its name was made by (:mod:`stabgap.studies.schema`);
+- ``curves.npz``: ``acc`` (points, tasks), ``eval_steps`` (each point's batch), ``boundaries``
+  (where each task's interval ends, in points) and ``task_ends`` (the same in batches),
+  ``loss``; when
+  the loss has terms beyond cross-entropy, ``loss_penalty`` (their sum); with
+  ``eval_repeats`` > 1, ``acc_repeats`` (repeats, points, tasks); and what the hidden
+  layers did at each evaluation, ``active_fraction``, ``mean_square``, ``dead_fraction``
+  (points, tasks, layers; see :mod:`stabgap.core.evaluate`);
+- ``metrics.json``: the metric rows (see :mod:`stabgap.metrics`);
+- ``curves.png``: every task's accuracy curve with the task switches marked.
+
+It is built under a hidden temporary name and renamed into place when complete, so an
+interrupted run leaves no directory that looks finished, and readers skip hidden names.
+A record is read with every config field it lacks (one added after it was written) at
+the value its stamp schema pinned: what the run did before the field existed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stabgap.core.config import defaults, to_dict
+from stabgap.core.curves import STATISTICS
+from stabgap.core.train import RunResult
+from stabgap.errors import StabgapError
+from stabgap.metrics import Measured, MetricRow, compute_metrics
+from stabgap.studies.outputs import RUN_FILE, is_report_dir, is_run_dir
+from stabgap.studies.schema import STAMP_SCHEMA, UNRECORDED_SCHEMA, complete
+
+
+@dataclass(frozen=True)
+class RunRecord(Measured):
+    """A finished run as stored on disk (or imported from the reference)."""
+
+    name: str
+    experiment: str
+    config: dict[str, Any]
+    acc: np.ndarray  # (points, tasks) %
+    boundaries: tuple[int, ...]
+    eval_steps: np.ndarray
+    loss: np.ndarray | None
+    metadata: dict[str, Any]
+    diverged: bool = False
+    path: Path | None = None
+    penalty: np.ndarray | None = None  # (batches,) the loss's terms beyond cross-entropy
+    acc_repeats: np.ndarray | None = None  # (repeats, points, tasks), with eval_repeats > 1
+    activity: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    base: str = ""  # the preset experiment it started from ("" where unknown)
+    varied: dict[str, Any] = dataclasses.field(default_factory=dict)  # what its label adds
+    stamp_schema: int = STAMP_SCHEMA  # the version of the rules its name was stamped by
+    task_ends: tuple[int, ...] | None = None  # where each task ends, in batches (None: derived)
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        """Where each task's interval ends, in batches (the unit of ``eval_steps``).
+
+        Records from before they said it: evaluated at every batch (every reference run,
+        and stabgap's with eval_every 1) their point counts are batches; otherwise their
+        tasks are ``batches_per_task`` long.
+        """
+        if self.task_ends is not None:
+            return self.task_ends
+        if np.array_equal(self.eval_steps, np.arange(len(self.eval_steps))):
+            return self.boundaries
+        per_task = int(self.config["batches_per_task"])
+        return tuple(per_task * k for k in range(1, len(self.boundaries) + 1))
+
+    @property
+    def metrics(self) -> list[MetricRow]:
+        return compute_metrics(self.acc, self.ends, steps=self.eval_steps)
+
+
+def record_of(
+    result: RunResult, name: str, experiment: str, base: str = "", varied: dict | None = None
+) -> RunRecord:
+    return RunRecord(
+        name=name,
+        experiment=experiment,
+        base=base or experiment,
+        varied=dict(varied or {}),
+        config=to_dict(result.config),
+        acc=result.acc,
+        boundaries=result.boundaries,
+        task_ends=result.ends,
+        eval_steps=result.eval_steps,
+        loss=result.loss,
+        penalty=result.penalty,
+        acc_repeats=result.acc_repeats,
+        activity=dict(result.activity),
+        metadata=result.metadata,
+        diverged=result.diverged,
+    )
+
+
+def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
+    """Write `record` to ``parent/record.name`` atomically; returns it with its path.
+
+    A run of that name already there is the same run (the name holds its stamp), written
+    meanwhile by another process working in the same folder: it is kept, not replaced.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / record.name
+    if is_run_dir(final):
+        return read_run(final)
+    for stale in parent.glob(f".{record.name}.tmp-*"):
+        if not _writer_alive(stale):  # left by a killed earlier attempt, not a live one
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = parent / f".{record.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # this process's own, from an interrupted write
+    tmp.mkdir()
+    try:
+        info = {
+            "name": record.name,
+            "stamp_schema": record.stamp_schema,
+            "experiment": record.experiment,
+            "base_experiment": record.base or record.experiment,
+            "varied": record.varied,
+            "config": record.config,
+            "metadata": record.metadata,
+            "diverged": record.diverged,
+        }
+        _write_json(tmp / RUN_FILE, info)
+        arrays = {
+            "acc": record.acc,
+            "eval_steps": record.eval_steps,
+            "boundaries": np.asarray(record.boundaries),
+            "task_ends": np.asarray(record.ends),
+        }
+        if record.loss is not None:
+            arrays["loss"] = record.loss
+        if record.penalty is not None:
+            arrays["loss_penalty"] = record.penalty
+        if record.acc_repeats is not None:
+            arrays["acc_repeats"] = record.acc_repeats
+        arrays.update(record.activity)
+        np.savez_compressed(tmp / "curves.npz", **arrays)
+        _write_json(tmp / "metrics.json", metric_dicts(record.metrics))
+        if plot:
+            from stabgap.analysis.plots import plot_run  # matplotlib only when a plot is wanted
+
+            plot_run(record, tmp / "curves.png")
+        _fsync_dir(tmp)
+        try:
+            os.rename(tmp, final)  # atomic: the run appears complete or not at all
+        except OSError:
+            if not is_run_dir(final):
+                raise
+            shutil.rmtree(tmp)  # another process published the same run first
+            return read_run(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dataclasses.replace(record, path=final)
+
+
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the process named in a temporary run directory (``...tmp-<pid>``) still runs."""
+    try:
+        pid = int(tmp.name.rsplit("-", 1)[1])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return pid != os.getpid()
+
+
+def metric_dicts(rows: list[MetricRow]) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(r) for r in rows]
+
+
+def read_run(path: Path) -> RunRecord:
+    """Read one run directory."""
+    try:
+        info = json.loads((path / RUN_FILE).read_text())
+        with np.load(path / "curves.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as e:
+        raise StabgapError(f"{path} is not a readable run directory ({e})") from None
+    schema = info.get("stamp_schema", UNRECORDED_SCHEMA)
+    return RunRecord(
+        name=info["name"],
+        experiment=info["experiment"],
+        config=complete(info["config"], schema, defaults()),
+        acc=arrays["acc"],
+        boundaries=tuple(int(b) for b in arrays["boundaries"]),
+        task_ends=tuple(int(b) for b in arrays["task_ends"]) if "task_ends" in arrays else None,
+        eval_steps=arrays["eval_steps"],
+        loss=arrays.get("loss"),
+        penalty=arrays.get("loss_penalty"),
+        acc_repeats=arrays.get("acc_repeats"),
+        activity={k: arrays[k] for k in STATISTICS if k in arrays},
+        metadata=info["metadata"],
+        diverged=info.get("diverged", False),
+        path=path,
+        base=info.get("base_experiment", info["experiment"]),
+        varied=info.get("varied", {}),
+        stamp_schema=schema,
+    )
+
+
+def read_info(path: Path) -> dict[str, Any]:
+    """One run directory's run.json (config completed as :func:`read_run` does, metadata,
+    stamp schema), without its curves."""
+    try:
+        info = json.loads((path / RUN_FILE).read_text())
+        info["metadata"], info["config"]  # noqa: B018 - a run.json has both
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StabgapError(f"{path} is not a readable run directory ({e})") from None
+    info.setdefault("stamp_schema", UNRECORDED_SCHEMA)
+    info["config"] = complete(info["config"], info["stamp_schema"], defaults())
+    return info
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """One run directory's metadata (device, timings, matmul library), without its curves."""
+    return read_info(path)["metadata"]
+
+
+def iter_runs(root: Path) -> Iterator[RunRecord]:
+    """Every complete run at or below `root`, in a stable (sorted) order.
+
+    Hidden folders (unfinished writes) and stabgap's report folders are not searched.
+    """
+    for path in run_dirs(root):
+        yield read_run(path)
+
+
+def run_dirs(root: Path) -> Iterator[Path]:
+    """The folders of :func:`iter_runs`, without reading them."""
+    if is_run_dir(root):
+        yield root
+        return
+    for run_file in sorted(root.rglob(RUN_FILE)):
+        parts = run_file.relative_to(root).parts
+        if any(part.startswith(".") for part in parts):
+            continue
+        if any(is_report_dir(root.joinpath(*parts[:i])) for i in range(1, len(parts))):
+            continue
+        yield run_file.parent
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, allow_nan=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush the files' contents before the rename publishes them."""
+    for f in path.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
