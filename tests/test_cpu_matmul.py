@@ -201,19 +201,21 @@ def test_a_study_resumed_with_another_library_says_so(tmp_path, capsys, use):
         assert "warning" not in study("1,2")
         return
     assert study("1,2").strip() == (
-        f"stabgap: warning: {tmp_path} holds finished runs computed with mkl (1); the 1 new "
-        "run will be computed with onednn: runs of the two part by rounding, so set "
-        "STABGAP_CPU_MATMUL=mkl to keep this study to one library"
+        f"stabgap: warning: {tmp_path} holds finished runs computed with mkl (1 run); the 1 "
+        "new run will be computed with onednn. The two libraries sum in other orders, and "
+        "runs of the two part by rounding: set STABGAP_CPU_MATMUL=mkl to keep this study to "
+        "one library"
     )
     use("mkl")  # seed 1 is MKL's, seed 2 oneDNN's: a mixed study
     assert study("1,2,3").strip() == (
-        f"stabgap: warning: {tmp_path} holds finished runs computed with mkl (1) and onednn "
-        "(1); the 1 new run will be computed with mkl: runs of the two part by rounding, so "
-        "compare only runs of one library (cpu_matmul in each run.json)"
+        f"stabgap: warning: {tmp_path} holds finished runs computed with mkl (1 run) and "
+        "onednn (1 run); the 1 new run will be computed with mkl. The two libraries sum in "
+        "other orders, and runs of the two part by rounding: compare only runs of one "
+        "library (cpu_matmul in each run.json)"
     )
     # The folder's runs are counted, not only those of the command's own plan; and the
     # study's table names each run's library.
-    assert "computed with mkl (2) and onednn (1); the 1 new run" in study("4")
+    assert "computed with mkl (2 runs) and onednn (1 run); the 1 new run" in study("4")
     with open(tmp_path / "table.csv", newline="") as f:
         by_seed = {row["seed"]: row["cpu_matmul"] for row in csv.DictReader(f)}
     assert by_seed == {"1": "mkl", "2": "onednn", "3": "mkl", "4": "mkl"}

@@ -15,7 +15,7 @@ def record(small_stream):
 
 
 def test_round_trip_keeps_everything(tmp_path, record):
-    written = write_run(record, tmp_path)
+    written = write_run(record, tmp_path, plots.plot_run)
     back = read_run(written.path)
     np.testing.assert_array_equal(back.acc, record.acc)
     np.testing.assert_array_equal(back.loss, record.loss)
@@ -41,7 +41,7 @@ def test_interrupted_write_leaves_no_directory_that_looks_complete(tmp_path, rec
 
     monkeypatch.setattr(plots, "plot_run", crash)
     with pytest.raises(KeyboardInterrupt):
-        write_run(record, tmp_path)
+        write_run(record, tmp_path, plots.plot_run)
     assert list(tmp_path.iterdir()) == []
     assert list(iter_runs(tmp_path)) == []
 
@@ -49,15 +49,15 @@ def test_interrupted_write_leaves_no_directory_that_looks_complete(tmp_path, rec
 def test_leftover_temporary_directories_are_ignored(tmp_path, record):
     (tmp_path / ".exp-seed9.tmp-123").mkdir()
     (tmp_path / ".exp-seed9.tmp-123" / "run.json").write_text("{")
-    write_run(record, tmp_path, plot=False)
+    write_run(record, tmp_path)
     assert [r.name for r in iter_runs(tmp_path)] == ["exp-seed9"]
 
 
 def test_an_existing_run_is_never_overwritten(tmp_path, record):
-    first = write_run(record, tmp_path, plot=False)
+    first = write_run(record, tmp_path)
     before = (first.path / "run.json").read_bytes()
     changed = dataclasses.replace(record, metadata={**record.metadata, "wall_time_s": -1})
-    again = write_run(changed, tmp_path, plot=False)  # the same name: the run is done
+    again = write_run(changed, tmp_path)  # the same name: the run is done
     assert again.path == first.path and (first.path / "run.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [record.name]  # no temporary left
 
@@ -71,14 +71,14 @@ def test_a_live_writers_temporary_folder_is_left_alone(tmp_path, record):
         live.mkdir()
         dead = tmp_path / f".{record.name}.tmp-999999999"
         dead.mkdir()
-        write_run(record, tmp_path, plot=False)
+        write_run(record, tmp_path)
         assert live.is_dir() and not dead.exists()
     finally:
         other.kill()
 
 
 def test_curves_file_holds_no_pickles(tmp_path, record):
-    path = write_run(record, tmp_path, plot=False).path
+    path = write_run(record, tmp_path).path
     with np.load(path / "curves.npz", allow_pickle=False) as z:
         assert set(z.files) == {
             "acc",

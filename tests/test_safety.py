@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from conftest import mnist_dir, reference_dir
 
-from stabgap.studies import sweep
 from stabgap.cli import main
+from stabgap.studies import sweep
 from stabgap.studies.plan import stamp
 from stabgap.studies.presets import PAPER_SEEDS, seed_sequence
 from stabgap.studies.records import iter_runs, read_run

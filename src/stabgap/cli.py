@@ -284,7 +284,7 @@ def cmd_import_reference(args: argparse.Namespace) -> int:
     records, skipped = import_reference(Path(args.results))
     fresh = [r for r in records if not is_run_dir(out / r.name)]
     for record in fresh:
-        write_run(record, out, plot=False)
+        write_run(record, out)
     for path, why in skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(

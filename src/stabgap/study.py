@@ -104,7 +104,7 @@ def run_spec(
         max_stack=max_stack,
         executor=executor,
         ray_address=ray_address,
-        plot=plot,
+        draw=_plot_run if plot else None,
         report=report or (None if quiet else stderr_reporter()),
         threads=threads,
         tensorboard=tensorboard,
@@ -117,6 +117,12 @@ def run_spec(
         if out is not None:
             echo(f"\n{len(records)} run(s) in {out}")
     return records
+
+
+def _plot_run(record: RunRecord, path: Path) -> None:
+    from stabgap.analysis.plots import plot_run  # matplotlib only when a picture is wanted
+
+    plot_run(record, path)
 
 
 def _record_study(out: Path, spec: StudySpec) -> None:

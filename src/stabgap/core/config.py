@@ -23,7 +23,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from stabgap.core.fields import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, option
 from stabgap.core.models import MODELS
 from stabgap.core.optim import OPTIMIZERS
-from stabgap.core.remedies import REMEDIES, remedy_fields
+from stabgap.core.remedies import PLUGINS_ENV, REMEDIES, remedy_fields
 from stabgap.core.streams import STREAMS, stream_view
 from stabgap.errors import StabgapError
 
@@ -312,7 +312,12 @@ def check_field(name: str) -> str:
     if field_name in FIELDS:
         return field_name
     close = difflib.get_close_matches(field_name, FIELDS, n=1)
-    hint = f"did you mean '{close[0]}'?" if close else "see `stabgap run --help` for the fields"
+    hint = (
+        f"did you mean '{close[0]}'?"
+        if close
+        else "see `stabgap run --help` for the fields (a remedy plugin's field needs its "
+        f"module named in ${PLUGINS_ENV})"
+    )
     raise StabgapError(f"unknown config field '{name}': {hint}")
 
 

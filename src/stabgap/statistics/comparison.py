@@ -225,11 +225,17 @@ class Comparison:
         )
         if self.n_paired >= MIN_SEEDS:
             low, high = self.paired_interval()
+            adjusted = (
+                ""
+                if self.family == 1
+                else f", adjusted p = {_p(min(1.0, self.paired_p * self.family))}"
+            )
             text += (
-                f"; paired over {self.n_paired} shared seeds: difference "
-                f"{_signed(self.paired_diff, digits)}{d} ({low:+.{digits}f} to "
-                f"{high:+.{digits}f}), t = {self.paired_t:.2f}, p = {_p(self.paired_p)}, "
-                f"Wilcoxon signed-rank p = {_p(self.wilcoxon_p)}"
+                f"; paired over {self.n_paired} shared seeds (not the verdict's test): difference "
+                f"{_signed(self.paired_diff, digits)}{d} ({self.interval_name()} "
+                f"{low:+.{digits}f} to {high:+.{digits}f}), t = {self.paired_t:.2f}, "
+                f"p = {_p(self.paired_p)}{adjusted}, Wilcoxon signed-rank p = "
+                f"{_p(self.wilcoxon_p)} (unadjusted)"
             )
             if self.n_paired <= WILCOXON_FLOOR_N:
                 floor = 2 / 2**self.n_paired

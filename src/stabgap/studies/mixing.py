@@ -44,7 +44,9 @@ def check_resumed(specs: Sequence, out: Path) -> None:
         info = read_info(path)
         planned, stored = to_dict(spec.config), info["config"]
         differ = [
-            f"{name}={stored.get(name)!r} (planned: {planned[name]!r})"
+            f"{name}={stored.get(name)!r}"
+            + (" (not in its record: its schema's default)" if name in info["pinned"] else "")
+            + f" (planned: {planned[name]!r})"
             for name, f in FIELDS.items()
             if f.metadata["stamped"] and stored.get(name) != planned[name]
         ]
@@ -87,7 +89,7 @@ ASPECTS = (
         "threads",
         "computed with",
         " CPU thread",
-        "a CPU sums a product's terms in an order that follows its thread count, so runs "
+        "a CPU sums a product's terms in an order that follows its thread count, and runs "
         "of the two part by rounding",
         "pass --threads {}",
         "one thread count",
@@ -97,7 +99,7 @@ ASPECTS = (
         "compile",
         "computed with torch.compile",
         "",
-        "compiled kernels sum in their own order, so runs of the two part by rounding",
+        "compiled kernels sum in their own order, and runs of the two part by rounding",
         "set compile to {}",
         "one way",
         "compile in each run.json's config",
@@ -106,7 +108,7 @@ ASPECTS = (
         "cpu_matmul",
         "computed with",
         "",
-        "runs of the two part by rounding",
+        "the two libraries sum in other orders, and runs of the two part by rounding",
         f"set {cpu_matmul.ENV}={{}}",
         "one library",
         "cpu_matmul in each run.json",
@@ -180,13 +182,20 @@ def mix_warnings(
             if len(before) == 1
             else f"compare only runs of {aspect.one} ({aspect.field})"
         )
-        before_text = " and ".join(f"{_value(aspect, v)} ({n})" for v, n in sorted(before.items()))
+        before_text = " and ".join(
+            f"{_value(aspect, v)} ({_runs(n)})" for v, n in sorted(before.items())
+        )
         warnings.append(
-            f"{out} holds finished runs {aspect.verb} {before_text}; the {count} new "
-            f"run{'s' * (count > 1)} will be {aspect.verb} {_value(aspect, now)}: {aspect.why}, "
-            f"so {keep}"
+            f"{out} holds finished runs {aspect.verb} {before_text}; the {_runs(count, 'new')} "
+            f"will be {aspect.verb} {_value(aspect, now)}. {aspect.why[0].upper()}"
+            f"{aspect.why[1:]}: {keep}"
         )
     return warnings
+
+
+def _runs(n: int, what: str = "") -> str:
+    """'1 run', '3 new runs'."""
+    return f"{n} {what + ' ' if what else ''}run{'s' * (n != 1)}"
 
 
 def _value(aspect: Aspect, value: str) -> str:

@@ -171,9 +171,14 @@ class StudySpec:
     source: str = "the study spec"  # where it came from, for messages
 
     def plan(self) -> list[RunSpec]:
-        return plan_runs(
-            get_preset(self.preset), self.experiments, self.seeds, self.overrides, self.grid
-        )
+        """Every run of the study; a value that makes an invalid config is one line that
+        names where it came from."""
+        try:
+            return plan_runs(
+                get_preset(self.preset), self.experiments, self.seeds, self.overrides, self.grid
+            )
+        except StabgapError as e:
+            raise StabgapError(f"{self.source}: {e}") from None
 
 
 def study_spec(
@@ -224,7 +229,10 @@ def study_spec(
             raise fail("seeds are not a grid field: give seeds = [...] or n_seeds = N")
         if key in overrides:
             raise fail(f"'{key}' is given a fixed value and a [grid] of values: give one")
-        coerced = [coerce(key, option) for option in options]  # a wrong type, before any run
+        try:
+            coerced = [coerce(key, option) for option in options]  # a wrong type, before a run
+        except StabgapError as e:
+            raise fail(f"[grid] {e}") from None
         if len(set(map(repr, coerced))) < len(coerced):
             raise fail(f"[grid] values of '{key}' repeat: {options!r}")
     seeds = _seeds(values, overrides, fail)

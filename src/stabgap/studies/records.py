@@ -12,7 +12,8 @@ A run directory holds
   layers did at each evaluation, ``active_fraction``, ``mean_square``, ``dead_fraction``
   (points, tasks, layers; see :mod:`stabgap.core.evaluate`);
 - ``metrics.json``: the metric rows (see :mod:`stabgap.metrics`);
-- ``curves.png``: every task's accuracy curve with the task switches marked.
+- ``curves.png``: every task's accuracy curve with the task switches marked (drawn by the
+  caller's `draw`, so that records need no plotting).
 
 It is built under a hidden temporary name and renamed into place when complete, so an
 interrupted run leaves no directory that looks finished, and readers skip hidden names.
@@ -26,7 +27,7 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,18 @@ def record_of(
     )
 
 
-def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
+Draw = Callable[[RunRecord, Path], object]  # draws a run's picture into a file
+
+
+def write_run(record: RunRecord, parent: Path, draw: Draw | None = None) -> RunRecord:
     """Write `record` to ``parent/record.name`` atomically; returns it with its path.
 
     A run of that name already there is the same run (the name holds its stamp), written
     meanwhile by another process working in the same folder: it is kept, not replaced.
+
+    Args:
+        draw: draws the run's ``curves.png`` (the analysis layer's
+            :func:`stabgap.analysis.plots.plot_run`); None for no picture.
     """
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / record.name
@@ -149,10 +157,8 @@ def write_run(record: RunRecord, parent: Path, plot: bool = True) -> RunRecord:
         arrays.update(record.activity)
         np.savez_compressed(tmp / "curves.npz", **arrays)
         _write_json(tmp / "metrics.json", metric_dicts(record.metrics))
-        if plot:
-            from stabgap.analysis.plots import plot_run  # matplotlib only when a plot is wanted
-
-            plot_run(record, tmp / "curves.png")
+        if draw is not None:
+            draw(record, tmp / "curves.png")
         _fsync_dir(tmp)
         try:
             os.rename(tmp, final)  # atomic: the run appears complete or not at all
@@ -222,6 +228,7 @@ def read_info(path: Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise StabgapError(f"{path} is not a readable run directory ({e})") from None
     info.setdefault("stamp_schema", UNRECORDED_SCHEMA)
+    info["pinned"] = sorted(set(defaults()) - set(info["config"]))  # read at the pinned value
     info["config"] = complete(info["config"], info["stamp_schema"], defaults())
     return info
 

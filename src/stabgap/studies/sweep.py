@@ -36,7 +36,7 @@ from stabgap.errors import StabgapError
 from stabgap.studies.mixing import check_resumed, mix_warnings
 from stabgap.studies.outputs import is_run_dir
 from stabgap.studies.plan import RunSpec
-from stabgap.studies.records import RunRecord, read_run, record_of, write_run
+from stabgap.studies.records import Draw, RunRecord, read_run, record_of, write_run
 from stabgap.studies.transit import spec_from_payload, spec_payload
 
 Report = Callable[[str], None]
@@ -175,7 +175,7 @@ def execute(
     max_stack: int | None = None,
     executor: str = "local",
     ray_address: str | None = None,
-    plot: bool = True,
+    draw: Draw | None = None,
     report: Report | None = None,
     threads: int | None = None,
     tensorboard: bool = False,
@@ -188,6 +188,7 @@ def execute(
         max_stack: most runs trained as one stack (default: by device).
         executor: "local" or "ray".
         ray_address: the Ray cluster to join; None starts a local one.
+        draw: draws each run's curves.png (see :func:`stabgap.studies.records.write_run`).
         report: receives progress lines (runs done, running, ETA); None for silence.
         threads: CPU threads of each run (default: the cores this process may use,
             shared evenly between the workers).
@@ -238,7 +239,7 @@ def execute(
                     tracker.finished(i, stacks[i], ok=False)
                     continue
                 for record in outcome:
-                    fresh[record.name] = write_run(record, out, plot) if out else record
+                    fresh[record.name] = write_run(record, out, draw) if out else record
                 tracker.finished(i, stacks[i], ok=True)
         except KeyboardInterrupt:
             finished = len(specs) - len(todo) + len(fresh)
