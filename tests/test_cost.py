@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from stabgap.cli import main
 from stabgap.core.config import RunConfig
 from stabgap.core.models.mlp import StackedMLP
 from stabgap.core.remedies.decay import neuronal_decay
@@ -226,19 +225,16 @@ def test_paper_protocol_run_totals():
 
 
 def test_cost_command_prints_the_table(capsys):
-    parser = argparse.ArgumentParser()
-    cost.add_arguments(parser)
-    assert cost.command(parser.parse_args([])) == 0
+    assert main(["cost"]) == 0
     text = capsys.readouterr().out
     assert "2,980,052,992" in text and "2,097,152" in text
     assert "+0.0704 % MACs" in text
     assert "run total" in text and "138.319 T" in text
-    assert (
-        cost.command(
-            parser.parse_args(
-                ["--hidden", "64,32", "--batch-size", "8", "--task", "2", "--optimizer", "sgd"]
-            )
-        )
-        == 0
-    )
+    shape = ["--hidden", "64,32", "--batch-size", "8", "--task", "2", "--optimizer", "sgd"]
+    assert main(["cost", *shape]) == 0
     assert "MLP 784-64-32-10, batch 16, sgd" in capsys.readouterr().out
+
+
+def test_cost_command_refuses_a_task_it_does_not_have(capsys):
+    assert main(["cost", "--task", "4"]) == 2
+    assert capsys.readouterr().err == "stabgap: error: --task must be between 1 and 3, got 4\n"

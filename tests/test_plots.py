@@ -297,19 +297,38 @@ def test_plot_gap_anatomy_when_the_task_never_recovers(tmp_path: Path) -> None:
     check_png(tmp_path / "never.png")
 
 
-def test_plot_lambda_tradeoff(tmp_path: Path) -> None:
+def test_plot_strength_tradeoff(tmp_path: Path) -> None:
     points = [
         (0.0, 16.4, 1.4, 97.67, 0.17),
         (1e-7, 15.0, 1.2, 97.6, 0.2),
         (1e-5, 5.5, 1.0, 97.04, 0.16),
         (5e-5, 3.0, float("nan"), 95.0, float("nan")),  # one seed: no error bar
     ]
-    fig = plots.plot_lambda_tradeoff(points, tmp_path / "lambda.png")
+    fig = plots.plot_strength_tradeoff(points, tmp_path / "lambda.png")
     check_png(tmp_path / "lambda.png")
     check_pdf(tmp_path / "lambda.pdf")
     ax_gd, ax_acc = fig.axes
     assert ax_gd.get_xscale() == "symlog"
     assert list(ax_gd.get_xticks()) == [0.0, 1e-7, 1e-5, 5e-5]  # λ = 0 is on the axis
+    assert [t.get_text() for t in ax_gd.get_xticklabels()] == [
+        "0",
+        "$10^{-7}$",
+        "$10^{-5}$",
+        "$5\\times10^{-5}$",
+    ]
     assert "GD" in ax_gd.get_ylabel() and "ACC" in ax_acc.get_ylabel()
+    assert ax_gd.get_legend().get_texts()[0].get_text() == "baseline (0)"
     with pytest.raises(ValueError):
-        plots.plot_lambda_tradeoff([], tmp_path / "none.png")
+        plots.plot_strength_tradeoff([], tmp_path / "none.png")
+
+
+def test_a_learning_rate_sweep_is_drawn_on_a_log_axis_around_its_baseline(tmp_path: Path):
+    points = [(1e-4, 9.0, 1.0, 96.0, 0.3), (1e-3, 16.0, 1.0, 97.5, 0.2), (0.01, 30.0, 2.0, 90.0, 1)]
+    fig = plots.plot_strength_tradeoff(
+        points, tmp_path / "lr.png", axis="Learning rate (lr)", base_value=1e-3, pdf=False
+    )
+    ax_gd, _ = fig.axes
+    assert ax_gd.get_xscale() == "log" and ax_gd.get_xlabel() == "Learning rate (lr)"
+    assert [t.get_text() for t in ax_gd.get_xticklabels()] == ["$10^{-4}$", "$10^{-3}$", "0.01"]
+    assert ax_gd.get_legend().get_texts()[0].get_text() == "baseline ($10^{-3}$)"
+    assert ax_gd.lines[-1].get_xdata().tolist() == [1e-3]  # the square on the baseline

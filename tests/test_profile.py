@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from types import SimpleNamespace
@@ -11,21 +10,24 @@ import pytest
 import torch
 from torch.autograd import DeviceType
 
+from stabgap import study
+from stabgap.cli import main
 from stabgap.cost import profile
 from stabgap.cost.profile import ProfileResult
 
 TINY = dict(hidden=[16, 16], batch_size=8, eval_subset=40)
+TINY_OPTIONS = ["--batches=1", "--repeats=2", "--warmup=0", "--hidden=8", "--batch-size=4"]
 
 
 @pytest.fixture(scope="module")
 def cpu_results() -> list[ProfileResult]:
-    config = profile.profile_base().replace(**TINY)
+    config = study.profile_base().replace(**TINY)
     return profile.profile_config(config, "cpu", n_batches=2, warmup=1, repeats=3)
 
 
 def test_cpu_results_have_every_field(cpu_results):
     assert {(r.model, r.phase) for r in cpu_results} == {
-        (m, p) for m in profile.MODELS for p in profile.PHASES
+        (m, p) for m in ("baseline", "nd") for p in profile.PHASES
     }
     for r in cpu_results:
         for f in dataclasses.fields(ProfileResult):
@@ -38,7 +40,7 @@ def test_cpu_results_have_every_field(cpu_results):
         assert (r.batch_size, r.hidden, r.eval_size) == (8, (16, 16), 40)
         assert (r.n_batches, r.repeats) == (2, 3)
         assert r.torch_version == torch.__version__
-        assert r.decay_lambda == (1e-5 if r.model == "nd" else 0.0)
+        assert r.treatment == ((("decay_lambda", 1e-5),) if r.model == "nd" else ())
 
 
 def test_write_read_round_trip(cpu_results, tmp_path):
@@ -106,36 +108,65 @@ def test_self_time_totals_follow_the_profiler_table():
 
 
 def test_profile_command_cpu(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    profile.add_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--device",
-            "cpu",
-            "--out",
-            str(tmp_path),
-            "--batches",
-            "1",
-            "--repeats",
-            "2",
-            "--warmup",
-            "0",
-            "--hidden",
-            "8",
-            "--batch-size",
-            "4",
-        ]
-    )
-    assert profile.command(args) == 0
+    assert main(["profile", "--device", "cpu", "--out", str(tmp_path), *TINY_OPTIONS]) == 0
     text = capsys.readouterr().out
     assert "CPU-only run" in text and "prof self-CPU" in text
+    assert "nd: the baseline with decay_lambda = 1e-05" in text
     assert len(profile.read_profiles(tmp_path / "profile-cpu")) == 6
+
+
+def test_profile_of_any_remedy(tmp_path, capsys):
+    tiny = [*TINY_OPTIONS, "--device=cpu"]
+    assert main(["profile", *tiny, "--treatment", "sam_rho=0.05", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "sam_rho=0.05: the baseline with sam_rho = 0.05" in text
+    found = profile.read_profiles(tmp_path)
+    assert {r.model for r in found} == {"baseline", "sam_rho=0.05"}
+    assert {r.treatment for r in found} == {(), (("sam_rho", 0.05),)}
+    assert set(profile.overhead_pct(found)) == {("cpu", p) for p in profile.PHASES}
+    columns, sentence = profile.cost_columns(tmp_path)
+    assert set(columns) == {"baseline", "sam_rho=0.05"}
+    assert sentence.startswith("Cost of sam_rho=0.05: measured per batch")
+    assert "MACs" not in sentence  # the counted overhead is ND's formula alone
+
+    assert main(["profile", *tiny, "--treatment", "ema_decay=0.99", "--label", "ema"]) == 0
+    assert "ema: the baseline with ema_decay = 0.99" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--treatment", "sam_roh=0.05"], "unknown config field 'sam_roh'"),
+        (["--treatment", "sam_rho"], "--treatment takes FIELD=VALUE, got 'sam_rho'"),
+        (["--treatment", "decay_lambda=0"], "the treatment leaves the baseline unchanged"),
+        (["--nd-lambda", "1e-4", "--treatment", "decay_lambda=1e-5"], "give λ once"),
+        (["--label", "baseline"], "a treatment cannot be named 'baseline'"),
+    ],
+)
+def test_profile_refuses_a_bad_treatment_before_any_work(tmp_path, capsys, options, message):
+    out = tmp_path / "out"
+    assert main(["profile", "--device", "cpu", "--out", str(out), *options]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_an_older_profile_file_reads_its_nd_lambda(tmp_path):
+    rows = [
+        {**dataclasses.asdict(_result(m, "both", 1.0, 1.0, None)), "decay_lambda": lam}
+        for m, lam in (("baseline", 0.0), ("nd", 1e-5))
+    ]
+    for row in rows:
+        del row["treatment"]
+    (tmp_path / "profile.json").write_text(json.dumps({"results": rows}))
+    found = profile.read_profiles(tmp_path)
+    assert [r.treatment for r in found] == [(), (("decay_lambda", 1e-5),)]
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA absent: GPU path not run here")
 def test_cuda_results():
-    config = profile.profile_base().replace(**TINY)
+    config = study.profile_base().replace(**TINY)
     results = profile.profile_config(config, "cuda", n_batches=2, warmup=1, repeats=3)
     for r in results:
         assert r.device == "cuda"
@@ -184,13 +215,15 @@ def test_profile_study_profiles_the_preset_scale(tmp_path, monkeypatch):
 
     def fake_profile_config(config, device, *args, **kwargs):
         asked.update(config=config, device=device, kwargs=kwargs)
-        return [_result(m, "both", 1.0, 1.0, None, device="cpu") for m in profile.MODELS]
+        return [_result(m, "both", 1.0, 1.0, None, device="cpu") for m in ("baseline", "nd")]
 
     monkeypatch.setattr(profile, "profile_config", fake_profile_config)
-    profile.profile_study(tmp_path, quick=True, device="cpu")
+    study.profile_study(tmp_path, quick=True, device="cpu")
     assert (asked["config"].hidden, asked["config"].rotations) == ((256, 256), (0.0,))
-    assert asked["kwargs"]["nd_lambda"] == 1e-4 and asked["device"] == torch.device("cpu")
+    assert asked["kwargs"]["treatment"] == {"decay_lambda": 1e-4} and asked[
+        "device"
+    ] == torch.device("cpu")
     assert (tmp_path / "profile-cpu" / "profile.json").exists()
-    profile.profile_study(tmp_path / "paper", quick=False, device="cpu")
+    study.profile_study(tmp_path / "paper", quick=False, device="cpu")
     assert asked["config"].hidden == (2048, 2048) and asked["config"].batch_size == 512
     assert asked["config"].task_eval_size(1, 10_000) == 2048

@@ -78,7 +78,8 @@ def test_report_has_every_figure_as_png_and_pdf_and_answers(imported, tmp_path):
     for name in (
         "task1-accuracy",
         "gap-vs-accuracy",
-        "lambda-tradeoff",
+        "tradeoff-decay_lambda",
+        "tradeoff-lr",
         "all-tasks-baseline",
         "all-tasks-nd",
         "average-accuracy",

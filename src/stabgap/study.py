@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from stabgap.analysis.groups import choose, planned_groups
+from stabgap.core.config import RunConfig
 from stabgap.errors import StabgapError
 from stabgap.studies.mixing import check_resumed
 from stabgap.studies.outputs import STUDY_FILE, check_study_folder
@@ -280,7 +281,36 @@ def reproduce(
 
 def _profile_into(folder: Path, quick: bool, device: str) -> None:
     """Time baseline and ND per batch (Table 1's cost columns), once per device."""
-    from stabgap.cost.profile import profile_study
-
     if not folder.exists():
         profile_study(folder, quick=quick, device=device)
+
+
+def profile_base() -> RunConfig:
+    """The poster's profiling runs (experiments 15/16): the paper protocol on task 0° only."""
+    from stabgap.studies.presets import PAPER_BASE
+
+    return PAPER_BASE.replace(rotations=[0.0])
+
+
+def profile_study(folder: Path | str, quick: bool = False, device: str = "cpu") -> list:
+    """Profile baseline and ND for a study's report; writes ``folder/profile-<device>/``.
+
+    Args:
+        quick: the ``quick`` preset's scale (widths 256, batch 128) and a short profile;
+            else the poster's profiling setup (:func:`profile_base`).
+        device: the study's device ('cpu', 'cuda', 'auto', ...).
+    """
+    from stabgap.core.device import resolve_device
+    from stabgap.cost import profile
+    from stabgap.studies.presets import ND_LAMBDA, QUICK_BASE, QUICK_LAMBDA
+
+    dev = resolve_device(device)
+    if quick:
+        config = QUICK_BASE.replace(rotations=[0.0])
+        results = profile.profile_config(
+            config, dev, n_batches=50, warmup=5, repeats=5, treatment={"decay_lambda": QUICK_LAMBDA}
+        )
+    else:
+        results = profile.profile_config(profile_base(), dev, treatment={"decay_lambda": ND_LAMBDA})
+    profile.write_profile(results, Path(folder) / f"profile-{dev.type}")
+    return results

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from stabgap.core.config import FIELDS
+from stabgap.core.config import FIELDS, help_text
 from stabgap.errors import StabgapError
 from stabgap.studies.plan import short
 from stabgap.studies.records import RunRecord
@@ -209,3 +209,52 @@ def split_names(texts: Sequence[str], groups: Sequence[Group]) -> list[str]:
 def file_name(key: str) -> str:
     """A group key as a file name: only letters, digits and . _ = , -"""
     return re.sub(r"[^A-Za-z0-9._=,-]+", "_", key).strip("_") or "group"
+
+
+def strength_families(groups: Sequence[Group], base: Group) -> dict[str, list[Group]]:
+    """Every one-field sweep around `base`: {field: the groups that differ from it only there}.
+
+    The field is any numeric science field (a remedy's strength such as ``decay_lambda`` or
+    ``sam_rho``, the learning rate, a batch size); each family holds `base` and at least one
+    other group of its source, sorted by the field's value. The largest family comes first
+    (the first field of the config among equals): it is the study's main sweep.
+    """
+    if not base.runs:
+        return {}
+    numeric = [
+        name
+        for name, f in FIELDS.items()
+        if f.metadata["science"]
+        and isinstance(f.default, int | float)
+        and not isinstance(f.default, bool)
+    ]
+    families = {}
+    for name in numeric:
+        family = [
+            g
+            for g in groups
+            if g.runs and g.source == base.source and _differs_only_in(g.config, base.config, name)
+        ]
+        if len(family) > 1:
+            families[name] = sorted(family, key=lambda g: float(g.config.get(name, 0)))
+    return dict(sorted(families.items(), key=lambda item: -len(item[1])))
+
+
+def _differs_only_in(config: dict, other: dict, name: str) -> bool:
+    """Whether two configs agree on every science field but `name` (present in both)."""
+    return all(
+        config.get(k) == other.get(k)
+        for k, f in FIELDS.items()
+        if k != name and f.metadata["science"]
+    )
+
+
+def field_label(name: str) -> str:
+    """A field as captions name it: its symbol (λ) or its own name."""
+    return SYMBOLS.get(name, name)
+
+
+def axis_label(name: str) -> str:
+    """A field as an axis names it: the first clause of its help, and its name."""
+    clause = re.split(r"[:;.,(]", help_text(name), maxsplit=1)[0].strip()
+    return f"{clause} ({name})"

@@ -1,4 +1,4 @@
-"""Figures: accuracy curves, the stability gap's anatomy, and the λ trade-off.
+"""Figures: accuracy curves, the stability gap's anatomy, and a remedy strength's trade-off.
 
 Plotting knows nothing of training: every function takes run records (anything with the
 attributes of :class:`RunLike`) or plain numbers, draws one figure, writes it with
@@ -42,7 +42,7 @@ __all__ = [
     "plot_gap_anatomy",
     "plot_gap_vs_accuracy",
     "plot_activity",
-    "plot_lambda_tradeoff",
+    "plot_strength_tradeoff",
     "plot_losses",
     "plot_run",
     "plot_task_curves",
@@ -672,41 +672,48 @@ def plot_gap_anatomy(
 
 
 # --------------------------------------------------------------------------------------------
-# λ trade-off (Q1 vs cost in accuracy)
+# A strength's trade-off (Q1 vs cost in accuracy): λ, ρ, a learning rate, ...
 # --------------------------------------------------------------------------------------------
 
 
-def _format_lambda(lam: float) -> str:
-    """``0``, ``10^{-5}``, ``5×10^{-5}`` in mathtext: λ spans decades."""
-    if lam == 0:
+def _format_value(value: float) -> str:
+    """``0``, ``0.05``, ``10^{-5}``, ``5×10^{-5}`` (mathtext): values that span decades."""
+    if value == 0:
         return "0"
-    mantissa, exponent = f"{lam:.0e}".split("e")
+    mantissa, exponent = f"{value:.0e}".split("e")
+    if float(f"{mantissa}e{exponent}") != value or abs(int(exponent)) < 3:
+        return f"{value:g}"  # a plain number, or one of several significant digits
     power = f"10^{{{int(exponent)}}}"
-    return f"${power}$" if mantissa == "1" else f"${mantissa}\\times{power}$"
+    sign = "-" if mantissa.startswith("-") else ""
+    mantissa = mantissa.lstrip("-")
+    return f"${sign}{power}$" if mantissa == "1" else f"${sign}{mantissa}\\times{power}$"
 
 
-def plot_lambda_tradeoff(
+def plot_strength_tradeoff(
     points: Sequence[tuple[float, float, float, float, float]],
     path: str | os.PathLike[str],
+    axis: str = "Neuronal decay strength λ (decay_lambda)",
+    base_value: float = 0.0,
     pdf: bool = True,
 ) -> Figure:
-    """Gap depth and final average accuracy against the neuronal decay strength λ.
+    """Gap depth and final average accuracy against one field's value (a remedy's strength).
 
-    Two panels sharing a symlog x axis, linear below the smallest non-zero λ, so the baseline
-    (λ = 0) sits on the same axis as the decades of λ.
+    Two panels sharing the x axis: logarithmic when every value is positive; symlog, linear
+    below the smallest non-zero value, when one is 0 (so that "off" sits on the same axis as
+    the decades); linear when one is negative.
 
     Args:
-        points: ``(lambda, gd_mean, gd_std, acc_mean, acc_std)`` per setting; a NaN std (one
+        points: ``(value, gd_mean, gd_std, acc_mean, acc_std)`` per setting; a NaN std (one
             seed) draws no error bar.
         path: The PNG to write (the PDF takes the same stem).
+        axis: the x axis's label.
+        base_value: the baseline's value, drawn as a black square.
         pdf: Whether to write the PDF too.
     """
     if not points:
-        raise ValueError("plot_lambda_tradeoff: no points to plot")
+        raise ValueError("plot_strength_tradeoff: no points to plot")
     arr = np.array(sorted(points, key=lambda p: p[0]), dtype=float)  # (settings, 5)
-    lam = arr[:, 0]
-    if (lam < 0).any():
-        raise ValueError("λ must be >= 0")
+    x = arr[:, 0]
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     ax_gd, ax_acc = fig.subplots(1, 2, sharex=True)
@@ -714,30 +721,33 @@ def plot_lambda_tradeoff(
         (ax_gd, 1, "C3", "gap depth GD (p.p.), lower is better"),
         (ax_acc, 3, "C0", "final average accuracy ACC (%), higher is better"),
     )
-    base = lam == 0
+    base = x == base_value
     for ax, col, color, ylabel in panels:
         mean, err = arr[:, col], np.nan_to_num(arr[:, col + 1])
-        ax.errorbar(lam, mean, yerr=err, color=color, marker="o", ms=5, capsize=4, lw=1.2)
+        ax.errorbar(x, mean, yerr=err, color=color, marker="o", ms=5, capsize=4, lw=1.2)
         if base.any():
-            ax.plot(lam[base], mean[base], "s", color="k", ms=7, zorder=3, label="baseline (λ = 0)")
+            label = f"baseline ({_format_value(base_value)})"
+            ax.plot(x[base], mean[base], "s", color="k", ms=7, zorder=3, label=label)
             ax.legend(loc="best", fontsize=8, frameon=False)
         ax.set_ylabel(ylabel, fontsize=9)
-        ax.set_xlabel("neuronal decay strength λ")
+        ax.set_xlabel(axis)
         ax.grid(alpha=0.3)
         ax.margins(y=0.15)
-    positive = lam[lam > 0]
-    if positive.size:
-        # Linear up to the smallest λ used, logarithmic beyond: 0 and every decade visible.
+    positive = x[x > 0]
+    ticks = np.unique(x)
+    if (x > 0).all():
+        ax_gd.set_xscale("log")
+        ax_gd.set_xlim(ticks.min() / 1.6, ticks.max() * 1.6)
+    elif (x >= 0).all() and positive.size:
+        # Linear up to the smallest value used, logarithmic beyond: 0 and every decade visible.
         ax_gd.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.6)
-    ticks = np.unique(lam)
-    ax_gd.set_xticks(ticks, [_format_lambda(v) for v in ticks])
-    ax_gd.xaxis.set_minor_locator(NullLocator())  # symlog's minor ticks crowd the labels
-    lo, hi = ticks.min(), ticks.max()
-    if positive.size:
-        ax_gd.set_xlim(-0.3 * positive.min(), hi * 1.6)
+        ax_gd.set_xlim(-0.3 * positive.min(), ticks.max() * 1.6)
     else:
-        ax_gd.set_xlim(lo - 1, hi + 1)
-    fig.suptitle("Neuronal decay: gap depth vs. accuracy (mean ± std over seeds)", fontsize=10)
+        span = max(ticks.max() - ticks.min(), 1.0)
+        ax_gd.set_xlim(ticks.min() - 0.1 * span, ticks.max() + 0.1 * span)
+    ax_gd.set_xticks(ticks, [_format_value(v) for v in ticks])
+    ax_gd.xaxis.set_minor_locator(NullLocator())  # log's minor ticks crowd the labels
+    fig.suptitle(f"{axis}: gap depth vs. accuracy (mean ± std over seeds)", fontsize=10)
     save(fig, path, pdf=pdf)
     return fig
 

@@ -28,11 +28,14 @@ from stabgap.analysis.export import curve_rows, loss_rows
 from stabgap.analysis.fidelity import summary
 from stabgap.analysis.groups import (
     Group,
+    axis_label,
     build_groups,
     choose,
     common_settings,
+    field_label,
     file_name,
     split_names,
+    strength_families,
 )
 from stabgap.analysis.inside import activity_table
 from stabgap.analysis.noise import noise_table
@@ -46,7 +49,6 @@ from stabgap.analysis.verdicts import (
     sentences,
     ttr_table,
 )
-from stabgap.core.config import FIELDS
 from stabgap.errors import StabgapError
 from stabgap.statistics.comparison import Family, censored_median
 from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
@@ -309,11 +311,14 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
     shown = [base] + [g for g in compared if g is not base]
     shown = [g for g in shown if g.runs]
     why = _which(shown, groups)
-    family = lambda_family(groups, base) if n_tasks > 1 else []
+    families = strength_families(groups, base) if n_tasks > 1 else {}
     if n_tasks > 1:
-        curves = family if len(family) > 1 else shown[:MAX_CURVES]
+        main_sweep = next(iter(families), None)  # the largest one-field sweep, if any
+        curves = families[main_sweep] if main_sweep else shown[:MAX_CURVES]
         reason = (
-            "the baseline and the groups that differ from it only in λ" if len(family) > 1 else why
+            f"the baseline and the groups that differ from it only in {field_label(main_sweep)}"
+            if main_sweep
+            else why
         )
         figure(
             "task1-accuracy",
@@ -331,17 +336,16 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             points,
             gap_name=f"GD_1,{n_tasks}",
         )
-    if len(family) > 1:
-        trade = [
-            (g.config.get("decay_lambda", 0.0), *_tradeoff(summaries, g.key, n_tasks))
-            for g in family
-        ]
+    for name, family in families.items():
+        trade = [(g.config[name], *_tradeoff(summaries, g.key, n_tasks)) for g in family]
         figure(
-            "lambda-tradeoff",
-            f"Gap depth GD_1,{n_tasks} and final average accuracy against λ (the groups that "
-            "differ from the baseline only in λ).",
-            plots.plot_lambda_tradeoff,
+            f"tradeoff-{name}",
+            f"Gap depth GD_1,{n_tasks} and final average accuracy against "
+            f"{field_label(name)} (the groups that differ from the baseline only in it).",
+            plots.plot_strength_tradeoff,
             trade,
+            axis=axis_label(name),
+            base_value=base.config[name],
         )
     for g in shown[:MAX_CURVES]:
         figure(
@@ -418,24 +422,6 @@ def _which(shown: list[Group], groups: list[Group]) -> str:
     if empty:
         text += "; not " + "; ".join(empty) + ", whose every run diverged"
     return text
-
-
-def lambda_family(groups: list[Group], base: Group) -> list[Group]:
-    """The groups that differ from `base` only in λ (its λ sweep), sorted by λ."""
-
-    def science(g: Group) -> dict:
-        return {
-            k: v
-            for k, v in g.config.items()
-            if k != "decay_lambda" and k in FIELDS and FIELDS[k].metadata["science"]
-        }
-
-    if not base.runs:
-        return []
-    family = [
-        g for g in groups if g.runs and g.source == base.source and science(g) == science(base)
-    ]
-    return sorted(family, key=lambda g: float(g.config.get("decay_lambda", 0.0)))
 
 
 def _point(summaries, g: Group, labels, n_tasks: int) -> tuple:

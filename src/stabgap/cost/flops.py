@@ -38,57 +38,34 @@ Conventions (R = 1 copy; a stack of R copies costs R times as much):
 
 from __future__ import annotations
 
-import argparse
 import math
-from dataclasses import dataclass
 
 from stabgap.core.config import RunConfig
 from stabgap.core.models import MODELS, Layer, model_view
+from stabgap.core.models.layers import (  # noqa: F401 - the cost model's parts, here too
+    IMAGE,
+    ZERO,
+    Cost,
+    backward_cost,
+    dense_layers,
+    extra_pass_flops,
+    forward_cost,
+    loss_cost,
+    matmul_cost,
+    outputs,
+    total,
+)
 from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.remedies import REMEDIES
 from stabgap.errors import StabgapError
 
-IMAGE = (1, 28, 28)  # an MNIST image
 N_CLASSES = 10
 TEST_SIZE = 10_000  # MNIST test images per task
 
 
-@dataclass(frozen=True)
-class Cost:
-    """Work of one part of a computation; adds and scales like a number."""
-
-    macs: int = 0  # multiply-accumulates (matmuls, convolutions and ND)
-    flops: int = 0  # all floating-point operations, 2 per MAC included
-    matmul_flops: int = 0  # the matrix-product part of `flops` (FlopCounterMode's count)
-
-    def __add__(self, other: Cost) -> Cost:
-        return Cost(
-            self.macs + other.macs,
-            self.flops + other.flops,
-            self.matmul_flops + other.matmul_flops,
-        )
-
-    def __mul__(self, k: int) -> Cost:
-        return Cost(self.macs * k, self.flops * k, self.matmul_flops * k)
-
-    __rmul__ = __mul__
-
-
-ZERO = Cost()
-
-
-def total(costs: dict[str, Cost]) -> Cost:
-    """Sum of the parts of a cost breakdown."""
-    return sum(costs.values(), ZERO)
-
-
 def mlp_layers(sizes: tuple[int, ...]) -> list[Layer]:
     """The layers of an MLP with these widths, input first and output last."""
-    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
-    return [
-        Layer("dense", a * b, b, a * b + b, relu=i < len(pairs) - 1, first=i == 0)
-        for i, (a, b) in enumerate(pairs)
-    ]
+    return dense_layers(sizes)
 
 
 def model_layers(
@@ -106,51 +83,6 @@ def n_parameters(layers: list[Layer]) -> int:
         5824522
     """
     return sum(layer.params for layer in layers)
-
-
-def _matmul(macs: int, other_flops: int = 0) -> Cost:
-    return Cost(macs=macs, flops=2 * macs + other_flops, matmul_flops=2 * macs)
-
-
-def forward_cost(layers: list[Layer], batch: int, pixels: int) -> Cost:
-    """One forward pass of a batch: input scaling, matmuls/convolutions, biases, ReLUs, pools.
-
-    Example:
-        >>> c = forward_cost(mlp_layers((784, 2048, 2048, 10)), 512, 784)
-        >>> c.macs  # thop's count for the poster's model
-        2980052992
-        >>> c.flops - c.matmul_flops == 512 * (784 + 2048 + 2048 + 10 + 2048 + 2048)
-        True
-    """
-    macs = batch * sum(layer.macs for layer in layers)
-    elementwise = batch * (
-        pixels + sum(layer.outputs * (1 + layer.relu) + 3 * layer.pooled for layer in layers)
-    )
-    return _matmul(macs, elementwise)
-
-
-def backward_cost(layers: list[Layer], batch: int) -> Cost:
-    """Back-propagation through the layers (the loss's own gradient excluded).
-
-    Example:
-        >>> c = backward_cost(mlp_layers((784, 2048, 2048, 10)), 512)
-        >>> c.macs == 512 * (784 * 2048 + 2 * (2048 * 2048 + 2048 * 10))
-        True
-    """
-    weight_grads = batch * sum(layer.macs for layer in layers)
-    input_grads = batch * sum(layer.macs for layer in layers if not layer.first)
-    elementwise = batch * sum(layer.outputs * (1 + layer.relu) + layer.pooled for layer in layers)
-    return _matmul(weight_grads + input_grads, elementwise)
-
-
-def loss_cost(n_classes: int, batch: int) -> Cost:
-    """Mean cross-entropy of a batch, forward and backward (no MACs).
-
-    Example:
-        >>> loss_cost(10, 512).flops == 512 * (4 * 10 + 3 + 3 * 10 + 1)
-        True
-    """
-    return Cost(flops=batch * (7 * n_classes + 4))
 
 
 def decay_forward_cost(hidden: tuple[int, ...], batch: int) -> Cost:
@@ -174,18 +106,6 @@ def eval_cost(layers: list[Layer], n_images: int, pixels: int, n_classes: int) -
     return forward_cost(layers, n_images, pixels) + Cost(flops=n_images * (n_classes + 1))
 
 
-def extra_pass_flops(config: RunConfig, layers: list[Layer], batch: int) -> int:
-    """FLOPs of one more forward and backward pass of a batch, with its loss (SAM's)."""
-    pixels = math.prod(IMAGE)
-    n_classes = _outputs(layers)
-    passes = forward_cost(layers, batch, pixels) + backward_cost(layers, batch)
-    return (passes + loss_cost(n_classes, batch)).flops
-
-
-def _outputs(layers: list[Layer]) -> int:
-    return layers[-1].outputs
-
-
 STEP_PARTS = ("forward", "loss", "backward", "optimizer")
 PART_LABELS = {
     "forward": "forward",
@@ -206,7 +126,7 @@ def train_step_costs(config: RunConfig, batch: int, image: tuple[int, ...] = IMA
         True
     """
     layers = model_layers(config, image)
-    n_classes, pixels = _outputs(layers), math.prod(image)
+    n_classes, pixels = outputs(layers), math.prod(image)
     spec = OPTIMIZERS[config.optimizer]
     parts = {
         "forward": forward_cost(layers, batch, pixels),
@@ -243,7 +163,7 @@ def batch_costs(config: RunConfig, task: int, test_size: int = TEST_SIZE) -> dic
     layers = model_layers(config)
     m = config.task_eval_size(task, test_size)
     n_images = _evaluated_tasks(config, task) * m
-    costs["evaluation"] = eval_cost(layers, n_images, math.prod(IMAGE), _outputs(layers))
+    costs["evaluation"] = eval_cost(layers, n_images, math.prod(IMAGE), outputs(layers))
     return costs
 
 
@@ -364,88 +284,6 @@ def nd_overhead(
         "step_macs": pct(total(plain).macs + 2 * nd.macs, total(plain).macs),
         "step_flops": pct(with_nd.flops, total(plain).flops),
     }
-
-
-# --- `stabgap cost` ------------------------------------------------------------------------
-def parse_widths(text: str) -> tuple[int, ...]:
-    """Widths from the command line: "2048,2048" → (2048, 2048)."""
-    try:
-        widths = tuple(int(w) for w in text.strip("[]").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"widths are comma-separated integers: {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be positive integers: {text!r}")
-    return widths
-
-
-def add_hidden_option(parser: argparse.ArgumentParser) -> None:
-    """``--hidden W1,W2,...``, shared by ``stabgap cost`` and ``stabgap profile``."""
-    parser.add_argument(
-        "--hidden",
-        type=parse_widths,
-        default=(2048, 2048),
-        help="hidden widths, comma-separated (default: 2048,2048)",
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``stabgap cost``."""
-    add_hidden_option(parser)
-    parser.add_argument(
-        "--model", choices=tuple(MODELS), default="mlp", help="network (default: mlp)"
-    )
-    parser.add_argument(
-        "--channels",
-        type=parse_widths,
-        default=(32, 64),
-        help="cnn: conv channels, comma-separated (default: 32,64)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=512,
-        help="training batch size in task 1; task k uses k times it, as in "
-        "the paper protocol (default: 512)",
-    )
-    parser.add_argument(
-        "--task",
-        type=int,
-        default=1,
-        help="task (1-based) whose per-batch cost is shown (default: 1)",
-    )
-    parser.add_argument(
-        "--optimizer",
-        choices=tuple(OPTIMIZERS),
-        default="adam",
-        help="optimiser of the training step (default: adam)",
-    )
-    parser.add_argument(
-        "--test-size",
-        type=int,
-        default=TEST_SIZE,
-        help="test images per task, which caps the evaluation subsets (2048, 2048, 3072 in the "
-        f"paper protocol); default: MNIST's {TEST_SIZE}",
-    )
-
-
-def command(args: argparse.Namespace) -> int:
-    """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
-    from stabgap.studies.presets import ND_LAMBDA, PAPER_BASE
-
-    for flag, value in (("--batch-size", args.batch_size), ("--test-size", args.test_size)):
-        if value < 1:
-            raise StabgapError(f"{flag} must be >= 1, got {value}")
-    shape = {"hidden": list(args.hidden), "model": args.model}
-    if args.model == "cnn":
-        shape["channels"] = list(args.channels)
-    base = PAPER_BASE.replace(batch_size=args.batch_size, optimizer=args.optimizer, **shape)
-    if not 1 <= args.task <= base.task_count:
-        raise StabgapError(f"--task must be between 1 and {base.task_count}, got {args.task}")
-    nd = base.replace(decay_lambda=ND_LAMBDA)
-    print(cost_report(base, nd, args.task, args.test_size))
-    print()
-    print(remedy_report(base, args.task))
-    return 0
 
 
 def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST_SIZE) -> str:

@@ -1,6 +1,8 @@
-"""`stabgap profile`: time per batch of the training step and the evaluation, baseline vs ND.
+"""`stabgap profile`: time per batch of the training step and the evaluation, baseline vs a remedy.
 
-Two kinds of figure are taken for each model, device and phase:
+A profile times two runs: the baseline, and a *treatment*: the baseline with some config
+fields set (by default ND, ``decay_lambda = 1e-5``; any remedy's fields alike, e.g.
+``sam_rho = 0.05``). Two kinds of figure are taken for each run, device and phase:
 
 - **wall time**: milliseconds per batch, timed over `n_batches` batches, `repeats`
   times after `warmup` batches (the device is synchronised before and after each timed
@@ -26,17 +28,15 @@ depend on the pixel values.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import math
-import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,18 +44,18 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity
 from torch.profiler import profile as torch_profile
 
+from stabgap.atomic import write_text
 from stabgap.core.config import RunConfig
-from stabgap.core.device import resolve_device
 from stabgap.core.evaluate import evaluate
 from stabgap.core.remedies import Step
 from stabgap.core.streams import TaskStream
 from stabgap.core.train import build_parts, train_step
-from stabgap.cost.flops import add_hidden_option
 from stabgap.errors import StabgapError
-from stabgap.studies.outputs import PROFILE_FILE, is_stabgap_profile
 
+PROFILE_FILE = "profile.json"  # a profile's results, in a folder of its own
 PHASES = ("train", "eval", "both")
-MODELS = ("baseline", "nd")
+BASELINE = "baseline"
+ND = "nd"  # the poster's treatment, and the label a profile of decay_lambda alone takes
 N_TRAIN, N_TEST, N_FEATURES, N_CLASSES = 60_000, 10_000, 784, 10
 
 
@@ -63,7 +63,7 @@ N_TRAIN, N_TEST, N_FEATURES, N_CLASSES = 60_000, 10_000, 784, 10
 class ProfileResult:
     """Time per batch of one model in one phase on one device."""
 
-    model: str  # "baseline" (λ = 0) or "nd"
+    model: str  # "baseline", or the treatment's label ("nd" for ND)
     device: str  # "cpu" (a CPU-only run) or "cuda"
     device_name: str  # the CPU's or the GPU's model name
     phase: str  # "train", "eval" or "both"
@@ -74,11 +74,18 @@ class ProfileResult:
     batch_size: int
     hidden: tuple[int, ...]
     torch_version: str
-    decay_lambda: float = 0.0
+    treatment: tuple[tuple[str, Any], ...] = ()  # the fields set on the baseline (none on it)
     eval_size: int = 0  # test images per evaluation
     n_batches: int = 0  # batches per timed repeat and in the profiled span
     repeats: int = 0
     threads: int = 0  # torch's intra-op CPU threads
+
+
+def treatment_label(treatment: Mapping[str, Any]) -> str:
+    """A treatment's name in tables: "nd" for ND alone, else its fields ("sam_rho=0.05")."""
+    if set(treatment) == {"decay_lambda"}:
+        return ND
+    return ",".join(f"{k}={v}" for k, v in treatment.items())
 
 
 def profile_config(
@@ -87,36 +94,46 @@ def profile_config(
     n_batches: int = 20,
     warmup: int = 3,
     repeats: int = 5,
-    nd_lambda: float = 1e-5,
+    treatment: Mapping[str, Any] | None = None,
+    label: str | None = None,
 ) -> list[ProfileResult]:
-    """Profile baseline (λ = 0) and ND (λ = `nd_lambda`) in every phase on one device.
+    """Profile the baseline (`config`) and a treatment in every phase on one device.
 
     The runs use `config`'s task 1: its batch size, widths, evaluation subset size,
-    optimiser, λ reduction and precision; ``config.decay_lambda`` itself is ignored.
-    The timed repeats alternate between baseline and ND, so that a drift of the machine's
-    speed (other work, clocks) hits both alike.
+    optimiser, λ reduction and precision. The timed repeats alternate between the two runs,
+    so that a drift of the machine's speed (other work, clocks) hits both alike.
+
+    Args:
+        treatment: config fields set on `config` for the treated run (default ND with
+            λ = 1e-5, the poster's profiling run).
+        label: the treatment's name in the results (default :func:`treatment_label`).
 
     Returns:
-        One result per model and phase, in the order of :data:`MODELS` × :data:`PHASES`.
+        One result per run (the baseline first) and phase, in the order of :data:`PHASES`.
     """
     if min(n_batches, repeats) < 1 or warmup < 0:
         raise StabgapError("profiling needs batches >= 1, repeats >= 1 and warmup >= 0")
+    treatment = dict(treatment or {"decay_lambda": 1e-5})
+    label = label or treatment_label(treatment)
+    if label == BASELINE:
+        raise StabgapError(f"a treatment cannot be named '{BASELINE}': give it another label")
     device = torch.device(device)
     stream = synthetic_stream(device)
-    lambdas = {"baseline": 0.0, "nd": nd_lambda}
-    workloads = {m: Workload(config, stream, device, lambdas[m]) for m in MODELS}
+    configs = {BASELINE: config, label: config.replace(**treatment)}
+    models = tuple(configs)
+    workloads = {m: Workload(configs[m], stream, device) for m in models}
     timings: dict[tuple[str, str], tuple[list[float], float, float | None]] = {}
-    _self_times(workloads["baseline"].train, 1, device)  # start the profiler once
+    _self_times(workloads[BASELINE].train, 1, device)  # start the profiler once
     for phase in PHASES:
-        steps = {m: getattr(workloads[m], phase) for m in MODELS}
-        walls: dict[str, list[float]] = {m: [] for m in MODELS}
-        for model in MODELS:
+        steps = {m: getattr(workloads[m], phase) for m in models}
+        walls: dict[str, list[float]] = {m: [] for m in models}
+        for model in models:
             for _ in range(warmup):
                 steps[model]()
-        for _ in range(repeats):  # interleaved, so that a slower spell hits both models
-            for model in MODELS:
+        for _ in range(repeats):  # interleaved, so that a slower spell hits both runs
+            for model in models:
                 walls[model].append(_wall_ms(steps[model], n_batches, device))
-        for model in MODELS:
+        for model in models:
             timings[model, phase] = (
                 walls[model],
                 *_self_times(steps[model], n_batches, device),
@@ -128,13 +145,13 @@ def profile_config(
         batch_size=config.task_batch_size(1),
         hidden=tuple(config.hidden),
         torch_version=torch.__version__,
-        eval_size=workloads["baseline"].eval_size,
+        eval_size=workloads[BASELINE].eval_size,
         n_batches=n_batches,
         repeats=repeats,
         threads=torch.get_num_threads(),
     )
     results = []
-    for model in MODELS:
+    for model in models:
         for phase in PHASES:
             walls, cpu_ms, cuda_ms = timings[model, phase]
             q1, q3 = np.percentile(walls, [25, 75])
@@ -142,7 +159,7 @@ def profile_config(
                 ProfileResult(
                     model=model,
                     phase=phase,
-                    decay_lambda=lambdas[model],
+                    treatment=() if model == BASELINE else tuple(treatment.items()),
                     wall_ms_median=statistics.median(walls),
                     wall_ms_iqr=float(q3 - q1),
                     profiler_self_cpu_ms=cpu_ms,
@@ -173,10 +190,8 @@ def synthetic_stream(device: torch.device | str, seed: int = 0) -> TaskStream:
 class Workload:
     """One run's parts (model, optimiser, remedies, sampler, subsets): the loop's body, by phase."""
 
-    def __init__(
-        self, config: RunConfig, stream: TaskStream, device: torch.device, decay_lambda: float
-    ) -> None:
-        self.parts = build_parts([config.replace(decay_lambda=decay_lambda)], stream, device)
+    def __init__(self, config: RunConfig, stream: TaskStream, device: torch.device) -> None:
+        self.parts = build_parts([config], stream, device)
         self.parts.sampler.start_task(1)
         self.eval_size = config.task_eval_size(1, stream.test_size(1))
         self.loss = torch.zeros(1, device=device)
@@ -259,18 +274,21 @@ def device_name(device: torch.device) -> str:
 
 
 # --- files ---------------------------------------------------------------------------------
+def is_stabgap_profile(path: Path) -> bool:
+    """Whether a file is a profile.json that stabgap wrote."""
+    try:
+        rows = json.loads(path.read_text())["results"]
+        return all({"model", "phase", "wall_ms_median"} <= set(row) for row in rows)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def write_profile(results: list[ProfileResult], out_dir: Path | str) -> Path:
     """Write `results` to ``out_dir/profile.json`` atomically; returns the file's path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / PROFILE_FILE
-    tmp = out_dir / f".{PROFILE_FILE}.tmp-{os.getpid()}"
-    payload = {"results": [dataclasses.asdict(r) for r in results]}
-    try:
-        tmp.write_text(json.dumps(payload, indent=1) + "\n")
-        os.replace(tmp, path)  # same directory: an atomic rename
-    finally:
-        tmp.unlink(missing_ok=True)
+    path = Path(out_dir) / PROFILE_FILE
+    rows = [{**dataclasses.asdict(r), "treatment": dict(r.treatment)} for r in results]
+    payload = {"results": rows}
+    write_text(path, json.dumps(payload, indent=1) + "\n")
     return path
 
 
@@ -282,16 +300,32 @@ def read_profiles(root: Path | str) -> list[ProfileResult]:
         if not is_stabgap_profile(path):
             continue  # someone's own profile.json
         for row in json.loads(path.read_text())["results"]:
+            treatment = row.get("treatment", {})
+            if "decay_lambda" in row and row["model"] != BASELINE:  # an older file: ND's λ
+                treatment = {"decay_lambda": row["decay_lambda"]}
             row = {k: v for k, v in row.items() if k in fields}
-            out.append(ProfileResult(**{**row, "hidden": tuple(row["hidden"])}))
+            row.update(hidden=tuple(row["hidden"]), treatment=tuple(treatment.items()))
+            out.append(ProfileResult(**row))
     return out
 
 
 # --- summaries ------------------------------------------------------------------------------
+def treatment_of(results: Iterable[ProfileResult]) -> str | None:
+    """The one treatment's label among `results` (None without one).
+
+    Raises:
+        ValueError: when they hold two treatments: compare one profile's results at a time.
+    """
+    labels = sorted({r.model for r in results} - {BASELINE})
+    if len(labels) > 1:
+        raise ValueError(f"results of two treatments ({', '.join(labels)}): compare one at a time")
+    return labels[0] if labels else None
+
+
 def overhead_pct(
     results: Iterable[ProfileResult], measure: str = "wall_ms_median"
 ) -> dict[tuple[str, str], float]:
-    """ND's extra time over the baseline in %, per (device, phase).
+    """The treatment's extra time over the baseline in %, per (device, phase).
 
     Args:
         measure: the field compared: ``wall_ms_median``, ``profiler_self_cpu_ms`` or
@@ -304,6 +338,8 @@ def overhead_pct(
         ...               ProfileResult("nd", phase="train", wall_ms_median=11.0, **r)])
         {('cpu', 'train'): 10.0}
     """
+    results = list(results)
+    treated = treatment_of(results)
     values: dict[tuple[str, str], dict[str, float]] = {}
     for r in results:
         key = (r.device, r.phase)
@@ -315,35 +351,32 @@ def overhead_pct(
         if value is not None:
             values[key][r.model] = value
     return {
-        key: 100.0 * (v["nd"] - v["baseline"]) / v["baseline"]
+        key: 100.0 * (v[treated] - v[BASELINE]) / v[BASELINE]
         for key, v in values.items()
-        if "nd" in v and v.get("baseline")
+        if treated in v and v.get(BASELINE)
     }
 
 
 def profile_table(results: list[ProfileResult]) -> str:
-    """The table of ``stabgap profile``, with ND's overhead on the ND rows."""
+    """The table of ``stabgap profile``, with the treatment's overhead on its rows."""
+    treated = treatment_of(results)
     over = {
         m: overhead_pct(results, m)
         for m in ("wall_ms_median", "profiler_self_cpu_ms", "profiler_self_cuda_ms")
     }
-    head = (
-        "model",
-        "device",
-        "phase",
-        "wall ms",
-        "IQR",
-        "prof self-CPU",
-        "prof self-CUDA",
-        "ND +% wall",
-    )
-    lines = [_row(head), _row(("", "", "", "(median)", "", "ms/batch", "ms/batch", ""))]
-    for r in sorted(results, key=lambda r: (r.device, PHASES.index(r.phase), r.model)):
+    head = ("run", "device", "phase", "wall ms", "IQR")
+    head += ("prof self-CPU", "prof self-CUDA", "+% wall")
+    width = max(9, *(len(r.model) + 2 for r in results))  # a treatment's label may be long
+    lines = [
+        _row(head, width),
+        _row(("", "", "", "(median)", "", "ms/batch", "ms/batch", ""), width),
+    ]
+    for r in sorted(results, key=lambda r: (r.device, PHASES.index(r.phase), r.model != BASELINE)):
         key = (r.device, r.phase)
         cuda = "-" if r.profiler_self_cuda_ms is None else f"{r.profiler_self_cuda_ms:.3f}"
         extra = (
             f"{over['wall_ms_median'][key]:+.2f}"
-            if r.model == "nd" and key in over["wall_ms_median"]
+            if r.model == treated and key in over["wall_ms_median"]
             else ""
         )
         lines.append(
@@ -357,11 +390,16 @@ def profile_table(results: list[ProfileResult]) -> str:
                     f"{r.profiler_self_cpu_ms:.3f}",
                     cuda,
                     extra,
-                )
+                ),
+                width,
             )
         )
 
     lines.append("")
+    if treated is not None:
+        fields = next(r.treatment for r in results if r.model == treated)
+        shown = ", ".join(f"{k} = {v}" for k, v in fields)
+        lines.append(f"{treated}: the baseline with {shown}; '+% wall' is its extra wall time")
     for device in sorted({r.device for r in results}):
         rs = [r for r in results if r.device == device]
         first = rs[0]
@@ -388,116 +426,19 @@ def profile_table(results: list[ProfileResult]) -> str:
                 if key in over[m]
             ]
             if parts:
-                lines.append(f"  ND overhead by profiler, {phase}: {', '.join(parts)}")
+                lines.append(f"  {treated}'s overhead by profiler, {phase}: {', '.join(parts)}")
     return "\n".join(lines)
 
 
-def _row(cells: tuple[str, ...]) -> str:
-    widths = (9, 7, 6, 10, 8, 14, 15, 11)
+def _row(cells: tuple[str, ...], first: int = 9) -> str:
+    widths = (first, 7, 6, 10, 8, 14, 15, 9)
     return "".join(
         f"{c:<{w}}" if i < 3 else f"{c:>{w}}"
         for i, (c, w) in enumerate(zip(cells, widths, strict=True))
     ).rstrip()
 
 
-# --- `stabgap profile` -----------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``stabgap profile``."""
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "all"),
-        default="all",
-        help="where to run: cpu (a CPU-only run), cuda, or all: cpu and, "
-        "when present, cuda (default: all)",
-    )
-    parser.add_argument("--out", metavar="DIR", help="also write DIR/profile-<device>/profile.json")
-    parser.add_argument(
-        "--batches",
-        type=int,
-        default=20,
-        help="batches per timed repeat and in the profiled span (default: 20)",
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=5, help="timed repeats for the median and IQR (default: 5)"
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=3, help="untimed batches before each measurement (default: 3)"
-    )
-    add_hidden_option(parser)
-    parser.add_argument(
-        "--batch-size", type=int, default=512, help="training batch size (default: 512)"
-    )
-    parser.add_argument(
-        "--nd-lambda", type=float, default=1e-5, help="λ of the ND model (default: 1e-5)"
-    )
-
-
-def profile_base() -> RunConfig:
-    """The poster's profiling runs (experiments 15/16): the paper protocol on task 0° only."""
-    from stabgap.studies.presets import PAPER_BASE
-
-    return PAPER_BASE.replace(rotations=[0.0])
-
-
-def command(args: argparse.Namespace) -> int:
-    """Profile baseline and ND on the chosen devices; print the table, maybe write files."""
-    for name in ("batches", "repeats", "batch_size"):
-        if getattr(args, name) < 1:
-            flag = name.replace("_", "-")
-            raise StabgapError(f"--{flag} must be >= 1, got {getattr(args, name)}")
-    if args.warmup < 0:
-        raise StabgapError(f"--warmup must be >= 0, got {args.warmup}")
-    if not (math.isfinite(args.nd_lambda) and args.nd_lambda > 0):
-        raise StabgapError(f"--nd-lambda must be a positive finite number, got {args.nd_lambda}")
-    if args.out:
-        from stabgap.studies.outputs import check_study_folder
-
-        check_study_folder(Path(args.out))  # a new or empty folder, or one of stabgap's
-    if args.device == "all":
-        devices = [torch.device("cpu")] + (
-            [torch.device("cuda")] if torch.cuda.is_available() else []
-        )
-    else:
-        devices = [resolve_device(args.device)]
-    config = profile_base().replace(hidden=list(args.hidden), batch_size=args.batch_size)
-    results = []
-    for device in devices:
-        found = profile_config(
-            config, device, args.batches, args.warmup, args.repeats, args.nd_lambda
-        )
-        if args.out:
-            path = write_profile(found, Path(args.out) / f"profile-{device.type}")
-            print(f"wrote {path}")
-        results += found
-    print(profile_table(results))
-    return 0
-
-
-# --- for `stabgap reproduce` and the report ------------------------------------------------
-def profile_study(
-    folder: Path | str, quick: bool = False, device: str = "cpu"
-) -> list[ProfileResult]:
-    """Profile baseline and ND for a study's report; writes ``folder/profile-<device>/``.
-
-    Args:
-        quick: the ``quick`` preset's scale (widths 256, batch 128) and a short profile;
-            else the poster's profiling setup (:func:`profile_base`).
-        device: the study's device ('cpu', 'cuda', 'auto', ...).
-    """
-    from stabgap.studies.presets import ND_LAMBDA, QUICK_BASE, QUICK_LAMBDA
-
-    dev = resolve_device(device)
-    if quick:
-        config = QUICK_BASE.replace(rotations=[0.0])
-        results = profile_config(
-            config, dev, n_batches=50, warmup=5, repeats=5, nd_lambda=QUICK_LAMBDA
-        )
-    else:
-        results = profile_config(profile_base(), dev, nd_lambda=ND_LAMBDA)
-    write_profile(results, Path(folder) / f"profile-{dev.type}")
-    return results
-
-
+# --- for the report ----------------------------------------------------------------------
 def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | None]:
     """Table 1's time columns and a Q3 sentence from the profiles below `root`.
 
@@ -517,6 +458,8 @@ def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | Non
     device = "cuda" if "cuda" in devices else devices[0]
     name = next(r.device_name for r in results if r.device == device)
     rows = {r.model: r for r in results if r.device == device and r.device_name == name}
+    if len(set(rows) - {BASELINE}) > 1:  # e.g. a study's profile and someone's of SAM
+        rows = {m: r for m, r in rows.items() if m in (BASELINE, ND)}
     # (column, ProfileResult field): the poster's two columns, then our wall time.
     measures = (
         [("CPU time (ms) ↓", "profiler_self_cpu_ms"), ("CUDA time (ms) ↓", "profiler_self_cuda_ms")]
@@ -528,14 +471,14 @@ def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | Non
         columns[model] = {}
         for column, field_name in measures:
             value, cell = getattr(r, field_name), f"{getattr(r, field_name):.2f}"
-            if model != "baseline" and "baseline" in rows:  # ND's overhead beside its time
+            if model != BASELINE and BASELINE in rows:  # the overhead beside its time
                 cell += f" ({pct(value, getattr(rows['baseline'], field_name)):+.1f} %)"
             columns[model][column] = cell
-    if set(rows) != set(MODELS):
+    treated = treatment_of(rows.values())
+    if BASELINE not in rows or treated is None:
         return columns, None
 
-    first = rows["baseline"]
-    o = nd_overhead(first.hidden, first.batch_size)
+    first = rows[BASELINE]
     pair = list(rows.values())
     measured = [f"wall time {overhead_pct(pair)[device, 'both']:+.1f} %"]
     for measure, label in (
@@ -545,10 +488,14 @@ def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | Non
         value = overhead_pct(pair, measure).get((device, "both"))
         if value is not None:
             measured.append(f"{label} {value:+.1f} %")
+    where = f"measured per batch of training and evaluation on {name} ({device})"
+    if treated != ND:
+        return columns, f"Cost of {treated}: {where}: {', '.join(measured)}."
+    o = nd_overhead(first.hidden, first.batch_size)
     sentence = (
         f"Q3, cost of ND: +{o['forward_macs']:.3f} % MACs on the forward pass (the poster's "
         f"measure), +{o['step_macs']:.3f} % on the whole training step (widths "
-        f"{','.join(map(str, first.hidden))}, batch {first.batch_size}); measured per batch "
-        f"of training and evaluation on {name} ({device}): {', '.join(measured)}."
+        f"{','.join(map(str, first.hidden))}, batch {first.batch_size}); {where}: "
+        f"{', '.join(measured)}."
     )
     return columns, sentence

@@ -18,10 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from stabgap.cost.profile import PROFILE_FILE, is_stabgap_profile
 from stabgap.errors import StabgapError
 
 RUN_FILE = "run.json"
-PROFILE_FILE = "profile.json"  # written by stabgap.cost.profile
 REPORT_MARKER = ".stabgap-report.json"
 # What stabgap itself puts into a study folder besides run directories.
 STUDY_FILE = "study.json"  # what was asked of a study folder (see stabgap.study)
@@ -67,23 +67,16 @@ def is_report_dir(path: Path) -> bool:
 
 
 def _is_temporary(entry: Path) -> bool:
-    """A temporary run directory or file of an unfinished write of stabgap's."""
-    return entry.name.startswith(".") and ".tmp-" in entry.name
+    """A temporary run directory or file of an unfinished write of stabgap's (a run's,
+    or :func:`stabgap.atomic.atomic_write`'s)."""
+    name = entry.name
+    return name.startswith(".") and (".tmp-" in name or name.endswith(".tmp"))
 
 
 def is_profile_dir(path: Path) -> bool:
     """A folder holding nothing but one profile that stabgap wrote (``profile-<device>``)."""
     entries = [e for e in path.iterdir() if not _is_temporary(e)]
     return [e.name for e in entries] == [PROFILE_FILE] and is_stabgap_profile(entries[0])
-
-
-def is_stabgap_profile(path: Path) -> bool:
-    """Whether a file is a profile.json that stabgap wrote."""
-    try:
-        rows = json.loads(path.read_text())["results"]
-        return all({"model", "phase", "wall_ms_median"} <= set(row) for row in rows)
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _is_ours(entry: Path) -> bool:

@@ -16,34 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stabgap.core.fields import ConfigView
+from stabgap.core.models.layers import Layer
 
 if TYPE_CHECKING:
     import torch
 
     from stabgap.core.config import RunConfig
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One layer, as the cost model sees it (per image).
-
-    Attributes:
-        kind: "dense" or "conv".
-        macs: multiply-accumulates of its matrix product for one image.
-        outputs: its output elements for one image (before pooling).
-        params: weights and biases.
-        relu: whether a ReLU follows (every layer but the output).
-        pooled: elements after 2x2 max-pooling (conv layers), else 0.
-        first: whether its input is the image (which needs no gradient).
-    """
-
-    kind: str
-    macs: int
-    outputs: int
-    params: int
-    relu: bool
-    pooled: int = 0
-    first: bool = False
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stabgap.core.models import Layer
+from stabgap.core.models.layers import dense_layers
 from stabgap.core.models.mlp import StackedMLP, default_init
 
 if TYPE_CHECKING:
@@ -58,13 +59,7 @@ def layers(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> l
         h, w = h // 2, w // 2
         out.append(Layer("conv", macs, outputs, params, True, c_out * h * w, first=not out))
         c_in = c_out
-    sizes = (c_in * h * w, *config.hidden, n_classes)
-    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
-    out += [
-        Layer("dense", a * b, b, a * b + b, relu=i < len(pairs) - 1)
-        for i, (a, b) in enumerate(pairs)
-    ]
-    return out
+    return out + dense_layers((c_in * h * w, *config.hidden, n_classes), first=False)
 
 
 class StackedCNN(nn.Module):

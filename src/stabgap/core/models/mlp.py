@@ -16,6 +16,7 @@ from torch import nn
 
 from stabgap.core.device import autocast_dtype
 from stabgap.core.models import Layer, cpu_matmul
+from stabgap.core.models.layers import dense_layers
 
 if TYPE_CHECKING:
     from stabgap.core.config import RunConfig
@@ -40,12 +41,7 @@ def layers(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> l
         >>> [l.macs for l in layers(RunConfig(hidden=(8,)), (1, 28, 28), 10)]
         [6272, 80]
     """
-    sizes = (math.prod(input_shape), *config.hidden, n_classes)
-    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
-    return [
-        Layer("dense", a * b, b, a * b + b, relu=i < len(pairs) - 1, first=i == 0)
-        for i, (a, b) in enumerate(pairs)
-    ]
+    return dense_layers((math.prod(input_shape), *config.hidden, n_classes))
 
 
 class StackedMLP(nn.Module):

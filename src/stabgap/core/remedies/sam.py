@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from stabgap.core.fields import NON_NEGATIVE, option
+from stabgap.core.models.layers import extra_pass_flops
 from stabgap.core.remedies import Remedy, register
 
 
@@ -57,10 +58,8 @@ class SharpnessAware(Remedy):
 
     @classmethod
     def step_flops(cls, config, layers, batch: int) -> int:
-        from stabgap.cost.flops import extra_pass_flops
-
         # A second forward and backward pass, the norm (2 a parameter), ε (1), w ± ε (2).
-        return extra_pass_flops(config, layers, batch) + 5 * sum(layer.params for layer in layers)
+        return extra_pass_flops(layers, batch) + 5 * sum(layer.params for layer in layers)
 
 
 def copy_norms(grads: list[torch.Tensor]) -> torch.Tensor:

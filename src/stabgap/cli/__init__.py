@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from stabgap import __version__
-from stabgap.core.config import FIELDS, check_field, coerce, help_text
+from stabgap.cli.values import field_assignment, flag, parse_field, parse_seeds
+from stabgap.core.config import FIELDS, help_text
 from stabgap.errors import StabgapError
 
 
@@ -28,51 +29,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
-# --- parsing config values from text ---------------------------------------------------
-def parse_field(name: str, text: str) -> Any:
-    """A config value from command-line text: lists are comma-separated ("2048,2048")."""
-    default = FIELDS[name].default
-    if isinstance(default, tuple):
-        text = text.strip().strip("[]")
-        items = text.split(",") if text else []
-        if any(not x.strip() for x in items):
-            raise StabgapError(f"--{_flag(name)} has an empty item in '{text}'")
-        value: Any = [_number(x) for x in items]
-    elif isinstance(default, bool):
-        lowered = text.lower()
-        if lowered not in ("true", "false", "1", "0", "yes", "no"):
-            raise StabgapError(f"--{_flag(name)} takes true or false, got '{text}'")
-        value = lowered in ("true", "1", "yes")
-    elif isinstance(default, int | float):
-        value = _number(text)
-    elif name == "data_dir" and text:
-        value = str(Path(text).expanduser().resolve())  # a path on the command line: from here
-    else:
-        value = text
-    return coerce(name, value)
-
-
-def _number(text: str) -> int | float | str:
-    text = text.strip()
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text  # left for coerce() to reject with the field's name
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",")]
-    except ValueError:
-        raise StabgapError(f"--seeds takes comma-separated integers, got '{text}'") from None
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -95,11 +51,8 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
         raise StabgapError(f"{source}: [set] must be a table of config fields")
     cli: dict[str, Any] = {}
     for item in args.set or []:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise StabgapError(f"--set takes FIELD=VALUE, got '{item}'")
-        name = check_field(key)
-        cli[name] = parse_field(name, text)
+        name, value = field_assignment(item)
+        cli[name] = value
     for name in FIELDS:
         if getattr(args, name) is not None:
             cli[name] = parse_field(name, getattr(args, name))
@@ -114,7 +67,7 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
             values.pop(key, None)
             values["set"].pop(key, None)
         if args.seeds is not None:
-            values["seeds"] = _seeds(args.seeds)
+            values["seeds"] = parse_seeds(args.seeds)
         elif args.n_seeds is not None:
             values["n_seeds"] = args.n_seeds
         else:
@@ -405,7 +358,7 @@ def build_parser() -> Parser:
         extra = f" {{{','.join(choices)}}}" if choices else ""
         seed_note = " Same as --seeds N." if name == "seed" else ""
         fields.add_argument(
-            f"--{_flag(name)}",
+            f"--{flag(name)}",
             dest=name,
             metavar="V",
             # argparse expands %-formats in help: a field's own '%' must reach it doubled
@@ -510,26 +463,9 @@ def build_parser() -> Parser:
     imp.add_argument("--out", required=True, help="folder to write the runs into")
     imp.set_defaults(func=cmd_import_reference)
 
-    from stabgap.cost import flops as cost
-    from stabgap.cost import profile
+    from stabgap.cli import costs
 
-    cost_parser = command(
-        "cost",
-        help="analytic MACs/FLOPs per batch and per run, baseline vs ND",
-        description="Multiply-accumulates and FLOPs of the forward and backward pass, the ND "
-        "term, the optimiser and the evaluation, per batch and for a whole paper run.",
-    )
-    cost.add_arguments(cost_parser)
-    cost_parser.set_defaults(func=cost.command)
-
-    profile_parser = command(
-        "profile",
-        help="time per batch (train, eval, both), baseline vs ND, CPU and CUDA",
-        description="Wall time per batch (median and IQR after warm-up) and the reference's "
-        "torch.profiler self-CPU / self-CUDA sums, for baseline and ND.",
-    )
-    profile.add_arguments(profile_parser)
-    profile_parser.set_defaults(func=profile.command)
+    costs.add_commands(command)
 
     presets = command("presets", help="list presets and their experiments")
     presets.set_defaults(func=cmd_presets)

@@ -1,0 +1,220 @@
+"""`stabgap cost` (counted MACs and FLOPs) and `stabgap profile` (measured time per batch)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from stabgap.cli.values import field_assignment
+from stabgap.errors import StabgapError
+
+
+def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add ``cost`` and ``profile`` through the parser's `command(name, **kwargs)`."""
+    cost = command(
+        "cost",
+        help="analytic MACs/FLOPs per batch and per run, baseline vs ND and every remedy",
+        description="Multiply-accumulates and FLOPs of the forward and backward pass, the ND "
+        "term, the optimiser and the evaluation, per batch and for a whole paper run; then "
+        "what each remedy adds to a training step.",
+    )
+    _cost_arguments(cost)
+    cost.set_defaults(func=cost_command)
+
+    profile = command(
+        "profile",
+        help="time per batch (train, eval, both), baseline vs a remedy (ND by default)",
+        description="Wall time per batch (median and IQR after warm-up) and the reference's "
+        "torch.profiler self-CPU / self-CUDA sums, for the baseline and a treatment: ND by "
+        "default, or any remedy's fields with --treatment FIELD=VALUE.",
+    )
+    _profile_arguments(profile)
+    profile.set_defaults(func=profile_command)
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """Widths from the command line: "2048,2048" → (2048, 2048)."""
+    try:
+        widths = tuple(int(w) for w in text.strip("[]").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths are comma-separated integers: {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive integers: {text!r}")
+    return widths
+
+
+def _hidden_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hidden",
+        type=parse_widths,
+        default=(2048, 2048),
+        help="hidden widths, comma-separated (default: 2048,2048)",
+    )
+
+
+def _at_least(value: int, least: int, flag: str) -> None:
+    if value < least:
+        raise StabgapError(f"{flag} must be >= {least}, got {value}")
+
+
+# --- `stabgap cost` ------------------------------------------------------------------------
+def _cost_arguments(parser: argparse.ArgumentParser) -> None:
+    from stabgap.core.models import MODELS
+    from stabgap.core.optim import OPTIMIZERS
+    from stabgap.cost.flops import TEST_SIZE
+
+    _hidden_option(parser)
+    parser.add_argument(
+        "--model", choices=tuple(MODELS), default="mlp", help="network (default: mlp)"
+    )
+    parser.add_argument(
+        "--channels",
+        type=parse_widths,
+        default=(32, 64),
+        help="cnn: conv channels, comma-separated (default: 32,64)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=512,
+        help="training batch size in task 1; task k uses k times it, as in "
+        "the paper protocol (default: 512)",
+    )
+    parser.add_argument(
+        "--task",
+        type=int,
+        default=1,
+        help="task (1-based) whose per-batch cost is shown (default: 1)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        default="adam",
+        help="optimiser of the training step (default: adam)",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=int,
+        default=TEST_SIZE,
+        help="test images per task, which caps the evaluation subsets (2048, 2048, 3072 in the "
+        f"paper protocol); default: MNIST's {TEST_SIZE}",
+    )
+
+
+def cost_command(args: argparse.Namespace) -> int:
+    """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
+    from stabgap.cost.flops import cost_report, remedy_report
+    from stabgap.studies.presets import ND_LAMBDA, PAPER_BASE
+
+    _at_least(args.batch_size, 1, "--batch-size")
+    _at_least(args.test_size, 1, "--test-size")
+    shape = {"hidden": list(args.hidden), "model": args.model}
+    if args.model == "cnn":
+        shape["channels"] = list(args.channels)
+    base = PAPER_BASE.replace(batch_size=args.batch_size, optimizer=args.optimizer, **shape)
+    if not 1 <= args.task <= base.task_count:
+        raise StabgapError(f"--task must be between 1 and {base.task_count}, got {args.task}")
+    nd = base.replace(decay_lambda=ND_LAMBDA)
+    print(cost_report(base, nd, args.task, args.test_size))
+    print()
+    print(remedy_report(base, args.task))
+    return 0
+
+
+# --- `stabgap profile` -----------------------------------------------------------------------
+def _profile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "all"),
+        default="all",
+        help="where to run: cpu (a CPU-only run), cuda, or all: cpu and, "
+        "when present, cuda (default: all)",
+    )
+    parser.add_argument("--out", metavar="DIR", help="also write DIR/profile-<device>/profile.json")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=20,
+        help="batches per timed repeat and in the profiled span (default: 20)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed repeats for the median and IQR (default: 5)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed batches before each measurement (default: 3)"
+    )
+    _hidden_option(parser)
+    parser.add_argument(
+        "--batch-size", type=int, default=512, help="training batch size (default: 512)"
+    )
+    parser.add_argument(
+        "--treatment",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="a config field set on the baseline for the treated run, e.g. sam_rho=0.05 "
+        "(repeatable; default: ND, decay_lambda=1e-5)",
+    )
+    parser.add_argument(
+        "--label", help="the treatment's name in the table (default: nd for ND, else its fields)"
+    )
+    parser.add_argument(
+        "--nd-lambda",
+        type=float,
+        help="λ of the ND run (default: 1e-5); the same as --treatment decay_lambda=λ",
+    )
+
+
+def treatment(args: argparse.Namespace) -> dict:
+    """The fields of the treated run, from --treatment and --nd-lambda (default ND, 1e-5)."""
+    fields = dict(field_assignment(item, "--treatment") for item in args.treatment or [])
+    if args.nd_lambda is not None:
+        if not (math.isfinite(args.nd_lambda) and args.nd_lambda > 0):
+            raise StabgapError(
+                f"--nd-lambda must be a positive finite number, got {args.nd_lambda}"
+            )
+        if "decay_lambda" in fields:
+            raise StabgapError("give λ once: --nd-lambda or --treatment decay_lambda=..., not both")
+        fields["decay_lambda"] = args.nd_lambda
+    return fields or {"decay_lambda": 1e-5}
+
+
+def profile_command(args: argparse.Namespace) -> int:
+    """Profile the baseline and a treatment on the chosen devices; print, maybe write, files."""
+    import torch
+
+    from stabgap.core.device import resolve_device
+    from stabgap.cost.profile import profile_config, profile_table, write_profile
+    from stabgap.study import profile_base
+
+    for name in ("batches", "repeats", "batch_size"):
+        _at_least(getattr(args, name), 1, f"--{name.replace('_', '-')}")
+    _at_least(args.warmup, 0, "--warmup")
+    fields = treatment(args)
+    config = profile_base().replace(hidden=list(args.hidden), batch_size=args.batch_size)
+    if fields == {} or config.replace(**fields) == config:
+        raise StabgapError(
+            "the treatment leaves the baseline unchanged: set a remedy's field to another value"
+        )
+    if args.out:
+        from stabgap.studies.outputs import check_study_folder
+
+        check_study_folder(Path(args.out))  # a new or empty folder, or one of stabgap's
+    if args.device == "all":
+        devices = [torch.device("cpu")] + (
+            [torch.device("cuda")] if torch.cuda.is_available() else []
+        )
+    else:
+        devices = [resolve_device(args.device)]
+    results = []
+    for device in devices:
+        found = profile_config(
+            config, device, args.batches, args.warmup, args.repeats, fields, args.label
+        )
+        if args.out:
+            path = write_profile(found, Path(args.out) / f"profile-{device.type}")
+            print(f"wrote {path}")
+        results += found
+    print(profile_table(results))
+    return 0
