@@ -27,12 +27,12 @@ CNN = {"model": "cnn", "channels": [4, 8], "hidden": [64], "eval_every": 2}
 # 4,700 post-ReLU units an image against the MLP's 512, takes a smaller one.
 SETTINGS = [
     ("rotated, CNN", {**CNN}, (1e-5, 1e-6)),
-    ("permuted, MLP", {"stream": "permuted-mnist", **MLP}, (1e-4, 1e-5)),
-    ("permuted, CNN", {"stream": "permuted-mnist", **CNN}, (1e-5, 1e-6)),
-    ("split (class-IL), MLP", {"stream": "split-mnist", **MLP}, (1e-4, 1e-5)),
-    ("split (class-IL), CNN", {"stream": "split-mnist", **CNN}, (1e-5, 1e-6)),
-    ("homogeneous, MLP", {"stream": "homogeneous-mnist", **MLP}, (1e-4, 1e-5)),
-    ("homogeneous, CNN", {"stream": "homogeneous-mnist", **CNN}, (1e-5, 1e-6)),
+    ("permuted, MLP", {"stream": "permuted", **MLP}, (1e-4, 1e-5)),
+    ("permuted, CNN", {"stream": "permuted", **CNN}, (1e-5, 1e-6)),
+    ("split (class-IL), MLP", {"stream": "split", **MLP}, (1e-4, 1e-5)),
+    ("split (class-IL), CNN", {"stream": "split", **CNN}, (1e-5, 1e-6)),
+    ("homogeneous, MLP", {"stream": "homogeneous", **MLP}, (1e-4, 1e-5)),
+    ("homogeneous, CNN", {"stream": "homogeneous", **CNN}, (1e-5, 1e-6)),
 ]
 
 

@@ -1,6 +1,6 @@
 """Ours against a conventional PyTorch loop written as the reference's is described.
 
-The conventional loop (PROTOCOL.md): a Dataset that rotates each sample when it is
+The conventional loop (docs/protocol.md): a Dataset that rotates each sample when it is
 fetched, a DataLoader over the union of the tasks seen (full replay), nn.Linear layers
 and torch.optim.Adam, and for every batch a separate evaluation loop per task that
 draws test batches of the training batch size until it has 2,000 images. Both loops run

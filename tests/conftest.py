@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from stabgap.core.config import RunConfig
-from stabgap.core.data.mnist import MNIST, load_mnist
+from stabgap.core.data import Images
+from stabgap.core.data.mnist import load_mnist
 from stabgap.core.streams import TaskStream, build_stream
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,18 +26,19 @@ def reference_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def mnist() -> MNIST:
+def mnist() -> Images:
     return load_mnist(mnist_dir())
 
 
 @pytest.fixture(scope="session")
-def small_mnist(mnist: MNIST) -> MNIST:
+def small_mnist(mnist: Images) -> Images:
     """The first 3,000 training and 1,000 test images: real digits, fast runs."""
-    return MNIST(
+    return Images(
         mnist.train_images[:3000],
         mnist.train_labels[:3000],
         mnist.test_images[:1000],
         mnist.test_labels[:1000],
+        mnist.n_classes,
     )
 
 
@@ -53,7 +55,7 @@ def tiny_config(**changes) -> RunConfig:
 
 
 @pytest.fixture
-def small_stream(small_mnist: MNIST) -> TaskStream:
+def small_stream(small_mnist: Images) -> TaskStream:
     return build_stream(tiny_config(), "cpu", small_mnist)
 
 

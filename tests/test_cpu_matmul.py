@@ -14,9 +14,9 @@ import torch
 from conftest import ROOT, mnist_dir, tiny_config
 from torch.utils.flop_counter import FlopCounterMode
 
-from stabgap.core.evaluate import pixels
 from stabgap.core.models import cpu_matmul, mlp
 from stabgap.core.models.mlp import StackedMLP
+from stabgap.core.streams import pixels
 from stabgap.core.train import run_experiment
 
 ONEDNN = cpu_matmul._ONEDNN_WORKS

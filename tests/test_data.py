@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from stabgap.core.data import Images
 from stabgap.core.data import mnist as data
 from stabgap.core.data.mnist import (
     MNIST_FILES,
@@ -52,7 +53,7 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def mnist(shared_dir: Path) -> data.MNIST:
+def mnist(shared_dir: Path) -> Images:
     return load_mnist(shared_dir)
 
 
@@ -101,7 +102,7 @@ def test_read_idx_real_files(shared_dir: Path) -> None:
     assert labels[:5].tolist() == [7, 2, 1, 0, 4]  # the well-known first test digits
 
 
-def test_load_mnist_real(mnist: data.MNIST) -> None:
+def test_load_mnist_real(mnist: Images) -> None:
     assert mnist.train_images.shape == (60000, 28, 28)
     assert mnist.test_images.shape == (10000, 28, 28)
     assert mnist.train_images.dtype == mnist.test_images.dtype == torch.uint8
@@ -114,7 +115,7 @@ def test_load_mnist_real(mnist: data.MNIST) -> None:
     assert torch.bincount(mnist.test_labels)[1] == 1135
 
 
-def test_decoded_arrays_match_verified_checksums(mnist: data.MNIST, shared_dir: Path) -> None:
+def test_decoded_arrays_match_verified_checksums(mnist: Images, shared_dir: Path) -> None:
     arrays = {
         TRAIN_IMAGES: mnist.train_images,
         TRAIN_LABELS: mnist.train_labels,
@@ -130,12 +131,12 @@ def test_decoded_arrays_match_verified_checksums(mnist: data.MNIST, shared_dir: 
     assert all(ok for _, ok, _ in report), report
 
 
-def test_load_mnist_is_cached(shared_dir: Path, mnist: data.MNIST) -> None:
+def test_load_mnist_is_cached(shared_dir: Path, mnist: Images) -> None:
     assert load_mnist(shared_dir) is mnist
     assert load_mnist(str(shared_dir) + "/") is mnist  # keyed on the resolved path
 
 
-def test_raw_files_load_like_gz(tmp_path: Path, shared_dir: Path, mnist: data.MNIST) -> None:
+def test_raw_files_load_like_gz(tmp_path: Path, shared_dir: Path, mnist: Images) -> None:
     for spec in MNIST_FILES:
         (tmp_path / spec.name).write_bytes(_payload(shared_dir / spec.gz))
     assert all(ok for _, ok, _ in verify_mnist(tmp_path))
@@ -271,7 +272,7 @@ def test_default_cache_dir_without_xdg(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_load_mnist_from_env(
-    shared_dir: Path, mnist: data.MNIST, monkeypatch: pytest.MonkeyPatch
+    shared_dir: Path, mnist: Images, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STABGAP_DATA", str(shared_dir))
     assert load_mnist() is mnist
@@ -350,7 +351,7 @@ def test_download_falls_back_and_skips_valid_files(
     tmp_path: Path,
     server: _Server,
     dead_url: str,
-    mnist: data.MNIST,
+    mnist: Images,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     missing, good = f"{server.url}/nowhere/", f"{server.url}/good/"

@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, mnist_dir
 
 SWEEP = "all 16 experiments, modelled from their stacks"
 
 
+@pytest.mark.slow
 def test_the_campaign_runs_every_step_at_a_tiny_scale(tmp_path):
     out = tmp_path / "campaign"
     env_data = {"STABGAP_DATA": str(mnist_dir())}

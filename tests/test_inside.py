@@ -11,8 +11,9 @@ import torch
 from conftest import mnist_dir, tiny_config
 from torch import nn
 
-from stabgap.core.evaluate import activity_points, evaluate, pixels
+from stabgap.core.evaluate import activity_points, evaluate
 from stabgap.core.remedies import Step
+from stabgap.core.streams import pixels
 from stabgap.core.train import build_parts, run_experiment, train_step
 
 

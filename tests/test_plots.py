@@ -38,6 +38,7 @@ class FakeRecord:
     boundaries: tuple[int, ...]
     ends: tuple[int, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
+    activity: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def make_record(
@@ -332,3 +333,22 @@ def test_a_learning_rate_sweep_is_drawn_on_a_log_axis_around_its_baseline(tmp_pa
     assert [t.get_text() for t in ax_gd.get_xticklabels()] == ["$10^{-4}$", "$10^{-3}$", "0.01"]
     assert ax_gd.get_legend().get_texts()[0].get_text() == "baseline ($10^{-3}$)"
     assert ax_gd.lines[-1].get_xdata().tolist() == [1e-3]  # the square on the baseline
+
+
+def test_activity_of_networks_of_different_depths(tmp_path: Path) -> None:
+    """A sweep over the number of hidden layers: each group on the panels of its layers."""
+
+    def with_activity(seed: int, layers: int) -> FakeRecord:
+        record = make_record(seed)
+        shape = (len(record.eval_steps), N_TASKS, layers)
+        active = np.random.default_rng(seed).uniform(0.3, 0.6, shape)
+        return replace(record, activity={"active_fraction": active})
+
+    groups = {
+        "one layer": [with_activity(s, 1) for s in range(2)],
+        "two layers": [with_activity(s, 2) for s in range(2)],
+    }
+    fig = plots.plot_activity(groups, tmp_path / "activity.png", pdf=False)
+    first, second = fig.axes
+    assert len(first.lines) > len(second.lines) > 0  # layer 2: the deeper group alone
+    assert [ax.get_title() for ax in fig.axes] == ["hidden layer 1", "hidden layer 2"]

@@ -22,7 +22,9 @@ TINY_OPTIONS = ["--batches=1", "--repeats=2", "--warmup=0", "--hidden=8", "--bat
 @pytest.fixture(scope="module")
 def cpu_results() -> list[ProfileResult]:
     config = study.profile_base().replace(**TINY)
-    return profile.profile_config(config, "cpu", n_batches=2, warmup=1, repeats=3)
+    return profile.profile_config(
+        config, "cpu", n_batches=2, warmup=1, repeats=3, treatment={"decay_lambda": 1e-5}
+    )
 
 
 def test_cpu_results_have_every_field(cpu_results):
@@ -167,7 +169,9 @@ def test_an_older_profile_file_reads_its_nd_lambda(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA absent: GPU path not run here")
 def test_cuda_results():
     config = study.profile_base().replace(**TINY)
-    results = profile.profile_config(config, "cuda", n_batches=2, warmup=1, repeats=3)
+    results = profile.profile_config(
+        config, "cuda", n_batches=2, warmup=1, repeats=3, treatment={"decay_lambda": 1e-5}
+    )
     for r in results:
         assert r.device == "cuda"
         assert r.wall_ms_median > 0 and r.wall_ms_iqr >= 0

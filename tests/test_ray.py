@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import mnist_dir
-from test_plugins import example_code
+from test_extending import example_code
 
 pytest.importorskip("ray", reason="needs the ray extra: pip install 'stabgap[ray]' (CI has it)")
 
@@ -33,6 +33,9 @@ eval_subset = 50
 """
 
 
+pytestmark = pytest.mark.slow  # a real two-node cluster: starts in seconds, runs for more
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,7 +46,7 @@ def free_port() -> int:
 def cluster(tmp_path_factory):
     """A head and a second node, one CPU each; a plugin folder; the environment to use."""
     plugins = tmp_path_factory.mktemp("plugins")
-    (plugins / "my_clipping.py").write_text(example_code())
+    (plugins / "my_clipping.py").write_text(example_code("my_clipping"))
     env = {
         **os.environ,
         "RAY_AUTH_MODE": "disabled",  # no token to hand around between test processes

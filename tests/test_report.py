@@ -49,6 +49,7 @@ def _cells(table: str, label: str) -> list[str]:
     raise AssertionError(f"no row {label!r} in\n{table}")
 
 
+@pytest.mark.slow
 def test_report_table1_carries_the_reference_values(imported, tmp_path):
     report = tmp_path / "report"
     assert main(["report", str(imported), "--out", str(report)]) == 0
@@ -71,6 +72,7 @@ def test_report_table1_carries_the_reference_values(imported, tmp_path):
     assert "Baseline" in (report / "table1.csv").read_text()
 
 
+@pytest.mark.slow
 def test_report_has_every_figure_as_png_and_pdf_and_answers(imported, tmp_path):
     report = tmp_path / "report"
     main(["report", str(imported), "--out", str(report)])

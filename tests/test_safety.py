@@ -516,6 +516,7 @@ def test_with_two_seeds_no_test_is_claimed(workspace, capsys):
     assert "significant" not in body and "not shown" not in body
 
 
+@pytest.mark.slow
 def test_reference_and_our_runs_are_never_averaged_together(workspace, capsys):
     assert (
         cli(
@@ -578,7 +579,7 @@ def test_a_stamp_holds_only_what_differs_from_the_defaults():
 
     # By hand: the defaults are left out, so a field added later with its default keeps
     # every stamp; where the run computes (device, data) is not part of it.
-    text = json.dumps({"schema": 3, "seed": 1}, sort_keys=True, separators=(",", ":"))
+    text = json.dumps({"schema": 4, "seed": 1}, sort_keys=True, separators=(",", ":"))
     assert stamp(RunConfig(seed=1)) == hashlib.sha256(text.encode()).hexdigest()[:10]
     assert stamp(RunConfig(seed=1, device="cpu", data_dir="/x")) == stamp(RunConfig(seed=1))
 

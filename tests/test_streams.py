@@ -18,7 +18,7 @@ def small(small_mnist):
 
 
 def test_permuted_tasks_are_fixed_permutations_of_mnist(small):
-    config = tiny_config(stream="permuted-mnist", n_tasks=4)
+    config = tiny_config(stream="permuted", n_tasks=4)
     stream = build_stream(config, "cpu", small)
     assert stream.n_tasks == 4 and config.task_count == 4
     original = small.train_images.flatten(1)
@@ -43,7 +43,7 @@ def test_permuted_tasks_are_fixed_permutations_of_mnist(small):
 def test_permuted_test_images_share_their_tasks_permutation(small):
     from stabgap.core.streams.permuted import permutations
 
-    config = tiny_config(stream="permuted-mnist", n_tasks=3)
+    config = tiny_config(stream="permuted", n_tasks=3)
     stream = build_stream(config, "cpu", small)
     orders = permutations(config, 784)
     n = len(small.test_labels)
@@ -57,7 +57,7 @@ def test_permuted_test_images_share_their_tasks_permutation(small):
 @pytest.mark.parametrize("scenario,head", [("class", 10), ("task", 10), ("domain", 2)])
 def test_split_tasks_hold_exactly_their_classes(small, scenario, head):
     stream = build_stream(
-        tiny_config(stream="split-mnist", scenario=scenario, eval_subset=50), "cpu", small
+        tiny_config(stream="split", scenario=scenario, eval_subset=50), "cpu", small
     )
     assert stream.n_tasks == 5 and stream.n_classes == head
     labels = small.train_labels
@@ -79,7 +79,7 @@ def test_split_scenarios_score_the_right_classes(small):
         ("task", 3, None),  # each sample's own pair
     ):
         stream = build_stream(
-            tiny_config(stream="split-mnist", scenario=scenario, eval_subset=50), "cpu", small
+            tiny_config(stream="split", scenario=scenario, eval_subset=50), "cpu", small
         )
         out = stream.restrict(logits, task, index.clamp(max=stream.train_offsets[-1] - 1))
         finite = [set(torch.isfinite(row).nonzero().flatten().tolist()) for row in out[0]]
@@ -98,7 +98,7 @@ def test_scoring_builds_no_tensor_from_host_lists_after_the_first_batch(small, m
     made, real = [], torch.tensor
     for scenario in ("class", "task"):
         stream = build_stream(
-            tiny_config(stream="split-mnist", scenario=scenario, eval_subset=50), "cpu", small
+            tiny_config(stream="split", scenario=scenario, eval_subset=50), "cpu", small
         )
         index = index.clamp(max=stream.train_offsets[-1] - 1)
         first = stream.restrict(torch.zeros(1, 4, 10), 3, index)
@@ -109,7 +109,7 @@ def test_scoring_builds_no_tensor_from_host_lists_after_the_first_batch(small, m
 
 
 def test_homogeneous_parts_are_disjoint_and_cover_the_set(small):
-    config = tiny_config(stream="homogeneous-mnist", n_tasks=3)
+    config = tiny_config(stream="homogeneous", n_tasks=3)
     stream = build_stream(config, "cpu", small)
     assert stream.n_tasks == 3
     n = len(small.train_labels) // 3
@@ -150,15 +150,16 @@ def test_rotated_mnist_is_unchanged_bit_for_bit(small):
     "values,message",
     [
         (
-            {"stream": "permuted-mnist", "rotations": (0, 90)},
-            "rotations applies to stream rotated-mnist only",
+            {"stream": "permuted", "rotations": (0, 90)},
+            "rotations applies to stream rotated only; this run has dataset mnist, stream "
+            "permuted, model mlp, optimizer adam (leave rotations at its default)",
         ),
-        ({"n_tasks": 4}, "n_tasks applies to stream permuted-mnist, stream homogeneous-mnist only"),
+        ({"n_tasks": 4}, "n_tasks applies to stream homogeneous, stream permuted only"),
         (
-            {"stream": "rotated-mnist", "scenario": "class"},
+            {"stream": "rotated", "scenario": "class"},
             "supports scenario domain (or auto), not class",
         ),
-        ({"classes_per_task": 3}, "classes_per_task applies to stream split-mnist only"),
+        ({"classes_per_task": 3}, "classes_per_task applies to stream split only"),
         ({"channels": (4,)}, "channels applies to model cnn only"),
     ],
 )
@@ -170,11 +171,11 @@ def test_fields_of_another_stream_or_model_are_refused(values, message):
 @pytest.mark.parametrize(
     "stream,extra",
     [
-        ("permuted-mnist", {"n_tasks": 2}),
-        ("split-mnist", {"eval_subset": 50}),
-        ("split-mnist", {"eval_subset": 50, "scenario": "task"}),
-        ("split-mnist", {"eval_subset": 50, "scenario": "domain"}),
-        ("homogeneous-mnist", {"n_tasks": 2}),
+        ("permuted", {"n_tasks": 2}),
+        ("split", {"eval_subset": 50}),
+        ("split", {"eval_subset": 50, "scenario": "task"}),
+        ("split", {"eval_subset": 50, "scenario": "domain"}),
+        ("homogeneous", {"n_tasks": 2}),
     ],
 )
 def test_every_stream_trains_and_is_scored(small, stream, extra):
@@ -186,7 +187,7 @@ def test_every_stream_trains_and_is_scored(small, stream, extra):
 
 def test_task_incremental_scoring_is_easier_than_class_incremental(small):
     """Scoring only the task's own pair: at least as many right answers as over all seen."""
-    base = tiny_config(stream="split-mnist", batches_per_task=15, eval_subset=50, seed=3)
+    base = tiny_config(stream="split", batches_per_task=15, eval_subset=50, seed=3)
     class_il = run_experiment(base, build_stream(base, "cpu", small))
     task_il = run_experiment(
         base.replace(scenario="task"), build_stream(base.replace(scenario="task"), "cpu", small)

@@ -65,6 +65,7 @@ def test_stamp_is_stable_and_changes_with_the_science():
     assert a.name == f"baseline-seed1-{stamp(a.config)}"
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, spec_file):
     whole = tmp_path / "whole"
     run_sweep(spec_of(spec_file), whole)
@@ -151,6 +152,7 @@ def test_bad_specs_are_refused_before_any_run(values, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_runs(tmp_path, spec_file):
     serial = run_sweep(spec_of(spec_file), tmp_path / "serial")
     parallel = run_sweep(spec_of(spec_file), tmp_path / "parallel", workers=2)
@@ -159,6 +161,7 @@ def test_worker_processes_give_the_same_runs(tmp_path, spec_file):
         np.testing.assert_array_equal(a.acc, b.acc)
 
 
+@pytest.mark.slow
 def test_the_same_sweep_on_a_local_ray_instance_gives_the_same_table(tmp_path, spec_file):
     """Without an address a Ray instance is started for the sweep (tests/test_ray.py runs
     a real two-node cluster)."""

@@ -33,8 +33,8 @@ TINY = {
 # Every field a stream, a model, an optimiser or a remedy declares: the settings that make
 # it apply, and two values to sweep. A field declared later without a line here fails
 # test_the_grid_covers_every_declared_field.
-PERMUTED = {"stream": "permuted-mnist"}
-SPLIT = {"stream": "split-mnist", "classes_per_task": 5}
+PERMUTED = {"stream": "permuted"}
+SPLIT = {"stream": "split", "classes_per_task": 5}
 GRID: dict[str, tuple[dict, list]] = {
     "rotations": ({}, [[0, 80], [0, 45]]),
     "n_tasks": (PERMUTED, [2, 3]),
@@ -116,6 +116,7 @@ def test_a_grid_over_a_declared_field_runs_each_run_as_alone(field, tmp_path):
     assert not all(same), f"the two values of {field} ran alike: the test would show nothing"
 
 
+@pytest.mark.slow
 def test_a_stream_field_swept_through_the_cli_trains_each_run_on_its_own_stream(tmp_path):
     """The reported case: stream_seed = [0, 7] in a sweep of quick-permuted gave the
     stream_seed=7 run the curves of stream_seed=0, under the run id of the real one."""
@@ -155,12 +156,12 @@ def test_a_builder_that_reads_an_undeclared_field_fails():
 
 
 def test_the_loop_refuses_a_stream_built_for_another_run(small_mnist):
-    config = tiny_config(stream="permuted-mnist", n_tasks=2)
+    config = tiny_config(stream="permuted", n_tasks=2)
     stream = build_stream(config, "cpu", small_mnist)
     run_experiment(config, stream)  # its own stream: fine
     with pytest.raises(StabgapError, match=r"stream_seed=0 \(the run's: 7\)"):
         run_experiment(config.replace(stream_seed=7), stream)
-    with pytest.raises(StabgapError, match="stream permuted-mnist"):
+    with pytest.raises(StabgapError, match=r"another run \(stream permuted\)"):
         run_experiment(tiny_config(), stream)
 
 

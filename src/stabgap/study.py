@@ -15,18 +15,19 @@ from typing import Any
 import numpy as np
 
 from stabgap.analysis.groups import choose, planned_groups
+from stabgap.atomic import write_text
 from stabgap.core.config import RunConfig
 from stabgap.errors import StabgapError
 from stabgap.studies.mixing import check_resumed
 from stabgap.studies.outputs import STUDY_FILE, check_study_folder
 from stabgap.studies.plan import StudySpec, study_spec
-from stabgap.studies.presets import get_preset
+from stabgap.studies.presets import DEFAULT_PRESET, get_preset
 from stabgap.studies.records import RunRecord, iter_runs
 from stabgap.studies.sweep import check_execution, execute, preflight, stderr_reporter
 
 
 def run_study(
-    preset: str = "quick",
+    preset: str = DEFAULT_PRESET,
     experiments: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
     n_seeds: int | None = None,
@@ -138,10 +139,7 @@ def _record_study(out: Path, spec: StudySpec) -> None:
         studies = []
     entry = json.loads(json.dumps(dataclasses.asdict(spec), default=str))  # as it reads back
     if not studies or studies[-1] != entry:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".{STUDY_FILE}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps({"studies": [*studies, entry]}, indent=1, default=str) + "\n")
-        os.replace(tmp, path)
+        write_text(path, json.dumps({"studies": [*studies, entry]}, indent=1, default=str) + "\n")
 
 
 def summary_table(records: Sequence[RunRecord]) -> str:

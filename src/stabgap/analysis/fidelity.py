@@ -1,6 +1,6 @@
 """Our runs of the paper protocol against the reference's published 15-seed values.
 
-The reference reports each Table 1 cell as mean ± sd over its 15 seeds (PROTOCOL.md). That
+The reference reports each Table 1 cell as mean ± sd over its 15 seeds (docs/protocol.md). That
 our runs reproduce it is a claim of equality, so it is tested as one: two one-sided Welch
 tests against a stated margin (:func:`stabgap.statistics.comparison.equivalence`), equal
 when the 90 % interval of the difference lies inside it. The margins are about one of the

@@ -894,7 +894,8 @@ def plot_activity(
     firsts = {label: recs[0] for label, recs in groups.items() if recs and recs[0].activity}
     if not firsts:
         raise ValueError("plot_activity: no run holds activity curves")
-    layers = next(iter(firsts.values())).activity[statistic].shape[2]
+    depth = {label: r.activity[statistic].shape[2] for label, r in firsts.items()}
+    layers = max(depth.values())  # groups of other depths: each on its own layers' panels
     fig = Figure(figsize=(4.2 * layers + 2.5, 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(1, layers, sharey=True))
@@ -903,7 +904,7 @@ def plot_activity(
         if label not in firsts:
             continue
         x = np.asarray(firsts[label].eval_steps, dtype=float)
-        for k, ax in enumerate(axes):
+        for k, ax in enumerate(axes[: depth[label]]):
             stack = np.stack([scale * r.activity[statistic][:, task - 1, k] for r in recs])
             kept = np.isfinite(stack).any(axis=0)  # the points that recorded it (activity_every)
             label_k = _group_label(label, recs) if k == 0 else None

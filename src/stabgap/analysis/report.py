@@ -72,7 +72,7 @@ TTR_NOTE = (
 )
 FIDELITY_NOTE = (
     "The baseline and ND groups run the paper protocol: each Table 1 cell against the "
-    "reference's published mean ± sd over its 15 seeds (PROTOCOL.md). Equality is tested, "
+    "reference's published mean ± sd over its 15 seeds (docs/protocol.md). Equality is tested, "
     "not assumed from a non-significant difference: two one-sided Welch tests against the "
     "margin, equal when the 90 % interval of the difference lies inside it."
 )

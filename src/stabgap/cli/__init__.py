@@ -20,8 +20,11 @@ from typing import Any
 
 from stabgap import __version__
 from stabgap.cli.values import field_assignment, flag, parse_field, parse_seeds
-from stabgap.core.config import FIELDS, help_text
+from stabgap.core.config import FIELDS, help_text, owner_of
+from stabgap.core.data import DATASETS
 from stabgap.errors import StabgapError
+from stabgap.studies.presets import DEFAULT_PRESET, PRESETS
+from stabgap.studies.sweep import EXECUTORS
 
 
 class Parser(argparse.ArgumentParser):
@@ -132,22 +135,26 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from stabgap.core.data.mnist import download_mnist, resolve_data_dir, verify_mnist
+    from stabgap.core.data import DATASETS
 
-    root = resolve_data_dir(args.data_dir)
+    dataset = DATASETS[args.dataset]
+    label = dataset.title
+    root = dataset.resolve(args.data_dir)
     if args.action == "download":
-        written = download_mnist(root)
-        print(f"MNIST in {root}: {len(written)} file(s) downloaded, all verified")
+        written = dataset.download(root)
+        print(f"{label} in {root}: {len(written)} file(s) downloaded, all verified")
         return 0
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise StabgapError(f"MNIST folder {root} {what}: check the path")
-    results = verify_mnist(root)
+        raise StabgapError(f"{label} folder {root} {what}: check the path")
+    results = dataset.verify(root)
     for name, ok, message in results:
         print(f"{'ok ' if ok else 'BAD'} {name}: {message}")
     if not all(ok for _, ok, _ in results):
-        fix = "stabgap data download" + (f" --data-dir {root}" if args.data_dir else "")
-        print(f"stabgap: MNIST in {root} is incomplete: run `{fix}`", file=sys.stderr)
+        fix = f"stabgap data download --dataset {dataset.name}" + (
+            f" --data-dir {root}" if args.data_dir else ""
+        )
+        print(f"stabgap: {label} in {root} is incomplete: run `{fix}`", file=sys.stderr)
         return 1
     return 0
 
@@ -259,12 +266,12 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
         type=int,
         help="CPU threads per run (default: this machine's cores, shared between workers); "
         "their float32 products: $STABGAP_CPU_MATMUL=mkl (default) or onednn (faster, runs "
-        "differ by rounding: one library per study, README 'CPU speed')",
+        "differ by rounding: one library per study: docs/performance.md)",
     )
     p.add_argument(
         "--executor",
-        choices=("local", "ray"),
-        default="local",
+        choices=EXECUTORS,
+        default=EXECUTORS[0],
         help="local processes, or tasks on a Ray cluster (default: local)",
     )
     p.add_argument(
@@ -290,9 +297,8 @@ def _field_default(name: str) -> str:
     """A field's default as `run --help` shows it: the presets' values where they differ."""
     from stabgap.core.config import to_dict
     from stabgap.studies.plan import short
-    from stabgap.studies.presets import PRESETS
 
-    ordered = sorted(PRESETS.values(), key=lambda p: p.name != "quick")  # the default first
+    ordered = sorted(PRESETS.values(), key=lambda p: p.name != DEFAULT_PRESET)  # the default first
     values = {p.name: to_dict(p.base)[name] for p in ordered}
     shown = {k: "unset" if v is None else short(v) for k, v in values.items()}
     if len(set(shown.values())) == 1:
@@ -325,7 +331,12 @@ def build_parser() -> Parser:
         "--config FILE.toml, then --set and the field flags below (last wins). Into a folder "
         "of earlier runs (the same --out), only the missing runs are run.",
     )
-    run.add_argument("--preset", help="study preset: quick or paper (default: quick)")
+    run.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"study preset: {', '.join(PRESETS)} (default: {DEFAULT_PRESET}; "
+        "`stabgap presets` lists their experiments)",
+    )
     run.add_argument(
         "--experiments",
         help="comma-separated experiment names, or 'all' "
@@ -352,12 +363,16 @@ def build_parser() -> Parser:
     )
     run.add_argument("--no-plot", action="store_true", help="do not save curves.png per run")
     _executor_options(run)
-    fields = run.add_argument_group("config fields (override the preset's values)")
+    groups = {}  # the fields by who declares them: the core, then each kind of extension
     for name, f in FIELDS.items():
+        owner = owner_of(name)
+        if owner not in groups:
+            title = "config fields" if owner == "core" else f"{owner} fields"
+            groups[owner] = run.add_argument_group(f"{title} (override the preset's values)")
         choices = f.metadata.get("choices")
         extra = f" {{{','.join(choices)}}}" if choices else ""
         seed_note = " Same as --seeds N." if name == "seed" else ""
-        fields.add_argument(
+        groups[owner].add_argument(
             f"--{flag(name)}",
             dest=name,
             metavar="V",
@@ -382,13 +397,17 @@ def build_parser() -> Parser:
 
     data = command(
         "data",
-        help="download or verify MNIST",
-        description="Download MNIST (from public mirrors, checksummed) or verify a copy.",
+        help="download or verify a dataset (MNIST)",
+        description="Download a dataset (from public mirrors, checksummed) or verify a copy.",
     )
     data.add_argument("action", choices=("download", "verify"))
     data.add_argument(
-        "--data-dir", help="MNIST directory (else $STABGAP_DATA, else the user cache)"
+        "--dataset",
+        choices=tuple(DATASETS),
+        default=FIELDS["dataset"].default,
+        help=f"which dataset (default: {FIELDS['dataset'].default})",
     )
+    data.add_argument("--data-dir", help="its folder (else $STABGAP_DATA, else the user cache)")
     data.set_defaults(func=cmd_data)
 
     sweep = command(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from stabgap.cli.values import field_assignment
 from stabgap.errors import StabgapError
+from stabgap.studies.presets import ND_LAMBDA
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -106,7 +107,7 @@ def _cost_arguments(parser: argparse.ArgumentParser) -> None:
 def cost_command(args: argparse.Namespace) -> int:
     """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
     from stabgap.cost.flops import cost_report, remedy_report
-    from stabgap.studies.presets import ND_LAMBDA, PAPER_BASE
+    from stabgap.studies.presets import PAPER_BASE
 
     _at_least(args.batch_size, 1, "--batch-size")
     _at_least(args.test_size, 1, "--test-size")
@@ -154,7 +155,7 @@ def _profile_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="FIELD=VALUE",
         help="a config field set on the baseline for the treated run, e.g. sam_rho=0.05 "
-        "(repeatable; default: ND, decay_lambda=1e-5)",
+        f"(repeatable; default: ND, decay_lambda={ND_LAMBDA:g})",
     )
     parser.add_argument(
         "--label", help="the treatment's name in the table (default: nd for ND, else its fields)"
@@ -162,12 +163,12 @@ def _profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nd-lambda",
         type=float,
-        help="λ of the ND run (default: 1e-5); the same as --treatment decay_lambda=λ",
+        help=f"λ of the ND run (default: {ND_LAMBDA:g}); the same as --treatment decay_lambda=λ",
     )
 
 
 def treatment(args: argparse.Namespace) -> dict:
-    """The fields of the treated run, from --treatment and --nd-lambda (default ND, 1e-5)."""
+    """The fields of the treated run, from --treatment and --nd-lambda (default: ND)."""
     fields = dict(field_assignment(item, "--treatment") for item in args.treatment or [])
     if args.nd_lambda is not None:
         if not (math.isfinite(args.nd_lambda) and args.nd_lambda > 0):
@@ -177,7 +178,7 @@ def treatment(args: argparse.Namespace) -> dict:
         if "decay_lambda" in fields:
             raise StabgapError("give λ once: --nd-lambda or --treatment decay_lambda=..., not both")
         fields["decay_lambda"] = args.nd_lambda
-    return fields or {"decay_lambda": 1e-5}
+    return fields or {"decay_lambda": ND_LAMBDA}
 
 
 def profile_command(args: argparse.Namespace) -> int:
@@ -210,7 +211,13 @@ def profile_command(args: argparse.Namespace) -> int:
     results = []
     for device in devices:
         found = profile_config(
-            config, device, args.batches, args.warmup, args.repeats, fields, args.label
+            config,
+            device,
+            args.batches,
+            args.warmup,
+            args.repeats,
+            treatment=fields,
+            label=args.label,
         )
         if args.out:
             path = write_profile(found, Path(args.out) / f"profile-{device.type}")

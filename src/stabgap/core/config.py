@@ -1,14 +1,15 @@
 """The one config of a run: a frozen, typed dataclass, every field documented once.
 
-The core fields are declared here; each remedy declares its own fields in its module under
-:mod:`stabgap.core.remedies`, and :class:`RunConfig` gathers them all. The CLI flags (`stabgap
-run --help`), the TOML files, the stamps and the run records all derive from it, so a
-field added anywhere shows up everywhere. A config is validated when it is built, so no
-invalid config ever reaches the training loop: a field a run would not use (a rotation
-of a permuted stream, a momentum for Adam) is an error, not silently ignored.
+The core fields are declared here; every extension (dataset, stream, model, optimiser,
+remedy: :mod:`stabgap.core.registry`) declares its own in its module, and :class:`RunConfig`
+gathers them all. The CLI flags (`stabgap run --help`), the TOML files, the stamps and the
+run records all derive from it, so a field added anywhere shows up everywhere. A config is
+validated when it is built, so no invalid config ever reaches the training loop: a field a
+run would not use (a rotation of a permuted stream, a momentum for Adam) is an error, not
+silently ignored.
 
 Defaults are what a user would expect; the reference implementation's quirks (see
-`PROTOCOL.md`) are options, switched on together by the ``paper`` preset.
+docs/protocol.md) are options, switched on together by the ``paper`` preset.
 """
 
 from __future__ import annotations
@@ -20,12 +21,28 @@ import math
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin, get_type_hints
 
-from stabgap.core.fields import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, option
+from stabgap.core.data import DATASETS
+from stabgap.core.fields import AT_LEAST_ONE, COUNT, POSITIVE, option
 from stabgap.core.models import MODELS
 from stabgap.core.optim import OPTIMIZERS
-from stabgap.core.remedies import PLUGINS_ENV, REMEDIES, remedy_fields
+from stabgap.core.registry import PLUGINS_ENV, check_needs, load_extensions
+from stabgap.core.remedies import REMEDIES, in_order
 from stabgap.core.streams import STREAMS, stream_view
 from stabgap.errors import StabgapError
+
+load_extensions()  # every extension's fields join the config below
+# The kinds a run chooses one of, by the config field that names it.
+CHOSEN = (DATASETS, STREAMS, MODELS, OPTIMIZERS)
+
+
+def _listing(registry) -> str:
+    return "; ".join(f"{name} ({ext.help})" for name, ext in registry.items())
+
+
+# A stream named with its dataset, as before datasets were chosen apart: "rotated-mnist".
+STREAM_ALIASES = {
+    f"{stream}-{dataset}": (stream, dataset) for stream in STREAMS for dataset in DATASETS
+}
 
 
 @dataclass(frozen=True)
@@ -33,78 +50,34 @@ class CoreConfig:
     """Everything that defines one training run of one seed, but for the remedies' fields."""
 
     # --- tasks -----------------------------------------------------------------------
+    dataset: str = option(
+        "mnist",
+        f"Dataset the stream cuts its tasks from ({_listing(DATASETS)}).",
+        choices=tuple(DATASETS),
+    )
     stream: str = option(
-        "rotated-mnist",
-        "Task stream (see docs/streams.md): rotated-mnist (one rotation of all of MNIST a "
-        "task), permuted-mnist (one fixed pixel permutation a task), split-mnist (MNIST's "
-        "classes in disjoint groups), homogeneous-mnist (disjoint random parts of MNIST).",
+        "rotated",
+        f"Kind of task stream (docs/streams-and-models.md): {_listing(STREAMS)}. "
+        "'rotated-mnist' and the like name the dataset too.",
         choices=tuple(STREAMS),
-    )
-    rotations: tuple[float, ...] = option(
-        (0.0, 80.0, 160.0),
-        "rotated-mnist: rotation of each task in degrees, counter-clockwise; one task an angle.",
-    )
-    n_tasks: int = option(
-        0,
-        "permuted-mnist and homogeneous-mnist: the number of tasks (0: the stream's default, 3).",
-        **COUNT,
-    )
-    permute_first: bool = option(
-        False, "permuted-mnist: permute task 1 too (by default task 1 is MNIST as it is)."
-    )
-    classes_per_task: int = option(
-        2,
-        "split-mnist: classes per task, in label order (2: five pairs 0-1, ..., 8-9).",
-        **AT_LEAST_ONE,
-    )
-    stream_seed: int = option(
-        0,
-        "Seed of the stream's own randomness (permutations, random parts), apart from the "
-        "run's seed: every run sees the same tasks.",
-        **COUNT,
     )
     scenario: str = option(
         "auto",
         "How tasks share the output: 'domain' (one head, the same labels in every task), "
         "'class' (one head over every class seen so far), 'task' (only the task's own "
-        "classes are scored); 'auto': the stream's own (class for split-mnist, else domain).",
+        "classes are scored); 'auto': the stream's own (class for split, else domain).",
         choices=("auto", "domain", "class", "task"),
     )
     # --- model -----------------------------------------------------------------------
-    model: str = option(
-        "mlp",
-        "Network: 'mlp' (dense layers) or 'cnn' (conv layers with pooling, then dense).",
-        choices=tuple(MODELS),
-    )
-    hidden: tuple[int, ...] = option(
-        (2048, 2048), "Widths of the dense hidden layers (ReLU after each)."
-    )
-    channels: tuple[int, ...] = option(
-        (32, 64), "cnn: channels of each conv layer (5x5, ReLU, 2x2 max-pooling after each)."
-    )
+    model: str = option("mlp", f"Network: {_listing(MODELS)}.", choices=tuple(MODELS))
     # --- optimisation ----------------------------------------------------------------
     optimizer: str = option(
         "adam",
-        "Optimiser, torch.optim's own, one parameter group per stacked copy.",
+        f"Optimiser, torch.optim's own, one parameter group per stacked copy: "
+        f"{_listing(OPTIMIZERS)}.",
         choices=tuple(OPTIMIZERS),
     )
     lr: float = option(1e-3, "Learning rate.", per_copy=True, **POSITIVE)
-    betas: tuple[float, float] = option(
-        (0.9, 0.999), "adam, adamw: the moment decays β1, β2.", per_copy=True
-    )
-    momentum: float = option(0.0, "sgd, rmsprop: momentum.", per_copy=True, **FRACTION)
-    nesterov: bool = option(False, "sgd: Nesterov momentum (needs momentum > 0).")
-    weight_decay: float = option(
-        0.0,
-        "Weight decay of the optimiser: added to the gradient (sgd, adam, rmsprop, adagrad), "
-        "or decoupled from it (adamw).",
-        per_copy=True,
-        **NON_NEGATIVE,
-    )
-    rms_alpha: float = option(
-        0.99, "rmsprop: smoothing of the squared gradients.", per_copy=True, **FRACTION
-    )
-    eps: float = option(1e-8, "adam, adamw, rmsprop, adagrad: ε of the denominator.", **POSITIVE)
     # --- training stream -------------------------------------------------------------
     batches_per_task: int = option(500, "Training batches (updates) per task.", **AT_LEAST_ONE)
     batch_size: int = option(
@@ -208,7 +181,7 @@ class CoreConfig:
     )
     data_dir: str | None = option(
         None,
-        "MNIST directory (else $STABGAP_DATA, else the user cache).",
+        "The dataset's folder (else $STABGAP_DATA, else the user cache).",
         stamped=False,
         science=False,
     )
@@ -220,17 +193,19 @@ class CoreConfig:
     )
 
     def __post_init__(self) -> None:
-        # Normalise user values (lists -> tuples, 1 -> 1.0) so that equal configs compare
-        # and hash equal, then check them: no invalid config exists past this point.
+        # Normalise user values (lists -> tuples, 1 -> 1.0, "rotated-mnist" -> "rotated" on
+        # "mnist") so that equal configs compare and hash equal, then check them: no
+        # invalid config exists past this point.
         for name in FIELDS:
             object.__setattr__(self, name, coerce(name, getattr(self, name)))
+        _read_alias(self)
         _validate(self)
 
     # --- derived quantities -----------------------------------------------------------
     @property
     def task_count(self) -> int:
         """Number of tasks of the stream (rotations, n_tasks or class groups)."""
-        return STREAMS[self.stream].n_tasks(stream_view(self))
+        return STREAMS.chosen(self).n_tasks(stream_view(self))
 
     @property
     def total_batches(self) -> int:
@@ -239,7 +214,7 @@ class CoreConfig:
     @property
     def remedies(self) -> tuple[str, ...]:
         """The remedies this run uses, by name."""
-        return tuple(name for name, r in REMEDIES.items() if r.active(self))
+        return tuple(r.name for r in in_order(REMEDIES.values()) if r.active(self))
 
     def task_batch_size(self, task: int) -> int:
         """Training batch size during `task` (1-based)."""
@@ -259,21 +234,40 @@ class CoreConfig:
         return from_dict({**to_dict(self), **changes})
 
 
-# The remedies' own fields, declared in their modules, complete the config.
+def extension_fields() -> dict[str, tuple[Any, Any]]:
+    """Every extension's config fields, kind by kind, in registration order."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    for registry in (*CHOSEN, REMEDIES):
+        for name, declared in registry.declared_fields().items():
+            if name in fields or name in CoreConfig.__dataclass_fields__:
+                raise TypeError(f"config field '{name}' is declared twice")
+            fields[name] = declared
+    return fields
+
+
+def owner_of(name: str) -> str:
+    """Who declares field `name`: 'core', or the kind of extension ('stream', ...)."""
+    for registry in (*CHOSEN, REMEDIES):
+        if name in registry.declared_fields():
+            return registry.kind
+    return "core"
+
+
+# The extensions' own fields, declared in their modules, complete the config.
 RunConfig = dataclasses.make_dataclass(
     "RunConfig",
-    [(name, hint, f) for name, (hint, f) in remedy_fields().items()],
+    [(name, hint, f) for name, (hint, f) in extension_fields().items()],
     bases=(CoreConfig,),
     frozen=True,
 )
 RunConfig.__module__ = __name__  # pickling (worker processes) finds it here
 RunConfig.__doc__ = (
     "Everything that defines one training run of one seed: the core fields of "
-    ":class:`CoreConfig` and every remedy's fields."
+    ":class:`CoreConfig` and every extension's fields."
 )
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunConfig)}
-_HINTS = {**get_type_hints(CoreConfig), **{n: h for n, (h, _) in remedy_fields().items()}}
+_HINTS = {**get_type_hints(CoreConfig), **{n: h for n, (h, _) in extension_fields().items()}}
 
 
 def fields_where(role: str) -> tuple[str, ...]:
@@ -315,8 +309,8 @@ def check_field(name: str) -> str:
     hint = (
         f"did you mean '{close[0]}'?"
         if close
-        else "see `stabgap run --help` for the fields (a remedy plugin's field needs its "
-        f"module named in ${PLUGINS_ENV})"
+        else "see `stabgap run --help` for the fields (a plugin's field needs its module "
+        f"named in ${PLUGINS_ENV})"
     )
     raise StabgapError(f"unknown config field '{name}': {hint}")
 
@@ -376,6 +370,34 @@ def _type_name(hint: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
 
 
+def canonical(values: dict[str, Any]) -> dict[str, Any]:
+    """Recorded config values in today's form: ``stream = "rotated-mnist"`` (as records
+    before schema 4 name it) becomes ``stream = "rotated"`` on ``dataset = "mnist"``.
+
+    Example:
+        >>> canonical({"stream": "split-mnist", "lr": 0.01})
+        {'stream': 'split', 'lr': 0.01, 'dataset': 'mnist'}
+    """
+    if values.get("stream") not in STREAM_ALIASES:
+        return values
+    stream, dataset = STREAM_ALIASES[values["stream"]]
+    return {**values, "stream": stream, "dataset": dataset}
+
+
+def _read_alias(c: RunConfig) -> None:
+    """``stream = "rotated-mnist"``: the stream "rotated" on the dataset "mnist"."""
+    if c.stream not in STREAM_ALIASES:
+        return
+    stream, dataset = STREAM_ALIASES[c.stream]
+    if c.dataset not in (FIELDS["dataset"].default, dataset):
+        raise StabgapError(
+            f"invalid config: stream '{c.stream}' names dataset {dataset}, but dataset is "
+            f"'{c.dataset}': give the stream as '{stream}'"
+        )
+    object.__setattr__(c, "stream", stream)
+    object.__setattr__(c, "dataset", dataset)
+
+
 def _validate(c: RunConfig) -> None:
     """Check every field's choices and range, then what fields say together."""
     for name, f in FIELDS.items():
@@ -388,13 +410,11 @@ def _validate(c: RunConfig) -> None:
         if check is not None and not check(value):
             raise StabgapError(f"invalid config: {name} must be {f.metadata['must']}, got {value}")
     _check_applies(c)
+    chosen = [registry.chosen(c) for registry in CHOSEN]
+    for ext in chosen:
+        ext.check(c)
     checks = [
-        (len(c.rotations) >= 1, "rotations must list at least one angle (one task each)"),
-        (all(math.isfinite(r) for r in c.rotations), "rotations must be finite numbers"),
         (len(c.hidden) >= 1 and all(w >= 1 for w in c.hidden), "hidden widths must be >= 1"),
-        (all(w >= 1 for w in c.channels), "channels must be >= 1"),
-        (all(0 <= b < 1 for b in c.betas), "betas must be in [0, 1)"),
-        (not c.nesterov or c.momentum > 0, "nesterov needs momentum > 0"),
         (
             c.eval_batch_size == 0 or c.eval_subset_rounding == "batches",
             "eval_batch_size applies to eval_subset_rounding 'batches' only (leave it at 0)",
@@ -417,25 +437,28 @@ def _validate(c: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise StabgapError(f"invalid config: {message}")
-    STREAMS[c.stream].check(c)
+    active = [r for r in in_order(REMEDIES.values()) if r.active(c)]
     for remedy in REMEDIES.values():
         remedy.check(c)
+    check_needs(c, chosen + active)
 
 
 def _check_applies(c: RunConfig) -> None:
     """A field set away from its default must be one this run uses (honour it or refuse)."""
     owners: dict[str, list[tuple[str, bool]]] = {}
-    for kind, specs in (("stream", STREAMS), ("model", MODELS), ("optimizer", OPTIMIZERS)):
-        for name, spec in specs.items():
-            for f in spec.uses:
-                owners.setdefault(f, []).append((f"{kind} {name}", name == getattr(c, kind)))
+    for registry in CHOSEN:
+        chosen = registry.chosen(c)
+        for name, ext in registry.items():
+            for f in ext.uses:
+                owners.setdefault(f, []).append((f"{registry.kind} {name}", ext is chosen))
     for name, uses in owners.items():
         if getattr(c, name) == FIELDS[name].default or any(used for _, used in uses):
             continue
         which = ", ".join(who for who, _ in uses)
         raise StabgapError(
-            f"invalid config: {name} applies to {which} only; this run has stream {c.stream}, "
-            f"model {c.model}, optimizer {c.optimizer} (leave {name} at its default)"
+            f"invalid config: {name} applies to {which} only; this run has "
+            + ", ".join(f"{r.kind} {getattr(c, r.selector)}" for r in CHOSEN)
+            + f" (leave {name} at its default)"
         )
 
 

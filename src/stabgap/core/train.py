@@ -31,14 +31,22 @@ from stabgap.core.device import (
     precision_context,
     resolve_device,
 )
-from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate, pixels, rows
+from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate
 from stabgap.core.models import build_model, cpu_matmul
 from stabgap.core.monitor import LOG_EVERY, Monitor
 from stabgap.core.optim import CopyOptimizer
 from stabgap.core.remedies import Forward, Remedies, Step
 from stabgap.core.replay import BatchSampler
-from stabgap.core.streams import TaskStream, build_stream, check_fits, check_stream
+from stabgap.core.streams import (
+    TaskStream,
+    build_stream,
+    check_fits,
+    check_stream,
+    pixels,
+    rows,
+)
 from stabgap.metrics import Measured, MetricRow, compute_metrics
+from stabgap.seeds import derive_seed
 
 # Fields that may differ between the copies of one stack; everything else is shared.
 PER_COPY_FIELDS = fields_where("per_copy")
@@ -94,9 +102,9 @@ def copy_generators(seed: int, device: torch.device | str = "cpu") -> tuple[torc
     """
     device = torch.device(device)
     return (
-        torch.Generator().manual_seed(seed * 3),
-        torch.Generator(device).manual_seed(seed * 3 + 1),
-        torch.Generator(device).manual_seed(seed * 3 + 2),
+        torch.Generator().manual_seed(derive_seed(seed, "init")),
+        torch.Generator(device).manual_seed(derive_seed(seed, "batches")),
+        torch.Generator(device).manual_seed(derive_seed(seed, "subsets")),
     )
 
 

@@ -72,7 +72,7 @@ def model_layers(
     config: RunConfig, image: tuple[int, ...] = IMAGE, n_classes: int = N_CLASSES
 ) -> list[Layer]:
     """The layers of the network `config` asks for."""
-    return MODELS[config.model].layers(model_view(config), image, n_classes)
+    return MODELS.chosen(config).layers(model_view(config), image, n_classes)
 
 
 def n_parameters(layers: list[Layer]) -> int:
@@ -127,12 +127,14 @@ def train_step_costs(config: RunConfig, batch: int, image: tuple[int, ...] = IMA
     """
     layers = model_layers(config, image)
     n_classes, pixels = outputs(layers), math.prod(image)
-    spec = OPTIMIZERS[config.optimizer]
+    optimizer = OPTIMIZERS.chosen(config)
     parts = {
         "forward": forward_cost(layers, batch, pixels),
         "loss": loss_cost(n_classes, batch),
         "backward": backward_cost(layers, batch),
-        "optimizer": Cost(flops=spec.flops_per_param(config) * n_parameters(layers)),
+        "optimizer": Cost(
+            flops=optimizer.flops_per_param(OPTIMIZERS.view(config)) * n_parameters(layers)
+        ),
     }
     for name in config.remedies:
         remedy = REMEDIES[name]

@@ -94,7 +94,8 @@ def profile_config(
     n_batches: int = 20,
     warmup: int = 3,
     repeats: int = 5,
-    treatment: Mapping[str, Any] | None = None,
+    *,
+    treatment: Mapping[str, Any],
     label: str | None = None,
 ) -> list[ProfileResult]:
     """Profile the baseline (`config`) and a treatment in every phase on one device.
@@ -104,8 +105,8 @@ def profile_config(
     so that a drift of the machine's speed (other work, clocks) hits both alike.
 
     Args:
-        treatment: config fields set on `config` for the treated run (default ND with
-            λ = 1e-5, the poster's profiling run).
+        treatment: config fields set on `config` for the treated run (``{"decay_lambda":
+            1e-5}``: ND, the poster's profiling run).
         label: the treatment's name in the results (default :func:`treatment_label`).
 
     Returns:
@@ -113,7 +114,7 @@ def profile_config(
     """
     if min(n_batches, repeats) < 1 or warmup < 0:
         raise StabgapError("profiling needs batches >= 1, repeats >= 1 and warmup >= 0")
-    treatment = dict(treatment or {"decay_lambda": 1e-5})
+    treatment = dict(treatment)
     label = label or treatment_label(treatment)
     if label == BASELINE:
         raise StabgapError(f"a treatment cannot be named '{BASELINE}': give it another label")

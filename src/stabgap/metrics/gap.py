@@ -20,7 +20,7 @@ Conventions shared by all functions:
   interval 3).
 * Scalar metrics return a Python ``float``; an undefined value is ``nan``.
 
-The task-1 definitions come from the reference protocol (see ``PROTOCOL.md``, "Metrics");
+The task-1 definitions come from the reference protocol (see ``docs/protocol.md``, "Metrics");
 here they are generalised to any task ``i`` and any later interval ``j > i``. min-ACC and
 WC-ACC follow De Lange et al. (2023), "Continual evaluation for lifelong learning: identifying
 the stability gap".

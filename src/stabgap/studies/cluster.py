@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stabgap.core.remedies import PLUGINS_ENV, plugin_names
+from stabgap.core.registry import PLUGINS_ENV, plugin_names
 from stabgap.errors import StabgapError
 from stabgap.studies.plan import RunSpec
 from stabgap.studies.records import RunRecord

@@ -79,8 +79,8 @@ ASPECTS = (
         "computed on a",
         "",
         "a seed draws its batches and test subsets from the generator of the device it runs "
-        "on, so a seed's CPU and GPU runs are different draws (README, 'What a seed "
-        "reproduces')",
+        "on, so a seed's CPU and GPU runs are different draws (docs/studies.md, 'Threads, "
+        "devices and what a seed reproduces')",
         "set the runs' device to {}",
         "one kind of device",
         "device in each run.json",

@@ -31,13 +31,13 @@ import itertools
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from stabgap.core.config import FIELDS, RunConfig, check_field, coerce, defaults, to_dict
 from stabgap.errors import StabgapError
-from stabgap.studies.presets import Preset, get_preset, seed_sequence
+from stabgap.studies.presets import DEFAULT_PRESET, Preset, get_preset, seed_sequence
 from stabgap.studies.schema import STAMP_SCHEMA
 
 
@@ -150,9 +150,6 @@ def short(value: Any) -> str:
 
 
 # --- the study spec ------------------------------------------------------------------------
-STUDY_KEYS = ("preset", "experiments", "seeds", "n_seeds", "set", "grid", "baseline", "compare")
-
-
 @dataclass(frozen=True)
 class StudySpec:
     """A study: a preset's experiments × a grid over config fields × seeds.
@@ -181,6 +178,14 @@ class StudySpec:
             raise StabgapError(f"{self.source}: {e}") from None
 
 
+# A study file's keys: the spec's fields as a file writes them (its overrides as [set]), and
+# n_seeds (its seeds as the first n of the preset's sequence).
+STUDY_KEYS = (
+    *({"overrides": "set"}.get(f.name, f.name) for f in fields(StudySpec) if f.name != "source"),
+    "n_seeds",
+)
+
+
 def study_spec(
     values: dict[str, Any], source: str = "the study spec", base_dir: Path | None = None
 ) -> StudySpec:
@@ -206,7 +211,7 @@ def study_spec(
     for key, value in extra.items():
         overrides[_field_name(key, source)] = value
 
-    preset_name = values.get("preset", "quick")
+    preset_name = values.get("preset", DEFAULT_PRESET)
     if not isinstance(preset_name, str):
         raise fail(f"preset must be a name (a string), got {preset_name!r}")
     preset = get_preset(preset_name)
@@ -299,7 +304,7 @@ def _seeds(values: dict[str, Any], overrides: dict[str, Any], fail) -> list[int]
         if len(set(seeds)) != len(seeds):
             raise fail(f"seeds must not repeat, got {seeds!r}")
         return seeds
-    preset = get_preset(values.get("preset", "quick"))
+    preset = get_preset(values.get("preset", DEFAULT_PRESET))
     n = values.get("n_seeds", preset.n_seeds)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise fail(f"n_seeds must be a whole number >= 1, got {n!r}")

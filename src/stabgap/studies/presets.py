@@ -1,9 +1,9 @@
 """Named studies: a base config, its experiments (each a few overrides) and seeds.
 
-``paper`` is the reference protocol of PROTOCOL.md, quirks included, with its 16
+``paper`` is the reference protocol of docs/protocol.md, quirks included, with its 16
 experiments under readable names (their reference numbers kept for importing its
 results). ``quick`` is the same study scaled down to run on a laptop CPU; its scale was
-calibrated by measurement (see the README). Where scaling changes a value that a paper
+calibrated by measurement (docs/results.md). Where scaling changes a value that a paper
 name states (λ, width), the quick experiment is named by its role instead (``nd-weak``,
 ``baseline-narrow``), so that no name says something the run does not do.
 
@@ -99,7 +99,7 @@ class Preset:
         return from_dict({**self.experiments[experiment], **(overrides or {})}, self.base)
 
 
-# The reference's protocol, quirks and all (PROTOCOL.md).
+# The reference's protocol, quirks and all (docs/protocol.md).
 PAPER_BASE = RunConfig(
     rotations=(0.0, 80.0, 160.0),
     hidden=(2048, 2048),
@@ -120,7 +120,7 @@ PAPER_BASE = RunConfig(
 )
 
 # The same study at laptop scale: narrower network, smaller batches, fewer of them.
-# λ is rescaled because ND is a sum over the batch and the units (calibrated, README).
+# λ is rescaled because ND is a sum over the batch and the units (calibrated: docs/results.md).
 QUICK_LAMBDA = 1e-4
 QUICK_BASE = PAPER_BASE.replace(
     hidden=[256, 256], batches_per_task=300, batch_size=128, eval_subset=500
@@ -153,7 +153,7 @@ def _scaled(experiments: dict[str, tuple[int, dict[str, Any]]], lam: float, widt
 
 
 # --- other streams and the CNN, at quick scale ------------------------------------------------
-# Calibrated by benchmarks/calibrate_streams.py (table in the README): each stream's
+# Calibrated by benchmarks/calibrate_streams.py (table in docs/streams-and-models.md): each stream's
 # baseline with full replay shows a task-1 gap of at least 5 p.p. (permuted MNIST with the
 # MLP: about 4) and ND shrinks it. ND's λ is a sum over the activations, so it is set per
 # network: the CNN has some 4,700 post-ReLU units an image against the MLP's 512.
@@ -214,7 +214,7 @@ REMEDY_STRENGTHS: dict[str, tuple[str, dict[str, Any], tuple]] = {
     "sam": ("sam_rho", {}, (0.01, 0.05, 0.2)),
     "lpr": ("lpr_omega", {}, (0.1, 1.0, 10.0)),
     "warmup": ("switch_lr_batches", {"switch_lr": "warmup"}, (25, 50, 100)),
-    "low-lr": ("switch_lr_batches", {"switch_lr": "low", "switch_lr_factor": 0.1}, (25, 50, 100)),
+    "low-lr": ("switch_lr_batches", {"switch_lr": "low"}, (25, 50, 100)),  # at the factor 0.1
 }
 # The remedies without a strength. SGD's rates: 0.1 alone, 0.01 with momentum 0.9, so that
 # both take steps of the same size once momentum has built up (lr / (1 − 0.9)). The groups
@@ -263,7 +263,7 @@ def _remedy_experiments() -> dict[str, dict[str, Any]]:
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper",
-        description="The poster's protocol exactly (PROTOCOL.md): 16 experiments, 15 seeds.",
+        description="The poster's protocol exactly (docs/protocol.md): 16 experiments, 15 seeds.",
         base=PAPER_BASE,
         experiments={name: o for name, (_, o) in PAPER_EXPERIMENTS.items()},
         n_seeds=15,
@@ -280,13 +280,13 @@ PRESETS: dict[str, Preset] = {
     "quick-permuted": _stream_preset(
         "quick-permuted",
         "Permuted MNIST (3 tasks, task 1 unpermuted), the quick MLP.",
-        QUICK_BASE.replace(stream="permuted-mnist"),
+        QUICK_BASE.replace(stream="permuted"),
         1e-5,
     ),
     "quick-split": _stream_preset(
         "quick-split",
         "Split MNIST, class-incremental (5 tasks of 2 digits), the quick MLP.",
-        QUICK_BASE.replace(stream="split-mnist", eval_every=2),
+        QUICK_BASE.replace(stream="split", eval_every=2),
         1e-5,
     ),
     "quick-cnn": _stream_preset(
@@ -316,6 +316,9 @@ PRESETS: dict[str, Preset] = {
         ),
     ),
 }
+
+
+DEFAULT_PRESET = "quick"  # the preset of a run or study that names none
 
 
 def get_preset(name: str) -> Preset:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from stabgap.core.config import defaults, to_dict
+from stabgap.core.config import canonical, defaults, to_dict
 from stabgap.core.curves import STATISTICS
 from stabgap.core.train import RunResult
 from stabgap.errors import StabgapError
@@ -201,7 +201,7 @@ def read_run(path: Path) -> RunRecord:
     return RunRecord(
         name=info["name"],
         experiment=info["experiment"],
-        config=complete(info["config"], schema, defaults()),
+        config=canonical(complete(info["config"], schema, defaults())),
         acc=arrays["acc"],
         boundaries=tuple(int(b) for b in arrays["boundaries"]),
         task_ends=tuple(int(b) for b in arrays["task_ends"]) if "task_ends" in arrays else None,
@@ -229,7 +229,7 @@ def read_info(path: Path) -> dict[str, Any]:
         raise StabgapError(f"{path} is not a readable run directory ({e})") from None
     info.setdefault("stamp_schema", UNRECORDED_SCHEMA)
     info["pinned"] = sorted(set(defaults()) - set(info["config"]))  # read at the pinned value
-    info["config"] = complete(info["config"], info["stamp_schema"], defaults())
+    info["config"] = canonical(complete(info["config"], info["stamp_schema"], defaults()))
     return info
 
 

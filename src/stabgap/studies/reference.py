@@ -176,7 +176,7 @@ def load_reference_results(path: str | os.PathLike[str]) -> dict[int, ReferenceR
 
 # Experiments 11-14 of the reference set the width on a copy of the parameters after the
 # network was built, so all four ran 2048 wide while their files record 1024 and 4096
-# (PROTOCOL.md). Imported, they keep the recorded width as such and say what ran.
+# (docs/protocol.md). Imported, they keep the recorded width as such and say what ran.
 REFERENCE_WIDTH_AS_RUN = 2048
 _WIDTH_EXPERIMENTS = (11, 12, 13, 14)
 
@@ -236,7 +236,7 @@ def _import_file(file) -> list:
             metadata = {
                 "recorded_hidden": list(recorded),
                 "note": f"the reference records width {recorded[0]} but set it after building "
-                f"the network, so it ran {REFERENCE_WIDTH_AS_RUN} wide (PROTOCOL.md)",
+                f"the network, so it ran {REFERENCE_WIDTH_AS_RUN} wide (docs/protocol.md)",
             }
         records.append(
             RunRecord(

@@ -20,8 +20,11 @@ from typing import Any
 # Bumped whenever a change would give an existing stamp to a different computation (a
 # default that changes, a field whose meaning changes). 3: layerwise proximal replay draws
 # its samples from the examples the run has seen (it drew from the whole training sets of
-# the tasks seen, unseen examples included).
-STAMP_SCHEMA = 3
+# the tasks seen, unseen examples included). 4: the stream's own generator is seeded with
+# derive_seed(stream_seed, "stream") (it was stream_seed itself, the very seed of the
+# initialisation of a run of seed 0), so permuted and homogeneous streams hold other tasks;
+# the dataset is a field apart from the stream's kind.
+STAMP_SCHEMA = 4
 # The schema of records that do not say theirs (written before records said it).
 UNRECORDED_SCHEMA = 2
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from stabgap.core.config import RunConfig
-from stabgap.core.data.mnist import check_mnist
+from stabgap.core.data import DATASETS
 from stabgap.core.device import resolve_device
 from stabgap.core.models import cpu_matmul
 from stabgap.core.monitor import Monitor, check_tensorboard
@@ -157,11 +157,12 @@ def run_stack(
 def preflight(specs: Sequence[RunSpec], local: bool) -> None:
     """Everything that can be checked before the first run trains: data and sizes.
 
-    MNIST is found (or downloaded, into the user cache) here, once, not by every worker;
-    and for local execution every config is checked against its task stream's sizes.
+    The data is found (or downloaded, into the user cache) here, once, not by every
+    worker; and for local execution every config is checked against its task stream's
+    sizes.
     """
-    for config in {s.config.data_dir: s.config for s in specs}.values():
-        check_mnist(config.data_dir, download=True)
+    for config in {(s.config.dataset, s.config.data_dir): s.config for s in specs}.values():
+        DATASETS.chosen(config).find(config.data_dir, download=True)
     if not local:
         return
     for s in specs:
@@ -251,6 +252,9 @@ def execute(
     return [fresh.get(s.name) or read_run(out / s.name) for s in specs]
 
 
+EXECUTORS = ("local", "ray")  # local processes, or tasks on a Ray cluster
+
+
 def check_execution(
     workers: int,
     max_stack: int | None,
@@ -260,8 +264,8 @@ def check_execution(
 ) -> None:
     """Refuse executor options that cannot work, before anything runs."""
     cpu_matmul.library()  # a mistyped STABGAP_CPU_MATMUL: said now, not at the first batch
-    if executor not in ("local", "ray"):
-        raise StabgapError(f"unknown executor '{executor}': use local or ray")
+    if executor not in EXECUTORS:
+        raise StabgapError(f"unknown executor '{executor}': use {' or '.join(EXECUTORS)}")
     for name, value in (("workers", workers), ("stack", max_stack), ("threads", threads)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise StabgapError(f"--{name} must be a whole number >= 1, got {value!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stabgap.core.config import from_dict, to_dict
-from stabgap.core.remedies import PLUGINS_ENV
+from stabgap.core.registry import PLUGINS_ENV
 from stabgap.errors import StabgapError
 from stabgap.studies.plan import RunSpec
 
@@ -35,7 +35,7 @@ def spec_from_payload(payload: dict[str, Any], where: str) -> RunSpec:
     except StabgapError as e:
         raise StabgapError(
             f"run {payload['name']} reached {where} with a config it cannot rebuild ({e}); a "
-            f"field of a remedy plugin needs that plugin loaded there too ({PLUGINS_ENV})"
+            f"field of a plugin needs that plugin loaded there too ({PLUGINS_ENV})"
         ) from None
     return RunSpec(
         payload["name"], payload["experiment"], config, payload["base"], payload["varied"]

@@ -19,20 +19,21 @@ import http.client
 import math
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import torch
 
+from stabgap.atomic import atomic_write
+from stabgap.core.data import DATASETS, Dataset, Images
 from stabgap.errors import StabgapError
 
+N_CLASSES = 10
 DATA_ENV = "STABGAP_DATA"
 """Environment variable naming the MNIST directory (used when no dir is passed)."""
 
@@ -88,23 +89,6 @@ MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is not a bool
-class MNIST:
-    """The parsed data set. Shared by every caller (cached): clone before editing in place.
-
-    Attributes:
-        train_images: (60000, 28, 28) uint8, 0 = background.
-        train_labels: (60000,) int64 in 0..9.
-        test_images: (10000, 28, 28) uint8.
-        test_labels: (10000,) int64 in 0..9.
-    """
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
 
 
 def default_cache_dir() -> Path:
@@ -237,7 +221,7 @@ def _load_file(path: Path, spec: MnistFile) -> torch.Tensor:
 # Keyed on the resolved directory: loading decompresses and hashes ~55 MB, and a sweep
 # loads MNIST once per run in the same process. Small maxsize: each entry holds ~55 MB.
 @functools.lru_cache(maxsize=2)
-def _load_dir(root: Path) -> MNIST:
+def _load_dir(root: Path) -> Images:
     tensors = []
     for spec in MNIST_FILES:
         path = _find(root, spec)
@@ -245,10 +229,10 @@ def _load_dir(root: Path) -> MNIST:
             raise StabgapError(f"MNIST file {spec.gz} not found in {root}; {_FIX}")
         tensors.append(_load_file(path, spec))
     train_images, train_labels, test_images, test_labels = tensors
-    return MNIST(train_images, train_labels.long(), test_images, test_labels.long())
+    return Images(train_images, train_labels.long(), test_images, test_labels.long(), N_CLASSES)
 
 
-def load_mnist(data_dir: str | Path | None = None, download: bool = False) -> MNIST:
+def load_mnist(data_dir: str | Path | None = None, download: bool = False) -> Images:
     """Load MNIST, optionally downloading missing files first.
 
     The result is cached per resolved directory for the life of the process, so
@@ -357,31 +341,34 @@ def _fetch(url: str, out: BinaryIO, timeout: float) -> None:
         raise OSError(f"incomplete download, got {received} of {announced} bytes")
 
 
+class _BadPayload(Exception):
+    """A downloaded file whose payload is not the one expected (never renamed into place)."""
+
+
 def _download_one(dest: Path, spec: MnistFile, mirrors: Sequence[str], timeout: float) -> Path:
     """Fetch one file from the first mirror that serves a valid copy; write it atomically."""
+    if not os.access(dest, os.W_OK):
+        raise StabgapError(
+            f"cannot write into MNIST directory {dest}: permission denied; "
+            f"pass --data-dir DIR or set {DATA_ENV}=DIR to a writable directory"
+        )
     target = dest / spec.gz
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + spec.gz
-        # Same directory as the target, so os.replace is an atomic rename on one filesystem.
-        try:
-            fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{spec.gz}.", suffix=".part")
-        except OSError as e:
-            raise StabgapError(
-                f"cannot write into MNIST directory {dest}: {e.strerror or e}; "
-                f"pass --data-dir DIR or set {DATA_ENV}=DIR to a writable directory"
-            ) from None
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
+
+        def fetch(tmp: Path, url: str = url) -> None:
+            with open(tmp, "wb") as out:
                 _fetch(url, out, timeout)
-                out.flush()
-                os.fsync(out.fileno())  # the rename must not outlive the data on a crash
             problem = _payload_problem(tmp, spec)
-            if problem is None:
-                os.replace(tmp, target)
-                return target
-            failures.append(f"{url} ({problem})")
+            if problem is not None:
+                raise _BadPayload(problem)  # checked before it is renamed into place
+
+        try:
+            atomic_write(target, fetch)
+            return target
+        except _BadPayload as e:
+            failures.append(f"{url} ({e})")
         except urllib.error.HTTPError as e:  # before URLError: it is a subclass
             e.close()  # it holds the open error response
             failures.append(f"{url} (HTTP {e.code} {e.reason})")
@@ -389,8 +376,6 @@ def _download_one(dest: Path, spec: MnistFile, mirrors: Sequence[str], timeout: 
             failures.append(f"{url} ({e.reason})")
         except (http.client.HTTPException, OSError, ValueError) as e:
             failures.append(f"{url} ({type(e).__name__}: {e})")
-        finally:
-            tmp.unlink(missing_ok=True)  # no-op after a successful os.replace
     tried = "; ".join(failures) or "no mirrors given"
     raise StabgapError(
         f"could not download {spec.gz} into {dest}: tried {tried}; download the MNIST .gz "
@@ -441,3 +426,35 @@ def download_mnist(
                 folder.rmdir()
         raise
     return written
+
+
+@DATASETS.register
+class Mnist(Dataset):
+    """MNIST, from its four IDX files."""
+
+    name = "mnist"
+    title = "MNIST"
+    help = "MNIST: 28×28 grey digits, 60,000 for training and 10,000 for testing"
+    input_shape = (1, 28, 28)
+    n_classes = N_CLASSES
+    train_size, test_size = 60_000, 10_000
+
+    @classmethod
+    def load(cls, data_dir: str | Path | None, download: bool = False) -> Images:
+        return load_mnist(data_dir, download)
+
+    @classmethod
+    def find(cls, data_dir: str | Path | None, download: bool = False) -> Path:
+        return check_mnist(data_dir, download)
+
+    @classmethod
+    def resolve(cls, data_dir: str | Path | None) -> Path:
+        return resolve_data_dir(data_dir)
+
+    @classmethod
+    def download(cls, root: Path) -> list[Path]:
+        return download_mnist(root)
+
+    @classmethod
+    def verify(cls, data_dir: str | Path | None) -> list[tuple[str, bool, str]]:
+        return verify_mnist(data_dir)

@@ -4,51 +4,69 @@ A model takes images as (R, B, *input_shape) floats and returns the logits (R, B
 and every hidden activation after its ReLU (each (R, B, ...)), which is what the remedies
 see (neuronal decay, L1, ...). One run is a stack of one.
 
-Each network is one module with a small spec in :data:`MODELS`: how to build it from a
-config, which config fields it reads, and its architecture as layers for the cost model
-(:mod:`stabgap.cost.flops`). Adding a network is adding a module and its line here.
+Each network is one module here registering a :class:`Model` in :data:`MODELS`: how to
+build it from the fields it uses, and its architecture as layers for the cost model
+(:mod:`stabgap.cost.flops`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stabgap.core.fields import ConfigView
+from stabgap.core.fields import ConfigView, option
 from stabgap.core.models.layers import Layer
+from stabgap.core.registry import Extension, Registry
 
 if TYPE_CHECKING:
     import torch
 
     from stabgap.core.config import RunConfig
 
+# A capability: every layer is dense (a weight matrix and a bias, `model.weights` and
+# `model.biases`), which layerwise proximal replay needs.
+DENSE_ONLY = "a network of dense layers only"
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A network: how to build it, which fields it reads, its layers for the cost model.
 
-    ``build`` and ``layers`` receive a :class:`~stabgap.core.fields.ConfigView` of the fields
-    in ``uses``, not the whole config.
+class Model(Extension):
+    """A network: how to build it, and its layers for the cost model.
+
+    Its class methods receive a :class:`~stabgap.core.fields.ConfigView` of the fields in
+    ``uses``, not the whole config.
     """
 
-    build: Callable[..., torch.nn.Module]  # (config, input_shape, classes, generators, device)
-    uses: tuple[str, ...]
-    layers: Callable[[Any, tuple[int, ...], int], list[Layer]]  # (config, input_shape, classes)
+    @classmethod
+    def build(
+        cls,
+        config: Any,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        generators: list[torch.Generator],
+        device: torch.device | str = "cpu",
+    ) -> torch.nn.Module:
+        """R copies of the network, copy r initialised from generators[r]."""
+        raise NotImplementedError
+
+    @classmethod
+    def layers(cls, config: Any, input_shape: tuple[int, ...], n_classes: int) -> list[Layer]:
+        """The network's layers, for counting its cost."""
+        raise NotImplementedError
 
 
-from stabgap.core.models import cnn, mlp  # noqa: E402 - they use Layer, defined above
-
-MODELS: dict[str, ModelSpec] = {
-    "mlp": ModelSpec(mlp.build, ("hidden",), mlp.layers),
-    "cnn": ModelSpec(cnn.build, ("channels", "hidden"), cnn.layers),
+SHARED_FIELDS = {
+    "hidden": (
+        tuple[int, ...],
+        option((2048, 2048), "Widths of the dense hidden layers (ReLU after each)."),
+    ),
 }
+
+MODELS: Registry[type[Model]] = Registry(
+    "model", "stabgap.core.models", selector="model", shared=SHARED_FIELDS
+)
 
 
 def model_view(config: RunConfig) -> ConfigView:
-    """What the config's network may read of it: the fields its spec declares."""
-    spec = MODELS[config.model]
-    return ConfigView(f"model {config.model}", {name: getattr(config, name) for name in spec.uses})
+    """What the config's network may read of it: the fields it uses."""
+    return MODELS.view(config)
 
 
 def build_model(
@@ -59,5 +77,5 @@ def build_model(
     device: torch.device | str = "cpu",
 ) -> torch.nn.Module:
     """The network `config` asks for, one copy per generator (copy r from generators[r])."""
-    spec = MODELS[config.model]
-    return spec.build(model_view(config), input_shape, n_classes, generators, device)
+    model = MODELS.chosen(config)
+    return model.build(model_view(config), input_shape, n_classes, generators, device)

@@ -15,51 +15,67 @@ float tolerance (tests/test_models.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stabgap.core.models import Layer
+from stabgap.core.fields import option
+from stabgap.core.models import MODELS, Layer, Model
 from stabgap.core.models.layers import dense_layers
 from stabgap.core.models.mlp import StackedMLP, default_init
-
-if TYPE_CHECKING:
-    from stabgap.core.config import RunConfig
+from stabgap.errors import StabgapError
 
 KERNEL = 5
 
 
-def build(
-    config: RunConfig,
-    input_shape: tuple[int, ...],
-    n_classes: int,
-    generators: list[torch.Generator],
-    device: torch.device | str = "cpu",
-) -> StackedCNN:
-    return StackedCNN(input_shape, config.channels, config.hidden, n_classes, generators, device)
+@MODELS.register
+class CNN(Model):
+    """Conv layers with pooling, then dense layers."""
 
+    name = "cnn"
+    help = "conv layers (5x5, ReLU, 2x2 max-pooling), then dense layers"
+    fields = {
+        "channels": (
+            tuple[int, ...],
+            option(
+                (32, 64),
+                "cnn: channels of each conv layer (5x5, ReLU, 2x2 max-pooling after each).",
+            ),
+        )
+    }
+    uses = ("channels", "hidden")
 
-def layers(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> list[Layer]:
-    """The CNN's layers for the cost model (see :class:`stabgap.core.models.Layer`).
+    @classmethod
+    def build(cls, config, input_shape, n_classes, generators, device="cpu") -> StackedCNN:
+        return StackedCNN(
+            input_shape, config.channels, config.hidden, n_classes, generators, device
+        )
 
-    Example:
-        >>> from stabgap.core.config import RunConfig
-        >>> c = RunConfig(model="cnn", channels=(4,), hidden=(8,))
-        >>> [(l.kind, l.macs, l.pooled) for l in layers(c, (1, 28, 28), 10)]
-        [('conv', 78400, 784), ('dense', 6272, 0), ('dense', 80, 0)]
-    """
-    c_in, h, w = input_shape
-    out: list[Layer] = []
-    for c_out in config.channels:
-        macs = h * w * c_out * c_in * KERNEL * KERNEL  # 'same' padding: h·w positions
-        params = c_out * c_in * KERNEL * KERNEL + c_out
-        outputs = c_out * h * w
-        h, w = h // 2, w // 2
-        out.append(Layer("conv", macs, outputs, params, True, c_out * h * w, first=not out))
-        c_in = c_out
-    return out + dense_layers((c_in * h * w, *config.hidden, n_classes), first=False)
+    @classmethod
+    def layers(cls, config, input_shape: tuple[int, ...], n_classes: int) -> list[Layer]:
+        """The CNN's layers for the cost model (see :class:`stabgap.core.models.Layer`).
+
+        Example:
+            >>> from stabgap.core.config import RunConfig
+            >>> c = RunConfig(model="cnn", channels=(4,), hidden=(8,))
+            >>> [(l.kind, l.macs, l.pooled) for l in CNN.layers(c, (1, 28, 28), 10)]
+            [('conv', 78400, 784), ('dense', 6272, 0), ('dense', 80, 0)]
+        """
+        c_in, h, w = input_shape
+        out: list[Layer] = []
+        for c_out in config.channels:
+            macs = h * w * c_out * c_in * KERNEL * KERNEL  # 'same' padding: h·w positions
+            params = c_out * c_in * KERNEL * KERNEL + c_out
+            outputs = c_out * h * w
+            h, w = h // 2, w // 2
+            out.append(Layer("conv", macs, outputs, params, True, c_out * h * w, first=not out))
+            c_in = c_out
+        return out + dense_layers((c_in * h * w, *config.hidden, n_classes), first=False)
+
+    @classmethod
+    def check(cls, config) -> None:
+        if not all(w >= 1 for w in config.channels):
+            raise StabgapError("invalid config: channels must be >= 1")
 
 
 class StackedCNN(nn.Module):

@@ -9,39 +9,39 @@ hardware like one large one, while each copy sees only its own inputs and gradie
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from stabgap.core.device import autocast_dtype
-from stabgap.core.models import Layer, cpu_matmul
+from stabgap.core.models import DENSE_ONLY, MODELS, Layer, Model, cpu_matmul
 from stabgap.core.models.layers import dense_layers
 
-if TYPE_CHECKING:
-    from stabgap.core.config import RunConfig
 
+@MODELS.register
+class MLP(Model):
+    """The poster's network: dense layers, ReLU after each hidden one."""
 
-def build(
-    config: RunConfig,
-    input_shape: tuple[int, ...],
-    n_classes: int,
-    generators: list[torch.Generator],
-    device: torch.device | str = "cpu",
-) -> StackedMLP:
-    sizes = (math.prod(input_shape), *config.hidden, n_classes)
-    return StackedMLP(sizes, generators, device)
+    name = "mlp"
+    help = "dense layers, ReLU after each hidden one (the poster's network)"
+    uses = ("hidden",)
+    supports = frozenset({DENSE_ONLY})
 
+    @classmethod
+    def build(cls, config, input_shape, n_classes, generators, device="cpu") -> StackedMLP:
+        sizes = (math.prod(input_shape), *config.hidden, n_classes)
+        return StackedMLP(sizes, generators, device)
 
-def layers(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> list[Layer]:
-    """The MLP's layers for the cost model (see :class:`stabgap.core.models.Layer`).
+    @classmethod
+    def layers(cls, config, input_shape: tuple[int, ...], n_classes: int) -> list[Layer]:
+        """The MLP's layers for the cost model (see :class:`stabgap.core.models.Layer`).
 
-    Example:
-        >>> from stabgap.core.config import RunConfig
-        >>> [l.macs for l in layers(RunConfig(hidden=(8,)), (1, 28, 28), 10)]
-        [6272, 80]
-    """
-    return dense_layers((math.prod(input_shape), *config.hidden, n_classes))
+        Example:
+            >>> from stabgap.core.config import RunConfig
+            >>> [l.macs for l in MLP.layers(RunConfig(hidden=(8,)), (1, 28, 28), 10)]
+            [6272, 80]
+        """
+        return dense_layers((math.prod(input_shape), *config.hidden, n_classes))
 
 
 class StackedMLP(nn.Module):

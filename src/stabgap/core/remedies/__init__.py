@@ -18,33 +18,29 @@ A remedy declares its own config fields (so every CLI flag, TOML file, stamp and
 gets them), says when a run uses it (:meth:`Remedy.active`), and works on a stack of R
 copies, with its strengths per copy where that makes sense: a strength of 0 leaves a
 copy exactly as it would be without the remedy, so copies with and without it can share
-a stack. Remedies compose: every active remedy of a run acts at its points, in the order
-of :data:`REMEDIES`. See docs/remedies.md for a worked example of adding one.
+a stack. Remedies compose: every active remedy of a run acts at its points in the order
+they declare (:attr:`Remedy.order`). See docs/extending.md for a worked example of adding
+one.
 
 Built-in remedies are the modules of this folder; more can be loaded from the modules
-named in the environment variable ``STABGAP_PLUGINS`` (comma-separated), before the
-config is assembled, in every process (workers inherit the environment).
+named in the environment variable ``STABGAP_PLUGINS`` (see :mod:`stabgap.core.registry`).
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from stabgap.core.registry import Extension, Registry
 from stabgap.errors import StabgapError
 
 if TYPE_CHECKING:
     from stabgap.core.config import RunConfig
     from stabgap.core.models import Layer
     from stabgap.core.streams import TaskStream
-
-PLUGINS_ENV = "STABGAP_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -74,17 +70,17 @@ class Step:
     batch: torch.Tensor | None = None
 
 
-class Remedy:
+class Remedy(Extension):
     """A method against the stability gap; subclasses override the points they act at.
 
-    Class attributes:
-        name: the remedy's name (its registry key).
-        fields: config fields it owns, ``{name: (type, option(...))}``.
+    Class attributes (besides an extension's name, help, fields and needs):
+        order: where it acts among the run's remedies at a point they share (lower first):
+            the sum of the loss terms, and the changes to gradients and learning rates
+            before a step, are made in this order.
         example: field values that turn it on, for ``stabgap cost``.
     """
 
-    name: ClassVar[str] = ""
-    fields: ClassVar[dict[str, tuple[Any, Any]]] = {}
+    order: ClassVar[int] = 100  # the built-ins take 10 to 80: a plugin's acts after them
     example: ClassVar[dict[str, Any]] = {}  # field values that turn it on (stabgap cost)
 
     def __init__(
@@ -98,11 +94,6 @@ class Remedy:
     def active(cls, config: RunConfig) -> bool:
         """Whether a run with this config uses the remedy."""
         return False
-
-    @classmethod
-    def check(cls, config: RunConfig) -> None:
-        """Refuse (StabgapError) settings that cannot work together; fields are checked
-        one by one by their own options."""
 
     def per_copy(self, field: str) -> torch.Tensor:
         """The (R,) values of a per-copy field, on the run's device."""
@@ -148,72 +139,24 @@ class Remedy:
         return 0
 
 
-REMEDIES: dict[str, type[Remedy]] = {}
+REMEDIES: Registry[type[Remedy]] = Registry("remedy", __name__)
+register = REMEDIES.register  # the decorator of a remedy's class
 
 
-def register(cls: type[Remedy]) -> type[Remedy]:
-    """Class decorator: add a remedy to :data:`REMEDIES` (its fields join the config)."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} needs a name")
-    if cls.name in REMEDIES and REMEDIES[cls.name] is not cls:
-        raise TypeError(f"a remedy named '{cls.name}' is already registered")
-    REMEDIES[cls.name] = cls
-    return cls
-
-
-def remedy_fields() -> dict[str, tuple[Any, Any]]:
-    """Every registered remedy's config fields, in registry order."""
-    _load()
-    fields: dict[str, tuple[Any, Any]] = {}
-    for remedy in REMEDIES.values():
-        for name, declared in remedy.fields.items():
-            if name in fields:
-                raise TypeError(f"config field '{name}' is declared by two remedies")
-            fields[name] = declared
-    return fields
-
-
-_LOADED = False
-_PLUGINS: list[str] = []  # the plugin modules loaded, by name
-
-
-def plugin_names() -> list[str]:
-    """The plugin modules this process loaded from ``STABGAP_PLUGINS`` (worker processes
-    and Ray tasks load the same ones)."""
-    _load()
-    return list(_PLUGINS)
-
-
-def _load() -> None:
-    """Import the built-in remedy modules, then the user's plugins, once."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
-        try:
-            importlib.import_module(name)
-            _PLUGINS.append(name)
-        except ImportError as e:
-            # Raised while the config is being assembled, before any command can catch an
-            # error: a one-line exit, not a traceback.
-            raise SystemExit(
-                f"stabgap: error: cannot import plugin module '{name}' named in "
-                f"${PLUGINS_ENV}: {e}; fix the name or your PYTHONPATH"
-            ) from None
+def in_order(remedies) -> list[type[Remedy]]:
+    """Remedies in the order they act: their declared order, then their names."""
+    return sorted(remedies, key=lambda r: (r.order, r.name))
 
 
 class Remedies:
-    """The active remedies of a stack, called at each point in registry order."""
+    """The active remedies of a stack, called at each point in their declared order."""
 
     def __init__(
         self, configs: Sequence[RunConfig], model: torch.nn.Module, stream: TaskStream, device
     ) -> None:
         self.all = [
             cls(configs, model, stream, device)
-            for cls in REMEDIES.values()
+            for cls in in_order(REMEDIES.values())
             if any(cls.active(c) for c in configs)
         ]
         own = [r for r in self.all if type(r).gradients is not Remedy.gradients]

@@ -50,6 +50,8 @@ class NeuronalDecay(Remedy):
     """λ·ND added to each copy's loss; λ per copy."""
 
     name = "nd"
+    help = "neuronal decay: λ·Σh² of the hidden activations in the loss (the poster's remedy)"
+    order = 10  # the loss terms add up in this order
     example = {"decay_lambda": 1e-5}
     fields = {
         "decay_lambda": (

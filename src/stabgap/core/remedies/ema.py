@@ -21,6 +21,8 @@ class WeightAverage(Remedy):
     """Keeps an EMA copy of the stacked network and hands it to the evaluation."""
 
     name = "ema"
+    help = "an exponential moving average of the weights, evaluated instead of them"
+    order = 80  # keeps its average after every other change to the weights
     example = {"ema_decay": 0.99}
     fields = {
         "ema_decay": (

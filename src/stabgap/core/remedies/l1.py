@@ -19,6 +19,8 @@ class ActivationL1(Remedy):
     """λ·Σ|h| added to each copy's loss; λ per copy."""
 
     name = "l1"
+    help = "an L1 penalty λ·Σ|h| on the hidden activations"
+    order = 20
     example = {"l1_lambda": 1e-5}
     fields = {
         "l1_lambda": (

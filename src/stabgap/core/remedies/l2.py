@@ -19,6 +19,8 @@ class L2Penalty(Remedy):
     """λ·Σ w² of each copy's own parameters; λ per copy."""
 
     name = "l2"
+    help = "an L2 penalty λ·Σw² on the weights, in the loss"
+    order = 30
     example = {"l2_lambda": 1e-4}
     fields = {
         "l2_lambda": (

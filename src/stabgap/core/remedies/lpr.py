@@ -22,14 +22,14 @@ matrix alone: a stacked LPR run equals its run alone to float tolerance, not to 
 
 from __future__ import annotations
 
-import zlib
-
 import torch
 
-from stabgap.core.evaluate import pixels, rows
 from stabgap.core.fields import AT_LEAST_ONE, NON_NEGATIVE, option
+from stabgap.core.models import DENSE_ONLY
 from stabgap.core.remedies import Remedy, Step, register
+from stabgap.core.streams import pixels, rows
 from stabgap.errors import StabgapError
+from stabgap.seeds import derive_seed
 
 
 @register
@@ -37,6 +37,9 @@ class LayerwiseProximalReplay(Remedy):
     """Preconditions every dense layer's gradient with its replay inputs' second moments."""
 
     name = "lpr"
+    help = "layerwise proximal replay: gradients preconditioned by the replay inputs"
+    order = 50  # preconditions the gradients before switch-lr scales the rates
+    needs = frozenset({DENSE_ONLY})  # its convolutional form is not implemented
     example = {"lpr_omega": 1.0}
     fields = {
         "lpr_omega": (
@@ -69,8 +72,7 @@ class LayerwiseProximalReplay(Remedy):
         self.every, self.samples = configs[0].lpr_every, configs[0].lpr_samples
         # Its own random numbers (which replay samples), apart from the run's streams.
         self.generators = [
-            torch.Generator(device).manual_seed((zlib.crc32(b"lpr") << 32) + c.seed)
-            for c in configs
+            torch.Generator(device).manual_seed(derive_seed(c.seed, "lpr")) for c in configs
         ]
         # (R, training examples): which examples each copy has trained on so far.
         self.seen = torch.zeros(len(configs), len(stream.train_y), dtype=torch.bool, device=device)
@@ -82,10 +84,6 @@ class LayerwiseProximalReplay(Remedy):
 
     @classmethod
     def check(cls, config) -> None:
-        if config.lpr_omega > 0 and config.model != "mlp":
-            raise StabgapError(
-                "invalid config: lpr is implemented for the mlp (its convolutional form is not)"
-            )
         if config.lpr_omega > 0 and config.replay == "none":
             raise StabgapError(
                 "invalid config: lpr preconditions with replay data: use replay full or stratified"

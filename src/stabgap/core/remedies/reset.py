@@ -11,6 +11,8 @@ class OptimizerReset(Remedy):
     """A newly built optimiser at the start of every task after the first."""
 
     name = "reset"
+    help = "a new optimiser state at every task switch"
+    order = 40  # before switch-lr sets rates: a reset rebuilds the optimiser at the set rates
     example = {"reset_optimizer": True}
     fields = {
         "reset_optimizer": (

@@ -20,6 +20,8 @@ class SharpnessAware(Remedy):
     """The update rule of SAM, copy by copy."""
 
     name = "sam"
+    help = "sharpness-aware minimisation: the gradient at an ascent step's weights"
+    order = 60
     example = {"sam_rho": 0.05}
     fields = {
         "sam_rho": (

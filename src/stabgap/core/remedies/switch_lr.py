@@ -18,6 +18,8 @@ class SwitchLearningRate(Remedy):
     """A learning-rate schedule over the first batches after each switch."""
 
     name = "switch-lr"
+    help = "a learning-rate warm-up, or a lowered rate, after each task switch"
+    order = 70
     example = {"switch_lr": "warmup"}
     fields = {
         "switch_lr": (

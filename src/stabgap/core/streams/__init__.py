@@ -3,8 +3,10 @@
 A :class:`TaskStream` stores every task's images back to back in one uint8 tensor, with
 ``train_offsets[k]`` where task k+1 starts. The union of tasks 1..k is then the prefix
 ``[0, train_offsets[k])``, which is all that full replay needs. The training loop sees
-only this structure, so a stream is one module here with its line in :data:`STREAMS`,
-and no change to the loop.
+only this structure, so a kind of stream is one module here registering a
+:class:`~stabgap.core.streams.base.Stream` in :data:`STREAMS`, and no change to the loop.
+A stream cuts its tasks from the run's dataset (:mod:`stabgap.core.data`): ``stream =
+"rotated"`` with ``dataset = "mnist"`` is Rotated MNIST (``"rotated-mnist"`` says both).
 
 How the tasks share the network's output is the stream's *scenario*: 'domain' (one head,
 the same labels in every task: rotations, permutations), 'class' (one head over every
@@ -14,10 +16,10 @@ class seen so far) or 'task' (each sample scored over its own task's classes onl
 A stream's own randomness (permutations, random parts) comes from ``stream_seed``,
 apart from the run's seed: every run of a study sees the same tasks.
 
-A stream is built from a view of the config holding only the fields its spec declares
-(:class:`~stabgap.core.fields.ConfigView`), and carries its identity, made of those
-fields: a sweep shares one built stream between the runs of equal identity, and the
-loop refuses a stream whose identity is not its run's.
+A stream is built from a view of the config holding only the fields it uses, its dataset
+and its scenario (:class:`~stabgap.core.fields.ConfigView`), and carries its identity,
+made of those: a sweep shares one built stream between the runs of equal identity, and
+the loop refuses a stream whose identity is not its run's.
 """
 
 from __future__ import annotations
@@ -27,20 +29,28 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from stabgap.core.data import DATASETS, Images
 from stabgap.core.fields import ConfigView
-from stabgap.core.streams import homogeneous, permuted, rotated, split
-from stabgap.core.streams.base import StreamSpec, TaskStream, stream_generator
+from stabgap.core.streams.base import (
+    STREAMS,
+    Stream,
+    TaskStream,
+    pixels,
+    rows,
+    stream_generator,
+)
 from stabgap.errors import StabgapError
 
 if TYPE_CHECKING:
     from stabgap.core.config import RunConfig
-    from stabgap.core.data.mnist import MNIST
 
 __all__ = [
     "STREAMS",
-    "StreamSpec",
+    "Stream",
     "TaskStream",
     "build_stream",
+    "pixels",
+    "rows",
     "check_fits",
     "check_stream",
     "stream_generator",
@@ -48,34 +58,12 @@ __all__ = [
     "stream_view",
 ]
 
-STREAMS: dict[str, StreamSpec] = {
-    "rotated-mnist": StreamSpec(
-        rotated.build, lambda c: len(c.rotations), ("rotations",), ("domain",)
-    ),
-    "permuted-mnist": StreamSpec(
-        permuted.build,
-        lambda c: c.n_tasks or permuted.DEFAULT_TASKS,
-        ("n_tasks", "permute_first", "stream_seed"),
-        ("domain",),
-    ),
-    "split-mnist": StreamSpec(
-        split.build, split.n_tasks, ("classes_per_task",), ("class", "task", "domain")
-    ),
-    "homogeneous-mnist": StreamSpec(
-        homogeneous.build,
-        lambda c: c.n_tasks or homogeneous.DEFAULT_TASKS,
-        ("n_tasks", "stream_seed"),
-        ("domain",),
-    ),
-}
-
 
 def stream_view(config: RunConfig) -> ConfigView:
-    """What the config's stream may read of it: its declared fields, and its scenario."""
-    spec = STREAMS[config.stream]
-    values = {name: getattr(config, name) for name in spec.uses}
-    values["scenario"] = spec.scenario(config)  # 'auto' resolved: auto and its value agree
-    return ConfigView(f"stream {config.stream}", values)
+    """What the config's stream may read of it: the fields it uses, its dataset and its
+    scenario ('auto' resolved, so that auto and the value it means agree)."""
+    stream = STREAMS.chosen(config)
+    return STREAMS.view(config, dataset=config.dataset, scenario=stream.scenario(config))
 
 
 def stream_identity(config: RunConfig) -> tuple:
@@ -85,21 +73,20 @@ def stream_identity(config: RunConfig) -> tuple:
 
     Example:
         >>> from stabgap.core.config import RunConfig
-        >>> stream_identity(RunConfig(stream="permuted-mnist", stream_seed=7))[3:]
-        (('scenario', 'domain'), ('stream_seed', 7))
+        >>> identity = stream_identity(RunConfig(stream="permuted", stream_seed=7))
+        >>> identity[:2], identity[-2:]
+        (('permuted', ('dataset', 'mnist')), (('scenario', 'domain'), ('stream_seed', 7)))
     """
     return (config.stream, *stream_view(config).items())
 
 
 def build_stream(
-    config: RunConfig, device: torch.device | str = "cpu", mnist: MNIST | None = None
+    config: RunConfig, device: torch.device | str = "cpu", images: Images | None = None
 ) -> TaskStream:
-    """Load the data and build the task stream that `config` asks for, on `device`."""
-    from stabgap.core.data.mnist import load_mnist
-
-    if mnist is None:
-        mnist = load_mnist(config.data_dir, download=True)
-    built = STREAMS[config.stream].build(stream_view(config), mnist, torch.device(device))
+    """Load the data (unless given) and build the task stream `config` asks for, on `device`."""
+    if images is None:
+        images = DATASETS.chosen(config).load(config.data_dir, download=True)
+    built = STREAMS.chosen(config).build(stream_view(config), images, torch.device(device))
     stream = dataclasses.replace(built, identity=stream_identity(config))
     check_fits(config, stream)
     return stream

@@ -1,23 +1,18 @@
-"""Homogeneous MNIST: MNIST cut into k disjoint random parts, one part a task.
+"""Homogeneous stream: the dataset cut into k disjoint random parts, one part a task.
 
 Every task comes from one and the same distribution, so any drop of task 1's accuracy
 when task 2 starts is a stability gap of joint training on homogeneous tasks (Kamath et
 al., CVPR workshops 2024), not forgetting of a different distribution. The training and
 the test set are each shuffled with the stream's own generator (``stream_seed``) and cut
-into k parts of equal size (the remainder is dropped). One 10-way head.
+into k parts of equal size (the remainder is dropped). One head over all classes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from stabgap.core.streams.base import TaskStream, stream_generator
-
-if TYPE_CHECKING:
-    from stabgap.core.config import RunConfig
-    from stabgap.core.data.mnist import MNIST
+from stabgap.core.data import Images
+from stabgap.core.streams.base import STREAMS, Stream, TaskStream, stream_generator
 
 DEFAULT_TASKS = 3
 
@@ -35,25 +30,39 @@ def parts(n: int, k: int, g: torch.Generator) -> list[torch.Tensor]:
     return [order[i * size : (i + 1) * size] for i in range(k)]
 
 
-def build(config: RunConfig, mnist: MNIST, device: torch.device) -> TaskStream:
-    k = config.n_tasks or DEFAULT_TASKS
-    g = stream_generator(config)
+@STREAMS.register
+class Homogeneous(Stream):
+    """k disjoint random parts of one distribution, one a task."""
 
-    def cut(images: torch.Tensor, labels: torch.Tensor):
-        pieces = parts(len(labels), k, g)
-        x = torch.cat([images[p].flatten(1) for p in pieces]).to(device)
-        y = torch.cat([labels[p] for p in pieces]).to(device)
-        return x, y, tuple(i * len(pieces[0]) for i in range(k + 1))
+    name = "homogeneous"
+    help = "disjoint random parts of the dataset, one a task (one distribution)"
+    uses = ("n_tasks", "stream_seed")
 
-    train_x, train_y, train_offsets = cut(mnist.train_images, mnist.train_labels)
-    test_x, test_y, test_offsets = cut(mnist.test_images, mnist.test_labels)
-    return TaskStream(
-        names=tuple(f"part {i + 1}" for i in range(k)),
-        train_x=train_x,
-        train_y=train_y,
-        train_offsets=train_offsets,
-        test_x=test_x,
-        test_y=test_y,
-        test_offsets=test_offsets,
-        n_classes=10,
-    )
+    @classmethod
+    def n_tasks(cls, config) -> int:
+        return config.n_tasks or DEFAULT_TASKS
+
+    @classmethod
+    def build(cls, config, images: Images, device: torch.device) -> TaskStream:
+        k = cls.n_tasks(config)
+        g = stream_generator(config)
+
+        def cut(x: torch.Tensor, labels: torch.Tensor):
+            pieces = parts(len(labels), k, g)
+            x = torch.cat([x[p].flatten(1) for p in pieces]).to(device)
+            y = torch.cat([labels[p] for p in pieces]).to(device)
+            return x, y, tuple(i * len(pieces[0]) for i in range(k + 1))
+
+        train_x, train_y, train_offsets = cut(images.train_images, images.train_labels)
+        test_x, test_y, test_offsets = cut(images.test_images, images.test_labels)
+        return TaskStream(
+            names=tuple(f"part {i + 1}" for i in range(k)),
+            train_x=train_x,
+            train_y=train_y,
+            train_offsets=train_offsets,
+            test_x=test_x,
+            test_y=test_y,
+            test_offsets=test_offsets,
+            n_classes=images.n_classes,
+            input_shape=images.input_shape,
+        )

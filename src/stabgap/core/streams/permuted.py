@@ -1,31 +1,28 @@
-"""Permuted MNIST: each task is all of MNIST with its pixels in one fixed random order.
+"""Permuted stream: each task is the whole dataset with its pixels in one fixed random order.
 
 Task k's permutation is drawn from the stream's own generator (``stream_seed``), so every
-run of a study sees the same tasks; task 1 is MNIST as it is unless ``permute_first``.
-Labels stay the digits: one 10-way head shared by all tasks (domain-incremental).
+run of a study sees the same tasks; task 1 is the dataset as it is unless
+``permute_first``. Labels stay the classes: one head shared by all tasks
+(domain-incremental).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from stabgap.core.streams.base import TaskStream, stream_generator
-
-if TYPE_CHECKING:
-    from stabgap.core.config import RunConfig
-    from stabgap.core.data.mnist import MNIST
+from stabgap.core.data import Images
+from stabgap.core.fields import option
+from stabgap.core.streams.base import STREAMS, Stream, TaskStream, stream_generator
 
 DEFAULT_TASKS = 3
 
 
-def permutations(config: RunConfig, n_pixels: int) -> list[torch.Tensor]:
+def permutations(config, n_pixels: int) -> list[torch.Tensor]:
     """Each task's pixel order: (n_pixels,) indices; the identity for task 1 by default.
 
     Example:
         >>> from stabgap.core.config import RunConfig
-        >>> p = permutations(RunConfig(stream="permuted-mnist", n_tasks=2), 4)
+        >>> p = permutations(RunConfig(stream="permuted", n_tasks=2), 4)
         >>> p[0].tolist(), sorted(p[1].tolist())
         ([0, 1, 2, 3], [0, 1, 2, 3])
     """
@@ -37,24 +34,46 @@ def permutations(config: RunConfig, n_pixels: int) -> list[torch.Tensor]:
     return drawn
 
 
-def build(config: RunConfig, mnist: MNIST, device: torch.device) -> TaskStream:
-    orders = permutations(config, mnist.train_images[0].numel())
+@STREAMS.register
+class Permuted(Stream):
+    """One fixed random pixel order a task."""
 
-    def stack(images: torch.Tensor) -> torch.Tensor:
-        flat = images.flatten(1).to(device)  # (N, 784)
-        return torch.cat([flat[:, order.to(device)] for order in orders])
+    name = "permuted"
+    help = "one fixed random pixel permutation of the whole dataset a task"
+    fields = {
+        "permute_first": (
+            bool,
+            option(
+                False, "permuted: permute task 1 too (by default task 1 is the dataset as it is)."
+            ),
+        )
+    }
+    uses = ("n_tasks", "permute_first", "stream_seed")
 
-    t = len(orders)
-    n_train, n_test = len(mnist.train_labels), len(mnist.test_labels)
-    return TaskStream(
-        names=tuple(
-            f"permutation {k}" if k or config.permute_first else "original" for k in range(t)
-        ),
-        train_x=stack(mnist.train_images),
-        train_y=mnist.train_labels.to(device).repeat(t),
-        train_offsets=tuple(k * n_train for k in range(t + 1)),
-        test_x=stack(mnist.test_images),
-        test_y=mnist.test_labels.to(device).repeat(t),
-        test_offsets=tuple(k * n_test for k in range(t + 1)),
-        n_classes=10,
-    )
+    @classmethod
+    def n_tasks(cls, config) -> int:
+        return config.n_tasks or DEFAULT_TASKS
+
+    @classmethod
+    def build(cls, config, images: Images, device: torch.device) -> TaskStream:
+        orders = permutations(config, images.train_images[0].numel())
+
+        def stack(x: torch.Tensor) -> torch.Tensor:
+            flat = x.flatten(1).to(device)  # (N, pixels)
+            return torch.cat([flat[:, order.to(device)] for order in orders])
+
+        t = len(orders)
+        n_train, n_test = len(images.train_labels), len(images.test_labels)
+        return TaskStream(
+            names=tuple(
+                f"permutation {k}" if k or config.permute_first else "original" for k in range(t)
+            ),
+            train_x=stack(images.train_images),
+            train_y=images.train_labels.to(device).repeat(t),
+            train_offsets=tuple(k * n_train for k in range(t + 1)),
+            test_x=stack(images.test_images),
+            test_y=images.test_labels.to(device).repeat(t),
+            test_offsets=tuple(k * n_test for k in range(t + 1)),
+            n_classes=images.n_classes,
+            input_shape=images.input_shape,
+        )

@@ -1,24 +1,23 @@
-"""Rotated MNIST: each task is all of MNIST turned by one angle (the poster's stream).
+"""Rotated stream: each task is the whole dataset turned by one angle (the poster's stream).
 
 One task per angle of ``config.rotations``, counter-clockwise about the image centre on
-the same 28×28 canvas, nearest-neighbour sampling, zero fill: what torchvision's
-``RandomRotation((d, d))`` does to a tensor image (tested pixel for pixel against its
-output). Labels stay the digits: one 10-way head shared by all tasks (domain-incremental).
+the same canvas (28×28 for MNIST), nearest-neighbour sampling, zero fill: what
+torchvision's ``RandomRotation((d, d))`` does to a tensor image (tested pixel for pixel
+against its output). Labels stay the classes: one head shared by all tasks
+(domain-incremental).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from stabgap.core.streams.base import TaskStream
-
-if TYPE_CHECKING:
-    from stabgap.core.config import RunConfig
-    from stabgap.core.data.mnist import MNIST
+from stabgap.core.data import Images
+from stabgap.core.fields import option
+from stabgap.core.streams.base import STREAMS, Stream, TaskStream
+from stabgap.errors import StabgapError
 
 
 def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -75,23 +74,54 @@ def _rotation_source(h: int, w: int, degrees: float, device: torch.device) -> to
     return moved.view(h * w).round().long() - 1
 
 
-def build(config: RunConfig, mnist: MNIST, device: torch.device) -> TaskStream:
-    """One task per angle of ``config.rotations``, each a rotation of all of MNIST."""
+@STREAMS.register
+class Rotated(Stream):
+    """One task per angle, each a rotation of the whole dataset."""
 
-    def stack(images: torch.Tensor) -> torch.Tensor:
-        images = images.to(device)
-        # (T*N, 784): rotated once here, never again in the loop.
-        return torch.cat([rotate(images, r).flatten(1) for r in config.rotations])
+    name = "rotated"
+    help = "one rotation of the whole dataset a task (the poster's stream)"
+    fields = {
+        "rotations": (
+            tuple[float, ...],
+            option(
+                (0.0, 80.0, 160.0),
+                "rotated: rotation of each task in degrees, counter-clockwise; one task an angle.",
+            ),
+        )
+    }
+    uses = ("rotations",)
 
-    t = len(config.rotations)
-    n_train, n_test = len(mnist.train_labels), len(mnist.test_labels)
-    return TaskStream(
-        names=tuple(f"{r:g}°" for r in config.rotations),
-        train_x=stack(mnist.train_images),
-        train_y=mnist.train_labels.to(device).repeat(t),
-        train_offsets=tuple(k * n_train for k in range(t + 1)),
-        test_x=stack(mnist.test_images),
-        test_y=mnist.test_labels.to(device).repeat(t),
-        test_offsets=tuple(k * n_test for k in range(t + 1)),
-        n_classes=10,
-    )
+    @classmethod
+    def n_tasks(cls, config) -> int:
+        return len(config.rotations)
+
+    @classmethod
+    def check(cls, config) -> None:
+        super().check(config)
+        if not config.rotations:
+            raise StabgapError(
+                "invalid config: rotations must list at least one angle (one task each)"
+            )
+        if not all(math.isfinite(r) for r in config.rotations):
+            raise StabgapError("invalid config: rotations must be finite numbers")
+
+    @classmethod
+    def build(cls, config, images: Images, device: torch.device) -> TaskStream:
+        def stack(x: torch.Tensor) -> torch.Tensor:
+            x = x.to(device)
+            # (T*N, pixels): rotated once here, never again in the loop.
+            return torch.cat([rotate(x, r).flatten(1) for r in config.rotations])
+
+        t = len(config.rotations)
+        n_train, n_test = len(images.train_labels), len(images.test_labels)
+        return TaskStream(
+            names=tuple(f"{r:g}°" for r in config.rotations),
+            train_x=stack(images.train_images),
+            train_y=images.train_labels.to(device).repeat(t),
+            train_offsets=tuple(k * n_train for k in range(t + 1)),
+            test_x=stack(images.test_images),
+            test_y=images.test_labels.to(device).repeat(t),
+            test_offsets=tuple(k * n_test for k in range(t + 1)),
+            n_classes=images.n_classes,
+            input_shape=images.input_shape,
+        )

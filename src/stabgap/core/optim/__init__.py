@@ -7,78 +7,71 @@ arithmetic (its fused kernel where the build has one), each copy's trajectory is
 would have alone, and what a copy's hyperparameters are never changes which kernel runs:
 a run's numbers do not depend on which runs share its stack.
 
-:data:`OPTIMIZERS` names the optimisers and the config fields each reads.
+Each optimiser is one module here registering an :class:`Optimizer` in :data:`OPTIMIZERS`:
+its torch.optim class, the config fields it reads and how they become its options.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+from stabgap.core.fields import FRACTION, NON_NEGATIVE, POSITIVE, option
+from stabgap.core.registry import Extension, Registry
 
 if TYPE_CHECKING:
     from stabgap.core.config import RunConfig
 
 
-@dataclass(frozen=True)
-class OptimizerSpec:
-    """A torch.optim class, the config fields it reads and how they become its options."""
+class Optimizer(Extension):
+    """A torch.optim class, and how the fields it uses become one copy's options."""
 
-    make: Callable[..., torch.optim.Optimizer]
-    uses: tuple[str, ...]
-    options: Callable[[Any], dict[str, Any]]  # config -> the options of one copy's group
-    flops_per_param: Callable[[Any], int]  # FLOPs of one update of one parameter
+    make: ClassVar[type[torch.optim.Optimizer]]
+
+    @classmethod
+    def options(cls, config: Any) -> dict[str, Any]:
+        """The options of one copy's parameter group (besides its learning rate)."""
+        raise NotImplementedError
+
+    @classmethod
+    def flops_per_param(cls, config: Any) -> int:
+        """FLOPs of one update of one parameter (see stabgap.cost.flops's conventions)."""
+        raise NotImplementedError
 
 
-def _momentum_flops(c) -> int:
-    return (2 if c.momentum else 0) + (2 if c.nesterov else 0)
-
-
-OPTIMIZERS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec(
-        torch.optim.SGD,
-        ("momentum", "nesterov", "weight_decay"),
-        lambda c: {"momentum": c.momentum, "nesterov": c.nesterov, "weight_decay": c.weight_decay},
-        # p -= lr·g: 2; momentum b = μb + g: 2 more; Nesterov g + μb: 2 more; decay g + wd·p: 2
-        lambda c: 2 + _momentum_flops(c) + (2 if c.weight_decay else 0),
+# Fields that more than one optimiser reads.
+SHARED_FIELDS = {
+    "betas": (
+        tuple[float, float],
+        option((0.9, 0.999), "adam, adamw: the moment decays β1, β2.", per_copy=True),
     ),
-    "adam": OptimizerSpec(
-        torch.optim.Adam,
-        ("betas", "weight_decay", "eps"),
-        lambda c: {"betas": c.betas, "eps": c.eps, "weight_decay": c.weight_decay},
-        # m: 3, v: 4, denominator: 3, step: 3 (see stabgap.cost.flops); decay g + wd·p: 2
-        lambda c: 13 + (2 if c.weight_decay else 0),
+    "momentum": (float, option(0.0, "sgd, rmsprop: momentum.", per_copy=True, **FRACTION)),
+    "weight_decay": (
+        float,
+        option(
+            0.0,
+            "Weight decay of the optimiser: added to the gradient (sgd, adam, rmsprop, "
+            "adagrad), or decoupled from it (adamw).",
+            per_copy=True,
+            **NON_NEGATIVE,
+        ),
     ),
-    "adamw": OptimizerSpec(
-        torch.optim.AdamW,
-        ("betas", "weight_decay", "eps"),
-        lambda c: {"betas": c.betas, "eps": c.eps, "weight_decay": c.weight_decay},
-        # Adam's 13, and the decoupled decay p ← p·(1 - lr·wd): 1 (its factor is a scalar)
-        lambda c: 13 + (1 if c.weight_decay else 0),
-    ),
-    "rmsprop": OptimizerSpec(
-        torch.optim.RMSprop,
-        ("rms_alpha", "momentum", "weight_decay", "eps"),
-        lambda c: {
-            "alpha": c.rms_alpha,
-            "eps": c.eps,
-            "momentum": c.momentum,
-            "weight_decay": c.weight_decay,
-        },
-        # v = αv + (1-α)g²: 4, √v + ε: 2, p -= lr·g/denominator: 3 (with momentum, instead
-        # b = μb + g/denominator: 4 and p -= lr·b: 2); decay: 2
-        lambda c: 9 + (3 if c.momentum else 0) + (2 if c.weight_decay else 0),
-    ),
-    "adagrad": OptimizerSpec(
-        torch.optim.Adagrad,
-        ("weight_decay", "eps"),
-        lambda c: {"eps": c.eps, "weight_decay": c.weight_decay},
-        # s += g·g: 3, √s + ε: 2, p -= lr·g/denominator: 3; decay: 2
-        lambda c: 8 + (2 if c.weight_decay else 0),
+    "eps": (
+        float,
+        option(1e-8, "adam, adamw, rmsprop, adagrad: ε of the denominator.", **POSITIVE),
     ),
 }
+
+OPTIMIZERS: Registry[type[Optimizer]] = Registry(
+    "optimizer", "stabgap.core.optim", selector="optimizer", shared=SHARED_FIELDS
+)
+
+
+def decay_flops(config: Any) -> int:
+    """The gradient's decay g + wd·p: 2 FLOPs where there is one."""
+    return 2 if config.weight_decay else 0
 
 
 class CopyOptimizer:
@@ -102,7 +95,7 @@ class CopyOptimizer:
     def __init__(self, params: Sequence[torch.Tensor], configs: Sequence[RunConfig]) -> None:
         self.params = list(params)
         self.configs = list(configs)
-        self.spec = OPTIMIZERS[configs[0].optimizer]
+        self.spec = OPTIMIZERS.chosen(configs[0])
         # Views of copy r of every parameter: leaves sharing the stacked storage, so an
         # update of a view is an update of the stack.
         self.views = [[p.detach()[r] for p in self.params] for r in range(len(configs))]
@@ -112,7 +105,7 @@ class CopyOptimizer:
     def reset(self) -> None:
         """Forget all state (moments, step counts), as a newly built optimiser."""
         groups = [
-            {"params": views, "lr": c.lr, **self.spec.options(c)}
+            {"params": views, "lr": c.lr, **self.spec.options(OPTIMIZERS.view(c))}
             for views, c in zip(self.views, self.configs, strict=True)
         ]
         self.optimizer = _fused_if_possible(self.spec.make, groups)

@@ -1,0 +1,83 @@
+"""Datasets: labelled images a stream cuts into tasks, found, downloaded and verified.
+
+A dataset is one module here registering a :class:`Dataset` in :data:`DATASETS`: how to
+find its files (``data_dir``, else ``$STABGAP_DATA``, else a per-user cache), download and
+verify them, and load them as :class:`Images`. A run names its dataset (``dataset =
+"mnist"``) apart from its stream's kind (``stream = "rotated"``), so a stream works on any
+dataset whose images it can handle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from stabgap.core.registry import Extension, Registry
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is not a bool
+class Images:
+    """A loaded dataset. Shared by every caller (cached): clone before editing in place.
+
+    Attributes:
+        train_images: (N, H, W) grey or (N, C, H, W) colour uint8 images.
+        train_labels: (N,) int64 class labels in 0..n_classes-1.
+        test_images, test_labels: the same for the test set.
+        n_classes: the number of classes.
+    """
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    n_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One image's shape as a network takes it: (channels, height, width)."""
+        shape = tuple(self.train_images.shape[1:])
+        return (1, *shape) if len(shape) == 2 else shape
+
+
+class Dataset(Extension):
+    """A dataset's files and how to read them (class attributes and class methods)."""
+
+    title: ClassVar[str] = ""  # its name in messages: "MNIST"
+    input_shape: ClassVar[tuple[int, ...]] = ()  # (channels, height, width)
+    n_classes: ClassVar[int] = 0
+    train_size: ClassVar[int] = 0  # images of the training set
+    test_size: ClassVar[int] = 0
+
+    @classmethod
+    def load(cls, data_dir: str | Path | None, download: bool = False) -> Images:
+        """The images, read (and cached) from `data_dir`; missing files downloaded first
+        when `download` (into $STABGAP_DATA or the cache, never a folder the user named)."""
+        raise NotImplementedError
+
+    @classmethod
+    def find(cls, data_dir: str | Path | None, download: bool = False) -> Path:
+        """The folder the data would be read from, checked without reading it (cheap,
+        before any work): a one-line error where the files are missing and will not be
+        downloaded."""
+        raise NotImplementedError
+
+    @classmethod
+    def resolve(cls, data_dir: str | Path | None) -> Path:
+        """The folder `data_dir` means (else $STABGAP_DATA, else the user cache)."""
+        raise NotImplementedError
+
+    @classmethod
+    def download(cls, root: Path) -> list[Path]:
+        """Download the missing files into `root`, verified; the files written."""
+        raise NotImplementedError
+
+    @classmethod
+    def verify(cls, data_dir: str | Path | None) -> list[tuple[str, bool, str]]:
+        """Each file's (name, intact, what is wrong or where it is)."""
+        raise NotImplementedError
+
+
+DATASETS: Registry[type[Dataset]] = Registry("dataset", __name__, selector="dataset")
