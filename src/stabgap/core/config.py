@@ -47,7 +47,7 @@ STREAM_ALIASES = {
 
 @dataclass(frozen=True)
 class CoreConfig:
-    """Everything that defines one training run of one seed, but for the remedies' fields."""
+    """Everything that defines one training run of one seed, but the extensions' own fields."""
 
     # --- tasks -----------------------------------------------------------------------
     dataset: str = option(

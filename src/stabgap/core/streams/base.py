@@ -157,6 +157,26 @@ class Stream(Extension):
         return cls.scenarios[0] if config.scenario == "auto" else config.scenario
 
 
+def transformed_copies(
+    names: tuple[str, ...], train_x: torch.Tensor, test_x: torch.Tensor, images: Images, device
+) -> TaskStream:
+    """A stream whose every task is the whole dataset transformed (rotated, permuted): the
+    tasks' images back to back in `train_x` and `test_x`, each with the dataset's labels."""
+    t = len(names)
+    n_train, n_test = len(images.train_labels), len(images.test_labels)
+    return TaskStream(
+        names=names,
+        train_x=train_x,
+        train_y=images.train_labels.to(device).repeat(t),
+        train_offsets=tuple(k * n_train for k in range(t + 1)),
+        test_x=test_x,
+        test_y=images.test_labels.to(device).repeat(t),
+        test_offsets=tuple(k * n_test for k in range(t + 1)),
+        n_classes=images.n_classes,
+        input_shape=images.input_shape,
+    )
+
+
 # Fields that more than one stream reads.
 SHARED_FIELDS = {
     "n_tasks": (

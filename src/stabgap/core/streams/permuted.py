@@ -12,7 +12,13 @@ import torch
 
 from stabgap.core.data import Images
 from stabgap.core.fields import option
-from stabgap.core.streams.base import STREAMS, Stream, TaskStream, stream_generator
+from stabgap.core.streams.base import (
+    STREAMS,
+    Stream,
+    TaskStream,
+    stream_generator,
+    transformed_copies,
+)
 
 DEFAULT_TASKS = 3
 
@@ -62,18 +68,10 @@ class Permuted(Stream):
             flat = x.flatten(1).to(device)  # (N, pixels)
             return torch.cat([flat[:, order.to(device)] for order in orders])
 
-        t = len(orders)
-        n_train, n_test = len(images.train_labels), len(images.test_labels)
-        return TaskStream(
-            names=tuple(
-                f"permutation {k}" if k or config.permute_first else "original" for k in range(t)
-            ),
-            train_x=stack(images.train_images),
-            train_y=images.train_labels.to(device).repeat(t),
-            train_offsets=tuple(k * n_train for k in range(t + 1)),
-            test_x=stack(images.test_images),
-            test_y=images.test_labels.to(device).repeat(t),
-            test_offsets=tuple(k * n_test for k in range(t + 1)),
-            n_classes=images.n_classes,
-            input_shape=images.input_shape,
+        names = tuple(
+            f"permutation {k}" if k or config.permute_first else "original"
+            for k in range(len(orders))
+        )
+        return transformed_copies(
+            names, stack(images.train_images), stack(images.test_images), images, device
         )

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from stabgap.core.data import Images
 from stabgap.core.fields import option
-from stabgap.core.streams.base import STREAMS, Stream, TaskStream
+from stabgap.core.streams.base import STREAMS, Stream, TaskStream, transformed_copies
 from stabgap.errors import StabgapError
 
 
@@ -112,16 +112,7 @@ class Rotated(Stream):
             # (T*N, pixels): rotated once here, never again in the loop.
             return torch.cat([rotate(x, r).flatten(1) for r in config.rotations])
 
-        t = len(config.rotations)
-        n_train, n_test = len(images.train_labels), len(images.test_labels)
-        return TaskStream(
-            names=tuple(f"{r:g}°" for r in config.rotations),
-            train_x=stack(images.train_images),
-            train_y=images.train_labels.to(device).repeat(t),
-            train_offsets=tuple(k * n_train for k in range(t + 1)),
-            test_x=stack(images.test_images),
-            test_y=images.test_labels.to(device).repeat(t),
-            test_offsets=tuple(k * n_test for k in range(t + 1)),
-            n_classes=images.n_classes,
-            input_shape=images.input_shape,
+        names = tuple(f"{r:g}°" for r in config.rotations)
+        return transformed_copies(
+            names, stack(images.train_images), stack(images.test_images), images, device
         )
