@@ -200,3 +200,71 @@ def test_a_capability_the_plugin_model_lacks_is_refused_in_one_line(plugin, tmp_
     assert "remedy lpr needs a network of dense layers only" in done.stderr
     assert "(model mlp does)" in done.stderr
     assert not (tmp_path / "lpr").exists()
+
+
+BROKEN = {
+    # a field of a type no config can read: every command would fail on it
+    "bad_type": """
+from stabgap.core.fields import option
+from stabgap.core.remedies import Remedy, register
+
+@register
+class Levels(Remedy):
+    name = "levels"
+    fields = {"noise_levels": (tuple, option((0.0, 0.3), "Noise levels."))}
+""",
+    # a stream that reads a field it does not declare, and one that builds float pixels
+    "bad_streams": """
+import torch
+from stabgap.core.streams import STREAMS, Stream
+from stabgap.core.streams.rotated import Rotated
+
+@STREAMS.register
+class Sneaky(Stream):
+    name = "sneaky"
+    help = "reads stream_seed without saying so"
+    @classmethod
+    def n_tasks(cls, config):
+        return 3
+    @classmethod
+    def build(cls, config, images, device):
+        config.stream_seed
+        return None
+
+@STREAMS.register
+class Floats(Stream):
+    name = "floats"
+    help = "rotated, as floats"
+    uses = ("rotations",)
+    @classmethod
+    def n_tasks(cls, config):
+        return len(config.rotations)
+    @classmethod
+    def build(cls, config, images, device):
+        stream = Rotated.build(config, images, device)
+        import dataclasses
+        return dataclasses.replace(stream, train_x=stream.train_x / 255.0)
+""",
+}
+
+
+@pytest.mark.parametrize(
+    "module, argv, message",
+    [
+        ("bad_type", ["presets"], "plugin module 'bad_type' cannot be loaded: config field "
+         "'noise_levels' of remedy levels is declared as tuple: declare bool, int, float"),
+        ("bad_streams", ["run", *TINY, "--stream", "sneaky", "--out", "out"],
+         "stream sneaky reads config field 'stream_seed', which it does not declare: add it "
+         "to its uses"),
+        ("bad_streams", ["run", *TINY, "--stream", "floats", "--out", "out"],
+         "stream floats built training images of torch.float32: a stream's images are uint8"),
+    ],
+)  # fmt: skip
+def test_a_plugin_mistake_is_one_line_naming_it(tmp_path, module, argv, message):
+    (tmp_path / f"{module}.py").write_text(BROKEN[module])
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "STABGAP_PLUGINS": module}
+    env["STABGAP_DATA"] = str(mnist_dir())
+    done = stabgap(env, *argv, cwd=tmp_path)
+    assert done.returncode in (1, 2), done.stdout
+    assert message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*/run.json"))

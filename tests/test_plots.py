@@ -135,6 +135,23 @@ def test_plot_run_png_only_with_switches_and_task_names(tmp_path: Path) -> None:
     assert ax.get_xlabel() == "training batch" and ax.get_ylabel() == "test accuracy (%)"
 
 
+def test_task_names_come_from_the_stream_not_from_rotations(tmp_path: Path) -> None:
+    split = replace(
+        make_record(),
+        config={**make_record().config, "stream": "split"},  # its rotations: the default
+        metadata={"task_names": ["digits 0-1", "digits 2-3", "digits 4-5"]},
+    )
+    legend = plots.plot_run(split, tmp_path / "split.png").axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "task 1 (digits 0-1)",
+        "task 2 (digits 2-3)",
+        "task 3 (digits 4-5)",
+    ]
+    old_permuted = replace(make_record(), config={**make_record().config, "stream": "permuted"})
+    legend = plots.plot_run(old_permuted, tmp_path / "permuted.png").axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["task 1", "task 2", "task 3"]
+
+
 def test_plot_run_draws_the_loss_and_its_penalty_under_the_curves(tmp_path: Path) -> None:
     batches = N_TASKS * PER_TASK
     loss = np.linspace(2.3, 0.1, batches)

@@ -180,9 +180,11 @@ def test_fields_of_another_stream_or_model_are_refused(values, message):
 )
 def test_every_stream_trains_and_is_scored(small, stream, extra):
     config = tiny_config(stream=stream, batches_per_task=10, **extra)
-    r = run_experiment(config, build_stream(config, "cpu", small))
+    tasks = build_stream(config, "cpu", small)
+    r = run_experiment(config, tasks)
     assert r.acc.shape[1] == config.task_count and not r.diverged
     assert np.isfinite(r.acc[-1]).all() and r.acc[-1].mean() > 20
+    assert r.metadata["task_names"] == list(tasks.names)  # the figures' labels
 
 
 def test_task_incremental_scoring_is_easier_than_class_incremental(small):

@@ -129,13 +129,32 @@ def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert {row["diverged"] for row in table} == {True, False}
 
 
+def test_the_study_file_of_the_docs_reads_as_written(tmp_path):
+    from conftest import ROOT
+
+    from stabgap.studies.plan import load_toml, study_spec
+
+    text = (ROOT / "docs" / "studies.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "study.toml").write_text(block)
+    spec = study_spec(load_toml(tmp_path / "study.toml"), "study.toml")
+    assert (spec.baseline, spec.compare) == ("λ=0", ("λ=0.0001",))
+    assert spec.grid == {"decay_lambda": [0, 1e-5, 1e-4]} and len(spec.seeds) == 5
+    assert len(spec.plan()) == 15
+
+
 @pytest.mark.parametrize(
     "values,message",
     [
         ({"grid": {"decay_lambda": []}}, "every [grid] entry must be a non-empty list"),
         ({"seeds": "1,2"}, "seeds must be a non-empty list of integers"),
         ({"lrr": 0.1}, "unknown key 'lrr': neither a config field nor one of preset"),
-        ({"grid": {"lerning_rate": [0.1]}}, "unknown key 'lerning_rate'"),
+        ({"grid": {"lerning_rate": [0.1]}}, "unknown key 'lerning_rate' in [grid]"),
+        (
+            {"grid": {"decay_lambda": [0, 1e-4], "baseline": "λ=0"}},
+            "'baseline' stands in [grid], where only config fields go: move it above the "
+            "file's first [table]",
+        ),
         ({"set": {"lr": -1}}, "lr must be a positive finite number"),
         ({"lr": -1}, "lr must be a positive finite number"),
         ({"n_seeds": -1}, "n_seeds must be a whole number >= 1, got -1"),

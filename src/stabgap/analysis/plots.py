@@ -109,10 +109,14 @@ def _n_tasks(record: RunLike) -> int:
 
 
 def _task_name(record: RunLike, task: int) -> str:
-    """``"task 2 (80°)"`` when the config lists the rotations, else ``"task 2"``."""
-    rotations = record.config.get("rotations") if record.config else None
-    if rotations is not None and len(rotations) >= task:
-        return f"task {task} ({float(rotations[task - 1]):g}°)"
+    """``"task 2 (80°)"``, ``"task 2 (digits 2-3)"``: the task's name from its stream, as the
+    run recorded it; for a record without names, a rotated stream's angle; else ``"task 2"``."""
+    names = (getattr(record, "metadata", None) or {}).get("task_names")
+    config = record.config or {}
+    if names is None and config.get("stream", "rotated") == "rotated":
+        names = [f"{float(r):g}°" for r in config.get("rotations", ())]
+    if names is not None and len(names) >= task:
+        return f"task {task} ({names[task - 1]})"
     return f"task {task}"
 
 

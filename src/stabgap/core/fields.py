@@ -10,7 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import field
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
+
+from stabgap.errors import StabgapError
+
+SCALARS = (bool, int, float, str)
 
 
 def option(
@@ -49,6 +54,25 @@ def option(
     return field(default=default, metadata=metadata)
 
 
+def supported_type(hint: Any) -> bool:
+    """Whether a field's declared type is one a config can read from TOML and the command
+    line: bool, int, float or str; a tuple of them (``tuple[float, ...]``, a list; or of a
+    fixed length, ``tuple[float, float]``); or one of these ``| None``.
+
+    Example:
+        >>> supported_type(tuple[float, ...]), supported_type(tuple), supported_type(list)
+        (True, False, False)
+    """
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is tuple:
+        items = args[:-1] if args[-1:] == (Ellipsis,) else args
+        return bool(items) and all(item in SCALARS for item in items)
+    if origin in (Union, UnionType) and NoneType in args:
+        rest = [a for a in args if a is not NoneType]
+        return len(rest) == 1 and supported_type(rest[0])
+    return hint in SCALARS
+
+
 def non_negative(x: float) -> bool:
     return math.isfinite(x) and x >= 0
 
@@ -69,6 +93,10 @@ AT_LEAST_ONE = {"check": lambda n: n >= 1, "must": "a whole number >= 1"}
 FRACTION = {"check": unit_interval, "must": "a number in [0, 1)"}
 
 
+class UndeclaredField(StabgapError, AttributeError):
+    """An extension read a config field it does not declare it uses (a one-line error)."""
+
+
 class ConfigView:
     """The config as one extension sees it: only the fields it declares it reads.
 
@@ -85,7 +113,7 @@ class ConfigView:
         (0.0, 90.0)
         >>> view.n_tasks  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        AttributeError: stream demo reads config field 'n_tasks', which it does not declare: ...
+        stabgap.core.fields.UndeclaredField: stream demo reads config field 'n_tasks', which ...
     """
 
     def __init__(self, owner: str, values: dict[str, Any]) -> None:
@@ -96,7 +124,7 @@ class ConfigView:
         values = object.__getattribute__(self, "_values")
         if name in values:
             return values[name]
-        raise AttributeError(
+        raise UndeclaredField(
             f"{object.__getattribute__(self, '_owner')} reads config field '{name}', which it "
             "does not declare: add it to its uses"
         )

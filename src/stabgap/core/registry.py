@@ -33,7 +33,7 @@ import pkgutil
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from stabgap.core.fields import ConfigView
+from stabgap.core.fields import ConfigView, supported_type
 from stabgap.errors import StabgapError
 
 if TYPE_CHECKING:
@@ -112,6 +112,13 @@ class Registry(Mapping[str, Any], Generic[E]):
         unknown = set(cls.fields) & set(self.shared)
         if unknown:
             raise TypeError(f"{self.kind} {cls.name} declares the shared field(s) {unknown}")
+        for name, (hint, _) in cls.fields.items():
+            if not supported_type(hint):
+                raise TypeError(
+                    f"config field '{name}' of {self.kind} {cls.name} is declared as "
+                    f"{getattr(hint, '__name__', hint)}: declare bool, int, float, str, a "
+                    "tuple of one of them (tuple[float, ...] for a list), or one of these | None"
+                )
         cls.kind = self.kind
         self._entries[cls.name] = cls
         return cls
@@ -184,15 +191,19 @@ def load_extensions() -> None:
             if not module.name.startswith("_") and module.name != "base":
                 importlib.import_module(f"{registry.package}.{module.name}")
     for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        # Raised while the config is being assembled, before any command can catch an
+        # error: a one-line exit, not a traceback.
         try:
             importlib.import_module(name)
             _PLUGINS.append(name)
         except ImportError as e:
-            # Raised while the config is being assembled, before any command can catch an
-            # error: a one-line exit, not a traceback.
             raise SystemExit(
                 f"stabgap: error: cannot import plugin module '{name}' named in "
                 f"${PLUGINS_ENV}: {e}; fix the name or your PYTHONPATH"
+            ) from None
+        except Exception as e:  # a mistake in the plugin itself: said where it is
+            raise SystemExit(
+                f"stabgap: error: plugin module '{name}' cannot be loaded: {e}"
             ) from None
 
 

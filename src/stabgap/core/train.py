@@ -280,6 +280,7 @@ def train_stack(
                     "device_requested": c.device,
                     "device_reason": device_reason(c.device, device),
                     "remedies": list(c.remedies),
+                    "task_names": list(stream.names),  # for labels: angles, digits, parts
                     **({"divergence": why} if why else {}),
                 },
                 penalty=penalty_i,

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from stabgap.core.config import FIELDS, RunConfig, check_field, coerce, defaults, to_dict
+from stabgap.core.registry import PLUGINS_ENV
 from stabgap.errors import StabgapError
 from stabgap.studies.presets import DEFAULT_PRESET, Preset, get_preset, seed_sequence
 from stabgap.studies.schema import STAMP_SCHEMA
@@ -209,7 +210,7 @@ def study_spec(
     if not isinstance(extra, dict):
         raise fail("[set] must be a table of config fields")
     for key, value in extra.items():
-        overrides[_field_name(key, source)] = value
+        overrides[_field_name(key, source, "set")] = value
 
     preset_name = values.get("preset", DEFAULT_PRESET)
     if not isinstance(preset_name, str):
@@ -226,7 +227,7 @@ def study_spec(
     grid = values.get("grid", {})
     if not isinstance(grid, dict):
         raise fail("[grid] must be a table of lists of values")
-    grid = {_field_name(k, source): v for k, v in grid.items()}
+    grid = {_field_name(k, source, "grid"): v for k, v in grid.items()}
     for key, options in grid.items():
         if not isinstance(options, list) or not options:
             raise fail(f"every [grid] entry must be a non-empty list of values; '{key}' is not")
@@ -260,15 +261,29 @@ def study_spec(
     )
 
 
-def _field_name(key: str, source: str) -> str:
-    """A config field's name, or a one-line error that also knows the study keys."""
+def _field_name(key: str, source: str, table: str = "") -> str:
+    """A config field's name, or a one-line error that also knows the study keys.
+
+    Args:
+        table: the TOML table the key stands in ("grid", "set"), for messages.
+    """
     try:
         return check_field(key)
     except StabgapError:
+        where = f" in [{table}]" if table else ""
+        if table and key in STUDY_KEYS:  # written after a table's header, so inside it
+            raise StabgapError(
+                f"{source}: '{key}' stands{where}, where only config fields go: move it above "
+                f"the file's first [table]"
+            ) from None
         close = difflib.get_close_matches(key.replace("-", "_"), [*FIELDS, *STUDY_KEYS], n=1)
-        hint = f"did you mean '{close[0]}'?" if close else "see `stabgap run --help`"
+        hint = (
+            f"did you mean '{close[0]}'? A plugin's field needs its module named in ${PLUGINS_ENV}"
+            if close
+            else f"see `stabgap run --help`; a plugin's field needs its module in ${PLUGINS_ENV}"
+        )
         raise StabgapError(
-            f"{source}: unknown key '{key}': neither a config field nor one of "
+            f"{source}: unknown key '{key}'{where}: neither a config field nor one of "
             f"{', '.join(STUDY_KEYS)} ({hint})"
         ) from None
 

@@ -87,6 +87,12 @@ def build_stream(
     if images is None:
         images = DATASETS.chosen(config).load(config.data_dir, download=True)
     built = STREAMS.chosen(config).build(stream_view(config), images, torch.device(device))
+    for name, x in (("training", built.train_x), ("test", built.test_x)):
+        if x.dtype != torch.uint8:  # float pixels would be divided by 255 again: chance
+            raise StabgapError(
+                f"stream {config.stream} built {name} images of {x.dtype}: a stream's images "
+                "are uint8 pixels from 0 to 255, as the dataset gives them"
+            )
     stream = dataclasses.replace(built, identity=stream_identity(config))
     check_fits(config, stream)
     return stream
