@@ -30,7 +30,7 @@ def test_values_are_normalised():
         ({"decay_lambda": -1}, "decay_lambda must be a finite number >= 0"),
         ({"eval_every": 600}, "eval_every must be <= batches_per_task"),
         ({"reset_optimizer": "yes"}, "'reset_optimizer' must be true or false"),
-        ({"betas": [0.9]}, "'betas' must be a list of numbers"),
+        ({"betas": [0.9]}, "'betas' must be 2 numbers"),
     ],
 )
 def test_bad_values_give_one_line_errors(values, message):

@@ -268,3 +268,9 @@ def test_a_plugin_mistake_is_one_line_naming_it(tmp_path, module, argv, message)
     assert done.returncode in (1, 2), done.stdout
     assert message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*/run.json"))
+
+
+def test_the_cost_of_a_plugin_model_is_counted_from_its_layers(plugin, tmp_path):
+    done = stabgap(plugin, "cost", "--model", "resmlp", "--hidden", "64,64", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Cost per batch in task 1: resmlp: hidden 64,64, 10 outputs")

@@ -135,6 +135,12 @@ def test_profile_of_any_remedy(tmp_path, capsys):
     assert "ema: the baseline with ema_decay = 0.99" in capsys.readouterr().out
 
 
+def test_a_treatment_of_several_fields_is_named_by_each_value():
+    assert profile.treatment_label({"decay_lambda": 1e-5}) == "nd"
+    label = profile.treatment_label({"hidden": (32,), "sam_rho": 0.05})
+    assert label == "hidden=32 sam_rho=0.05"
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -143,6 +149,7 @@ def test_profile_of_any_remedy(tmp_path, capsys):
         (["--treatment", "decay_lambda=0"], "the treatment leaves the baseline unchanged"),
         (["--nd-lambda", "1e-4", "--treatment", "decay_lambda=1e-5"], "give λ once"),
         (["--label", "baseline"], "a treatment cannot be named 'baseline'"),
+        (["--treatment", "stream_seed=3"], "--treatment stream_seed: a profile times synthetic"),
     ],
 )
 def test_profile_refuses_a_bad_treatment_before_any_work(tmp_path, capsys, options, message):

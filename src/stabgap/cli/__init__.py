@@ -160,9 +160,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from stabgap.core.config import to_dict
+    from stabgap.core.config import RunConfig, to_dict
     from stabgap.studies.presets import PRESETS
 
+    defaults = to_dict(RunConfig())
     for preset in PRESETS.values():
         print(f"{preset.name}: {preset.description}")
         base = to_dict(preset.base)
@@ -171,6 +172,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
         if preset.base.model == "cnn":
             shown.insert(2, "channels")
         print("  base: " + ", ".join(f"{k}={_show(base[k])}" for k in shown))
+        # every other setting in which the preset departs from a plain run (the reference's
+        # quirks in the paper's scale and in the quick ones)
+        unlike = [k for k in base if k not in shown and base[k] != defaults[k]]
+        if unlike:
+            print("  unlike the defaults: " + ", ".join(f"{k}={_show(base[k])}" for k in unlike))
         print(f"  seeds ({preset.n_seeds} by default): {', '.join(map(str, preset.seeds))}")
         for name, overrides in preset.experiments.items():
             changes = ", ".join(f"{k}={_show(v)}" for k, v in overrides.items()) or "(base)"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stabgap.cli.values import field_assignment
+from stabgap.core.config import owner_of
 from stabgap.errors import StabgapError
 from stabgap.studies.presets import ND_LAMBDA
 
@@ -170,6 +171,12 @@ def _profile_arguments(parser: argparse.ArgumentParser) -> None:
 def treatment(args: argparse.Namespace) -> dict:
     """The fields of the treated run, from --treatment and --nd-lambda (default: ND)."""
     fields = dict(field_assignment(item, "--treatment") for item in args.treatment or [])
+    for name in fields:
+        if owner_of(name) in ("dataset", "stream"):
+            raise StabgapError(
+                f"--treatment {name}: a profile times synthetic images of MNIST's shape, not a "
+                "stream: treat a model's, an optimiser's or a remedy's field"
+            )
     if args.nd_lambda is not None:
         if not (math.isfinite(args.nd_lambda) and args.nd_lambda > 0):
             raise StabgapError(

@@ -36,7 +36,7 @@ CHOSEN = (DATASETS, STREAMS, MODELS, OPTIMIZERS)
 
 
 def _listing(registry) -> str:
-    return "; ".join(f"{name} ({ext.help})" for name, ext in registry.items())
+    return "; ".join(f"{name}: {ext.help}" for name, ext in registry.items())
 
 
 # A stream named with its dataset, as before datasets were chosen apart: "rotated-mnist".
@@ -364,7 +364,8 @@ def _coerce_to(hint: Any, value: Any) -> Any:
 def _type_name(hint: Any) -> str:
     origin, args = get_origin(hint), get_args(hint)
     if origin is tuple:
-        return "a list of " + {int: "integers", float: "numbers"}[args[0]]
+        kind = {int: "integers", float: "numbers"}[args[0]]
+        return f"a list of {kind}" if args[-1] is Ellipsis else f"{len(args)} {kind}"
     if type(None) in args:
         return _type_name(next(a for a in args if a is not type(None))) + " or unset"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
@@ -404,8 +405,10 @@ def _validate(c: RunConfig) -> None:
         value = getattr(c, name)
         choices, check = f.metadata.get("choices"), f.metadata.get("check")
         if choices and value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise StabgapError(
-                f"config field '{name}' must be one of {', '.join(choices)}; got {value!r}"
+                f"config field '{name}' must be one of {', '.join(choices)}; got {value!r}{hint}"
             )
         if check is not None and not check(value):
             raise StabgapError(f"invalid config: {name} must be {f.metadata['must']}, got {value}")
@@ -463,4 +466,10 @@ def _check_applies(c: RunConfig) -> None:
 
 
 def help_text(name: str) -> str:
-    return FIELDS[name].metadata["help"]
+    """A field's help; a field shared by a kind's extensions names those that read it."""
+    text = FIELDS[name].metadata["help"]
+    for registry in (*CHOSEN, REMEDIES):
+        if name in registry.shared:
+            users = [ext for ext, cls in registry.items() if name in cls.uses]
+            text += f" Read by the {registry.kind}s {', '.join(users)}."
+    return text

@@ -375,10 +375,7 @@ def remedy_report(base: RunConfig, task: int) -> str:
 
 
 def _architecture(config: RunConfig) -> str:
-    if config.model == "mlp":
-        return "MLP " + "-".join(map(str, (784, *config.hidden, N_CLASSES)))
-    channels, hidden = ",".join(map(str, config.channels)), ",".join(map(str, config.hidden))
-    return f"CNN conv {channels}, dense {hidden}, {N_CLASSES} outputs"
+    return MODELS.chosen(config).describe(model_view(config), IMAGE, N_CLASSES)
 
 
 def _comparison_row(label: str, base: Cost, nd: Cost) -> str:

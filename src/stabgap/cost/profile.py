@@ -82,10 +82,14 @@ class ProfileResult:
 
 
 def treatment_label(treatment: Mapping[str, Any]) -> str:
-    """A treatment's name in tables: "nd" for ND alone, else its fields ("sam_rho=0.05")."""
+    """A treatment's name in tables: "nd" for ND alone, else its fields ("hidden=32 lr=0.01")."""
     if set(treatment) == {"decay_lambda"}:
         return ND
-    return ",".join(f"{k}={v}" for k, v in treatment.items())
+
+    def value(v: Any) -> str:
+        return ",".join(map(str, v)) if isinstance(v, list | tuple) else f"{v}"
+
+    return " ".join(f"{k}={value(v)}" for k, v in treatment.items())
 
 
 def profile_config(

@@ -434,7 +434,7 @@ class Mnist(Dataset):
 
     name = "mnist"
     title = "MNIST"
-    help = "MNIST: 28×28 grey digits, 60,000 for training and 10,000 for testing"
+    help = "28×28 grey digits, 60,000 for training and 10,000 for testing"
     input_shape = (1, 28, 28)
     n_classes = N_CLASSES
     train_size, test_size = 60_000, 10_000

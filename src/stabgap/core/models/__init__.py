@@ -51,6 +51,16 @@ class Model(Extension):
         """The network's layers, for counting its cost."""
         raise NotImplementedError
 
+    @classmethod
+    def describe(cls, config: Any, input_shape: tuple[int, ...], n_classes: int) -> str:
+        """The architecture in a few words, for the cost table's header."""
+
+        def value(v: Any) -> str:
+            return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+        fields = ", ".join(f"{name} {value(getattr(config, name))}" for name in cls.uses)
+        return f"{cls.name}: {fields}, {n_classes} outputs" if fields else cls.name
+
 
 SHARED_FIELDS = {
     "hidden": (

@@ -73,6 +73,11 @@ class CNN(Model):
         return out + dense_layers((c_in * h * w, *config.hidden, n_classes), first=False)
 
     @classmethod
+    def describe(cls, config, input_shape: tuple[int, ...], n_classes: int) -> str:
+        channels, hidden = ",".join(map(str, config.channels)), ",".join(map(str, config.hidden))
+        return f"CNN conv {channels}, dense {hidden}, {n_classes} outputs"
+
+    @classmethod
     def check(cls, config) -> None:
         if not all(w >= 1 for w in config.channels):
             raise StabgapError("invalid config: channels must be >= 1")

@@ -43,6 +43,10 @@ class MLP(Model):
         """
         return dense_layers((math.prod(input_shape), *config.hidden, n_classes))
 
+    @classmethod
+    def describe(cls, config, input_shape: tuple[int, ...], n_classes: int) -> str:
+        return "MLP " + "-".join(map(str, (math.prod(input_shape), *config.hidden, n_classes)))
+
 
 class StackedMLP(nn.Module):
     """R MLPs ``in → hidden[0] → ... → out`` with ReLU, evaluated together.

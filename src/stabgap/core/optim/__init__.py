@@ -45,22 +45,21 @@ class Optimizer(Extension):
 SHARED_FIELDS = {
     "betas": (
         tuple[float, float],
-        option((0.9, 0.999), "adam, adamw: the moment decays β1, β2.", per_copy=True),
+        option((0.9, 0.999), "The moment decays β1, β2.", per_copy=True),
     ),
-    "momentum": (float, option(0.0, "sgd, rmsprop: momentum.", per_copy=True, **FRACTION)),
+    "momentum": (float, option(0.0, "Momentum.", per_copy=True, **FRACTION)),
     "weight_decay": (
         float,
         option(
             0.0,
-            "Weight decay of the optimiser: added to the gradient (sgd, adam, rmsprop, "
-            "adagrad), or decoupled from it (adamw).",
+            "Weight decay of the optimiser: added to the gradient, or decoupled from it (adamw).",
             per_copy=True,
             **NON_NEGATIVE,
         ),
     ),
     "eps": (
         float,
-        option(1e-8, "adam, adamw, rmsprop, adagrad: ε of the denominator.", **POSITIVE),
+        option(1e-8, "ε of the denominator.", **POSITIVE),
     ),
 }
 

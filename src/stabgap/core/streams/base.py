@@ -183,7 +183,7 @@ SHARED_FIELDS = {
         int,
         option(
             0,
-            "permuted and homogeneous streams: the number of tasks (0: the stream's default, 3).",
+            "The number of tasks (0: the stream's default, 3).",
             **COUNT,
         ),
     ),
