@@ -21,6 +21,11 @@ def mnist_dir() -> Path:
     return Path(os.environ.get("STABGAP_TEST_DATA", SHARED / "data" / "mnist"))
 
 
+# The tests never download: where $STABGAP_DATA is not set (a fresh clone, the README's
+# command as written), the CLI they start reads the shared copy of MNIST beside the clone.
+os.environ.setdefault("STABGAP_DATA", str(mnist_dir()))
+
+
 def reference_dir() -> Path:
     return Path(os.environ.get("STABGAP_TEST_REFERENCE", SHARED / "reference"))
 

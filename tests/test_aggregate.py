@@ -175,7 +175,7 @@ def test_write_table_overwrites_atomically(tmp_path):
 
 
 def test_parquet_round_trip(tmp_path):
-    pytest.importorskip("pyarrow")
+    pytest.importorskip("pyarrow", reason="needs the parquet extra: pip install -e '.[parquet]'")
     rows = tidy_rows(records())
     written = write_table(rows, tmp_path / "metrics")
     assert [p.suffix for p in written] == [".csv", ".parquet"]

@@ -50,11 +50,10 @@ def test_run_writes_one_complete_directory_per_run(tmp_path, capsys):
     )
     assert code == 0
     records = list(iter_runs(out))
-    # --hidden changes a field the quick experiments differ in, so the labels say so.
-    assert (
-        sorted(r.experiment for r in records)
-        == ["baseline_hidden=32,32"] * 2 + ["nd_hidden=32,32"] * 2
-    )
+    # every science field set unlike the quick experiments is in the labels
+    changed = "_batches_per_task=15_eval_subset=100_hidden=32,32"
+    labels = sorted(r.experiment for r in records)
+    assert labels == [f"baseline{changed}"] * 2 + [f"nd{changed}"] * 2
     nd = next(r for r in records if r.base == "nd")
     assert nd.config["decay_lambda"] > 0 and nd.config["hidden"] == [32, 32]
     assert nd.acc.shape == (45, 3) and nd.metadata["seed"] in (1, 2)
@@ -272,3 +271,40 @@ def test_profile_writes_records_that_the_report_reads(tmp_path, capsys):
     }
     columns, q3 = cost_columns(tmp_path)
     assert set(columns) == {"baseline", "nd"} and "Q3" in q3
+
+
+def test_each_default_that_run_help_shows_is_the_default_a_run_uses(capsys, monkeypatch):
+    """The [default: ...] of every field flag, read from the help as a user reads it, is the
+    value a plain `stabgap run` plans (the default preset's baseline)."""
+    import re
+
+    from stabgap.core.config import FIELDS, to_dict
+    from stabgap.studies.plan import plan_runs, short
+    from stabgap.studies.presets import DEFAULT_PRESET, get_preset
+
+    monkeypatch.setenv("COLUMNS", "100000")  # one line per option
+    code, out, _ = run_cli(capsys, "run", "--help")
+    assert code == 0
+    preset = get_preset(DEFAULT_PRESET)
+    [spec] = plan_runs(preset, ["baseline"], [preset.seeds[0]])
+    planned = to_dict(spec.config)
+    checked = 0
+    # a long flag has its help on the next line
+    text = re.sub(r"(--[a-z0-9-]+ V)\n\s+", r"\1 ", out)
+    for line in text.splitlines():
+        found = re.match(r"\s+--([a-z0-9-]+) V\s.*\[([^\[\]]*)\]$", line)
+        if not found or found[1] == "seed":
+            continue
+        name, shown = found[1].replace("-", "_"), found[2]
+        assert name in FIELDS
+        value = shown.removeprefix("default: ")
+        if value == shown:  # the presets differ: "quick, ...: 256,256; paper: 2048,2048"
+            value = next(
+                part.split(": ")[1]
+                for part in shown.split("; ")
+                if DEFAULT_PRESET in part.split(": ")[0].split(", ")
+            )
+        expected = "unset" if planned[name] is None else short(planned[name])
+        assert value == expected, (name, shown)
+        checked += 1
+    assert checked == len(FIELDS) - 1  # every field but the seed

@@ -81,6 +81,9 @@ def test_several_subsets_pool_and_leave_training_alone(small_stream):
 
 
 def test_a_run_can_be_followed_from_its_live_log_and_tensorboard(tmp_path):
+    pytest.importorskip(
+        "tensorboard", reason="needs the tensorboard extra: pip install -e '.[tensorboard]'"
+    )
     from stabgap.cli import main
 
     argv = ["run", "--batches-per-task", "30", "--hidden", "16", "--eval-subset", "50", "--quiet",

@@ -103,6 +103,13 @@ RUN_CASES = [
     (["--data-dir", "mnsit"], "does not exist: check the path"),
     (["--config", "nowhere.toml"], "config file nowhere.toml not found"),
     (["--config", "."], "is a folder: give a .toml file"),
+    # settings that would make a study meaningless
+    (["--stream", "split", "--classes-per-task", "3"], "(its last task would hold one, which"),
+    (["--stream", "split", "--classes-per-task", "1"], "(every task would hold one, which it"),
+    (["--stream", "split", "--classes-per-task", "10"], "all 10 classes in one task: no switch"),
+    (["--eval-precision", "tf32"], "eval_precision tf32 is CUDA's TensorFloat-32, which a cpu"),
+    (["--model", "cnn", "--channels", "4,4,4,4,4"], "5 conv layers halve mnist's 28×28 images"),
+    (["--stream", "rotatd"], "got 'rotatd' (did you mean 'rotated'?)"),
 ]
 
 
@@ -228,8 +235,49 @@ def test_an_overridden_experiment_is_labelled_by_its_override(workspace, capsys)
     )
     assert code == 0, err
     (record,) = iter_runs(workspace / "o")
-    assert record.experiment == "baseline_hidden=16_decay_lambda=0.0001"
+    assert record.experiment == (
+        "baseline_batches_per_task=6_eval_subset=50_hidden=16_decay_lambda=0.0001"
+    )
     assert record.base == "baseline" and record.varied["decay_lambda"] == 1e-4
+
+
+@pytest.mark.parametrize(
+    "overrides, label",
+    [
+        ({"ema_decay": 0.9}, "baseline_ema_decay=0.9"),
+        ({"stream": "split"}, "baseline_stream=split"),
+        ({"decay_lambda": 0.0}, "baseline"),  # the experiment's own value: nothing differs
+        ({"device": "cpu", "data_dir": "elsewhere"}, "baseline"),  # how, not what it computes
+    ],
+)
+def test_a_run_is_named_by_every_science_field_it_changes(overrides, label):
+    from stabgap.studies.plan import plan_runs
+    from stabgap.studies.presets import get_preset
+
+    [spec] = plan_runs(get_preset("quick"), ["baseline"], [1], overrides)
+    assert spec.experiment == label and spec.name.startswith(f"{label}-seed1-")
+
+
+def test_runs_of_an_older_label_are_found_by_seed_and_stamp(workspace, capsys):
+    argv = ["run", *TINY, "--experiments", "baseline", "--ema-decay", "0.9", "--seeds", "1"]
+    code, _, err = cli(capsys, *argv, "--out", "o")
+    assert code == 0, err
+    [new] = [p for p in (workspace / "o").iterdir() if p.is_dir() and "seed1" in p.name]
+    assert new.name.startswith("baseline_batches_per_task=6_eval_subset=50_hidden=16_ema_decay")
+    # the same run as an earlier version named it: the preset's experiment alone
+    old = new.with_name("baseline-seed1-" + new.name.rsplit("-", 1)[1])
+    new.rename(old)
+    info = json.loads((old / "run.json").read_text())
+    older = {"experiment": "baseline", "name": old.name, "varied": {}}
+    (old / "run.json").write_text(json.dumps({**info, **older}))
+    before = sorted(p.name for p in (workspace / "o").iterdir())
+    code, out, err = cli(capsys, *argv, "--out", "o")
+    assert code == 0, err
+    assert sorted(p.name for p in (workspace / "o").iterdir()) == before  # nothing re-run
+    assert "ema_decay=0.9" in out  # and reported under today's name, by run and by report
+    assert cli(capsys, "report", "o")[0] == 0
+    assert "ema_decay=0.9" in (workspace / "o" / "report" / "groups.csv").read_text()
+    assert "ema_decay=0.9" in (workspace / "o" / "table.csv").read_text()
 
 
 def test_quick_names_do_not_state_values_they_do_not_run(capsys):
@@ -396,6 +444,29 @@ def test_an_exploding_run_is_marked_diverged_and_kept_out_of_the_report(workspac
     assert ",0 (+3 diverged)," in groups and ",3," in groups  # both groups are listed
 
 
+def test_a_run_that_collapses_to_chance_is_marked_diverged(workspace, capsys):
+    argv = ["run", *TINY, "--batches-per-task", "40", "--experiments", "baseline", "--seeds",
+            "1", "--sam-rho", "1e9", "--out", "o"]  # fmt: skip
+    assert cli(capsys, *argv)[0] == 0
+    (run,) = iter_runs(workspace / "o")
+    assert run.diverged and run.metadata["divergence"].startswith("collapsed: the cross-entropy")
+    code, _, err = cli(capsys, "metrics", "o")
+    assert code == 0 and f"run {run.name} diverged (collapsed" in err
+
+
+@pytest.mark.parametrize(
+    "options, warning",
+    [
+        (["--rotations", "0"], "a stream of one task has no switch, so no stability gap"),
+        (["--switch-lr", "warmup"], "switch_lr_batches 50 outlasts a task of 6 batches, so it"),
+    ],
+)
+def test_a_setting_that_may_mean_nothing_is_run_with_a_warning(workspace, capsys, options, warning):
+    argv = ["run", *TINY, *options, "--experiments", "baseline", "--seeds", "1"]
+    code, _, err = cli(capsys, *argv, "--out", "o")
+    assert code == 0 and warning in err and err.count(warning) == 1
+
+
 def test_threads_are_recorded(workspace, capsys):
     assert (
         cli(
@@ -501,7 +572,7 @@ def test_user_named_groups_get_their_comparisons(lambda_grid, tmp_path, capsys):
     )
     assert code == 0, err
     text = (out / "report.md").read_text()
-    assert "Baseline group: **λ=0.0005**; compared with it: λ=0." in text
+    assert "Baseline group: **λ=0.0005** (as --baseline names it); compared with it: λ=0." in text
     assert "**λ=0** against λ=0.0005" in text and "**λ=0.0001** against" not in text
     code, _, err = cli(capsys, "report", lambda_grid, "--out", out, "--baseline", "λ=1")
     assert_refused(code, err, "--baseline: no group 'λ=1' in these runs; the groups are:")
@@ -739,3 +810,29 @@ def test_metrics_flags_a_diverged_run(workspace, capsys):
     assert cli(capsys, *argv, "--lr", "1e6", "--out", "o")[0] == 0
     code, _, err = cli(capsys, "metrics", "o")
     assert code == 0 and "diverged (" in err
+
+
+@pytest.mark.parametrize("damage", ["curves.npz", "run.json"])
+def test_a_damaged_run_is_named_left_out_set_aside_and_run_again(workspace, capsys, damage):
+    argv = ["run", *TINY, "--experiments", "baseline", "--seeds", "1,2,3", "--out", "o"]
+    assert cli(capsys, *argv)[0] == 0
+    runs = sorted(p for p in (workspace / "o").iterdir() if (p / "run.json").is_file())
+    cut = (runs[1] / damage).read_bytes()[:40]
+    (runs[1] / damage).write_bytes(cut)  # a copy cut short
+    shown = Path("o") / runs[1].name
+
+    code, _, err = cli(capsys, "report", "o")
+    assert code == 0, err
+    assert f"left out {shown}: damaged (its {damage} cannot be read" in err
+    assert "allow_pickle" not in err
+    text = (workspace / "o" / "report" / "report.md").read_text()
+    assert f"1 run folder(s) are damaged and left out: {runs[1].name} (its {damage}" in text
+    code, out, err = cli(capsys, "metrics", "o")
+    assert code == 0 and f"left out {shown}: damaged" in err and runs[0].name in out
+
+    code, _, err = cli(capsys, *argv)  # resume: set aside, never deleted, and run again
+    assert code == 0, err
+    assert f"run {runs[1].name} is damaged (its {damage} cannot be read" in err
+    assert (workspace / "o" / ".damaged" / runs[1].name / damage).read_bytes() == cut
+    assert cli(capsys, *argv)[0] == 0  # and the folder is still one to resume
+    assert len(list(iter_runs(workspace / "o"))) == 3  # whole again

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ def run_spec(
         check_study_folder(out)
         check_resumed(specs, out)  # a run it would reuse is the run it plans
     preflight(specs, local=executor == "local")  # data and sizes, before anything is written
+    _warn_of_settings(specs)
     records = execute(
         specs,
         out,
@@ -113,12 +115,44 @@ def run_spec(
         on_start=None if out is None else lambda: _record_study(out, spec),
     )
     if out is not None:
-        write_table(tidy_rows(iter_runs(out)), out / "table")
+        write_table(tidy_rows(readable_runs(out)), out / "table")
     if echo is not None:
         echo(summary_table(records))
         if out is not None:
             echo(f"\n{len(records)} run(s) in {out}")
     return records
+
+
+def _warn_of_settings(specs: list) -> None:
+    """Warn, before any work, of settings that run but may not measure what is meant."""
+    from stabgap.core.config import cautions
+
+    said: dict[str, list[str]] = {}
+    for s in specs:
+        texts = cautions(s.config)
+        if s.config.task_count == 1:
+            texts.append(
+                "a stream of one task has no switch, so no stability gap to measure (what the "
+                "profiling experiments want; for a gap give the stream two tasks or more)"
+            )
+        for text in texts:
+            said.setdefault(text, [])
+            if s.experiment not in said[text]:
+                said[text].append(s.experiment)
+    for text, experiments in said.items():
+        print(f"stabgap: warning: {', '.join(experiments)}: {text}", file=sys.stderr)
+
+
+def readable_runs(root: Path) -> list[RunRecord]:
+    """Every run below `root`, labelled as its study now plans it; a damaged one is named
+    on stderr and left out."""
+    from stabgap.studies.plan import relabelled
+
+    damaged: list = []
+    records = list(iter_runs(root, damaged))
+    for e in damaged:
+        print(f"stabgap: warning: left out {e.path}: damaged ({e.why})", file=sys.stderr)
+    return relabelled(records, root) if root.is_dir() else records
 
 
 def _plot_run(record: RunRecord, path: Path) -> None:
@@ -203,7 +237,7 @@ def metrics_of_path(path: Path) -> list[dict[str, Any]]:
         runs = load_reference_results(path).items()
         named = [(no, compute_metrics(run.acc, run.boundaries)) for no, run in runs]
     elif path.is_dir():
-        named = [(r.name, r.metrics) for r in iter_runs(path)]
+        named = [(r.name, r.metrics) for r in readable_runs(path)]
         if not named:
             raise StabgapError(f"no run directories (with run.json) found under {path}")
     else:

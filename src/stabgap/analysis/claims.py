@@ -177,7 +177,8 @@ def claim_sentence(check: ClaimCheck, family: Family, labels: dict[str, str]) ->
                     f" over the seeds where it is defined ({c.n_b} of {c.n_b + c.n_undefined_b} "
                     f"and {c.n_a} of {c.n_a + c.n_undefined_a})"
                 )
-            parts.append(f"{p.what} {c.diff:+.2f}{undefined} ({c.why_untestable()})")
+            diff = "undefined" if math.isnan(c.diff) else f"{c.diff:+.2f}"
+            parts.append(f"{p.what} {diff}{undefined} ({c.why_untestable()})")
             signs.append(None)
             continue
         signs.append(0 if not c.significant else (1 if c.diff * p.sign > 0 else -1))

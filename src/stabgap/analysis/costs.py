@@ -17,6 +17,7 @@ from scipy import stats as sps
 from stabgap.core.config import from_dict
 from stabgap.cost.flops import run_cost
 from stabgap.errors import StabgapError
+from stabgap.statistics.comparison import MIN_SEEDS
 from stabgap.studies.records import RunRecord
 
 
@@ -39,7 +40,8 @@ def seconds_per_batch(record: RunRecord) -> float:
 
 def ratio_interval(times: Sequence[float], base: Sequence[float]) -> tuple[float, float, float]:
     """Ratio of geometric means of `times` to `base`, with its 95 % interval (NaN when
-    either side has fewer than two runs).
+    either side has fewer runs than a test needs, :data:`MIN_SEEDS`: with two, Welch's
+    degrees of freedom fall near 1 and the interval spans orders of magnitude).
 
     Example:
         >>> r, low, high = ratio_interval([2.0, 2.2, 1.8], [1.0, 1.1, 0.9])
@@ -51,7 +53,7 @@ def ratio_interval(times: Sequence[float], base: Sequence[float]) -> tuple[float
     if a.size == 0 or b.size == 0:
         return math.nan, math.nan, math.nan
     diff = a.mean() - b.mean()
-    if a.size < 2 or b.size < 2:
+    if min(a.size, b.size) < MIN_SEEDS:
         return math.exp(diff), math.nan, math.nan
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     se = math.sqrt(va + vb)
@@ -86,5 +88,6 @@ COST_NOTE = (
     "Training only (evaluation left out). FLOPs are counted from the network's shapes and "
     "each remedy's own count (`stabgap cost`); time per batch is measured in these runs "
     "(median ms; × the baseline as a ratio of geometric means with its 95 % interval, "
-    "unadjusted: a description of the runs' cost, not a verdict)."
+    f"unadjusted, where each side has at least {MIN_SEEDS} runs: a description of the runs' "
+    "cost, not a verdict)."
 )

@@ -130,9 +130,14 @@ def _labels(groups: Sequence[Group]) -> list[str]:
     keys = list(dict.fromkeys(k for g in groups for k in g.varied))
     differing = [k for k in keys if len(groups) == 1 or _differs(groups, k)]
 
+    def value(g: Group, k: str):
+        # a field another group varies: this group's own value of it, from its config
+        return g.varied[k] if k in g.varied else g.config.get(k) if k in FIELDS else None
+
     def values(g: Group) -> str:
+        shown = {k: value(g, k) for k in differing}
         return ", ".join(
-            f"{SYMBOLS.get(k, k)}={short(g.varied[k])}" for k in differing if k in g.varied
+            f"{SYMBOLS.get(k, k)}={short(v)}" for k, v in shown.items() if v is not None
         )
 
     same_base = len({g.base for g in groups}) == 1

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats as sps
 
 from stabgap.metrics import gap_depth
-from stabgap.statistics.comparison import ALPHA, Comparison, Family, compare
+from stabgap.statistics.comparison import ALPHA, MIN_SEEDS, Comparison, Family, compare
 from stabgap.statistics.summary import format_mean_std
 from stabgap.studies.records import RunRecord
 
@@ -98,7 +98,7 @@ def sparsity_tests(base, compared: Sequence, labels: dict[str, str], n_tasks: in
     comparisons = [
         compare(a, active(g), labels[base.key], labels[g.key], metric=ACTIVE) for g in compared
     ]
-    shares, gaps, centred = [], [], ([], [])
+    shares, gaps, centred, used = [], [], ([], []), 0
     for g in [base, *compared]:
         # the runs that have the interval (a one-task profiling run has none)
         pairs = [
@@ -107,8 +107,9 @@ def sparsity_tests(base, compared: Sequence, labels: dict[str, str], n_tasks: in
             if r.acc.shape[1] == n_tasks
         ]
         pairs = [xy for xy in pairs if np.isfinite(xy).all()]
-        if len(pairs) < 2:
+        if len(pairs) < MIN_SEEDS:  # two runs centred on their mean mirror each other
             continue
+        used += 1
         x, y = np.array(pairs).T
         shares += list(x)
         gaps += list(y)
@@ -117,8 +118,7 @@ def sparsity_tests(base, compared: Sequence, labels: dict[str, str], n_tasks: in
     rho = pooled = None
     if len(shares) >= 5:
         r, p = sps.spearmanr(*centred)
-        groups = sum(1 for g in [base, *compared] if g.runs)
-        rho = (float(r), float(p), len(shares), groups)
+        rho = (float(r), float(p), len(shares), used)
         pooled = float(sps.spearmanr(shares, gaps)[0])
     return SparsityTests(comparisons, rho, pooled, n_tasks)
 

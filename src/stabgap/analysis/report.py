@@ -20,6 +20,7 @@ import io
 import json
 import math
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,9 +51,10 @@ from stabgap.analysis.verdicts import (
     ttr_table,
 )
 from stabgap.errors import StabgapError
-from stabgap.statistics.comparison import Family, censored_median
+from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
 from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
 from stabgap.studies.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
+from stabgap.studies.plan import relabelled
 from stabgap.studies.records import RunRecord, iter_runs
 
 MAX_CURVES = 8  # groups in one curve figure before it stops being readable
@@ -106,7 +108,10 @@ def write_report(
         raise StabgapError(f"{runs_dir} is not a folder of runs: give the folder a study wrote")
     out = Path(out) if out is not None else runs_dir / "report"
     check_report_out(runs_dir, out)
-    records = list(iter_runs(runs_dir))
+    damaged: list = []
+    records = relabelled(list(iter_runs(runs_dir, damaged)), runs_dir)
+    for e in damaged:
+        print(f"stabgap: warning: left out {e.path}: damaged ({e.why})", file=sys.stderr)
     if not records:
         raise StabgapError(f"no run directories (with run.json) found under {runs_dir}")
     groups = build_groups(records)
@@ -114,10 +119,17 @@ def write_report(
         raise StabgapError(f"every run under {runs_dir} diverged: there is nothing to report")
     chosen = study_choices(runs_dir)
     names = split_names(compare, groups) if compare is not None else chosen.get("compare")
-    base, compared = choose(groups, baseline or chosen.get("baseline"), names or None)
+    asked = baseline or chosen.get("baseline")
+    base, compared = choose(groups, asked, names or None)
+    if asked:
+        why = "as " + ("--baseline" if baseline else "the study file") + " names it"
+    elif base.key == "baseline":
+        why = "the group named baseline; another with --baseline"
+    else:
+        why = "the first group, as none is named baseline; choose one with --baseline"
     tmp = new_temp_dir(out)
     try:
-        _build(records, groups, base, compared, runs_dir, tmp)
+        _build(records, groups, base, compared, runs_dir, tmp, why, damaged)
         publish_report(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -145,6 +157,8 @@ def _build(
     compared: list[Group],
     runs_dir: Path,
     out: Path,
+    why: str = "",
+    damaged: Sequence = (),
 ) -> None:
     from stabgap.analysis import plots
 
@@ -227,6 +241,8 @@ def _build(
         q3,
         figures,
         verdicts.family,
+        why,
+        damaged,
     )
     (out / "report.md").write_text(text)
 
@@ -262,10 +278,17 @@ def groups_table(
     return header, rows
 
 
+def _interval(s: GroupSummary) -> tuple[float, float]:
+    """A group's 95 % interval, where it has the seeds a test needs (else NaN): from two
+    seeds, t's one degree of freedom makes it span most of what is possible."""
+    return (s.ci95_low, s.ci95_high) if s.n >= MIN_SEEDS else (math.nan, math.nan)
+
+
 def _with_ci(s: GroupSummary, digits: int = 2) -> str:
     text = format_mean_std(s.mean, s.std, digits)
-    if not math.isnan(s.ci95_low):
-        text += f" [{s.ci95_low:.{digits}f}, {s.ci95_high:.{digits}f}]"
+    low, high = _interval(s)
+    if not math.isnan(low):
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
     return text
 
 
@@ -434,7 +457,7 @@ def _point(summaries, g: Group, labels, n_tasks: int) -> tuple:
             ),
             None,
         )
-        return (math.nan,) * 3 if s is None else (s.mean, s.ci95_low, s.ci95_high)
+        return (math.nan,) * 3 if s is None else (s.mean, *_interval(s))
 
     return (labels[g.key], *get("gap_depth", 1, n_tasks), *get("avg_acc_final", None, None))
 
@@ -447,7 +470,19 @@ def _tradeoff(summaries, key: str, n_tasks: int) -> tuple[float, float, float, f
 
 # --- report.md ----------------------------------------------------------------------------------
 def _markdown(
-    records, groups, base, compared, labels, tables, findings, poster, q3, figures, family: Family
+    records,
+    groups,
+    base,
+    compared,
+    labels,
+    tables,
+    findings,
+    poster,
+    q3,
+    figures,
+    family: Family,
+    why: str = "",
+    damaged: Sequence = (),
 ):
     sources = sorted({r.metadata.get("source", "stabgap") for r in records})
     n_ok = sum(len(g.runs) for g in groups)
@@ -456,19 +491,32 @@ def _markdown(
         "# Stability-gap study report",
         f"{len(records)} runs in {len(groups)} groups ({', '.join(sources)})"
         + (f"; every group has {common}" if common else "")
-        + f". Baseline group: **{labels[base.key]}**; compared with it: "
+        + f". Baseline group: **{labels[base.key]}**"
+        + (f" ({why})" if why else "")
+        + "; compared with it: "
         + ("; ".join(labels[g.key] for g in compared) or "none")
         + ". Mean ± sample standard deviation over seeds, [95 % t interval of the mean, "
-        "unadjusted]. TTR is averaged over the seeds that recovered, with the number that "
-        "never did and the median counting those as never. Verdicts: Welch's t-test, "
-        f"{family.describe()}, each shown with the simultaneous interval at the same level, "
-        "which excludes 0 exactly when the adjusted p is below 0.05. A difference that is not "
-        "significant is not shown at its n, which is not equality: the sentence says what "
-        "difference that n could have detected. Runs of one seed share their initialisation, "
-        "batches and test subsets across groups (common random numbers), so the paired "
-        "interval over shared seeds is shown beside Welch's; the verdicts rest on Welch's "
-        "test, which does not assume that.",
+        f"unadjusted, cut to the values the metric can take; shown from {MIN_SEEDS} seeds]. "
+        "TTR is averaged over the seeds that recovered, with the number that "
+        "never did and the median counting those as never. "
+        + (
+            f"Verdicts: Welch's t-test, {family.describe()}, each shown with the simultaneous "
+            "interval at the same level, which excludes 0 exactly when the adjusted p is "
+            "below 0.05. A difference that is not significant is not shown at its n, which is "
+            "not equality: the sentence says what difference that n could have detected. Runs "
+            "of one seed share their initialisation, batches and test subsets across groups "
+            "(common random numbers), so the paired interval over shared seeds is shown beside "
+            "Welch's; the verdicts rest on Welch's test, which does not assume that."
+            if family.sizes
+            else f"No verdicts: a test needs at least {MIN_SEEDS} seeds in each group compared."
+        ),
     ]
+    if damaged:
+        parts.append(
+            f"{len(damaged)} run folder(s) are damaged and left out: "
+            + "; ".join(f"{e.path.name} ({e.why})" for e in damaged)
+            + ". Resuming their study sets them aside and runs them again."
+        )
     diverged = [r for g in groups for r in g.diverged]
     if diverged:
         parts.append(

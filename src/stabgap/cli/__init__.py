@@ -8,6 +8,7 @@ one line on stderr and exit status 2, never a traceback, and it comes before any
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import os
@@ -24,7 +25,7 @@ from stabgap.core.config import FIELDS, help_text, owner_of
 from stabgap.core.data import DATASETS
 from stabgap.errors import StabgapError
 from stabgap.studies.presets import DEFAULT_PRESET, PRESETS
-from stabgap.studies.sweep import EXECUTORS
+from stabgap.studies.sweep import EXECUTORS, MAX_GPU_STACK
 
 
 class Parser(argparse.ArgumentParser):
@@ -123,7 +124,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     path = Path(args.path)
     rows = metrics_of_path(path)
     if path.is_dir():
-        for record in iter_runs(path):
+        for record in iter_runs(path, damaged=[]):  # (metrics_of_path named the damaged)
             if record.diverged:
                 why = record.metadata.get("divergence", "diverged")
                 print(f"stabgap: note: run {record.name} diverged ({why})", file=sys.stderr)
@@ -197,9 +198,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from stabgap.study import run_spec
 
     spec = load_study(Path(args.spec))
+    if args.data_dir:
+        data_dir = parse_field("data_dir", args.data_dir)
+        spec = dataclasses.replace(spec, overrides={**spec.overrides, "data_dir": data_dir})
     out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
     args.resume_out = out
-    run_spec(spec, out, echo=print, **_how(args))
+    run_spec(spec, out, plot=not args.no_plot, echo=print, **_how(args))
     return 0
 
 
@@ -288,7 +292,8 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stack",
         type=int,
-        help="most runs trained together as one stack (default: 32 on CUDA, 1 on CPU)",
+        help="most runs trained together as one stack (default: 1 on a CPU; on a GPU as "
+        f"many as fit in 80 %% of its free memory, at most {MAX_GPU_STACK})",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument(
@@ -345,8 +350,9 @@ def build_parser() -> Parser:
     )
     run.add_argument(
         "--experiments",
-        help="comma-separated experiment names, or 'all' "
-        "(default: baseline,nd); see `stabgap presets`",
+        help="comma-separated experiment names, or 'all' (default: the preset's starred "
+        "ones in `stabgap presets`; "
+        f"{DEFAULT_PRESET}: {','.join(PRESETS[DEFAULT_PRESET].default_experiments)})",
     )
     run.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
     run.add_argument("--n-seeds", type=int, help="the first N seeds of the preset's seed sequence")
@@ -378,12 +384,13 @@ def build_parser() -> Parser:
         choices = f.metadata.get("choices")
         extra = f" {{{','.join(choices)}}}" if choices else ""
         seed_note = " Same as --seeds N." if name == "seed" else ""
+        shown = "default: the preset's seeds" if name == "seed" else _field_default(name)
         groups[owner].add_argument(
             f"--{flag(name)}",
             dest=name,
             metavar="V",
             # argparse expands %-formats in help: a field's own '%' must reach it doubled
-            help=f"{help_text(name)}{seed_note}{extra} [{_field_default(name)}]".replace("%", "%%"),
+            help=f"{help_text(name)}{seed_note}{extra} [{shown}]".replace("%", "%%"),
         )
     run.set_defaults(func=cmd_run)
 
@@ -426,6 +433,10 @@ def build_parser() -> Parser:
     )
     sweep.add_argument("spec", help="study file, TOML")
     sweep.add_argument("--out", help="folder of the runs (default: runs/<spec name>)")
+    sweep.add_argument(
+        "--data-dir", help="the dataset's folder (default: the file's, else $STABGAP_DATA)"
+    )
+    sweep.add_argument("--no-plot", action="store_true", help="do not save curves.png per run")
     _executor_options(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
@@ -492,7 +503,13 @@ def build_parser() -> Parser:
 
     costs.add_commands(command)
 
-    presets = command("presets", help="list presets and their experiments")
+    presets = command(
+        "presets",
+        help="list presets and their experiments",
+        description="Each preset: its base settings, every setting in which it departs from "
+        "stabgap's defaults, its seeds, and its experiments (what each changes; * those run "
+        "when no --experiments is given).",
+    )
     presets.set_defaults(func=cmd_presets)
     return parser
 

@@ -325,7 +325,9 @@ def coerce(name: str, value: Any) -> Any:
 
 
 def _type_error(name: str, hint: Any, value: Any):
-    raise StabgapError(f"config field '{name}' must be {_type_name(hint)}, got {value!r}") from None
+    choices = FIELDS[name].metadata.get("choices")
+    kind = f"one of {', '.join(choices)}" if choices else _type_name(hint)
+    raise StabgapError(f"config field '{name}' must be {kind}, got {value!r}") from None
 
 
 def _coerce_to(hint: Any, value: Any) -> Any:
@@ -463,6 +465,14 @@ def _check_applies(c: RunConfig) -> None:
             + ", ".join(f"{r.kind} {getattr(c, r.selector)}" for r in CHOSEN)
             + f" (leave {name} at its default)"
         )
+
+
+def cautions(c: RunConfig) -> list[str]:
+    """What the run's chosen extensions and active remedies warn of (see
+    :meth:`~stabgap.core.registry.Extension.caution`)."""
+    using = [registry.chosen(c) for registry in CHOSEN]
+    using += [r for r in in_order(REMEDIES.values()) if r.active(c)]
+    return [text for ext in using if (text := ext.caution(c))]
 
 
 def help_text(name: str) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import sys
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -74,6 +75,12 @@ class Extension:
     def check(cls, config: RunConfig) -> None:
         """Refuse (StabgapError) settings of a run using it that cannot work together; each
         field's own range is checked by its option."""
+
+    @classmethod
+    def caution(cls, config: RunConfig) -> str | None:
+        """A setting of a run using it that runs but may not mean what the user wants (said
+        as a warning before any work), or None."""
+        return None
 
 
 E = TypeVar("E", bound=type[Extension])
@@ -197,14 +204,19 @@ def load_extensions() -> None:
             importlib.import_module(name)
             _PLUGINS.append(name)
         except ImportError as e:
-            raise SystemExit(
-                f"stabgap: error: cannot import plugin module '{name}' named in "
-                f"${PLUGINS_ENV}: {e}; fix the name or your PYTHONPATH"
-            ) from None
+            _exit(
+                f"cannot import plugin module '{name}' named in ${PLUGINS_ENV}: {e}; fix the "
+                "name or your PYTHONPATH"
+            )
         except Exception as e:  # a mistake in the plugin itself: said where it is
-            raise SystemExit(
-                f"stabgap: error: plugin module '{name}' cannot be loaded: {e}"
-            ) from None
+            _exit(f"plugin module '{name}' cannot be loaded: {e}")
+
+
+def _exit(message: str) -> None:
+    """A user's mistake found while importing: one line, and the exit status of a bad input
+    (2), as the commands give it."""
+    print(f"stabgap: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def check_needs(config: RunConfig, extensions: list[type[Extension]]) -> None:

@@ -54,6 +54,12 @@ PER_COPY_FIELDS = fields_where("per_copy")
 # is ln C (2.3 for 10 classes), exceeds this many times ln C: a mean probability of e^-230
 # for the right class is a network whose weights have blown up, not one that is learning.
 EXPLODED_CE = 100
+# ... or when it collapsed: a network whose output no longer depends on its input (its
+# units dead after a blown-up step) has a cross-entropy flat at ln C, batch after batch
+# (a standard deviation of 1e-5 after SAM at ρ = 1e9), while one that learns, however
+# slowly, moves from batch to batch (4e-3 at lr 1e-4 in its first batches). Judged on the
+# last tenth of the run, at least this many batches.
+COLLAPSE_TAIL = 10
 
 Progress = Callable[[int, int], None]
 
@@ -335,6 +341,8 @@ def divergence(loss: np.ndarray, penalty: np.ndarray | None, n_classes: int) -> 
         'cross-entropy 7e+19 > 100·ln 10 at batch 1'
         >>> divergence(np.array([2.3, np.nan]), None, 10)
         'non-finite loss at batch 1'
+        >>> divergence(np.full(40, np.log(10)), None, 10)[:60]
+        'collapsed: the cross-entropy stayed at ln 10 = chance over t'
     """
     bad = np.flatnonzero(~np.isfinite(loss))
     if bad.size:
@@ -344,6 +352,12 @@ def divergence(loss: np.ndarray, penalty: np.ndarray | None, n_classes: int) -> 
     high = np.flatnonzero(ce > limit)
     if high.size:
         return f"cross-entropy {ce[high[0]]:.3g} > {EXPLODED_CE}·ln {n_classes} at batch {high[0]}"
+    tail = ce[-max(COLLAPSE_TAIL, len(ce) // 10) :] if len(ce) >= 2 * COLLAPSE_TAIL else ce[:0]
+    if tail.size and np.std(tail) < 2e-4 and abs(np.mean(tail) - np.log(n_classes)) < 0.01:
+        return (
+            f"collapsed: the cross-entropy stayed at ln {n_classes} = chance over the last "
+            f"{tail.size} batches, the output no longer depending on the input"
+        )
     return None
 
 

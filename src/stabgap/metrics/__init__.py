@@ -51,6 +51,7 @@ from stabgap.metrics.gap import (
 from stabgap.metrics.robust import gap_depth_robust, time_to_recover_robust
 
 __all__ = [
+    "RANGES",
     "Measured",
     "MetricRow",
     "acc_before_switch",
@@ -73,6 +74,22 @@ __all__ = [
     "windowed_forgetting",
     "windowed_plasticity",
 ]
+
+
+# The values each metric can take (None: unbounded on that side), so that an interval over
+# seeds is cut to what is possible: a t interval of accuracies near 100 % passes 100.
+_ACCURACY, _CHANGE, _SHARE = (0.0, 100.0), (-100.0, 100.0), (0.0, None)
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    **dict.fromkeys(("acc_before_switch", "avg_acc_final", "aaa", "min_acc", "wc_acc"), _ACCURACY),
+    "learning_curve_area": _ACCURACY,
+    **dict.fromkeys(("gap_depth", "gap_depth_robust", "forgetting"), _CHANGE),
+    # % of the interval; the search for recovery goes on past its end, so no upper bound
+    **dict.fromkeys(("time_to_recover", "time_to_recover_robust", "gap_position"), _SHARE),
+    "recovered": (0.0, 1.0),
+    **{
+        f"windowed_{kind}_w{w}": _ACCURACY for kind in ("forgetting", "plasticity") for w in WINDOWS
+    },
+}
 
 
 class Measured:

@@ -166,7 +166,7 @@ class Comparison:
         if min(self.n_a, self.n_b) < MIN_SEEDS:
             return (
                 f"no test is possible with fewer than {MIN_SEEDS} seeds per group "
-                f"(have {self.n_a} and {self.n_b})"
+                f"({self.label_b} has {self.n_b}, {self.label_a} {self.n_a})"
             )
         return "no test is possible: both groups have no spread over seeds"
 

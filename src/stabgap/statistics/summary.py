@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats as sps
 
 from stabgap.errors import StabgapError
+from stabgap.metrics import RANGES
 
 __all__ = ["GroupSummary", "format_mean_std", "last_interval", "mean_std_ci", "summarize"]
 
@@ -107,16 +108,23 @@ def _sort_key(value: Any) -> tuple:
     return (1, 0, str(value))
 
 
-def mean_std_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
+def mean_std_ci(
+    values: Sequence[float],
+    level: float = 0.95,
+    bounds: tuple[float | None, float | None] = (None, None),
+) -> tuple[float, float, float, float]:
     """Mean, sample std (ddof = 1) and the Student-t interval for the mean of ``values``.
 
     Returns ``(mean, std, low, high)``; the mean is NaN for no values, the others for fewer
-    than two.
+    than two. The interval is cut to `bounds`, the values the quantity can take (its
+    coverage stays at least `level`: the mean cannot lie outside them).
 
     Example:
         >>> m, s, lo, hi = mean_std_ci([1.0, 2.0, 3.0])
         >>> m, s, round(lo, 4), round(hi, 4)  # 2 ± t(0.975, 2) · 1 / √3
         (2.0, 1.0, -0.4841, 4.4841)
+        >>> round(mean_std_ci([1.0, 2.0, 3.0], bounds=(0, None))[2], 4)  # an accuracy
+        0.0
     """
     x = np.asarray(values, dtype=np.float64)
     n = x.size
@@ -127,13 +135,20 @@ def mean_std_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, fl
         return mean, math.nan, math.nan, math.nan
     std = float(x.std(ddof=1))
     half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
+    low, high = bounds
+    return (
+        mean,
+        std,
+        mean - half if low is None else max(float(low), mean - half),
+        mean + half if high is None else min(float(high), mean + half),
+    )
 
 
 def summarize(
     rows: Iterable[Row], by: Sequence[str] = ("experiment", "metric", "task", "interval")
 ) -> list[GroupSummary]:
-    """Mean ± sample std (ddof = 1) and a Student-t 95 % interval per group of rows.
+    """Mean ± sample std (ddof = 1) and a Student-t 95 % interval per group of rows (cut
+    to the values the row's metric can take, :data:`stabgap.metrics.RANGES`).
 
     Undefined values (None or NaN) are left out of the statistics and counted in
     ``n_undefined`` (with their seeds), as the protocol does for a time to recover that never
@@ -169,7 +184,8 @@ def summarize(
         defined = [r for r in members if not is_undefined(r.get("value"))]
         undefined = [r for r in members if is_undefined(r.get("value"))]
         values = tuple(float(r["value"]) for r in defined)
-        mean, std, low, high = mean_std_ci(values)
+        metric = dict(zip(by, key, strict=True)).get("metric")
+        mean, std, low, high = mean_std_ci(values, bounds=RANGES.get(metric, (None, None)))
         summaries.append(
             GroupSummary(
                 key=tuple(zip(by, key, strict=True)),

@@ -26,8 +26,7 @@ from pathlib import Path
 from stabgap.core.config import FIELDS, RunConfig, to_dict
 from stabgap.core.models import cpu_matmul
 from stabgap.errors import StabgapError
-from stabgap.studies.outputs import is_run_dir
-from stabgap.studies.records import read_info, run_dirs
+from stabgap.studies.records import DamagedRun, find_run, read_info, run_dirs
 from stabgap.studies.schema import STAMP_SCHEMA
 
 
@@ -38,10 +37,13 @@ def check_resumed(specs: Sequence, out: Path) -> None:
     later), so a record from before a field existed is still reused.
     """
     for spec in specs:
-        path = out / spec.name
-        if not is_run_dir(path):
+        path = find_run(out, spec.name)
+        if path is None:
             continue
-        info = read_info(path)
+        try:
+            info = read_info(path)
+        except DamagedRun:
+            continue  # set aside and run again (stabgap.studies.sweep.execute)
         planned, stored = to_dict(spec.config), info["config"]
         differ = [
             f"{name}={stored.get(name)!r}"

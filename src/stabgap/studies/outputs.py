@@ -24,6 +24,7 @@ from stabgap.errors import StabgapError
 RUN_FILE = "run.json"
 REPORT_MARKER = ".stabgap-report.json"
 # What stabgap itself puts into a study folder besides run directories.
+DAMAGED = ".damaged"  # where a study folder's damaged runs are set aside, never deleted
 STUDY_FILE = "study.json"  # what was asked of a study folder (see stabgap.study)
 STUDY_FILES = ("table.csv", "table.parquet", STUDY_FILE)
 STUDY_FOLDERS = ("report", "profile", "logs", "tensorboard")
@@ -89,6 +90,8 @@ def _is_ours(entry: Path) -> bool:
             return all(
                 _is_temporary(e) or (e.is_dir() and is_profile_dir(e)) for e in entry.iterdir()
             )
+        if name == DAMAGED:  # runs a resume set aside
+            return True
         if name == "logs":  # the runs' live logs
             return all(f.is_file() and f.suffix == ".jsonl" for f in entry.iterdir())
         if name == "tensorboard":  # a folder of event files per run

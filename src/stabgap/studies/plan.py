@@ -104,25 +104,30 @@ def plan_runs(
 ) -> list[RunSpec]:
     """Every experiment × grid point × seed, as specs; all configs validated up front.
 
-    An experiment's label says what it really runs: an override of a field that the
-    preset's experiments differ in (λ, replay, lr, widths, ...) which changes this
-    experiment's value is added to its name, as grid values are, so that
-    ``--experiments baseline --decay-lambda 1e-4`` is not reported as the baseline.
+    An experiment's label says what it really runs: every override of a science field
+    (what the report compares; not the device, the data folder or the seed) that changes
+    this experiment's value is added to its name, as grid values are, so that
+    ``--experiments baseline --ema-decay 0.9`` or ``--stream split`` is not reported as the
+    baseline. A grid value equal to the experiment's own is not named: a grid over ``lr``
+    around the preset's rate has the plain ``baseline`` among its groups.
     """
     overrides, grid = dict(overrides or {}), dict(grid or {})
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    defining = preset.defining_fields()
     specs, seen, labels = [], set(), {}
     for experiment in experiments:
         own = to_dict(preset.config(experiment))
         changed = {
             k: v
             for k, v in to_dict(preset.config(experiment, overrides)).items()
-            if k in overrides and k in defining and v != own[k]
+            if k in overrides and FIELDS[k].metadata["science"] and v != own[k]
         }
         for point in points:
             varied = {**changed, **point}
-            label = experiment + "".join(f"_{k}={short(v)}" for k, v in varied.items())
+            # a grid value that is the experiment's own changes nothing: not in its name
+            resolved = to_dict(preset.config(experiment, {**overrides, **point}))
+            label = experiment + "".join(
+                f"_{k}={short(v)}" for k, v in varied.items() if resolved[k] != own[k]
+            )
             for seed in seeds:
                 config = preset.config(experiment, {**overrides, **point, "seed": seed})
                 spec = spec_for(label, config, experiment, varied)
@@ -361,3 +366,46 @@ def load_toml(path: Path) -> dict[str, Any]:
 def load_study(path: Path) -> StudySpec:
     """A study spec from a TOML file (relative paths in it are read from its folder)."""
     return study_spec(load_toml(path), source=str(path), base_dir=path.resolve().parent)
+
+
+# --- the labels of runs written under older names -----------------------------------------
+def _suffix(name: str) -> str:
+    """``-seed<seed>-<stamp>`` of a run name: what identifies the run, whatever its label."""
+    return name[name.rindex("-seed") :]
+
+
+def relabelled(records: list, folder: Path) -> list:
+    """`records` of a study folder, each labelled as the folder's recorded studies
+    (``study.json``) plan it today: a run found under an older label (one that did not yet
+    name every field it changes) reads under the label its study now gives it. Studies
+    that cannot be planned any more (a plugin's field, a preset gone) leave theirs as they
+    are."""
+    import dataclasses
+
+    from stabgap.studies.outputs import STUDY_FILE
+
+    try:
+        studies = json.loads((folder / STUDY_FILE).read_text())["studies"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return records
+    planned = {}
+    for entry in studies:
+        try:
+            spec = StudySpec(
+                **{
+                    **entry,
+                    "experiments": tuple(entry["experiments"]),
+                    "seeds": tuple(entry["seeds"]),
+                    "compare": tuple(entry.get("compare") or ()),
+                }
+            )
+            planned.update({_suffix(s.name): s for s in spec.plan()})
+        except (StabgapError, TypeError, KeyError, ValueError):
+            continue
+    out = []
+    for r in records:
+        s = planned.get(_suffix(r.name))
+        if s is not None and s.experiment != r.experiment:
+            r = dataclasses.replace(r, experiment=s.experiment, base=s.base, varied=s.varied)
+        out.append(r)
+    return out

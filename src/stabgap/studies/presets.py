@@ -85,10 +85,6 @@ class Preset:
         """The default seeds: the first `n_seeds` of :func:`seed_sequence`."""
         return seed_sequence(self.n_seeds)
 
-    def defining_fields(self) -> tuple[str, ...]:
-        """The fields that tell this preset's experiments apart (λ, replay, lr, ...)."""
-        return tuple(dict.fromkeys(k for o in self.experiments.values() for k in o))
-
     def config(self, experiment: str, overrides: dict[str, Any] | None = None) -> RunConfig:
         """The config of `experiment`, with the user's overrides applied last."""
         if experiment not in self.experiments:

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from stabgap.core.curves import STATISTICS
 from stabgap.core.train import RunResult
 from stabgap.errors import StabgapError
 from stabgap.metrics import Measured, MetricRow, compute_metrics
-from stabgap.studies.outputs import RUN_FILE, is_report_dir, is_run_dir
+from stabgap.studies.outputs import DAMAGED, RUN_FILE, is_report_dir, is_run_dir
 from stabgap.studies.schema import STAMP_SCHEMA, UNRECORDED_SCHEMA, complete
 
 
@@ -173,6 +174,22 @@ def write_run(record: RunRecord, parent: Path, draw: Draw | None = None) -> RunR
     return dataclasses.replace(record, path=final)
 
 
+def find_run(parent: Path, name: str) -> Path | None:
+    """The finished run of `name` (``<label>-seed<seed>-<stamp>``) under `parent`, or None.
+
+    A run written under another label with the same seed and stamp computed the same thing
+    (the stamp hashes its whole config): a run named before its label said every field it
+    changes (``baseline-seed1-<stamp>`` for what is now ``baseline_ema_decay=0.9-seed1-...``)
+    is found, so a study of older names resumes without re-running it.
+    """
+    path = parent / name
+    if is_run_dir(path):
+        return path
+    suffix = name[name.rindex("-seed") :]
+    found = sorted(p for p in parent.glob(f"*{suffix}") if is_run_dir(p))
+    return found[0] if found else None
+
+
 def _writer_alive(tmp: Path) -> bool:
     """Whether the process named in a temporary run directory (``...tmp-<pid>``) still runs."""
     try:
@@ -191,17 +208,20 @@ def metric_dicts(rows: list[MetricRow]) -> list[dict[str, Any]]:
 
 def read_run(path: Path) -> RunRecord:
     """Read one run directory."""
+    info = read_info(path)
     try:
-        info = json.loads((path / RUN_FILE).read_text())
         with np.load(path / "curves.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as e:
-        raise StabgapError(f"{path} is not a readable run directory ({e})") from None
-    schema = info.get("stamp_schema", UNRECORDED_SCHEMA)
+        arrays["acc"], arrays["boundaries"], arrays["eval_steps"]  # noqa: B018 - every run's
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        # (numpy's own words for a damaged file may suggest allow_pickle: not a fix here)
+        why = f"no {e}" if isinstance(e, KeyError) else type(e).__name__
+        raise DamagedRun(path, f"its curves.npz cannot be read ({why})") from None
+    schema = info["stamp_schema"]
     return RunRecord(
         name=info["name"],
         experiment=info["experiment"],
-        config=canonical(complete(info["config"], schema, defaults())),
+        config=info["config"],
         acc=arrays["acc"],
         boundaries=tuple(int(b) for b in arrays["boundaries"]),
         task_ends=tuple(int(b) for b in arrays["task_ends"]) if "task_ends" in arrays else None,
@@ -224,9 +244,10 @@ def read_info(path: Path) -> dict[str, Any]:
     stamp schema), without its curves."""
     try:
         info = json.loads((path / RUN_FILE).read_text())
-        info["metadata"], info["config"]  # noqa: B018 - a run.json has both
+        info["name"], info["experiment"], info["metadata"], info["config"]  # noqa: B018
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise StabgapError(f"{path} is not a readable run directory ({e})") from None
+        why = f"no {e}" if isinstance(e, KeyError) else type(e).__name__
+        raise DamagedRun(path, f"its {RUN_FILE} cannot be read ({why})") from None
     info.setdefault("stamp_schema", UNRECORDED_SCHEMA)
     info["pinned"] = sorted(set(defaults()) - set(info["config"]))  # read at the pinned value
     info["config"] = canonical(complete(info["config"], info["stamp_schema"], defaults()))
@@ -238,13 +259,43 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return read_info(path)["metadata"]
 
 
-def iter_runs(root: Path) -> Iterator[RunRecord]:
+class DamagedRun(StabgapError):
+    """A run directory whose files cannot be read (a disk error, a copy cut short)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(
+            f"run {path} is damaged: {why}; move it out of the way, or resume its study, "
+            "which sets it aside and runs it again"
+        )
+        self.path, self.why = path, why
+
+
+def set_aside(path: Path, out: Path) -> Path:
+    """Move a damaged run of `out` into ``out/.damaged/`` (a free name), to be run again."""
+    target = out / DAMAGED / path.name
+    n = 1
+    while target.exists():
+        n += 1
+        target = out / DAMAGED / f"{path.name}.{n}"
+    target.parent.mkdir(exist_ok=True)
+    os.rename(path, target)
+    return target
+
+
+def iter_runs(root: Path, damaged: list[DamagedRun] | None = None) -> Iterator[RunRecord]:
     """Every complete run at or below `root`, in a stable (sorted) order.
 
-    Hidden folders (unfinished writes) and stabgap's report folders are not searched.
+    Hidden folders (unfinished writes, runs set aside) and stabgap's report folders are not
+    searched. A damaged run raises :class:`DamagedRun`, or, given a `damaged` list, is
+    added to it and left out.
     """
     for path in run_dirs(root):
-        yield read_run(path)
+        try:
+            yield read_run(path)
+        except DamagedRun as e:
+            if damaged is None:
+                raise
+            damaged.append(e)
 
 
 def run_dirs(root: Path) -> Iterator[Path]:

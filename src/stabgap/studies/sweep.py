@@ -14,6 +14,7 @@ once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -34,9 +35,17 @@ from stabgap.core.streams import TaskStream, build_stream, check_fits, stream_id
 from stabgap.core.train import Progress, stack_key, train_runs
 from stabgap.errors import StabgapError
 from stabgap.studies.mixing import check_resumed, mix_warnings
-from stabgap.studies.outputs import is_run_dir
 from stabgap.studies.plan import RunSpec
-from stabgap.studies.records import Draw, RunRecord, read_run, record_of, write_run
+from stabgap.studies.records import (
+    DamagedRun,
+    Draw,
+    RunRecord,
+    find_run,
+    read_run,
+    record_of,
+    set_aside,
+    write_run,
+)
 from stabgap.studies.transit import spec_from_payload, spec_payload
 
 Report = Callable[[str], None]
@@ -59,8 +68,30 @@ class RunsFailed(StabgapError):
 
 
 def missing(specs: Iterable[RunSpec], out: Path) -> list[RunSpec]:
-    """The specs whose run directory does not exist yet."""
-    return [s for s in specs if not is_run_dir(out / s.name)]
+    """The specs whose run is not in `out` yet (under its name or an older label's)."""
+    return [s for s in specs if find_run(out, s.name) is None]
+
+
+def damaged_runs(specs: Iterable[RunSpec], out: Path) -> dict[str, DamagedRun]:
+    """The planned runs of `out` whose files cannot be read, by spec name (read only)."""
+    found = {}
+    for spec in specs:
+        path = find_run(out, spec.name)
+        if path is not None:
+            try:
+                read_run(path)
+            except DamagedRun as e:
+                found[spec.name] = e
+    return found
+
+
+def finished_run(spec: RunSpec, out: Path) -> RunRecord:
+    """The finished run of `spec` in `out`, labelled as planned (a run found under an older
+    label reads under today's, which says every field it changes)."""
+    record = read_run(find_run(out, spec.name))
+    return dataclasses.replace(
+        record, experiment=spec.experiment, base=spec.base, varied=spec.varied
+    )
 
 
 def group_stacks(specs: Sequence[RunSpec], max_stack: int | None = None) -> list[list[RunSpec]]:
@@ -166,7 +197,18 @@ def preflight(specs: Sequence[RunSpec], local: bool) -> None:
     if not local:
         return
     for s in specs:
+        check_precision(s.config, resolve_device(s.config.device).type)
         check_fits(s.config, _stream_for(s.config))
+
+
+def check_precision(config: RunConfig, device: str) -> None:
+    """Refuse TF32 where it does not exist: on a CPU it would compute fp32 under its name."""
+    for name in ("precision", "eval_precision"):
+        if getattr(config, name) == "tf32" and device != "cuda":
+            raise StabgapError(
+                f"{name} tf32 is CUDA's TensorFloat-32, which a {device} does not have (its "
+                f"runs would compute fp32 under another name): use fp32 or bf16 here"
+            )
 
 
 def execute(
@@ -208,7 +250,8 @@ def execute(
         check_tensorboard()
     if out is not None:
         check_resumed(specs, out)  # a run reused is the run planned, or an error
-    todo = missing(specs, out) if out is not None else list(specs)
+    damaged = damaged_runs(specs, out) if out is not None else {}
+    todo = [s for s in specs if s.name in damaged or out is None or find_run(out, s.name) is None]
     stacks = group_stacks(todo, max_stack)
     with contextlib.ExitStack() as scope:
         plan = None
@@ -229,6 +272,13 @@ def execute(
         preflight(todo, local=executor == "local")
         if on_start is not None:
             on_start()
+        for e in damaged.values():
+            where = set_aside(e.path, out)
+            print(
+                f"stabgap: warning: run {e.path.name} is damaged ({e.why}): set aside in "
+                f"{where.parent}, and run again",
+                file=sys.stderr,
+            )
         tracker = Tracker(len(specs), stacks, workers if plan is None else None, report)
         fresh: dict[str, RunRecord] = {}
         failures: list[tuple[Sequence[RunSpec], BaseException]] = []
@@ -249,7 +299,7 @@ def execute(
             tracker.close()
     if failures:
         raise _failed(failures, len(specs), out)
-    return [fresh.get(s.name) or read_run(out / s.name) for s in specs]
+    return [fresh.get(s.name) or finished_run(s, out) for s in specs]
 
 
 EXECUTORS = ("local", "ray")  # local processes, or tasks on a Ray cluster

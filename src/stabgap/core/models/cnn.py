@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stabgap.core.data import DATASETS
 from stabgap.core.fields import option
 from stabgap.core.models import MODELS, Layer, Model
 from stabgap.core.models.layers import dense_layers
@@ -81,6 +82,13 @@ class CNN(Model):
     def check(cls, config) -> None:
         if not all(w >= 1 for w in config.channels):
             raise StabgapError("invalid config: channels must be >= 1")
+        _, h, w = DATASETS[config.dataset].input_shape
+        fits = min(h, w).bit_length() - 1  # each layer's pooling halves the image
+        if len(config.channels) > fits:
+            raise StabgapError(
+                f"invalid config: {len(config.channels)} conv layers halve {config.dataset}'s "
+                f"{h}×{w} images to nothing; give channels for at most {fits} layers"
+            )
 
 
 class StackedCNN(nn.Module):

@@ -67,6 +67,17 @@ class SwitchLearningRate(Remedy):
                 "invalid config: switch_lr_factor needs switch_lr 'low' (or leave it at 0.1)"
             )
 
+    @classmethod
+    def caution(cls, config) -> str | None:
+        if config.switch_lr_batches > config.batches_per_task:
+            return (
+                f"the {config.switch_lr} schedule of switch_lr_batches "
+                f"{config.switch_lr_batches} outlasts a task of {config.batches_per_task} "
+                "batches, so it never finishes: set switch_lr_batches to at most "
+                "batches_per_task for a schedule that ends within the task"
+            )
+        return None
+
     def factor(self, config, t_in_task: int, task: int) -> float:
         """Copy's learning-rate factor at batch `t_in_task` (0-based) of `task`."""
         n = config.switch_lr_batches

@@ -21,6 +21,7 @@ import torch
 from stabgap.core.data import DATASETS, Images
 from stabgap.core.fields import AT_LEAST_ONE, option
 from stabgap.core.streams.base import STREAMS, Stream, TaskStream
+from stabgap.errors import StabgapError
 
 
 def groups(config) -> list[tuple[int, ...]]:
@@ -57,6 +58,23 @@ class Split(Stream):
     @classmethod
     def n_tasks(cls, config) -> int:
         return math.ceil(DATASETS[config.dataset].n_classes / config.classes_per_task)
+
+    @classmethod
+    def check(cls, config) -> None:
+        n, k = DATASETS[config.dataset].n_classes, config.classes_per_task
+        fine = ", ".join(str(d) for d in range(2, n) if n % d != 1)
+        if k == 1 or n % k == 1 or k >= n:
+            lone = "every task would hold" if k == 1 else "its last task would hold"
+            why = (
+                f"puts all {n} classes in one task: no switch, no gap"
+                if k >= n
+                else f"leaves tasks of one class ({lone} one, which it learns by answering it "
+                "always)"
+            )
+            raise StabgapError(
+                f"invalid config: classes_per_task {k} on {config.dataset}'s {n} classes {why}; "
+                f"give one of {fine}"
+            )
 
     @classmethod
     def build(cls, config, images: Images, device: torch.device) -> TaskStream:
