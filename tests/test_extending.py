@@ -156,7 +156,7 @@ def test_a_plugin_stream_and_model_run_sweep_and_report(
     plugin, tmp_path, module, options, field, values
 ):
     help_text = stabgap(plugin, "run", "--help", cwd=tmp_path).stdout
-    assert f"{module} (" in help_text  # listed with its help line
+    assert f"{module}: " in help_text  # listed with its help line
 
     grid = ", ".join(f"[{v}]" if field == "hidden" else v for v in values)
     widths = "" if field == "hidden" else "hidden = [16]\n"

@@ -15,6 +15,8 @@ from stabgap.core.evaluate import activity_points, evaluate
 from stabgap.core.remedies import Step
 from stabgap.core.streams import pixels
 from stabgap.core.train import build_parts, run_experiment, train_step
+from stabgap.metrics import gap_depth
+from stabgap.studies.records import iter_runs
 
 
 def by_hand(weights, biases, images: torch.Tensor) -> list[dict]:
@@ -91,18 +93,33 @@ def test_a_run_can_be_followed_from_its_live_log_and_tensorboard(tmp_path):
             "--tensorboard", "--out", tmp_path / "o"]  # fmt: skip
     assert main([str(a) for a in argv]) == 0
     (log,) = (tmp_path / "o" / "logs").glob("*.jsonl")
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
-    # Every 25 batches and at the end of each task: 25, 30, 50, 60, 75, 90.
-    assert [line["batch"] for line in lines] == [25, 30, 50, 60, 75, 90]
-    assert lines[-1]["of"] == 90 and lines[-1]["task"] == 3 and len(lines[-1]["accuracy"]) == 3
-    assert lines[0]["accuracy"][1] is None  # task 2 not seen yet
+    header, *lines = [json.loads(line) for line in log.read_text().splitlines()]
+    # the run's hyperparameters first: the log exists from the start
+    assert header["config"]["batches_per_task"] == 30 and header["run"] == log.stem
+    points = [line for line in lines if "accuracy" in line]
+    gaps = [line for line in lines if "gap_depth" in line]
+    # every 25 batches and at each task's end; near a switch (its first 50 batches) every
+    # evaluation point, where a gap of a few batches lives
+    batches = [25, 30, *range(31, 91)]
+    assert [line["batch"] for line in points] == batches
+    assert points[-1]["of"] == 90 and points[-1]["task"] == 3 and len(points[-1]["accuracy"]) == 3
+    assert points[0]["accuracy"][1] is None  # task 2 not seen yet
+    # each interval's gap depths as it closes: the run's own GD_i,j
+    assert [(g["batch"], sorted(g["gap_depth"])) for g in gaps] == [
+        (60, ["GD_1,2"]),
+        (90, ["GD_1,3", "GD_2,3"]),
+    ]
+    (run,) = iter_runs(tmp_path / "o")
+    assert gaps[-1]["gap_depth"]["GD_1,3"] == pytest.approx(run.measure(gap_depth, 1, 3), abs=1e-3)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     (events,) = (tmp_path / "o" / "tensorboard").iterdir()
     board = EventAccumulator(str(events))
     board.Reload()
-    assert [e.step for e in board.Scalars("loss")] == [25, 30, 50, 60, 75, 90]
-    assert board.Scalars("accuracy/task1")[-1].value == pytest.approx(lines[-1]["accuracy"][0])
+    assert [e.step for e in board.Scalars("loss")] == batches
+    assert board.Scalars("accuracy/task1")[-1].value == pytest.approx(points[-1]["accuracy"][0])
+    assert [e.step for e in board.Scalars("gap_depth/GD_1,3")] == [90]
+    assert board.PluginTagToContent("hparams")  # the config, as the run's hyperparameters
 
 
 def test_the_statistics_schedule_keeps_every_kth_point_each_switch_and_the_end():

@@ -4,6 +4,7 @@ import csv
 import json
 import re
 
+import numpy as np
 import pytest
 from conftest import ROOT, reference_dir
 
@@ -84,7 +85,8 @@ def test_report_has_every_figure_as_png_and_pdf_and_answers(imported, tmp_path):
         "tradeoff-lr",
         "all-tasks-baseline",
         "all-tasks-nd",
-        "average-accuracy",
+        "average-accuracy-1",  # 16 groups: on two figures, each with the baseline
+        "average-accuracy-2",
         "gap-anatomy",
     ):
         assert {f"{name}.png", f"{name}.pdf"} <= figures
@@ -146,3 +148,202 @@ def test_a_study_with_a_one_task_group_is_reported(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     text = (out / "report" / "report.md").read_text()
     assert "baseline-profile" in text and "Spearman's ρ" in text
+
+
+# --- a researcher's own study: named experiments, a grid, tables that join -------------------
+OWN_STUDY = """
+preset = "quick"
+seeds = [1, 2, 3]
+batches_per_task = 6
+hidden = [16]
+eval_subset = 50
+[experiments.baseline]
+[experiments.slow-lr]
+lr = 1e-4
+[grid]
+ema_decay = [0.0, 0.9]
+"""
+
+
+@pytest.fixture(scope="module")
+def own_study(tmp_path_factory):
+    from conftest import mnist_dir
+
+    root = tmp_path_factory.mktemp("own")
+    (root / "study.toml").write_text(OWN_STUDY)
+    argv = ["sweep", root / "study.toml", "--out", root / "runs", "--quiet", "--no-plot",
+            "--data-dir", mnist_dir()]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    assert main(["report", str(root / "runs"), "--out", str(root / "report")]) == 0
+    return root
+
+
+def _read(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_study_file_names_its_own_experiments(own_study):
+    runs = list(iter_runs(own_study / "runs"))
+    labels = sorted({r.experiment for r in runs})
+    # what the file sets unlike the preset is named; a grid value that is the experiment's
+    # own (ema_decay 0) changes nothing: not named
+    c = "_batches_per_task=6_eval_subset=50_hidden=16"
+    assert labels == [f"baseline{c}", f"baseline{c}_ema_decay=0.9", f"slow-lr{c}",
+                      f"slow-lr{c}_ema_decay=0.9"]  # fmt: skip
+    slow = [r for r in runs if r.experiment.startswith("slow-lr")]
+    assert {r.config["lr"] for r in slow} == {1e-4} and {r.base for r in slow} == {"slow-lr"}
+
+
+def test_every_table_of_a_report_joins_on_one_group_key(own_study):
+    report = own_study / "report"
+    groups = _read(report / "groups.csv")
+    keys = {row["group"] for row in groups}
+    assert len(keys) == 4
+    for table in ("curves", "losses", "metrics"):
+        assert {row["group"] for row in _read(report / f"{table}.csv")} == keys, table
+    compared = {row["group"] for row in _read(report / "comparisons.csv")}
+    assert compared < keys and {row["baseline"] for row in _read(report / "comparisons.csv")} < keys
+    # every statistic a number of its own, the unit in the column's name
+    first = groups[0]
+    for stat in ("mean", "sd", "ci95_low", "ci95_high", "n"):
+        float(first[f"gap_depth_1_3_pp_{stat}"])
+    assert "accuracy_pct" in _read(report / "curves.csv")[0]
+    assert {
+        row["unit"] for row in _read(report / "metrics.csv") if row["metric"] == "gap_depth"
+    } == {"p.p."}
+    # and each table the report names as having one in Parquet, where pyarrow is there
+    pytest.importorskip("pyarrow", reason="needs the parquet extra: pip install -e '.[parquet]'")
+    for table in ("groups", "comparisons", "curves", "losses", "metrics"):
+        assert (report / f"{table}.parquet").is_file(), table
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[experiments.nd]\nlr = 1e-4", "[experiments.nd] redefines preset quick's own experiment"),
+        ('[experiments.mine]\nfrom = "nope"', "[experiments.mine] from = 'nope': preset quick"),
+        (
+            '[experiments.mine]\nlr = "fast"',
+            "[experiments.mine] config field 'lr' must be a number",
+        ),
+        ("[experiments.mine]\nlrr = 1", "unknown key 'lrr' in [experiments.mine]"),
+        ("[experiments]\nmine = 3", "[experiments.mine] must be a table of config fields"),
+    ],
+)
+def test_a_defined_experiment_with_a_mistake_is_refused_naming_its_table(
+    tmp_path, capsys, text, message
+):
+    (tmp_path / "s.toml").write_text(text + "\n")
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_study_takes_the_data_folder(tmp_path, monkeypatch):
+    from conftest import mnist_dir
+
+    from stabgap.study import run_study
+
+    monkeypatch.delenv("STABGAP_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path))  # nothing to find there: no download wanted
+    small = {"batches_per_task": 4, "hidden": [8], "eval_subset": 50}
+    records = run_study("quick", ["baseline"], seeds=[1], overrides=small, data_dir=mnist_dir())
+    assert len(records) == 1 and records[0].acc.shape[1] == 3
+
+
+def test_a_grid_of_two_fields_is_drawn_against_each_a_line_per_value_of_the_other(own_study):
+    report = own_study / "report"
+    text = (report / "report.md").read_text()
+    for field in ("lr", "ema_decay"):
+        assert (report / "figures" / f"tradeoff-{field}.png").is_file()
+    assert "against lr, mean ± std over seeds (one line for each value of the other" in text
+    # the preset's baseline, as the study ran it, is the report's baseline, and it says why
+    assert "Baseline group: **baseline, ema_decay=0** (the preset's baseline;" in text
+
+
+def test_every_group_asked_for_is_drawn_on_as_many_figures_as_it_takes(tmp_path, capsys):
+    from conftest import mnist_dir
+
+    from stabgap.analysis.report import MAX_CURVES
+
+    values = ", ".join(str(0.05 * i) for i in range(MAX_CURVES + 1))  # one group too many
+    (tmp_path / "s.toml").write_text(
+        f"seeds = [1]\nbatches_per_task = 4\nhidden = [8]\neval_subset = 50\n"
+        f'experiments = ["baseline"]\n[grid]\nema_decay = [{values}]\n'
+    )
+    argv = ["sweep", tmp_path / "s.toml", "--out", tmp_path / "o", "--quiet", "--no-plot",
+            "--data-dir", mnist_dir()]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    assert main(["report", str(tmp_path / "o")]) == 0
+    report = tmp_path / "o" / "report"
+    text = (report / "report.md").read_text()
+    for name in ("average-accuracy-1", "average-accuracy-2", "task1-accuracy"):
+        assert (report / "figures" / f"{name}.png").is_file(), name
+    assert "figure 2 of 2, each with the baseline" in text and "not drawn" not in text
+    assert "one seed each (no band)" in text and "mean ± std over seeds (every" not in text
+    assert len(list((report / "figures").glob("all-tasks-*.png"))) == MAX_CURVES + 1
+
+
+def test_the_docs_example_redraws_a_figure_from_the_exported_tables(own_study, tmp_path):
+    import subprocess
+    import sys
+
+    script = ROOT / "docs" / "examples" / "redraw.py"
+    out = tmp_path / "redrawn.png"
+    argv = [sys.executable, script, own_study / "report", "--metric", "gap_depth", "--task",
+            "1", "--interval", "3", "--field", "lr", "--by", "ema_decay", "--out", out]  # fmt: skip
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 10_000  # a picture, two lines of two points
+
+
+def _browser() -> str:
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("needs a headless browser: Debian's chromium (apt-get install chromium)")
+    return found
+
+
+def _headless(browser, tmp_path, *args) -> str:
+    import subprocess
+
+    argv = [browser, "--headless", "--no-sandbox", "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}", *args]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_report_html_draws_its_curves_offline_in_a_real_browser(own_study, tmp_path):
+    browser = _browser()
+    page = own_study / "report" / "report.html"
+    text = page.read_text()
+    # one file that needs nothing else: no fetched script, style or image
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", text)
+    assert text.count("data:image/png;base64,") == len(
+        list((own_study / "report" / "figures").glob("*.png"))
+    )
+    # the state a reader sets by hand, set by the address: task 2, one group hidden, zoomed
+    # on the switch to task 3 (batch 12 of 3 tasks of 6)
+    dom = _headless(
+        browser,
+        tmp_path,
+        "--dump-dom",
+        f"{page.as_uri()}#task=2&hide=slow-lr,%20ema_decay%3D0&zoom=3",
+    )
+    body = re.search(r"<body([^>]*)>", dom)[1]
+    assert 'data-curves-drawn="3"' in body and 'data-task="2"' in body, body
+    low, high = map(int, re.search(r'data-x-range="(\d+),(\d+)"', body).groups())
+    assert low <= 12 < high < 18
+    # and a picture of it, whose curves are drawn in the groups' colours
+    shot = tmp_path / "shot.png"
+    _headless(browser, tmp_path, "--window-size=1200,1000", f"--screenshot={shot}", page.as_uri())
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    blue = np.array([0x1F, 0x77, 0xB4]) / 255  # the first group's line
+    assert (np.abs(pixels - blue).max(axis=-1) < 0.08).sum() > 200

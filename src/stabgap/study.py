@@ -35,6 +35,7 @@ def run_study(
     overrides: dict[str, Any] | None = None,
     out: str | os.PathLike[str] | None = None,
     grid: dict[str, list[Any]] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     **how: Any,
 ) -> list[RunRecord]:
     """Run `experiments` of `preset` for `seeds`; return the records, in memory.
@@ -48,9 +49,13 @@ def run_study(
         out: folder for the run records (new, empty, or one of earlier runs, which is
             resumed); None keeps everything in memory.
         grid: lists of values of config fields, every combination run.
+        data_dir: the dataset's folder (default: $STABGAP_DATA, else the user cache, where
+            it is downloaded).
         how: how runs execute and what is printed: see :func:`run_spec`.
     """
     values: dict[str, Any] = {"preset": preset, "set": dict(overrides or {})}
+    if data_dir is not None:
+        values["set"]["data_dir"] = str(data_dir)
     for key, value in (("experiments", experiments), ("n_seeds", n_seeds), ("grid", grid)):
         if value is not None:
             values[key] = (
@@ -132,8 +137,9 @@ def _warn_of_settings(specs: list) -> None:
         texts = cautions(s.config)
         if s.config.task_count == 1:
             texts.append(
-                "a stream of one task has no switch, so no stability gap to measure (what the "
-                "profiling experiments want; for a gap give the stream two tasks or more)"
+                "a stream of one task has no switch, so no stability gap to measure (the paper "
+                "preset's profiling experiments run one task on purpose; for a gap give the "
+                "stream two tasks or more)"
             )
         for text in texts:
             said.setdefault(text, [])

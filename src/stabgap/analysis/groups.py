@@ -24,7 +24,7 @@ from stabgap.studies.schema import STAMP_SCHEMA
 
 OURS = "stabgap"
 # How a varied field reads in a label; the others by their own names.
-SYMBOLS = {"decay_lambda": "λ", "hidden": "widths", "batch_size": "batch"}
+SYMBOLS = {"decay_lambda": "λ", "batch_size": "batch"}
 REFERENCE_TAG = " [reference]"
 
 
@@ -140,11 +140,13 @@ def _labels(groups: Sequence[Group]) -> list[str]:
             f"{SYMBOLS.get(k, k)}={short(v)}" for k, v in shown.items() if v is not None
         )
 
-    same_base = len({g.base for g in groups}) == 1
+    # the experiment's name, unless every group is the same experiment (then what differs
+    # tells them apart) and there are several
+    named = len({g.base for g in groups}) > 1 or len(groups) == 1
     labels = []
     for g in groups:
         shown = values(g)
-        label = (shown or g.base) if same_base else (f"{g.base}, {shown}" if shown else g.base)
+        label = (f"{g.base}, {shown}" if shown else g.base) if named else (shown or g.base)
         labels.append(label + (REFERENCE_TAG if g.key.endswith(REFERENCE_TAG) else ""))
     if len(set(labels)) < len(labels):  # what differs is not in the names: use the keys
         return [g.key for g in groups]
@@ -156,7 +158,7 @@ def _differs(groups: Sequence[Group], key: str) -> bool:
 
 
 def common_settings(groups: Sequence[Group]) -> str:
-    """The values set on every group alike (``widths=32,32``), said once; "" if none."""
+    """The values set on every group alike (``hidden=32,32``), said once; "" if none."""
     if len(groups) < 2:
         return ""
     keys = [
@@ -174,6 +176,23 @@ def find_group(groups: Sequence[Group], name: str, option: str) -> Group:
     raise StabgapError(f"{option}: no group '{name}' in these runs; the groups are: {names}")
 
 
+def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
+    """The baseline a report takes when none is named, and why: the preset's baseline
+    experiment as the study ran it (its name adds only what every group has), else the
+    first group."""
+    with_runs = [g for g in groups if g.runs]
+    common = {k for g in with_runs for k in g.varied if not _differs(with_runs, k)}
+    for g in with_runs:
+        # a run's name adds each value that differs from its experiment's own: the plain
+        # baseline's name adds only the study's common settings (a grid value equal to the
+        # experiment's own is in its values, not in its name)
+        if g.base == "baseline" and all(k in common or f"_{k}=" not in g.key for k in g.varied):
+            return g, "the preset's baseline; another with --baseline"
+    return with_runs[
+        0
+    ], "the first group, as no group is the preset's baseline; choose with --baseline"
+
+
 def choose(
     groups: Sequence[Group],
     baseline: str | None,
@@ -182,14 +201,11 @@ def choose(
 ) -> tuple[Group, list[Group]]:
     """The baseline group and the groups compared with it, as the user named them.
 
-    Default: a group named 'baseline', else the first, against every other group. A
-    group named twice, or compared with itself, is an error naming `options`.
+    Default: :func:`default_baseline`, against every other group. A group named twice, or
+    compared with itself, is an error naming `options`.
     """
     with_runs = [g for g in groups if g.runs]
-    if baseline:
-        base = find_group(groups, baseline, options[0])
-    else:
-        base = next((g for g in with_runs if g.key == "baseline"), with_runs[0])
+    base = find_group(groups, baseline, options[0]) if baseline else default_baseline(groups)[0]
     if compare is None:
         return base, [g for g in with_runs if g is not base]
     chosen = [find_group(groups, name, options[1]) for name in compare]
@@ -226,15 +242,8 @@ def strength_families(groups: Sequence[Group], base: Group) -> dict[str, list[Gr
     """
     if not base.runs:
         return {}
-    numeric = [
-        name
-        for name, f in FIELDS.items()
-        if f.metadata["science"]
-        and isinstance(f.default, int | float)
-        and not isinstance(f.default, bool)
-    ]
     families = {}
-    for name in numeric:
+    for name in _numeric_science_fields():
         family = [
             g
             for g in groups
@@ -243,6 +252,55 @@ def strength_families(groups: Sequence[Group], base: Group) -> dict[str, list[Gr
         if len(family) > 1:
             families[name] = sorted(family, key=lambda g: float(g.config.get(name, 0)))
     return dict(sorted(families.items(), key=lambda item: -len(item[1])))
+
+
+def _numeric_science_fields() -> list[str]:
+    return [
+        name
+        for name, f in FIELDS.items()
+        if f.metadata["science"]
+        and isinstance(f.default, int | float)
+        and not isinstance(f.default, bool)
+    ]
+
+
+def grid_sweeps(groups: Sequence[Group]) -> dict[str, dict[str, list[Group]]]:
+    """Every numeric field the groups sweep, as lines: {field: {series: groups}}.
+
+    A series is the groups that agree on every other science field (a grid's other
+    values; the experiments of a preset's λ sweep are one series), sorted by the field's
+    value, named by what tells it apart from the other series ("" when there is one); a
+    series needs two values of the field. So a grid over a remedy's strength and the
+    learning rate gives, for each of the two fields, one line per value of the other.
+    """
+    with_runs = [g for g in groups if g.runs]
+    sweeps: dict[str, dict[str, list[Group]]] = {}
+    for name in _numeric_science_fields():
+        series: dict[str, list[Group]] = {}
+        for g in with_runs:
+            rest = {k: v for k, v in g.config.items() if k != name and k in FIELDS}
+            rest = {k: v for k, v in rest.items() if FIELDS[k].metadata["science"]}
+            key = json.dumps([g.source, rest], sort_keys=True, default=str)
+            series.setdefault(key, []).append(g)
+        lines = {k: v for k, v in series.items() if len({short(g.config.get(name)) for g in v}) > 1}
+        if not lines:
+            continue
+        members = [g for line in lines.values() for g in line]
+        differing = [
+            k
+            for k in dict.fromkeys(k for g in members for k in g.config)
+            if k != name
+            and k in FIELDS
+            and FIELDS[k].metadata["science"]
+            and len({short(g.config.get(k)) for g in members}) > 1
+        ]
+        named = {}
+        for line in lines.values():
+            first = line[0]
+            parts = [f"{field_label(k)}={short(first.config.get(k))}" for k in differing]
+            named[", ".join(parts)] = sorted(line, key=lambda g: float(g.config.get(name, 0)))
+        sweeps[name] = named
+    return sweeps
 
 
 def _differs_only_in(config: dict, other: dict, name: str) -> bool:

@@ -214,6 +214,17 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+# Markers that tell groups apart where colours do not (print, colour vision).
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8")
+
+
+def _spread_title(groups: Mapping[str, Sequence[Any]]) -> str:
+    """A legend's title: what each curve and its band are."""
+    if all(len(records) == 1 for records in groups.values()):
+        return "one seed each"
+    return "mean ± std over seeds"
+
+
 def _group_label(label: str, records: Sequence[RunLike]) -> str:
     return f"{label} (n={len(records)})" if len(records) > 1 else label
 
@@ -322,7 +333,7 @@ def plot_task_curves(
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(f"{_task_name(first, task)}: {ACC_LABEL}")
     ax.grid(alpha=0.3)
-    _legend_outside(ax, title="mean ± std over seeds")
+    _legend_outside(ax, title=_spread_title(groups))
     if not later:
         save(fig, path, pdf=pdf)
         return fig
@@ -468,7 +479,7 @@ def plot_avg_acc(
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel("average test accuracy over tasks seen (%)")
     ax.grid(alpha=0.3)
-    _legend_outside(ax, title="mean ± std over seeds")
+    _legend_outside(ax, title=_spread_title(groups))
     save(fig, path, pdf=pdf)
     return fig
 
@@ -694,13 +705,15 @@ def _format_value(value: float) -> str:
 
 
 def plot_strength_tradeoff(
-    points: Sequence[tuple[float, float, float, float, float]],
+    points: Sequence[tuple[float, float, float, float, float]]
+    | Mapping[str, Sequence[tuple[float, float, float, float, float]]],
     path: str | os.PathLike[str],
     axis: str = "Neuronal decay strength λ (decay_lambda)",
-    base_value: float = 0.0,
+    base_value: float | None = 0.0,
     pdf: bool = True,
 ) -> Figure:
-    """Gap depth and final average accuracy against one field's value (a remedy's strength).
+    """Gap depth and final average accuracy against one field's value (a remedy's strength,
+    the learning rate): one line per series of a grid (the other fields' values).
 
     Two panels sharing the x axis: logarithmic when every value is positive; symlog, linear
     below the smallest non-zero value, when one is 0 (so that "off" sits on the same axis as
@@ -708,35 +721,46 @@ def plot_strength_tradeoff(
 
     Args:
         points: ``(value, gd_mean, gd_std, acc_mean, acc_std)`` per setting; a NaN std (one
-            seed) draws no error bar.
+            seed) draws no error bar. Or {series name: such points}, a line each.
         path: The PNG to write (the PDF takes the same stem).
         axis: the x axis's label.
-        base_value: the baseline's value, drawn as a black square.
+        base_value: the baseline's value, drawn as a black square on a lone line.
         pdf: Whether to write the PDF too.
     """
-    if not points:
+    series = dict(points) if isinstance(points, Mapping) else {"": points}
+    if not any(series.values()):
         raise ValueError("plot_strength_tradeoff: no points to plot")
-    arr = np.array(sorted(points, key=lambda p: p[0]), dtype=float)  # (settings, 5)
-    x = arr[:, 0]
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     ax_gd, ax_acc = fig.subplots(1, 2, sharex=True)
     panels = (
-        (ax_gd, 1, "C3", "gap depth GD (p.p.), lower is better"),
-        (ax_acc, 3, "C0", "final average accuracy ACC (%), higher is better"),
+        (ax_gd, 1, "gap depth GD (p.p.), lower is better"),
+        (ax_acc, 3, "final average accuracy ACC (%), higher is better"),
     )
-    base = x == base_value
-    for ax, col, color, ylabel in panels:
-        mean, err = arr[:, col], np.nan_to_num(arr[:, col + 1])
-        ax.errorbar(x, mean, yerr=err, color=color, marker="o", ms=5, capsize=4, lw=1.2)
-        if base.any():
-            label = f"baseline ({_format_value(base_value)})"
-            ax.plot(x[base], mean[base], "s", color="k", ms=7, zorder=3, label=label)
+    lone = len(series) == 1
+    colors = ["C3", "C0"] if lone else _colors(len(series))
+    every = []
+    for i, (name, line) in enumerate(series.items()):
+        arr = np.array(sorted(line, key=lambda p: p[0]), dtype=float)  # (settings, 5)
+        x = arr[:, 0]
+        every.append(x)
+        for j, (ax, col, ylabel) in enumerate(panels):
+            color = colors[j] if lone else colors[i]
+            mean, err = arr[:, col], np.nan_to_num(arr[:, col + 1])
+            ax.errorbar(x, mean, yerr=err, color=color, marker=MARKERS[i % len(MARKERS)],
+                        ms=5, capsize=4, lw=1.2, label=name or None)  # fmt: skip
+            base = x == base_value
+            if lone and base.any():
+                label = f"baseline ({_format_value(base_value)})"
+                ax.plot(x[base], mean[base], "s", color="k", ms=7, zorder=3, label=label)
+            ax.set_ylabel(ylabel, fontsize=9)
+            ax.set_xlabel(axis)
+            ax.grid(alpha=0.3)
+            ax.margins(y=0.15)
+    for ax, _, _ in panels:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8, frameon=False)
-        ax.set_ylabel(ylabel, fontsize=9)
-        ax.set_xlabel(axis)
-        ax.grid(alpha=0.3)
-        ax.margins(y=0.15)
+    x = np.concatenate(every)
     positive = x[x > 0]
     ticks = np.unique(x)
     if (x > 0).all():
@@ -786,40 +810,71 @@ def plot_gap_vs_accuracy(
     path: str | os.PathLike[str],
     gap_name: str = "GD",
     pdf: bool = True,
+    baseline: str | None = None,
 ) -> Figure:
     """Every group as one marker: gap depth against final accuracy, 95 % intervals as bars.
 
-    The Pareto front (groups no other beats on both: a shallower gap and a higher
-    accuracy) is drawn as a line; the best corner is lower right.
+    Each group has a colour and a marker of its own and its name beside its point; the
+    baseline's point is black and larger. The Pareto front (groups no other beats on both:
+    a shallower gap and a higher accuracy) is drawn as a line; the best corner is lower
+    right.
 
     Args:
         points: ``(label, gap, gap_low, gap_high, acc, acc_low, acc_high)`` per group; a NaN
-            interval (fewer than two seeds) draws no bar.
+            interval (too few seeds for one) draws no bar.
         gap_name: How the gap metric reads on its axis, e.g. "GD_1,3".
+        baseline: The baseline group's label.
     """
     finite = [p for p in points if np.isfinite(p[1]) and np.isfinite(p[4])]
     if not finite:
         raise ValueError("plot_gap_vs_accuracy: no group with both metrics defined")
     fig, ax = _new_figure(8.5, 5.0)
-    for (label, g, g_lo, g_hi, a, a_lo, a_hi), color in zip(
-        finite, _colors(len(finite)), strict=True
-    ):
+    markers = [MARKERS[i % len(MARKERS)] for i in range(len(finite))]
+    styles = zip(_colors(len(finite)), markers, strict=True)
+    for (label, g, g_lo, g_hi, a, a_lo, a_hi), (color, marker) in zip(finite, styles, strict=True):
         xerr = [[a - a_lo], [a_hi - a]] if np.isfinite(a_lo) else None
         yerr = [[g - g_lo], [g_hi - g]] if np.isfinite(g_lo) else None
-        ax.errorbar(a, g, xerr=xerr, yerr=yerr, fmt="o", color=color, capsize=3, label=label)
+        base = label == baseline
+        ax.errorbar(
+            a,
+            g,
+            xerr=xerr,
+            yerr=yerr,
+            fmt=marker,
+            color="black" if base else color,
+            markersize=10 if base else 6,
+            capsize=3,
+            zorder=3 if base else 2,
+            label=f"{label} (baseline)" if base else label,
+        )
+        ax.annotate(
+            label,
+            (a, g),
+            xytext=(6, 5),
+            textcoords="offset points",
+            fontsize=7,
+            fontweight="bold" if base else "normal",
+        )
     front = pareto_front([(p[1], p[4]) for p in finite])
-    ax.plot(
-        [finite[i][4] for i in front],
-        [finite[i][1] for i in front],
-        color="0.3",
-        ls="--",
-        lw=1.0,
-        zorder=1,
-        label="Pareto front",
-    )
+    if len(front) > 1:  # (one group better than every other on both: no line to draw)
+        ax.plot(
+            [finite[i][4] for i in front],
+            [finite[i][1] for i in front],
+            color="0.3",
+            ls="--",
+            lw=1.0,
+            zorder=1,
+            label="Pareto front",
+        )
     ax.set_xlabel("final average accuracy ACC (%), higher is better")
     ax.set_ylabel(f"gap depth {gap_name} (p.p.), lower is better")
-    ax.set_title("Gap depth against accuracy (mean, 95 % interval over seeds)", fontsize=10)
+    bars = any(np.isfinite(p[2]) for p in finite)
+    ax.set_title(
+        "Gap depth against accuracy (mean"
+        + (", 95 % interval over seeds where there are enough" if bars else " over seeds")
+        + ")",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     _legend_outside(ax)
     save(fig, path, pdf=pdf)
@@ -835,7 +890,8 @@ def plot_losses(
     groups: Mapping[str, Sequence[Any]], path: str | os.PathLike[str], pdf: bool = True
 ) -> Figure:
     """Training loss per group against the batch (mean over seeds, a moving average of 10
-    batches), with the part beyond the cross-entropy (ND's share, ...) dashed."""
+    batches within each task), with the part beyond the cross-entropy (ND's share, ...)
+    dashed."""
     fig, ax = _new_figure(8.5, 4.6)
     first = None
     for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
@@ -843,10 +899,11 @@ def plot_losses(
         if not recs:
             continue
         first = recs[0]
-        loss = _moving(np.mean([r.loss for r in recs], axis=0))
+        switches = _switch_batches(first)
+        loss = _moving(np.mean([r.loss for r in recs], axis=0), switches=switches)
         ax.plot(np.arange(loss.size), loss, color=color, lw=1.1, label=f"{label}: loss")
         if recs[0].penalty is not None:
-            share = _moving(np.mean([r.penalty for r in recs], axis=0))
+            share = _moving(np.mean([r.penalty for r in recs], axis=0), switches=switches)
             ax.plot(np.arange(share.size), share, color=color, lw=1.0, ls="--",
                     label=f"{label}: its penalty")  # fmt: skip
     if first is not None:
@@ -877,10 +934,22 @@ def _loss_panel(ax: Axes, record: RunLike) -> None:
     ax.legend(fontsize=8, loc="upper right")
 
 
-def _moving(values: np.ndarray, width: int = 10) -> np.ndarray:
+def _moving(values: np.ndarray, width: int = 10, switches: Sequence[float] = ()) -> np.ndarray:
+    """A trailing moving average that starts again at each switch, so that the jump of the
+    loss at a switch shows at its batch instead of being smeared over the next `width`.
+
+    Example:
+        >>> _moving(np.array([1.0, 1.0, 5.0, 5.0]), width=2, switches=[2]).tolist()
+        [1.0, 1.0, 5.0, 5.0]
+    """
     kernel = np.ones(width) / width
-    padded = np.concatenate([np.full(width - 1, values[0]), values])
-    return np.convolve(padded, kernel, mode="valid")
+    edges = [0, *(int(b) for b in switches if 0 < b < values.size), values.size]
+    parts = []
+    for start, end in zip(edges[:-1], edges[1:], strict=True):
+        part = values[start:end]
+        padded = np.concatenate([np.full(width - 1, part[0]), part])
+        parts.append(np.convolve(padded, kernel, mode="valid"))
+    return np.concatenate(parts)
 
 
 def plot_activity(

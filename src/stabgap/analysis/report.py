@@ -33,11 +33,14 @@ from stabgap.analysis.groups import (
     build_groups,
     choose,
     common_settings,
+    default_baseline,
     field_label,
     file_name,
+    grid_sweeps,
     split_names,
     strength_families,
 )
+from stabgap.analysis.html import curve_data, write_html
 from stabgap.analysis.inside import activity_table
 from stabgap.analysis.noise import noise_table
 from stabgap.analysis.table1 import DEFAULT_LABELS, table1, ttr_cell
@@ -51,6 +54,7 @@ from stabgap.analysis.verdicts import (
     ttr_table,
 )
 from stabgap.errors import StabgapError
+from stabgap.metrics import unit
 from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
 from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
 from stabgap.studies.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
@@ -123,10 +127,8 @@ def write_report(
     base, compared = choose(groups, asked, names or None)
     if asked:
         why = "as " + ("--baseline" if baseline else "the study file") + " names it"
-    elif base.key == "baseline":
-        why = "the group named baseline; another with --baseline"
     else:
-        why = "the first group, as none is named baseline; choose one with --baseline"
+        why = default_baseline(groups)[1]
     tmp = new_temp_dir(out)
     try:
         _build(records, groups, base, compared, runs_dir, tmp, why, damaged)
@@ -168,7 +170,11 @@ def _build(
     all_rows = tidy_rows(
         [dataclasses.replace(r, experiment=g.key) for g in groups for r in g.runs + g.diverged]
     )
-    write_table(all_rows, out / "metrics")
+    label_of = {g.key: g.label for g in groups}
+    write_table(  # the group as every other table names it, and each value's unit
+        [{"group": label_of[r["experiment"]], **r, "unit": unit(r["metric"])} for r in all_rows],
+        out / "metrics",
+    )
     summaries = summarize([r for r in all_rows if not r["diverged"]])
     n_tasks = max(r.acc.shape[1] for r in records)
     # Table 1 reads as the poster's ("Baseline", "ND"); everything else by group label.
@@ -188,11 +194,11 @@ def _build(
             (out / f"table1.{suffix}").write_text(t1.render(fmt) + "\n")
         tables.append(("Table 1", t1.render("markdown")))
     header, rows = groups_table(summaries, ordered, n_tasks)
-    (out / "groups.csv").write_text(_csv([header, *rows]))
+    write_table(group_rows(summaries, ordered, n_tasks), out / "groups")
     tables.append(("Every group", _markdown_table(header, rows)))
 
     verdicts = judge(summaries, groups, base, compared, n_tasks, shown)
-    (out / "comparisons.csv").write_text(_csv(comparison_rows(verdicts)))
+    write_table(comparison_rows(verdicts), out / "comparisons")
     said = sentences(verdicts, base, shown)
     findings, poster = said["findings"], said["poster"]
     header, rows = ttr_table(verdicts)
@@ -223,7 +229,7 @@ def _build(
         (out / "activity.csv").write_text(_csv([header, *rows]))
         text = ACTIVITY_NOTE + "\n\n" + _markdown_table(header, rows)
         tables.append(("Inside the network", text + "".join(f"\n\n- {s}" for s in inside)))
-    group_of = {r.name: g.key for g in groups for r in g.runs + g.diverged}
+    group_of = {r.name: g.label for g in groups for r in g.runs + g.diverged}
     everything = [r for g in groups for r in g.runs + g.diverged]
     write_table(curve_rows(everything, group_of), out / "curves")
     write_table(loss_rows(everything, group_of), out / "losses")
@@ -245,28 +251,50 @@ def _build(
         damaged,
     )
     (out / "report.md").write_text(text)
+    shown = [g for g in [base, *compared] if g.runs]
+    write_html(out, text, curve_data({labels[g.key]: keyed[g.key] for g in shown}, n_tasks))
 
 
 # --- tables ----------------------------------------------------------------------------------
+# Each group's headline metrics: (title in the Markdown, metric, task, interval, column in
+# the data tables, with its unit: % accuracy, p.p. for a difference of accuracies).
+Headline = tuple[str, str, int | None, int | None, str]
+
+
+def headline_columns(n_tasks: int) -> list[Headline]:
+    columns = [
+        (f"GD_1,{j}", "gap_depth", 1, j, f"gap_depth_1_{j}_pp") for j in range(2, n_tasks + 1)
+    ]
+    if n_tasks > 1:
+        columns.append(
+            (
+                f"TTR_1,{n_tasks} %",
+                "time_to_recover",
+                1,
+                n_tasks,
+                f"time_to_recover_1_{n_tasks}_pct_of_interval",
+            )
+        )
+        columns.append(("min-ACC_1", "min_acc", 1, None, "min_acc_1_pct"))
+    columns += [
+        ("final ACC", "avg_acc_final", None, None, "final_acc_pct"),
+        (f"WC-ACC_{n_tasks}", "wc_acc", None, n_tasks, f"wc_acc_{n_tasks}_pct"),
+    ]
+    return columns
+
+
 def groups_table(
     summaries: list[GroupSummary], groups: list[Group], n_tasks: int
 ) -> tuple[list[str], list[list[str]]]:
     """Every group's headline metrics: mean ± std [95 % interval], seeds, recoveries."""
     index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
-    columns = [(f"GD_1,{j}", "gap_depth", 1, j) for j in range(2, n_tasks + 1)]
-    if n_tasks > 1:
-        columns.append((f"TTR_1,{n_tasks} %", "time_to_recover", 1, n_tasks))
-        columns.append(("min-ACC_1", "min_acc", 1, None))
-    columns += [
-        ("final ACC", "avg_acc_final", None, None),
-        (f"WC-ACC_{n_tasks}", "wc_acc", None, n_tasks),
-    ]
+    columns = headline_columns(n_tasks)
     header = ["group", "seeds", *(c[0] for c in columns)]
     rows = []
     for g in groups:
         seeds = f"{len(g.runs)}" + (f" (+{len(g.diverged)} diverged)" if g.diverged else "")
         row = [g.label, seeds]
-        for _, metric, task, interval in columns:
+        for _, metric, task, interval, _ in columns:
             s = index.get((g.key, metric, task, interval))
             if s is None:
                 row.append("n/a")
@@ -276,6 +304,31 @@ def groups_table(
                 row.append(_with_ci(s))
         rows.append(row)
     return header, rows
+
+
+def group_rows(summaries: list[GroupSummary], groups: list[Group], n_tasks: int) -> list[dict]:
+    """groups.csv: the numbers of :func:`groups_table`, one column a statistic (mean, sd,
+    the 95 % interval where it is shown, n), the unit in each column's name."""
+    index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    rows = []
+    for g in groups:
+        row: dict = {
+            "group": g.label,
+            "experiment": g.base,
+            "seeds": len(g.runs),
+            "diverged": len(g.diverged),
+        }
+        for _, metric, task, interval, column in headline_columns(n_tasks):
+            s = index.get((g.key, metric, task, interval))
+            low, high = _interval(s) if s is not None else (math.nan, math.nan)
+            numbers = (s.mean, s.std, low, high) if s is not None else (math.nan,) * 4
+            for stat, value in zip(("mean", "sd", "ci95_low", "ci95_high"), numbers, strict=True):
+                row[f"{column}_{stat}"] = None if math.isnan(value) else value
+            row[f"{column}_n"] = s.n if s is not None else 0
+            if metric == "time_to_recover":  # the seeds left out of its mean
+                row[f"{column}_never_recovered"] = s.n_undefined if s is not None else None
+        rows.append(row)
+    return rows
 
 
 def _interval(s: GroupSummary) -> tuple[float, float]:
@@ -334,83 +387,96 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
     shown = [base] + [g for g in compared if g is not base]
     shown = [g for g in shown if g.runs]
     why = _which(shown, groups)
+    # Every group asked for is drawn: more than a figure can show legibly go on further
+    # figures of the same kind, each with the baseline.
+    rest, size = shown[1:], MAX_CURVES - 1
+    pages = [[base, *rest[i : i + size]] for i in range(0, len(rest), size)] or [[base]]
+
+    def paged(name: str, i: int) -> tuple[str, str]:
+        if len(pages) == 1:
+            return name, why
+        return f"{name}-{i}", f"{why}: figure {i} of {len(pages)}, each with the baseline"
+
     families = strength_families(groups, base) if n_tasks > 1 else {}
     if n_tasks > 1:
         main_sweep = next(iter(families), None)  # the largest one-field sweep, if any
-        curves = families[main_sweep] if main_sweep else shown[:MAX_CURVES]
-        reason = (
+        sweep = main_sweep and (
             f"the baseline and the groups that differ from it only in {field_label(main_sweep)}"
-            if main_sweep
-            else why
         )
-        figure(
-            "task1-accuracy",
-            f"Task-1 accuracy, mean ± std over seeds ({reason}); insets zoom on the task "
-            "switches (the poster's Figure 4).",
-            plots.plot_task_curves,
-            {labels[g.key]: keyed[g.key] for g in curves},
-        )
+        for i, page in enumerate([families[main_sweep]] if main_sweep else pages, start=1):
+            name, reason = ("task1-accuracy", sweep) if main_sweep else paged("task1-accuracy", i)
+            figure(
+                name,
+                f"Task-1 accuracy, {_spread(page)} ({reason}); insets zoom on the task "
+                "switches (the poster's Figure 4).",
+                plots.plot_task_curves,
+                {labels[g.key]: keyed[g.key] for g in page},
+            )
         points = [_point(summaries, g, labels, n_tasks) for g in groups if g.runs]
         figure(
             "gap-vs-accuracy",
-            f"Gap depth GD_1,{n_tasks} against final average accuracy for every group "
-            "(95 % intervals over seeds); the dashed line is the Pareto front.",
+            f"Gap depth GD_1,{n_tasks} against final average accuracy for every group, the "
+            f"baseline in black (95 % intervals over seeds, from {MIN_SEEDS} seeds); the dashed "
+            "line is the Pareto front.",
             plots.plot_gap_vs_accuracy,
             points,
             gap_name=f"GD_1,{n_tasks}",
+            baseline=labels[base.key],
         )
-    for name, family in families.items():
-        trade = [(g.config[name], *_tradeoff(summaries, g.key, n_tasks)) for g in family]
+    for name, lines in (grid_sweeps(groups) if n_tasks > 1 else {}).items():
+        trade = {
+            line: [(g.config[name], *_tradeoff(summaries, g.key, n_tasks)) for g in members]
+            for line, members in lines.items()
+        }
+        which = (
+            f"one line for each value of the other settings ({', '.join(lines)})"
+            if len(lines) > 1
+            else "the groups that differ only in it"
+        )
         figure(
             f"tradeoff-{name}",
             f"Gap depth GD_1,{n_tasks} and final average accuracy against "
-            f"{field_label(name)} (the groups that differ from the baseline only in it).",
+            f"{field_label(name)}, mean ± std over seeds ({which}).",
             plots.plot_strength_tradeoff,
             trade,
             axis=axis_label(name),
-            base_value=base.config[name],
+            base_value=base.config.get(name) if len(lines) == 1 else None,
         )
-    for g in shown[:MAX_CURVES]:
+    for g in shown:
         figure(
-            f"all-tasks-{file_name(g.key)}",
-            f"Every task's accuracy in '{labels[g.key]}' (mean ± std).",
+            f"all-tasks-{file_name(g.label)}",
+            f"Every task's accuracy in '{labels[g.key]}' ({_spread([g])}).",
             plots.plot_all_tasks,
             keyed[g.key],
             title=labels[g.key],
         )
-    left = [labels[g.key] for g in shown[MAX_CURVES:]]
-    if left:
-        figures.append(
-            (
-                "",
-                f"Every task's accuracy is drawn for {why}; not drawn: "
-                + "; ".join(left)
-                + " (each run's own curves.png and metrics.csv have them).",
+    for i, page in enumerate(pages, start=1):
+        curves = {labels[g.key]: keyed[g.key] for g in page}
+        name, reason = paged("average-accuracy", i)
+        figure(
+            name,
+            f"Average accuracy over the tasks seen so far, {_spread(page)} ({reason}).",
+            plots.plot_avg_acc,
+            curves,
+        )
+        if any(r.loss is not None for runs in curves.values() for r in runs):
+            name, reason = paged("training-loss", i)
+            figure(
+                name,
+                "Training loss, mean over seeds (a moving average of 10 batches within each "
+                f"task), and dashed the part of it beyond the cross-entropy ({reason}).",
+                plots.plot_losses,
+                curves,
             )
-        )
-    figure(
-        "average-accuracy",
-        f"Average accuracy over the tasks seen so far ({why}).",
-        plots.plot_avg_acc,
-        {labels[g.key]: keyed[g.key] for g in shown[:MAX_CURVES]},
-    )
-    curves = {labels[g.key]: keyed[g.key] for g in shown[:MAX_CURVES]}
-    if any(r.loss is not None for runs in curves.values() for r in runs):
-        figure(
-            "training-loss",
-            f"Training loss, mean over seeds (a moving average of 10 batches), and dashed the "
-            f"part of it beyond the cross-entropy ({why}).",
-            plots.plot_losses,
-            curves,
-        )
-    if all(runs[0].activity for runs in curves.values()):
-        figure(
-            "activity",
-            f"Share of each hidden layer's units active on task 1's test images over training, "
-            f"mean ± std over seeds ({why}).",
-            plots.plot_activity,
-            curves,
-        )
+        if all(runs[0].activity for runs in curves.values()):
+            name, reason = paged("activity", i)
+            figure(
+                name,
+                "Share of each hidden layer's units active on task 1's test images over "
+                f"training, {_spread(page)} ({reason}).",
+                plots.plot_activity,
+                curves,
+            )
     if n_tasks > 1:
         example = typical_run(keyed[base.key], n_tasks)
         figure(
@@ -433,15 +499,21 @@ def typical_run(runs: list[RunRecord], n_tasks: int) -> RunRecord:
     return runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _spread(groups: list[Group]) -> str:
+    """What a curve and its band are: over seeds, or one seed's run."""
+    if all(len(g.runs) == 1 for g in groups):
+        return "one seed each (no band)"
+    return "mean ± std over seeds"
+
+
 def _which(shown: list[Group], groups: list[Group]) -> str:
     total = sum(1 for g in groups if g.runs)
     empty = [g.label for g in groups if not g.runs]
-    if len(shown) == total and total <= MAX_CURVES:
-        text = "every group"
-    elif len(shown) > MAX_CURVES:
-        text = f"the baseline and the first {MAX_CURVES - 1} compared groups of {total}"
-    else:
-        text = "the baseline and the compared groups"
+    text = "every group" if len(shown) == total else "the baseline and the compared groups"
     if empty:
         text += "; not " + "; ".join(empty) + ", whose every run diverged"
     return text
@@ -489,7 +561,7 @@ def _markdown(
     common = common_settings(groups)
     parts = [
         "# Stability-gap study report",
-        f"{len(records)} runs in {len(groups)} groups ({', '.join(sources)})"
+        f"{_count(len(records), 'run')} in {_count(len(groups), 'group')} ({', '.join(sources)})"
         + (f"; every group has {common}" if common else "")
         + f". Baseline group: **{labels[base.key]}**"
         + (f" ({why})" if why else "")
@@ -508,7 +580,12 @@ def _markdown(
             "(common random numbers), so the paired interval over shared seeds is shown beside "
             "Welch's; the verdicts rest on Welch's test, which does not assume that."
             if family.sizes
-            else f"No verdicts: a test needs at least {MIN_SEEDS} seeds in each group compared."
+            else "No verdicts: "
+            + (
+                f"a test needs at least {MIN_SEEDS} seeds in each group compared."
+                if compared
+                else "there is no other group to compare with the baseline."
+            )
         ),
     ]
     if damaged:
@@ -539,11 +616,14 @@ def _markdown(
         f"![{caption}]({path})\n\n*{caption}*" if path else caption for path, caption in figures
     ]
     parts += [
-        "Files: `table1.{md,csv,tex}`, `groups.csv`, `comparisons.csv` (every comparison "
-        "with its tests), `metrics.csv` (every metric of every run, with its config), "
-        "`cost.csv` (each group's training cost), `curves.csv` (every run's accuracy and "
-        "activity at every point), `losses.csv` (its loss at every batch), and, where "
-        "measured, `noise.csv`, `activity.csv`, `time-to-recover.csv` and `reference.csv`; "
-        "each table also as Parquet where pyarrow is installed."
+        "Files: `report.html` (this report as one page that works offline, its accuracy "
+        "curves interactive), `table1.{md,csv,tex}`, `groups.csv`, `comparisons.csv` (every "
+        "comparison with its tests), `metrics.csv` (every metric of every run, with its "
+        "config), `cost.csv` (each group's training cost), `curves.csv` (every run's "
+        "accuracy and activity at every point), `losses.csv` (its loss at every batch), and, "
+        "where measured, `noise.csv`, `activity.csv`, `time-to-recover.csv` and "
+        "`reference.csv`. The tables of numbers (groups, comparisons, metrics, curves, "
+        "losses) join on their `group` column, each statistic a column with its unit in its "
+        "name, and are also written as Parquet where pyarrow is installed."
     ]
     return "\n\n".join(parts) + "\n"

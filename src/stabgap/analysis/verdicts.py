@@ -236,6 +236,7 @@ COMPARISON_COLUMNS = (
     "group",
     "baseline",
     "metric",
+    "unit",
     "n_group",
     "n_baseline",
     "mean_group",
@@ -259,9 +260,10 @@ COMPARISON_COLUMNS = (
 )
 
 
-def comparison_rows(v: Verdicts) -> list[list]:
-    """comparisons.csv: every comparison with the baseline, unadjusted and adjusted."""
-    rows = [list(COMPARISON_COLUMNS)]
+def comparison_rows(v: Verdicts) -> list[dict]:
+    """comparisons.csv: every comparison with the baseline, unadjusted and adjusted, the
+    unit of its differences in a column of its own."""
+    rows = []
     for _, tests in v.comparisons:
         for name, _, raw in tests:
             c = v.family.adjusted(raw)
@@ -270,6 +272,7 @@ def comparison_rows(v: Verdicts) -> list[list]:
                     c.label_b,
                     c.label_a,
                     name,
+                    "% of the interval" if name.startswith("TTR") else "p.p.",
                     c.n_b,
                     c.n_a,
                     c.mean_b,
@@ -289,4 +292,10 @@ def comparison_rows(v: Verdicts) -> list[list]:
                     c.hedges_g,
                 ]
             )
-    return [["" if isinstance(x, float) and math.isnan(x) else x for x in r] for r in rows]
+    return [
+        {
+            k: None if isinstance(x, float) and math.isnan(x) else x
+            for k, x in zip(COMPARISON_COLUMNS, r, strict=True)
+        }
+        for r in rows
+    ]

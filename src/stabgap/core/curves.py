@@ -62,9 +62,17 @@ class Curves:
 
     def latest(self, point: int) -> np.ndarray:
         """(R, tasks) pooled accuracy at `point` (a copy to the host: for logs, not per batch)."""
-        counts = self.counts[:, point].cpu().numpy().astype(np.float64)  # (R, repeats, tasks)
-        pooled = counts.sum(axis=1) / (self.repeats * max(self.sizes[point], 1))
-        return np.where(counts.min(axis=1) >= 0, 100.0 * pooled, np.nan)
+        return self._pooled(slice(point, point + 1))[:, 0]
+
+    def pooled(self, points: int) -> np.ndarray:
+        """(R, points, tasks) pooled accuracy of the first `points` points (for logs)."""
+        return self._pooled(slice(0, points))
+
+    def _pooled(self, at: slice) -> np.ndarray:
+        counts = self.counts[:, at].cpu().numpy().astype(np.float64)  # (R, p, repeats, tasks)
+        sizes = np.maximum(self.sizes[at], 1)[None, :, None]
+        pooled = counts.sum(axis=2) / (self.repeats * sizes)
+        return np.where(counts.min(axis=2) >= 0, 100.0 * pooled, np.nan)
 
     def finish(self) -> list[CopyCurves]:
         """Every copy's curves, on the host: the only copy of them from the device."""

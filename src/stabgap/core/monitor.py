@@ -1,17 +1,27 @@
 """Follow runs while they train: a live log per run, and TensorBoard when asked.
 
-Every :data:`LOG_EVERY` batches (and at the end of each task) the process training a run
-appends one JSON line to ``OUT/logs/<run>.jsonl`` and flushes it, so that ``tail -f`` or a
-notebook can follow a long run::
+Each run's log, ``OUT/logs/<run>.jsonl``, exists from the moment its training starts: its
+first line is the run's config (its hyperparameters). Then the process training it appends
+one JSON line and flushes it, so that ``tail -f`` or a notebook can follow a long run:
+
+- every :data:`LOG_EVERY` batches and at the end of each task, and at every evaluation
+  point of the first :data:`NEAR_SWITCH` batches after a switch, where the gap lives
+  (a gap of 5 to 10 batches would fall between lines 25 apart)::
 
     {"batch": 250, "of": 1500, "task": 1, "loss": 0.183, "accuracy": [96.1], "seconds": 41.2}
+
+- at the end of each interval after the first, its gap depths (the reference's GD_i,j)::
+
+    {"batch": 1000, "interval": 2, "gap_depth": {"GD_1,2": 4.2}}
 
 ``loss`` is the mean training loss of the batches since the previous line, ``accuracy``
 each evaluated task's accuracy at the latest evaluation. With ``--tensorboard`` the same
 figures go to TensorBoard event files in ``OUT/tensorboard/<run>/`` (written by
-torch.utils.tensorboard's SummaryWriter; ``pip install "stabgap[tensorboard]"``).
+torch.utils.tensorboard's SummaryWriter; ``pip install "stabgap[tensorboard]"``), with the
+config as the run's hyperparameters (the HPARAMS tab) and the gap depths as its metrics.
 
-Logging copies a few numbers from the device every LOG_EVERY batches, never per batch.
+Logging copies a few numbers from the device at each line, never at every batch but near
+a switch.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import numpy as np
 from stabgap.errors import StabgapError
 
 LOG_EVERY = 25
+NEAR_SWITCH = 50  # batches after a switch in which every evaluation point is logged
 LOGS, EVENTS = "logs", "tensorboard"
 
 
@@ -39,14 +50,52 @@ def check_tensorboard() -> None:
         ) from None
 
 
+def _rounded(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 3)
+
+
 class Monitor:
     """The live logs (and event files) of the runs of one stack, copy i being names[i]."""
 
-    def __init__(self, folder: Path, names: Sequence[str], tensorboard: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        names: Sequence[str],
+        tensorboard: bool = False,
+        configs: Sequence[dict] | None = None,
+    ) -> None:
+        """Open every run's log now, its config as the first line (`configs`: each run's,
+        as plain values), so that it exists while the run trains."""
         self.folder, self.names, self.tensorboard = Path(folder), list(names), tensorboard
         self.started = time.monotonic()
         self.files: dict[str, object] = {}
         self.writers: dict[str, object] = {}
+        for name, config in zip(self.names, configs or [None] * len(self.names), strict=True):
+            self._line(name, {"run": name, "config": config})
+            if tensorboard and config is not None:
+                self._hparams(name, config)
+
+    @staticmethod
+    def wants(t: int, per_task: int, eval_every: int) -> bool:
+        """Whether batch `t` (done, 1-based) gets a line: every LOG_EVERY batches, at each
+        task's end, and at each evaluation point near a switch."""
+        in_task = (t - 1) % per_task  # the batch's index within its task
+        near = t > per_task and in_task < NEAR_SWITCH and (t - 1) % eval_every == 0
+        return t % LOG_EVERY == 0 or t % per_task == 0 or near
+
+    def gaps(self, t: int, interval: int, depths: dict[str, np.ndarray]) -> None:
+        """The gap depths of an interval that just ended, {"GD_1,2": (R,) values}."""
+        for i, name in enumerate(self.names):
+            values = {
+                k: None if np.isnan(v[i]) else round(float(v[i]), 3) for k, v in depths.items()
+            }
+            self._line(name, {"batch": t, "interval": interval, "gap_depth": values})
+            if self.tensorboard:
+                writer = self._writer(name)
+                for k, v in values.items():
+                    if v is not None:
+                        writer.add_scalar(f"gap_depth/{k}", v, t)
+                writer.flush()
 
     def select(self, indices: Sequence[int]) -> Monitor:
         """The monitor of some of the copies (a CPU trains a stack copy by copy)."""
@@ -58,7 +107,7 @@ class Monitor:
         """Log batch `t` of `total` for every copy: loss (R,), accuracy (R, tasks)."""
         seconds = round(time.monotonic() - self.started, 2)
         for i, name in enumerate(self.names):
-            accuracy = [None if np.isnan(a) else round(float(a), 3) for a in acc[i]]
+            accuracy = [_rounded(a) for a in acc[i]]
             line = {
                 "batch": t,
                 "of": total,
@@ -67,9 +116,7 @@ class Monitor:
                 "accuracy": accuracy,
                 "seconds": seconds,
             }
-            f = self._file(name)
-            f.write(json.dumps(line) + "\n")
-            f.flush()
+            self._line(name, line)
             if self.tensorboard:
                 writer = self._writer(name)
                 writer.add_scalar("loss", float(loss[i]), t)
@@ -77,6 +124,24 @@ class Monitor:
                     if a is not None:
                         writer.add_scalar(f"accuracy/task{k}", a, t)
                 writer.flush()
+
+    def _line(self, name: str, line: dict) -> None:
+        f = self._file(name)
+        f.write(json.dumps(line, default=str) + "\n")
+        f.flush()
+
+    def _hparams(self, name: str, config: dict) -> None:
+        """The config as the run's hyperparameters in TensorBoard (its HPARAMS tab)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        flat = {
+            k: ",".join(map(str, v)) if isinstance(v, list | tuple) else v
+            for k, v in config.items()
+            if v is not None
+        }
+        writer = self._writer(name)
+        for summary in hparams(flat, {"gap_depth/GD_1,2": 0.0}):
+            writer.file_writer.add_summary(summary)
 
     def _file(self, name: str):
         if name not in self.files:

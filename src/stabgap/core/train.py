@@ -33,7 +33,7 @@ from stabgap.core.device import (
 )
 from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate
 from stabgap.core.models import build_model, cpu_matmul
-from stabgap.core.monitor import LOG_EVERY, Monitor
+from stabgap.core.monitor import Monitor
 from stabgap.core.optim import CopyOptimizer
 from stabgap.core.remedies import Forward, Remedies, Step
 from stabgap.core.replay import BatchSampler
@@ -45,7 +45,7 @@ from stabgap.core.streams import (
     pixels,
     rows,
 )
-from stabgap.metrics import Measured, MetricRow, compute_metrics
+from stabgap.metrics import Measured, MetricRow, compute_metrics, gap_depth
 from stabgap.seeds import derive_seed
 
 # Fields that may differ between the copies of one stack; everything else is shared.
@@ -231,7 +231,7 @@ def train_stack(
     penalized = False  # whether any loss term was added (else no penalty curve is kept)
     timer = Stopwatch(device)
 
-    point = 0
+    point = logged = 0
     for task in range(1, n_tasks + 1):
         parts.sampler.start_task(task)
         parts.remedies.at_switch(task, parts.model, parts.optimizer)
@@ -256,9 +256,12 @@ def train_stack(
             done = t + 1
             if progress is not None and done % 10 == 0:
                 progress(done, base.total_batches)
-            if monitor is not None and (done % LOG_EVERY == 0 or done == task * per_task):
-                recent = losses[:, max(0, done - LOG_EVERY) : done].mean(dim=1).cpu().numpy()
+            if monitor is not None and monitor.wants(done, per_task, base.eval_every):
+                recent = losses[:, logged:done].mean(dim=1).cpu().numpy()
                 monitor(done, base.total_batches, task, recent, curves.latest(point - 1))
+                logged = done
+        if monitor is not None and task > 1:  # the interval's gaps, as they close
+            monitor.gaps(done, task, interval_gaps(curves, point, eval_steps, per_task, task))
     if progress is not None:
         progress(base.total_batches, base.total_batches)
 
@@ -329,6 +332,22 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     r, b, c = logits.shape
     ce = F.cross_entropy(logits.reshape(r * b, c).float(), targets.reshape(r * b), reduction="none")
     return ce.view(r, b).mean(dim=1)
+
+
+def interval_gaps(
+    curves: Curves, points: int, eval_steps: np.ndarray, per_task: int, interval: int
+) -> dict[str, np.ndarray]:
+    """Every earlier task's gap depth in `interval`, just ended, per copy (for the live log:
+    the curves so far, copied to the host once per interval)."""
+    acc = curves.pooled(points)[:, :, :interval]  # (R, points, tasks seen so far)
+    ends = [per_task * k for k in range(1, interval + 1)]
+    steps = eval_steps[:points]
+    return {
+        f"GD_{i},{interval}": np.array(
+            [gap_depth(copy, ends, i, interval, steps=steps) for copy in acc]
+        )
+        for i in range(1, interval)
+    }
 
 
 def divergence(loss: np.ndarray, penalty: np.ndarray | None, n_classes: int) -> str | None:

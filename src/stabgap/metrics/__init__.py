@@ -70,6 +70,7 @@ __all__ = [
     "recovery_slope",
     "time_to_recover",
     "time_to_recover_robust",
+    "unit",
     "wc_acc",
     "windowed_forgetting",
     "windowed_plasticity",
@@ -90,6 +91,24 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
         f"windowed_{kind}_w{w}": _ACCURACY for kind in ("forgetting", "plasticity") for w in WINDOWS
     },
 }
+
+
+def unit(metric: str) -> str:
+    """The unit of a metric's values, as the tables name it.
+
+    Example:
+        >>> unit("gap_depth"), unit("min_acc"), unit("time_to_recover"), unit("drop_slope")
+        ('p.p.', '%', '% of the interval', 'p.p. per batch')
+    """
+    if metric.endswith("_slope"):
+        return "p.p. per batch"
+    if metric in ("time_to_recover", "time_to_recover_robust", "gap_position"):
+        return "% of the interval"
+    if metric == "recovered":
+        return "1 if recovered, else 0"
+    if metric in ("gap_depth", "gap_depth_robust", "forgetting") or metric.startswith("windowed_"):
+        return "p.p."
+    return "%"
 
 
 class Measured:

@@ -202,4 +202,8 @@ def publish_report(built: Path, out: Path) -> None:
 def new_temp_dir(next_to: Path) -> Path:
     """A fresh hidden folder beside `next_to`, to build an output in before it is published."""
     next_to.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{next_to.name}.tmp-", dir=next_to.parent))
+    path = Path(tempfile.mkdtemp(prefix=f".{next_to.name}.tmp-", dir=next_to.parent))
+    umask = os.umask(0)  # mkdtemp's folder is private (0700); the output is as any folder
+    os.umask(umask)
+    path.chmod(0o777 & ~umask)
+    return path

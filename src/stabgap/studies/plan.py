@@ -25,6 +25,7 @@ key, what it must be and where it came from.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import itertools
@@ -172,13 +173,26 @@ class StudySpec:
     baseline: str | None = None
     compare: tuple[str, ...] = ()
     source: str = "the study spec"  # where it came from, for messages
+    # experiments the study file names and defines itself ([experiments.NAME]): their fields
+    defined: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def preset_with_defined(self) -> Preset:
+        """The preset, with the study's own experiments beside its own."""
+        preset = get_preset(self.preset)
+        if not self.defined:
+            return preset
+        return dataclasses.replace(preset, experiments={**preset.experiments, **self.defined})
 
     def plan(self) -> list[RunSpec]:
         """Every run of the study; a value that makes an invalid config is one line that
         names where it came from."""
         try:
             return plan_runs(
-                get_preset(self.preset), self.experiments, self.seeds, self.overrides, self.grid
+                self.preset_with_defined(),
+                self.experiments,
+                self.seeds,
+                self.overrides,
+                self.grid,
             )
         except StabgapError as e:
             raise StabgapError(f"{self.source}: {e}") from None
@@ -187,7 +201,11 @@ class StudySpec:
 # A study file's keys: the spec's fields as a file writes them (its overrides as [set]), and
 # n_seeds (its seeds as the first n of the preset's sequence).
 STUDY_KEYS = (
-    *({"overrides": "set"}.get(f.name, f.name) for f in fields(StudySpec) if f.name != "source"),
+    *(
+        {"overrides": "set"}.get(f.name, f.name)
+        for f in fields(StudySpec)
+        if f.name not in ("source", "defined")  # (defined: the experiments' table form)
+    ),
     "n_seeds",
 )
 
@@ -221,6 +239,11 @@ def study_spec(
     if not isinstance(preset_name, str):
         raise fail(f"preset must be a name (a string), got {preset_name!r}")
     preset = get_preset(preset_name)
+    defined: dict[str, dict[str, Any]] = {}
+    if isinstance(values.get("experiments"), dict):  # [experiments.NAME] tables
+        defined = _defined_experiments(values["experiments"], preset, source)
+        values["experiments"] = list(values["experiments"])
+        preset = dataclasses.replace(preset, experiments={**preset.experiments, **defined})
     experiments = _names(values.get("experiments"), "experiments", fail)
     if experiments is None:
         experiments = list(preset.default_experiments)
@@ -263,7 +286,42 @@ def study_spec(
         baseline,
         tuple(compare),
         source,
+        defined,
     )
+
+
+def _defined_experiments(
+    tables: dict[str, Any], preset: Preset, source: str
+) -> dict[str, dict[str, Any]]:
+    """The experiments a study file defines, each ``[experiments.NAME]`` a table of config
+    fields set on the experiment named by its ``from`` (default: the preset's base, that is
+    its baseline); an empty table names one of the preset's own experiments."""
+    defined = {}
+    for name, table in tables.items():
+        where = f"[experiments.{name}]"
+        if not isinstance(table, dict):
+            raise StabgapError(f"{source}: {where} must be a table of config fields")
+        table = dict(table)
+        start = table.pop("from", None)
+        if name in preset.experiments:
+            if table or start is not None:
+                raise StabgapError(
+                    f"{source}: {where} redefines preset {preset.name}'s own experiment "
+                    f"'{name}': give yours a name of its own (from = '{name}' starts it there)"
+                )
+            continue
+        if start is not None and start not in preset.experiments:
+            raise StabgapError(
+                f"{source}: {where} from = {start!r}: preset {preset.name} has no such "
+                f"experiment; choose from: {', '.join(preset.experiments)}"
+            )
+        fields_ = {_field_name(k, source, f"experiments.{name}"): v for k, v in table.items()}
+        try:
+            fields_ = {k: coerce(k, v) for k, v in fields_.items()}
+        except StabgapError as e:
+            raise StabgapError(f"{source}: {where} {e}") from None
+        defined[name] = {**(preset.experiments[start] if start else {}), **fields_}
+    return defined
 
 
 def _field_name(key: str, source: str, table: str = "") -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from stabgap.core.config import RunConfig
+from stabgap.core.config import RunConfig, to_dict
 from stabgap.core.data import DATASETS
 from stabgap.core.device import resolve_device
 from stabgap.core.models import cpu_matmul
@@ -172,7 +172,11 @@ def run_stack(
         logs: the study folder whose ``logs/`` (and ``tensorboard/``) get each run's live
             log (:mod:`stabgap.core.monitor`); None for none.
     """
-    monitor = None if logs is None else Monitor(logs, [s.name for s in specs], tensorboard)
+    monitor = (
+        None
+        if logs is None
+        else Monitor(logs, [s.name for s in specs], tensorboard, [to_dict(s.config) for s in specs])
+    )
     try:
         stream = _stream_for(specs[0].config)
         results = train_runs([s.config for s in specs], stream, progress, monitor)

@@ -1,0 +1,132 @@
+// report.html's interactive accuracy curves (see stabgap/analysis/html.py).
+(function () {
+  const data = JSON.parse(document.getElementById("curve-data").textContent);
+  const box = document.getElementById("curves");
+  if (!box || !data.groups.length) return;
+  const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const first = data.groups[0], xmax = first.x[first.x.length - 1] + 1;
+  const state = { task: 0, hidden: new Set(), lo: 0, hi: xmax };
+  box.innerHTML = "<p><strong>Accuracy curves</strong> (mean ± std over seeds; toggle " +
+    "groups, choose a task, zoom on a switch or drag across the plot, double-click to " +
+    "reset)</p><div id='controls'></div><div id='legend'></div><canvas></canvas>";
+  const canvas = box.querySelector("canvas"), tip = document.getElementById("tip");
+  const controls = box.querySelector("#controls"), legend = box.querySelector("#legend");
+  let html = "task: <select id='task'>";
+  for (let t = 0; t < data.tasks; t++) html += `<option value='${t}'>${t + 1}</option>`;
+  html += "</select> <button data-zoom='0'>whole run</button>";
+  first.switches.forEach((s, i) => { html += ` <button data-zoom='${i + 2}'>switch to task ${i + 2}</button>`; });
+  controls.innerHTML = html;
+  data.groups.forEach((g, i) => {
+    const label = document.createElement("label");
+    label.innerHTML = `<input type='checkbox' checked data-group='${i}'> ` +
+      `<span style='color:${colors[i % colors.length]}'>&#9632;</span> ` +
+      g.label.replace(/&/g, "&amp;").replace(/</g, "&lt;") + ` (${g.seeds})`;
+    legend.appendChild(label);
+  });
+  function zoom(k) {
+    if (!k) { state.lo = 0; state.hi = xmax; return; }
+    const s = first.switches[k - 2], width = first.switches[0];  // a task's batches
+    state.lo = Math.max(0, s - 0.05 * width); state.hi = Math.min(xmax, s + 0.3 * width);
+  }
+  function draw() {
+    const ctx = canvas.getContext("2d"), w = canvas.width = canvas.clientWidth;
+    const h = canvas.height = canvas.clientHeight, pad = 40;
+    ctx.clearRect(0, 0, w, h);
+    let ymin = 100, ymax = 0, drawn = 0;
+    data.groups.forEach((g, i) => {
+      if (state.hidden.has(i)) return;
+      g.x.forEach((x, p) => {
+        const v = g.mean[state.task][p];
+        if (v === null || x < state.lo || x > state.hi) return;
+        ymin = Math.min(ymin, v - g.std[state.task][p]); ymax = Math.max(ymax, v + g.std[state.task][p]);
+      });
+    });
+    if (ymin > ymax) { ymin = 0; ymax = 100; }
+    ymin = Math.max(0, Math.floor(ymin - 1)); ymax = Math.min(100, Math.ceil(ymax + 1));
+    const X = x => pad + (x - state.lo) / (state.hi - state.lo) * (w - 2 * pad);
+    const Y = y => h - pad - (y - ymin) / (ymax - ymin || 1) * (h - 2 * pad);
+    ctx.strokeStyle = "#888"; ctx.fillStyle = "#333"; ctx.font = "11px sans-serif";
+    ctx.strokeRect(pad, pad, w - 2 * pad, h - 2 * pad);
+    for (let k = 0; k <= 4; k++) {
+      const y = ymin + k * (ymax - ymin) / 4;
+      ctx.fillText(y.toFixed(1), 2, Y(y) + 4);
+      const x = state.lo + k * (state.hi - state.lo) / 4;
+      ctx.fillText(Math.round(x), X(x) - 10, h - pad + 14);
+    }
+    ctx.fillText("training batch", w / 2 - 30, h - 6);
+    ctx.fillText(`task ${state.task + 1} accuracy (%)`, pad, pad - 8);
+    ctx.setLineDash([4, 4]);
+    first.switches.forEach(s => { if (s >= state.lo && s <= state.hi) {
+      ctx.beginPath(); ctx.moveTo(X(s), pad); ctx.lineTo(X(s), h - pad); ctx.stroke(); } });
+    ctx.setLineDash([]);
+    ctx.save(); ctx.beginPath(); ctx.rect(pad, pad, w - 2 * pad, h - 2 * pad); ctx.clip();
+    data.groups.forEach((g, i) => {
+      if (state.hidden.has(i)) return;
+      const c = colors[i % colors.length], m = g.mean[state.task], sd = g.std[state.task];
+      ctx.globalAlpha = 0.15; ctx.fillStyle = c; ctx.beginPath();
+      let on = [];
+      g.x.forEach((x, p) => { if (m[p] !== null) on.push(p); });
+      on.forEach((p, k) => { const f = k ? ctx.lineTo : ctx.moveTo; f.call(ctx, X(g.x[p]), Y(m[p] + sd[p])); });
+      on.slice().reverse().forEach(p => ctx.lineTo(X(g.x[p]), Y(m[p] - sd[p])));
+      ctx.fill(); ctx.globalAlpha = 1; ctx.strokeStyle = c; ctx.lineWidth = 1.5; ctx.beginPath();
+      on.forEach((p, k) => { const f = k ? ctx.lineTo : ctx.moveTo; f.call(ctx, X(g.x[p]), Y(m[p])); });
+      ctx.stroke();
+      if (on.length) drawn += 1;
+    });
+    ctx.restore();
+    document.body.dataset.curvesDrawn = drawn;
+    document.body.dataset.task = state.task + 1;
+    document.body.dataset.xRange = `${Math.round(state.lo)},${Math.round(state.hi)}`;
+    canvas.dataset.scale = JSON.stringify([pad, w, state.lo, state.hi]);
+  }
+  function fromHash() {
+    const q = new URLSearchParams(location.hash.slice(1));
+    if (q.has("task")) state.task = Math.min(data.tasks, Math.max(1, +q.get("task"))) - 1;
+    (q.get("hide") || "").split("|").forEach(name => {
+      data.groups.forEach((g, i) => { if (g.label === name) state.hidden.add(i); });
+    });
+    if (q.has("zoom")) zoom(+q.get("zoom"));
+    box.querySelector("#task").value = state.task;
+    legend.querySelectorAll("input").forEach(c => { c.checked = !state.hidden.has(+c.dataset.group); });
+  }
+  controls.addEventListener("change", e => { state.task = +e.target.value; draw(); });
+  controls.addEventListener("click", e => { if (e.target.dataset.zoom !== undefined) { zoom(+e.target.dataset.zoom); draw(); } });
+  legend.addEventListener("change", e => {
+    const i = +e.target.dataset.group;
+    if (e.target.checked) state.hidden.delete(i); else state.hidden.add(i);
+    draw();
+  });
+  const xAt = e => { const [pad, w, lo, hi] = JSON.parse(canvas.dataset.scale);
+    const r = canvas.getBoundingClientRect();
+    return lo + (e.clientX - r.left - pad) / (r.width - 2 * pad) * (hi - lo); };
+  let dragFrom = null;
+  canvas.addEventListener("mousedown", e => { dragFrom = xAt(e); });
+  canvas.addEventListener("mouseup", e => {
+    const to = xAt(e);
+    if (dragFrom !== null && Math.abs(to - dragFrom) > 2) {
+      state.lo = Math.max(0, Math.min(dragFrom, to)); state.hi = Math.min(xmax, Math.max(dragFrom, to)); draw();
+    }
+    dragFrom = null;
+  });
+  canvas.addEventListener("dblclick", () => { zoom(0); draw(); });
+  canvas.addEventListener("mousemove", e => {
+    const x = xAt(e);
+    let lines = [`batch ${Math.round(x)}`];
+    data.groups.forEach((g, i) => {
+      if (state.hidden.has(i)) return;
+      let best = 0;
+      g.x.forEach((v, p) => { if (Math.abs(v - x) < Math.abs(g.x[best] - x)) best = p; });
+      const v = g.mean[state.task][best];
+      if (v !== null) lines.push(`${g.label}: ${v.toFixed(2)} %`);
+    });
+    tip.innerHTML = lines.map(l => l.replace(/</g, "&lt;")).join("<br>");
+    tip.style.left = (e.clientX + 12) + "px"; tip.style.top = (e.clientY + 12) + "px";
+    tip.style.display = "block";
+  });
+  canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+  window.addEventListener("hashchange", () => { fromHash(); draw(); });
+  window.addEventListener("resize", draw);
+  fromHash();
+  draw();
+})();
