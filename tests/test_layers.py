@@ -60,12 +60,18 @@ def _is_module(name: str) -> bool:
     ).exists()
 
 
+# What the package's front door hands out when asked (stabgap.Tracker), imported lazily.
+FRONT_DOOR = {"stabgap.studies.tracker", "stabgap.studies.tracker.Tracker"}
+
+
 def test_every_import_runs_down_the_layers():
     upward = []
     for path in sorted(PACKAGE.rglob("*.py")):
         here = module_name(path)
         for line, target in imports(path):
             if not _is_module(target) or target == "stabgap":
+                continue
+            if here == "stabgap" and target in FRONT_DOOR:
                 continue
             if layer_of(target) > layer_of(here):
                 upward.append(f"{path.relative_to(ROOT)}:{line} imports {target}")

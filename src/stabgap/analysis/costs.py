@@ -64,16 +64,23 @@ def ratio_interval(times: Sequence[float], base: Sequence[float]) -> tuple[float
     return math.exp(diff), math.exp(diff - half), math.exp(diff + half)
 
 
+def _flops(group) -> float:
+    """A group's training FLOPs; unknown for runs imported from another loop, whose config
+    is their source's, not a network stabgap can count."""
+    imported = any(r.metadata.get("imported") for r in group.runs + group.diverged)
+    return math.nan if imported else training_flops(group.config)
+
+
 def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     """One row per group: ms per training batch, and FLOPs and time as × the baseline's."""
-    base_flops = training_flops(base.config)
+    base_flops = _flops(base)
     base_times = [seconds_per_batch(r) for r in base.runs]
     header = ["group", "ms per batch", "training FLOPs (× baseline)", "time per batch (× baseline)"]
     rows = []
     for g in groups:
         times = [t for t in (seconds_per_batch(r) for r in g.runs) if math.isfinite(t)]
         ms = f"{1000 * float(np.median(times)):.2f}" if times else "n/a"
-        flops = training_flops(g.config) / base_flops
+        flops = _flops(g) / base_flops
         ratio, low, high = ratio_interval(times, [t for t in base_times if math.isfinite(t)])
         measured = "n/a" if math.isnan(ratio) else f"{ratio:.2f}"
         if g is base:

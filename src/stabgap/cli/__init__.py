@@ -244,6 +244,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_curves(args: argparse.Namespace) -> int:
+    from stabgap.studies.imported import import_curves
+    from stabgap.studies.outputs import check_study_folder, is_run_dir
+    from stabgap.studies.records import write_run
+
+    out = Path(args.out)
+    check_study_folder(out)
+    records = import_curves(Path(args.file))  # every row checked before anything is written
+    fresh = [r for r in records if not is_run_dir(out / r.name)]
+    for record in fresh:
+        write_run(record, out)
+    print(f"{len(fresh)} run(s) written to {out} ({len(records) - len(fresh)} there already)")
+    return 0
+
+
 def cmd_import_reference(args: argparse.Namespace) -> int:
     from stabgap.studies.outputs import check_study_folder, is_run_dir
     from stabgap.studies.records import write_run
@@ -498,6 +513,17 @@ def build_parser() -> Parser:
     imp.add_argument("results", help="a results_<seed>.json file or a folder of them")
     imp.add_argument("--out", required=True, help="folder to write the runs into")
     imp.set_defaults(func=cmd_import_reference)
+
+    curves = command(
+        "import-curves",
+        help="turn anyone's continual-evaluation curves into runs",
+        description="Read a curves file (docs/curves-format.md: one row per evaluation of "
+        "one task; CSV, JSON lines or Parquet) and write its runs as stabgap run records, "
+        "so that metrics, report and every figure work on them.",
+    )
+    curves.add_argument("file", help="the curves file (.csv, .jsonl, .parquet)")
+    curves.add_argument("--out", required=True, help="folder to write the runs into")
+    curves.set_defaults(func=cmd_import_curves)
 
     from stabgap.cli import costs
 

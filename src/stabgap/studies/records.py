@@ -249,6 +249,9 @@ def read_info(path: Path) -> dict[str, Any]:
         why = f"no {e}" if isinstance(e, KeyError) else type(e).__name__
         raise DamagedRun(path, f"its {RUN_FILE} cannot be read ({why})") from None
     info.setdefault("stamp_schema", UNRECORDED_SCHEMA)
+    if info["metadata"].get("imported"):  # the source's own settings, not a stabgap config
+        info["pinned"] = []
+        return info
     info["pinned"] = sorted(set(defaults()) - set(info["config"]))  # read at the pinned value
     info["config"] = canonical(complete(info["config"], info["stamp_schema"], defaults()))
     return info

@@ -1,0 +1,235 @@
+"""Curves stabgap did not train: the curves file, import-curves, the Tracker."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, reference_dir
+
+import stabgap
+from stabgap.cli import main
+from stabgap.metrics import gap_depth
+from stabgap.studies.imported import import_curves, rows_of
+from stabgap.studies.records import iter_runs
+from stabgap.studies.reference import import_reference
+
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_a_plain_pytorch_loop_becomes_a_report(tmp_path, capsys):
+    curves = tmp_path / "curves.csv"
+    done = subprocess.run(
+        [sys.executable, ROOT / "docs" / "examples" / "plain_loop.py", curves],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    code, out, err = cli(capsys, "import-curves", curves, "--out", tmp_path / "runs")
+    assert code == 0 and "6 run(s) written" in out, err
+    assert cli(capsys, "import-curves", curves, "--out", tmp_path / "runs")[1].startswith("0 run")
+    code, _, err = cli(capsys, "report", tmp_path / "runs")
+    assert code == 0, err
+    report = tmp_path / "runs" / "report"
+    text = (report / "report.md").read_text()
+    assert "## Table 1" in text and "**sgd lr=0.1** against sgd lr=0.01" in text
+    assert (report / "figures" / "task1-accuracy.png").is_file()
+    run = next(iter_runs(tmp_path / "runs"))
+    assert run.config == {"lr": pytest.approx(run.config["lr"]), "seed": run.config["seed"]}
+    with open(report / "cost.csv") as f:
+        assert {row["training FLOPs (× baseline)"] for row in csv.DictReader(f)} == {"n/a"}
+
+
+@pytest.mark.skipif(not reference_dir().is_dir(), reason="needs ../shared/reference")
+def test_the_reference_files_and_the_same_curves_as_csv_give_the_same_metrics(tmp_path):
+    records, _ = import_reference(reference_dir() / "reference-results-seed2958.json")
+    imported = import_curves(write_csv(tmp_path / "same.csv", rows_of(records)))
+    assert len(imported) == len(records)
+    for ours, theirs in zip(imported, records, strict=True):
+        assert ours.ends == theirs.ends and np.array_equal(ours.acc, theirs.acc, equal_nan=True)
+        assert [(m.metric, m.task, m.interval) for m in ours.metrics] == [
+            (m.metric, m.task, m.interval) for m in theirs.metrics
+        ]
+        for a, b in zip(ours.metrics, theirs.metrics, strict=True):
+            assert a.value == pytest.approx(b.value, nan_ok=True, abs=1e-9), a
+
+
+def _rows(**change):
+    """Two tasks of two evaluations each: a valid run, then one cell changed."""
+    rows = []
+    for step, training in ((0, 1), (1, 1), (2, 2), (3, 2)):
+        for task in range(1, training + 1):
+            rows.append({"run": "a", "group": "g", "seed": 1, "step": step,
+                         "training": training, "task": task, "accuracy_fraction": 0.5})  # fmt: skip
+    at, column, value = change.get("cell", (None, None, None))
+    if at is not None:
+        rows[at - 1][column] = value
+    return rows
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (_rows(cell=(2, "step", 5)), "row 3, column 'step': step 2 comes after step 5"),
+        (_rows(cell=(3, "accuracy_fraction", 1.5)), "row 3, column 'accuracy_fraction': 1.5 is"),
+        (_rows(cell=(4, "task", 1)), "row 4, column 'task': run 'a' has task 1 at step 2 twice"),
+        (_rows(cell=(1, "training", 2)), "row 1, column 'training': a run's first step trains"),
+        (_rows(cell=(2, "seed", 7)), "row 2, column 'group': run 'a' changes its group or seed"),
+        (_rows(cell=(6, "task", 3)), "column 'task': run 'a' lacks task 2 at step 3"),
+        (_rows(cell=(1, "step", "x")), "row 1, column 'step': 'x' is not a whole number"),
+        ([{"run": "a", "group": "g", "seed": 1, "step": 0, "training": 1, "task": 1,
+           "accuracy": 50}], "give the accuracy in exactly one of the columns accuracy_pct"),
+        ([{"run": "a", "seed": 1}], "no column 'group'"),
+    ],
+)  # fmt: skip
+def test_a_malformed_file_is_refused_naming_the_row_and_column(tmp_path, capsys, rows, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, _, err = cli(capsys, "import-curves", path, "--out", tmp_path / "runs")
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_uneven_points_are_measured_in_batches(tmp_path):
+    """Evaluated every 10 batches, then every batch after the switch: the gap's position is
+    in batches, as for an evenly evaluated run."""
+    rows = []
+    steps = [*range(0, 100, 10), *range(100, 120), *range(120, 200, 10)]
+    for step in steps:
+        training = 1 if step < 100 else 2
+        for task in range(1, training + 1):
+            dip = 100 <= step < 105 and task == 1
+            rows.append({"run": "u", "group": "g", "seed": 1, "step": step, "training": training,
+                         "task": task, "accuracy_pct": 70.0 if dip else 90.0})  # fmt: skip
+    (run,) = import_curves(write_csv(tmp_path / "u.csv", rows))
+    assert run.ends == (100, 191)  # the last task ends a batch after the last evaluation
+    from stabgap.metrics import time_to_recover
+
+    assert run.measure(gap_depth, 1, 2) == 20.0
+    assert run.measure(time_to_recover, 1, 2) == pytest.approx(100 * 5 / 91)  # in batches
+
+
+def test_the_tracker_writes_a_run_only_when_the_loop_ends(tmp_path):
+    def loop(tracker, fail_at=None):
+        for task in (1, 2):
+            tracker.switch(task)
+            for step in range((task - 1) * 5, task * 5):
+                if step == fail_at:
+                    raise KeyboardInterrupt
+                tracker.evaluate(step, {k: 0.9 - 0.1 * (k < task) for k in range(1, task + 1)})
+
+    with pytest.raises(KeyboardInterrupt), stabgap.Tracker(tmp_path, "g", 1, unit="fraction") as t:
+        loop(t, fail_at=7)
+    assert not list(tmp_path.iterdir())  # nothing that looks complete
+    with stabgap.Tracker(tmp_path, "g", 1, unit="fraction", config={"lr": 0.1}) as t:
+        loop(t)
+    (run,) = iter_runs(tmp_path)
+    assert run.name == "g-seed1" and run.config == {"lr": 0.1, "seed": 1}
+    assert run.ends == (5, 10) and np.nanmax(run.acc) == pytest.approx(90.0)
+    with pytest.raises(stabgap.errors.StabgapError, match="exists already"):
+        stabgap.Tracker(tmp_path, "g", 1, unit="fraction")
+    with pytest.raises(stabgap.errors.StabgapError, match="unit must be 'percent' or 'fraction'"):
+        stabgap.Tracker(tmp_path, "g", 2, unit="%")
+
+
+# --- the framework adapters of docs/curves-format.md, against stand-ins --------------------
+def _snippet(heading: str) -> str:
+    section = (ROOT / "docs" / "curves-format.md").read_text().split(f"## {heading}\n", 1)[1]
+    import re
+
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    # the frameworks' imports replaced by the stand-ins the test gives
+    return "\n".join(
+        line for line in code.splitlines() if "avalanche" not in line and "lightning" not in line
+    )
+
+
+def _toy(seed: int):
+    """A linear model and two tasks of separable points, the second the first's labels flipped."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(200, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    return torch.nn.Linear(2, 2), [(x, y), (x, 1 - y)]
+
+
+def _train(model, data, steps, hook_before, opt):
+    for step in steps:
+        hook_before(step)
+        x, y = data
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+def test_the_avalanche_plugin_of_the_docs_records_a_run(tmp_path):
+    from types import SimpleNamespace
+
+    class SupervisedPlugin:  # Avalanche's base: hooks are called by name
+        def __init__(self):
+            pass
+
+    namespace = {"SupervisedPlugin": SupervisedPlugin}
+    exec(_snippet("From Avalanche"), namespace)
+    model, tasks = _toy(1)
+    stream = [SimpleNamespace(dataset=_Dataset(x, y)) for x, y in tasks]
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    with stabgap.Tracker(tmp_path, "naive", 1, unit="fraction") as tracker:
+        plugin = namespace["StabilityGapPlugin"](tracker, stream, every=2)
+        strategy = SimpleNamespace(model=model, device="cpu", clock=SimpleNamespace())
+        for k in range(2):
+            strategy.experience = SimpleNamespace(current_experience=k)
+            plugin.before_training_exp(strategy)
+
+            def hook(step, strategy=strategy):
+                strategy.clock.train_iterations = step
+                plugin.before_training_iteration(strategy)
+
+            _train(model, tasks[k], range(20 * k, 20 * (k + 1)), hook, opt)
+    (run,) = iter_runs(tmp_path)
+    assert run.ends == (20, 39) and len(run.eval_steps) == 20  # every 2nd iteration
+    assert run.measure(gap_depth, 1, 2) > 20  # the second task flips the first's labels
+
+
+class _Dataset:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __getitem__(self, index):
+        return self.x[index], self.y[index]
+
+
+def test_the_lightning_callback_of_the_docs_records_a_run(tmp_path):
+    from types import SimpleNamespace
+
+    namespace = {"Callback": object}
+    exec(_snippet("From PyTorch Lightning"), namespace)
+    model, tasks = _toy(2)
+    model.device = "cpu"
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    with stabgap.Tracker(tmp_path, "lightning", 2, unit="fraction") as tracker:
+        callback = namespace["StabilityGapCallback"](tracker, tasks, lambda s: 1 + s // 15)
+        trainer = SimpleNamespace()
+
+        def hook(step):
+            trainer.global_step = step
+            callback.on_train_batch_start(trainer, model, None, step)
+
+        for k in range(2):
+            _train(model, tasks[k], range(15 * k, 15 * (k + 1)), hook, opt)
+    (run,) = iter_runs(tmp_path)
+    assert run.ends == (15, 30) and run.acc.shape == (30, 2)
