@@ -92,6 +92,7 @@ def _rows(**change):
         (_rows(cell=(2, "seed", 7)), "row 2, column 'group': run 'a' changes its group or seed"),
         (_rows(cell=(6, "task", 3)), "column 'task': run 'a' lacks task 2 at step 3"),
         (_rows(cell=(1, "step", "x")), "row 1, column 'step': 'x' is not a whole number"),
+        (_rows(cell=(2, "loss", "low")), "row 2, column 'loss': 'low' is not a number"),
         ([{"run": "a", "group": "g", "seed": 1, "step": 0, "training": 1, "task": 1,
            "accuracy": 50}], "give the accuracy in exactly one of the columns accuracy_pct"),
         ([{"run": "a", "seed": 1}], "no column 'group'"),

@@ -232,28 +232,6 @@ def file_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=,-]+", "_", key).strip("_") or "group"
 
 
-def strength_families(groups: Sequence[Group], base: Group) -> dict[str, list[Group]]:
-    """Every one-field sweep around `base`: {field: the groups that differ from it only there}.
-
-    The field is any numeric science field (a remedy's strength such as ``decay_lambda`` or
-    ``sam_rho``, the learning rate, a batch size); each family holds `base` and at least one
-    other group of its source, sorted by the field's value. The largest family comes first
-    (the first field of the config among equals): it is the study's main sweep.
-    """
-    if not base.runs:
-        return {}
-    families = {}
-    for name in _numeric_science_fields():
-        family = [
-            g
-            for g in groups
-            if g.runs and g.source == base.source and _differs_only_in(g.config, base.config, name)
-        ]
-        if len(family) > 1:
-            families[name] = sorted(family, key=lambda g: float(g.config.get(name, 0)))
-    return dict(sorted(families.items(), key=lambda item: -len(item[1])))
-
-
 def _numeric_science_fields() -> list[str]:
     return [
         name
@@ -301,15 +279,6 @@ def grid_sweeps(groups: Sequence[Group]) -> dict[str, dict[str, list[Group]]]:
             named[", ".join(parts)] = sorted(line, key=lambda g: float(g.config.get(name, 0)))
         sweeps[name] = named
     return sweeps
-
-
-def _differs_only_in(config: dict, other: dict, name: str) -> bool:
-    """Whether two configs agree on every science field but `name` (present in both)."""
-    return all(
-        config.get(k) == other.get(k)
-        for k, f in FIELDS.items()
-        if k != name and f.metadata["science"]
-    )
 
 
 def field_label(name: str) -> str:

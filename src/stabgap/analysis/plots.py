@@ -775,7 +775,8 @@ def plot_strength_tradeoff(
         ax_gd.set_xlim(ticks.min() - 0.1 * span, ticks.max() + 0.1 * span)
     ax_gd.set_xticks(ticks, [_format_value(v) for v in ticks])
     ax_gd.xaxis.set_minor_locator(NullLocator())  # log's minor ticks crowd the labels
-    fig.suptitle(f"{axis}: gap depth vs. accuracy (mean ± std over seeds)", fontsize=10)
+    fig.suptitle(f"Gap depth and final accuracy against {axis} (mean ± std over seeds)",
+                 fontsize=10)  # fmt: skip
     save(fig, path, pdf=pdf)
     return fig
 

@@ -25,7 +25,8 @@
     legend.appendChild(label);
   });
   function zoom(k) {
-    if (!k) { state.lo = 0; state.hi = xmax; return; }
+    // the whole run for 0, or for a task without a switch to it (an address's bad value)
+    if (!(k >= 2 && k - 2 < first.switches.length)) { state.lo = 0; state.hi = xmax; return; }
     const s = first.switches[k - 2], width = first.switches[0];  // a task's batches
     state.lo = Math.max(0, s - 0.05 * width); state.hi = Math.min(xmax, s + 0.3 * width);
   }

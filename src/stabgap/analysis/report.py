@@ -38,7 +38,6 @@ from stabgap.analysis.groups import (
     file_name,
     grid_sweeps,
     split_names,
-    strength_families,
 )
 from stabgap.analysis.html import curve_data, write_html
 from stabgap.analysis.inside import activity_table
@@ -397,14 +396,9 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             return name, why
         return f"{name}-{i}", f"{why}: figure {i} of {len(pages)}, each with the baseline"
 
-    families = strength_families(groups, base) if n_tasks > 1 else {}
     if n_tasks > 1:
-        main_sweep = next(iter(families), None)  # the largest one-field sweep, if any
-        sweep = main_sweep and (
-            f"the baseline and the groups that differ from it only in {field_label(main_sweep)}"
-        )
-        for i, page in enumerate([families[main_sweep]] if main_sweep else pages, start=1):
-            name, reason = ("task1-accuracy", sweep) if main_sweep else paged("task1-accuracy", i)
+        for i, page in enumerate(pages, start=1):
+            name, reason = paged("task1-accuracy", i)
             figure(
                 name,
                 f"Task-1 accuracy, {_spread(page)} ({reason}); insets zoom on the task "
@@ -461,10 +455,13 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
         )
         if any(r.loss is not None for runs in curves.values() for r in runs):
             name, reason = paged("training-loss", i)
+            penalized = any(r.penalty is not None for runs in curves.values() for r in runs)
             figure(
                 name,
                 "Training loss, mean over seeds (a moving average of 10 batches within each "
-                f"task), and dashed the part of it beyond the cross-entropy ({reason}).",
+                "task)"
+                + (", and dashed the part of it beyond the cross-entropy" if penalized else "")
+                + f" ({reason}).",
                 plots.plot_losses,
                 curves,
             )
@@ -482,7 +479,8 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
         figure(
             "gap-anatomy",
             f"How GD and TTR are read, on the '{labels[base.key]}' run whose GD_1,{n_tasks} is "
-            f"the median of its group (seed {example.config['seed']}; the poster's Figure 1).",
+            "the median of its group (the lower of the middle two, with an even number of "
+            f"seeds: seed {example.config['seed']}; the poster's Figure 1).",
             plots.plot_gap_anatomy,
             example,
             title=f"{labels[base.key]}, seed {example.config['seed']}",
@@ -497,6 +495,26 @@ def typical_run(runs: list[RunRecord], n_tasks: int) -> RunRecord:
     depths = [r.measure(gap_depth, 1, n_tasks) for r in runs]
     defined = sorted((d, i) for i, d in enumerate(depths) if not math.isnan(d))
     return runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]
+
+
+def _protocol(base: Group) -> str:
+    """The baseline group's protocol in a sentence (what a reader needs to know the study
+    by); "" for runs imported from elsewhere, whose config is their source's."""
+    c = base.config
+    if any(r.metadata.get("imported") for r in base.runs) or "stream" not in c:
+        return ""
+
+    def show(v) -> str:
+        return ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+
+    network = f"{c['model']} (hidden {show(c['hidden'])})"
+    return (
+        f"The baseline group runs the {c['stream']} stream of {c['dataset']}, network "
+        f"{network}, optimizer {c['optimizer']} at lr {show(c['lr'])}, "
+        f"{c['batches_per_task']} batches a task of "
+        f"{c['batch_size']} images, replay {c['replay']}; each other group differs as its "
+        "name says. "
+    )
 
 
 def _count(n: int, noun: str) -> str:
@@ -563,7 +581,7 @@ def _markdown(
         "# Stability-gap study report",
         f"{_count(len(records), 'run')} in {_count(len(groups), 'group')} ({', '.join(sources)})"
         + (f"; every group has {common}" if common else "")
-        + f". Baseline group: **{labels[base.key]}**"
+        + f". {_protocol(base)}Baseline group: **{labels[base.key]}**"
         + (f" ({why})" if why else "")
         + "; compared with it: "
         + ("; ".join(labels[g.key] for g in compared) or "none")

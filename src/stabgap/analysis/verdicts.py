@@ -249,6 +249,7 @@ COMPARISON_COLUMNS = (
     "welch_p",
     "p_adjusted",
     "tests_adjusted_over",
+    "verdict",
     "detectable_difference",
     "paired_n",
     "paired_difference",
@@ -262,7 +263,8 @@ COMPARISON_COLUMNS = (
 
 def comparison_rows(v: Verdicts) -> list[dict]:
     """comparisons.csv: every comparison with the baseline, unadjusted and adjusted, the
-    unit of its differences in a column of its own."""
+    unit of its differences and its verdict in columns of their own (no adjusted p where no
+    test was possible)."""
     rows = []
     for _, tests in v.comparisons:
         for name, _, raw in tests:
@@ -281,8 +283,9 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                     *raw.interval(),
                     *c.interval(),
                     c.welch_p,
-                    c.p_adjusted,
-                    c.family,
+                    c.p_adjusted if c.testable else None,  # no test, nothing adjusted
+                    c.family if c.testable else None,
+                    c.verdict(),
                     c.detectable(),
                     c.n_paired,
                     c.paired_diff,

@@ -174,7 +174,10 @@ def _record(name: str, rows: list[tuple[int, dict]], unit: str, source: str, ext
         # in %, as stabgap's records hold it (a percentage kept to the bit)
         points[step][task] = accuracy if unit == "accuracy_pct" else 100.0 * accuracy
         if row.get("loss") not in (None, ""):
-            losses.setdefault(step, float(row["loss"]))
+            try:
+                losses.setdefault(step, float(row["loss"]))
+            except (TypeError, ValueError):
+                raise fail(n, "loss", f"{row['loss']!r} is not a number") from None
     steps = sorted(points)
     tasks = [training[s] for s in steps]
     n_tasks = max(max(tasks), max(max(p) for p in points.values()))

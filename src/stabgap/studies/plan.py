@@ -312,8 +312,8 @@ def _defined_experiments(
             continue
         if start is not None and start not in preset.experiments:
             raise StabgapError(
-                f"{source}: {where} from = {start!r}: preset {preset.name} has no such "
-                f"experiment; choose from: {', '.join(preset.experiments)}"
+                f"{source}: {where} from = {start!r}: an experiment starts from one of preset "
+                f"{preset.name}'s own: {', '.join(preset.experiments)}"
             )
         fields_ = {_field_name(k, source, f"experiments.{name}"): v for k, v in table.items()}
         try:
@@ -339,16 +339,20 @@ def _field_name(key: str, source: str, table: str = "") -> str:
                 f"{source}: '{key}' stands{where}, where only config fields go: move it above "
                 f"the file's first [table]"
             ) from None
-        close = difflib.get_close_matches(key.replace("-", "_"), [*FIELDS, *STUDY_KEYS], n=1)
+        keys = [] if table else list(STUDY_KEYS)  # a table holds config fields only
+        close = difflib.get_close_matches(key.replace("-", "_"), [*FIELDS, *keys], n=1)
         hint = (
             f"did you mean '{close[0]}'? A plugin's field needs its module named in ${PLUGINS_ENV}"
             if close
             else f"see `stabgap run --help`; a plugin's field needs its module in ${PLUGINS_ENV}"
         )
-        raise StabgapError(
-            f"{source}: unknown key '{key}'{where}: neither a config field nor one of "
-            f"{', '.join(STUDY_KEYS)} ({hint})"
-        ) from None
+        what = (
+            f"neither a config field nor one of {', '.join(STUDY_KEYS)}"
+            if not table
+            else "not a config field"
+            + (" (nor 'from', the experiment it starts from)" if table.startswith("exp") else "")
+        )
+        raise StabgapError(f"{source}: unknown key '{key}'{where}: {what} ({hint})") from None
 
 
 def _names(value: Any, key: str, fail) -> list[str] | None:
