@@ -369,3 +369,11 @@ def test_activity_of_networks_of_different_depths(tmp_path: Path) -> None:
     first, second = fig.axes
     assert len(first.lines) > len(second.lines) > 0  # layer 2: the deeper group alone
     assert [ax.get_title() for ax in fig.axes] == ["hidden layer 1", "hidden layer 2"]
+
+
+def test_a_group_keeps_its_colour_in_every_figure_of_a_report():
+    with plots.palette(["baseline", "nd", "sam"]):
+        alone = plots._colors_for(["sam"])  # a figure that draws one group of three
+        pair = plots._colors_for(["nd", "sam"])
+    assert alone[0] == pair[1] and pair[0] != pair[1]
+    assert plots._colors_for(["sam"]) == plots._colors(1)  # outside a report: by position

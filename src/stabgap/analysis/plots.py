@@ -19,6 +19,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -214,6 +215,25 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+# One colour per group in every figure of a report (see :func:`palette`).
+_PALETTE: dict[str, Any] = {}
+
+
+@contextmanager
+def palette(labels: Sequence[str]):
+    """Within the block, each group label keeps one colour in every figure drawn."""
+    _PALETTE.update(zip(labels, _colors(len(labels)), strict=True))
+    try:
+        yield
+    finally:
+        _PALETTE.clear()
+
+
+def _colors_for(labels: Sequence[str]) -> list[Any]:
+    """Each label's colour: its own in the current :func:`palette`, else by position."""
+    return [_PALETTE.get(label, c) for label, c in zip(labels, _colors(len(labels)), strict=True)]
+
+
 # Markers that tell groups apart where colours do not (print, colour vision).
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8")
 
@@ -306,7 +326,7 @@ def plot_task_curves(
         raise ValueError(f"task must be between 1 and {n_tasks}, got {task}")
 
     curves: list[_Curve] = []
-    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+    for (label, recs), color in zip(groups.items(), _colors_for(list(groups)), strict=True):
         stack = np.stack([np.asarray(r.acc, dtype=float)[:, task - 1] for r in recs])
         mean, std = _mean_std(stack)
         x = np.asarray(firsts[label].eval_steps, dtype=float)
@@ -470,7 +490,7 @@ def plot_avg_acc(
         raise ValueError("plot_avg_acc: no groups to plot")
     fig, ax = _new_figure(8.5, 4.6)
     first = None
-    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+    for (label, recs), color in zip(groups.items(), _colors_for(list(groups)), strict=True):
         first = _check_same_grid(recs, label)
         stack = np.stack([metrics.avg_acc_curve(r.acc, r.boundaries) for r in recs])
         x = np.asarray(first.eval_steps, dtype=float)
@@ -831,7 +851,7 @@ def plot_gap_vs_accuracy(
         raise ValueError("plot_gap_vs_accuracy: no group with both metrics defined")
     fig, ax = _new_figure(8.5, 5.0)
     markers = [MARKERS[i % len(MARKERS)] for i in range(len(finite))]
-    styles = zip(_colors(len(finite)), markers, strict=True)
+    styles = zip(_colors_for([p[0] for p in finite]), markers, strict=True)
     for (label, g, g_lo, g_hi, a, a_lo, a_hi), (color, marker) in zip(finite, styles, strict=True):
         xerr = [[a - a_lo], [a_hi - a]] if np.isfinite(a_lo) else None
         yerr = [[g - g_lo], [g_hi - g]] if np.isfinite(g_lo) else None
@@ -848,14 +868,16 @@ def plot_gap_vs_accuracy(
             zorder=3 if base else 2,
             label=f"{label} (baseline)" if base else label,
         )
-        ax.annotate(
-            label,
-            (a, g),
-            xytext=(6, 5),
-            textcoords="offset points",
-            fontsize=7,
-            fontweight="bold" if base else "normal",
-        )
+    # Each point's name beside it, the baseline's first; a name that would run over one
+    # already written (names run right, about a quarter of the axes) is left to the legend.
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    named: list[tuple[float, float]] = []
+    for label, g, *_, a, _, _ in sorted(finite, key=lambda p: p[0] != baseline):
+        if any(abs(a - x) < 0.3 * (x1 - x0) and abs(g - y) < 0.05 * (y1 - y0) for x, y in named):
+            continue
+        ax.annotate(label, (a, g), xytext=(6, 5), textcoords="offset points", fontsize=7,
+                    fontweight="bold" if label == baseline else "normal")  # fmt: skip
+        named.append((a, g))
     front = pareto_front([(p[1], p[4]) for p in finite])
     if len(front) > 1:  # (one group better than every other on both: no line to draw)
         ax.plot(
@@ -895,7 +917,7 @@ def plot_losses(
     dashed."""
     fig, ax = _new_figure(8.5, 4.6)
     first = None
-    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+    for (label, recs), color in zip(groups.items(), _colors_for(list(groups)), strict=True):
         recs = [r for r in recs if r.loss is not None]
         if not recs:
             continue
@@ -974,7 +996,7 @@ def plot_activity(
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(1, layers, sharey=True))
     scale = 1.0 if statistic == "mean_square" else 100.0
-    for (label, recs), color in zip(groups.items(), _colors(len(groups)), strict=True):
+    for (label, recs), color in zip(groups.items(), _colors_for(list(groups)), strict=True):
         if label not in firsts:
             continue
         x = np.asarray(firsts[label].eval_steps, dtype=float)

@@ -233,7 +233,8 @@ def _build(
     write_table(curve_rows(everything, group_of), out / "curves")
     write_table(loss_rows(everything, group_of), out / "losses")
 
-    figures = _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out)
+    with plots.palette([labels[g.key] for g in groups if g.runs]):  # a group, a colour
+        figures = _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out)
     text = _markdown(
         records,
         groups,
