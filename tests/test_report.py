@@ -203,8 +203,14 @@ def test_every_table_of_a_report_joins_on_one_group_key(own_study):
     assert len(keys) == 4
     for table in ("curves", "losses", "metrics"):
         assert {row["group"] for row in _read(report / f"{table}.csv")} == keys, table
-    compared = {row["group"] for row in _read(report / "comparisons.csv")}
-    assert compared < keys and {row["baseline"] for row in _read(report / "comparisons.csv")} < keys
+    comparisons = _read(report / "comparisons.csv")
+    compared = {row["group"] for row in comparisons}
+    assert compared < keys and {row["baseline"] for row in comparisons} < keys
+    # each comparison's metric keyed as metrics.csv keys it
+    gd = next(row for row in comparisons if row["name"] == "GD_1,3")
+    assert (gd["metric"], gd["task"], gd["interval"]) == ("gap_depth", "1", "3")
+    metric_keys = {(r["metric"], r["task"], r["interval"]) for r in _read(report / "metrics.csv")}
+    assert {(r["metric"], r["task"], r["interval"]) for r in comparisons} <= metric_keys
     # every statistic a number of its own, the unit in the column's name
     first = groups[0]
     for stat in ("mean", "sd", "ci95_low", "ci95_high", "n"):

@@ -43,6 +43,14 @@ def compared_metrics(n_tasks: int) -> list[tuple]:
 
 Compared = list[tuple[object, list[tuple[str, bool, Comparison]]]]  # (group, [(name, lower, c)])
 
+# A compared metric's name ("GD_1,3") -> its key in metrics.csv (metric, task, interval),
+# for streams of up to 100 tasks.
+_METRIC_KEYS = {
+    name: (metric, task, interval)
+    for n in range(2, 101)
+    for metric, task, interval, name, _, _ in compared_metrics(n)
+}
+
 
 def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, str]) -> Compared:
     """Each compared group against the baseline on every compared metric (unadjusted)."""
@@ -235,7 +243,10 @@ def fidelity_table(v: Verdicts) -> tuple[list[str], list[list[str]]]:
 COMPARISON_COLUMNS = (
     "group",
     "baseline",
-    "metric",
+    "name",  # as the report writes it: "GD_1,3"
+    "metric",  # as metrics.csv keys it: gap_depth, task 1, interval 3
+    "task",
+    "interval",
     "unit",
     "n_group",
     "n_baseline",
@@ -274,6 +285,7 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                     c.label_b,
                     c.label_a,
                     name,
+                    *_METRIC_KEYS[name],
                     "% of the interval" if name.startswith("TTR") else "p.p.",
                     c.n_b,
                     c.n_a,
