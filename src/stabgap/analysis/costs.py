@@ -67,8 +67,7 @@ def ratio_interval(times: Sequence[float], base: Sequence[float]) -> tuple[float
 def _flops(group) -> float:
     """A group's training FLOPs; unknown for runs imported from another loop, whose config
     is their source's, not a network stabgap can count."""
-    imported = any(r.metadata.get("imported") for r in group.runs + group.diverged)
-    return math.nan if imported else training_flops(group.config)
+    return math.nan if group.imported else training_flops(group.config)
 
 
 def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:

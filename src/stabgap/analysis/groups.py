@@ -44,6 +44,12 @@ class Group:
     def config(self) -> dict[str, Any]:
         return (self.runs or self.diverged)[0].config
 
+    @property
+    def imported(self) -> bool:
+        """Whether its runs came from another loop (stabgap import-curves): their config is
+        their source's, not a stabgap config."""
+        return any(r.metadata.get("imported") for r in self.runs + self.diverged)
+
 
 def source_of(record: RunRecord) -> str:
     return record.metadata.get("source", OURS)

@@ -103,7 +103,7 @@ def write_report(
 
     Args:
         baseline: the group the others are compared with (a group's key or label);
-            default: the study file's, else a group named 'baseline', else the first.
+            default: the study file's, else :func:`~stabgap.analysis.groups.default_baseline`.
         compare: the groups compared with it; default: the study file's, else all others.
     """
     runs_dir = Path(runs_dir)
@@ -502,7 +502,7 @@ def _protocol(base: Group) -> str:
     """The baseline group's protocol in a sentence (what a reader needs to know the study
     by); "" for runs imported from elsewhere, whose config is their source's."""
     c = base.config
-    if any(r.metadata.get("imported") for r in base.runs) or "stream" not in c:
+    if base.imported or "stream" not in c:
         return ""
 
     def show(v) -> str:

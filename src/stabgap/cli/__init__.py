@@ -492,8 +492,8 @@ def build_parser() -> Parser:
     report.add_argument(
         "--baseline",
         metavar="GROUP",
-        help="the group the others are compared with (default: the study file's, else "
-        "'baseline', else the first group)",
+        help="the group the others are compared with (default: the study file's, else the "
+        "preset's baseline as the study ran it, else the first group)",
     )
     report.add_argument(
         "--compare",

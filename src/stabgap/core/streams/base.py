@@ -177,6 +177,29 @@ def transformed_copies(
     )
 
 
+Cut = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]]
+
+
+def cut_into_tasks(names: tuple[str, ...], cut: Cut, images: Images, **extra) -> TaskStream:
+    """A stream whose tasks are parts of the dataset (random parts, class groups): `cut`
+    turns the images and labels of a split into the tasks' images and labels back to back
+    and where each task starts; the training split is cut first, then the test split.
+    `extra`: the stream's other fields (``n_classes`` by default the dataset's)."""
+    train_x, train_y, train_offsets = cut(images.train_images, images.train_labels)
+    test_x, test_y, test_offsets = cut(images.test_images, images.test_labels)
+    return TaskStream(
+        names=names,
+        train_x=train_x,
+        train_y=train_y,
+        train_offsets=train_offsets,
+        test_x=test_x,
+        test_y=test_y,
+        test_offsets=test_offsets,
+        input_shape=images.input_shape,
+        **{"n_classes": images.n_classes, **extra},
+    )
+
+
 # Fields that more than one stream reads.
 SHARED_FIELDS = {
     "n_tasks": (

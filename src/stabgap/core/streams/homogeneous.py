@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from stabgap.core.data import Images
-from stabgap.core.streams.base import STREAMS, Stream, TaskStream, stream_generator
+from stabgap.core.streams.base import STREAMS, Stream, TaskStream, cut_into_tasks, stream_generator
 
 DEFAULT_TASKS = 3
 
@@ -53,16 +53,4 @@ class Homogeneous(Stream):
             y = torch.cat([labels[p] for p in pieces]).to(device)
             return x, y, tuple(i * len(pieces[0]) for i in range(k + 1))
 
-        train_x, train_y, train_offsets = cut(images.train_images, images.train_labels)
-        test_x, test_y, test_offsets = cut(images.test_images, images.test_labels)
-        return TaskStream(
-            names=tuple(f"part {i + 1}" for i in range(k)),
-            train_x=train_x,
-            train_y=train_y,
-            train_offsets=train_offsets,
-            test_x=test_x,
-            test_y=test_y,
-            test_offsets=test_offsets,
-            n_classes=images.n_classes,
-            input_shape=images.input_shape,
-        )
+        return cut_into_tasks(tuple(f"part {i + 1}" for i in range(k)), cut, images)

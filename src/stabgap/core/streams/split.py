@@ -20,7 +20,7 @@ import torch
 
 from stabgap.core.data import DATASETS, Images
 from stabgap.core.fields import AT_LEAST_ONE, option
-from stabgap.core.streams.base import STREAMS, Stream, TaskStream
+from stabgap.core.streams.base import STREAMS, Stream, TaskStream, cut_into_tasks
 from stabgap.errors import StabgapError
 
 
@@ -91,19 +91,12 @@ class Split(Stream):
                 offsets.append(offsets[-1] + len(y))
             return torch.cat(xs).to(device), torch.cat(ys).to(device), tuple(offsets)
 
-        train_x, train_y, train_offsets = split(images.train_images, images.train_labels)
-        test_x, test_y, test_offsets = split(images.test_images, images.test_labels)
         head = config.classes_per_task if scenario == "domain" else images.n_classes
-        return TaskStream(
-            names=tuple("digits " + "-".join(map(str, c)) for c in tasks),
-            train_x=train_x,
-            train_y=train_y,
-            train_offsets=train_offsets,
-            test_x=test_x,
-            test_y=test_y,
-            test_offsets=test_offsets,
+        return cut_into_tasks(
+            tuple("digits " + "-".join(map(str, c)) for c in tasks),
+            split,
+            images,
             n_classes=head,
-            input_shape=images.input_shape,
             scenario=scenario,
             task_classes=() if scenario == "domain" else tuple(tasks),
         )
