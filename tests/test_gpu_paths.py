@@ -135,6 +135,9 @@ def _syncing_ops(config, stream) -> int:
         {},
         {"decay_lambda": 1e-4, "sam_rho": 0.05, "momentum": 0.9},
         {"ema_decay": 0.9, "switch_lr": "warmup", "l1_lambda": 1e-5},
+        {"replay": "memory", "er_ace": True, "der_alpha": 0.3, "der_beta": 0.5},
+        {"replay": "memory", "memory": "task-balanced", "agem": True, "lwf_lambda": 1.0},
+        {"replay": "none", "memory_size": 50, "agem": True, "ewc_lambda": 10.0},
     ],
 )
 def test_nothing_waits_for_the_host_per_batch(small_stream, changes, monkeypatch):

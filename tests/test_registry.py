@@ -12,6 +12,8 @@ from torch import nn
 
 from stabgap.core.config import FIELDS, RunConfig, canonical, owner_of
 from stabgap.core.data import DATASETS
+from stabgap.core.memories import MEMORIES
+from stabgap.core.methods import METHODS
 from stabgap.core.models import MODELS
 from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.registry import registries
@@ -25,7 +27,11 @@ from stabgap.studies.plan import stamp
 # --- the registries ------------------------------------------------------------------------
 def test_every_kind_registers_the_same_way():
     kinds = {r.kind: r for r in registries()}
-    assert list(kinds) == ["dataset", "stream", "model", "optimizer", "remedy"]
+    assert list(kinds) == [
+        "dataset", "stream", "model", "optimizer", "memory", "remedy", "method",
+    ]  # fmt: skip
+    assert set(MEMORIES) == {"reservoir", "task-balanced", "class-balanced"}
+    assert set(METHODS) == {"er-ace", "der", "agem", "ewc", "lwf"}
     assert list(DATASETS) == ["mnist"]
     assert set(STREAMS) == {"rotated", "permuted", "split", "homogeneous"}
     assert set(MODELS) == {"mlp", "cnn"} and set(OPTIMIZERS) >= {"sgd", "adam", "adamw"}
@@ -43,6 +49,7 @@ def test_every_field_has_one_owner_and_a_help_line():
     assert owners["channels"] == "model" and owners["hidden"] == "model"
     assert owners["momentum"] == "optimizer" and owners["decay_lambda"] == "remedy"
     assert owners["lr"] == owners["seed"] == owners["dataset"] == "core"
+    assert owners["memory_size"] == "memory" and owners["der_alpha"] == "method"
     assert all(FIELDS[n].metadata["help"] for n in FIELDS)
 
 

@@ -13,6 +13,8 @@ import pytest
 from conftest import ROOT, mnist_dir, tiny_config
 
 from stabgap.core.fields import ConfigView
+from stabgap.core.memories import MEMORIES
+from stabgap.core.methods import METHODS
 from stabgap.core.models import MODELS
 from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.remedies import REMEDIES
@@ -35,6 +37,7 @@ TINY = {
 # test_the_grid_covers_every_declared_field.
 PERMUTED = {"stream": "permuted"}
 SPLIT = {"stream": "split", "classes_per_task": 5}
+MEMORY = {"replay": "memory"}
 GRID: dict[str, tuple[dict, list]] = {
     "rotations": ({}, [[0, 80], [0, 45]]),
     "n_tasks": (PERMUTED, [2, 3]),
@@ -66,6 +69,20 @@ GRID: dict[str, tuple[dict, list]] = {
     "reset_optimizer": ({}, [False, True]),
     # core fields new since this test was written
     "eval_batch_size": ({"eval_subset_rounding": "batches", "eval_subset": 40}, [0, 24]),
+    "replay": ({}, ["full", "memory"]),
+    # the bounded memory and the methods
+    "memory": (MEMORY, ["reservoir", "task-balanced"]),
+    "memory_size": (MEMORY, [10, 40]),
+    "replay_batch_size": (MEMORY, [0, 5]),
+    "er_ace": ({**SPLIT, **MEMORY}, [False, True]),
+    "der_alpha": ({"replay": "none"}, [0.0, 0.3]),
+    "der_beta": ({"replay": "none"}, [0.0, 0.5]),
+    "agem": (MEMORY, [False, True]),
+    "ewc_lambda": ({}, [0.0, 100.0]),
+    "ewc_gamma": ({"ewc_lambda": 1e4}, [1.0, 0.5]),
+    "ewc_samples": ({"ewc_lambda": 1e4}, [5, 20]),
+    "lwf_lambda": ({}, [0.0, 1.0]),
+    "lwf_temperature": ({"lwf_lambda": 1.0}, [2.0, 4.0]),
 }
 
 
@@ -79,9 +96,12 @@ def declared_fields() -> dict[str, str]:
         for name, spec in specs.items():
             for f in spec.uses:
                 kinds.setdefault(f, f"{kind} {name}")
-    for name, remedy in REMEDIES.items():
-        for f in remedy.fields:
-            kinds.setdefault(f, f"remedy {name}")
+    for registry in (REMEDIES, METHODS):
+        for name, acting in registry.items():
+            for f in acting.fields:
+                kinds.setdefault(f, f"{registry.kind} {name}")
+    for f in ("memory", *MEMORIES.shared):
+        kinds.setdefault(f, "memory")
     return kinds
 
 

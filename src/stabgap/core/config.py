@@ -23,16 +23,21 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from stabgap.core.data import DATASETS
 from stabgap.core.fields import AT_LEAST_ONE, COUNT, POSITIVE, option
+from stabgap.core.memories import MEMORIES
+from stabgap.core.methods import METHODS, uses_memory
 from stabgap.core.models import MODELS
 from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.registry import PLUGINS_ENV, check_needs, load_extensions
-from stabgap.core.remedies import REMEDIES, in_order
+from stabgap.core.remedies import REMEDIES, acting, in_order
 from stabgap.core.streams import STREAMS, stream_view
 from stabgap.errors import StabgapError
 
 load_extensions()  # every extension's fields join the config below
 # The kinds a run chooses one of, by the config field that names it.
 CHOSEN = (DATASETS, STREAMS, MODELS, OPTIMIZERS)
+# Every kind that declares config fields: those, the memory (chosen by a run that keeps
+# one), and the remedies and methods (any number of them at once).
+DECLARING = (*CHOSEN, MEMORIES, REMEDIES, METHODS)
 
 
 def _listing(registry) -> str:
@@ -94,8 +99,15 @@ class CoreConfig:
         "full",
         "'none': batches from the current task only; 'full': uniform over the union of "
         "all tasks seen (the reference's perfect replay); 'stratified': an equal share "
-        "of each batch from every task seen.",
-        choices=("none", "full", "stratified"),
+        "of each batch from every task seen; 'memory': the current task's batch plus "
+        "replay_batch_size examples from a bounded memory of memory_size (experience "
+        "replay).",
+        choices=("none", "full", "stratified", "memory"),
+    )
+    memory: str = option(
+        "reservoir",
+        f"Policy of the bounded replay memory (docs/methods.md): {_listing(MEMORIES)}.",
+        choices=tuple(MEMORIES),
     )
     batch_order: str = option(
         "reshuffle",
@@ -216,10 +228,26 @@ class CoreConfig:
         """The remedies this run uses, by name."""
         return tuple(r.name for r in in_order(REMEDIES.values()) if r.active(self))
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The continual-learning methods this run uses, by name."""
+        return tuple(m.name for m in in_order(METHODS.values()) if m.active(self))
+
+    @property
+    def keeps_memory(self) -> bool:
+        """Whether the run keeps a bounded replay memory (:mod:`stabgap.core.memories`)."""
+        return uses_memory(self, [m for m in METHODS.values() if m.active(self)])
+
+    @property
+    def replay_batch(self) -> int:
+        """Examples each draw from the memory takes (once it holds that many)."""
+        return self.replay_batch_size or self.batch_size
+
     def task_batch_size(self, task: int) -> int:
-        """Training batch size during `task` (1-based)."""
+        """Batch size of the current task's examples during `task` (1-based): the whole
+        batch but for a bounded memory's replayed examples, which do not grow."""
         grows = self.batch_growth == "always" or (
-            self.batch_growth == "replay" and self.replay != "none"
+            self.batch_growth == "replay" and self.replay in ("full", "stratified")
         )
         return self.batch_size * task if grows else self.batch_size
 
@@ -237,7 +265,7 @@ class CoreConfig:
 def extension_fields() -> dict[str, tuple[Any, Any]]:
     """Every extension's config fields, kind by kind, in registration order."""
     fields: dict[str, tuple[Any, Any]] = {}
-    for registry in (*CHOSEN, REMEDIES):
+    for registry in DECLARING:
         for name, declared in registry.declared_fields().items():
             if name in fields or name in CoreConfig.__dataclass_fields__:
                 raise TypeError(f"config field '{name}' is declared twice")
@@ -247,7 +275,7 @@ def extension_fields() -> dict[str, tuple[Any, Any]]:
 
 def owner_of(name: str) -> str:
     """Who declares field `name`: 'core', or the kind of extension ('stream', ...)."""
-    for registry in (*CHOSEN, REMEDIES):
+    for registry in DECLARING:
         if name in registry.declared_fields():
             return registry.kind
     return "core"
@@ -442,9 +470,10 @@ def _validate(c: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise StabgapError(f"invalid config: {message}")
-    active = [r for r in in_order(REMEDIES.values()) if r.active(c)]
-    for remedy in REMEDIES.values():
+    active = [r for r in acting() if r.active(c)]
+    for remedy in acting():
         remedy.check(c)
+    _check_memory(c)
     check_needs(c, chosen + active)
 
 
@@ -467,18 +496,37 @@ def _check_applies(c: RunConfig) -> None:
         )
 
 
+def _check_memory(c: RunConfig) -> None:
+    """The memory's fields apply to a run that keeps one. (A method's own settings, such
+    as LwF's temperature, are not refused where its strength is 0: a sweep's copies with
+    and without it share them.)"""
+    if not c.keeps_memory:
+        unused = [name for name in ("memory", *MEMORIES.shared) if _set(c, name)]
+        if unused:
+            raise StabgapError(
+                f"invalid config: {', '.join(unused)} applies to a run that keeps a replay "
+                "memory only (replay 'memory', or a method that draws from one: "
+                + ", ".join(m.name for m in METHODS.values() if m.memory_use)
+                + f"); leave {unused[0]} at its default"
+            )
+
+
+def _set(c: RunConfig, name: str) -> bool:
+    return getattr(c, name) != FIELDS[name].default
+
+
 def cautions(c: RunConfig) -> list[str]:
     """What the run's chosen extensions and active remedies warn of (see
     :meth:`~stabgap.core.registry.Extension.caution`)."""
     using = [registry.chosen(c) for registry in CHOSEN]
-    using += [r for r in in_order(REMEDIES.values()) if r.active(c)]
+    using += [r for r in acting() if r.active(c)]
     return [text for ext in using if (text := ext.caution(c))]
 
 
 def help_text(name: str) -> str:
     """A field's help; a field shared by a kind's extensions names those that read it."""
     text = FIELDS[name].metadata["help"]
-    for registry in (*CHOSEN, REMEDIES):
+    for registry in DECLARING:
         if name in registry.shared:
             users = [ext for ext, cls in registry.items() if name in cls.uses]
             text += f" Read by the {registry.kind}s {', '.join(users)}."

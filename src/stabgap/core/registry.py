@@ -1,6 +1,7 @@
 """One way to add anything: an extension declares itself, and a registry of its kind holds it.
 
-Every kind of extension (datasets, streams, models, optimisers, remedies) is a subclass of
+Every kind of extension (datasets, streams, models, optimisers, memories, remedies,
+methods) is a subclass of
 :class:`Extension` in a module of its kind's folder, registered by its kind's registry::
 
     @STREAMS.register
@@ -47,7 +48,9 @@ KINDS = (
     "stabgap.core.streams",
     "stabgap.core.models",
     "stabgap.core.optim",
+    "stabgap.core.memories",
     "stabgap.core.remedies",
+    "stabgap.core.methods",
 )
 
 

@@ -1,5 +1,8 @@
 """Which training samples each batch holds: no replay, full replay, stratified replay.
 
+(Replay from a bounded memory adds its examples to the current task's batch drawn here:
+:func:`stabgap.core.train.draw_batch`.)
+
 Indices point into ``TaskStream.train_x``, where tasks lie back to back, so the union of
 the tasks seen so far is one contiguous range. Every copy of a stacked run draws from its
 own generator, so its batches do not depend on which other runs share its stack.
@@ -95,7 +98,7 @@ class BatchSampler:
                 for g in self.generators
             ]
         else:
-            lo = off[task - 1] if self.config.replay == "none" else 0
+            lo = 0 if self.config.replay == "full" else off[task - 1]  # none, memory: the task's
             self.pools = [
                 [_Shuffled(lo, off[task], g, cycle, self.device)] for g in self.generators
             ]

@@ -3,9 +3,11 @@
 Read top to bottom, :func:`train_stack` is the whole protocol: for each task, for each
 batch, evaluate every task (before the update), draw a batch (with or without replay),
 take one optimiser step on the cross-entropy and the remedies' loss terms. Replay and the
-evaluation cadence are options of this loop; the remedies act only at its four named
-points (see :mod:`stabgap.core.remedies`): ``loss_term``, the update rule (``gradients``,
-``before_step``), ``at_switch``, and the weights that are ``evaluated``.
+evaluation cadence are options of this loop; the remedies and the methods act only at its
+named points (see :mod:`stabgap.core.remedies`): the loss (``data_loss``, ``loss_term``),
+the update rule (``gradients``, ``before_step``), ``at_switch``, and the weights that are
+``evaluated``. A bounded replay memory (:mod:`stabgap.core.memories`) is offered each
+step's new examples and chooses at each task's end.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import stabgap
 from stabgap.core.config import RunConfig, fields_where, to_dict
@@ -32,10 +33,13 @@ from stabgap.core.device import (
     resolve_device,
 )
 from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate
+from stabgap.core.losses import cross_entropy
+from stabgap.core.memories import MEMORIES, Memory
+from stabgap.core.methods import LOGITS, METHODS
 from stabgap.core.models import build_model, cpu_matmul
 from stabgap.core.monitor import Monitor
 from stabgap.core.optim import CopyOptimizer
-from stabgap.core.remedies import Forward, Remedies, Step
+from stabgap.core.remedies import Batch, Forward, Remedies, Step
 from stabgap.core.replay import BatchSampler
 from stabgap.core.streams import (
     TaskStream,
@@ -161,6 +165,7 @@ class RunParts:
     optimizer: CopyOptimizer
     remedies: Remedies
     sampler: BatchSampler
+    memory: Memory | None  # the bounded replay memory, where the runs keep one
     subsets: EvalSubsets
     precision: Callable  # the training step's precision context
     eval_precision: Callable  # the evaluation's
@@ -172,14 +177,20 @@ def build_parts(configs: Sequence[RunConfig], stream: TaskStream, device: torch.
     base = configs[0]
     gens = [copy_generators(c.seed, device) for c in configs]
     model = build_model(base, stream.input_shape, stream.n_classes, [g[0] for g in gens], device)
+    memory = None
+    if base.keeps_memory:
+        keep_logits = any(METHODS[m].memory_use == LOGITS for m in base.methods)
+        seeds = [c.seed for c in configs]
+        memory = MEMORIES.chosen(base)(base, stream, seeds, device, keep_logits)
     return RunParts(
         configs=list(configs),
         stream=stream,
         device=device,
         model=model,
         optimizer=CopyOptimizer(list(model.parameters()), configs),
-        remedies=Remedies(configs, model, stream, device),
+        remedies=Remedies(configs, model, stream, device, memory),
         sampler=BatchSampler(base, stream, [g[1] for g in gens], device),
+        memory=memory,
         subsets=EvalSubsets(base, stream, [g[2] for g in gens], device),
         precision=precision_context(base.precision, device),
         eval_precision=precision_context(base.eval_precision, device),
@@ -232,7 +243,11 @@ def train_stack(
     timer = Stopwatch(device)
 
     point = logged = 0
+    kept: list[np.ndarray] = []  # the memory's content at each switch: (R, tasks, classes)
     for task in range(1, n_tasks + 1):
+        if parts.memory is not None and task > 1:
+            parts.memory.end_task(task - 1, lambda index: stored_logits(parts, index))
+            kept.append(parts.memory.content())
         parts.sampler.start_task(task)
         parts.remedies.at_switch(task, parts.model, parts.optimizer)
         evaluated = range(1, (n_tasks if base.eval_tasks == "all" else task) + 1)
@@ -248,7 +263,7 @@ def train_stack(
                             curves.record(point, repeat, m, ev)
                 point += 1
             with timer("train"):
-                batch = parts.sampler.next()  # (R, B)
+                batch = draw_batch(parts)
                 step = Step(task, t, t - (task - 1) * per_task)
                 losses[:, t], penalty = train_step(parts, batch, step)
                 if penalty is not None:
@@ -289,6 +304,10 @@ def train_stack(
                     "device_requested": c.device,
                     "device_reason": device_reason(c.device, device),
                     "remedies": list(c.remedies),
+                    **({"methods": list(c.methods)} if c.methods else {}),
+                    # How many examples of each task (rows) and class the memory held as
+                    # each task after the first began.
+                    **({"memory": [k[i].tolist() for k in kept]} if kept else {}),
                     "task_names": list(stream.names),  # for labels: angles, digits, parts
                     **({"divergence": why} if why else {}),
                 },
@@ -300,38 +319,66 @@ def train_stack(
     return results
 
 
-def train_step(
-    parts: RunParts, batch: torch.Tensor, step: Step
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One update of every copy on its batch (R, B); the (R,) losses and penalties."""
-    model, stream, remedies = parts.model, parts.stream, parts.remedies
-    x, y = pixels(rows(stream.train_x, batch)), stream.train_y[batch]
+def draw_batch(parts: RunParts) -> Batch:
+    """The next step's examples: the current task's, then any replayed from the memory."""
+    new = parts.sampler.next()  # (R, B)
+    drawn = parts.memory.draw() if parts.configs[0].replay == "memory" else None
+    return Batch(new, None if drawn is None else parts.memory.examples(drawn))
 
-    def compute() -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Forward and backward at the current weights: each copy's loss, its penalty."""
+
+def train_step(
+    parts: RunParts, batch: Batch | torch.Tensor, step: Step
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One update of every copy on its batch (a :class:`Batch`, or (R, B) indices of the
+    current task's examples alone); the (R,) losses and penalties."""
+    model, stream, remedies = parts.model, parts.stream, parts.remedies
+    if isinstance(batch, torch.Tensor):
+        batch = Batch(batch)
+    index = batch.indices  # (R, B)
+    x, y = pixels(rows(stream.train_x, index)), stream.train_y[index]
+    offered: list[torch.Tensor] = []  # the new examples' logits at the step's weights
+
+    def compute(reference: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward and backward at the current weights: each copy's loss, its penalty. With
+        `reference` (R, n) examples: their plain cross-entropy instead (A-GEM's)."""
         parts.optimizer.zero_grad()
+        if reference is not None:
+            with parts.precision():
+                logits = parts.forward(pixels(rows(stream.train_x, reference)))[0]
+                loss = cross_entropy(
+                    stream.restrict(logits, step.task, reference), stream.train_y[reference]
+                )
+            loss.sum().backward()
+            return loss.detach(), None
         with parts.precision():
-            logits, hidden = parts.forward(x)  # (R, B, classes)
-            logits = stream.restrict(logits, step.task, batch)
-            loss = cross_entropy(logits, y)
-            penalty = remedies.loss_term(Forward(logits, hidden, model))
+            raw, hidden = parts.forward(x)  # (R, B, classes)
+            logits = stream.restrict(raw, step.task, index)
+            out = Forward(logits, hidden, model, x, raw, y, batch, step.task)
+            loss = remedies.data_loss(out)
+            if loss is None:
+                loss = cross_entropy(logits, y)
+            penalty = remedies.loss_term(out)
             if penalty is not None:
                 loss = loss + penalty
         loss.sum().backward()  # each copy's own gradient: no parameter is shared
+        if not offered:
+            offered.append(raw[:, : batch.new.shape[1]].detach())
         return loss.detach(), None if penalty is None else penalty.detach()
 
     loss, penalty = remedies.gradients(compute, model)
-    remedies.before_step(model, parts.optimizer, dataclasses.replace(step, batch=batch))
+    remedies.before_step(model, parts.optimizer, dataclasses.replace(step, batch=index))
     parts.optimizer.step()
     remedies.after_step(model)
+    if parts.memory is not None:
+        parts.memory.offer(batch.new, offered[0])
     return loss, penalty
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of each copy: logits (R, B, C), targets (R, B) → (R,)."""
-    r, b, c = logits.shape
-    ce = F.cross_entropy(logits.reshape(r * b, c).float(), targets.reshape(r * b), reduction="none")
-    return ce.view(r, b).mean(dim=1)
+@torch.no_grad()
+def stored_logits(parts: RunParts, index: torch.Tensor) -> torch.Tensor:
+    """The network's logits (R, n, classes) for examples (R, n) a memory stores now."""
+    with parts.precision():
+        return parts.forward(pixels(rows(parts.stream.train_x, index)))[0]
 
 
 def interval_gaps(

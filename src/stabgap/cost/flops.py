@@ -29,7 +29,10 @@ Conventions (R = 1 copy; a stack of R copies costs R times as much):
   exp, scale by 1/B) + 1 per sample (subtract 1 at the target).
 - Optimiser: per parameter, the count of :data:`stabgap.core.optim.OPTIMIZERS` (Adam 13:
   ``m``: 3, ``v``: 4, ``√v/√(1-β₂ᵗ) + ε``: 3, the step: 3).
-- Remedies: each declares the FLOPs it adds to a training step (``step_flops``).
+- Remedies and methods: each declares the FLOPs it adds to a training step
+  (``step_flops``) and, where it acts at a task switch, to each switch (``switch_flops``:
+  online EWC's Fisher). Replay from a bounded memory adds its examples to the step's batch;
+  storing into the memory and drawing from it are index operations, not counted.
 - Evaluation: a forward pass over the evaluated tasks' test subsets plus C+1 per image
   (argmax over C logits, compare with the label, count); no loss, no remedy.
 - Scalar work (λ·ND, Adam's bias corrections, the loss's final division) is a handful of
@@ -41,6 +44,8 @@ from __future__ import annotations
 import math
 
 from stabgap.core.config import RunConfig
+from stabgap.core.memories import replayed_examples
+from stabgap.core.methods import METHODS
 from stabgap.core.models import MODELS, Layer, model_view
 from stabgap.core.models.layers import (  # noqa: F401 - the cost model's parts, here too
     IMAGE,
@@ -136,8 +141,8 @@ def train_step_costs(config: RunConfig, batch: int, image: tuple[int, ...] = IMA
             flops=optimizer.flops_per_param(OPTIMIZERS.view(config)) * n_parameters(layers)
         ),
     }
-    for name in config.remedies:
-        remedy = REMEDIES[name]
+    for name in (*config.remedies, *config.methods):
+        remedy = REMEDIES[name] if name in REMEDIES else METHODS[name]
         parts[name] = Cost(
             macs=remedy.step_macs(config, layers, batch),
             flops=remedy.step_flops(config, layers, batch),
@@ -161,7 +166,8 @@ def batch_costs(config: RunConfig, task: int, test_size: int = TEST_SIZE) -> dic
         >>> c["evaluation"].macs == 3 * 3072 * 5820416
         True
     """
-    costs = train_step_costs(config, config.task_batch_size(task))
+    batch = config.task_batch_size(task) + replayed_examples(config, task)
+    costs = train_step_costs(config, batch)
     layers = model_layers(config)
     m = config.task_eval_size(task, test_size)
     n_images = _evaluated_tasks(config, task) * m
@@ -201,6 +207,11 @@ def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
                 else config.batches_per_task
             )
             out[part] = out.get(part, ZERO) + cost * times
+    for name in (*config.remedies, *config.methods):
+        acting = REMEDIES[name] if name in REMEDIES else METHODS[name]
+        per_switch = acting.switch_flops(config, model_layers(config))
+        if per_switch:
+            out[f"{name} at switches"] = Cost(flops=per_switch * (config.task_count - 1))
     return out
 
 
@@ -353,16 +364,22 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST
 
 
 def remedy_report(base: RunConfig, task: int) -> str:
-    """Every remedy's extra FLOPs per training step, at its example setting."""
+    """Every remedy's and method's extra FLOPs per training step, at its example setting,
+    and what replaying from a bounded memory adds."""
     batch = base.task_batch_size(task)
     plain = total(train_step_costs(base, batch)).flops
     lines = [
-        f"Remedies: extra FLOPs per training step in task {task} (batch {batch}), "
+        f"Remedies and methods: extra FLOPs per training step in task {task} (batch {batch}), "
         "each at its example setting",
         "",
-        f"{'remedy':<12}{'setting':<34}{'extra FLOPs':>14}{'+% of a step':>14}",
+        f"{'extension':<12}{'setting':<34}{'extra FLOPs':>14}{'+% of a step':>14}",
     ]
-    for name, remedy in REMEDIES.items():
+    memory = {"replay": "memory", "batch_growth": "never"}
+    if (replayed := replayed_examples(base.replace(**memory), task)) and task > 1:
+        extra = total(train_step_costs(base, batch + replayed)).flops - plain
+        setting = f"replay=memory, {replayed} replayed"
+        lines.append(f"{'er':<12}{setting:<34}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
+    for name, remedy in (*REMEDIES.items(), *METHODS.items()):
         setting = ", ".join(f"{k}={v}" for k, v in remedy.example.items())
         try:
             config = base.replace(**remedy.example)

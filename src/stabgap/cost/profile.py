@@ -49,7 +49,7 @@ from stabgap.core.config import RunConfig
 from stabgap.core.evaluate import evaluate
 from stabgap.core.remedies import Step
 from stabgap.core.streams import TaskStream
-from stabgap.core.train import build_parts, train_step
+from stabgap.core.train import build_parts, draw_batch, train_step
 from stabgap.errors import StabgapError
 
 PROFILE_FILE = "profile.json"  # a profile's results, in a folder of its own
@@ -203,7 +203,7 @@ class Workload:
         self.correct = torch.zeros(1, 1, dtype=torch.int32, device=device)
 
     def train(self) -> None:
-        loss, _ = train_step(self.parts, self.parts.sampler.next(), Step(1, 0, 0))
+        loss, _ = train_step(self.parts, draw_batch(self.parts), Step(1, 0, 0))
         self.loss.copy_(loss)  # the loop keeps every loss, on the device
 
     def eval(self) -> None:

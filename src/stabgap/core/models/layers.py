@@ -134,6 +134,12 @@ def extra_pass_flops(layers: list[Layer], batch: int, image: tuple[int, ...] = I
     return (passes + loss_cost(n_classes, batch)).flops
 
 
+def pass_macs(layers: list[Layer], batch: int, backward: bool = True) -> int:
+    """Matmul MACs of one more forward (and backward) pass of a batch (a method's own)."""
+    macs = forward_cost(layers, batch, 0).macs
+    return macs + (backward_cost(layers, batch).macs if backward else 0)
+
+
 def outputs(layers: list[Layer]) -> int:
     """The network's outputs (classes): its last layer's."""
     return layers[-1].outputs

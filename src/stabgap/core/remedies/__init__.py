@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from stabgap.core.registry import Extension, Registry
+from stabgap.core.registry import Extension, Registry, registries
 from stabgap.errors import StabgapError
 
 if TYPE_CHECKING:
     from stabgap.core.config import RunConfig
+    from stabgap.core.memories import Memory
     from stabgap.core.models import Layer
     from stabgap.core.streams import TaskStream
 
@@ -51,11 +52,32 @@ class Forward:
         logits: (R, B, classes).
         hidden: every hidden activation after its ReLU, each (R, B, ...).
         model: the network (for terms of the parameters).
+        inputs, raw, targets, batch, task: the rest of what the loop knows of the batch, for the
+            methods (:mod:`stabgap.core.methods`).
     """
 
     logits: torch.Tensor
     hidden: list[torch.Tensor]
     model: torch.nn.Module
+    inputs: torch.Tensor | None = None  # (R, B, ...) the images, as the network takes them
+    raw: torch.Tensor | None = None  # (R, B, classes) the logits before the scenario's mask
+    targets: torch.Tensor | None = None  # (R, B) the labels
+    batch: Batch | None = None  # which examples: the current task's, then replayed ones
+    task: int = 0  # the task being trained (1-based)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's training examples, as (R, n) indices into the stream's training set: the
+    current task's ``new`` examples, then any ``replayed`` from the memory."""
+
+    new: torch.Tensor
+    replayed: torch.Tensor | None = None
+
+    @property
+    def indices(self) -> torch.Tensor:
+        """(R, B) every example of the batch, the new ones first."""
+        return self.new if self.replayed is None else torch.cat([self.new, self.replayed], 1)
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,7 @@ class Remedy(Extension):
 
     order: ClassVar[int] = 100  # the built-ins take 10 to 80: a plugin's acts after them
     example: ClassVar[dict[str, Any]] = {}  # field values that turn it on (stabgap cost)
+    memory: Memory | None = None  # the run's bounded replay memory, where it keeps one
 
     def __init__(
         self, configs: Sequence[RunConfig], model: torch.nn.Module, stream: TaskStream, device
@@ -101,6 +124,11 @@ class Remedy(Extension):
         return torch.tensor(values, dtype=torch.float32, device=self.device)
 
     # 1. a loss term ------------------------------------------------------------------
+    def data_loss(self, out: Forward) -> torch.Tensor | None:
+        """(R,) the loss on the batch's examples in place of the loop's cross-entropy over
+        all of them (one extension at most); None to leave the cross-entropy."""
+        return None
+
     def loss_term(self, out: Forward) -> torch.Tensor | None:
         """(R,) penalty of each copy, added to its loss; None for none."""
         return None
@@ -138,6 +166,11 @@ class Remedy(Extension):
         """Extra multiply-accumulates of one training step, where it has any."""
         return 0
 
+    @classmethod
+    def switch_flops(cls, config: RunConfig, layers: list[Layer]) -> int:
+        """Extra FLOPs at each task switch after the first task, where it acts there."""
+        return 0
+
 
 REMEDIES: Registry[type[Remedy]] = Registry("remedy", __name__)
 register = REMEDIES.register  # the decorator of a remedy's class
@@ -148,27 +181,50 @@ def in_order(remedies) -> list[type[Remedy]]:
     return sorted(remedies, key=lambda r: (r.order, r.name))
 
 
+def acting() -> list[type[Remedy]]:
+    """Every extension that acts at the loop's points, in order: the remedies and the
+    continual-learning methods (:mod:`stabgap.core.methods`), which share this contract."""
+    return in_order(
+        ext
+        for registry in registries()
+        for ext in registry.values()
+        if isinstance(ext, type) and issubclass(ext, Remedy)
+    )
+
+
 class Remedies:
     """The active remedies of a stack, called at each point in their declared order."""
 
     def __init__(
-        self, configs: Sequence[RunConfig], model: torch.nn.Module, stream: TaskStream, device
+        self,
+        configs: Sequence[RunConfig],
+        model: torch.nn.Module,
+        stream: TaskStream,
+        device,
+        memory: Memory | None = None,
     ) -> None:
         self.all = [
             cls(configs, model, stream, device)
-            for cls in in_order(REMEDIES.values())
+            for cls in acting()
             if any(cls.active(c) for c in configs)
         ]
-        own = [r for r in self.all if type(r).gradients is not Remedy.gradients]
+        for r in self.all:
+            r.memory = memory
+        self.gradient_rule = self._at_most_one(
+            "gradients", "compute the gradients in their own way"
+        )
+        self.weights = self._at_most_one("evaluated", "choose the evaluated weights")
+        self.data_rule = self._at_most_one("data_loss", "replace the cross-entropy")
+
+    def _at_most_one(self, point: str, what: str) -> Remedy | None:
+        """The one active extension that fills `point`, refusing two."""
+        own = [r for r in self.all if getattr(type(r), point) is not getattr(Remedy, point)]
         if len(own) > 1:
-            names = " and ".join(r.name for r in own)
-            raise StabgapError(f"{names} both compute the gradients in their own way: use one")
-        weights = [r for r in self.all if type(r).evaluated is not Remedy.evaluated]
-        if len(weights) > 1:
-            names = " and ".join(r.name for r in weights)
-            raise StabgapError(f"{names} both choose the evaluated weights: use one")
-        self.gradient_rule = own[0] if own else None
-        self.weights = weights[0] if weights else None
+            raise StabgapError(f"{' and '.join(r.name for r in own)} both {what}: use one")
+        return own[0] if own else None
+
+    def data_loss(self, out: Forward) -> torch.Tensor | None:
+        return None if self.data_rule is None else self.data_rule.data_loss(out)
 
     def loss_term(self, out: Forward) -> torch.Tensor | None:
         terms = [t for t in (r.loss_term(out) for r in self.all) if t is not None]

@@ -130,8 +130,8 @@ def check_fits(config: RunConfig, stream: TaskStream) -> None:
                 f"({stream.test_size(task)} images): lower eval_subset"
             )
         size = config.task_batch_size(task)
-        pool = stream.train_size(task) if config.replay == "none" else stream.train_offsets[task]
-        replaying = config.replay != "none" and task > 1
+        replaying = config.replay in ("full", "stratified") and task > 1
+        pool = stream.train_offsets[task] if replaying else stream.train_size(task)
         what = f"tasks 1-{task}'s training sets" if replaying else f"task {task}'s training set"
         if size > pool:
             raise StabgapError(
