@@ -455,8 +455,15 @@ def test_a_sweep_of_methods_on_two_workers_runs_each_as_alone(tmp_path):
             "preset": "quick",
             "experiments": ["baseline"],
             "seeds": [1, 2],
-            "set": {"hidden": [8], "batches_per_task": 4, "batch_size": 16, "eval_subset": 50,
-                    "replay": "memory", "memory_size": 20, "data_dir": str(mnist_dir())},
+            "set": {
+                "hidden": [8],
+                "batches_per_task": 4,
+                "batch_size": 16,
+                "eval_subset": 50,
+                "replay": "memory",
+                "memory_size": 20,
+                "data_dir": str(mnist_dir()),
+            },
             "grid": {"memory": ["reservoir", "class-balanced"], "der_alpha": [0.0, 0.3]},
         }  # fmt: skip
     )
