@@ -94,3 +94,62 @@ def test_nothing_is_said_without_the_compared_group():
 
 def test_the_hand_made_curves_have_the_gaps_they_say():
     assert gap_depth(curve(5, 20, 0), ENDS, 1, 2) == 20.0
+
+
+# --- the methods' findings ------------------------------------------------------------------------
+def method_group(name: str, make, n: int = 5, **config) -> SimpleNamespace:
+    config = {"stream": "split", "replay": "memory", "er_ace": False, "agem": False,
+              "eval_resample": "fresh", "eval_subset": 500, **config}  # fmt: skip
+    runs = [run(make(s), s, config) for s in range(n)]
+    for r in runs:
+        r.ends = ENDS
+    return SimpleNamespace(key=name, source="stabgap", runs=runs, config=runs[0].config,
+                           imported=False)  # fmt: skip
+
+
+def test_er_ace_with_a_shallower_gap_agrees_with_caccia_et_al():
+    er = method_group("er-200", lambda s: curve(3, 25 + s % 2, s))
+    ace = method_group("er-ace-200", lambda s: curve(3, 5 + s % 2, s), er_ace=True)
+    agem = method_group("er-agem-200", lambda s: curve(3, 25 + s % 3, s), agem=True)
+    ace_sentence, agem_sentence = verdicts(er, ace, agem)
+    assert ace_sentence.startswith("Reported for online class-incremental benchmarks (Caccia")
+    assert "**er-ace-200** against er-200 (they differ in er_ace only)" in ace_sentence
+    assert ace_sentence.endswith("agrees.")
+    assert "gradient projection added to replay reduces the stability gap" in agem_sentence
+    assert "not consistently" in agem_sentence and "does not show it" in agem_sentence
+
+
+def test_the_noise_floor_of_a_gap_is_the_expected_minimum_of_noisy_measurements():
+    """Two points after the switch, each on 900 images at 90 %: σ = 1 p.p., and the floor is
+    E[X₀ − min(X₁, X₂)] = σ/√π for normal measurements (the binomial's is within 0.08)."""
+    from stabgap.analysis.noise import gap_noise_floor
+
+    assert abs(gap_noise_floor(90.0, 900, 2) - 1 / np.sqrt(np.pi)) < 0.08
+    assert gap_noise_floor(90.0, 900, 1) < 0.05  # one point: no minimum to take, mean 0
+    assert gap_noise_floor(90.0, 100, 30) > gap_noise_floor(90.0, 900, 30) > 0
+
+
+def test_a_gap_beyond_the_noise_is_told_apart_from_noise_alone():
+    from stabgap.analysis.claims import gap_checks, gap_sentence
+
+    rng = np.random.default_rng(1)
+
+    def noisy(depth):
+        def make(s):
+            acc = curve(3, depth, s)
+            acc[:, 0] = np.where(np.isnan(acc[:, 0]), np.nan,
+                                 rng.binomial(500, np.clip(acc[:, 0], 0, 100) / 100) / 5)
+            return acc  # fmt: skip
+        return make
+
+    deep = method_group("er-200", noisy(20), n=6)
+    flat = method_group("er-ace-200", noisy(0), n=6, er_ace=True)
+    plain = method_group("finetune", noisy(20), n=6, replay="none")  # no memory, no method
+    labels = {g.key: g.key for g in (deep, flat, plain)}
+    checks = gap_checks([deep, flat, plain], labels, n_tasks=3)
+    assert [c.group.key for c in checks] == ["er-200", "er-ace-200"]
+    family = Family([c.comparison for c in checks])
+    deep_text, flat_text = (gap_sentence(c, family, labels) for c in checks)
+    assert deep_text.endswith("a gap beyond the noise.")
+    assert "fresh subsets of 500 images" in deep_text
+    assert "not shown at n = 6" in flat_text

@@ -22,6 +22,7 @@ EXAMPLES = {
     "my_clipping": ("remedies.md", "A worked example: gradient clipping per copy"),
     "relabeled": ("extending.md", "A stream: the labels permuted anew each task"),
     "resmlp": ("extending.md", "A model: an MLP with skip connections"),
+    "l2_anchor": ("methods.md", "A worked example: a method as a plugin"),
 }
 
 
@@ -122,6 +123,28 @@ print("ok")
         timeout=600,
     )  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.slow
+def test_a_plugin_method_runs_sweeps_on_workers_as_alone_and_is_costed(plugin, tmp_path):
+    help_text = stabgap(plugin, "run", "--help", cwd=tmp_path).stdout
+    assert "--l2-anchor" in help_text and "L2 anchor: strength" in help_text
+    (tmp_path / "anchor.toml").write_text(
+        "preset = 'quick-split'\nexperiments = ['no-replay']\nseeds = [1]\n"
+        "batches_per_task = 6\nhidden = [16]\neval_subset = 50\n[grid]\nl2_anchor = [0, 10]\n"
+    )
+    done = stabgap(plugin, "sweep", "anchor.toml", "--workers", "2", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    swept = curves(tmp_path / "runs" / "anchor", "l2_anchor")
+    assert swept[("0.0", 1)] != swept[("10.0", 1)]
+    done = stabgap(plugin, "run", "--preset", "quick-split", *TINY, "--experiments", "no-replay",
+                   "--seeds", "1", "--l2-anchor", "10", "--out", "alone", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert curves(tmp_path / "alone", "l2_anchor") == {("10.0", 1): swept[("10.0", 1)]}
+    (run_json,) = (tmp_path / "alone").glob("*/run.json")
+    assert json.loads(run_json.read_text())["metadata"]["methods"] == ["l2-anchor"]
+    cost = stabgap(plugin, "cost", cwd=tmp_path).stdout
+    assert re.search(r"l2-anchor\s+l2_anchor=10.0\s+34\.947 M", cost)  # 6 FLOPs × 5.8 M
 
 
 def test_a_missing_plugin_is_one_line(tmp_path):

@@ -79,3 +79,24 @@ def noise_table(
                 [labels[g.key], name, seeds, "n/a" if math.isnan(sd) else f"{sd:.3f}", str(n)]
             )
     return header, rows
+
+
+def gap_noise_floor(reference: float, m: int, points: int, draws: int = 4000) -> float:
+    """The gap depth (p.p.) that evaluation noise alone gives a network whose accuracy does
+    not change: the reference point and each of the interval's `points` measured on a
+    fresh subset of `m` test images, each a binomial draw at the accuracy `reference` (%).
+
+    GD takes the lowest of the interval's measurements, so noise alone makes it positive,
+    and more so the more points and the smaller the subsets. Drawn with a fixed seed: the
+    same inputs give the same floor.
+
+    Example:
+        >>> gap_noise_floor(100.0, 500, 50), gap_noise_floor(95.0, 500, 1) < 0.1
+        (0.0, True)
+        >>> 2.0 < gap_noise_floor(95.0, 500, 150) < 3.5  # σ ≈ 0.97 p.p.: about 2.8 σ
+        True
+    """
+    p = min(max(reference / 100.0, 0.0), 1.0)
+    rng = np.random.default_rng(0)
+    measured = rng.binomial(m, p, size=(draws, points + 1)) / m
+    return float(100.0 * np.mean(measured[:, 0] - measured[:, 1:].min(axis=1)))

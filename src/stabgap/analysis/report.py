@@ -41,6 +41,7 @@ from stabgap.analysis.groups import (
 )
 from stabgap.analysis.html import curve_data, write_html
 from stabgap.analysis.inside import activity_table
+from stabgap.analysis.memory import MEMORY_NOTE, memory_table
 from stabgap.analysis.noise import noise_table
 from stabgap.analysis.table1 import DEFAULT_LABELS, table1, ttr_cell
 from stabgap.analysis.tables import tidy_rows, write_table
@@ -222,6 +223,10 @@ def _build(
     if rows:
         (out / "noise.csv").write_text(_csv([header, *rows]))
         tables.append(("Measurement noise", NOISE_NOTE + "\n\n" + _markdown_table(header, rows)))
+    header, rows = memory_table(ordered, shown)
+    if rows:
+        (out / "memory.csv").write_text(_csv([header, *rows]))
+        tables.append(("The replay memories", MEMORY_NOTE + "\n\n" + _markdown_table(header, rows)))
     header, rows = activity_table(ordered, shown)
     inside = said["inside"]
     if rows:
@@ -640,7 +645,7 @@ def _markdown(
         "comparison with its tests), `metrics.csv` (every metric of every run, with its "
         "config), `cost.csv` (each group's training cost), `curves.csv` (every run's "
         "accuracy and activity at every point), `losses.csv` (its loss at every batch), and, "
-        "where measured, `noise.csv`, `activity.csv`, `time-to-recover.csv` and "
+        "where measured, `noise.csv`, `memory.csv`, `activity.csv`, `time-to-recover.csv` and "
         "`reference.csv`. The tables of numbers (groups, comparisons, metrics, curves, "
         "losses) join on their `group` column, each statistic a column with its unit in its "
         "name, and are also written as Parquet where pyarrow is installed."

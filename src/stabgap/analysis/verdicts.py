@@ -15,7 +15,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from stabgap.analysis.claims import ClaimCheck, claim_checks, claim_sentence
+from stabgap.analysis.claims import (
+    ClaimCheck,
+    GapCheck,
+    claim_checks,
+    claim_sentence,
+    gap_checks,
+    gap_sentence,
+)
 from stabgap.analysis.fidelity import Cell, cells
 from stabgap.analysis.inside import SparsityTests, sparsity_findings, sparsity_tests
 from stabgap.analysis.questions import QuestionTest, question_tests, render_questions
@@ -105,6 +112,7 @@ class Verdicts:
     comparisons: Compared
     questions: list[QuestionTest] = field(default_factory=list)
     claims: list[ClaimCheck] = field(default_factory=list)
+    gaps: list[GapCheck] = field(default_factory=list)
     sparsity: SparsityTests | None = None
     ttr: list[tuple[Definition, Comparison]] = field(default_factory=list)
     fidelity: list[Cell] = field(default_factory=list)
@@ -122,12 +130,14 @@ def judge(summaries, groups, base, compared, n_tasks: int, labels: dict[str, str
         if n_tasks == 3 and all(paper_protocol(roles[r], r) for r in ("baseline", "nd")):
             fidelity = cells(summaries, {r: roles[r].key for r in ("baseline", "nd")})
     checks = claim_checks(groups, labels, n_tasks)
+    gaps = gap_checks(groups, labels, n_tasks)
     sparsity = sparsity_tests(base, [g for g in compared if g.runs], labels, n_tasks)
     tests = [c for _, cs in comparisons for _, _, c in cs]
     tests += [q.comparison for q in questions if q.comparison is not None]
     tests += [c for check in checks for _, c in check.tests]
+    tests += [check.comparison for check in gaps]
     tests += [c for _, c in ttr] + (sparsity.comparisons if sparsity else [])
-    return Verdicts(Family(tests), comparisons, questions, checks, sparsity, ttr, fidelity)
+    return Verdicts(Family(tests), comparisons, questions, checks, gaps, sparsity, ttr, fidelity)
 
 
 FINDING_NOTE = (
@@ -180,7 +190,8 @@ def sentences(v: Verdicts, base, labels: dict[str, str]) -> dict[str, list[str]]
             finding(labels[g.key], labels[base.key], tests, v.family) for g, tests in v.comparisons
         ],
         "poster": (render_questions(v.questions, v.family) if v.questions else [])
-        + [claim_sentence(check, v.family, labels) for check in v.claims],
+        + [claim_sentence(check, v.family, labels) for check in v.claims]
+        + [gap_sentence(check, v.family, labels) for check in v.gaps],
         "inside": sparsity_findings(v.sparsity, v.family),
     }
 

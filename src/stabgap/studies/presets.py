@@ -256,6 +256,89 @@ def _remedy_experiments() -> dict[str, dict[str, Any]]:
     return experiments
 
 
+# --- the field's methods, with bounded memories ---------------------------------------------------
+# Each method at the memory sizes of the field's small and large settings (and unbounded ER:
+# a reservoir larger than every example a run offers keeps them all). The strengths are the
+# methods' own hyperparameters, chosen by benchmarks/choose_methods.py on two seeds the
+# study does not use, by final accuracy as the methods' papers choose them (choosing by the
+# gap would bias the study's findings about the gap): docs/methods.md.
+MEMORY_SIZES = (200, 2000)
+METHOD_STRENGTHS: dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = {
+    # method: (settings, strengths to choose among)
+    "der": ({}, ({"der_alpha": 0.1}, {"der_alpha": 0.3}, {"der_alpha": 1.0})),
+    "derpp": (
+        {},
+        tuple({"der_alpha": a, "der_beta": b} for a in (0.1, 0.3) for b in (0.5, 1.0)),
+    ),
+    "ewc": ({}, ({"ewc_lambda": 1e2}, {"ewc_lambda": 1e3}, {"ewc_lambda": 1e4})),
+    "lwf": ({}, ({"lwf_lambda": 0.3}, {"lwf_lambda": 1.0}, {"lwf_lambda": 3.0})),
+}
+# Chosen per stream (index into the strengths above), at M = 200.
+METHOD_CHOSEN: dict[str, dict[str, int]] = {
+    "split": {"der": 1, "derpp": 1, "ewc": 1, "lwf": 1},
+    "rotated": {"der": 1, "derpp": 1, "ewc": 1, "lwf": 1},
+}
+METHOD_FIXED: dict[str, dict[str, Any]] = {
+    # method: settings, at each memory size (those without a memory: once)
+    "er": {"replay": "memory"},
+    "er-ace": {"replay": "memory", "er_ace": True},
+    "agem": {"agem": True, "memory": "task-balanced"},  # A-GEM as published
+    "er-agem": {"replay": "memory", "agem": True},  # the projection added to ER
+}
+
+
+def strength_name(method: str, strength: dict[str, Any]) -> str:
+    """An experiment's name part for a method's strength: ``der-0.3``, ``derpp-0.1-0.5``."""
+    return "-".join([method, *(f"{v:g}" for v in strength.values())])
+
+
+def _method_experiments(stream: str, offered: int) -> tuple[dict, tuple[str, ...]]:
+    """Every experiment of a methods preset, and its default set (the chosen strengths).
+
+    `offered`: how many examples a run offers its memory, so that ``er-all`` keeps them all.
+    """
+    experiments: dict[str, dict[str, Any]] = {}
+    default: list[str] = []
+
+    def add(name: str, settings: dict[str, Any], chosen: bool) -> None:
+        experiments[name] = settings
+        if chosen:
+            default.append(name)
+
+    for m in MEMORY_SIZES:
+        for method, settings in METHOD_FIXED.items():
+            add(f"{method}-{m}", {**settings, "memory_size": m}, True)
+    add("er-all", {"replay": "memory", "memory_size": offered}, True)
+    add("finetune", {}, True)
+    for method, (settings, strengths) in METHOD_STRENGTHS.items():
+        pick = METHOD_CHOSEN[stream][method]
+        memory = METHODS_WITH_MEMORY.get(method)
+        for i, strength in enumerate(strengths):
+            name = strength_name(method, strength)
+            if memory is None:
+                add(name, {**settings, **strength}, i == pick)
+                continue
+            for m in MEMORY_SIZES:
+                add(f"{name}-{m}", {**settings, **strength, memory: m}, i == pick)
+    # A remedy on a method: ND on ER with the small memory.
+    add("nd-er-200", {"replay": "memory", "memory_size": 200, "decay_lambda": QUICK_LAMBDA}, True)
+    return experiments, tuple(default)
+
+
+METHODS_WITH_MEMORY = {"der": "memory_size", "derpp": "memory_size"}
+
+
+def _methods_preset(name: str, description: str, base: RunConfig, stream: str) -> Preset:
+    experiments, default = _method_experiments(
+        stream, base.task_count * base.batches_per_task * base.batch_size
+    )
+    return Preset(name, description, base, experiments, 3, default)
+
+
+# The quick protocol with a fixed batch: batch_size new examples (and as many replayed).
+METHODS_BASE = QUICK_BASE.replace(batch_growth="never", replay="none")
+
+
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         name="paper",
@@ -310,6 +393,19 @@ PRESETS: dict[str, Preset] = {
             *REMEDY_FIXED,
             *(remedy_name(r, v) for r, v in REMEDY_CHOSEN.items()),
         ),
+    ),
+    "methods": _methods_preset(
+        "methods",
+        "The field's methods with bounded memories (ER, ER-ACE, DER, DER++, A-GEM, online "
+        "EWC, LwF) on split MNIST, class-incremental, quick scale.",
+        METHODS_BASE.replace(stream="split", eval_every=2),
+        "split",
+    ),
+    "methods-rotated": _methods_preset(
+        "methods-rotated",
+        "The same methods on rotated MNIST (every class in every task), quick scale.",
+        METHODS_BASE,
+        "rotated",
     ),
 }
 
