@@ -23,6 +23,7 @@ from stabgap.study import run_study
 
 MLP = {}
 CNN = {"model": "cnn", "channels": [4, 8], "hidden": [64], "eval_every": 2}
+FASHION = {"dataset": "fashion-mnist"}  # found where it is installed (not MNIST's folder)
 # (name, overrides, the λ to try): λ is a sum over the activations, so the CNN, with some
 # 4,700 post-ReLU units an image against the MLP's 512, takes a smaller one.
 SETTINGS = [
@@ -33,6 +34,10 @@ SETTINGS = [
     ("split (class-IL), CNN", {"stream": "split", **CNN}, (1e-5, 1e-6)),
     ("homogeneous, MLP", {"stream": "homogeneous", **MLP}, (1e-4, 1e-5)),
     ("homogeneous, CNN", {"stream": "homogeneous", **CNN}, (1e-5, 1e-6)),
+    ("Fashion-MNIST rotated, MLP", {**FASHION, **MLP}, (1e-4, 1e-5)),
+    ("Fashion-MNIST rotated, CNN", {**FASHION, **CNN}, (1e-5, 1e-6)),
+    ("Fashion-MNIST split (class-IL), MLP", {**FASHION, "stream": "split", **MLP}, (1e-4, 1e-5)),
+    ("Fashion-MNIST split (class-IL), CNN", {**FASHION, "stream": "split", **CNN}, (1e-5, 1e-6)),
 ]
 
 
@@ -66,7 +71,7 @@ def main() -> None:
             "quick",
             ["baseline"],
             n_seeds=args.seeds,
-            overrides={**overrides, "data_dir": data_dir()},
+            overrides={**overrides, **({} if "dataset" in overrides else {"data_dir": data_dir()})},
             grid={"decay_lambda": [0.0, *lambdas]},
             out=folder,
         )

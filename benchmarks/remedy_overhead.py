@@ -1,17 +1,20 @@
-"""Does the baseline pay for the remedies it does not use? And what does each remedy cost?
+"""Does the baseline pay for the remedies it does not use? And what does each remedy (or
+each continual-learning method) cost?
 
-Times the training alone (one evaluation a task) of the `remedies` preset's runs, side by
-side in one process, alternating, medians over --repeats:
+Times the training alone (one evaluation a task) of a preset's default runs, side by side in
+one process, alternating, medians over --repeats:
 
-- a bare PyTorch loop of the same work (nn.Linear layers, torch.optim.Adam, the same
-  batch sizes, indices drawn once up front): what the baseline would cost with no
-  remedy machinery at all;
-- stabgap's baseline (its loop, with every extension point in place but no remedy on);
-- each remedy of the preset's default, at its chosen strength.
+- with `--preset remedies` (the default), a bare PyTorch loop of the same work as the
+  baseline (nn.Linear layers, torch.optim.Adam, the same batch sizes, indices drawn once up
+  front): what the baseline would cost with no remedy machinery at all;
+- the preset's baseline (the remedies': stabgap's loop with every extension point in place
+  but no remedy on; the methods': ER with M = 200);
+- each run of the preset's default set.
 
 Prints ms per training batch and each as × the baseline's.
 
     python benchmarks/remedy_overhead.py --batches 100 --repeats 5
+    python benchmarks/remedy_overhead.py --preset methods --batches 60 --repeats 3
 """
 
 from __future__ import annotations
@@ -55,12 +58,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=100, help="batches per task")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--preset", choices=("remedies", "methods", "methods-rotated"),
+                        default="remedies")  # fmt: skip
     args = parser.parse_args()
-    preset = get_preset("remedies")
+    preset = get_preset(args.preset)
     extra = {"data_dir": data_dir(), "batches_per_task": args.batches}
     extra["eval_every"] = args.batches  # one evaluation a task: time the training
     configs = {name: preset.config(name, extra) for name in preset.default_experiments}
-    stream = build_stream(configs["baseline"])
+    stream = build_stream(configs[preset.baseline])
 
     def ours(name: str) -> float:
         (r,) = train_stack([configs[name]], stream)
@@ -70,7 +75,9 @@ def main() -> None:
         base = configs["baseline"]
         return timed(lambda: bare_loop(base, stream)) / base.total_batches
 
-    measures = {"bare PyTorch loop": bare, **{n: (lambda n=n: ours(n)) for n in configs}}
+    measures = {n: (lambda n=n: ours(n)) for n in configs}
+    if args.preset == "remedies":
+        measures = {"bare PyTorch loop": bare, **measures}
     for f in measures.values():  # warm-up
         f()
     times: dict[str, list[float]] = {name: [] for name in measures}
@@ -78,9 +85,9 @@ def main() -> None:
     for i in range(args.repeats):
         for name in names if i % 2 == 0 else names[::-1]:
             times[name].append(measures[name]())
-    base = statistics.median(times["baseline"])
+    base = statistics.median(times[preset.baseline])
     print(f"machine: {machine()}")
-    print(f"remedies preset, {args.batches} batches a task, {args.repeats} repeats (medians)")
+    print(f"{args.preset} preset, {args.batches} batches a task, {args.repeats} repeats (medians)")
     print("| run | ms per training batch | × baseline |")
     print("| --- | --- | --- |")
     for name in names:

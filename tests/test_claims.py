@@ -137,9 +137,11 @@ def test_a_gap_beyond_the_noise_is_told_apart_from_noise_alone():
     def noisy(depth):
         def make(s):
             acc = curve(3, depth, s)
-            acc[:, 0] = np.where(np.isnan(acc[:, 0]), np.nan,
-                                 rng.binomial(500, np.clip(acc[:, 0], 0, 100) / 100) / 5)
+            acc[:, 0] = np.where(
+                np.isnan(acc[:, 0]), np.nan, rng.binomial(500, np.clip(acc[:, 0], 0, 100) / 100) / 5
+            )
             return acc  # fmt: skip
+
         return make
 
     deep = method_group("er-200", noisy(20), n=6)

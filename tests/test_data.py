@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -448,3 +449,93 @@ def test_download_dest_not_creatable(tmp_path: Path) -> None:
     with pytest.raises(StabgapError) as err:
         download_mnist(blocker / "mnist", mirrors=("http://127.0.0.1:9/",))
     assert str(blocker / "mnist") in _one_line(err)
+
+
+# --- Fashion-MNIST: the same format, its own files and places -------------------------------
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="Fashion-MNIST absent: apt-get install dataset-fashion-mnist (CI installs it)",
+)
+
+
+@needs_fashion
+def test_fashion_mnist_is_read_from_debians_package_and_verified(monkeypatch):
+    from stabgap.core.data import DATASETS
+
+    monkeypatch.delenv("STABGAP_FASHION_MNIST", raising=False)
+    fashion = DATASETS["fashion-mnist"]
+    assert fashion.where(None) == (FASHION_DIR, "installed by a system package")
+    images = fashion.load(None)
+    assert images.train_images.shape == (60000, 28, 28) and images.test_images.shape == (
+        10000,
+        28,
+        28,
+    )
+    assert torch.bincount(images.train_labels).tolist() == [6000] * 10
+    assert torch.bincount(images.test_labels).tolist() == [1000] * 10
+    assert all(ok for _, ok, _ in fashion.verify(None))
+    mnist = DATASETS["mnist"].load(_shared_dir())
+    assert not torch.equal(images.train_images[:100], mnist.train_images[:100])
+
+
+def test_fashion_mnist_is_looked_for_in_order(tmp_path, monkeypatch):
+    """The run's folder, then $STABGAP_FASHION_MNIST, then a system package's, then the
+    cache; MNIST's $STABGAP_DATA is not Fashion-MNIST's."""
+    from stabgap.core.data import DATASETS
+
+    fashion = DATASETS["fashion-mnist"]
+    system = tmp_path / "system"
+    system.mkdir()
+    for spec in fashion.files:
+        (system / spec.gz).write_bytes(b"")
+    monkeypatch.setattr(fashion, "system_dirs", (str(tmp_path / "none"), str(system)))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("STABGAP_DATA", str(tmp_path / "mnist"))
+    monkeypatch.setenv("STABGAP_FASHION_MNIST", str(tmp_path / "env"))
+    assert fashion.where(tmp_path / "mine") == (tmp_path / "mine", "given data dir")
+    assert fashion.where(None)[0] == tmp_path / "env"
+    monkeypatch.delenv("STABGAP_FASHION_MNIST")
+    assert fashion.where(None) == (system, "installed by a system package")
+    monkeypatch.setattr(fashion, "system_dirs", ())
+    assert fashion.where(None)[0] == tmp_path / "xdg" / "stabgap" / "fashion-mnist"
+
+
+def test_a_corrupt_fashion_mnist_file_names_the_dataset_and_its_command(tmp_path):
+    from stabgap.core.data import DATASETS
+
+    fashion = DATASETS["fashion-mnist"]
+    for spec in fashion.files:
+        (tmp_path / spec.name).write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x02ab")
+    with pytest.raises(StabgapError) as e:
+        fashion.load(tmp_path)
+    message = str(e.value)
+    assert message.startswith("corrupt Fashion-MNIST file") and "\n" not in message
+    assert "stabgap data download --dataset fashion-mnist" in message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(StabgapError, match="Fashion-MNIST not found in .*: missing train-"):
+        fashion.find(empty, download=True)  # a folder the user named is never filled
+
+
+@needs_fashion
+def test_a_run_trains_on_real_fashion_mnist_through_the_cli(tmp_path, monkeypatch):
+    """Split Fashion-MNIST, class-incremental: named by its classes, learnt above chance."""
+    import json
+
+    from stabgap.cli import main
+
+    monkeypatch.delenv("STABGAP_FASHION_MNIST", raising=False)
+    code = main(["run", "--dataset", "fashion-mnist", "--stream", "split", "--replay", "none",
+                 "--hidden", "32", "--batches-per-task", "25", "--batch-size", "64",
+                 "--eval-subset", "300", "--eval-every", "5", "--experiments", "baseline",
+                 "--seeds", "1", "--quiet", "--no-plot", "--out", str(tmp_path / "f")])  # fmt: skip
+    assert code == 0
+    (run,) = (tmp_path / "f").glob("*/run.json")
+    record = json.loads(run.read_text())
+    assert record["config"]["dataset"] == "fashion-mnist"
+    assert record["metadata"]["task_names"][:2] == ["classes 0-1", "classes 2-3"]
+    curves = np.load(run.parent / "curves.npz")
+    acc = curves["acc"]
+    first_end = 25 // 5  # task 1's last point
+    assert acc[first_end - 1, 0] > 80  # T-shirts against trousers: learnt in 25 batches

@@ -94,3 +94,40 @@ def test_a_remedies_study_reports_cost_and_checks_the_reported_findings(tmp_path
     assert float(cost["lpr-1"]["training FLOPs (× baseline)"]) > 1
     assert float(cost["sgd"]["training FLOPs (× baseline)"]) < 1
     assert float(cost["low-lr-50"]["training FLOPs (× baseline)"]) == 1
+
+
+def test_the_methods_presets_run_each_method_at_both_memory_sizes_by_default():
+    from stabgap.studies.presets import METHOD_CHOSEN, METHOD_STRENGTHS, strength_name
+
+    for name, stream in (("methods", "split"), ("methods-rotated", "rotated")):
+        preset = get_preset(name)
+        assert preset.config("er-200").stream == stream
+        chosen = preset.default_experiments
+        for method in ("er", "er-ace", "agem", "er-agem"):
+            assert {f"{method}-200", f"{method}-2000"} <= set(chosen)
+        for method, (_, strengths) in METHOD_STRENGTHS.items():
+            picked = strength_name(method, strengths[METHOD_CHOSEN[stream][method]])
+            assert any(e.startswith(picked) for e in chosen), picked
+        er_all = preset.config("er-all")  # keeps every example a run offers it
+        assert er_all.memory_size == er_all.total_batches * er_all.batch_size
+        nd = preset.config("nd-er-200")  # a remedy on a method
+        assert nd.decay_lambda > 0 and nd.replay == "memory" and nd.memory_size == 200
+        assert preset.config("agem-200").memory == "task-balanced"
+        assert preset.config("er-agem-200").replay == "memory"
+
+
+def test_a_methods_study_runs_and_tests_the_methods_findings(tmp_path, capsys):
+    out, report = tmp_path / "runs", tmp_path / "report"
+    chosen = ["er-200", "er-ace-200", "er-agem-200", "der-0.3-200", "ewc-1000", "lwf-1"]
+    small = [*SMALL, "--hidden", "32,32", "--experiments", ",".join(chosen)]
+    code, _, err = run_cli(capsys, "run", "--preset", "methods", *small, "--out", out)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "report", out, "--out", report)
+    assert code == 0, err
+    text = (report / "report.md").read_text()
+    assert "Baseline group: **er-200** (the preset's baseline" in text
+    assert "**er-ace-200** against er-200 (they differ in er_ace only)" in text
+    assert "**er-agem-200** against er-200 (they differ in agem only)" in text
+    for group in chosen:  # every method's gap against its own noise floor
+        assert f"Ours, **{group}**: GD_1,2 exceeds what evaluation noise alone" in text
+    assert "## The replay memories" in text and (report / "memory.csv").exists()

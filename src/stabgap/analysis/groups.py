@@ -19,6 +19,7 @@ from typing import Any
 from stabgap.core.config import FIELDS, help_text
 from stabgap.errors import StabgapError
 from stabgap.studies.plan import short
+from stabgap.studies.presets import PRESETS
 from stabgap.studies.records import RunRecord
 from stabgap.studies.schema import STAMP_SCHEMA
 
@@ -182,6 +183,10 @@ def find_group(groups: Sequence[Group], name: str, option: str) -> Group:
     raise StabgapError(f"{option}: no group '{name}' in these runs; the groups are: {names}")
 
 
+# The presets' baseline experiments ("baseline"; the methods presets' ER with M = 200).
+BASELINES = frozenset(p.baseline for p in PRESETS.values())
+
+
 def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
     """The baseline a report takes when none is named, and why: the preset's baseline
     experiment as the study ran it (its name adds only what every group has), else the
@@ -192,7 +197,7 @@ def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
         # a run's name adds each value that differs from its experiment's own: the plain
         # baseline's name adds only the study's common settings (a grid value equal to the
         # experiment's own is in its values, not in its name)
-        if g.base == "baseline" and all(k in common or f"_{k}=" not in g.key for k in g.varied):
+        if g.base in BASELINES and all(k in common or f"_{k}=" not in g.key for k in g.varied):
             return g, "the preset's baseline; another with --baseline"
     return with_runs[
         0

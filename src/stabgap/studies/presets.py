@@ -79,6 +79,7 @@ class Preset:
     experiments: dict[str, dict[str, Any]]
     n_seeds: int  # how many seeds of seed_sequence() a study runs unless told otherwise
     default_experiments: tuple[str, ...]  # what `stabgap run` runs when none is named
+    baseline: str = "baseline"  # the experiment the others are compared with by default
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -275,8 +276,8 @@ METHOD_STRENGTHS: dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] =
 }
 # Chosen per stream (index into the strengths above), at M = 200.
 METHOD_CHOSEN: dict[str, dict[str, int]] = {
-    "split": {"der": 1, "derpp": 1, "ewc": 1, "lwf": 1},
-    "rotated": {"der": 1, "derpp": 1, "ewc": 1, "lwf": 1},
+    "split": {"der": 0, "derpp": 1, "ewc": 1, "lwf": 1},
+    "rotated": {"der": 2, "derpp": 3, "ewc": 1, "lwf": 2},
 }
 METHOD_FIXED: dict[str, dict[str, Any]] = {
     # method: settings, at each memory size (those without a memory: once)
@@ -332,7 +333,7 @@ def _methods_preset(name: str, description: str, base: RunConfig, stream: str) -
     experiments, default = _method_experiments(
         stream, base.task_count * base.batches_per_task * base.batch_size
     )
-    return Preset(name, description, base, experiments, 3, default)
+    return Preset(name, description, base, experiments, 3, default, baseline="er-200")
 
 
 # The quick protocol with a fixed batch: batch_size new examples (and as many replayed).

@@ -48,6 +48,7 @@ class Dataset(Extension):
     title: ClassVar[str] = ""  # its name in messages: "MNIST"
     input_shape: ClassVar[tuple[int, ...]] = ()  # (channels, height, width)
     n_classes: ClassVar[int] = 0
+    classes_are: ClassVar[str] = "classes"  # what a task's name calls them: "digits 0-1"
     train_size: ClassVar[int] = 0  # images of the training set
     test_size: ClassVar[int] = 0
 

@@ -93,7 +93,9 @@ class Split(Stream):
 
         head = config.classes_per_task if scenario == "domain" else images.n_classes
         return cut_into_tasks(
-            tuple("digits " + "-".join(map(str, c)) for c in tasks),
+            tuple(
+                f"{DATASETS[config.dataset].classes_are} " + "-".join(map(str, c)) for c in tasks
+            ),
             split,
             images,
             n_classes=head,
