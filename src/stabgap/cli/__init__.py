@@ -425,7 +425,7 @@ def build_parser() -> Parser:
 
     data = command(
         "data",
-        help="download or verify a dataset (MNIST)",
+        help="download or verify a dataset (MNIST, Fashion-MNIST)",
         description="Download a dataset (from public mirrors, checksummed) or verify a copy.",
     )
     data.add_argument("action", choices=("download", "verify"))
@@ -435,7 +435,11 @@ def build_parser() -> Parser:
         default=FIELDS["dataset"].default,
         help=f"which dataset (default: {FIELDS['dataset'].default})",
     )
-    data.add_argument("--data-dir", help="its folder (else $STABGAP_DATA, else the user cache)")
+    data.add_argument(
+        "--data-dir",
+        help="its folder (else its variable: $STABGAP_DATA for MNIST, $STABGAP_FASHION_MNIST; "
+        "else a system package's folder; else the user cache)",
+    )
     data.set_defaults(func=cmd_data)
 
     sweep = command(

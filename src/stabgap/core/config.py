@@ -193,7 +193,8 @@ class CoreConfig:
     )
     data_dir: str | None = option(
         None,
-        "The dataset's folder (else $STABGAP_DATA, else the user cache).",
+        "The dataset's folder (else $STABGAP_DATA for MNIST, $STABGAP_FASHION_MNIST for "
+        "Fashion-MNIST; else a system package's folder; else the user cache).",
         stamped=False,
         science=False,
     )
