@@ -180,3 +180,22 @@ def test_bf16_evaluation_leaves_the_training_bit_identical(small_stream, monkeyp
     np.testing.assert_array_equal(bf16.loss, fp32.loss)
     assert not any(autocast[:n]) and all(autocast[n:]) and len(autocast) == 2 * n
     assert np.nanmax(np.abs(bf16.acc - fp32.acc)) < 5  # only near-ties flip
+
+
+def test_an_evaluation_window_after_each_switch_adds_points_and_changes_no_training(small_stream):
+    """Every batch for the window after a switch, every k-th elsewhere: the same training
+    (evaluation never feeds it) and, on fixed subsets, the same accuracy where both measure."""
+    from conftest import tiny_config
+
+    from stabgap.core.train import run_experiment
+
+    sparse = tiny_config(seed=3, eval_every=5, eval_resample="fixed")
+    windowed = sparse.replace(eval_switch_window=4)
+    a, b = run_experiment(sparse, small_stream), run_experiment(windowed, small_stream)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert a.eval_steps.tolist() == [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55]
+    assert b.eval_steps.tolist() == [0, 5, 10, 15, 19, 20, 21, 22, 23, 25, 30, 35, 39, 40, 41,
+                                     42, 43, 45, 50, 55, 59]  # fmt: skip
+    shared = np.isin(b.eval_steps, a.eval_steps)
+    np.testing.assert_array_equal(b.acc[shared], a.acc)
+    assert [m.task for m in b.metrics] == [m.task for m in a.metrics]  # metrics on steps

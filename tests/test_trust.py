@@ -70,6 +70,7 @@ GRID: dict[str, tuple[dict, list]] = {
     # core fields new since this test was written
     "eval_batch_size": ({"eval_subset_rounding": "batches", "eval_subset": 40}, [0, 24]),
     "replay": ({}, ["full", "memory"]),
+    "eval_switch_window": ({"eval_every": 2}, [0, 2]),
     # the bounded memory and the methods
     "memory": (MEMORY, ["reservoir", "task-balanced"]),
     "memory_size": (MEMORY, [10, 40]),

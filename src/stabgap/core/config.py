@@ -122,6 +122,13 @@ class CoreConfig:
     eval_every: int = option(
         1, "Evaluate every this many batches, before the update.", **AT_LEAST_ONE
     )
+    eval_switch_window: int = option(
+        0,
+        "Also evaluate at every batch for this many batches after each task switch, where "
+        "the gap lives, and at each task's last batch, with eval_every > 1 elsewhere "
+        "(docs/metrics.md measures what it changes); 0: every eval_every-th batch throughout.",
+        **COUNT,
+    )
     eval_tasks: str = option(
         "seen", "Which tasks to evaluate: those seen so far, or all.", choices=("seen", "all")
     )
@@ -460,6 +467,15 @@ def _validate(c: RunConfig) -> None:
         (
             c.eval_every <= c.batches_per_task,
             "eval_every must be <= batches_per_task (at least one evaluation per task)",
+        ),
+        (
+            c.eval_switch_window == 0 or c.eval_every > 1,
+            "eval_switch_window adds points to a sparser schedule: with eval_every 1 every "
+            "batch is evaluated already (raise eval_every, or leave the window at 0)",
+        ),
+        (
+            c.eval_switch_window <= c.batches_per_task,
+            "eval_switch_window must be <= batches_per_task",
         ),
         (
             c.replay != "stratified" or c.task_batch_size(c.task_count) >= c.task_count,

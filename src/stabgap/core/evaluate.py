@@ -157,6 +157,25 @@ def evaluate(
     )
 
 
+def evaluation_steps(total: int, per_task: int, every: int, switch_window: int = 0) -> np.ndarray:
+    """The batches t (updates done) at which the loop evaluates, before the update.
+
+    Every `every`-th batch from the first; and, with a `switch_window`, every batch for the
+    first `switch_window` batches after each task switch, where the gap lives (its depth
+    is the lowest point just after a switch, its recovery soon after), and the last batch
+    of every task: the point each gap is measured from, and the final accuracy.
+
+    >>> evaluation_steps(12, per_task=6, every=3).tolist()
+    [0, 3, 6, 9]
+    >>> evaluation_steps(12, per_task=6, every=3, switch_window=2).tolist()
+    [0, 3, 5, 6, 7, 9, 11]
+    """
+    t = np.arange(total)
+    dense = (t >= per_task) & (t % per_task < switch_window)
+    last = (t % per_task == per_task - 1) & (switch_window > 0)
+    return t[(t % every == 0) | dense | last]
+
+
 def activity_points(eval_steps: np.ndarray, per_task: int, every: int) -> np.ndarray:
     """Which evaluation points record the hidden layers' statistics (a boolean mask).
 

@@ -32,7 +32,7 @@ from stabgap.core.device import (
     precision_context,
     resolve_device,
 )
-from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate
+from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate, evaluation_steps
 from stabgap.core.losses import cross_entropy
 from stabgap.core.memories import MEMORIES, Memory
 from stabgap.core.methods import LOGITS, METHODS
@@ -234,7 +234,11 @@ def train_stack(
     parts = build_parts(configs, stream, device)
 
     r, n_tasks, per_task = len(configs), stream.n_tasks, base.batches_per_task
-    eval_steps = np.arange(0, base.total_batches, base.eval_every)
+    eval_steps = evaluation_steps(
+        base.total_batches, per_task, base.eval_every, base.eval_switch_window
+    )
+    evaluated_at = np.zeros(base.total_batches, dtype=bool)
+    evaluated_at[eval_steps] = True
     with_activity = activity_points(eval_steps, per_task, base.activity_every)
     curves = Curves(r, len(eval_steps), n_tasks, base.eval_repeats, device)
     losses = torch.zeros(r, base.total_batches, device=device)
@@ -253,7 +257,7 @@ def train_stack(
         evaluated = range(1, (n_tasks if base.eval_tasks == "all" else task) + 1)
         m = base.task_eval_size(task, min(stream.test_size(k) for k in evaluated))
         for t in range((task - 1) * per_task, task * per_task):
-            if t % base.eval_every == 0:  # the model after t updates
+            if evaluated_at[t]:  # the model after t updates
                 with timer("eval"):
                     net = parts.remedies.evaluated(parts.model)
                     for repeat in range(base.eval_repeats):  # independent test subsets

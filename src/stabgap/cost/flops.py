@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 
 from stabgap.core.config import RunConfig
+from stabgap.core.evaluate import evaluation_steps
 from stabgap.core.memories import replayed_examples
 from stabgap.core.methods import METHODS
 from stabgap.core.models import MODELS, Layer, model_view
@@ -176,14 +177,21 @@ def batch_costs(config: RunConfig, task: int, test_size: int = TEST_SIZE) -> dic
 
 
 def evaluations_in_task(config: RunConfig, task: int) -> int:
-    """Evaluation points while training `task`: batches t with t % eval_every == 0.
+    """Evaluation points while training `task`: those of the loop's schedule
+    (:func:`stabgap.core.evaluate.evaluation_steps`) in the task's batches.
 
     Example:
         >>> evaluations_in_task(RunConfig(batches_per_task=10, eval_every=4), 2)  # t=12, 16
         2
+        >>> evaluations_in_task(RunConfig(batches_per_task=10, eval_every=4,
+        ...                               eval_switch_window=3), 2)  # t=10-12, 16, 19
+        5
     """
-    first, end = (task - 1) * config.batches_per_task, task * config.batches_per_task
-    return len(range(-(-first // config.eval_every) * config.eval_every, end, config.eval_every))
+    per_task = config.batches_per_task
+    steps = evaluation_steps(
+        config.total_batches, per_task, config.eval_every, config.eval_switch_window
+    )
+    return int(((steps >= (task - 1) * per_task) & (steps < task * per_task)).sum())
 
 
 def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
