@@ -539,3 +539,22 @@ def test_a_run_trains_on_real_fashion_mnist_through_the_cli(tmp_path, monkeypatc
     acc = curves["acc"]
     first_end = 25 // 5  # task 1's last point
     assert acc[first_end - 1, 0] > 80  # T-shirts against trousers: learnt in 25 batches
+
+
+def test_mnist_where_fashion_mnist_is_expected_is_named_and_never_replaced(tmp_path, shared_dir):
+    """The two share file names and sizes: MNIST's intact files in Fashion-MNIST's place are
+    said to be MNIST's, and no download replaces them."""
+    from stabgap.core.data import DATASETS
+
+    fashion = DATASETS["fashion-mnist"]
+    for f in shared_dir.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(StabgapError, match="is MNIST's file, not Fashion-MNIST's"):
+        fashion.load(tmp_path)
+    assert all(
+        "this is MNIST's file, not Fashion-MNIST's" in m for _, _, m in fashion.verify(tmp_path)
+    )
+    with pytest.raises(StabgapError, match="download Fashion-MNIST into another folder"):
+        fashion.download(tmp_path, mirrors=())
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

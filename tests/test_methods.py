@@ -126,23 +126,25 @@ def split_config(**changes) -> RunConfig:
 
 
 def recorded_run(configs, stream, steps=(4, 4)):
-    """The loop's steps through tasks 1 and 2, recording each step's batch and every draw
-    from the memory (the examples and the logits stored with them, as they were then)."""
+    """The loop's steps through the first tasks (`steps` in each), recording each step's
+    batch and every draw from the memory, if the runs keep one (the examples and the
+    logits stored with them, as they were then)."""
     parts = build_parts(configs, stream, CPU)
     memory, log = parts.memory, []
-    draw = memory.draw
+    if memory is not None:
+        draw = memory.draw
 
-    def recording(generators=None):
-        drawn = draw(generators)
-        if drawn is not None:
-            logits = None if memory.logits is None else memory.stored_logits(drawn).clone()
-            log[-1]["draws"].append((memory.examples(drawn).clone(), logits))
-        return drawn
+        def recording(generators=None):
+            drawn = draw(generators)
+            if drawn is not None:
+                logits = None if memory.logits is None else memory.stored_logits(drawn).clone()
+                log[-1]["draws"].append((memory.examples(drawn).clone(), logits))
+            return drawn
 
-    memory.draw = recording
+        memory.draw = recording
     t = 0
     for task, n in enumerate(steps, start=1):
-        if task > 1:
+        if task > 1 and memory is not None:
             memory.end_task(task - 1, lambda index: stored_logits(parts, index))
         parts.sampler.start_task(task)
         parts.remedies.at_switch(task, parts.model, parts.optimizer)
@@ -300,23 +302,13 @@ def test_online_ewc_penalises_by_the_sampled_label_fisher(split_stream):
         split_config(seed=s, replay="none", ewc_lambda=lam, ewc_gamma=gamma, ewc_samples=n)
         for s, lam in zip((1, 2), lambdas, strict=True)
     ]
-    parts = build_parts(configs, split_stream, CPU)
-    log = []
-    t = 0
-    for task, steps in ((1, 3), (2, 3), (3, 2)):
-        parts.sampler.start_task(task)
-        parts.remedies.at_switch(task, parts.model, parts.optimizer)
-        for _ in range(steps):
-            batch = draw_batch(parts)
-            log.append((task, batch.new))
-            train_step(parts, batch, Step(task, t, t))
-            t += 1
+    parts, log = recorded_run(configs, split_stream, steps=(3, 3, 2))
     for i, c in enumerate(configs):
         ref = reference_mlp(c.seed)
         opt = torch.optim.SGD(ref.parameters(), lr=c.lr)
         g = torch.Generator().manual_seed(derive_seed(c.seed, "ewc"))
         fisher, anchor, task_now = None, None, 1
-        for task, new in log:
+        for task, new in ((r["task"], r["batch"].new) for r in log):
             if task != task_now:  # the finished task's Fisher, by hand
                 lo, hi = split_stream.train_offsets[task - 2], split_stream.train_offsets[task - 1]
                 picks = torch.randperm(hi - lo, generator=g)[:n] + lo
@@ -356,21 +348,12 @@ def test_lwf_distils_the_previous_tasks_network_on_the_old_classes(split_stream)
         split_config(seed=s, replay="none", lwf_lambda=lam)
         for s, lam in zip((1, 2), lambdas, strict=True)
     ]
-    parts = build_parts(configs, split_stream, CPU)
-    batches, t = [], 0
-    for task, steps in ((1, 3), (2, 8)):
-        parts.sampler.start_task(task)
-        parts.remedies.at_switch(task, parts.model, parts.optimizer)
-        for _ in range(steps):
-            batch = draw_batch(parts)
-            batches.append((task, batch.new))
-            train_step(parts, batch, Step(task, t, t))
-            t += 1
+    parts, log = recorded_run(configs, split_stream, steps=(3, 8))
     for i, c in enumerate(configs):
         ref = reference_mlp(c.seed)
         opt = torch.optim.SGD(ref.parameters(), lr=c.lr)
         previous = None
-        for task, new in batches:
+        for task, new in ((r["task"], r["batch"].new) for r in log):
             if task == 2 and previous is None:
                 previous = copy.deepcopy(ref)
             loss = ce(ref, split_stream, new[i], task)

@@ -67,15 +67,21 @@ def test_each_stream_preset_runs_and_is_reported(tmp_path, capsys, preset, extra
         assert [row["group"] for row in csv.DictReader(f)] == ["baseline", "nd"]
 
 
-def test_a_remedies_study_reports_cost_and_checks_the_reported_findings(tmp_path, capsys):
+def study_report(capsys, tmp_path, preset: str, chosen: list[str]):
+    """`chosen` experiments of `preset` at a small scale, run and reported through the CLI:
+    report.md's text and the report's folder."""
     out, report = tmp_path / "runs", tmp_path / "report"
-    chosen = ["baseline", "sgd", "momentum-0.9", "sgd-momentum", "lr-1e-4", "low-lr-50", "lpr-1"]
     small = [*SMALL, "--hidden", "32,32", "--experiments", ",".join(chosen)]
-    code, _, err = run_cli(capsys, "run", "--preset", "remedies", *small, "--out", out)
+    code, _, err = run_cli(capsys, "run", "--preset", preset, *small, "--out", out)
     assert code == 0, err
     code, _, err = run_cli(capsys, "report", out, "--out", report)
     assert code == 0, err
-    text = (report / "report.md").read_text()
+    return (report / "report.md").read_text(), report
+
+
+def test_a_remedies_study_reports_cost_and_checks_the_reported_findings(tmp_path, capsys):
+    chosen = ["baseline", "sgd", "momentum-0.9", "sgd-momentum", "lr-1e-4", "low-lr-50", "lpr-1"]
+    text, report = study_report(capsys, tmp_path, "remedies", chosen)
     # The findings as reported: momentum at SGD's fixed rate; a smaller constant rate (not
     # a lowered rate after the switch, which is a remedy without that claim); LPR.
     assert "**momentum-0.9** against sgd (they differ in momentum only)" in text
@@ -117,14 +123,8 @@ def test_the_methods_presets_run_each_method_at_both_memory_sizes_by_default():
 
 
 def test_a_methods_study_runs_and_tests_the_methods_findings(tmp_path, capsys):
-    out, report = tmp_path / "runs", tmp_path / "report"
     chosen = ["er-200", "er-ace-200", "er-agem-200", "der-0.3-200", "ewc-1000", "lwf-1"]
-    small = [*SMALL, "--hidden", "32,32", "--experiments", ",".join(chosen)]
-    code, _, err = run_cli(capsys, "run", "--preset", "methods", *small, "--out", out)
-    assert code == 0, err
-    code, _, err = run_cli(capsys, "report", out, "--out", report)
-    assert code == 0, err
-    text = (report / "report.md").read_text()
+    text, report = study_report(capsys, tmp_path, "methods", chosen)
     assert "Baseline group: **er-200** (the preset's baseline" in text
     assert "**er-ace-200** against er-200 (they differ in er_ace only)" in text
     assert "**er-agem-200** against er-200 (they differ in agem only)" in text

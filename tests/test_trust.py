@@ -298,3 +298,20 @@ def test_a_study_resumed_on_another_kind_of_device_says_so(tmp_path, capsys):
     assert f"{out} holds finished runs computed on a GPU (1 run); the 1 new run will be" in err
     assert "so a seed's CPU and GPU runs are different draws" in err
     assert "set the runs' device to cuda to keep this study to one kind of device" in err
+
+
+def test_one_config_has_one_label_however_its_settings_were_given():
+    """A sweep's grid and a run's overrides, in any order: the same label (else a report
+    splits one setting into two groups)."""
+    from stabgap.studies.plan import plan_runs
+    from stabgap.studies.presets import get_preset
+
+    quick = get_preset("quick")
+    settings = {"stream": "split", "replay": "memory", "memory": "class-balanced"}
+    by_run = plan_runs(quick, ["baseline"], [1], {**settings, "der_alpha": 0.3})
+    by_sweep = plan_runs(
+        quick, ["baseline"], [1], {"replay": "memory"},
+        {"der_alpha": [0.3], "memory": ["class-balanced"], "stream": ["split"]},
+    )  # fmt: skip
+    assert by_run[0].name == by_sweep[0].name
+    assert by_run[0].name.startswith("baseline_stream=split_replay=memory_memory=class-balanced")

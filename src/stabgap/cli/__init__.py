@@ -152,6 +152,13 @@ def cmd_data(args: argparse.Namespace) -> int:
     for name, ok, message in results:
         print(f"{'ok ' if ok else 'BAD'} {name}: {message}")
     if not all(ok for _, ok, _ in results):
+        if any("not " + label in message for _, _, message in results):  # another's files
+            print(
+                f"stabgap: {root} holds another dataset's files: point --data-dir at a folder "
+                f"of {label} (nothing there is to be deleted)",
+                file=sys.stderr,
+            )
+            return 1
         fix = f"stabgap data download --dataset {dataset.name}" + (
             f" --data-dir {root}" if args.data_dir else ""
         )

@@ -96,6 +96,9 @@ def spec_for(
     return RunSpec(name, experiment, config, base or experiment, dict(varied or {}))
 
 
+FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
+
+
 def plan_runs(
     preset: Preset,
     experiments: Sequence[str],
@@ -110,7 +113,8 @@ def plan_runs(
     this experiment's value is added to its name, as grid values are, so that
     ``--experiments baseline --ema-decay 0.9`` or ``--stream split`` is not reported as the
     baseline. A grid value equal to the experiment's own is not named: a grid over ``lr``
-    around the preset's rate has the plain ``baseline`` among its groups.
+    around the preset's rate has the plain ``baseline`` among its groups. The fields are
+    named in the config's order, whatever order they were given in.
     """
     overrides, grid = dict(overrides or {}), dict(grid or {})
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
@@ -126,9 +130,10 @@ def plan_runs(
             varied = {**changed, **point}
             # a grid value that is the experiment's own changes nothing: not in its name
             resolved = to_dict(preset.config(experiment, {**overrides, **point}))
-            label = experiment + "".join(
-                f"_{k}={short(v)}" for k, v in varied.items() if resolved[k] != own[k]
-            )
+            # in the config's own field order, however the overrides and the grid were
+            # given: one config, one label (a sweep's and a `stabgap run`'s alike)
+            named = sorted((k for k in varied if resolved[k] != own[k]), key=FIELD_ORDER.get)
+            label = experiment + "".join(f"_{k}={short(varied[k])}" for k in named)
             for seed in seeds:
                 config = preset.config(experiment, {**overrides, **point, "seed": seed})
                 spec = spec_for(label, config, experiment, varied)

@@ -106,8 +106,9 @@ def _find(root: Path, spec: IdxFile) -> Path | None:
     return None
 
 
-def _payload_problem(path: Path, spec: IdxFile) -> str | None:
-    """Stream ``path``'s payload; return what is wrong with it, or None if it is intact."""
+def _payload_problem(path: Path, spec: IdxFile, dataset: type | None = None) -> str | None:
+    """Stream ``path``'s payload; return what is wrong with it, or None if it is intact (for
+    `dataset`: a file of another dataset is named as such)."""
     digest = hashlib.sha256()
     size = 0
     try:
@@ -122,6 +123,9 @@ def _payload_problem(path: Path, spec: IdxFile) -> str | None:
     if size != spec.size:
         return f"payload is {size} bytes, expected {spec.size}"
     if digest.hexdigest() != spec.sha256:
+        other = None if dataset is None else _owner(spec, digest.hexdigest(), dataset)
+        if other is not None:
+            return f"this is {other.title}'s file, not {dataset.title}'s"
         return f"sha256 of payload is {digest.hexdigest()}, expected {spec.sha256}"
     return None
 
@@ -138,6 +142,19 @@ def _fetch(url: str, out: BinaryIO, timeout: float) -> None:
     # http.client returns a short body silently when the connection drops mid-read.
     if announced is not None and announced.isdigit() and received != int(announced):
         raise OSError(f"incomplete download, got {received} of {announced} bytes")
+
+
+def _owner(spec: IdxFile, digest: str, this: type) -> type | None:
+    """The other IDX dataset whose file of this name has this payload, if any (MNIST's
+    files where Fashion-MNIST's are expected: same names, same sizes)."""
+    from stabgap.core.data import DATASETS
+
+    for other in DATASETS.values():
+        if other is this or not issubclass(other, IdxDataset):
+            continue
+        if any(f.name == spec.name and f.sha256 == digest for f in other.files):
+            return other
+    return None
 
 
 class _BadPayload(Exception):
@@ -232,8 +249,18 @@ class IdxDataset(Dataset):
             raise cls._corrupt(path, f"shape {tuple(tensor.shape)}, expected {spec.shape}")
         digest = hashlib.sha256(payload).hexdigest()
         if digest != spec.sha256:
+            other = _owner(spec, digest, cls)
+            if other is not None:  # intact, but another dataset's: not to be deleted
+                raise cls._not_ours(path, other)
             raise cls._corrupt(path, f"sha256 of payload is {digest}, expected {spec.sha256}")
         return tensor
+
+    @classmethod
+    def _not_ours(cls, path: Path, other: type) -> StabgapError:
+        return StabgapError(
+            f"{path} is {other.title}'s file, not {cls.title}'s (the two share file names): "
+            f"point --data-dir or {cls.env} at a folder of {cls.title}, and keep that one"
+        )
 
     @classmethod
     def load(cls, data_dir: str | Path | None, download: bool = False) -> Images:
@@ -286,7 +313,7 @@ class IdxDataset(Dataset):
                     (spec.name, False, f"missing: neither {spec.gz} nor {spec.name} in {root}")
                 )
                 continue
-            problem = _payload_problem(path, spec)
+            problem = _payload_problem(path, spec, cls)
             results.append((spec.name, problem is None, f"{path}: {problem or 'ok'}"))
         return results
 
@@ -312,8 +339,14 @@ class IdxDataset(Dataset):
         try:
             for spec in cls.files:
                 existing = _find(dest, spec)
-                if existing is not None and _payload_problem(existing, spec) is None:
+                problem = None if existing is None else _payload_problem(existing, spec, cls)
+                if existing is not None and problem is None:
                     continue
+                if problem is not None and problem.startswith("this is "):
+                    raise StabgapError(  # intact, another dataset's: never replaced
+                        f"{existing}: {problem}; download {cls.title} into another folder "
+                        f"(--data-dir DIR or {cls.env}=DIR)"
+                    )
                 urls = cls.mirrors() if mirrors is None else mirrors
                 written.append(cls._download_one(dest, spec, urls, timeout))
         except BaseException:
