@@ -131,3 +131,6 @@ def test_a_methods_study_runs_and_tests_the_methods_findings(tmp_path, capsys):
     for group in chosen:  # every method's gap against its own noise floor
         assert f"Ours, **{group}**: GD_1,2 exceeds what evaluation noise alone" in text
     assert "## The replay memories" in text and (report / "memory.csv").exists()
+    # LwF without replay forgets split MNIST's first pair: its last gap measures nothing
+    assert "**lwf-1**: task 1 was forgotten before the last switch" in text
+    assert "**er-200**: task 1 was forgotten" not in text

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -832,6 +832,7 @@ def plot_gap_vs_accuracy(
     gap_name: str = "GD",
     pdf: bool = True,
     baseline: str | None = None,
+    forgotten: Collection[str] = (),
 ) -> Figure:
     """Every group as one marker: gap depth against final accuracy, 95 % intervals as bars.
 
@@ -845,6 +846,8 @@ def plot_gap_vs_accuracy(
             interval (too few seeds for one) draws no bar.
         gap_name: How the gap metric reads on its axis, e.g. "GD_1,3".
         baseline: The baseline group's label.
+        forgotten: Groups that had forgotten task 1 before the gap was measured: drawn
+            hollow, marked so in the legend, and left off the Pareto front.
     """
     finite = [p for p in points if np.isfinite(p[1]) and np.isfinite(p[4])]
     if not finite:
@@ -855,7 +858,7 @@ def plot_gap_vs_accuracy(
     for (label, g, g_lo, g_hi, a, a_lo, a_hi), (color, marker) in zip(finite, styles, strict=True):
         xerr = [[a - a_lo], [a_hi - a]] if np.isfinite(a_lo) else None
         yerr = [[g - g_lo], [g_hi - g]] if np.isfinite(g_lo) else None
-        base = label == baseline
+        base, gone = label == baseline, label in forgotten
         ax.errorbar(
             a,
             g,
@@ -863,10 +866,11 @@ def plot_gap_vs_accuracy(
             yerr=yerr,
             fmt=marker,
             color="black" if base else color,
+            markerfacecolor="none" if gone else None,
             markersize=10 if base else 6,
             capsize=3,
             zorder=3 if base else 2,
-            label=f"{label} (baseline)" if base else label,
+            label=f"{label} (baseline)" if base else label + (" (task 1 forgotten)" * gone),
         )
     # Each point's name beside it, the baseline's first; a name that would run over one
     # already written (names run right, about a quarter of the axes) is left to the legend.
@@ -878,11 +882,12 @@ def plot_gap_vs_accuracy(
         ax.annotate(label, (a, g), xytext=(6, 5), textcoords="offset points", fontsize=7,
                     fontweight="bold" if label == baseline else "normal")  # fmt: skip
         named.append((a, g))
-    front = pareto_front([(p[1], p[4]) for p in finite])
+    kept = [p for p in finite if p[0] not in forgotten]
+    front = pareto_front([(p[1], p[4]) for p in kept])
     if len(front) > 1:  # (one group better than every other on both: no line to draw)
         ax.plot(
-            [finite[i][4] for i in front],
-            [finite[i][1] for i in front],
+            [kept[i][4] for i in front],
+            [kept[i][1] for i in front],
             color="0.3",
             ls="--",
             lw=1.0,

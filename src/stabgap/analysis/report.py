@@ -27,6 +27,7 @@ from pathlib import Path
 from stabgap.analysis.costs import COST_NOTE, cost_table
 from stabgap.analysis.export import curve_rows, loss_rows
 from stabgap.analysis.fidelity import summary
+from stabgap.analysis.forgetting import forgotten_groups, forgotten_sentence
 from stabgap.analysis.groups import (
     Group,
     axis_label,
@@ -182,6 +183,7 @@ def _build(
     shown = {g.key: g.label for g in groups}
 
     costs, q3 = _cost_columns(runs_dir)
+    forgotten = forgotten_groups(ordered, n_tasks)
     tables = []
     if n_tasks > 1:
         t1 = table1(
@@ -192,7 +194,8 @@ def _build(
         )
         for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
             (out / f"table1.{suffix}").write_text(t1.render(fmt) + "\n")
-        tables.append(("Table 1", t1.render("markdown")))
+        gone = [forgotten_sentence(shown[k], f, n_tasks) for k, f in forgotten.items()]
+        tables.append(("Table 1", t1.render("markdown") + "".join(f"\n\n- {s}" for s in gone)))
     header, rows = groups_table(summaries, ordered, n_tasks)
     write_table(group_rows(summaries, ordered, n_tasks), out / "groups")
     tables.append(("Every group", _markdown_table(header, rows)))
@@ -413,15 +416,24 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
                 {labels[g.key]: keyed[g.key] for g in page},
             )
         points = [_point(summaries, g, labels, n_tasks) for g in groups if g.runs]
+        forgotten = forgotten_groups(groups, n_tasks)
+        gone = {labels[g.key] for g in groups if g.key in forgotten}
         figure(
             "gap-vs-accuracy",
             f"Gap depth GD_1,{n_tasks} against final average accuracy for every group, the "
             f"baseline in black (95 % intervals over seeds, from {MIN_SEEDS} seeds); the dashed "
-            "line is the Pareto front.",
+            "line is the Pareto front"
+            + (
+                " of the groups that still knew task 1 before the last switch (those that did "
+                "not are hollow and off the front: their gap measures nothing)."
+                if gone
+                else "."
+            ),
             plots.plot_gap_vs_accuracy,
             points,
             gap_name=f"GD_1,{n_tasks}",
             baseline=labels[base.key],
+            forgotten=gone,
         )
     for name, lines in (grid_sweeps(groups) if n_tasks > 1 else {}).items():
         trade = {

@@ -546,5 +546,5 @@ def help_text(name: str) -> str:
     for registry in DECLARING:
         if name in registry.shared:
             users = [ext for ext, cls in registry.items() if name in cls.uses]
-            text += f" Read by the {registry.kind}s {', '.join(users)}."
+            text += f" Read by the {registry.plural} {', '.join(users)}."
     return text

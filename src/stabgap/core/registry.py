@@ -99,6 +99,7 @@ class Registry(Mapping[str, Any], Generic[E]):
             run uses any number of them at once (remedies, turned on by their own fields).
         shared: config fields declared for the kind as a whole, which several of its
             extensions use (``n_tasks`` of the permuted and homogeneous streams).
+        plural: how help texts name several of them (default: the kind and an s).
     """
 
     def __init__(
@@ -107,8 +108,10 @@ class Registry(Mapping[str, Any], Generic[E]):
         package: str,
         selector: str | None = None,
         shared: dict[str, tuple[Any, Any]] | None = None,
+        plural: str = "",
     ) -> None:
         self.kind, self.package, self.selector = kind, package, selector
+        self.plural = plural or kind + "s"  # "the streams permuted, homogeneous"
         self.shared = dict(shared or {})
         self._entries: dict[str, E] = {}
         _REGISTRIES.append(self)

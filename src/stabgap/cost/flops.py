@@ -122,8 +122,11 @@ PART_LABELS = {
 }
 
 
-def train_step_costs(config: RunConfig, batch: int, image: tuple[int, ...] = IMAGE) -> dict:
-    """Every part of one training step: :data:`STEP_PARTS`, then one per active remedy.
+def train_step_costs(
+    config: RunConfig, batch: int, image: tuple[int, ...] = IMAGE, task: int = 1
+) -> dict:
+    """Every part of one training step in `task`: :data:`STEP_PARTS`, then one per active
+    remedy or method that acts in that task (``acts_in``).
 
     Example:
         >>> base = RunConfig(hidden=(2048, 2048))
@@ -144,6 +147,8 @@ def train_step_costs(config: RunConfig, batch: int, image: tuple[int, ...] = IMA
     }
     for name in (*config.remedies, *config.methods):
         remedy = REMEDIES[name] if name in REMEDIES else METHODS[name]
+        if not remedy.acts_in(config, task):
+            continue
         parts[name] = Cost(
             macs=remedy.step_macs(config, layers, batch),
             flops=remedy.step_flops(config, layers, batch),
@@ -168,7 +173,7 @@ def batch_costs(config: RunConfig, task: int, test_size: int = TEST_SIZE) -> dic
         True
     """
     batch = config.task_batch_size(task) + replayed_examples(config, task)
-    costs = train_step_costs(config, batch)
+    costs = train_step_costs(config, batch, task=task)
     layers = model_layers(config)
     m = config.task_eval_size(task, test_size)
     n_images = _evaluated_tasks(config, task) * m
@@ -383,7 +388,7 @@ def remedy_report(base: RunConfig, task: int) -> str:
         f"{'extension':<12}{'setting':<34}{'extra FLOPs':>14}{'+% of a step':>14}",
     ]
     memory = {"replay": "memory", "batch_growth": "never"}
-    if (replayed := replayed_examples(base.replace(**memory), task)) and task > 1:
+    if replayed := replayed_examples(base.replace(**memory), task):
         extra = total(train_step_costs(base, batch + replayed)).flops - plain
         setting = f"replay=memory, {replayed} replayed"
         lines.append(f"{'er':<12}{setting:<34}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
@@ -394,8 +399,15 @@ def remedy_report(base: RunConfig, task: int) -> str:
         except StabgapError as e:  # e.g. a remedy not made for this network
             lines.append(f"{name:<12}{setting:<34}  not here: {str(e).split(': ', 1)[-1]}")
             continue
+        if not remedy.acts_in(config, task):
+            lines.append(f"{name:<12}{setting:<34}  nothing in task {task}: it acts from task 2")
+            continue
         extra = remedy.step_flops(config, model_layers(config), batch)
         lines.append(f"{name:<12}{setting:<34}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
+    lines.append(
+        "(each row is what it adds to the step at its setting; a method on replay, such as "
+        "ER-ACE, adds that to ER's row)"
+    )
     return "\n".join(lines)
 
 

@@ -58,7 +58,11 @@ SHARED_FIELDS = {
 }
 
 MEMORIES: Registry[type[Memory]] = Registry(
-    "memory", "stabgap.core.memories", selector="memory", shared=SHARED_FIELDS
+    "memory",
+    "stabgap.core.memories",
+    selector="memory",
+    shared=SHARED_FIELDS,
+    plural="memory policies",
 )
 
 

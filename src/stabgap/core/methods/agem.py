@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from stabgap.core.fields import option
+from stabgap.core.memories import MEMORIES
 from stabgap.core.methods import DRAWS, METHODS, Method
 from stabgap.core.models.layers import extra_pass_flops, pass_macs
 
@@ -65,6 +66,10 @@ class AGEM(Method):
             for p, gi, ri in zip(params, g, ref, strict=True):
                 p.grad = gi - scale.view(-1, *([1] * (gi.dim() - 1))) * ri
         return result
+
+    @classmethod
+    def acts_in(cls, config, task: int) -> bool:
+        return task > 1 or MEMORIES.chosen(config).chooses_online  # a memory to draw from
 
     @classmethod
     def step_macs(cls, config, layers, batch: int) -> int:

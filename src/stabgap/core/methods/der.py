@@ -19,6 +19,7 @@ import torch
 
 from stabgap.core.fields import NON_NEGATIVE, option
 from stabgap.core.losses import cross_entropy
+from stabgap.core.memories import MEMORIES
 from stabgap.core.methods import LOGITS, METHODS, Method
 from stabgap.core.models.layers import extra_pass_flops, loss_cost, outputs, pass_macs
 from stabgap.core.remedies import Forward
@@ -88,6 +89,10 @@ class DarkExperienceReplay(Method):
 
     def _forward(self, out: Forward, index: torch.Tensor) -> torch.Tensor:
         return out.model(pixels(rows(self.stream.train_x, index)))[0]
+
+    @classmethod
+    def acts_in(cls, config, task: int) -> bool:
+        return task > 1 or MEMORIES.chosen(config).chooses_online  # a memory to draw from
 
     @classmethod
     def step_macs(cls, config, layers, batch: int) -> int:

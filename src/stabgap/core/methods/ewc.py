@@ -123,6 +123,10 @@ class OnlineEWC(Method):
         return self.lambdas / 2 * weighted
 
     @classmethod
+    def acts_in(cls, config, task: int) -> bool:
+        return task > 1  # no Fisher before the first task ends
+
+    @classmethod
     def step_flops(cls, config, layers, batch: int) -> int:
         # Forward: subtract, square, weight, sum (4 a parameter); backward: λF(θ-θ*) (3).
         return 7 * sum(layer.params for layer in layers)

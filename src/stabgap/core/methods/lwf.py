@@ -80,6 +80,10 @@ class LearningWithoutForgetting(Method):
         return self.lambdas * -(target * log_q).sum(dim=-1).mean(dim=-1)
 
     @classmethod
+    def acts_in(cls, config, task: int) -> bool:
+        return task > 1  # no earlier network in task 1
+
+    @classmethod
     def step_macs(cls, config, layers, batch: int) -> int:
         return pass_macs(layers, batch, backward=False)
 

@@ -167,6 +167,12 @@ class Remedy(Extension):
         return 0
 
     @classmethod
+    def acts_in(cls, config: RunConfig, task: int) -> bool:
+        """Whether it adds work to the training steps of `task` (1-based): a method that
+        acts on what earlier tasks left (a frozen network, a Fisher) does not in task 1."""
+        return True
+
+    @classmethod
     def switch_flops(cls, config: RunConfig, layers: list[Layer]) -> int:
         """Extra FLOPs at each task switch after the first task, where it acts there."""
         return 0
