@@ -44,8 +44,8 @@ def forgotten_groups(groups: Sequence, n_tasks: int) -> dict[str, tuple[int, int
         return {}
     out = {}
     for g in groups:
-        if not g.runs:
-            continue
+        if not g.runs or any(r.measure(acc_before_switch).shape[1] < n_tasks for r in g.runs):
+            continue  # (a group of fewer tasks: no such switch)
         pairs = np.array([forgotten_before(r, n_tasks) for r in g.runs])
         gone = int((pairs[:, 1] < FORGOTTEN * pairs[:, 0]).sum())
         if 2 * gone > len(g.runs):
