@@ -155,3 +155,18 @@ def test_a_gap_beyond_the_noise_is_told_apart_from_noise_alone():
     assert deep_text.endswith("a gap beyond the noise.")
     assert "fresh subsets of 500 images" in deep_text
     assert "not shown at n = 6" in flat_text
+
+
+def test_a_drop_that_never_comes_back_is_called_forgetting_not_a_gap():
+    from stabgap.analysis.claims import gap_checks, gap_sentence
+
+    def forgets(s):
+        acc = curve(3, 20, s)
+        acc[30:, 0] = 0.5 * s  # gone after the switch, for good
+        return acc
+
+    lost = method_group("lwf-1", forgets, replay="none", lwf_lambda=1.0)
+    labels = {"lwf-1": "lwf-1"}
+    (check,) = gap_checks([lost], labels, n_tasks=3)
+    text = gap_sentence(check, Family([check.comparison]), labels)
+    assert check.never == 5 and text.endswith("forgetting, not a temporary gap.")

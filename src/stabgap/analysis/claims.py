@@ -240,6 +240,7 @@ class GapCheck:
     group: object
     subset: int  # test images per measurement
     comparison: Comparison  # the runs' GD_1,2 (B) against their noise floors (A)
+    never: int = 0  # runs whose task 1 never came back after the first switch
 
 
 def gap_checks(groups: Sequence, labels: dict[str, str], n_tasks: int) -> list[GapCheck]:
@@ -268,7 +269,8 @@ def gap_checks(groups: Sequence, labels: dict[str, str], n_tasks: int) -> list[G
         label = labels[g.key]
         c = compare(floors, gaps, "its noise floor", label, metric="GD_1,2 (p.p.)",
                     quantity="GD_1,2 beyond the noise floor")  # fmt: skip
-        out.append(GapCheck(g, m, c))
+        never = sum(math.isnan(r.measure(time_to_recover_robust, 1, 2)) for r in g.runs)
+        out.append(GapCheck(g, m, c, never))
     return out
 
 
@@ -296,7 +298,12 @@ def gap_sentence(check: GapCheck, family: Family, labels: dict[str, str]) -> str
     )
     if not c.testable:
         return head + f"{c.diff:+.2f} p.p. ({c.why_untestable()})."
-    if c.significant and c.diff > 0:
+    if c.significant and c.diff > 0 and 2 * check.never > len(check.group.runs):
+        word = (
+            f"a drop beyond the noise, but task 1 never came back in {check.never} of its "
+            f"{len(check.group.runs)} runs: forgetting, not a temporary gap"
+        )
+    elif c.significant and c.diff > 0:
         word = "a gap beyond the noise"
     elif c.significant:
         word = "shallower than noise alone would make it: no gap"
