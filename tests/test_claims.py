@@ -169,4 +169,6 @@ def test_a_drop_that_never_comes_back_is_called_forgetting_not_a_gap():
     labels = {"lwf-1": "lwf-1"}
     (check,) = gap_checks([lost], labels, n_tasks=3)
     text = gap_sentence(check, Family([check.comparison]), labels)
-    assert check.never == 5 and text.endswith("forgetting, not a temporary gap.")
+    assert check.never == 5 and text.endswith(
+        "the drop lasts (forgetting), more than a temporary gap."
+    )

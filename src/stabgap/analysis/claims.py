@@ -240,7 +240,7 @@ class GapCheck:
     group: object
     subset: int  # test images per measurement
     comparison: Comparison  # the runs' GD_1,2 (B) against their noise floors (A)
-    never: int = 0  # runs whose task 1 never came back after the first switch
+    never: int = 0  # runs whose task 1 never came back to its level before the first switch
 
 
 def gap_checks(groups: Sequence, labels: dict[str, str], n_tasks: int) -> list[GapCheck]:
@@ -300,8 +300,9 @@ def gap_sentence(check: GapCheck, family: Family, labels: dict[str, str]) -> str
         return head + f"{c.diff:+.2f} p.p. ({c.why_untestable()})."
     if c.significant and c.diff > 0 and 2 * check.never > len(check.group.runs):
         word = (
-            f"a drop beyond the noise, but task 1 never came back in {check.never} of its "
-            f"{len(check.group.runs)} runs: forgetting, not a temporary gap"
+            f"a drop beyond the noise, but task 1 did not come back to its level before the "
+            f"switch in {check.never} of its {len(check.group.runs)} runs: the drop lasts "
+            "(forgetting), more than a temporary gap"
         )
     elif c.significant and c.diff > 0:
         word = "a gap beyond the noise"
