@@ -457,3 +457,26 @@ def test_a_sweep_of_methods_on_two_workers_runs_each_as_alone(tmp_path):
         np.testing.assert_array_equal(record.acc, alone.acc, err_msg=record.name)
         np.testing.assert_array_equal(record.loss, alone.loss)
         assert record.metadata["memory"] == alone.metadata["memory"]
+
+
+def test_a_method_is_costed_only_in_the_tasks_it_acts_in():
+    """LwF and EWC add nothing to task 1's steps; EWC's Fisher is paid at each switch; a
+    task-end memory replays nothing in task 1, the reservoir from its start."""
+    from stabgap.cost import flops as cost
+
+    base = RunConfig(hidden=(32,), batches_per_task=10, batch_size=16, replay="none")
+    for fields in ({"lwf_lambda": 1.0}, {"ewc_lambda": 1.0}):
+        c = base.replace(**fields)
+        (name,) = c.methods
+        assert name not in cost.batch_costs(c, 1) and name in cost.batch_costs(c, 2)
+    ewc = base.replace(ewc_lambda=1.0, ewc_samples=7)
+    layers = cost.model_layers(ewc)
+    params = cost.n_parameters(layers)
+    # each of 7 examples: a pass of one (with its loss) and its squared gradient added;
+    # then F ← γF + F_task and the anchor (3 a parameter); at each of the two switches
+    per_switch = 7 * (cost.extra_pass_flops(layers, 1) + 2 * params) + 3 * params
+    assert cost.run_cost(ewc)["ewc at switches"].flops == 2 * per_switch
+    er = base.replace(replay="memory", replay_batch_size=4)
+    balanced = er.replace(memory="task-balanced")
+    assert cost.replayed_examples(er, 1) == 4 and cost.replayed_examples(balanced, 1) == 0
+    assert cost.replayed_examples(balanced, 2) == 4
