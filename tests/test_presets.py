@@ -1,6 +1,7 @@
 """The presets beyond the poster's: each runs through the CLI and gets a complete report."""
 
 import csv
+from pathlib import Path
 
 import pytest
 from test_cli import run_cli
@@ -14,6 +15,10 @@ from stabgap.studies.presets import (
 )
 from stabgap.studies.records import iter_runs
 
+NEEDS_FASHION = pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists(),
+    reason="Fashion-MNIST absent: apt-get install dataset-fashion-mnist (CI installs it)",
+)
 SMALL = ["--batches-per-task", "8", "--eval-subset", "60", "--seeds", "1,2,3", "--no-plot"]
 
 
@@ -49,6 +54,7 @@ def test_gv_example_is_the_protocol_of_the_stability_gap_example():
     [
         ("quick-permuted", [], 3),
         ("quick-split", [], 5),
+        pytest.param("quick-fashion-split", [], 5, marks=NEEDS_FASHION),
         ("quick-cnn", ["--channels", "2,4", "--hidden", "16"], 3),
         ("gv-example", ["--experiments", "baseline,nd", "--hidden", "32,32"], 3),
     ],

@@ -375,6 +375,19 @@ PRESETS: dict[str, Preset] = {
         QUICK_BASE.replace(**QUICK_CNN),
         QUICK_CNN_LAMBDA,
     ),
+    # Fashion-MNIST (calibrated like the streams above; docs/streams-and-models.md)
+    "quick-fashion": _stream_preset(
+        "quick-fashion",
+        "Rotated Fashion-MNIST (0°, 80°, 160°), the quick MLP.",
+        QUICK_BASE.replace(dataset="fashion-mnist"),
+        1e-5,
+    ),
+    "quick-fashion-split": _stream_preset(
+        "quick-fashion-split",
+        "Split Fashion-MNIST, class-incremental (5 tasks of 2 kinds), the quick MLP.",
+        QUICK_BASE.replace(dataset="fashion-mnist", stream="split", eval_every=2),
+        1e-5,
+    ),
     "gv-example": Preset(
         name="gv-example",
         description="The stability-gap example of GMvandeVen/continual-learning: SGD, MLP "
