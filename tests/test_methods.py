@@ -418,7 +418,7 @@ def test_a_methods_matmul_flops_are_what_stabgap_cost_counts(fields, split_strea
     batch = draw_batch(parts)
     with FlopCounterMode(display=False) as counter:
         train_step(parts, batch, Step(2, 4, 0))
-    parts_cost = cost.train_step_costs(c, batch.indices.shape[1])
+    parts_cost = cost.train_step_costs(c, batch.indices.shape[1], task=2)
     assert batch.indices.shape[1] == 8 + cost.replayed_examples(c, 2)
     own = sum(parts_cost[name].macs for name in c.methods)
     assert counter.get_total_flops() == cost.total(parts_cost).matmul_flops + 2 * own

@@ -296,12 +296,12 @@ def test_run_help_shows_the_presets_own_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     text = text.replace("- ", "-")  # argparse may wrap a line after a name's hyphen
     # --hidden: the presets that agree share one entry, the default preset first
-    assert "[quick, quick-permuted, quick-split, remedies: 256,256; paper: 2048,2048;" in text
-    assert "quick-cnn: 64; gv-example: 400,400]" in text
     assert (
-        "[quick, quick-permuted, quick-split, quick-cnn, remedies: 300; paper, gv-example: 500]"
-        in text
+        "[quick, quick-permuted, quick-split, quick-fashion, quick-fashion-split, remedies, "
+        "methods, methods-rotated: 256,256; paper: 2048,2048; quick-cnn, quick-fashion-cnn: 64; "
+        "gv-example: 400,400]" in text
     )
+    assert "remedies, methods, methods-rotated: 300; paper, gv-example: 500]" in text
     assert "[default: 0]" in text  # --decay-lambda: the same in both
 
 

@@ -388,6 +388,12 @@ PRESETS: dict[str, Preset] = {
         QUICK_BASE.replace(dataset="fashion-mnist", stream="split", eval_every=2),
         1e-5,
     ),
+    "quick-fashion-cnn": _stream_preset(
+        "quick-fashion-cnn",
+        "Rotated Fashion-MNIST with the small CNN (4 and 8 channels, then 64 units).",
+        QUICK_BASE.replace(dataset="fashion-mnist", **QUICK_CNN),
+        QUICK_CNN_LAMBDA,
+    ),
     "gv-example": Preset(
         name="gv-example",
         description="The stability-gap example of GMvandeVen/continual-learning: SGD, MLP "
