@@ -32,7 +32,7 @@ def test_every_kind_registers_the_same_way():
     ]  # fmt: skip
     assert set(MEMORIES) == {"reservoir", "task-balanced", "class-balanced"}
     assert set(METHODS) == {"er-ace", "der", "agem", "ewc", "lwf"}
-    assert set(DATASETS) == {"mnist", "fashion-mnist"}
+    assert set(DATASETS) == {"mnist", "fashion-mnist", "cifar10", "cifar100"}
     assert set(STREAMS) == {"rotated", "permuted", "split", "homogeneous"}
     assert set(MODELS) == {"mlp", "cnn"} and set(OPTIMIZERS) >= {"sgd", "adam", "adamw"}
     for registry in kinds.values():

@@ -432,7 +432,7 @@ def build_parser() -> Parser:
 
     data = command(
         "data",
-        help="download or verify a dataset (MNIST, Fashion-MNIST)",
+        help="download or verify a dataset (MNIST, Fashion-MNIST, CIFAR-10, CIFAR-100)",
         description="Download a dataset (from public mirrors, checksummed) or verify a copy.",
     )
     data.add_argument("action", choices=("download", "verify"))
@@ -444,8 +444,9 @@ def build_parser() -> Parser:
     )
     data.add_argument(
         "--data-dir",
-        help="its folder (else its variable: $STABGAP_DATA for MNIST, $STABGAP_FASHION_MNIST; "
-        "else a system package's folder; else the user cache)",
+        help="its folder (else its variable: $STABGAP_DATA for MNIST, $STABGAP_FASHION_MNIST, "
+        "$STABGAP_CIFAR10, $STABGAP_CIFAR100; else a system package's folder; else the user "
+        "cache)",
     )
     data.set_defaults(func=cmd_data)
 

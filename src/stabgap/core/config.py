@@ -200,8 +200,9 @@ class CoreConfig:
     )
     data_dir: str | None = option(
         None,
-        "The dataset's folder (else $STABGAP_DATA for MNIST, $STABGAP_FASHION_MNIST for "
-        "Fashion-MNIST; else a system package's folder; else the user cache).",
+        "The dataset's folder (else its environment variable: $STABGAP_DATA for MNIST, "
+        "$STABGAP_FASHION_MNIST, $STABGAP_CIFAR10, $STABGAP_CIFAR100; else a system "
+        "package's folder; else the user cache).",
         stamped=False,
         science=False,
     )

@@ -130,7 +130,7 @@ def _payload_problem(path: Path, spec: IdxFile, dataset: type | None = None) -> 
     return None
 
 
-def _fetch(url: str, out: BinaryIO, timeout: float) -> None:
+def fetch_url(url: str, out: BinaryIO, timeout: float) -> None:
     """Stream ``url`` into ``out``, failing if the body is shorter than announced."""
     request = urllib.request.Request(url, headers={"User-Agent": "stabgap"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -373,7 +373,7 @@ class IdxDataset(Dataset):
 
             def fetch(tmp: Path, url: str = url) -> None:
                 with open(tmp, "wb") as out:
-                    _fetch(url, out, timeout)
+                    fetch_url(url, out, timeout)
                 problem = _payload_problem(tmp, spec)
                 if problem is not None:
                     raise _BadPayload(problem)  # checked before it is renamed into place

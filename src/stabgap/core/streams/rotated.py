@@ -27,11 +27,11 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     same canvas, so corners are cut off and the rest is filled with zeros.
 
     Args:
-        images: (N, H, W) uint8 (or float) images.
+        images: (N, H, W) or (N, C, H, W) uint8 (or float) images; every channel turns alike.
         degrees: counter-clockwise angle.
 
     Returns:
-        (N, H, W) tensor of the same dtype.
+        A tensor of the same shape and dtype.
 
     Example:
         >>> img = torch.zeros(1, 3, 3, dtype=torch.uint8); img[0, 0, 1] = 255
@@ -44,7 +44,7 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
         return images.clone()
     h, w = images.shape[-2:]
     source = _rotation_source(h, w, degrees, images.device)  # (H·W,), -1 = outside
-    flat = images.reshape(len(images), h * w)
+    flat = images.reshape(-1, h * w)  # every image's every channel
     # Nearest sampling moves whole pixels, so a rotation is one gather with a fixed map.
     out = torch.where(
         source >= 0,

@@ -1,0 +1,138 @@
+"""CIFAR-10 and CIFAR-100 from their binary versions, on small files written in that very
+format (no copy of the real data is here): the layout read back pixel for pixel, from the
+unpacked folder and from the archive; damaged files and archives refused in one line."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from stabgap.core.data import DATASETS
+from stabgap.errors import StabgapError
+
+PER_FILE = 10  # records in each fixture file: every class in each
+
+
+def record_file(labels: list[list[int]], seed: int) -> tuple[bytes, np.ndarray]:
+    """Records of `labels` (each record's label bytes) and random pixels; the pixels."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
+    rows = [bytes(label) + row.tobytes() for label, row in zip(labels, pixels, strict=True)]
+    return b"".join(rows), pixels
+
+
+@pytest.fixture
+def small(monkeypatch):
+    """Both datasets shrunk to PER_FILE records a file, so that fixtures can be written."""
+    c10, c100 = DATASETS["cifar10"], DATASETS["cifar100"]
+    monkeypatch.setattr(c10, "train_size", 5 * PER_FILE)
+    monkeypatch.setattr(c10, "test_size", PER_FILE)
+    monkeypatch.setattr(c100, "train_size", PER_FILE)
+    monkeypatch.setattr(c100, "test_size", PER_FILE)
+    return c10, c100
+
+
+def write_cifar10(root, labels_of=lambda i: i % 10):
+    """The unpacked CIFAR-10 folder; each file's (labels, pixels)."""
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    written = {}
+    for k, name in enumerate([f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]):
+        labels = [labels_of(k * PER_FILE + j) for j in range(PER_FILE)]
+        payload, pixels = record_file([[y] for y in labels], seed=k)
+        (folder / name).write_bytes(payload)
+        written[name] = (labels, pixels)
+    return written
+
+
+def test_cifar10_records_are_read_as_red_green_blue_planes(tmp_path, small):
+    c10, _ = small
+    written = write_cifar10(tmp_path)
+    images = c10.load(tmp_path)
+    assert images.train_images.shape == (50, 3, 32, 32) and images.input_shape == (3, 32, 32)
+    assert images.train_labels.tolist() == sum((written[f"data_batch_{i}.bin"][0]
+                                                for i in range(1, 6)), [])  # fmt: skip
+    labels, pixels = written["test_batch.bin"]
+    assert images.test_labels.tolist() == labels
+    # record 2's byte 1 + 32·5 + 7 (after its label) is red at row 5, column 7; byte
+    # 1 + 1024 + 32·5 + 7 is green there
+    assert images.test_images[2, 0, 5, 7] == pixels[2, 32 * 5 + 7]
+    assert images.test_images[2, 1, 5, 7] == pixels[2, 1024 + 32 * 5 + 7]
+    assert images.test_images[2, 2, 31, 31] == pixels[2, 3071]
+
+
+def test_cifar100_takes_the_fine_label_after_the_coarse_one(tmp_path, small):
+    _, c100 = small
+    folder = tmp_path / "cifar-100-binary"
+    folder.mkdir()
+    for name, seed in (("train.bin", 0), ("test.bin", 1)):
+        payload, _ = record_file([[j % 20, 90 + j] for j in range(PER_FILE)], seed)
+        (folder / name).write_bytes(payload)
+    images = c100.load(tmp_path)
+    assert images.train_labels.tolist() == list(range(90, 100))
+    assert images.n_classes == 100
+
+
+def test_the_archive_is_read_without_unpacking_once_its_md5_matches(tmp_path, small, monkeypatch):
+    c10, _ = small
+    write_cifar10(tmp_path / "unpacked")
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "unpacked" / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+    monkeypatch.setattr(c10, "archive_md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    from_archive = c10.load(tmp_path)
+    from_folder = c10.load(tmp_path / "unpacked")
+    assert torch.equal(from_archive.train_images, from_folder.train_images)
+    assert not (tmp_path / "cifar-10-batches-bin").exists()  # nothing extracted
+    assert c10.verify(tmp_path) == [("cifar-10-binary.tar.gz", True, f"{archive}: ok")]
+    monkeypatch.setattr(c10, "archive_md5", "0" * 32)
+    with pytest.raises(StabgapError, match=r"damaged CIFAR-10 archive .*MD5 .*, expected 0{32}"):
+        c10.read(tmp_path)
+
+
+def test_damaged_files_are_refused_in_one_line(tmp_path, small):
+    c10, _ = small
+    write_cifar10(tmp_path)
+    batch = tmp_path / "cifar-10-batches-bin" / "data_batch_3.bin"
+    batch.write_bytes(batch.read_bytes()[:-100])  # a truncated download
+    with pytest.raises(StabgapError) as e:
+        c10.read(tmp_path)
+    assert str(e.value).startswith("damaged CIFAR-10 file data_batch_3.bin: 30630 bytes")
+    assert "\n" not in str(e.value)
+    assert [ok for _, ok, _ in c10.verify(tmp_path)] == [True, True, False, True, True, True]
+    other = tmp_path / "labels"
+    write_cifar10(other, labels_of=lambda i: 10 if i == 7 else 0)
+    with pytest.raises(StabgapError, match="a label of 10, but it has 10 classes"):
+        c10.read(other)
+
+
+def test_an_absent_dataset_says_where_it_looked_and_how_to_fetch_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("STABGAP_CIFAR10", raising=False)
+    with pytest.raises(StabgapError) as e:
+        DATASETS["cifar10"].find(tmp_path)
+    message = str(e.value)
+    assert message.startswith(f"CIFAR-10 not found in {tmp_path} (given data dir)")
+    assert "cifar-10-binary.tar.gz" in message and "cifar-10-batches-bin/" in message
+    assert f"stabgap data download --dataset cifar10 --data-dir {tmp_path}" in message
+
+
+def test_a_split_cifar_run_trains_on_the_format_fixture(tmp_path, small):
+    """The tiny scale of a CIFAR study: split CIFAR-10 (colour images, 3 channels) with the
+    CNN and with a bounded memory, through the loop."""
+    from stabgap.core.config import RunConfig
+    from stabgap.core.train import run_experiment
+
+    write_cifar10(tmp_path)
+    config = RunConfig(dataset="cifar10", stream="split", model="cnn", channels=(4,),
+                       hidden=(8,), replay="memory", memory_size=8, batches_per_task=3,
+                       batch_size=2, eval_subset=1, data_dir=str(tmp_path))  # fmt: skip
+    result = run_experiment(config)
+    assert result.acc.shape == (15, 5) and not result.diverged
+    assert result.metadata["task_names"][0] == "classes 0-1"
+    rotated = RunConfig(dataset="cifar10", hidden=(8,), batches_per_task=2, batch_size=2,
+                        eval_subset=2, data_dir=str(tmp_path))  # fmt: skip
+    assert run_experiment(rotated).acc.shape == (6, 3)
