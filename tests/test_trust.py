@@ -38,6 +38,7 @@ TINY = {
 PERMUTED = {"stream": "permuted"}
 SPLIT = {"stream": "split", "classes_per_task": 5}
 MEMORY = {"replay": "memory"}
+RESNET = {"model": "resnet", "hidden": [2048, 2048]}  # (the ResNet has no dense hidden layers)
 GRID: dict[str, tuple[dict, list]] = {
     "rotations": ({}, [[0, 80], [0, 45]]),
     "n_tasks": (PERMUTED, [2, 3]),
@@ -84,6 +85,8 @@ GRID: dict[str, tuple[dict, list]] = {
     "ewc_samples": ({"ewc_lambda": 1e4}, [5, 20]),
     "lwf_lambda": ({}, [0.0, 1.0]),
     "lwf_temperature": ({"lwf_lambda": 1.0}, [2.0, 4.0]),
+    "resnet_width": (RESNET, [4, 8]),
+    "resnet_norm": ({**RESNET, "resnet_width": 4}, ["batch", "group"]),
 }
 
 

@@ -380,9 +380,13 @@ def train_step(
 
 @torch.no_grad()
 def stored_logits(parts: RunParts, index: torch.Tensor) -> torch.Tensor:
-    """The network's logits (R, n, classes) for examples (R, n) a memory stores now."""
+    """The network's logits (R, n, classes) for examples (R, n) a memory stores now, as the
+    network evaluates them (eval mode: batch norm's running statistics left alone)."""
+    parts.model.eval()
     with parts.precision():
-        return parts.forward(pixels(rows(parts.stream.train_x, index)))[0]
+        logits = parts.forward(pixels(rows(parts.stream.train_x, index)))[0]
+    parts.model.train()
+    return logits
 
 
 def interval_gaps(

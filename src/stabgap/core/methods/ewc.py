@@ -97,6 +97,7 @@ class OnlineEWC(Method):
         u = u.to(self.device)
         params = list(model.parameters())
         fisher = [torch.zeros_like(p) for p in params]
+        model.eval()  # the network as it is evaluated; batch norm's statistics untouched
         for i in range(n):  # one example at a time: a squared per-example gradient
             index = picks[:, i : i + 1]  # (R, 1): each copy its own example
             x = pixels(rows(self.stream.train_x, index))
@@ -110,6 +111,7 @@ class OnlineEWC(Method):
             grads = torch.autograd.grad(picked, params)
             for f, g in zip(fisher, grads, strict=True):
                 f += g.square() / n
+        model.train()
         return fisher
 
     def loss_term(self, out: Forward) -> torch.Tensor | None:

@@ -61,7 +61,7 @@ class LearningWithoutForgetting(Method):
     def at_switch(self, task: int, model, optimizer) -> None:
         if task == 1:
             return
-        self.previous = copy.deepcopy(model).requires_grad_(False)
+        self.previous = copy.deepcopy(model).requires_grad_(False).eval()
         stream = self.stream
         if stream.scenario == "domain":
             old = list(range(stream.n_classes))

@@ -147,16 +147,25 @@ class StackedCNN(nn.Module):
         return logits, hidden + dense
 
 
-def stacked_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Each copy's convolution: (R, B, C_in, H, W) → (R, B, C_out, H, W), 'same' padding.
+def stacked_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int = 1,
+    padding: int | None = None,
+) -> torch.Tensor:
+    """Each copy's convolution: (R, B, C_in, H, W) → (R, B, C_out, H', W'); 'same' padding
+    (k // 2) unless given, no bias where `bias` is None.
 
     One copy is a plain convolution; several are one grouped convolution over the copies'
     channels side by side (B, R·C_in, H, W), which keeps each copy to its own filters.
     """
     r, b, c, h, w = x.shape
-    pad = weight.shape[-1] // 2
+    pad = weight.shape[-1] // 2 if padding is None else padding
     if r == 1:
-        return F.conv2d(x[0], weight[0], bias[0], padding=pad).unsqueeze(0)
+        one = None if bias is None else bias[0]
+        return F.conv2d(x[0], weight[0], one, stride=stride, padding=pad).unsqueeze(0)
     grouped = x.transpose(0, 1).reshape(b, r * c, h, w)
-    out = F.conv2d(grouped, weight.flatten(0, 1), bias.flatten(), padding=pad, groups=r)
-    return out.reshape(b, r, -1, h, w).transpose(0, 1)
+    flat_bias = None if bias is None else bias.flatten()
+    out = F.conv2d(grouped, weight.flatten(0, 1), flat_bias, stride=stride, padding=pad, groups=r)
+    return out.reshape(b, r, -1, *out.shape[-2:]).transpose(0, 1)

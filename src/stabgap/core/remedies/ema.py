@@ -50,6 +50,12 @@ class WeightAverage(Remedy):
     def after_step(self, model) -> None:
         for avg, w in zip(self.average.parameters(), model.parameters(), strict=True):
             avg.lerp_(w, self.keep.view(-1, *([1] * (w.dim() - 1))))
+        # A network's running statistics (batch norm's), averaged alike: each copy's side by
+        # side in one buffer, so each copy's share of it takes that copy's β.
+        for avg, b in zip(self.average.buffers(), model.buffers(), strict=True):
+            if avg.is_floating_point():
+                keep = self.keep.repeat_interleave(b.numel() // len(self.keep))
+                avg.lerp_(b, keep.view(b.shape))
 
     def evaluated(self, model):
         return self.average
