@@ -9,6 +9,7 @@ dataset whose images it can handle.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -42,6 +43,17 @@ class Images:
         return (1, *shape) if len(shape) == 2 else shape
 
 
+GIVEN = "given data dir"  # where a folder came from, when the user named it
+
+
+def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/stabgap``, or ``~/.cache/stabgap`` when that variable is unset or
+    not absolute (as the XDG spec requires)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "stabgap"
+
+
 class Dataset(Extension):
     """A dataset's files and how to read them (class attributes and class methods)."""
 
@@ -51,6 +63,29 @@ class Dataset(Extension):
     classes_are: ClassVar[str] = "classes"  # what a task's name calls them: "digits 0-1"
     train_size: ClassVar[int] = 0  # images of the training set
     test_size: ClassVar[int] = 0
+    env: ClassVar[str] = ""  # the environment variable that names its folder
+    cache_name: ClassVar[str] = ""  # its folder in the user cache
+    system_dirs: ClassVar[tuple[str, ...]] = ()  # where system packages install it
+
+    @classmethod
+    def holds(cls, folder: Path) -> bool:
+        """Whether `folder` holds the dataset's files (without reading them)."""
+        return False
+
+    @classmethod
+    def where(cls, data_dir: str | Path | None) -> tuple[Path, str]:
+        """The folder to use and where that choice came from (for messages): the run's
+        `data_dir`, else the folder of its environment variable, else the first system
+        folder that holds it, else its folder in the user cache."""
+        if data_dir is not None and str(data_dir) != "":
+            return Path(data_dir).expanduser(), GIVEN
+        env = os.environ.get(cls.env, "")
+        if env:
+            return Path(env).expanduser(), f"from ${cls.env}"
+        for folder in map(Path, cls.system_dirs):
+            if cls.holds(folder):
+                return folder, "installed by a system package"
+        return cache_root() / cls.cache_name, "default cache dir"
 
     @classmethod
     def load(cls, data_dir: str | Path | None, download: bool = False) -> Images:
@@ -67,8 +102,8 @@ class Dataset(Extension):
 
     @classmethod
     def resolve(cls, data_dir: str | Path | None) -> Path:
-        """The folder `data_dir` means (else $STABGAP_DATA, else the user cache)."""
-        raise NotImplementedError
+        """The folder `data_dir` means (see :meth:`where`)."""
+        return cls.where(data_dir)[0]
 
     @classmethod
     def download(cls, root: Path) -> list[Path]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import tarfile
 from pathlib import Path
 from typing import ClassVar
@@ -26,8 +25,8 @@ import numpy as np
 import torch
 
 from stabgap.atomic import atomic_write
-from stabgap.core.data import DATASETS, Dataset, Images
-from stabgap.core.data.idx import GIVEN, cache_root, fetch_url
+from stabgap.core.data import DATASETS, GIVEN, Dataset, Images
+from stabgap.core.data.idx import fetch_url
 from stabgap.errors import StabgapError
 
 PIXELS = 3 * 32 * 32  # bytes of one image
@@ -41,7 +40,6 @@ class CifarBinary(Dataset):
         folder: the folder the archive unpacks to.
         train_files, test_files: the record files in that folder.
         label_bytes: bytes before each image (the class is the last of them).
-        env, cache_name: the environment variable naming its folder; its cache folder.
     """
 
     input_shape = (3, 32, 32)
@@ -53,22 +51,11 @@ class CifarBinary(Dataset):
     train_files: ClassVar[tuple[str, ...]] = ()
     test_files: ClassVar[tuple[str, ...]] = ()
     label_bytes: ClassVar[int] = 1
-    env: ClassVar[str] = ""
-    cache_name: ClassVar[str] = ""
 
     # --- where ------------------------------------------------------------------------------
     @classmethod
-    def where(cls, data_dir: str | Path | None) -> tuple[Path, str]:
-        if data_dir is not None and str(data_dir) != "":
-            return Path(data_dir).expanduser(), GIVEN
-        env = os.environ.get(cls.env, "")
-        if env:
-            return Path(env).expanduser(), f"from ${cls.env}"
-        return cache_root() / cls.cache_name, "default cache dir"
-
-    @classmethod
-    def resolve(cls, data_dir: str | Path | None) -> Path:
-        return cls.where(data_dir)[0]
+    def holds(cls, folder: Path) -> bool:
+        return cls._unpacked(folder) or (folder / cls.archive).is_file()
 
     @classmethod
     def _unpacked(cls, root: Path) -> bool:
@@ -77,7 +64,7 @@ class CifarBinary(Dataset):
     @classmethod
     def find(cls, data_dir: str | Path | None, download: bool = False) -> Path:
         root, source = cls.where(data_dir)
-        if cls._unpacked(root) or (root / cls.archive).is_file():
+        if cls.holds(root):
             return root
         if download and source != GIVEN:
             return root

@@ -33,13 +33,12 @@ import numpy as np
 import torch
 
 from stabgap.atomic import atomic_write
-from stabgap.core.data import Dataset, Images
+from stabgap.core.data import GIVEN, Dataset, Images
 from stabgap.errors import StabgapError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_MAGIC_NDIM = {0x00000801: 1, 0x00000803: 3}  # unsigned-byte labels / images
 _CHUNK = 1 << 20
-GIVEN = "given data dir"  # where a folder came from, when the user named it
 
 
 class IdxFile(NamedTuple):
@@ -54,14 +53,6 @@ class IdxFile(NamedTuple):
     def gz(self) -> str:
         """The gzipped file name, as served by the mirrors."""
         return self.name + ".gz"
-
-
-def cache_root() -> Path:
-    """``$XDG_CACHE_HOME/stabgap``, or ``~/.cache/stabgap`` when that variable is unset or
-    not absolute (as the XDG spec requires)."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "stabgap"
 
 
 def _is_gzip(path: Path) -> bool:
@@ -166,15 +157,9 @@ class IdxDataset(Dataset):
 
     Attributes:
         files: train images, train labels, test images, test labels.
-        env: the environment variable that names its folder.
-        cache_name: its folder in the user cache.
-        system_dirs: folders a system package installs it in, looked in before the cache.
     """
 
     files: ClassVar[tuple[IdxFile, ...]] = ()
-    env: ClassVar[str] = ""
-    cache_name: ClassVar[str] = ""
-    system_dirs: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def mirrors(cls) -> Sequence[str]:
@@ -183,21 +168,8 @@ class IdxDataset(Dataset):
 
     # --- where ------------------------------------------------------------------------------
     @classmethod
-    def where(cls, data_dir: str | Path | None) -> tuple[Path, str]:
-        """The folder to use and where the choice came from (for messages)."""
-        if data_dir is not None and str(data_dir) != "":
-            return Path(data_dir).expanduser(), GIVEN
-        env = os.environ.get(cls.env, "")
-        if env:
-            return Path(env).expanduser(), f"from ${cls.env}"
-        for folder in map(Path, cls.system_dirs):
-            if all(_find(folder, spec) for spec in cls.files):
-                return folder, "installed by a system package"
-        return cache_root() / cls.cache_name, "default cache dir"
-
-    @classmethod
-    def resolve(cls, data_dir: str | Path | None) -> Path:
-        return cls.where(data_dir)[0]
+    def holds(cls, folder: Path) -> bool:
+        return all(_find(folder, spec) for spec in cls.files)
 
     @classmethod
     def fetch_command(cls) -> str:

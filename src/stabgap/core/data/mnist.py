@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from stabgap.core.data import DATASETS, Images
-from stabgap.core.data.idx import IdxDataset, IdxFile, cache_root
+from stabgap.core.data import DATASETS, Images, cache_root
+from stabgap.core.data.idx import IdxDataset, IdxFile
 
 N_CLASSES = 10
 DATA_ENV = "STABGAP_DATA"
