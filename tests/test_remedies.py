@@ -389,6 +389,10 @@ def test_two_gradient_rules_are_refused(monkeypatch):
     monkeypatch.setitem(REMEDIES._entries, "twice", Twice)  # registered for this test only
     with pytest.raises(StabgapError, match="sam and twice both compute the gradients"):
         Remedies([tiny_config(sam_rho=0.1)], nn.Linear(1, 1), None, "cpu")
+    monkeypatch.delitem(REMEDIES._entries, "twice")
+    # a method and a remedy alike, refused when the config is made, before any work
+    with pytest.raises(StabgapError, match="invalid config: sam and agem both compute"):
+        tiny_config(sam_rho=0.1, agem=True, replay="memory")
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from stabgap.core.methods import METHODS, uses_memory
 from stabgap.core.models import MODELS
 from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.registry import PLUGINS_ENV, check_needs, load_extensions
-from stabgap.core.remedies import REMEDIES, acting, in_order
+from stabgap.core.remedies import REMEDIES, acting, check_points, in_order
 from stabgap.core.streams import STREAMS, stream_view
 from stabgap.errors import StabgapError
 
@@ -489,6 +489,7 @@ def _validate(c: RunConfig) -> None:
         if not ok:
             raise StabgapError(f"invalid config: {message}")
     active = [r for r in acting() if r.active(c)]
+    check_points(active)
     for remedy in acting():
         remedy.check(c)
     _check_memory(c)

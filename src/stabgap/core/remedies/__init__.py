@@ -187,6 +187,28 @@ def in_order(remedies) -> list[type[Remedy]]:
     return sorted(remedies, key=lambda r: (r.order, r.name))
 
 
+# The points that at most one active extension may fill, and what filling one means.
+SOLE_POINTS = {
+    "gradients": "compute the gradients in their own way",
+    "evaluated": "choose the evaluated weights",
+    "data_loss": "replace the cross-entropy",
+}
+
+
+def fills(cls: type[Remedy], point: str) -> bool:
+    """Whether an extension fills `point` (overrides the base's do-nothing method)."""
+    return getattr(cls, point) is not getattr(Remedy, point)
+
+
+def check_points(active: Sequence[type[Remedy]]) -> None:
+    """Refuse two active extensions that fill a point only one may fill (SAM and A-GEM
+    both computing the gradients), in one line, before any work."""
+    for point, what in SOLE_POINTS.items():
+        own = [cls.name for cls in active if fills(cls, point)]
+        if len(own) > 1:
+            raise StabgapError(f"invalid config: {' and '.join(own)} both {what}: use one")
+
+
 def acting() -> list[type[Remedy]]:
     """Every extension that acts at the loop's points, in order: the remedies and the
     continual-learning methods (:mod:`stabgap.core.methods`), which share this contract."""
@@ -216,18 +238,14 @@ class Remedies:
         ]
         for r in self.all:
             r.memory = memory
-        self.gradient_rule = self._at_most_one(
-            "gradients", "compute the gradients in their own way"
-        )
-        self.weights = self._at_most_one("evaluated", "choose the evaluated weights")
-        self.data_rule = self._at_most_one("data_loss", "replace the cross-entropy")
+        check_points([type(r) for r in self.all])
+        self.gradient_rule = self._filling("gradients")
+        self.weights = self._filling("evaluated")
+        self.data_rule = self._filling("data_loss")
 
-    def _at_most_one(self, point: str, what: str) -> Remedy | None:
-        """The one active extension that fills `point`, refusing two."""
-        own = [r for r in self.all if getattr(type(r), point) is not getattr(Remedy, point)]
-        if len(own) > 1:
-            raise StabgapError(f"{' and '.join(r.name for r in own)} both {what}: use one")
-        return own[0] if own else None
+    def _filling(self, point: str) -> Remedy | None:
+        """The active extension that fills `point` (at most one: :func:`check_points`)."""
+        return next((r for r in self.all if fills(type(r), point)), None)
 
     def data_loss(self, out: Forward) -> torch.Tensor | None:
         return None if self.data_rule is None else self.data_rule.data_loss(out)
