@@ -373,6 +373,7 @@ STACKS = {
     "er": [dict(replay="memory", memory_size=30)] * 2,
     "er-ace, class-balanced": [dict(replay="memory", memory="class-balanced", er_ace=True)] * 2,
     "der": [dict(replay="none", der_alpha=0.3, der_beta=0.5), dict(replay="none", der_beta=0.5)],
+    "der beside none": [dict(replay="none"), dict(replay="none", der_alpha=0.3)],
     "agem on er": [dict(replay="memory", memory="task-balanced", agem=True)] * 2,
     "ewc": [dict(replay="none", ewc_lambda=100.0), dict(replay="none", ewc_lambda=0.0)],
     "lwf": [dict(replay="none", lwf_lambda=1.0), dict(replay="none", lwf_lambda=2.0)],

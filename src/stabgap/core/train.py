@@ -178,8 +178,8 @@ def build_parts(configs: Sequence[RunConfig], stream: TaskStream, device: torch.
     gens = [copy_generators(c.seed, device) for c in configs]
     model = build_model(base, stream.input_shape, stream.n_classes, [g[0] for g in gens], device)
     memory = None
-    if base.keeps_memory:
-        keep_logits = any(METHODS[m].memory_use == LOGITS for m in base.methods)
+    if any(c.keeps_memory for c in configs):  # (a copy at DER's α = 0 keeps none alone)
+        keep_logits = any(METHODS[m].memory_use == LOGITS for c in configs for m in c.methods)
         seeds = [c.seed for c in configs]
         memory = MEMORIES.chosen(base)(base, stream, seeds, device, keep_logits)
     return RunParts(
@@ -311,7 +311,9 @@ def train_stack(
                     **({"methods": list(c.methods)} if c.methods else {}),
                     # How many examples of each task (rows) and class the memory held as
                     # each task after the first began.
-                    **({"memory": [k[i].tolist() for k in kept]} if kept else {}),
+                    **(
+                        {"memory": [k[i].tolist() for k in kept]} if kept and c.keeps_memory else {}
+                    ),
                     "task_names": list(stream.names),  # for labels: angles, digits, parts
                     **({"divergence": why} if why else {}),
                 },
