@@ -432,9 +432,12 @@ def _run_in_pool(stacks, workers: int, threads: int, progress, logging) -> Itera
             for i, s in enumerate(stacks)
         }
         while pending:
-            if not channel.empty():
+            # What progress has come, then every finished stack, at each turn: progress
+            # arrives so often from fast runs that waiting for a quiet channel before
+            # looking at the results would hold every finished run back to the end (and
+            # with it what a Ctrl-C keeps).
+            while not channel.empty():
                 progress(*channel.get())
-                continue  # drain progress first: it is small and frequent
             time.sleep(0.05)
             for i in [i for i, result in pending.items() if result.ready()]:
                 result = pending.pop(i)
