@@ -346,7 +346,8 @@ data_dir = "{mnist_dir()}"
 
 @pytest.mark.slow
 def test_ctrl_c_stops_two_workers_at_once_and_the_rerun_finishes_the_same(tmp_path):
-    spec = _tiny_sweep(tmp_path / "s.toml")
+    # runs long enough that the Ctrl-C, sent once the first is written, lands mid-sweep
+    spec = _tiny_sweep(tmp_path / "s.toml", batches=80)
     whole = tmp_path / "whole"
     assert main(["sweep", str(spec), "--out", str(whole), "--quiet"]) == 0
 
@@ -362,7 +363,14 @@ def test_ctrl_c_stops_two_workers_at_once_and_the_rerun_finishes_the_same(tmp_pa
         "--workers",
         "2",
     ]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default action in the child, whatever the test runner's own disposition
+    # (an ignored SIGINT is inherited, and Python then leaves it ignored)
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not list(out.glob("[!.]*/run.json")) and time.monotonic() < deadline:
         time.sleep(0.05)
