@@ -21,12 +21,6 @@ from stabgap.metrics import acc_before_switch
 FORGOTTEN = 0.5
 
 
-def forgotten_before(record, interval: int) -> tuple[float, float]:
-    """Task 1's accuracy when its task ended and before the switch into `interval`."""
-    before = record.measure(acc_before_switch)  # (tasks, intervals): at each interval's end
-    return float(before[0, 0]), float(before[0, interval - 2])
-
-
 def forgotten_groups(groups: Sequence, n_tasks: int) -> dict[str, tuple[int, int, float, float]]:
     """Groups in which most runs forgot task 1 before the last switch: key -> (runs that
     did, runs, mean accuracy when task 1 ended, mean accuracy before the last switch).
@@ -44,9 +38,12 @@ def forgotten_groups(groups: Sequence, n_tasks: int) -> dict[str, tuple[int, int
         return {}
     out = {}
     for g in groups:
-        if not g.runs or any(r.measure(acc_before_switch).shape[1] < n_tasks for r in g.runs):
+        # each run's task-1 accuracy at every interval's end: (runs, intervals)
+        task1 = [r.measure(acc_before_switch)[0] for r in g.runs]
+        if not task1 or any(len(a) < n_tasks for a in task1):
             continue  # (a group of fewer tasks: no such switch)
-        pairs = np.array([forgotten_before(r, n_tasks) for r in g.runs])
+        # when task 1 ended, and before the switch into the last task
+        pairs = np.array([(a[0], a[n_tasks - 2]) for a in task1], dtype=float)
         gone = int((pairs[:, 1] < FORGOTTEN * pairs[:, 0]).sum())
         if 2 * gone > len(g.runs):
             out[g.key] = (gone, len(g.runs), *map(float, pairs.mean(axis=0)))

@@ -242,7 +242,9 @@ def _build(
     write_table(loss_rows(everything, group_of), out / "losses")
 
     with plots.palette([labels[g.key] for g in groups if g.runs]):  # a group, a colour
-        figures = _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out)
+        figures = _figures(
+            plots, keyed, groups, base, compared, summaries, labels, n_tasks, out, forgotten
+        )
     text = _markdown(
         records,
         groups,
@@ -385,7 +387,7 @@ def _cost_columns(runs_dir: Path) -> tuple[dict[str, dict[str, str]], str | None
 
 
 # --- figures ---------------------------------------------------------------------------------
-def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out):
+def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out, forgotten):
     figures: list[tuple[str, str]] = []
 
     def figure(name: str, caption: str, draw, *args, **kwargs) -> None:
@@ -416,7 +418,6 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
                 {labels[g.key]: keyed[g.key] for g in page},
             )
         points = [_point(summaries, g, labels, n_tasks) for g in groups if g.runs]
-        forgotten = forgotten_groups(groups, n_tasks)
         gone = {labels[g.key] for g in groups if g.key in forgotten}
         figure(
             "gap-vs-accuracy",

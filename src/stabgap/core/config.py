@@ -505,7 +505,7 @@ def _check_applies(c: RunConfig) -> None:
             for f in ext.uses:
                 owners.setdefault(f, []).append((f"{registry.kind} {name}", ext is chosen))
     for name, uses in owners.items():
-        if getattr(c, name) == FIELDS[name].default or any(used for _, used in uses):
+        if not _set(c, name) or any(used for _, used in uses):
             continue
         which = ", ".join(who for who, _ in uses)
         raise StabgapError(

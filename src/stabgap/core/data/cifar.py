@@ -91,10 +91,8 @@ class CifarBinary(Dataset):
             payloads = {f: (root / cls.folder / f).read_bytes() for f in cls.payload_names()}
         else:
             payloads = cls._from_archive(root / cls.archive)
-        train = [cls.records(payloads[f], f, cls.train_size // len(cls.train_files))
-                 for f in cls.train_files]  # fmt: skip
-        test = [cls.records(payloads[f], f, cls.test_size // len(cls.test_files))
-                for f in cls.test_files]  # fmt: skip
+        train = [cls.records(payloads[f], f, cls.count(f)) for f in cls.train_files]
+        test = [cls.records(payloads[f], f, cls.count(f)) for f in cls.test_files]
         (tx, ty), (vx, vy) = (
             tuple(map(torch.cat, zip(*part, strict=True))) for part in (train, test)
         )
@@ -103,6 +101,13 @@ class CifarBinary(Dataset):
     @classmethod
     def payload_names(cls) -> tuple[str, ...]:
         return cls.train_files + cls.test_files
+
+    @classmethod
+    def count(cls, name: str) -> int:
+        """Records in the file `name`: its split's images shared equally by its files."""
+        if name in cls.train_files:
+            return cls.train_size // len(cls.train_files)
+        return cls.test_size // len(cls.test_files)
 
     @classmethod
     def records(cls, payload: bytes, name: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,10 +167,8 @@ class CifarBinary(Dataset):
             results = []
             for f in cls.payload_names():
                 path = root / cls.folder / f
-                count = (cls.train_size // len(cls.train_files) if f in cls.train_files
-                         else cls.test_size // len(cls.test_files))  # fmt: skip
                 try:
-                    cls.records(path.read_bytes(), f, count)
+                    cls.records(path.read_bytes(), f, cls.count(f))
                     results.append((f, True, f"{path}: ok"))
                 except StabgapError as e:
                     results.append((f, False, str(e)))

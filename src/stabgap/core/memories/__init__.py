@@ -149,7 +149,7 @@ class Memory(Extension):
     def content(self) -> np.ndarray:
         """(R, tasks, classes) how many stored examples each copy has of each task and class."""
         stream, r = self.stream, self.slots.shape[0]
-        kept = self.slots[:, : self.filled]
+        kept = self.slots[:, : self.filled].contiguous()  # (task_of's bucketize wants it)
         cell = self.stream.task_of(kept) * stream.n_classes + stream.train_y[kept]
         counts = torch.zeros(r, stream.n_tasks * stream.n_classes, device=self.device)
         counts.scatter_add_(1, cell, torch.ones_like(cell, dtype=counts.dtype))
