@@ -29,6 +29,20 @@ def test_every_experiment_of_every_preset_is_a_valid_config():
         assert set(preset.default_experiments) <= set(preset.experiments)
 
 
+def test_a_network_swapped_in_drops_the_presets_settings_for_the_old_one_not_the_users():
+    """--model vit on the quick preset: the preset's MLP widths go back to their default
+    (the ViT has none); widths the user gives are still refused, in one line."""
+    from stabgap.core.config import FIELDS
+    from stabgap.errors import StabgapError
+
+    preset = get_preset("quick")
+    assert preset.config("baseline").hidden != FIELDS["hidden"].default
+    vit = preset.config("baseline", {"model": "vit"})
+    assert vit.hidden == FIELDS["hidden"].default and vit.lr == preset.config("baseline").lr
+    with pytest.raises(StabgapError, match="hidden applies to model mlp, model cnn only"):
+        preset.config("baseline", {"model": "vit", "hidden": [64]})
+
+
 def test_the_remedies_preset_runs_each_chosen_strength_by_default():
     preset = get_preset("remedies")
     for remedy, value in REMEDY_CHOSEN.items():

@@ -39,6 +39,8 @@ PERMUTED = {"stream": "permuted"}
 SPLIT = {"stream": "split", "classes_per_task": 5}
 MEMORY = {"replay": "memory"}
 RESNET = {"model": "resnet", "hidden": [2048, 2048]}  # (the ResNet has no dense hidden layers)
+VIT = {"model": "vit", "hidden": [2048, 2048], "vit_patch": 7, "vit_dim": 8, "vit_depth": 1,
+       "vit_heads": 2}  # fmt: skip
 GRID: dict[str, tuple[dict, list]] = {
     "rotations": ({}, [[0, 80], [0, 45]]),
     "n_tasks": (PERMUTED, [2, 3]),
@@ -87,6 +89,10 @@ GRID: dict[str, tuple[dict, list]] = {
     "lwf_temperature": ({"lwf_lambda": 1.0}, [2.0, 4.0]),
     "resnet_width": (RESNET, [4, 8]),
     "resnet_norm": ({**RESNET, "resnet_width": 4}, ["batch", "group"]),
+    "vit_patch": (VIT, [7, 14]),
+    "vit_dim": (VIT, [8, 12]),
+    "vit_depth": (VIT, [1, 2]),
+    "vit_heads": (VIT, [2, 4]),
 }
 
 

@@ -337,6 +337,17 @@ def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfi
     return RunConfig(**{**base_values, **values})
 
 
+def drop_stale(values: dict[str, Any], keep: set[str]) -> dict[str, Any]:
+    """`values` (every field) with those that no chosen stream, model or optimiser uses put
+    back to their defaults, but for the fields in `keep` (which the config then refuses)."""
+    draft = object.__new__(RunConfig)  # coerced and read, not yet validated
+    for name in FIELDS:
+        object.__setattr__(draft, name, coerce(name, values[name]))
+    _read_alias(draft)
+    stale = {f: FIELDS[f].default for f in inapplicable(draft) if f not in keep}
+    return {**values, **stale}
+
+
 def check_field(name: str) -> str:
     """The field's name (dashes read as underscores), or a one-line error with a hint."""
     field_name = name.replace("-", "_")
@@ -496,18 +507,25 @@ def _validate(c: RunConfig) -> None:
     check_needs(c, chosen + active)
 
 
-def _check_applies(c: RunConfig) -> None:
-    """A field set away from its default must be one this run uses (honour it or refuse)."""
+def inapplicable(c: RunConfig) -> dict[str, str]:
+    """The fields set away from their defaults that no chosen stream, model or optimiser
+    uses, each with the extensions that would (e.g. ``hidden`` in a ViT run)."""
     owners: dict[str, list[tuple[str, bool]]] = {}
     for registry in CHOSEN:
         chosen = registry.chosen(c)
         for name, ext in registry.items():
             for f in ext.uses:
                 owners.setdefault(f, []).append((f"{registry.kind} {name}", ext is chosen))
-    for name, uses in owners.items():
-        if not _set(c, name) or any(used for _, used in uses):
-            continue
-        which = ", ".join(who for who, _ in uses)
+    return {
+        name: ", ".join(who for who, _ in uses)
+        for name, uses in owners.items()
+        if _set(c, name) and not any(used for _, used in uses)
+    }
+
+
+def _check_applies(c: RunConfig) -> None:
+    """A field set away from its default must be one this run uses (honour it or refuse)."""
+    for name, which in inapplicable(c).items():
         raise StabgapError(
             f"invalid config: {name} applies to {which} only; this run has "
             + ", ".join(f"{r.kind} {getattr(c, r.selector)}" for r in CHOSEN)

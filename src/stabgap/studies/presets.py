@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from stabgap.core.config import RunConfig, from_dict
+from stabgap.core.config import RunConfig, check_field, drop_stale, from_dict, to_dict
 from stabgap.errors import StabgapError
 
 PAPER_SEEDS = (
@@ -93,7 +93,12 @@ class Preset:
                 f"preset '{self.name}' has no experiment '{experiment}'; "
                 f"choose from: {', '.join(self.experiments)}"
             )
-        return from_dict({**self.experiments[experiment], **(overrides or {})}, self.base)
+        overrides = {check_field(k): v for k, v in (overrides or {}).items()}
+        values = {**to_dict(self.base), **self.experiments[experiment], **overrides}
+        # A preset's own setting for a network or stream the user has swapped out (the
+        # quick preset's MLP widths in a run given --model vit) goes back to its default;
+        # the user's own settings are still refused where they do not apply.
+        return from_dict(drop_stale(values, keep=set(overrides)))
 
 
 # The reference's protocol, quirks and all (docs/protocol.md).
