@@ -24,6 +24,11 @@ from stabgap.study import run_study
 MLP = {}
 CNN = {"model": "cnn", "channels": [4, 8], "hidden": [64], "eval_every": 2}
 FASHION = {"dataset": "fashion-mnist"}  # found where it is installed (not MNIST's folder)
+# The ViT and the ResNet at a scale that runs in a minute or two here: shorter tasks,
+# evaluated every batch for 20 batches after each switch and every 5th elsewhere.
+SHORT = {"batches_per_task": 100, "eval_every": 5, "eval_switch_window": 20}
+VIT = {"model": "vit", "vit_patch": 7, "vit_dim": 32, "vit_depth": 2, "vit_heads": 2, **SHORT}
+RESNET = {"model": "resnet", "resnet_width": 8, **SHORT}
 # (name, overrides, the λ to try): λ is a sum over the activations, so the CNN, with some
 # 4,700 post-ReLU units an image against the MLP's 512, takes a smaller one.
 SETTINGS = [
@@ -38,6 +43,12 @@ SETTINGS = [
     ("Fashion-MNIST rotated, CNN", {**FASHION, **CNN}, (1e-5, 1e-6)),
     ("Fashion-MNIST split (class-IL), MLP", {**FASHION, "stream": "split", **MLP}, (1e-4, 1e-5)),
     ("Fashion-MNIST split (class-IL), CNN", {**FASHION, "stream": "split", **CNN}, (1e-5, 1e-6)),
+    # some 4,400 MLP units an image in the ViT (17 tokens × 128 × 2 blocks), 30,000 post-ReLU
+    # units in the ResNet
+    ("rotated, ViT", {**VIT}, (1e-5, 1e-6)),
+    ("rotated, ResNet", {**RESNET}, (1e-6, 1e-7)),
+    ("split (class-IL), ViT", {"stream": "split", **VIT}, (1e-5, 1e-6)),
+    ("split (class-IL), ResNet", {"stream": "split", **RESNET}, (1e-6, 1e-7)),
 ]
 
 

@@ -136,3 +136,36 @@ def test_a_split_cifar_run_trains_on_the_format_fixture(tmp_path, small):
     rotated = RunConfig(dataset="cifar10", hidden=(8,), batches_per_task=2, batch_size=2,
                         eval_subset=2, data_dir=str(tmp_path))  # fmt: skip
     assert run_experiment(rotated).acc.shape == (6, 3)
+
+
+@pytest.mark.parametrize("preset", ["cifar10-split", "cifar100-split"])
+def test_the_cifar_presets_run_every_experiment_at_tiny_scale_on_the_format_fixture(
+    preset, tmp_path, small, monkeypatch
+):
+    """The literature's protocols, shrunk to a few batches of the fixture's images: every
+    experiment runs through the study driver with its bounded memory and is recorded."""
+    from stabgap.study import run_study
+
+    if preset == "cifar10-split":
+        write_cifar10(tmp_path)
+    else:  # one image of each of the 100 classes in each file: 10 a task
+        _, c100 = small
+        monkeypatch.setattr(c100, "train_size", 100)
+        monkeypatch.setattr(c100, "test_size", 100)
+        folder = tmp_path / "cifar-100-binary"
+        folder.mkdir()
+        for name, seed in (("train.bin", 0), ("test.bin", 1)):
+            payload, _ = record_file([[j // 5, j] for j in range(100)], seed)
+            (folder / name).write_bytes(payload)
+    tiny = {"resnet_width": 4, "batches_per_task": 2, "batch_size": 2, "eval_subset": 2,
+            "data_dir": str(tmp_path)}  # fmt: skip
+    records = run_study(preset, ["all"], seeds=[1], overrides=tiny, out=tmp_path / "study",
+                        plot=False)  # fmt: skip
+    names = {
+        r.config["decay_lambda"] > 0 or r.config["er_ace"] or r.config["replay"] for r in records
+    }
+    assert len(records) == 4 and names == {True, "memory", "none"}
+    er = next(r for r in records if r.name.startswith("er_") or r.name == "er")
+    tasks = 5 if preset == "cifar10-split" else 10
+    assert er.acc.shape == (2 * tasks, tasks) and not er.diverged
+    assert er.metadata["memory"]  # the memory's content at each switch is recorded

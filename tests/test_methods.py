@@ -209,6 +209,30 @@ def test_er_is_one_step_on_the_joint_batch(split_stream):
         assert_copy_matches(parts, i, ref)
 
 
+def test_weighted_er_is_de_lange_et_als_loss_with_its_first_task_scaled(split_stream):
+    """replay_weight w: w·mean(new) + (1 − w)·mean(replayed), and w·mean(new) while the
+    memory is empty (task 1 under a task-end policy), as their code computes it."""
+    configs = [
+        split_config(seed=s, replay="memory", memory="class-balanced", memory_size=12,
+                     replay_batch_size=6, replay_weight=0.7)
+        for s in (1, 2)
+    ]  # fmt: skip
+    parts, log = recorded_run(configs, split_stream)
+    assert log[0]["batch"].replayed is None and log[-1]["batch"].replayed is not None
+
+    def loss(net, i, r):
+        b = r["batch"]
+        new = 0.7 * ce(net, split_stream, b.new[i], r["task"])
+        return (
+            new
+            if b.replayed is None
+            else new + 0.3 * ce(net, split_stream, b.replayed[i], r["task"])
+        )
+
+    for i, ref in enumerate(sgd_replay(configs, split_stream, log, loss)):
+        assert_copy_matches(parts, i, ref)
+
+
 def test_er_ace_masks_the_absent_seen_classes_for_incoming_examples_only(split_stream):
     configs = [split_config(seed=1, replay="memory", memory_size=12, er_ace=True)]
     parts, log = recorded_run(configs, split_stream)

@@ -34,7 +34,11 @@ def test_every_kind_registers_the_same_way():
     assert set(METHODS) == {"er-ace", "der", "agem", "ewc", "lwf"}
     assert set(DATASETS) == {"mnist", "fashion-mnist", "cifar10", "cifar100"}
     assert set(STREAMS) == {"rotated", "permuted", "split", "homogeneous"}
-    assert set(MODELS) == {"mlp", "cnn", "resnet", "vit"} and set(OPTIMIZERS) >= {"sgd", "adam", "adamw"}
+    assert set(MODELS) == {"mlp", "cnn", "resnet", "vit"} and set(OPTIMIZERS) >= {
+        "sgd",
+        "adam",
+        "adamw",
+    }
     for registry in kinds.values():
         for name, ext in registry.items():
             assert ext.name == name and ext.kind == registry.kind and ext.help, name

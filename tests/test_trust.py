@@ -78,6 +78,7 @@ GRID: dict[str, tuple[dict, list]] = {
     "memory": (MEMORY, ["reservoir", "task-balanced"]),
     "memory_size": (MEMORY, [10, 40]),
     "replay_batch_size": (MEMORY, [0, 5]),
+    "replay_weight": (MEMORY, [0.0, 0.7]),
     "er_ace": ({**SPLIT, **MEMORY}, [False, True]),
     "der_alpha": ({"replay": "none"}, [0.0, 0.3]),
     "der_beta": ({"replay": "none"}, [0.0, 0.5]),

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stabgap.core.config import FIELDS, RunConfig
 from stabgap.core.models.layers import backward_cost, forward_cost
-from stabgap.core.models.vit import ViT, StackedViT
+from stabgap.core.models.vit import StackedViT, ViT
 from stabgap.core.train import run_experiment, train_stack
 from stabgap.errors import StabgapError
 

@@ -107,7 +107,7 @@ def _cost_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cost_command(args: argparse.Namespace) -> int:
     """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
-    from stabgap.cost.flops import cost_report, remedy_report
+    from stabgap.cost.flops import analyses_report, cost_report, remedy_report
     from stabgap.studies.presets import PAPER_BASE
 
     _at_least(args.batch_size, 1, "--batch-size")
@@ -122,6 +122,8 @@ def cost_command(args: argparse.Namespace) -> int:
     print(cost_report(base, nd, args.task, args.test_size))
     print()
     print(remedy_report(base, args.task))
+    print()
+    print(analyses_report(base, args.test_size))
     return 0
 
 

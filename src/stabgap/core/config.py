@@ -28,7 +28,7 @@ from stabgap.core.methods import METHODS, uses_memory
 from stabgap.core.models import MODELS
 from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.registry import PLUGINS_ENV, check_needs, load_extensions
-from stabgap.core.remedies import REMEDIES, acting, check_points, in_order
+from stabgap.core.remedies import REMEDIES, acting, check_points, fills, in_order
 from stabgap.core.streams import STREAMS, stream_view
 from stabgap.errors import StabgapError
 
@@ -174,6 +174,31 @@ class CoreConfig:
         "paper run (docs/metrics.md); accuracy is measured at every point regardless.",
         check=lambda n: n >= 0,
         must="0 (never) or a whole number of evaluation points >= 1",
+        science=False,
+    )
+    # --- why the gap (stabgap.core.analyses; off by default) ------------------------------
+    drift_every: int = option(
+        0,
+        "Representation drift: each hidden layer's linear CKA with, and relative change "
+        "from, its features at the last point before the latest switch, on a probe set of "
+        "every earlier task, at every this many-th evaluation point (and each task's last); "
+        "0: never.",
+        **COUNT,
+        science=False,
+    )
+    head_every: int = option(
+        0,
+        "Head or backbone: the network's and a nearest-mean classifier's accuracy on the same "
+        "penultimate features, on each seen task's probe set, at every this many-th "
+        "evaluation point (and each task's last); 0: never.",
+        **COUNT,
+        science=False,
+    )
+    probe_size: int = option(
+        128,
+        "Images of each task's probe sets for drift_every and head_every (test images to "
+        "measure on; training images for the nearest-mean classifier's class means).",
+        **AT_LEAST_ONE,
         science=False,
     )
     # --- run -------------------------------------------------------------------------
@@ -501,6 +526,7 @@ def _validate(c: RunConfig) -> None:
             raise StabgapError(f"invalid config: {message}")
     active = [r for r in acting() if r.active(c)]
     check_points(active)
+    _check_replay_weight(c, active)
     for remedy in acting():
         remedy.check(c)
     _check_memory(c)
@@ -546,6 +572,24 @@ def _check_memory(c: RunConfig) -> None:
                 + ", ".join(m.name for m in METHODS.values() if m.memory_use)
                 + f"); leave {unused[0]} at its default"
             )
+
+
+def _check_replay_weight(c: RunConfig, active: list) -> None:
+    """replay_weight weighs plain experience replay's loss: a method with a loss of its own
+    (ER-ACE) would leave it unused."""
+    if not c.replay_weight:
+        return
+    if c.replay != "memory":
+        raise StabgapError(
+            "invalid config: replay_weight weighs the loss of replay 'memory' only; set "
+            "replay = 'memory' or leave replay_weight at 0"
+        )
+    own = [r.name for r in active if fills(r, "data_loss")]
+    if own:
+        raise StabgapError(
+            f"invalid config: replay_weight weighs experience replay's own loss, which "
+            f"{own[0]} replaces; leave replay_weight at 0 with {own[0]}"
+        )
 
 
 def _set(c: RunConfig, name: str) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import stabgap
+from stabgap.core.analyses import Analyses, wanted
 from stabgap.core.config import RunConfig, fields_where, to_dict
 from stabgap.core.curves import Curves
 from stabgap.core.device import (
@@ -33,7 +34,7 @@ from stabgap.core.device import (
     resolve_device,
 )
 from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate, evaluation_steps
-from stabgap.core.losses import cross_entropy
+from stabgap.core.losses import cross_entropy, weighted_replay_loss
 from stabgap.core.memories import MEMORIES, Memory
 from stabgap.core.methods import LOGITS, METHODS
 from stabgap.core.models import build_model, cpu_matmul
@@ -82,6 +83,8 @@ class RunResult(Measured):
     penalty: np.ndarray | None = None  # (total_batches,) the loss terms beyond cross-entropy
     acc_repeats: np.ndarray | None = None  # (repeats, points, tasks) with eval_repeats > 1
     activity: dict[str, np.ndarray] = field(default_factory=dict)  # (points, tasks, layers)
+    # why the gap (stabgap.core.analyses): (points, tasks[, layers]), NaN where not measured
+    analyses: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def ends(self) -> tuple[int, ...]:
@@ -240,6 +243,7 @@ def train_stack(
     evaluated_at = np.zeros(base.total_batches, dtype=bool)
     evaluated_at[eval_steps] = True
     with_activity = activity_points(eval_steps, per_task, base.activity_every)
+    analyses = Analyses(configs, stream, parts.model, eval_steps, device) if wanted(base) else None
     curves = Curves(r, len(eval_steps), n_tasks, base.eval_repeats, device)
     losses = torch.zeros(r, base.total_batches, device=device)
     penalties = torch.zeros(r, base.total_batches, device=device)
@@ -265,6 +269,9 @@ def train_stack(
                         with parts.eval_precision():
                             ev = evaluate(net, stream, idx, task, with_activity[point])
                             curves.record(point, repeat, m, ev)
+                if analyses is not None:
+                    with timer("analyses"):
+                        analyses.measure(point, net, task)
                 point += 1
             with timer("train"):
                 batch = draw_batch(parts)
@@ -291,6 +298,7 @@ def train_stack(
     )
     meta = run_metadata(device, started, timer, r)
     results = []
+    analysed = analyses.finish() if analyses is not None else [{} for _ in configs]
     for i, (c, copy) in enumerate(zip(configs, curves.finish(), strict=True)):
         penalty_i = None if penalties_np is None else penalties_np[i]
         why = divergence(losses_np[i], penalty_i, stream.n_classes)
@@ -320,6 +328,7 @@ def train_stack(
                 penalty=penalty_i,
                 acc_repeats=copy.acc_repeats,
                 activity=copy.activity,
+                analyses=analysed[i],
             )
         )
     return results
@@ -361,7 +370,11 @@ def train_step(
             logits = stream.restrict(raw, step.task, index)
             out = Forward(logits, hidden, model, x, raw, y, batch, step.task)
             loss = remedies.data_loss(out)
-            if loss is None:
+            if loss is None and parts.configs[0].replay_weight:
+                loss = weighted_replay_loss(
+                    logits, y, batch.new.shape[1], parts.configs[0].replay_weight
+                )
+            elif loss is None:
                 loss = cross_entropy(logits, y)
             penalty = remedies.loss_term(out)
             if penalty is not None:

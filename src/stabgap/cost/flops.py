@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 
+from stabgap.core.analyses.cost import analyses_cost
 from stabgap.core.config import RunConfig
 from stabgap.core.evaluate import evaluation_steps
 from stabgap.core.memories import replayed_examples
@@ -225,6 +226,9 @@ def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
         per_switch = acting.switch_flops(config, model_layers(config))
         if per_switch:
             out[f"{name} at switches"] = Cost(flops=per_switch * (config.task_count - 1))
+    analysed = analyses_cost(config, model_layers(config), IMAGE, test_size)
+    if analysed != ZERO:
+        out["analyses"] = analysed
     return out
 
 
@@ -409,6 +413,21 @@ def remedy_report(base: RunConfig, task: int) -> str:
         "ER-ACE, adds that to ER's row)"
     )
     return "\n".join(lines)
+
+
+ANALYSES_EXAMPLE = {"drift_every": 10, "head_every": 10}
+
+
+def analyses_report(base: RunConfig, test_size: int = TEST_SIZE) -> str:
+    """What the why-the-gap analyses add to a whole run, at an example cadence."""
+    plain = total(run_cost(base, test_size)).flops
+    config = base.replace(**ANALYSES_EXAMPLE)
+    extra = analyses_cost(config, model_layers(config), IMAGE, test_size).flops
+    setting = ", ".join(f"{k}={v}" for k, v in ANALYSES_EXAMPLE.items())
+    return (
+        f"Why-the-gap analyses ({setting}, probe_size={config.probe_size}): "
+        f"{_si(extra)} FLOPs a run, {pct(plain + extra, plain):+.3f}% (off: nothing)"
+    )
 
 
 def _architecture(config: RunConfig) -> str:

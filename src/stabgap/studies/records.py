@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from stabgap.core.analyses import RECORDED
 from stabgap.core.config import canonical, defaults, to_dict
 from stabgap.core.curves import STATISTICS
 from stabgap.core.train import RunResult
@@ -61,6 +62,7 @@ class RunRecord(Measured):
     penalty: np.ndarray | None = None  # (batches,) the loss's terms beyond cross-entropy
     acc_repeats: np.ndarray | None = None  # (repeats, points, tasks), with eval_repeats > 1
     activity: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    analyses: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # why the gap
     base: str = ""  # the preset experiment it started from ("" where unknown)
     varied: dict[str, Any] = dataclasses.field(default_factory=dict)  # what its label adds
     stamp_schema: int = STAMP_SCHEMA  # the version of the rules its name was stamped by
@@ -103,6 +105,7 @@ def record_of(
         penalty=result.penalty,
         acc_repeats=result.acc_repeats,
         activity=dict(result.activity),
+        analyses=dict(result.analyses),
         metadata=result.metadata,
         diverged=result.diverged,
     )
@@ -156,6 +159,7 @@ def write_run(record: RunRecord, parent: Path, draw: Draw | None = None) -> RunR
         if record.acc_repeats is not None:
             arrays["acc_repeats"] = record.acc_repeats
         arrays.update(record.activity)
+        arrays.update(record.analyses)
         np.savez_compressed(tmp / "curves.npz", **arrays)
         _write_json(tmp / "metrics.json", metric_dicts(record.metrics))
         if draw is not None:
@@ -230,6 +234,7 @@ def read_run(path: Path) -> RunRecord:
         penalty=arrays.get("loss_penalty"),
         acc_repeats=arrays.get("acc_repeats"),
         activity={k: arrays[k] for k in STATISTICS if k in arrays},
+        analyses={k: arrays[k] for k in RECORDED if k in arrays},
         metadata=info["metadata"],
         diverged=info.get("diverged", False),
         path=path,

@@ -55,6 +55,18 @@ SHARED_FIELDS = {
             **COUNT,
         ),
     ),
+    "replay_weight": (
+        float,
+        option(
+            0.0,
+            "Replay 'memory': weight w of the new examples in the loss; 0: the mean over "
+            "the joint batch (Chaudhry et al. 2019); w in (0, 1): w·mean(new) + (1 − w)·"
+            "mean(replayed), and w·mean(new) while nothing is replayed (De Lange et al. "
+            "2023: 0.7).",
+            check=lambda w: 0 <= w < 1,
+            must="a number in [0, 1)",
+        ),
+    ),
 }
 
 MEMORIES: Registry[type[Memory]] = Registry(

@@ -136,6 +136,15 @@ class StackedCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: (R, B, ...) images → logits (R, B, classes), post-ReLU activations."""
+        features, hidden = self.body(x)
+        return self.output(features), hidden
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        """The output layer: its input (R, B, width) → logits (R, B, classes)."""
+        return self.dense.output(features)
+
+    def body(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x: (R, B, ...) images → the output layer's input, post-ReLU activations."""
         r, b = x.shape[:2]
         x = x.reshape(r, b, *self.input_shape)
         hidden = []
@@ -143,8 +152,8 @@ class StackedCNN(nn.Module):
             x = stacked_conv(x, weight, bias).relu_()  # (R, B, C, H, W)
             hidden.append(x)
             x = F.max_pool2d(x.flatten(0, 1), 2).unflatten(0, (r, b))
-        logits, dense = self.dense(x.flatten(2))
-        return logits, hidden + dense
+        features, dense = self.dense.body(x.flatten(2))
+        return features, hidden + dense
 
 
 def stacked_conv(

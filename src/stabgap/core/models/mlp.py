@@ -84,12 +84,22 @@ class StackedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: (R, B, ...) → logits (R, B, out) and the post-ReLU hidden activations."""
+        features, hidden = self.body(x)
+        return self.output(features), hidden
+
+    def body(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x: (R, B, ...) → the output layer's input (R, B, width) and the hidden
+        activations (every network here has a body and a head: the analyses read both)."""
         x = x.flatten(2)  # (R, B, in): images as vectors
         hidden = []
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             x = affine(x, w, b, relu=True)  # (R, B, width)
             hidden.append(x)
-        return affine(x, self.weights[-1], self.biases[-1]), hidden
+        return x, hidden
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        """The output layer: features (R, B, width) → logits (R, B, out)."""
+        return affine(features, self.weights[-1], self.biases[-1])
 
 
 # Force the batched-matmul path of :func:`affine` on any device (tests run the GPU's path

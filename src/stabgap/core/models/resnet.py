@@ -175,6 +175,16 @@ class StackedResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: (R, B, ...) images → logits (R, B, classes), post-ReLU activations."""
+        features, hidden = self.body(x)
+        return self.output(features), hidden
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        """The linear layer: features (R, B, f) → logits (R, B, classes)."""
+        return self.head.output(features)
+
+    def body(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x: (R, B, ...) images → the pooled features the linear layer reads, post-ReLU
+        activations."""
         r, b = x.shape[:2]
         x = x.reshape(r, b, *self.input_shape)
         x = self._conv(x, 0).relu()
@@ -188,9 +198,7 @@ class StackedResNet(nn.Module):
             x = (y + skip).relu()
             hidden.append(x)
             k += 3 if shortcut else 2
-        features = x.mean(dim=(-2, -1))  # global average pooling: (R, B, channels)
-        logits, _ = self.head(features)
-        return logits, hidden
+        return x.mean(dim=(-2, -1)), hidden  # global average pooling: (R, B, channels)
 
     def _conv(self, x: torch.Tensor, k: int) -> torch.Tensor:
         _, _, _, kernel, stride, _ = self.convs[k]

@@ -53,23 +53,39 @@ class ViT(Model):
     fields = {
         "vit_patch": (
             int,
-            option(4, "vit: side of the square patches, in pixels (must divide the image's).",
-                   check=lambda n: n >= 1, must="a whole number >= 1"),  # fmt: skip
+            option(
+                4,
+                "vit: side of the square patches, in pixels (must divide the image's).",
+                check=lambda n: n >= 1,
+                must="a whole number >= 1",
+            ),  # fmt: skip
         ),
         "vit_dim": (
             int,
-            option(64, "vit: features of each token (the residual stream's width).",
-                   check=lambda n: n >= 1, must="a whole number >= 1"),  # fmt: skip
+            option(
+                64,
+                "vit: features of each token (the residual stream's width).",
+                check=lambda n: n >= 1,
+                must="a whole number >= 1",
+            ),  # fmt: skip
         ),
         "vit_depth": (
             int,
-            option(4, "vit: transformer blocks (attention, then an MLP 4 × vit_dim wide).",
-                   check=lambda n: n >= 1, must="a whole number >= 1"),  # fmt: skip
+            option(
+                4,
+                "vit: transformer blocks (attention, then an MLP 4 × vit_dim wide).",
+                check=lambda n: n >= 1,
+                must="a whole number >= 1",
+            ),  # fmt: skip
         ),
         "vit_heads": (
             int,
-            option(4, "vit: attention heads of each block (must divide vit_dim).",
-                   check=lambda n: n >= 1, must="a whole number >= 1"),  # fmt: skip
+            option(
+                4,
+                "vit: attention heads of each block (must divide vit_dim).",
+                check=lambda n: n >= 1,
+                must="a whole number >= 1",
+            ),  # fmt: skip
         ),
     }
     uses = ("vit_patch", "vit_dim", "vit_depth", "vit_heads")
@@ -170,14 +186,22 @@ class StackedViT(nn.Module):
         self.embed = StackedMLP((c * patch * patch, dim), generators, device)
         self.cls_token = _normal((1, dim), generators, device)  # (R, 1, dim)
         self.position = _normal((tokens, dim), generators, device)  # (R, tokens, dim)
-        self.blocks = nn.ModuleList(
-            Block(dim, heads, generators, device) for _ in range(depth)
-        )
+        self.blocks = nn.ModuleList(Block(dim, heads, generators, device) for _ in range(depth))
         self.norm = StackedLayerNorm(len(generators), dim, device)
         self.head = StackedMLP((dim, n_classes), generators, device)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: (R, B, ...) images → logits (R, B, classes), each block's MLP activation."""
+        features, hidden = self.body(x)
+        return self.output(features), hidden
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        """The linear layer: features (R, B, f) → logits (R, B, classes)."""
+        return self.head.output(features)
+
+    def body(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x: (R, B, ...) images → the class token's normalised features the linear layer
+        reads, each block's MLP activation."""
         r, b = x.shape[:2]
         c, h, w = self.input_shape
         p = self.patch
@@ -191,9 +215,7 @@ class StackedViT(nn.Module):
         for block in self.blocks:
             x, activation = block(x)
             hidden.append(activation)
-        features = self.norm(x[:, :, 0])  # the class token: (R, B, dim)
-        logits, _ = self.head(features)
-        return logits, hidden
+        return self.norm(x[:, :, 0]), hidden  # the class token: (R, B, dim)
 
 
 class Block(nn.Module):

@@ -1,0 +1,166 @@
+"""Why the gap: analyses measured while the network learns, each off by default.
+
+- **Representation drift** (``drift_every``): for a fixed probe set of each earlier task's
+  test images, each hidden layer's linear CKA with, and relative change from, its features
+  at the last drift point before the latest task switch.
+- **Head or backbone** (``head_every``): the network's accuracy on each seen task's probe
+  set, and that of a nearest-mean classifier on the same penultimate features (the output
+  layer's input), its class means from a fixed sample of each seen task's training images.
+  If the nearest-mean classifier keeps an old task's accuracy where the network loses it,
+  the drop is the output layer's, not the features' (Łapacz et al., WACV 2025).
+
+Each runs at its own cadence of evaluation points (every k-th, and always the last point of
+each task, as the activity statistics: :func:`stabgap.core.evaluate.activity_points`), on
+probe sets of ``probe_size`` images a task drawn once from the copy's own random stream
+(``derive_seed(seed, "probes")``). They run in evaluation mode, without gradients and in
+float32, on the weights the run evaluates (EMA's average where EMA is on, as its accuracy
+is measured there), and touch nothing the update uses: a run's training is the same with
+them on (tests/test_analyses.py). The quantities are pure functions
+(:mod:`stabgap.core.analyses.measures`); their cost is in ``stabgap cost``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from stabgap.core.analyses.measures import (
+    centred_gram,
+    class_means,
+    linear_cka,
+    nearest_mean_scores,
+    relative_change,
+)
+from stabgap.core.evaluate import activity_points
+from stabgap.core.streams import TaskStream, pixels, rows
+from stabgap.errors import StabgapError
+from stabgap.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from stabgap.core.config import RunConfig
+
+# What each analysis records, per copy: (points, tasks, layers) for drift, (points, tasks)
+# for the head; NaN where not measured.
+DRIFT = ("drift_cka", "drift_change")
+HEAD = ("probe_acc", "nmc_acc")
+RECORDED = DRIFT + HEAD
+
+
+def wanted(config: RunConfig) -> bool:
+    """Whether the run measures any analysis."""
+    return bool(config.drift_every or config.head_every)
+
+
+def probe_count(config: RunConfig, stream: TaskStream) -> int:
+    """Probe images a task: probe_size, or fewer where a task has fewer."""
+    sizes = [stream.test_size(t) for t in range(1, stream.n_tasks + 1)]
+    sizes += [stream.train_size(t) for t in range(1, stream.n_tasks + 1)]
+    return min(config.probe_size, *sizes)
+
+
+class Analyses:
+    """The analyses of a stack of runs, measured at the evaluation points they choose."""
+
+    def __init__(
+        self,
+        configs: Sequence[RunConfig],
+        stream: TaskStream,
+        model: torch.nn.Module,
+        eval_steps: np.ndarray,
+        device: torch.device,
+    ) -> None:
+        base = configs[0]
+        if not (hasattr(model, "body") and hasattr(model, "output")):
+            raise StabgapError(
+                f"invalid config: the analyses read a network's penultimate features, which "
+                f"model {base.model} does not expose (a `body` and an `output` method: "
+                "docs/extending.md); leave drift_every and head_every at 0"
+            )
+        self.stream, self.r, per_task = stream, len(configs), base.batches_per_task
+        self.drift_at = activity_points(eval_steps, per_task, base.drift_every)
+        self.head_at = activity_points(eval_steps, per_task, base.head_every)
+        task_of = eval_steps // per_task
+        self.last_of_task = np.append(task_of[1:] != task_of[:-1], True)
+        self.n = n = probe_count(base, stream)
+        test, train = [], []
+        for c in configs:  # each copy its own probe sets, from its own stream
+            g = torch.Generator().manual_seed(derive_seed(c.seed, "probes"))
+            test.append([_first(stream.test_size(t), n, g) + stream.test_offsets[t - 1]
+                         for t in range(1, stream.n_tasks + 1)])  # fmt: skip
+            train.append([_first(stream.train_size(t), n, g) + stream.train_offsets[t - 1]
+                          for t in range(1, stream.n_tasks + 1)])  # fmt: skip
+        self.test = torch.stack([torch.stack(t) for t in test]).to(device)  # (R, T, n)
+        self.train = torch.stack([torch.stack(t) for t in train]).to(device)
+        self.shape = (self.r, len(eval_steps), stream.n_tasks)
+        self.values: dict[str, torch.Tensor] = {}  # each analysis's, once it first measures
+        self.reference: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: (h, gram)
+
+    @torch.no_grad()
+    def measure(self, point: int, net: torch.nn.Module, task: int) -> None:
+        """The analyses due at evaluation `point`, while training `task` (1-based)."""
+        drift, head = bool(self.drift_at[point]), bool(self.head_at[point])
+        if not (drift or head):
+            return
+        net.eval()  # batch norm's running statistics used, never updated
+        flat = self.test[:, :task].reshape(self.r, -1)  # every seen task's probe set
+        features, hidden = net.body(pixels(rows(self.stream.test_x, flat)))
+        if drift:
+            self._drift(point, task, hidden)
+        if head:
+            self._head(point, task, net, features, flat)
+        net.train()
+
+    def _drift(self, point: int, task: int, hidden: list[torch.Tensor]) -> None:
+        layers = [h.float().reshape(self.r, task, self.n, -1) for h in hidden]
+        self._start(DRIFT, (*self.shape, len(layers)), layers[0].device)
+        if self.reference and task > 1:  # the earlier tasks, against the last switch
+            for layer, (h, (before, gram)) in enumerate(zip(layers, self.reference, strict=True)):
+                now = h[:, : task - 1]
+                self.values["drift_cka"][:, point, : task - 1, layer] = linear_cka(
+                    centred_gram(now), gram[:, : task - 1]
+                )
+                self.values["drift_change"][:, point, : task - 1, layer] = relative_change(
+                    before[:, : task - 1], now
+                )
+        if self.last_of_task[point]:  # the next task's reference
+            self.reference = [(h, centred_gram(h)) for h in layers]
+
+    def _head(
+        self,
+        point: int,
+        task: int,
+        net: torch.nn.Module,
+        features: torch.Tensor,
+        flat: torch.Tensor,
+    ) -> None:
+        stream = self.stream
+        self._start(HEAD, self.shape, features.device)
+        labels = stream.test_y[flat]
+        seen = self.train[:, :task].reshape(self.r, -1)  # the training sample of tasks seen
+        sample, _ = net.body(pixels(rows(stream.train_x, seen)))
+        means, present = class_means(sample.float(), stream.train_y[seen], stream.n_classes)
+        for key, scores in (
+            ("probe_acc", net.output(features).float()),
+            ("nmc_acc", nearest_mean_scores(features.float(), means, present)),
+        ):
+            scored = stream.restrict(scores, task, flat, train=False)
+            right = (scored.argmax(dim=-1) == labels).reshape(self.r, task, self.n)
+            self.values[key][:, point, :task] = 100.0 * right.float().mean(dim=-1)
+
+    def _start(self, keys: tuple[str, ...], shape: tuple[int, ...], device) -> None:
+        for k in keys:
+            if k not in self.values:
+                self.values[k] = torch.full(shape, float("nan"), device=device)
+
+    def finish(self) -> list[dict[str, np.ndarray]]:
+        """Each copy's recorded arrays (one copy to the host for the whole run)."""
+        host = {k: v.cpu().numpy().astype(np.float64) for k, v in self.values.items()}
+        return [{k: v[i] for k, v in host.items()} for i in range(self.r)]
+
+
+def _first(size: int, n: int, g: torch.Generator) -> torch.Tensor:
+    """n indices of a random order of range(size)."""
+    return torch.randperm(size, generator=g)[:n]

@@ -1,0 +1,63 @@
+"""What the analyses cost a run, in the cost model's conventions (:mod:`stabgap.cost.flops`).
+
+At a drift or head point while training task k: one forward pass of the k probe sets
+(shared by both analyses); drift adds, for each hidden activation of p units, the centred
+Gram matrix of each earlier task's probe set (n²·p MACs a task; at a task's last point,
+of every seen task, kept as the next reference) and the relative change (n·p, elementwise);
+the head adds a forward pass of the k training samples, their class sums and the
+distance of each probe image to each class mean (C·f MACs an image each). The hidden
+activations' sizes are the outputs of the layers followed by a nonlinearity: exact for the
+MLP, the CNN and the ViT, an upper bound for the ResNet (whose blocks' inner convolutions
+are counted as if they were read).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from stabgap.core.evaluate import activity_points, evaluation_steps
+from stabgap.core.models.layers import ZERO, Cost, Layer, forward_cost, matmul_cost
+
+
+def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size: int) -> Cost:
+    """The analyses' work over a whole run (ZERO when they are off).
+
+    Example:
+        >>> from stabgap.core.config import RunConfig
+        >>> from stabgap.core.models.layers import dense_layers
+        >>> c = RunConfig(rotations=(0, 90), hidden=(4,), batches_per_task=2, eval_every=1,
+        ...               drift_every=1, probe_size=3)
+        >>> # 4 points; at each a forward of the seen probes (3, 3, 6, 6 images); Grams of
+        >>> # the reference (3 at t=1, 6 at t=3) and of task 1 at t=2 and t=3
+        >>> cost = analyses_cost(c, dense_layers((784, 4, 10)), (1, 28, 28), 100)
+        >>> cost.macs == 18 * (784 * 4 + 4 * 10) + (9 * 4) * (1 + 2 + 1 + 1)
+        True
+    """
+    if not (config.drift_every or config.head_every):
+        return ZERO
+    per_task = config.batches_per_task
+    steps = evaluation_steps(
+        config.total_batches, per_task, config.eval_every, config.eval_switch_window
+    )
+    drift = activity_points(steps, per_task, config.drift_every)
+    head = activity_points(steps, per_task, config.head_every)
+    task_of = steps // per_task + 1
+    last = np.append(task_of[1:] != task_of[:-1], True)
+    n = min(config.probe_size, test_size)
+    units = [layer.outputs for layer in layers if layer.relu]
+    features, classes = layers[-1].macs // layers[-1].outputs, layers[-1].outputs
+    pixels = math.prod(image)
+    total = ZERO
+    for point in np.flatnonzero(drift | head):
+        k = int(task_of[point])
+        total = total + forward_cost(layers, k * n, pixels)
+        if drift[point]:
+            grams = (k - 1) + (k if last[point] else 0)  # earlier tasks', then the reference
+            total = total + matmul_cost(grams * n * n * sum(units), 3 * (k - 1) * n * sum(units))
+        if head[point]:
+            total = total + forward_cost(layers, k * n, pixels)
+            # the class sums, then every probe image's distance to every class mean
+            total = total + matmul_cost(2 * k * n * classes * features)
+    return total

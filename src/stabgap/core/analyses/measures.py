@@ -1,0 +1,77 @@
+"""The analyses' quantities as pure functions of feature arrays, batched over any leading
+dimensions (copies, tasks), each checked against an independent computation in
+tests/test_analyses.py.
+
+- Linear CKA (Kornblith et al. 2019, "Similarity of neural network representations
+  revisited"): for the features X and Y of the same n examples (n × p and n × q), centred
+  over the examples, CKA = ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F), computed here from the n × n Gram
+  matrices (⟨XXᵀ, YYᵀ⟩ = ‖YᵀX‖²_F), which is cheaper when the layers are wider than the
+  probe set. 1 for the same representation up to a rotation and a scale, lower as the
+  representations part.
+- The relative change ‖Y − X‖_F / ‖X‖_F: how far the features moved, in units of their size.
+- The nearest-mean classifier: each example goes to the class whose mean feature vector is
+  nearest (Euclidean); Łapacz et al. (WACV 2025) read it on the penultimate features.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def centred_gram(x: torch.Tensor) -> torch.Tensor:
+    """(..., n, p) features → (..., n, n) Gram matrix of the features centred over the n
+    examples."""
+    x = x - x.mean(dim=-2, keepdim=True)
+    return x @ x.transpose(-2, -1)
+
+
+def linear_cka(gram_x: torch.Tensor, gram_y: torch.Tensor) -> torch.Tensor:
+    """Linear CKA from two centred Gram matrices (..., n, n) of the same examples: (...).
+
+    Example:
+        >>> x = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+        >>> q, _ = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(1)))
+        >>> round(linear_cka(centred_gram(x), centred_gram(3 * x @ q)).item(), 6)  # rotated, scaled
+        1.0
+    """
+    inner = (gram_x * gram_y).sum(dim=(-2, -1))
+    norms = torch.linalg.matrix_norm(gram_x) * torch.linalg.matrix_norm(gram_y)
+    return inner / norms
+
+
+def relative_change(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """‖after − before‖_F / ‖before‖_F over the last two dimensions (examples, units)."""
+    dims = (-2, -1)
+    return torch.linalg.vector_norm(after - before, dim=dims) / torch.linalg.vector_norm(
+        before, dim=dims
+    )
+
+
+def class_means(
+    features: torch.Tensor, labels: torch.Tensor, n_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each class's mean feature vector: features (R, n, f), labels (R, n) → means (R, C, f)
+    and whether each class has an example (R, C); a class without one has mean 0.
+
+    Example:
+        >>> f = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]]])
+        >>> means, present = class_means(f, torch.tensor([[0, 0, 2]]), 3)
+        >>> means[0].tolist(), present[0].tolist()
+        ([[1.0, 0.0], [0.0, 0.0], [0.0, 4.0]], [True, False, True])
+    """
+    r, _, f = features.shape
+    one_hot = torch.nn.functional.one_hot(labels, n_classes).to(features.dtype)  # (R, n, C)
+    counts = one_hot.sum(dim=1)  # (R, C)
+    sums = one_hot.transpose(1, 2) @ features  # (R, C, f)
+    return sums / counts.clamp(min=1).unsqueeze(-1), counts > 0
+
+
+def nearest_mean_scores(
+    features: torch.Tensor, means: torch.Tensor, present: torch.Tensor
+) -> torch.Tensor:
+    """The nearest-mean classifier's scores: minus the squared distance of each example
+    (R, n, f) to each class mean (R, C, f), -inf for a class without examples: (R, n, C).
+    The highest score is the nearest mean, so a scenario's mask applies to them as to
+    logits."""
+    distance = torch.cdist(features, means).square()
+    return (-distance).masked_fill(~present.unsqueeze(1), float("-inf"))

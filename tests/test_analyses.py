@@ -1,0 +1,212 @@
+"""Why the gap: each analysis against an independent computation (CKA's known values and
+its feature-space formula, the nearest-mean classifier by explicit loops on the very
+network the run measured), training untouched by them, stacks and worker sweeps equal to
+runs alone, the arrays kept in the run records."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from conftest import mnist_dir, tiny_config
+
+from stabgap.core import analyses as analyses_module
+from stabgap.core.analyses import Analyses
+from stabgap.core.analyses.measures import (
+    centred_gram,
+    class_means,
+    linear_cka,
+    nearest_mean_scores,
+    relative_change,
+)
+from stabgap.core.config import FIELDS
+from stabgap.core.streams import pixels
+from stabgap.core.train import run_experiment, train_stack
+from stabgap.errors import StabgapError
+
+
+def cka_by_features(x: np.ndarray, y: np.ndarray) -> float:
+    """Kornblith et al.'s feature-space form: ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F), centred."""
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    return np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+
+def cka(x, y) -> float:
+    return linear_cka(centred_gram(torch.as_tensor(x)), centred_gram(torch.as_tensor(y))).item()
+
+
+def test_linear_cka_takes_its_known_values_and_equals_the_feature_space_formula():
+    line = np.array([[1.0], [2.0], [3.0]])
+    assert cka(line, -line + 7) == pytest.approx(1.0)  # a linear map of it, reversed, moved
+    assert cka(line, np.array([[1.0], [-2.0], [1.0]])) == pytest.approx(0.0, abs=1e-12)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 12))
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    assert cka(x, 5 * x @ q) == pytest.approx(1.0)  # rotation and scale leave it at 1
+    y = rng.normal(size=(40, 30))  # another width: CKA compares them all the same
+    assert cka(x, y) == pytest.approx(cka_by_features(x, y), rel=1e-10)
+    assert cka(x, x + 0.5 * rng.normal(size=x.shape)) == pytest.approx(
+        cka_by_features(x, x + 0.5 * rng.normal(size=x.shape)), abs=0.05
+    )  # (two noise draws: close, not equal)
+
+
+def test_relative_change_is_the_frobenius_distance_over_the_size():
+    before = torch.tensor([[3.0, 0.0], [0.0, 4.0]])  # ‖·‖ = 5
+    after = torch.tensor([[3.0, 1.0], [0.0, 4.0]])
+    assert relative_change(before, after).item() == pytest.approx(0.2)
+
+
+def test_the_nearest_mean_classifier_equals_explicit_loops():
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(30, 4)) + np.repeat(np.eye(4)[:3] * 3, 10, axis=0)
+    labels = np.repeat([0, 1, 2], 10)
+    probe = rng.normal(size=(25, 4)) * 2
+    means, present = class_means(torch.tensor(train)[None], torch.tensor(labels)[None], 5)
+    scores = nearest_mean_scores(torch.tensor(probe)[None], means, present)[0]
+    for i, p in enumerate(probe):
+        distances = [np.sum((p - train[labels == c].mean(axis=0)) ** 2) for c in range(3)]
+        assert scores[i].argmax().item() == int(np.argmin(distances))
+        assert scores[i, :3].numpy() == pytest.approx(-np.array(distances))
+    assert present[0].tolist() == [True, True, True, False, False]
+    assert torch.isinf(scores[:, 3:]).all()  # classes never seen are never chosen
+
+
+def analysed(**changes):
+    return tiny_config(hidden=(16,), batches_per_task=6, batch_size=16, eval_subset=100,
+                       drift_every=1, head_every=2, probe_size=20, **changes)  # fmt: skip
+
+
+def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
+    """Same losses and curves with the analyses on: EMA (the evaluated weights differ from
+    the trained ones) and a ResNet with batch norm (whose statistics evaluation could
+    move)."""
+    resnet = {"model": "resnet", "hidden": FIELDS["hidden"].default, "resnet_width": 4}
+    for changes in ({"ema_decay": 0.9}, resnet):
+        on = analysed(**changes) if "model" not in changes else tiny_config(
+            **changes, batches_per_task=4, batch_size=8, eval_subset=40, drift_every=2,
+            head_every=1, probe_size=8)  # fmt: skip
+        off = on.replace(drift_every=0, head_every=0)
+        a, b = run_experiment(on, small_stream), run_experiment(off, small_stream)
+        np.testing.assert_array_equal(a.loss, b.loss)
+        np.testing.assert_array_equal(a.acc, b.acc)
+        assert set(a.analyses) == {"drift_cka", "drift_change", "probe_acc", "nmc_acc"}
+        assert b.analyses == {}
+
+
+def test_each_value_is_what_the_network_at_that_point_gives(small_stream, monkeypatch):
+    """The networks the run measured, kept as it measured them, then each recorded value
+    recomputed from them: CKA by the feature-space formula, the change, the network's own
+    probe accuracy, the nearest-mean classifier by explicit loops."""
+    kept: dict[int, torch.nn.Module] = {}
+    measure = Analyses.measure
+
+    def keeping(self, point, net, task):
+        if self.drift_at[point] or self.head_at[point]:
+            kept[point] = (copy.deepcopy(net), task)
+        measure(self, point, net, task)
+
+    monkeypatch.setattr(Analyses, "measure", keeping)
+    parts = {}
+    original = Analyses.__init__
+
+    def remember(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        parts["analyses"] = self
+
+    monkeypatch.setattr(Analyses, "__init__", remember)
+    result = run_experiment(analysed(seed=5), small_stream)
+    test, train = parts["analyses"].test[0], parts["analyses"].train[0]
+    s = small_stream
+    steps, per_task = result.eval_steps, 6
+    task_of = steps // per_task + 1
+    reference = {}
+    for point, (net, task) in sorted(kept.items()):
+        with torch.no_grad():
+            net.eval()
+            images = pixels(s.test_x[test[:task].reshape(-1)])[None]
+            features, hidden = net.body(images)
+            hidden = [h[0].reshape(task, 20, -1).numpy() for h in hidden]
+            if task > 1 and reference:
+                for k in range(task - 1):
+                    for layer, h in enumerate(hidden):
+                        before = reference[layer][k]
+                        assert result.analyses["drift_cka"][point, k, layer] == pytest.approx(
+                            cka_by_features(before, h[k]), rel=1e-4)  # fmt: skip
+                        change = np.linalg.norm(h[k] - before) / np.linalg.norm(before)
+                        assert result.analyses["drift_change"][point, k, layer] == pytest.approx(
+                            change, rel=1e-4)  # fmt: skip
+            if point == len(steps) - 1 or task_of[point + 1] != task:
+                reference = {layer: h for layer, h in enumerate(hidden)}
+            if not np.isnan(result.analyses["probe_acc"][point, 0]):
+                sample = train[:task].reshape(-1)
+                train_features = net.body(pixels(s.train_x[sample])[None])[0][0].numpy()
+                train_labels = s.train_y[sample].numpy()
+                f = features[0].numpy()
+                labels = s.test_y[test[:task].reshape(-1)].numpy()
+                logits = net.output(features)[0].numpy()
+                for k in range(task):
+                    rows = slice(k * 20, (k + 1) * 20)
+                    own = 100 * np.mean(logits[rows].argmax(axis=1) == labels[rows])
+                    assert result.analyses["probe_acc"][point, k] == pytest.approx(own)
+                    means = {c: train_features[train_labels == c].mean(axis=0)
+                             for c in np.unique(train_labels)}  # fmt: skip
+                    guess = [min(means, key=lambda c, x=x: np.sum((x - means[c]) ** 2))
+                             for x in f[rows]]  # fmt: skip
+                    nmc = 100 * np.mean(np.array(guess) == labels[rows])
+                    assert result.analyses["nmc_acc"][point, k] == pytest.approx(nmc)
+    assert np.isnan(result.analyses["drift_cka"][:per_task]).all()  # none in task 1
+    assert np.isfinite(result.analyses["drift_cka"][-1, :2]).all()  # tasks 1-2 in task 3
+    assert np.isnan(result.analyses["drift_cka"][:, 2]).all()  # task 3 is never earlier
+
+
+def test_a_stack_measures_each_copy_as_alone(small_stream):
+    configs = [analysed(seed=s) for s in (1, 2)]
+    for config, stacked in zip(configs, train_stack(configs, small_stream), strict=True):
+        alone = run_experiment(config, small_stream)
+        for k, v in alone.analyses.items():
+            np.testing.assert_allclose(stacked.analyses[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_a_network_without_penultimate_features_is_refused_in_one_line(small_stream):
+    class Opaque(torch.nn.Module):
+        def forward(self, x):
+            return x, []
+
+    with pytest.raises(StabgapError, match="does not expose .*leave drift_every and head_every"):
+        Analyses([analysed()], small_stream, Opaque(), np.arange(3), torch.device("cpu"))
+
+
+def test_a_sweep_over_the_analyses_on_two_workers_records_each_as_alone(tmp_path):
+    from stabgap.studies.plan import study_spec
+    from stabgap.study import run_spec
+
+    spec = study_spec(
+        {
+            "preset": "quick",
+            "experiments": ["baseline"],
+            "seeds": [1],
+            "set": {
+                "hidden": [8],
+                "batches_per_task": 4,
+                "batch_size": 16,
+                "eval_subset": 50,
+                "probe_size": 16,
+                "data_dir": str(mnist_dir()),
+            },
+            "grid": {"drift_every": [0, 1], "head_every": [0, 2]},
+        }  # fmt: skip
+    )
+    swept = run_spec(spec, tmp_path / "sweep", workers=2, plot=False)
+    assert len(swept) == 4
+    for planned, record in zip(spec.plan(), swept, strict=True):
+        alone = run_experiment(planned.config)
+        np.testing.assert_array_equal(record.loss, alone.loss)
+        assert set(record.analyses) == set(alone.analyses)
+        for k, v in alone.analyses.items():  # as written to disk and read back
+            np.testing.assert_allclose(record.analyses[k], v, rtol=1e-6, err_msg=k)
+
+
+def test_the_module_names_what_it_records():
+    assert analyses_module.RECORDED == ("drift_cka", "drift_change", "probe_acc", "nmc_acc")
