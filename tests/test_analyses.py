@@ -150,9 +150,10 @@ def test_each_value_is_what_the_network_at_that_point_gives(small_stream, monkey
                     rows = slice(k * 20, (k + 1) * 20)
                     own = 100 * np.mean(logits[rows].argmax(axis=1) == labels[rows])
                     assert result.analyses["probe_acc"][point, k] == pytest.approx(own)
-                    means = {c: train_features[train_labels == c].mean(axis=0)
-                             for c in np.unique(train_labels)}  # fmt: skip
-                    guess = [min(means, key=lambda c, x=x: np.sum((x - means[c]) ** 2))
+                    owner = np.repeat(np.arange(task), 20)  # each task's own class means
+                    means = {(t, c): train_features[(train_labels == c) & (owner == t)].mean(0)
+                             for t, c in set(zip(owner, train_labels, strict=True))}  # fmt: skip
+                    guess = [min(means, key=lambda tc, x=x: np.sum((x - means[tc]) ** 2))[1]
                              for x in f[rows]]  # fmt: skip
                     nmc = 100 * np.mean(np.array(guess) == labels[rows])
                     assert result.analyses["nmc_acc"][point, k] == pytest.approx(nmc)
@@ -210,3 +211,19 @@ def test_a_sweep_over_the_analyses_on_two_workers_records_each_as_alone(tmp_path
 
 def test_the_module_names_what_it_records():
     assert analyses_module.RECORDED == ("drift_cka", "drift_change", "probe_acc", "nmc_acc")
+
+
+def test_a_network_whose_forward_skips_its_body_is_refused_at_the_first_point(small_stream):
+    """A subclass that overrides forward alone would have the analyses read features its
+    output never sees: refused in one line, not measured wrongly."""
+    from stabgap.core.models.mlp import StackedMLP
+
+    class Doubled(StackedMLP):
+        def forward(self, x):
+            logits, hidden = super().forward(x)
+            return 2 * logits, hidden
+
+    net = Doubled((784, 8, 10), [torch.Generator().manual_seed(0)])
+    analyses = Analyses([analysed()], small_stream, net, np.arange(3), torch.device("cpu"))
+    with pytest.raises(StabgapError, match="its forward is not output\\(body\\(x\\)\\)"):
+        analyses.measure(0, net, 1)

@@ -1021,3 +1021,61 @@ def plot_activity(
     fig.legend(loc="outside right upper", fontsize=8, frameon=False)
     save(fig, path, pdf=pdf)
     return fig
+
+
+WHY_PANELS = {
+    # what: [(analysis, its title, y label, scale)]; drift reads the last hidden layer
+    "drift": [
+        ("drift_cka", "linear CKA with the last point before the switch", "CKA", 1.0),
+        ("drift_change", "relative change since then", "‖Δh‖ / ‖h‖", 1.0),
+    ],
+    "head": [
+        ("probe_acc", "the network (solid) and the nearest-mean classifier (dashed)",
+         "accuracy on the probe set (%)", 1.0),
+    ],
+}  # fmt: skip
+
+
+def plot_why(
+    groups: Mapping[str, Sequence[Any]],
+    path: str | os.PathLike[str],
+    what: str = "drift",
+    task: int = 1,
+    pdf: bool = True,
+) -> Figure:
+    """An analysis of task `task` over training, every group (mean ± std over seeds):
+    "drift" (its penultimate features' CKA and relative change) or "head" (the network's
+    and the nearest-mean classifier's accuracy on its probe set)."""
+    key = WHY_PANELS[what][0][0]
+    firsts = {label: recs[0] for label, recs in groups.items() if recs and key in recs[0].analyses}
+    if not firsts:
+        raise ValueError(f"plot_why: no run recorded {key}")
+    panels = WHY_PANELS[what]
+    fig = Figure(figsize=(4.6 * len(panels) + 2.5, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for (label, recs), color in zip(groups.items(), _colors_for(list(groups)), strict=True):
+        if label not in firsts:
+            continue
+        x = np.asarray(firsts[label].eval_steps, dtype=float)
+        for k, (ax, (name, _, _, scale)) in enumerate(zip(axes, panels, strict=True)):
+            lines = [(name, "-")] + ([("nmc_acc", "--")] if what == "head" else [])
+            for line, style in lines:
+                values = [r.analyses[line] for r in recs]
+                stack = np.stack([scale * (v[:, task - 1, -1] if v.ndim == 3 else v[:, task - 1])
+                                  for v in values])  # fmt: skip
+                kept = np.isfinite(stack).any(axis=0)
+                mean, std = _mean_std(stack[:, kept])
+                first = k == 0 and style == "-"
+                ax.plot(x[kept], mean, color=color, lw=1.2, ls=style,
+                        label=_group_label(label, recs) if first else None)  # fmt: skip
+                _band(ax, x[kept], mean, std, color)
+    for ax, (_, title, ylabel, _) in zip(axes, panels, strict=True):
+        _mark_switches(ax, next(iter(firsts.values())))
+        ax.set_title(title, fontsize=9, pad=14)
+        ax.set_xlabel(BATCH_LABEL)
+        ax.set_ylabel(f"task {task}: {ylabel}")
+        ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    save(fig, path, pdf=pdf)
+    return fig

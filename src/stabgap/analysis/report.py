@@ -42,6 +42,7 @@ from stabgap.analysis.groups import (
 )
 from stabgap.analysis.html import curve_data, write_html
 from stabgap.analysis.inside import activity_table
+from stabgap.analysis.why import why_table
 from stabgap.analysis.memory import MEMORY_NOTE, memory_table
 from stabgap.analysis.noise import noise_table
 from stabgap.analysis.table1 import DEFAULT_LABELS, table1, ttr_cell
@@ -87,6 +88,23 @@ ACTIVITY_NOTE = (
     "The hidden layers at the last evaluation, averaged over the tasks evaluated: the share "
     "of units active (> 0) on the test images, neuronal decay's quantity Σ h² per image, and "
     "the share of units silent on every test image (mean ± sd over seeds)."
+)
+
+WHY_FIGURES = {
+    "drift": "Why the gap, drift: task 1's penultimate features (the last hidden layer) on "
+    "its probe set, against the last point before each switch",
+    "head": "Why the gap, head or backbone: task 1's accuracy on its probe set, the network's "
+    "(solid) and a nearest-mean classifier's on the same features (dashed)",
+}
+WHY_NOTE = (
+    "Task 1 in interval 2 (the first switch), from the analyses the runs recorded "
+    "(drift_every, head_every; docs/why-the-gap.md): GD_1,2 of the network and of a "
+    "nearest-mean classifier on the same penultimate features, both on task 1's probe set; "
+    "the relative change of task 1's penultimate features (the last hidden layer) since the "
+    "last point before the switch, at the interval's end and per batch in its first tenth "
+    "and after (mean ± sd over seeds). The network and its classifier are measured on the "
+    "same runs: the paired interval is the one to read beside Welch's verdict, and a sentence "
+    "interprets a contrast only where both, adjusted, show it."
 )
 
 
@@ -236,6 +254,11 @@ def _build(
         (out / "activity.csv").write_text(_csv([header, *rows]))
         text = ACTIVITY_NOTE + "\n\n" + _markdown_table(header, rows)
         tables.append(("Inside the network", text + "".join(f"\n\n- {s}" for s in inside)))
+    header, rows = why_table(ordered, shown)
+    if rows:
+        (out / "why.csv").write_text(_csv([header, *rows]))
+        text = WHY_NOTE + "\n\n" + _markdown_table(header, rows)
+        tables.append(("Why the gap", text + "".join(f"\n\n- {s}" for s in said["why"])))
     group_of = {r.name: g.label for g in groups for r in g.runs + g.diverged}
     everything = [r for g in groups for r in g.runs + g.diverged]
     write_table(curve_rows(everything, group_of), out / "curves")
@@ -493,6 +516,12 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
                 plots.plot_activity,
                 curves,
             )
+        for what, caption in WHY_FIGURES.items():
+            key = plots.WHY_PANELS[what][0][0]
+            if n_tasks > 1 and all(key in runs[0].analyses for runs in curves.values()):
+                name, reason = paged(f"why-{what}", i)
+                figure(name, f"{caption}, {_spread(page)} ({reason}).", plots.plot_why, curves,
+                       what=what)  # fmt: skip
     if n_tasks > 1:
         example = typical_run(keyed[base.key], n_tasks)
         figure(

@@ -25,6 +25,7 @@ from stabgap.analysis.claims import (
 )
 from stabgap.analysis.fidelity import Cell, cells
 from stabgap.analysis.inside import SparsityTests, sparsity_findings, sparsity_tests
+from stabgap.analysis.why import WhyTests, why_comparisons, why_findings, why_tests
 from stabgap.analysis.questions import QuestionTest, question_tests, render_questions
 from stabgap.analysis.recovery import Definition, ttr_tests
 from stabgap.core.config import FIELDS, to_dict
@@ -114,6 +115,7 @@ class Verdicts:
     claims: list[ClaimCheck] = field(default_factory=list)
     gaps: list[GapCheck] = field(default_factory=list)
     sparsity: SparsityTests | None = None
+    why: WhyTests | None = None
     ttr: list[tuple[Definition, Comparison]] = field(default_factory=list)
     fidelity: list[Cell] = field(default_factory=list)
 
@@ -132,12 +134,16 @@ def judge(summaries, groups, base, compared, n_tasks: int, labels: dict[str, str
     checks = claim_checks(groups, labels, n_tasks)
     gaps = gap_checks(groups, labels, n_tasks)
     sparsity = sparsity_tests(base, [g for g in compared if g.runs], labels, n_tasks)
+    why = why_tests(base, [g for g in compared if g.runs], labels) if n_tasks > 1 else None
     tests = [c for _, cs in comparisons for _, _, c in cs]
     tests += [q.comparison for q in questions if q.comparison is not None]
     tests += [c for check in checks for _, c in check.tests]
     tests += [check.comparison for check in gaps]
     tests += [c for _, c in ttr] + (sparsity.comparisons if sparsity else [])
-    return Verdicts(Family(tests), comparisons, questions, checks, gaps, sparsity, ttr, fidelity)
+    tests += why_comparisons(why)
+    return Verdicts(
+        Family(tests), comparisons, questions, checks, gaps, sparsity, why, ttr, fidelity
+    )
 
 
 FINDING_NOTE = (
@@ -193,6 +199,7 @@ def sentences(v: Verdicts, base, labels: dict[str, str]) -> dict[str, list[str]]
         + [claim_sentence(check, v.family, labels) for check in v.claims]
         + [gap_sentence(check, v.family, labels) for check in v.gaps],
         "inside": sparsity_findings(v.sparsity, v.family),
+        "why": why_findings(v.why, v.family, labels),
     }
 
 

@@ -5,9 +5,12 @@
   at the last drift point before the latest task switch.
 - **Head or backbone** (``head_every``): the network's accuracy on each seen task's probe
   set, and that of a nearest-mean classifier on the same penultimate features (the output
-  layer's input), its class means from a fixed sample of each seen task's training images.
-  If the nearest-mean classifier keeps an old task's accuracy where the network loses it,
-  the drop is the output layer's, not the features' (Łapacz et al., WACV 2025).
+  layer's input), its means from a fixed sample of each seen task's training images (the
+  data the run has seen, not a pass over it), one mean per task and class (a
+  domain-incremental stream's digit at 0° and at 80° are two means), each class scored by
+  its nearest mean. If the nearest-mean classifier keeps an old task's accuracy where the
+  network loses it, the drop is the output layer's, not the features' (Łapacz et al., WACV
+  2025).
 
 Each runs at its own cadence of evaluation points (every k-th, and always the last point of
 each task, as the activity statistics: :func:`stabgap.core.evaluate.activity_points`), on
@@ -97,6 +100,7 @@ class Analyses:
         self.shape = (self.r, len(eval_steps), stream.n_tasks)
         self.values: dict[str, torch.Tensor] = {}  # each analysis's, once it first measures
         self.reference: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: (h, gram)
+        self.checked = False
 
     @torch.no_grad()
     def measure(self, point: int, net: torch.nn.Module, task: int) -> None:
@@ -106,7 +110,11 @@ class Analyses:
             return
         net.eval()  # batch norm's running statistics used, never updated
         flat = self.test[:, :task].reshape(self.r, -1)  # every seen task's probe set
-        features, hidden = net.body(pixels(rows(self.stream.test_x, flat)))
+        images = pixels(rows(self.stream.test_x, flat))
+        features, hidden = net.body(images)
+        if not self.checked:  # the features read are those the network's output reads
+            _check_split(net, images, features)
+            self.checked = True
         if drift:
             self._drift(point, task, hidden)
         if head:
@@ -141,11 +149,15 @@ class Analyses:
         labels = stream.test_y[flat]
         seen = self.train[:, :task].reshape(self.r, -1)  # the training sample of tasks seen
         sample, _ = net.body(pixels(rows(stream.train_x, seen)))
-        means, present = class_means(sample.float(), stream.train_y[seen], stream.n_classes)
-        for key, scores in (
-            ("probe_acc", net.output(features).float()),
-            ("nmc_acc", nearest_mean_scores(features.float(), means, present)),
-        ):
+        # One mean per task and class: in a domain-incremental stream a digit at 0° and at
+        # 80° are two means, not one mean of both (which would move at each switch however
+        # little the features do); a class's score is its nearest mean's.
+        c = stream.n_classes
+        task_of = torch.arange(task, device=seen.device).repeat_interleave(self.n)
+        means, present = class_means(sample.float(), stream.train_y[seen] + c * task_of, task * c)
+        nearest = nearest_mean_scores(features.float(), means, present)  # (R, m, task·C)
+        nmc = nearest.reshape(self.r, -1, task, c).amax(dim=2)
+        for key, scores in (("probe_acc", net.output(features).float()), ("nmc_acc", nmc)):
             scored = stream.restrict(scores, task, flat, train=False)
             right = (scored.argmax(dim=-1) == labels).reshape(self.r, task, self.n)
             self.values[key][:, point, :task] = 100.0 * right.float().mean(dim=-1)
@@ -159,6 +171,18 @@ class Analyses:
         """Each copy's recorded arrays (one copy to the host for the whole run)."""
         host = {k: v.cpu().numpy().astype(np.float64) for k, v in self.values.items()}
         return [{k: v[i] for k, v in host.items()} for i in range(self.r)]
+
+
+def _check_split(net: torch.nn.Module, images: torch.Tensor, features: torch.Tensor) -> None:
+    """Refuse a network whose forward is not output(body(x)): its body's features would not
+    be what its output layer reads (a subclass that overrides forward alone)."""
+    logits = net(images)[0]
+    if not torch.allclose(net.output(features), logits, rtol=1e-4, atol=1e-5):
+        raise StabgapError(
+            f"the analyses read {type(net).__name__}'s features from its body, but its forward "
+            "is not output(body(x)); define body and output, and forward as their composition "
+            "(docs/extending.md)"
+        )
 
 
 def _first(size: int, n: int, g: torch.Generator) -> torch.Tensor:

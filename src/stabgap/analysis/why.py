@@ -1,0 +1,263 @@
+"""Why the gap: the report's reading of the analyses measured while the network learned
+(:mod:`stabgap.core.analyses`), over the seeds of each group.
+
+Everything is read at task 1 in interval 2 (the first switch: the network then holds task
+1 alone, and its gap is the poster's GD_1,2), from the arrays the runs recorded:
+
+- **The head's share**: GD_1,2 of the network and of the nearest-mean classifier on the same
+  penultimate features, both on task 1's probe set; their paired difference over the seeds
+  is how much of the network's gap the classifier removes (Łapacz et al., WACV 2025, found
+  it removes most of it).
+- **Does drift peak at the switch**: the relative change of task 1's penultimate features per
+  batch in the first tenth of interval 2 against the rest of it, paired over the seeds.
+- **Remedies**: each compared group's drift at the end of interval 2, and its classifier's
+  gap, against the baseline's (Welch, as every other comparison).
+- **What goes with GD**: Spearman's ρ between drift and GD_1,2 across the runs of each group
+  (each centred on its group's means) and, apart, across the groups' means: the two can
+  disagree, and only the first says that runs which drift more have deeper gaps.
+
+Each test joins the report's family (adjusted with the others).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from stabgap.metrics import gap_depth
+from stabgap.statistics.comparison import ALPHA, MIN_SEEDS, Comparison, Family, compare
+from stabgap.statistics.summary import format_mean_std
+from stabgap.studies.records import RunRecord
+
+INTERVAL = 2
+EARLY = 0.1  # the first tenth of the interval: where a gap's bottom lies in these studies
+
+
+def measured(record: RunRecord, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(batches, values) of an analysis at the points where task 1 was measured."""
+    values = record.analyses.get(key)
+    if values is None:
+        return None
+    if values.ndim == 3:  # drift: the last hidden layer, the penultimate features' source
+        values = values[:, :, -1]
+    kept = np.isfinite(values[:, 0])
+    return np.asarray(record.eval_steps)[kept], values[kept]
+
+
+def probe_gap(record: RunRecord, key: str) -> float:
+    """GD_1,2 of `key`'s accuracy ("probe_acc": the network's, "nmc_acc": the nearest-mean
+    classifier's) on task 1's probe set; NaN where not measured."""
+    found = measured(record, key)
+    if found is None or record.acc.shape[1] < INTERVAL:
+        return math.nan
+    steps, acc = found
+    try:
+        return gap_depth(acc, record.ends, 1, INTERVAL, steps=steps)
+    except ValueError:
+        return math.nan
+
+
+def drift_speeds(record: RunRecord) -> tuple[float, float]:
+    """Task 1's penultimate-feature change per batch early in interval 2 and after, from
+    the reference at the last point before the switch (change 0); NaN where too few points."""
+    found = measured(record, "drift_change")
+    if found is None or record.acc.shape[1] < INTERVAL:
+        return math.nan, math.nan
+    steps, change = found
+    start, end = record.ends[0], record.ends[1]
+    before = np.asarray(record.eval_steps)[np.asarray(record.eval_steps) < start]
+    inside = (steps >= start) & (steps < end)
+    x, y = steps[inside], change[inside, 0]
+    early = x < start + EARLY * (end - start)
+    if not early.any() or early.all() or not before.size:
+        return math.nan, math.nan
+    cut = np.flatnonzero(early)[-1]
+    early_speed = y[cut] / (x[cut] - before[-1])
+    late_speed = (y[-1] - y[cut]) / (x[-1] - x[cut])
+    return float(early_speed), float(late_speed)
+
+
+def drift_at_end(record: RunRecord) -> float:
+    """Task 1's penultimate-feature relative change at the last point of interval 2."""
+    found = measured(record, "drift_change")
+    if found is None or record.acc.shape[1] < INTERVAL:
+        return math.nan
+    steps, change = found
+    inside = (steps >= record.ends[0]) & (steps < record.ends[1])
+    return float(change[inside, 0][-1]) if inside.any() else math.nan
+
+
+def _by_seed(runs: Sequence[RunRecord], value) -> dict:
+    return {r.config["seed"]: v for r in runs if np.isfinite(v := value(r))}
+
+
+@dataclass(frozen=True)
+class WhyTests:
+    """The tests of the report's "Why the gap" section."""
+
+    head: list[tuple[str, Comparison]]  # per group: nearest-mean GD − network GD
+    peak: list[tuple[str, Comparison]]  # per group: early − late drift speed
+    remedies: list[Comparison]  # compared group − baseline: drift, nearest-mean GD
+    within: tuple[float, float, int, int] | None  # ρ, p, runs, groups (centred)
+    across: tuple[float, int] | None  # ρ over the groups' means, groups
+
+
+def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | None:
+    """The section's tests (None when no run recorded an analysis)."""
+    groups = [g for g in [base, *compared] if g.runs]
+    if not any(r.analyses for g in groups for r in g.runs):
+        return None
+    head, peak = [], []
+    for g in groups:
+        net = _by_seed(g.runs, lambda r: probe_gap(r, "probe_acc"))
+        nmc = _by_seed(g.runs, lambda r: probe_gap(r, "nmc_acc"))
+        name = labels[g.key]  # each group's contrast is its own test in the family
+        if net and nmc:
+            head.append((g.key, compare(net, nmc, f"{name}'s network",
+                                        f"{name}'s nearest-mean classifier",
+                                        metric="GD_1,2 on task 1's probe set (p.p.)")))  # fmt: skip
+        speeds = {r.config["seed"]: drift_speeds(r) for r in g.runs}
+        early = {s: v[0] for s, v in speeds.items() if np.isfinite(v).all()}
+        late = {s: v[1] for s, v in speeds.items() if np.isfinite(v).all()}
+        if early:
+            peak.append((g.key, compare(late, early, f"{name}, later in the interval",
+                                        f"{name}, its first tenth",
+                                        metric="drift per batch")))  # fmt: skip
+    remedies = []
+    for g in compared:
+        for metric, value in (
+            ("task 1's feature drift at the end of interval 2", drift_at_end),
+            ("the nearest-mean classifier's GD_1,2 (p.p.)", lambda r: probe_gap(r, "nmc_acc")),
+        ):
+            a, b = _by_seed(base.runs, value), _by_seed(g.runs, value)
+            if a and b:
+                remedies.append(compare(a, b, labels[base.key], labels[g.key], metric=metric))
+    return WhyTests(head, peak, remedies, *_relations(groups))
+
+
+def _relations(groups) -> tuple:
+    """ρ(drift, GD_1,2) within groups (centred) and across the groups' means."""
+    centred: tuple[list, list] = ([], [])
+    means, used = [], 0
+    for g in groups:
+        pairs = [(drift_at_end(r), r.measure(gap_depth, 1, INTERVAL)) for r in g.runs]
+        pairs = [p for p in pairs if np.isfinite(p).all()]
+        if len(pairs) < MIN_SEEDS:
+            continue
+        x, y = np.array(pairs).T
+        centred[0].extend(x - x.mean())
+        centred[1].extend(y - y.mean())
+        means.append((x.mean(), y.mean()))
+        used += 1
+    within = across = None
+    if len(centred[0]) >= 5:
+        rho, p = sps.spearmanr(*centred)
+        within = (float(rho), float(p), len(centred[0]), used)
+    if len(means) >= 3:
+        across = (float(sps.spearmanr(*np.array(means).T)[0]), len(means))
+    return within, across
+
+
+def why_comparisons(tests: WhyTests | None) -> list[Comparison]:
+    """The section's comparisons, for the report's family."""
+    if tests is None:
+        return []
+    return [c for _, c in tests.head] + [c for _, c in tests.peak] + tests.remedies
+
+
+def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str]) -> list[str]:
+    """The section's sentences, each adjusted over the report's `family`."""
+    if tests is None:
+        return []
+    out = []
+
+    def shown(c: Comparison) -> bool:
+        """Both sides of a within-run contrast agree: Welch's verdict and the paired test,
+        each adjusted over the family (the interpretation is given only then)."""
+        paired = family.p(c.paired_p, c.quantity or c.metric)
+        return family.adjusted(c).significant and math.isfinite(paired) and paired < ALPHA
+
+    for key, c in tests.head:
+        adjusted = family.adjusted(c)
+        share = -c.diff / c.mean_a * 100 if c.mean_a > 0 else math.nan
+        text = adjusted.sentence(unit="p.p.", diff_unit="p.p.")
+        removed = ""
+        if shown(c) and c.diff < 0 and math.isfinite(share):
+            removed = (
+                f" The classifier on the same features removed {share:.0f} % of the network's "
+                "gap: that part of the drop is the output layer's, not the features'."
+            )
+        elif shown(c) and c.diff > 0:
+            removed = (
+                " The classifier on the same features dropped further than the network, so "
+                "the drop is not the output layer's alone: Łapacz et al.'s finding (the "
+                "classifier removes most of the gap) is not seen here."
+            )
+        out.append(f"**{labels[key]}**, head or backbone: {text}{removed}")
+    for key, c in tests.peak:
+        adjusted = family.adjusted(c)
+        verdict = (
+            " Task 1's features drift fastest right after the switch."
+            if (shown(c) and c.diff > 0)
+            else ""
+        )
+        out.append(
+            f"**{labels[key]}**, drift at the switch: "
+            + adjusted.sentence(digits=4, unit="per batch", diff_unit="per batch")
+            + verdict
+        )
+    out += [family.adjusted(c).sentence(digits=3) for c in tests.remedies]
+    if tests.within is not None:
+        rho, p, n, groups = tests.within
+        relation = (
+            f"runs that drifted {'more' if rho > 0 else 'less'} had deeper gaps"
+            if p < ALPHA
+            else f"no relation is shown at n = {n}"
+        )
+        out.append(
+            f"Within each of the {groups} groups (each run centred on its group's means; {n} "
+            f"runs), task 1's feature drift at the end of interval 2 and GD_1,2 have "
+            f"Spearman's ρ = {rho:+.2f} (p = {p:.2g}; not adjusted, the report's only test of "
+            f"it): {relation}."
+        )
+    if tests.across is not None:
+        rho, groups = tests.across
+        out.append(
+            f"Across the {groups} groups' means, ρ = {rho:+.2f} (descriptive: it compares "
+            "settings, not runs, and may disagree with the relation within groups)."
+        )
+    return out
+
+
+def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Every group's analyses at task 1, interval 2: mean ± sd over its seeds."""
+    with_any = [g for g in groups if g.runs and g.runs[0].analyses]
+    if not with_any:
+        return [], []
+    header = ["group", "GD_1,2 network, probe (p.p.)", "GD_1,2 nearest-mean (p.p.)",
+              "drift at end of interval 2", "drift/batch, first tenth", "drift/batch, rest"]  # fmt: skip
+    rows = []
+    for g in with_any:
+        speeds = np.array([drift_speeds(r) for r in g.runs]).reshape(-1, 2)
+        columns = [
+            [probe_gap(r, "probe_acc") for r in g.runs],
+            [probe_gap(r, "nmc_acc") for r in g.runs],
+            [drift_at_end(r) for r in g.runs],
+            list(speeds[:, 0]),
+            list(speeds[:, 1]),
+        ]
+        rows.append([labels[g.key], *(_cell(values) for values in columns)])
+    return header, rows
+
+
+def _cell(values: Sequence[float]) -> str:
+    x = np.array([v for v in values if np.isfinite(v)])
+    if not x.size:
+        return "n/a"
+    sd = x.std(ddof=1) if x.size > 1 else math.nan
+    digits = 2 if np.abs(x).max() >= 0.1 else 4
+    return format_mean_std(float(x.mean()), float(sd), digits)
