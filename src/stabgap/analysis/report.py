@@ -42,7 +42,6 @@ from stabgap.analysis.groups import (
 )
 from stabgap.analysis.html import curve_data, write_html
 from stabgap.analysis.inside import activity_table
-from stabgap.analysis.why import why_table
 from stabgap.analysis.memory import MEMORY_NOTE, memory_table
 from stabgap.analysis.noise import noise_table
 from stabgap.analysis.table1 import DEFAULT_LABELS, table1, ttr_cell
@@ -55,6 +54,7 @@ from stabgap.analysis.verdicts import (
     sentences,
     ttr_table,
 )
+from stabgap.analysis.why import why_table
 from stabgap.errors import StabgapError
 from stabgap.metrics import unit
 from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median

@@ -25,9 +25,9 @@ from stabgap.analysis.claims import (
 )
 from stabgap.analysis.fidelity import Cell, cells
 from stabgap.analysis.inside import SparsityTests, sparsity_findings, sparsity_tests
-from stabgap.analysis.why import WhyTests, why_comparisons, why_findings, why_tests
 from stabgap.analysis.questions import QuestionTest, question_tests, render_questions
 from stabgap.analysis.recovery import Definition, ttr_tests
+from stabgap.analysis.why import WhyTests, why_comparisons, why_findings, why_tests
 from stabgap.core.config import FIELDS, to_dict
 from stabgap.statistics.comparison import Comparison, Family, compare
 

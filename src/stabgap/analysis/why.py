@@ -238,8 +238,14 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
     with_any = [g for g in groups if g.runs and g.runs[0].analyses]
     if not with_any:
         return [], []
-    header = ["group", "GD_1,2 network, probe (p.p.)", "GD_1,2 nearest-mean (p.p.)",
-              "drift at end of interval 2", "drift/batch, first tenth", "drift/batch, rest"]  # fmt: skip
+    header = [
+        "group",
+        "GD_1,2 network, probe (p.p.)",
+        "GD_1,2 nearest-mean (p.p.)",
+        "drift at end of interval 2",
+        "drift/batch, first tenth",
+        "drift/batch, rest",
+    ]
     rows = []
     for g in with_any:
         speeds = np.array([drift_speeds(r) for r in g.runs]).reshape(-1, 2)
