@@ -17,6 +17,7 @@ from stabgap.core.analyses import Analyses
 from stabgap.core.analyses.measures import (
     centred_gram,
     class_means,
+    hessian_top_and_trace,
     linear_cka,
     nearest_mean_scores,
     relative_change,
@@ -75,7 +76,8 @@ def test_the_nearest_mean_classifier_equals_explicit_loops():
 
 def analysed(**changes):
     return tiny_config(hidden=(16,), batches_per_task=6, batch_size=16, eval_subset=100,
-                       drift_every=1, head_every=2, probe_size=20, **changes)  # fmt: skip
+                       drift_every=1, head_every=2, probe_size=20, sharpness_iterations=3,
+                       **changes)  # fmt: skip
 
 
 def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
@@ -86,12 +88,12 @@ def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
     for changes in ({"ema_decay": 0.9}, resnet):
         on = analysed(**changes) if "model" not in changes else tiny_config(
             **changes, batches_per_task=4, batch_size=8, eval_subset=40, drift_every=2,
-            head_every=1, probe_size=8)  # fmt: skip
-        off = on.replace(drift_every=0, head_every=0)
+            head_every=1, probe_size=8, sharpness_iterations=2)  # fmt: skip
+        off = on.replace(drift_every=0, head_every=0, sharpness_iterations=0)
         a, b = run_experiment(on, small_stream), run_experiment(off, small_stream)
         np.testing.assert_array_equal(a.loss, b.loss)
         np.testing.assert_array_equal(a.acc, b.acc)
-        assert set(a.analyses) == {"drift_cka", "drift_change", "probe_acc", "nmc_acc"}
+        assert set(a.analyses) == set(analyses_module.RECORDED)
         assert b.analyses == {}
 
 
@@ -194,9 +196,10 @@ def test_a_sweep_over_the_analyses_on_two_workers_records_each_as_alone(tmp_path
                 "batch_size": 16,
                 "eval_subset": 50,
                 "probe_size": 16,
+                "head_every": 2,
                 "data_dir": str(mnist_dir()),
             },
-            "grid": {"drift_every": [0, 1], "head_every": [0, 2]},
+            "grid": {"drift_every": [0, 1], "sharpness_iterations": [0, 2]},
         }  # fmt: skip
     )
     swept = run_spec(spec, tmp_path / "sweep", workers=2, plot=False)
@@ -210,7 +213,49 @@ def test_a_sweep_over_the_analyses_on_two_workers_records_each_as_alone(tmp_path
 
 
 def test_the_module_names_what_it_records():
-    assert analyses_module.RECORDED == ("drift_cka", "drift_change", "probe_acc", "nmc_acc")
+    assert analyses_module.RECORDED == (
+        "drift_cka",
+        "drift_change",
+        "probe_acc",
+        "nmc_acc",
+        "sharpness",
+        "hessian_trace",
+    )
+
+
+def test_sharpness_is_the_exact_hessians_top_eigenvalue_and_trace_of_a_small_network():
+    """Power iteration on Hessian-vector products through the stacked MLP (its per-copy
+    products included) against the Hessian autograd builds entry by entry from the same
+    loss written with plain torch operations; Hutchinson's trace within 4 standard errors."""
+    import torch.nn.functional as F
+
+    from stabgap.core.losses import cross_entropy
+    from stabgap.core.models.mlp import StackedMLP
+
+    net = StackedMLP((6, 4, 3), [torch.Generator().manual_seed(0)])
+    x = torch.rand(1, 16, 6, generator=torch.Generator().manual_seed(2))
+    y = torch.randint(0, 3, (1, 16), generator=torch.Generator().manual_seed(3))
+    params = list(net.parameters())
+    top, trace = hessian_top_and_trace(
+        lambda: cross_entropy(net(x)[0], y), params, 400, [torch.Generator().manual_seed(1)]
+    )
+    shapes, sizes = [p.shape for p in params], [p.numel() for p in params]
+
+    def loss(flat):
+        w1, w2, b1, b2 = [q.reshape(s) for q, s in zip(torch.split(flat, sizes), shapes)]
+        hidden = torch.relu(x.double()[0] @ w1[0] + b1[0, 0])
+        return F.cross_entropy(hidden @ w2[0] + b2[0, 0], y[0])
+
+    exact = torch.autograd.functional.hessian(
+        loss, torch.cat([p.detach().reshape(-1) for p in params]).double()
+    )
+    eigenvalues = torch.linalg.eigvalsh(exact)
+    assert top.item() == pytest.approx(eigenvalues[eigenvalues.abs().argmax()].item(), rel=1e-4)
+    # Rademacher vᵀHv has variance 2 Σ_{i≠j} H_ij²; the mean of 400 is within 4 of its se
+    off = exact - torch.diag(torch.diag(exact))
+    se = (2 * off.square().sum() / 400).sqrt().item()
+    assert abs(trace.item() - exact.trace().item()) < 4 * se
+    assert all(p.grad is None for p in params)  # nothing accumulated where the update reads
 
 
 def test_a_network_whose_forward_skips_its_body_is_refused_at_the_first_point(small_stream):

@@ -1033,6 +1033,11 @@ WHY_PANELS = {
         ("probe_acc", "the network (solid) and the nearest-mean classifier (dashed)",
          "accuracy on the probe set (%)", 1.0),
     ],
+    # (tasks ended, tasks): x is each task's end, not the evaluation points
+    "sharpness": [
+        ("sharpness", "top Hessian eigenvalue of its loss, at each task's end", "λ_max", 1.0),
+        ("hessian_trace", "the Hessian's trace there", "trace", 1.0),
+    ],
 }  # fmt: skip
 
 
@@ -1044,8 +1049,9 @@ def plot_why(
     pdf: bool = True,
 ) -> Figure:
     """An analysis of task `task` over training, every group (mean ± std over seeds):
-    "drift" (its penultimate features' CKA and relative change) or "head" (the network's
-    and the nearest-mean classifier's accuracy on its probe set)."""
+    "drift" (its penultimate features' CKA and relative change), "head" (the network's
+    and the nearest-mean classifier's accuracy on its probe set) or "sharpness" (its loss's
+    Hessian at each task's end)."""
     key = WHY_PANELS[what][0][0]
     firsts = {label: recs[0] for label, recs in groups.items() if recs and key in recs[0].analyses}
     if not firsts:
@@ -1057,7 +1063,8 @@ def plot_why(
     for (label, recs), color in zip(groups.items(), _colors_for(list(groups)), strict=True):
         if label not in firsts:
             continue
-        x = np.asarray(firsts[label].eval_steps, dtype=float)
+        ends = what == "sharpness"
+        x = np.asarray(firsts[label].ends if ends else firsts[label].eval_steps, dtype=float)
         for k, (ax, (name, _, _, scale)) in enumerate(zip(axes, panels, strict=True)):
             lines = [(name, "-")] + ([("nmc_acc", "--")] if what == "head" else [])
             for line, style in lines:
@@ -1067,7 +1074,7 @@ def plot_why(
                 kept = np.isfinite(stack).any(axis=0)
                 mean, std = _mean_std(stack[:, kept])
                 first = k == 0 and style == "-"
-                ax.plot(x[kept], mean, color=color, lw=1.2, ls=style,
+                ax.plot(x[kept], mean, color=color, lw=1.2, ls=style, marker="o" if ends else None,
                         label=_group_label(label, recs) if first else None)  # fmt: skip
                 _band(ax, x[kept], mean, std, color)
     for ax, (_, title, ylabel, _) in zip(axes, panels, strict=True):

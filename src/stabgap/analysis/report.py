@@ -95,14 +95,18 @@ WHY_FIGURES = {
     "its probe set, against the last point before each switch",
     "head": "Why the gap, head or backbone: task 1's accuracy on its probe set, the network's "
     "(solid) and a nearest-mean classifier's on the same features (dashed)",
+    "sharpness": "Why the gap, sharpness: the top Hessian eigenvalue and the trace of task 1's "
+    "loss on its training sample, at each task's end",
 }
 WHY_NOTE = (
     "Task 1 in interval 2 (the first switch), from the analyses the runs recorded "
-    "(drift_every, head_every; docs/why-the-gap.md): GD_1,2 of the network and of a "
-    "nearest-mean classifier on the same penultimate features, both on task 1's probe set; "
-    "the relative change of task 1's penultimate features (the last hidden layer) since the "
-    "last point before the switch, at the interval's end and per batch in its first tenth "
-    "and after (mean ± sd over seeds). The network and its classifier are measured on the "
+    "(drift_every, head_every, sharpness_iterations; docs/why-the-gap.md): GD_1,2 of the "
+    "network and of a nearest-mean classifier on the same penultimate features, both on task "
+    "1's probe set; the relative change of task 1's penultimate features (the last hidden "
+    "layer) since the last point before the switch, at the interval's end and per batch in "
+    "its first tenth and after; the top Hessian eigenvalue and trace of task 1's loss at "
+    "task 1's end (mean ± sd over seeds; n/a: not recorded). The network and its classifier "
+    "are measured on the "
     "same runs: the paired interval is the one to read beside Welch's verdict, and a sentence "
     "interprets a contrast only where both, adjusted, show it."
 )

@@ -12,9 +12,12 @@ Everything is read at task 1 in interval 2 (the first switch: the network then h
   batch in the first tenth of interval 2 against the rest of it, paired over the seeds.
 - **Remedies**: each compared group's drift at the end of interval 2, and its classifier's
   gap, against the baseline's (Welch, as every other comparison).
-- **What goes with GD**: Spearman's ρ between drift and GD_1,2 across the runs of each group
-  (each centred on its group's means) and, apart, across the groups' means: the two can
-  disagree, and only the first says that runs which drift more have deeper gaps.
+- **Sharpness**: the top Hessian eigenvalue and trace of task 1's loss at task 1's end (the
+  weights the first switch starts from).
+- **What goes with GD**: Spearman's ρ between drift, and sharpness, and GD_1,2 across the
+  runs of each group (each centred on its group's means; Bonferroni over these
+  correlations) and, apart, across the groups' means: the two can disagree, and only the
+  first says that runs with more of it have deeper gaps.
 
 Each test joins the report's family (adjusted with the others).
 """
@@ -91,6 +94,20 @@ def drift_at_end(record: RunRecord) -> float:
     return float(change[inside, 0][-1]) if inside.any() else math.nan
 
 
+def sharpness_at_switch(record: RunRecord, key: str = "sharpness") -> float:
+    """Task 1's loss's Hessian top eigenvalue ("sharpness") or trace ("hessian_trace") at
+    task 1's end: the weights the first switch starts from."""
+    values = record.analyses.get(key)
+    return float(values[0, 0]) if values is not None else math.nan
+
+
+# What goes with GD: each quantity of a run tested against its GD_1,2.
+RELATED = {
+    "task 1's feature drift at the end of interval 2": drift_at_end,
+    "task 1's sharpness at the first switch": sharpness_at_switch,
+}
+
+
 def _by_seed(runs: Sequence[RunRecord], value) -> dict:
     return {r.config["seed"]: v for r in runs if np.isfinite(v := value(r))}
 
@@ -101,9 +118,11 @@ class WhyTests:
 
     head: list[tuple[str, Comparison]]  # per group: nearest-mean GD − network GD
     peak: list[tuple[str, Comparison]]  # per group: early − late drift speed
-    remedies: list[Comparison]  # compared group − baseline: drift, nearest-mean GD
-    within: tuple[float, float, int, int] | None  # ρ, p, runs, groups (centred)
-    across: tuple[float, int] | None  # ρ over the groups' means, groups
+    remedies: list[Comparison]  # compared group − baseline: drift, nearest-mean GD, sharpness
+    # per quantity of RELATED measured: ρ, p, runs, groups (centred within groups); and ρ
+    # over the groups' means, groups
+    within: dict[str, tuple[float, float, int, int]]
+    across: dict[str, tuple[float, int]]
 
 
 def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | None:
@@ -130,21 +149,28 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
     remedies = []
     for g in compared:
         for metric, value in (
-            ("task 1's feature drift at the end of interval 2", drift_at_end),
+            *RELATED.items(),
             ("the nearest-mean classifier's GD_1,2 (p.p.)", lambda r: probe_gap(r, "nmc_acc")),
         ):
             a, b = _by_seed(base.runs, value), _by_seed(g.runs, value)
             if a and b:
                 remedies.append(compare(a, b, labels[base.key], labels[g.key], metric=metric))
-    return WhyTests(head, peak, remedies, *_relations(groups))
+    within, across = {}, {}
+    for name, value in RELATED.items():
+        inside, between = _relations(groups, value)
+        if inside is not None:
+            within[name] = inside
+        if between is not None:
+            across[name] = between
+    return WhyTests(head, peak, remedies, within, across)
 
 
-def _relations(groups) -> tuple:
-    """ρ(drift, GD_1,2) within groups (centred) and across the groups' means."""
+def _relations(groups, value) -> tuple:
+    """ρ(value, GD_1,2) within groups (centred) and across the groups' means."""
     centred: tuple[list, list] = ([], [])
     means, used = [], 0
     for g in groups:
-        pairs = [(drift_at_end(r), r.measure(gap_depth, 1, INTERVAL)) for r in g.runs]
+        pairs = [(value(r), r.measure(gap_depth, 1, INTERVAL)) for r in g.runs]
         pairs = [p for p in pairs if np.isfinite(p).all()]
         if len(pairs) < MIN_SEEDS:
             continue
@@ -211,24 +237,23 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             + verdict
         )
     out += [family.adjusted(c).sentence(digits=3) for c in tests.remedies]
-    if tests.within is not None:
-        rho, p, n, groups = tests.within
+    for name, (rho, p, n, groups) in tests.within.items():
+        adjusted = min(1.0, p * len(tests.within))  # Bonferroni over these correlations
         relation = (
-            f"runs that drifted {'more' if rho > 0 else 'less'} had deeper gaps"
-            if p < ALPHA
+            f"runs with {'more' if rho > 0 else 'less'} of it had deeper gaps"
+            if adjusted < ALPHA
             else f"no relation is shown at n = {n}"
         )
         out.append(
             f"Within each of the {groups} groups (each run centred on its group's means; {n} "
-            f"runs), task 1's feature drift at the end of interval 2 and GD_1,2 have "
-            f"Spearman's ρ = {rho:+.2f} (p = {p:.2g}; not adjusted, the report's only test of "
-            f"it): {relation}."
+            f"runs), {name} and GD_1,2 have Spearman's ρ = {rho:+.2f} (p = {p:.2g}, adjusted "
+            f"over the section's {len(tests.within)} correlations {adjusted:.2g}): {relation}."
         )
-    if tests.across is not None:
-        rho, groups = tests.across
+    for name, (rho, groups) in tests.across.items():
         out.append(
-            f"Across the {groups} groups' means, ρ = {rho:+.2f} (descriptive: it compares "
-            "settings, not runs, and may disagree with the relation within groups)."
+            f"Across the {groups} groups' means, {name} and GD_1,2 have ρ = {rho:+.2f} "
+            "(descriptive: it compares settings, not runs, and may disagree with the "
+            "relation within groups)."
         )
     return out
 
@@ -245,6 +270,8 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
         "drift at end of interval 2",
         "drift/batch, first tenth",
         "drift/batch, rest",
+        "sharpness at the first switch",
+        "Hessian trace there",
     ]
     rows = []
     for g in with_any:
@@ -255,6 +282,8 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
             [drift_at_end(r) for r in g.runs],
             list(speeds[:, 0]),
             list(speeds[:, 1]),
+            [sharpness_at_switch(r) for r in g.runs],
+            [sharpness_at_switch(r, "hessian_trace") for r in g.runs],
         ]
         rows.append([labels[g.key], *(_cell(values) for values in columns)])
     return header, rows

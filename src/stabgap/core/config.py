@@ -194,6 +194,14 @@ class CoreConfig:
         **COUNT,
         science=False,
     )
+    sharpness_iterations: int = option(
+        0,
+        "Sharpness at each task's end: the Hessian's top eigenvalue (power iteration) and "
+        "trace (Hutchinson) of every seen task's loss on its sample of probe_size training "
+        "images, each from this many Hessian-vector products; 0: never.",
+        **COUNT,
+        science=False,
+    )
     probe_size: int = option(
         128,
         "Images of each task's probe sets for drift_every and head_every (test images to "

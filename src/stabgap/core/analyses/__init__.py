@@ -11,8 +11,12 @@
   its nearest mean. If the nearest-mean classifier keeps an old task's accuracy where the
   network loses it, the drop is the output layer's, not the features' (Łapacz et al., WACV
   2025).
+- **Sharpness** (``sharpness_iterations``): at each task's last point (the weights the next
+  switch starts from), for every seen task's training loss on its sample, the Hessian's
+  eigenvalue of largest magnitude (power iteration) and its trace (Hutchinson), from
+  Hessian-vector products.
 
-Each runs at its own cadence of evaluation points (every k-th, and always the last point of
+Drift and the head run at their own cadence of evaluation points (every k-th, and always the last point of
 each task, as the activity statistics: :func:`stabgap.core.evaluate.activity_points`), on
 probe sets of ``probe_size`` images a task drawn once from the copy's own random stream
 (``derive_seed(seed, "probes")``). They run in evaluation mode, without gradients and in
@@ -33,11 +37,13 @@ import torch
 from stabgap.core.analyses.measures import (
     centred_gram,
     class_means,
+    hessian_top_and_trace,
     linear_cka,
     nearest_mean_scores,
     relative_change,
 )
 from stabgap.core.evaluate import activity_points
+from stabgap.core.losses import cross_entropy
 from stabgap.core.streams import TaskStream, pixels, rows
 from stabgap.errors import StabgapError
 from stabgap.seeds import derive_seed
@@ -49,12 +55,13 @@ if TYPE_CHECKING:
 # for the head; NaN where not measured.
 DRIFT = ("drift_cka", "drift_change")
 HEAD = ("probe_acc", "nmc_acc")
-RECORDED = DRIFT + HEAD
+SHARPNESS = ("sharpness", "hessian_trace")  # (tasks ended, tasks): at each task's end
+RECORDED = DRIFT + HEAD + SHARPNESS
 
 
 def wanted(config: RunConfig) -> bool:
     """Whether the run measures any analysis."""
-    return bool(config.drift_every or config.head_every)
+    return bool(config.drift_every or config.head_every or config.sharpness_iterations)
 
 
 def probe_count(config: RunConfig, stream: TaskStream) -> int:
@@ -101,10 +108,19 @@ class Analyses:
         self.values: dict[str, torch.Tensor] = {}  # each analysis's, once it first measures
         self.reference: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: (h, gram)
         self.checked = False
+        self.iterations = base.sharpness_iterations
+        self.hessian_generators = [
+            torch.Generator().manual_seed(derive_seed(c.seed, "hessian")) for c in configs
+        ]
 
-    @torch.no_grad()
     def measure(self, point: int, net: torch.nn.Module, task: int) -> None:
         """The analyses due at evaluation `point`, while training `task` (1-based)."""
+        self._probe(point, net, task)
+        if self.iterations and self.last_of_task[point]:
+            self._sharpness(net, task)
+
+    @torch.no_grad()
+    def _probe(self, point: int, net: torch.nn.Module, task: int) -> None:
         drift, head = bool(self.drift_at[point]), bool(self.head_at[point])
         if not (drift or head):
             return
@@ -161,6 +177,35 @@ class Analyses:
             scored = stream.restrict(scores, task, flat, train=False)
             right = (scored.argmax(dim=-1) == labels).reshape(self.r, task, self.n)
             self.values[key][:, point, :task] = 100.0 * right.float().mean(dim=-1)
+
+    def _sharpness(self, net: torch.nn.Module, task: int) -> None:
+        """At task `task`'s last point: each seen task's training loss on its sample, its
+        Hessian's top eigenvalue and trace at the weights the run evaluates."""
+        stream, n_tasks = self.stream, self.shape[2]
+        self._start(SHARPNESS, (self.r, n_tasks, n_tasks), self.test.device)
+        params = list(net.parameters())
+        wanted_grad = [p.requires_grad for p in params]  # EMA's average holds none
+        for p in params:
+            p.requires_grad_(True)
+        net.eval()
+        try:
+            for k in range(1, task + 1):
+                index = self.train[:, k - 1]  # (R, n): task k's training sample
+
+                def loss_of(index=index) -> torch.Tensor:
+                    logits = net(pixels(rows(stream.train_x, index)))[0].float()
+                    scored = stream.restrict(logits, task, index)
+                    return cross_entropy(scored, stream.train_y[index])
+
+                top, trace = hessian_top_and_trace(
+                    loss_of, params, self.iterations, self.hessian_generators
+                )
+                self.values["sharpness"][:, task - 1, k - 1] = top
+                self.values["hessian_trace"][:, task - 1, k - 1] = trace
+        finally:
+            for p, g in zip(params, wanted_grad, strict=True):
+                p.requires_grad_(g)
+            net.train()
 
     def _start(self, keys: tuple[str, ...], shape: tuple[int, ...], device) -> None:
         for k in keys:

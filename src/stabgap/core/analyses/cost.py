@@ -8,7 +8,7 @@ the head adds a forward pass of the k training samples, their class sums and the
 distance of each probe image to each class mean (C·f MACs an image each). The hidden
 activations' sizes are the outputs of the layers followed by a nonlinearity: exact for the
 MLP, the CNN and the ViT, an upper bound for the ResNet (whose blocks' inner convolutions
-are counted as if they were read).
+are counted as if they were read). The sharpness: :func:`_sharpness_cost` (an estimate).
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ import math
 import numpy as np
 
 from stabgap.core.evaluate import activity_points, evaluation_steps
-from stabgap.core.models.layers import ZERO, Cost, Layer, forward_cost, matmul_cost
+from stabgap.core.models.layers import (
+    ZERO,
+    Cost,
+    Layer,
+    backward_cost,
+    forward_cost,
+    matmul_cost,
+)
 
 
 def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size: int) -> Cost:
@@ -35,8 +42,9 @@ def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size
         >>> cost.macs == 18 * (784 * 4 + 4 * 10) + (9 * 4) * (1 + 2 + 1 + 1)
         True
     """
+    total = _sharpness_cost(config, layers, image, test_size)
     if not (config.drift_every or config.head_every):
-        return ZERO
+        return total
     per_task = config.batches_per_task
     steps = evaluation_steps(
         config.total_batches, per_task, config.eval_every, config.eval_switch_window
@@ -49,7 +57,6 @@ def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size
     units = [layer.outputs for layer in layers if layer.relu]
     features, classes = layers[-1].macs // layers[-1].outputs, layers[-1].outputs
     pixels = math.prod(image)
-    total = ZERO
     for point in np.flatnonzero(drift | head):
         k = int(task_of[point])
         total = total + forward_cost(layers, k * n, pixels)
@@ -61,3 +68,16 @@ def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size
             # the class sums, then every probe image's distance to every class mean
             total = total + matmul_cost(2 * k * n * classes * features)
     return total
+
+
+def _sharpness_cost(config, layers: list[Layer], image: tuple[int, ...], test_size: int) -> Cost:
+    """At each task's end, for each seen task: one gradient pass with its graph kept, then
+    2·iterations Hessian-vector products, each counted as two forward and backward passes
+    (double back-propagation's usual cost; an estimate, not a count of its operations)."""
+    if not config.sharpness_iterations:
+        return ZERO
+    n = min(config.probe_size, test_size)
+    one = forward_cost(layers, n, math.prod(image)) + backward_cost(layers, n)
+    tasks = config.task_count
+    losses = tasks * (tasks + 1) // 2  # task k's end measures k losses
+    return one * (losses * (1 + 4 * config.sharpness_iterations))
