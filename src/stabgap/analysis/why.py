@@ -180,10 +180,10 @@ def _relations(groups, value) -> tuple:
         means.append((x.mean(), y.mean()))
         used += 1
     within = across = None
-    if len(centred[0]) >= 5:
+    if len(centred[0]) >= 5 and np.ptp(centred[0]) > 0 and np.ptp(centred[1]) > 0:
         rho, p = sps.spearmanr(*centred)
         within = (float(rho), float(p), len(centred[0]), used)
-    if len(means) >= 3:
+    if len(means) >= 3 and all(np.ptp(m) > 0 for m in np.array(means).T):
         across = (float(sps.spearmanr(*np.array(means).T)[0]), len(means))
     return within, across
 

@@ -16,9 +16,9 @@
   eigenvalue of largest magnitude (power iteration) and its trace (Hutchinson), from
   Hessian-vector products.
 
-Drift and the head run at their own cadence of evaluation points (every k-th, and always the last point of
-each task, as the activity statistics: :func:`stabgap.core.evaluate.activity_points`), on
-probe sets of ``probe_size`` images a task drawn once from the copy's own random stream
+Drift and the head run at their own cadence of evaluation points (every k-th, and always
+the last point of each task, as the activity statistics:
+:func:`stabgap.core.evaluate.activity_points`), on probe sets of ``probe_size`` images a task drawn once from the copy's own random stream
 (``derive_seed(seed, "probes")``). They run in evaluation mode, without gradients and in
 float32, on the weights the run evaluates (EMA's average where EMA is on, as its accuracy
 is measured there), and touch nothing the update uses: a run's training is the same with
