@@ -18,11 +18,13 @@
 
 Drift and the head run at their own cadence of evaluation points (every k-th, and always
 the last point of each task, as the activity statistics:
-:func:`stabgap.core.evaluate.activity_points`), on probe sets of ``probe_size`` images a task drawn once from the copy's own random stream
-(``derive_seed(seed, "probes")``). They run in evaluation mode, without gradients and in
-float32, on the weights the run evaluates (EMA's average where EMA is on, as its accuracy
-is measured there), and touch nothing the update uses: a run's training is the same with
-them on (tests/test_analyses.py). The quantities are pure functions
+:func:`stabgap.core.evaluate.activity_points`), on probe sets of ``probe_size`` images a
+task drawn once from the copy's own random stream (``derive_seed(seed, "probes")``). All
+run in evaluation mode and in float32 (drift and the head without gradients; the
+sharpness's products through ``torch.autograd.grad``, its random vectors from
+``derive_seed(seed, "hessian")``), on the weights the run evaluates (EMA's average where
+EMA is on, as its accuracy is measured there), and touch nothing the update uses: a run's
+training is the same with them on (tests/test_analyses.py). The quantities are pure functions
 (:mod:`stabgap.core.analyses.measures`); their cost is in ``stabgap cost``.
 """
 
