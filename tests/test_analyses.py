@@ -77,7 +77,7 @@ def test_the_nearest_mean_classifier_equals_explicit_loops():
 def analysed(**changes):
     return tiny_config(hidden=(16,), batches_per_task=6, batch_size=16, eval_subset=100,
                        drift_every=1, head_every=2, probe_size=20, sharpness_iterations=3,
-                       **changes)  # fmt: skip
+                       gradients_window=2, **changes)  # fmt: skip
 
 
 def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
@@ -88,8 +88,8 @@ def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
     for changes in ({"ema_decay": 0.9}, resnet):
         on = analysed(**changes) if "model" not in changes else tiny_config(
             **changes, batches_per_task=4, batch_size=8, eval_subset=40, drift_every=2,
-            head_every=1, probe_size=8, sharpness_iterations=2)  # fmt: skip
-        off = on.replace(drift_every=0, head_every=0, sharpness_iterations=0)
+            head_every=1, probe_size=8, sharpness_iterations=2, gradients_window=1)  # fmt: skip
+        off = on.replace(drift_every=0, head_every=0, sharpness_iterations=0, gradients_window=0)
         a, b = run_experiment(on, small_stream), run_experiment(off, small_stream)
         np.testing.assert_array_equal(a.loss, b.loss)
         np.testing.assert_array_equal(a.acc, b.acc)
@@ -213,14 +213,53 @@ def test_a_sweep_over_the_analyses_on_two_workers_records_each_as_alone(tmp_path
 
 
 def test_the_module_names_what_it_records():
-    assert analyses_module.RECORDED == (
-        "drift_cka",
-        "drift_change",
-        "probe_acc",
-        "nmc_acc",
-        "sharpness",
-        "hessian_trace",
-    )
+    assert (
+        *("drift_cka", "drift_change", "probe_acc", "nmc_acc", "sharpness", "hessian_trace"),
+        *("grad_new_norm", "grad_replay_norm", "grad_cosine"),
+    ) == analyses_module.RECORDED
+
+
+def test_the_gradient_anatomy_is_each_parts_gradient_at_the_steps_weights(
+    small_stream, monkeypatch
+):
+    """Each recorded norm and cosine against the gradients autograd gives, on a copy of the
+    network as it was at that batch, of the mean cross-entropy of the batch's current-task
+    examples and of its replayed ones (full replay: the earlier tasks' in the union)."""
+    kept = {}
+    before = Analyses.before_step
+
+    def keeping(self, t, task, index, model):
+        if self.window is not None and self.window[t]:
+            kept[t] = (copy.deepcopy(model), task, index.clone())
+        before(self, t, task, index, model)
+
+    monkeypatch.setattr(Analyses, "before_step", keeping)
+    result = run_experiment(analysed(seed=4), small_stream)
+    s = small_stream
+    assert sorted(kept) == [4, 5, 6, 7, 10, 11, 12, 13]  # 2 batches each side of 6 and 12
+    for t, (net, task, index) in kept.items():
+        grads = []
+        for part in (s.task_of(index[0]) == task - 1, s.task_of(index[0]) != task - 1):
+            net.zero_grad()
+            if not part.any():
+                grads.append(None)
+                continue
+            rows = index[0][part]
+            logits = s.restrict(net(pixels(s.train_x[rows])[None])[0], task, rows[None])
+            torch.nn.functional.cross_entropy(logits[0], s.train_y[rows]).backward()
+            grads.append([p.grad[0].clone() for p in net.parameters()])
+        new, old = grads
+        norms = [g.norm().item() for g in new]
+        assert result.analyses["grad_new_norm"][t] == pytest.approx(norms, rel=1e-4)
+        if old is None:  # task 1: nothing is replayed yet
+            assert np.isnan(result.analyses["grad_replay_norm"][t]).all()
+            continue
+        a, b = torch.cat([g.flatten() for g in new]), torch.cat([g.flatten() for g in old])
+        replay = [g.norm().item() for g in old]
+        assert result.analyses["grad_replay_norm"][t] == pytest.approx(replay, rel=1e-4)
+        cosine = (a @ b / (a.norm() * b.norm())).item()
+        assert result.analyses["grad_cosine"][t] == pytest.approx(cosine, rel=1e-4, abs=1e-6)
+    assert np.isnan(result.analyses["grad_cosine"][:4]).all()  # outside the windows
 
 
 def test_sharpness_is_the_exact_hessians_top_eigenvalue_and_trace_of_a_small_network():

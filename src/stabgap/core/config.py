@@ -202,6 +202,14 @@ class CoreConfig:
         **COUNT,
         science=False,
     )
+    gradients_window: int = option(
+        0,
+        "Gradient anatomy: at the training batches within this many of each switch, before "
+        "and after, the gradient of the current task's examples and of the replayed ones: "
+        "their norms per parameter tensor and their cosine; 0: never.",
+        **COUNT,
+        science=False,
+    )
     probe_size: int = option(
         128,
         "Images of each task's probe sets for drift_every and head_every (test images to "

@@ -273,8 +273,10 @@ def train_stack(
                     with timer("analyses"):
                         analyses.measure(point, net, task)
                 point += 1
-            with timer("train"):
+            with timer("train"):  # (the gradient anatomy's time, where on, counts here)
                 batch = draw_batch(parts)
+                if analyses is not None:
+                    analyses.before_step(t, task, batch.indices, parts.model)
                 step = Step(task, t, t - (task - 1) * per_task)
                 losses[:, t], penalty = train_step(parts, batch, step)
                 if penalty is not None:

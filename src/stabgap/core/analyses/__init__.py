@@ -15,6 +15,12 @@
   switch starts from), for every seen task's training loss on its sample, the Hessian's
   eigenvalue of largest magnitude (power iteration) and its trace (Hutchinson), from
   Hessian-vector products.
+- **Gradient anatomy** (``gradients_window``): at each training batch within that many of a
+  switch (before and after), the gradient of the batch's current-task examples and of its
+  replayed ones (earlier tasks': the union's, the stratified share's or the memory's), at
+  the step's weights: each one's norm per parameter tensor and the cosine between them. It
+  is the plain cross-entropy of each part, whatever loss the run trains with (a method's
+  own terms are not in it), on the trained weights (not EMA's average: the update's).
 
 Drift and the head run at their own cadence of evaluation points (every k-th, and always
 the last point of each task, as the activity statistics:
@@ -42,6 +48,7 @@ from stabgap.core.analyses.measures import (
     hessian_top_and_trace,
     linear_cka,
     nearest_mean_scores,
+    part_gradients,
     relative_change,
 )
 from stabgap.core.evaluate import activity_points
@@ -58,12 +65,36 @@ if TYPE_CHECKING:
 DRIFT = ("drift_cka", "drift_change")
 HEAD = ("probe_acc", "nmc_acc")
 SHARPNESS = ("sharpness", "hessian_trace")  # (tasks ended, tasks): at each task's end
-RECORDED = DRIFT + HEAD + SHARPNESS
+# (batches, parameter tensors) and (batches,): at the training batches around each switch
+GRADIENTS = ("grad_new_norm", "grad_replay_norm", "grad_cosine")
+RECORDED = DRIFT + HEAD + SHARPNESS + GRADIENTS
 
 
 def wanted(config: RunConfig) -> bool:
     """Whether the run measures any analysis."""
-    return bool(config.drift_every or config.head_every or config.sharpness_iterations)
+    return bool(
+        config.drift_every
+        or config.head_every
+        or config.sharpness_iterations
+        or config.gradients_window
+    )
+
+
+def around_switches(config: RunConfig) -> np.ndarray:
+    """Which training batches the gradient anatomy reads: gradients_window batches before
+    and after each switch (a boolean mask over the run's batches).
+
+    >>> from stabgap.core.config import RunConfig
+    >>> around_switches(RunConfig(batches_per_task=4, gradients_window=1)).astype(int).tolist()
+    [0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0]
+    """
+    t = np.arange(config.total_batches)
+    since = t % config.batches_per_task  # batches since the task began
+    after = (t >= config.batches_per_task) & (since < config.gradients_window)
+    before = (t < config.total_batches - config.batches_per_task) & (
+        since >= config.batches_per_task - config.gradients_window
+    )
+    return after | before
 
 
 def probe_count(config: RunConfig, stream: TaskStream) -> int:
@@ -110,6 +141,7 @@ class Analyses:
         self.values: dict[str, torch.Tensor] = {}  # each analysis's, once it first measures
         self.reference: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: (h, gram)
         self.checked = False
+        self.window = around_switches(base) if base.gradients_window else None
         self.iterations = base.sharpness_iterations
         self.hessian_generators = [
             torch.Generator().manual_seed(derive_seed(c.seed, "hessian")) for c in configs
@@ -179,6 +211,33 @@ class Analyses:
             scored = stream.restrict(scores, task, flat, train=False)
             right = (scored.argmax(dim=-1) == labels).reshape(self.r, task, self.n)
             self.values[key][:, point, :task] = 100.0 * right.float().mean(dim=-1)
+
+    def before_step(self, t: int, task: int, index: torch.Tensor, model: torch.nn.Module) -> None:
+        """At training batch `t` (about to update on examples `index`, (R, B)): the gradient
+        of the current task's examples and of the replayed ones (earlier tasks'), at the
+        step's weights, in evaluation mode (batch norm's running statistics, left alone)."""
+        if self.window is None or not self.window[t]:
+            return
+        stream = self.stream
+        params = list(model.parameters())
+        model.eval()
+        try:
+            logits = model(pixels(rows(stream.train_x, index)))[0].float()
+            scored = stream.restrict(logits, task, index)
+            r, b, c = scored.shape
+            losses = torch.nn.functional.cross_entropy(
+                scored.reshape(r * b, c), stream.train_y[index].reshape(-1), reduction="none"
+            ).view(r, b)
+            current = stream.task_of(index) == task - 1
+            new, old, cosine = part_gradients(losses, current, params)
+        finally:
+            model.train()
+        total = len(self.window)
+        self._start(GRADIENTS[:2], (self.r, total, len(params)), new.device)
+        self._start(GRADIENTS[2:], (self.r, total), new.device)
+        self.values["grad_new_norm"][:, t] = new
+        self.values["grad_replay_norm"][:, t] = old
+        self.values["grad_cosine"][:, t] = cosine
 
     def _sharpness(self, net: torch.nn.Module, task: int) -> None:
         """At task `task`'s last point: each seen task's training loss on its sample, its

@@ -128,3 +128,36 @@ def hessian_top_and_trace(
         v = [h.detach() for h in hv]
     trace = sum(per_copy(z, hvp(z)) for z in (draw(True) for _ in range(iterations)))
     return top.detach(), (trace / iterations).detach()
+
+
+def part_gradients(
+    losses: torch.Tensor, parts: torch.Tensor, params: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of two parts of each copy's batch, compared: each part's mean loss
+    (per-example `losses` (R, B), `parts` (R, B) True for the first part), its gradient's
+    norm per parameter tensor (R, tensors) for each part, and the cosine between the two
+    whole gradients (R,); NaN for a copy with an empty part.
+
+    Example (one parameter w, loss_i = (w - y_i)², at w = 0: gradient -2 · mean y):
+        >>> w = torch.zeros(1, 1, requires_grad=True)
+        >>> y = torch.tensor([[1.0, 3.0, -2.0]])
+        >>> first, second, cos = part_gradients((w - y) ** 2, torch.tensor([[1, 1, 0]]) > 0, [w])
+        >>> first.tolist(), second.tolist(), cos.tolist()
+        ([[4.0]], [[4.0]], [-1.0])
+    """
+    copies, nan = losses.shape[0], float("nan")
+    norms, flats = [], []
+    for mask in (parts, ~parts):
+        count = mask.sum(dim=1)
+        mean = (losses * mask).sum(dim=1) / count.clamp(min=1)
+        grads = torch.autograd.grad(mean.sum(), params, retain_graph=True, allow_unused=True)
+        per = [
+            (torch.zeros_like(p) if g is None else g).reshape(copies, -1)
+            for p, g in zip(params, grads, strict=True)
+        ]
+        empty = (count == 0).unsqueeze(1)
+        norms.append(torch.stack([g.norm(dim=1) for g in per], dim=1).masked_fill(empty, nan))
+        flats.append(torch.cat(per, dim=1).masked_fill(empty, nan))
+    a, b = flats
+    cosine = (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1))
+    return norms[0].detach(), norms[1].detach(), cosine.detach()
