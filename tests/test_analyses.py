@@ -316,7 +316,7 @@ def test_a_network_whose_forward_skips_its_body_is_refused_at_the_first_point(sm
 
 
 # --- the report's section, on runs whose analyses are known by construction -------------------
-def why_run(seed, net_drop, nmc_drop, early, late, sharpness, group="baseline"):
+def why_run(seed, net_drop, nmc_drop, early, late, sharpness, group="baseline", cosine=0.0):
     """Two tasks of 20 batches, evaluated at every batch: task 1 at 90 % until the switch,
     then down by `net_drop` (the network) and `nmc_drop` (the nearest-mean classifier) at
     once, back within 10 batches; its features' relative change rising by `early` a batch
@@ -336,13 +336,18 @@ def why_run(seed, net_drop, nmc_drop, early, late, sharpness, group="baseline"):
         k = t - 19  # batches since the reference point
         change[t, 0, 0] = early * min(k, 2) + late * max(0, k - 2)
     hessian = np.array([[sharpness, nan], [sharpness + 1, sharpness]])
-    config = RunConfig(seed=seed, rotations=(0, 90), batches_per_task=20)
+    config = RunConfig(seed=seed, rotations=(0, 90), batches_per_task=20, gradients_window=4)
+    cosines = np.full(40, nan)
+    cosines[20:24] = cosine  # the window after the switch (none before: no replay yet)
+    norms = np.full((40, 2), nan)
+    norms[20:24] = [3.0, 4.0]
     return RunRecord(
         name=f"{group}-s{seed}", experiment=group, config=to_dict(config), acc=curve(net_drop),
         boundaries=(20, 40), eval_steps=np.arange(40), loss=None, metadata={"seed": seed},
         analyses={"probe_acc": curve(net_drop), "nmc_acc": curve(nmc_drop),
                   "drift_change": change, "drift_cka": 1 - change,
-                  "sharpness": hessian, "hessian_trace": 10 * hessian},
+                  "sharpness": hessian, "hessian_trace": 10 * hessian,
+                  "grad_cosine": cosines, "grad_new_norm": norms, "grad_replay_norm": norms / 5},
     )  # fmt: skip
 
 
@@ -354,7 +359,8 @@ def test_the_report_says_the_head_holds_most_of_the_gap_where_it_does():
 
     rng = np.random.default_rng(0)
     base = SimpleNamespace(key="baseline", runs=[
-        why_run(s, 30 + rng.normal(), 6 + rng.normal(), 0.05, 0.005 + 0.001 * rng.normal(), 20)
+        why_run(s, 30 + rng.normal(), 6 + rng.normal(), 0.05, 0.005 + 0.001 * rng.normal(), 20,
+                cosine=-0.4 + 0.05 * rng.normal())
         for s in range(1, 7)])  # fmt: skip
     nd = SimpleNamespace(key="nd", runs=[
         why_run(s, 10 + rng.normal(), 9 + rng.normal(), 0.05, 0.005, 4 + rng.normal(), "nd")
@@ -363,7 +369,8 @@ def test_the_report_says_the_head_holds_most_of_the_gap_where_it_does():
     assert probe_gap(base.runs[0], "probe_acc") == pytest.approx(first[19, 0] - first[20, 0])
     labels = {"baseline": "baseline", "nd": "nd"}
     tests = why_tests(base, [nd], labels)
-    said = why_findings(tests, Family([c for _, c in tests.head] + tests.remedies), labels)
+    family = Family([c for _, c in tests.head + tests.conflict] + tests.remedies)
+    said = why_findings(tests, family, labels)
     head = next(s for s in said if s.startswith("**baseline**, head or backbone"))
     share = 100 * (1 - np.mean([probe_gap(r, "nmc_acc") for r in base.runs])
                    / np.mean([probe_gap(r, "probe_acc") for r in base.runs]))  # fmt: skip
@@ -373,8 +380,12 @@ def test_the_report_says_the_head_holds_most_of_the_gap_where_it_does():
     peak = next(s for s in said if s.startswith("**baseline**, drift at the switch"))
     assert peak.endswith("Task 1's features drift fastest right after the switch.")
     sharp = next(s for s in said if s.startswith("task 1's sharpness at the first switch"))
-    assert "significant" in sharp and "nd 3.983" in sharp
+    expected = np.mean([r.analyses["sharpness"][0, 0] for r in nd.runs])
+    assert "significant" in sharp and f"nd {expected:.3f}" in sharp
+    conflict = next(s for s in said if s.startswith("**baseline**, gradients at the switch"))
+    assert conflict.endswith("a step on the new examples alone would raise the old tasks' loss.")
     header, rows = why_table([base, nd], labels)
+    assert rows[0][header.index("replay/new gradient norm")].startswith("0.20")  # 1/5
     assert rows[0][0] == "baseline" and rows[0][header.index("sharpness at the first switch")
                                                 ].startswith("20.00")  # fmt: skip
 

@@ -28,7 +28,7 @@ def test_values_are_normalised():
         ({"batch_size": 1.5}, "'batch_size' must be an integer"),
         ({"hidden": "wide"}, "'hidden' must be a list of integers"),
         ({"decay_lambda": -1}, "decay_lambda must be a finite number >= 0"),
-        ({"eval_every": 600}, "eval_every must be <= batches_per_task"),
+        ({"eval_every": 600}, r"eval_every \(600\) must be <= batches_per_task \(500\)"),
         ({"reset_optimizer": "yes"}, "'reset_optimizer' must be true or false"),
         ({"betas": [0.9]}, "'betas' must be 2 numbers"),
     ],

@@ -1033,6 +1033,11 @@ WHY_PANELS = {
         ("probe_acc", "the network (solid) and the nearest-mean classifier (dashed)",
          "accuracy on the probe set (%)", 1.0),
     ],
+    # (batches,): x is the training batch (around each switch)
+    "gradients": [
+        ("grad_cosine", "cosine of the replayed and the new examples' gradients",
+         "cosine", 1.0),
+    ],
     # (tasks ended, tasks): x is each task's end, not the evaluation points
     "sharpness": [
         ("sharpness", "top Hessian eigenvalue of its loss, at each task's end", "λ_max", 1.0),
@@ -1065,18 +1070,26 @@ def plot_why(
             continue
         ends = what == "sharpness"
         x = np.asarray(firsts[label].ends if ends else firsts[label].eval_steps, dtype=float)
+        if what == "gradients":
+            x = np.arange(len(firsts[label].analyses[key]), dtype=float)
         for k, (ax, (name, _, _, scale)) in enumerate(zip(axes, panels, strict=True)):
             lines = [(name, "-")] + ([("nmc_acc", "--")] if what == "head" else [])
             for line, style in lines:
                 values = [r.analyses[line] for r in recs]
-                stack = np.stack([scale * (v[:, task - 1, -1] if v.ndim == 3 else v[:, task - 1])
-                                  for v in values])  # fmt: skip
+                stack = np.stack([scale * _task_column(v, task) for v in values])
                 kept = np.isfinite(stack).any(axis=0)
                 mean, std = _mean_std(stack[:, kept])
+                xs = x[kept]
+                if not ends:  # each task's stretch on its own: no line across a switch
+                    xs, mean, std = _broken_at(_switch_batches(firsts[label]), xs, mean, std)
                 first = k == 0 and style == "-"
-                ax.plot(x[kept], mean, color=color, lw=1.2, ls=style, marker="o" if ends else None,
+                ax.plot(xs, mean, color=color, lw=1.2, ls=style, marker="o" if ends else None,
                         label=_group_label(label, recs) if first else None)  # fmt: skip
-                _band(ax, x[kept], mean, std, color)
+                if what == "head":  # an accuracy's band stays within 0-100 %
+                    low, high = np.clip(mean - std, 0, 100), np.clip(mean + std, 0, 100)
+                    ax.fill_between(xs, low, high, color=color, alpha=BAND_ALPHA, lw=0)
+                else:
+                    _band(ax, xs, mean, std, color)
     for ax, (_, title, ylabel, _) in zip(axes, panels, strict=True):
         _mark_switches(ax, next(iter(firsts.values())))
         ax.set_title(title, fontsize=9, pad=14)
@@ -1086,3 +1099,22 @@ def plot_why(
     fig.legend(loc="outside right upper", fontsize=8, frameon=False)
     save(fig, path, pdf=pdf)
     return fig
+
+
+def _broken_at(switches: Sequence[float], x: np.ndarray, *ys: np.ndarray) -> tuple:
+    """x and the curves with a NaN between the points on either side of each switch, so
+    that matplotlib draws each task's stretch apart.
+
+    >>> _broken_at([2.0], np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2, 3, 4]))[1].tolist()
+    [1.0, 2.0, nan, 3.0, 4.0]
+    """
+    cuts = [i for i in range(1, len(x)) if any(x[i - 1] < s <= x[i] for s in switches)]
+    return tuple(np.insert(np.asarray(a, dtype=float), cuts, np.nan) for a in (x, *ys))
+
+
+def _task_column(values: np.ndarray, task: int) -> np.ndarray:
+    """An analysis's values for `task`: the last layer's of a (points, tasks, layers) array,
+    the task's column of a (points, tasks) one; a (batches,) one as it is."""
+    if values.ndim == 3:
+        return values[:, task - 1, -1]
+    return values[:, task - 1] if values.ndim == 2 else values

@@ -97,18 +97,23 @@ WHY_FIGURES = {
     "(solid) and a nearest-mean classifier's on the same features (dashed)",
     "sharpness": "Why the gap, sharpness: the top Hessian eigenvalue and the trace of task 1's "
     "loss on its training sample, at each task's end",
+    "gradients": "Why the gap, gradients: the cosine between the replayed and the new "
+    "examples' gradients at the batches around each switch",
 }
 WHY_NOTE = (
-    "Task 1 in interval 2 (the first switch), from the analyses the runs recorded "
-    "(drift_every, head_every, sharpness_iterations; docs/why-the-gap.md): GD_1,2 of the "
-    "network and of a nearest-mean classifier on the same penultimate features, both on task "
-    "1's probe set; the relative change of task 1's penultimate features (the last hidden "
-    "layer) since the last point before the switch, at the interval's end and per batch in "
-    "its first tenth and after; the top Hessian eigenvalue and trace of task 1's loss at "
-    "task 1's end (mean ± sd over seeds; n/a: not recorded). The network and its classifier "
-    "are measured on the "
-    "same runs: the paired interval is the one to read beside Welch's verdict, and a sentence "
-    "interprets a contrast only where both, adjusted, show it."
+    "Task 1 at the first switch (interval 2), read from the analyses the runs recorded "
+    "(docs/why-the-gap.md); mean ± sd over seeds, n/a where not recorded. The columns:\n\n"
+    "- GD_1,2 of the network and of a nearest-mean classifier on the same penultimate "
+    "features, both on task 1's probe set;\n"
+    "- the drift of task 1's penultimate features (their relative change since the last "
+    "point before the switch) at the interval's end, and per batch in its first tenth and "
+    "after;\n"
+    "- the top Hessian eigenvalue and the trace of task 1's loss at task 1's end;\n"
+    "- the cosine of the replayed and the new examples' gradients, and the ratio of their "
+    "norms, over the gradients_window batches after the switch.\n\n"
+    "A contrast within the same runs (network against classifier, early against late drift) "
+    "has a paired interval beside Welch's verdict; a sentence interprets it only where both, "
+    "adjusted, show it."
 )
 
 

@@ -14,6 +14,9 @@ Everything is read at task 1 in interval 2 (the first switch: the network then h
   gap, against the baseline's (Welch, as every other comparison).
 - **Sharpness**: the top Hessian eigenvalue and trace of task 1's loss at task 1's end (the
   weights the first switch starts from).
+- **Are the gradients in conflict at the switch**: the cosine between the replayed and the
+  new examples' gradients over the window after the first switch, against 0 (a one-sample
+  t-test, written as a comparison with a constant side).
 - **What goes with GD**: Spearman's ρ between drift, and sharpness, and GD_1,2 across the
   runs of each group (each centred on its group's means; Bonferroni over these
   correlations) and, apart, across the groups' means: the two can disagree, and only the
@@ -37,6 +40,7 @@ from stabgap.statistics.summary import format_mean_std
 from stabgap.studies.records import RunRecord
 
 INTERVAL = 2
+COSINE = "the replayed and new examples' gradient cosine after the first switch"
 EARLY = 0.1  # the first tenth of the interval: where a gap's bottom lies in these studies
 
 
@@ -101,10 +105,43 @@ def sharpness_at_switch(record: RunRecord, key: str = "sharpness") -> float:
     return float(values[0, 0]) if values is not None else math.nan
 
 
+def after_first_switch(record: RunRecord, key: str) -> np.ndarray:
+    """The gradient anatomy's `key` at the recorded batches from the first switch on, until
+    the window's end (NaN-free)."""
+    values = record.analyses.get(key)
+    if values is None:
+        return np.empty((0,))
+    start = record.ends[0]
+    window = np.arange(len(values)) >= start
+    window &= np.arange(len(values)) < start + record.config.get("gradients_window", 0)
+    kept = values[window]
+    finite = np.isfinite(kept).all(axis=tuple(range(1, kept.ndim)))
+    return kept[finite]
+
+
+def cosine_after_switch(record: RunRecord) -> float:
+    """The mean cosine of the replayed and the new examples' gradients in the batches right
+    after the first switch."""
+    values = after_first_switch(record, "grad_cosine")
+    return float(values.mean()) if values.size else math.nan
+
+
+def norm_ratio_after_switch(record: RunRecord) -> float:
+    """The replayed examples' gradient norm over the new ones' (whole gradients), averaged
+    over the batches right after the first switch."""
+    old = after_first_switch(record, "grad_replay_norm")
+    new = after_first_switch(record, "grad_new_norm")
+    if not old.size or old.shape != new.shape:
+        return math.nan
+    ratio = np.sqrt((old**2).sum(axis=1)) / np.sqrt((new**2).sum(axis=1))
+    return float(ratio.mean())
+
+
 # What goes with GD: each quantity of a run tested against its GD_1,2.
 RELATED = {
     "task 1's feature drift at the end of interval 2": drift_at_end,
     "task 1's sharpness at the first switch": sharpness_at_switch,
+    "the replayed and new gradients' cosine after the first switch": cosine_after_switch,
 }
 
 
@@ -118,6 +155,7 @@ class WhyTests:
 
     head: list[tuple[str, Comparison]]  # per group: nearest-mean GD − network GD
     peak: list[tuple[str, Comparison]]  # per group: early − late drift speed
+    conflict: list[tuple[str, Comparison]]  # per group: gradient cosine − 0
     remedies: list[Comparison]  # compared group − baseline: drift, nearest-mean GD, sharpness
     # per quantity of RELATED measured: ρ, p, runs, groups (centred within groups); and ρ
     # over the groups' means, groups
@@ -130,7 +168,7 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
     groups = [g for g in [base, *compared] if g.runs]
     if not any(r.analyses for g in groups for r in g.runs):
         return None
-    head, peak = [], []
+    head, peak, conflict = [], [], []
     for g in groups:
         net = _by_seed(g.runs, lambda r: probe_gap(r, "probe_acc"))
         nmc = _by_seed(g.runs, lambda r: probe_gap(r, "nmc_acc"))
@@ -146,6 +184,11 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
             peak.append((g.key, compare(late, early, f"{name}, later in the interval",
                                         f"{name}, its first tenth",
                                         metric="drift per batch")))  # fmt: skip
+        cosine = _by_seed(g.runs, cosine_after_switch)
+        if len(cosine) >= MIN_SEEDS:  # against orthogonal gradients: a one-sample t-test
+            conflict.append((g.key, compare(dict.fromkeys(cosine, 0.0), cosine,
+                                            "orthogonal gradients", name,
+                                            metric=COSINE)))  # fmt: skip
     remedies = []
     for g in compared:
         for metric, value in (
@@ -162,7 +205,7 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
             within[name] = inside
         if between is not None:
             across[name] = between
-    return WhyTests(head, peak, remedies, within, across)
+    return WhyTests(head, peak, conflict, remedies, within, across)
 
 
 def _relations(groups, value) -> tuple:
@@ -192,7 +235,8 @@ def why_comparisons(tests: WhyTests | None) -> list[Comparison]:
     """The section's comparisons, for the report's family."""
     if tests is None:
         return []
-    return [c for _, c in tests.head] + [c for _, c in tests.peak] + tests.remedies
+    pairs = tests.head + tests.peak + tests.conflict
+    return [c for _, c in pairs] + tests.remedies
 
 
 def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str]) -> list[str]:
@@ -236,6 +280,18 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             + adjusted.sentence(digits=4, unit="per batch", diff_unit="per batch")
             + verdict
         )
+    for key, c in tests.conflict:
+        adjusted = family.adjusted(c)
+        verdict = ""
+        if adjusted.significant:
+            verdict = (
+                " The replayed examples' gradient opposes the new task's right after the "
+                "switch: a step on the new examples alone would raise the old tasks' loss."
+                if c.diff < 0
+                else " The two gradients agree in direction right after the switch."
+            )
+        out.append(f"**{labels[key]}**, gradients at the switch: "
+                   + adjusted.sentence(digits=3) + verdict)  # fmt: skip
     out += [family.adjusted(c).sentence(digits=3) for c in tests.remedies]
     for name, (rho, p, n, groups) in tests.within.items():
         adjusted = min(1.0, p * len(tests.within))  # Bonferroni over these correlations
@@ -272,6 +328,8 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
         "drift/batch, rest",
         "sharpness at the first switch",
         "Hessian trace there",
+        "gradient cosine after it",
+        "replay/new gradient norm",
     ]
     rows = []
     for g in with_any:
@@ -284,6 +342,8 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
             list(speeds[:, 1]),
             [sharpness_at_switch(r) for r in g.runs],
             [sharpness_at_switch(r, "hessian_trace") for r in g.runs],
+            [cosine_after_switch(r) for r in g.runs],
+            [norm_ratio_after_switch(r) for r in g.runs],
         ]
         rows.append([labels[g.key], *(_cell(values) for values in columns)])
     return header, rows

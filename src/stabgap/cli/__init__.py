@@ -146,8 +146,13 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"{label} in {root}: {len(written)} file(s) downloaded, all verified")
         return 0
     if not root.is_dir():
-        what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise StabgapError(f"{label} folder {root} {what}: check the path")
+        if root.exists():
+            raise StabgapError(f"{label} folder {root} is a file, not a folder: check the path")
+        raise StabgapError(
+            f"{label} folder {root} does not exist: check the path, or fetch it with "
+            f"`stabgap data download --dataset {args.dataset}"
+            + (f" --data-dir {args.data_dir}`" if args.data_dir else "`")
+        )
     results = dataset.verify(root)
     for name, ok, message in results:
         print(f"{'ok ' if ok else 'BAD'} {name}: {message}")

@@ -519,7 +519,8 @@ def _validate(c: RunConfig) -> None:
         ),
         (
             c.eval_every <= c.batches_per_task,
-            "eval_every must be <= batches_per_task (at least one evaluation per task)",
+            f"eval_every ({c.eval_every}) must be <= batches_per_task ({c.batches_per_task}): "
+            "at least one evaluation per task; lower eval_every",
         ),
         (
             c.eval_switch_window == 0 or c.eval_every > 1,
@@ -528,7 +529,9 @@ def _validate(c: RunConfig) -> None:
         ),
         (
             c.eval_switch_window <= c.batches_per_task,
-            "eval_switch_window must be <= batches_per_task",
+            f"eval_switch_window ({c.eval_switch_window}) must be <= batches_per_task "
+            f"({c.batches_per_task}): lower it too (e.g. --set eval_switch_window="
+            f"{c.batches_per_task}) when you shorten the tasks",
         ),
         (
             c.replay != "stratified" or c.task_batch_size(c.task_count) >= c.task_count,
@@ -626,5 +629,6 @@ def help_text(name: str) -> str:
     for registry in DECLARING:
         if name in registry.shared:
             users = [ext for ext, cls in registry.items() if name in cls.uses]
-            text += f" Read by the {registry.plural} {', '.join(users)}."
+            if users:  # (a shared field may be read by the loop, not by the policies)
+                text += f" Read by the {registry.plural} {', '.join(users)}."
     return text

@@ -46,6 +46,18 @@ class Images:
 GIVEN = "given data dir"  # where a folder came from, when the user named it
 
 
+def missing_folders(dest: Path) -> list[Path]:
+    """`dest` and its parents that do not exist yet (what creating it will create)."""
+    return [p for p in (dest, *dest.parents) if not p.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed download created, where it left them empty."""
+    for folder in folders:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def cache_root() -> Path:
     """``$XDG_CACHE_HOME/stabgap``, or ``~/.cache/stabgap`` when that variable is unset or
     not absolute (as the XDG spec requires)."""

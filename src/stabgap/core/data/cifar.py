@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from stabgap.atomic import atomic_write
-from stabgap.core.data import DATASETS, GIVEN, Dataset, Images
+from stabgap.core.data import DATASETS, GIVEN, Dataset, Images, missing_folders, remove_empty
 from stabgap.core.data.idx import fetch_url
 from stabgap.errors import StabgapError
 
@@ -187,6 +187,7 @@ class CifarBinary(Dataset):
         target = root / cls.archive
         if cls._unpacked(root) or (target.is_file() and cls._archive_problem(target) is None):
             return []
+        created = missing_folders(root)
         root.mkdir(parents=True, exist_ok=True)
 
         def fetch(tmp: Path) -> None:
@@ -198,7 +199,10 @@ class CifarBinary(Dataset):
 
         try:
             atomic_write(target, fetch)
-        except OSError as e:
+        except BaseException as e:
+            remove_empty(created)  # leave no empty folders behind a failed download
+            if not isinstance(e, OSError):
+                raise
             raise StabgapError(
                 f"could not download {cls.url} into {root}: {e}; download the archive by "
                 f"hand into {root} (or into DIR and pass --data-dir DIR / set {cls.env}=DIR)"

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from stabgap.atomic import atomic_write
-from stabgap.core.data import GIVEN, Dataset, Images
+from stabgap.core.data import GIVEN, Dataset, Images, missing_folders, remove_empty
 from stabgap.errors import StabgapError
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -299,7 +299,7 @@ class IdxDataset(Dataset):
         expected size and SHA-256, written to a temporary file renamed into place (an
         interrupted download never leaves a file that looks complete). The files written."""
         dest = Path(root).expanduser()
-        created = [p for p in (dest, *dest.parents) if not p.exists()]
+        created = missing_folders(dest)
         try:
             dest.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -322,9 +322,7 @@ class IdxDataset(Dataset):
                 urls = cls.mirrors() if mirrors is None else mirrors
                 written.append(cls._download_one(dest, spec, urls, timeout))
         except BaseException:
-            for folder in created:  # leave no empty folders behind a failed download
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+            remove_empty(created)  # leave no empty folders behind a failed download
             raise
         return written
 

@@ -64,7 +64,7 @@ SHARED_FIELDS = {
             "mean(replayed), and w·mean(new) while nothing is replayed (De Lange et al. "
             "2023: 0.7).",
             check=lambda w: 0 <= w < 1,
-            must="a number in [0, 1)",
+            must="a number in [0, 1) (at 1 the replayed examples would weigh nothing)",
         ),
     ),
 }

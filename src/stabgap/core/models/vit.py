@@ -146,14 +146,17 @@ class ViT(Model):
     def check(cls, config) -> None:
         _, h, w = DATASETS[config.dataset].input_shape
         if h % config.vit_patch or w % config.vit_patch:
+            fits = ", ".join(str(p) for p in range(1, min(h, w) + 1) if h % p == 0 == w % p)
             raise StabgapError(
                 f"invalid config: vit_patch {config.vit_patch} does not divide "
-                f"{config.dataset}'s {h}×{w} images; choose a divisor of {h} and {w}"
+                f"{config.dataset}'s {h}×{w} images; choose one of {fits}"
             )
         if config.vit_dim % config.vit_heads:
+            fits = ", ".join(str(k) for k in range(1, config.vit_dim + 1) if config.vit_dim % k == 0)
             raise StabgapError(
                 f"invalid config: vit_heads {config.vit_heads} does not divide vit_dim "
-                f"{config.vit_dim}; each head takes vit_dim / vit_heads features"
+                f"{config.vit_dim} (each head takes vit_dim / vit_heads features); choose "
+                f"one of {fits}"
             )
 
 
