@@ -74,10 +74,15 @@ def test_the_nearest_mean_classifier_equals_explicit_loops():
     assert torch.isinf(scores[:, 3:]).all()  # classes never seen are never chosen
 
 
+ANALYSIS_FIELDS = ("drift_every", "head_every", "sharpness_iterations", "gradients_window",
+                   "path_points")  # fmt: skip
+
+
 def analysed(**changes):
+    every = dict(drift_every=1, head_every=2, sharpness_iterations=3, gradients_window=2,
+                 path_points=1)  # fmt: skip
     return tiny_config(hidden=(16,), batches_per_task=6, batch_size=16, eval_subset=100,
-                       drift_every=1, head_every=2, probe_size=20, sharpness_iterations=3,
-                       gradients_window=2, **changes)  # fmt: skip
+                       probe_size=20, **{**every, **changes})  # fmt: skip
 
 
 def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
@@ -88,8 +93,9 @@ def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
     for changes in ({"ema_decay": 0.9}, resnet):
         on = analysed(**changes) if "model" not in changes else tiny_config(
             **changes, batches_per_task=4, batch_size=8, eval_subset=40, drift_every=2,
-            head_every=1, probe_size=8, sharpness_iterations=2, gradients_window=1)  # fmt: skip
-        off = on.replace(drift_every=0, head_every=0, sharpness_iterations=0, gradients_window=0)
+            head_every=1, probe_size=8, sharpness_iterations=2, gradients_window=1,
+            path_points=1)  # fmt: skip
+        off = on.replace(**{f: 0 for f in ANALYSIS_FIELDS})
         a, b = run_experiment(on, small_stream), run_experiment(off, small_stream)
         np.testing.assert_array_equal(a.loss, b.loss)
         np.testing.assert_array_equal(a.acc, b.acc)
@@ -215,7 +221,7 @@ def test_a_sweep_over_the_analyses_on_two_workers_records_each_as_alone(tmp_path
 def test_the_module_names_what_it_records():
     assert (
         *("drift_cka", "drift_change", "probe_acc", "nmc_acc", "sharpness", "hessian_trace"),
-        *("grad_new_norm", "grad_replay_norm", "grad_cosine"),
+        *("grad_new_norm", "grad_replay_norm", "grad_cosine", "path_loss", "path_acc"),
     ) == analyses_module.RECORDED
 
 
@@ -316,7 +322,8 @@ def test_a_network_whose_forward_skips_its_body_is_refused_at_the_first_point(sm
 
 
 # --- the report's section, on runs whose analyses are known by construction -------------------
-def why_run(seed, net_drop, nmc_drop, early, late, sharpness, group="baseline", cosine=0.0):
+def why_run(seed, net_drop, nmc_drop, early, late, sharpness, group="baseline", cosine=0.0,
+            bump=0.0):  # fmt: skip
     """Two tasks of 20 batches, evaluated at every batch: task 1 at 90 % until the switch,
     then down by `net_drop` (the network) and `nmc_drop` (the nearest-mean classifier) at
     once, back within 10 batches; its features' relative change rising by `early` a batch
@@ -341,26 +348,35 @@ def why_run(seed, net_drop, nmc_drop, early, late, sharpness, group="baseline", 
     cosines[20:24] = cosine  # the window after the switch (none before: no replay yet)
     norms = np.full((40, 2), nan)
     norms[20:24] = [3.0, 4.0]
+    path = np.full((2, 4, 2), nan)
+    path[1, :, 0] = [1.0, 1.0 + bump, 0.9 + bump / 2, 0.7]  # task 1 from the switch to the end
     return RunRecord(
         name=f"{group}-s{seed}", experiment=group, config=to_dict(config), acc=curve(net_drop),
         boundaries=(20, 40), eval_steps=np.arange(40), loss=None, metadata={"seed": seed},
         analyses={"probe_acc": curve(net_drop), "nmc_acc": curve(nmc_drop),
                   "drift_change": change, "drift_cka": 1 - change,
                   "sharpness": hessian, "hessian_trace": 10 * hessian,
-                  "grad_cosine": cosines, "grad_new_norm": norms, "grad_replay_norm": norms / 5},
+                  "grad_cosine": cosines, "grad_new_norm": norms, "grad_replay_norm": norms / 5,
+                  "path_loss": path, "path_acc": 100 - path},
     )  # fmt: skip
 
 
 def test_the_report_says_the_head_holds_most_of_the_gap_where_it_does():
     from types import SimpleNamespace
 
-    from stabgap.analysis.why import probe_gap, why_findings, why_table, why_tests
+    from stabgap.analysis.why import (
+        probe_gap,
+        why_comparisons,
+        why_findings,
+        why_table,
+        why_tests,
+    )
     from stabgap.statistics.comparison import Family
 
     rng = np.random.default_rng(0)
     base = SimpleNamespace(key="baseline", runs=[
         why_run(s, 30 + rng.normal(), 6 + rng.normal(), 0.05, 0.005 + 0.001 * rng.normal(), 20,
-                cosine=-0.4 + 0.05 * rng.normal())
+                cosine=-0.4 + 0.05 * rng.normal(), bump=0.5 + 0.05 * rng.normal())
         for s in range(1, 7)])  # fmt: skip
     nd = SimpleNamespace(key="nd", runs=[
         why_run(s, 10 + rng.normal(), 9 + rng.normal(), 0.05, 0.005, 4 + rng.normal(), "nd")
@@ -369,7 +385,7 @@ def test_the_report_says_the_head_holds_most_of_the_gap_where_it_does():
     assert probe_gap(base.runs[0], "probe_acc") == pytest.approx(first[19, 0] - first[20, 0])
     labels = {"baseline": "baseline", "nd": "nd"}
     tests = why_tests(base, [nd], labels)
-    family = Family([c for _, c in tests.head + tests.conflict] + tests.remedies)
+    family = Family(why_comparisons(tests))
     said = why_findings(tests, family, labels)
     head = next(s for s in said if s.startswith("**baseline**, head or backbone"))
     share = 100 * (1 - np.mean([probe_gap(r, "nmc_acc") for r in base.runs])
@@ -382,6 +398,8 @@ def test_the_report_says_the_head_holds_most_of_the_gap_where_it_does():
     sharp = next(s for s in said if s.startswith("task 1's sharpness at the first switch"))
     expected = np.mean([r.analyses["sharpness"][0, 0] for r in nd.runs])
     assert "significant" in sharp and f"nd {expected:.3f}" in sharp
+    path = next(s for s in said if s.startswith("**baseline**, loss along the path"))
+    assert path.endswith("SGD left the low-loss path between them.")
     conflict = next(s for s in said if s.startswith("**baseline**, gradients at the switch"))
     assert conflict.endswith("a step on the new examples alone would raise the old tasks' loss.")
     header, rows = why_table([base, nd], labels)
@@ -406,3 +424,47 @@ def test_the_report_says_when_the_nearest_mean_classifier_drops_further():
     said = why_findings(tests, Family([c for _, c in tests.head]), labels)
     assert "Łapacz et al.'s finding (the classifier removes most of the gap) is not seen" in said[0]
     assert not said[1].endswith("right after the switch.")  # the same speed early and late
+
+
+def test_the_loss_along_the_path_is_that_of_the_interpolated_networks(small_stream, monkeypatch):
+    """Each recorded loss and accuracy on the segment against the network built by hand from
+    the two networks the run measured (the last points of two consecutive tasks), their
+    weights mixed (1 − α)·start + α·end: at α = 0 and 1 those networks themselves."""
+    kept = {}
+    measure = Analyses.measure
+
+    def keeping(self, point, net, task):
+        if self.last_of_task[point]:
+            kept[task] = copy.deepcopy(net)
+        measure(self, point, net, task)
+
+    monkeypatch.setattr(Analyses, "measure", keeping)
+    probes = {}
+    original = Analyses.__init__
+
+    def remember(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        probes["test"] = self
+
+    monkeypatch.setattr(Analyses, "__init__", remember)
+    config = analysed(seed=6, path_points=2, drift_every=0, head_every=0)
+    result = run_experiment(config, small_stream)
+    s, test = small_stream, probes["test"].test[0]
+    path_loss, path_acc = result.analyses["path_loss"], result.analyses["path_acc"]
+    assert path_loss.shape == (3, 4, 3) and np.isnan(path_loss[0]).all()  # none in task 1
+    for task in (2, 3):
+        start, end = kept[task - 1].state_dict(), kept[task].state_dict()
+        for a, alpha in enumerate((0.0, 1 / 3, 2 / 3, 1.0)):
+            net = copy.deepcopy(kept[task])
+            net.load_state_dict({k: (1 - alpha) * start[k] + alpha * end[k] for k in end})
+            net.eval()
+            for k in range(task - 1):
+                rows = test[k]
+                with torch.no_grad():
+                    logits = s.restrict(net(pixels(s.test_x[rows])[None])[0], task,
+                                        rows[None], train=False)[0]  # fmt: skip
+                loss = torch.nn.functional.cross_entropy(logits, s.test_y[rows]).item()
+                acc = 100 * (logits.argmax(1) == s.test_y[rows]).float().mean().item()
+                assert path_loss[task - 1, a, k] == pytest.approx(loss, rel=1e-4)
+                assert path_acc[task - 1, a, k] == pytest.approx(acc)
+        assert np.isnan(path_loss[task - 1, :, task - 1 :]).all()  # only the earlier tasks

@@ -1038,6 +1038,11 @@ WHY_PANELS = {
         ("grad_cosine", "cosine of the replayed and the new examples' gradients",
          "cosine", 1.0),
     ],
+    # (tasks ended, points on the segment, tasks): x is α, at task 2's end
+    "path": [
+        ("path_loss", "loss on the line from the first switch's weights to task 2's end",
+         "cross-entropy", 1.0),
+    ],
     # (tasks ended, tasks): x is each task's end, not the evaluation points
     "sharpness": [
         ("sharpness", "top Hessian eigenvalue of its loss, at each task's end", "λ_max", 1.0),
@@ -1072,15 +1077,17 @@ def plot_why(
         x = np.asarray(firsts[label].ends if ends else firsts[label].eval_steps, dtype=float)
         if what == "gradients":
             x = np.arange(len(firsts[label].analyses[key]), dtype=float)
+        if what == "path":
+            x = np.linspace(0.0, 1.0, firsts[label].analyses[key].shape[1])
         for k, (ax, (name, _, _, scale)) in enumerate(zip(axes, panels, strict=True)):
             lines = [(name, "-")] + ([("nmc_acc", "--")] if what == "head" else [])
             for line, style in lines:
                 values = [r.analyses[line] for r in recs]
-                stack = np.stack([scale * _task_column(v, task) for v in values])
+                stack = np.stack([scale * _task_column(line, v, task) for v in values])
                 kept = np.isfinite(stack).any(axis=0)
                 mean, std = _mean_std(stack[:, kept])
                 xs = x[kept]
-                if not ends:  # each task's stretch on its own: no line across a switch
+                if not ends and what != "path":  # each task's stretch apart
                     xs, mean, std = _broken_at(_switch_batches(firsts[label]), xs, mean, std)
                 first = k == 0 and style == "-"
                 ax.plot(xs, mean, color=color, lw=1.2, ls=style, marker="o" if ends else None,
@@ -1091,9 +1098,12 @@ def plot_why(
                 else:
                     _band(ax, xs, mean, std, color)
     for ax, (_, title, ylabel, _) in zip(axes, panels, strict=True):
-        _mark_switches(ax, next(iter(firsts.values())))
+        if what == "path":
+            ax.set_xlabel("α: 0 at the first switch's weights, 1 at task 2's end")
+        else:
+            _mark_switches(ax, next(iter(firsts.values())))
+            ax.set_xlabel(BATCH_LABEL)
         ax.set_title(title, fontsize=9, pad=14)
-        ax.set_xlabel(BATCH_LABEL)
         ax.set_ylabel(f"task {task}: {ylabel}")
         ax.grid(alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8, frameon=False)
@@ -1112,9 +1122,12 @@ def _broken_at(switches: Sequence[float], x: np.ndarray, *ys: np.ndarray) -> tup
     return tuple(np.insert(np.asarray(a, dtype=float), cuts, np.nan) for a in (x, *ys))
 
 
-def _task_column(values: np.ndarray, task: int) -> np.ndarray:
-    """An analysis's values for `task`: the last layer's of a (points, tasks, layers) array,
-    the task's column of a (points, tasks) one; a (batches,) one as it is."""
+def _task_column(key: str, values: np.ndarray, task: int) -> np.ndarray:
+    """An analysis's values for `task`: the last layer's of drift's (points, tasks, layers),
+    the task's column of a (points, tasks) one, its segment ending with task + 1 of the
+    path's (tasks ended, α, tasks), the gradient cosine's (batches,) as it is."""
+    if key.startswith("path_"):
+        return values[task, :, task - 1]
     if values.ndim == 3:
         return values[:, task - 1, -1]
     return values[:, task - 1] if values.ndim == 2 else values

@@ -99,6 +99,8 @@ WHY_FIGURES = {
     "loss on its training sample, at each task's end",
     "gradients": "Why the gap, gradients: the cosine between the replayed and the new "
     "examples' gradients at the batches around each switch",
+    "path": "Why the gap, loss along the path: task 1's loss on the straight line from the "
+    "weights at the first switch to those at task 2's end",
 }
 WHY_NOTE = (
     "Task 1 at the first switch (interval 2), read from the analyses the runs recorded "
@@ -110,7 +112,9 @@ WHY_NOTE = (
     "after;\n"
     "- the top Hessian eigenvalue and the trace of task 1's loss at task 1's end;\n"
     "- the cosine of the replayed and the new examples' gradients, and the ratio of their "
-    "norms, over the gradients_window batches after the switch.\n\n"
+    "norms, over the gradients_window batches after the switch;\n"
+    "- task 1's loss barrier on the straight line from the weights at the switch to those "
+    "at task 2's end.\n\n"
     "A contrast within the same runs (network against classifier, early against late drift) "
     "has a paired interval beside Welch's verdict; a sentence interprets it only where both, "
     "adjusted, show it."

@@ -17,6 +17,9 @@ Everything is read at task 1 in interval 2 (the first switch: the network then h
 - **Are the gradients in conflict at the switch**: the cosine between the replayed and the
   new examples' gradients over the window after the first switch, against 0 (a one-sample
   t-test, written as a comparison with a constant side).
+- **Is there a loss barrier**: task 1's loss along the straight line from the weights at the
+  first switch to those at task 2's end, its largest excess over the line joining the two
+  ends (Frankle et al. 2020's barrier), against 0 (the same one-sample test).
 - **What goes with GD**: Spearman's ρ between drift, and sharpness, and GD_1,2 across the
   runs of each group (each centred on its group's means; Bonferroni over these
   correlations) and, apart, across the groups' means: the two can disagree, and only the
@@ -41,6 +44,7 @@ from stabgap.studies.records import RunRecord
 
 INTERVAL = 2
 COSINE = "the replayed and new examples' gradient cosine after the first switch"
+BARRIER = "task 1's loss barrier from the first switch to task 2's end"
 EARLY = 0.1  # the first tenth of the interval: where a gap's bottom lies in these studies
 
 
@@ -137,11 +141,35 @@ def norm_ratio_after_switch(record: RunRecord) -> float:
     return float(ratio.mean())
 
 
+def loss_barrier(losses: np.ndarray) -> float:
+    """The largest excess of a loss at the points strictly between a segment's two ends over
+    the straight line joining the ends (Frankle et al. 2020's barrier, on those points):
+    positive where the loss rises above the line, negative where it stays below it.
+
+    >>> round(loss_barrier(np.array([1.0, 2.5, 2.0, 3.0])), 4)  # the line: 1.667, 2.333
+    0.8333
+    >>> round(loss_barrier(np.array([2.0, 1.0, 2.0])), 4)  # a valley between the ends
+    -1.0
+    """
+    alpha = np.linspace(0.0, 1.0, len(losses))
+    excess = losses - ((1 - alpha) * losses[0] + alpha * losses[-1])
+    return float(np.max(excess[1:-1])) if len(losses) > 2 else math.nan
+
+
+def barrier_at_switch(record: RunRecord) -> float:
+    """Task 1's loss barrier on the segment from the first switch to task 2's end."""
+    values = record.analyses.get("path_loss")
+    if values is None or values.shape[0] < INTERVAL or not np.isfinite(values[1, :, 0]).all():
+        return math.nan
+    return loss_barrier(values[1, :, 0])
+
+
 # What goes with GD: each quantity of a run tested against its GD_1,2.
 RELATED = {
     "task 1's feature drift at the end of interval 2": drift_at_end,
     "task 1's sharpness at the first switch": sharpness_at_switch,
     "the replayed and new gradients' cosine after the first switch": cosine_after_switch,
+    "task 1's loss barrier in interval 2": barrier_at_switch,
 }
 
 
@@ -156,6 +184,7 @@ class WhyTests:
     head: list[tuple[str, Comparison]]  # per group: nearest-mean GD − network GD
     peak: list[tuple[str, Comparison]]  # per group: early − late drift speed
     conflict: list[tuple[str, Comparison]]  # per group: gradient cosine − 0
+    barrier: list[tuple[str, Comparison]]  # per group: task 1's loss barrier − 0
     remedies: list[Comparison]  # compared group − baseline: drift, nearest-mean GD, sharpness
     # per quantity of RELATED measured: ρ, p, runs, groups (centred within groups); and ρ
     # over the groups' means, groups
@@ -168,7 +197,7 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
     groups = [g for g in [base, *compared] if g.runs]
     if not any(r.analyses for g in groups for r in g.runs):
         return None
-    head, peak, conflict = [], [], []
+    head, peak, conflict, barrier = [], [], [], []
     for g in groups:
         net = _by_seed(g.runs, lambda r: probe_gap(r, "probe_acc"))
         nmc = _by_seed(g.runs, lambda r: probe_gap(r, "nmc_acc"))
@@ -184,11 +213,14 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
             peak.append((g.key, compare(late, early, f"{name}, later in the interval",
                                         f"{name}, its first tenth",
                                         metric="drift per batch")))  # fmt: skip
-        cosine = _by_seed(g.runs, cosine_after_switch)
-        if len(cosine) >= MIN_SEEDS:  # against orthogonal gradients: a one-sample t-test
-            conflict.append((g.key, compare(dict.fromkeys(cosine, 0.0), cosine,
-                                            "orthogonal gradients", name,
-                                            metric=COSINE)))  # fmt: skip
+        for out, value, zero, metric in (
+            (conflict, cosine_after_switch, "orthogonal gradients", COSINE),
+            (barrier, barrier_at_switch, "no barrier", BARRIER),
+        ):
+            values = _by_seed(g.runs, value)
+            if len(values) >= MIN_SEEDS:  # against 0: a one-sample t-test
+                out.append((g.key, compare(dict.fromkeys(values, 0.0), values, zero, name,
+                                           metric=metric)))  # fmt: skip
     remedies = []
     for g in compared:
         for metric, value in (
@@ -205,7 +237,7 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
             within[name] = inside
         if between is not None:
             across[name] = between
-    return WhyTests(head, peak, conflict, remedies, within, across)
+    return WhyTests(head, peak, conflict, barrier, remedies, within, across)
 
 
 def _relations(groups, value) -> tuple:
@@ -235,7 +267,7 @@ def why_comparisons(tests: WhyTests | None) -> list[Comparison]:
     """The section's comparisons, for the report's family."""
     if tests is None:
         return []
-    pairs = tests.head + tests.peak + tests.conflict
+    pairs = tests.head + tests.peak + tests.conflict + tests.barrier
     return [c for _, c in pairs] + tests.remedies
 
 
@@ -292,6 +324,19 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             )
         out.append(f"**{labels[key]}**, gradients at the switch: "
                    + adjusted.sentence(digits=3) + verdict)  # fmt: skip
+    for key, c in tests.barrier:
+        adjusted = family.adjusted(c)
+        verdict = ""
+        if adjusted.significant:
+            verdict = (
+                " Task 1's loss rises above the straight line between the weights at the "
+                "switch and those at task 2's end: SGD left the low-loss path between them."
+                if c.diff > 0
+                else " Task 1's loss stays below the straight line between the weights at the "
+                "switch and those at task 2's end: no barrier lies between them."
+            )
+        out.append(f"**{labels[key]}**, loss along the path: "
+                   + adjusted.sentence(digits=3) + verdict)  # fmt: skip
     out += [family.adjusted(c).sentence(digits=3) for c in tests.remedies]
     for name, (rho, p, n, groups) in tests.within.items():
         adjusted = min(1.0, p * len(tests.within))  # Bonferroni over these correlations
@@ -302,8 +347,9 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
         )
         out.append(
             f"Within each of the {groups} groups (each run centred on its group's means; {n} "
-            f"runs), {name} and GD_1,2 have Spearman's ρ = {rho:+.2f} (p = {p:.2g}, adjusted "
-            f"over the section's {len(tests.within)} correlations {adjusted:.2g}): {relation}."
+            f"runs), {name} and GD_1,2 have Spearman's ρ = {rho:+.2f} (p = {p:.2g}; "
+            f"Bonferroni over the section's {len(tests.within)} correlations: adjusted p = "
+            f"{adjusted:.2g}): {relation}."
         )
     for name, (rho, groups) in tests.across.items():
         out.append(
@@ -330,6 +376,7 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
         "Hessian trace there",
         "gradient cosine after it",
         "replay/new gradient norm",
+        "loss barrier, interval 2",
     ]
     rows = []
     for g in with_any:
@@ -344,6 +391,7 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
             [sharpness_at_switch(r, "hessian_trace") for r in g.runs],
             [cosine_after_switch(r) for r in g.runs],
             [norm_ratio_after_switch(r) for r in g.runs],
+            [barrier_at_switch(r) for r in g.runs],
         ]
         rows.append([labels[g.key], *(_cell(values) for values in columns)])
     return header, rows

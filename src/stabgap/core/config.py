@@ -210,6 +210,14 @@ class CoreConfig:
         **COUNT,
         science=False,
     )
+    path_points: int = option(
+        0,
+        "Loss along the path: at each task's end, the earlier tasks' loss and accuracy at "
+        "this many points strictly between the weights at the switch and these, and at both "
+        "ends; 0: never.",
+        **COUNT,
+        science=False,
+    )
     probe_size: int = option(
         128,
         "Images of each task's probe sets for drift_every and head_every (test images to "

@@ -21,6 +21,12 @@
   the step's weights: each one's norm per parameter tensor and the cosine between them. It
   is the plain cross-entropy of each part, whatever loss the run trains with (a method's
   own terms are not in it), on the trained weights (not EMA's average: the update's).
+- **Loss along the path** (``path_points``): at each task's last point after the first,
+  the earlier tasks' loss and accuracy on their probe sets at ``path_points`` + 2 evenly
+  spaced points of the straight line from the weights at the last point before the switch
+  to these (both ends included; floating buffers interpolated with the weights). A loss
+  above the line joining its two ends is a barrier: SGD left the low-loss path between the
+  two solutions (Kamath et al. 2024 found one that it does not take).
 
 Drift and the head run at their own cadence of evaluation points (every k-th, and always
 the last point of each task, as the activity statistics:
@@ -36,6 +42,7 @@ training is the same with them on (tests/test_analyses.py). The quantities are p
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -67,7 +74,9 @@ HEAD = ("probe_acc", "nmc_acc")
 SHARPNESS = ("sharpness", "hessian_trace")  # (tasks ended, tasks): at each task's end
 # (batches, parameter tensors) and (batches,): at the training batches around each switch
 GRADIENTS = ("grad_new_norm", "grad_replay_norm", "grad_cosine")
-RECORDED = DRIFT + HEAD + SHARPNESS + GRADIENTS
+# (tasks ended, points on the segment, tasks): along the line from each switch to the task's end
+PATH = ("path_loss", "path_acc")
+RECORDED = DRIFT + HEAD + SHARPNESS + GRADIENTS + PATH
 
 
 def wanted(config: RunConfig) -> bool:
@@ -77,6 +86,7 @@ def wanted(config: RunConfig) -> bool:
         or config.head_every
         or config.sharpness_iterations
         or config.gradients_window
+        or config.path_points
     )
 
 
@@ -143,6 +153,8 @@ class Analyses:
         self.checked = False
         self.window = around_switches(base) if base.gradients_window else None
         self.iterations = base.sharpness_iterations
+        self.alphas = torch.linspace(0, 1, base.path_points + 2) if base.path_points else None
+        self.switch_state: dict[str, torch.Tensor] | None = None  # the weights at the switch
         self.hessian_generators = [
             torch.Generator().manual_seed(derive_seed(c.seed, "hessian")) for c in configs
         ]
@@ -152,6 +164,10 @@ class Analyses:
         self._probe(point, net, task)
         if self.iterations and self.last_of_task[point]:
             self._sharpness(net, task)
+        if self.alphas is not None and self.last_of_task[point]:
+            if task > 1:
+                self._path(net, task)
+            self.switch_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
     @torch.no_grad()
     def _probe(self, point: int, net: torch.nn.Module, task: int) -> None:
@@ -268,6 +284,30 @@ class Analyses:
                 p.requires_grad_(g)
             net.train()
 
+    @torch.no_grad()
+    def _path(self, net: torch.nn.Module, task: int) -> None:
+        """At task `task`'s last point: the earlier tasks' loss and accuracy on their probe
+        sets along the straight line from the weights at the last switch (α = 0) to these
+        (α = 1); floating buffers (batch norm's statistics) are interpolated with them."""
+        stream, n_tasks = self.stream, self.shape[2]
+        self._start(PATH, (self.r, n_tasks, len(self.alphas), n_tasks), self.test.device)
+        end = net.state_dict()
+        between = copy.deepcopy(net).eval()
+        flat = self.test[:, : task - 1].reshape(self.r, -1)  # the earlier tasks' probe sets
+        images, labels = pixels(rows(stream.test_x, flat)), stream.test_y[flat]
+        for a, alpha in enumerate(self.alphas.tolist()):
+            between.load_state_dict(
+                {k: _lerp(self.switch_state[k], v, alpha) for k, v in end.items()}
+            )
+            scored = stream.restrict(between(images)[0].float(), task, flat, train=False)
+            r, m, c = scored.shape
+            losses = torch.nn.functional.cross_entropy(
+                scored.reshape(r * m, c), labels.reshape(-1), reduction="none"
+            ).view(r, task - 1, self.n)
+            right = (scored.argmax(dim=-1) == labels).view(r, task - 1, self.n)
+            self.values["path_loss"][:, task - 1, a, : task - 1] = losses.mean(dim=-1)
+            self.values["path_acc"][:, task - 1, a, : task - 1] = 100.0 * right.float().mean(-1)
+
     def _start(self, keys: tuple[str, ...], shape: tuple[int, ...], device) -> None:
         for k in keys:
             if k not in self.values:
@@ -289,6 +329,11 @@ def _check_split(net: torch.nn.Module, images: torch.Tensor, features: torch.Ten
             "is not output(body(x)); define body and output, and forward as their composition "
             "(docs/extending.md)"
         )
+
+
+def _lerp(start: torch.Tensor, end: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(1 − α)·start + α·end for floating tensors; others (counters) as they end."""
+    return torch.lerp(start, end, alpha) if end.is_floating_point() else end
 
 
 def _first(size: int, n: int, g: torch.Generator) -> torch.Tensor:

@@ -9,6 +9,8 @@ distance of each probe image to each class mean (C·f MACs an image each). The h
 activations' sizes are the outputs of the layers followed by a nonlinearity: exact for the
 MLP, the CNN and the ViT, an upper bound for the ResNet (whose blocks' inner convolutions
 are counted as if they were read). The sharpness: :func:`_sharpness_cost` (an estimate).
+The loss along the path: a forward pass of the earlier tasks' probe sets at each point of
+the segment (the interpolation itself, a few operations a weight, is not counted).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size
         True
     """
     total = _sharpness_cost(config, layers, image, test_size)
+    if config.path_points:  # at each task's end after the first: the earlier tasks' probes
+        n = min(config.probe_size, test_size)
+        probes = sum(k - 1 for k in range(2, config.task_count + 1)) * n
+        total = total + forward_cost(layers, probes, math.prod(image)) * (config.path_points + 2)
     if not (config.drift_every or config.head_every):
         return total
     per_task = config.batches_per_task

@@ -152,7 +152,8 @@ class ViT(Model):
                 f"{config.dataset}'s {h}×{w} images; choose one of {fits}"
             )
         if config.vit_dim % config.vit_heads:
-            fits = ", ".join(str(k) for k in range(1, config.vit_dim + 1) if config.vit_dim % k == 0)
+            dim = config.vit_dim
+            fits = ", ".join(str(k) for k in range(1, dim + 1) if dim % k == 0)
             raise StabgapError(
                 f"invalid config: vit_heads {config.vit_heads} does not divide vit_dim "
                 f"{config.vit_dim} (each head takes vit_dim / vit_heads features); choose "
