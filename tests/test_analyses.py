@@ -106,7 +106,8 @@ def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
 def test_each_value_is_what_the_network_at_that_point_gives(small_stream, monkeypatch):
     """The networks the run measured, kept as it measured them, then each recorded value
     recomputed from them: CKA by the feature-space formula, the change, the network's own
-    probe accuracy, the nearest-mean classifier by explicit loops."""
+    probe accuracy, the nearest-mean classifier by explicit loops, the linear probe by
+    numpy's solve."""
     kept: dict[int, torch.nn.Module] = {}
     measure = Analyses.measure
 
@@ -165,6 +166,15 @@ def test_each_value_is_what_the_network_at_that_point_gives(small_stream, monkey
                              for x in f[rows]]  # fmt: skip
                     nmc = 100 * np.mean(np.array(guess) == labels[rows])
                     assert result.analyses["nmc_acc"][point, k] == pytest.approx(nmc)
+                    # the linear probe: ridge regression solved by numpy in float64
+                    x = np.hstack([train_features, np.ones((len(train_features), 1))]).astype(float)
+                    y = np.eye(10)[train_labels]
+                    lam = 1e-3 * np.mean((train_features.astype(float) ** 2).sum(1)) / f.shape[1]
+                    w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+                    scores = np.hstack([f[rows], np.ones((20, 1))]) @ w
+                    scores[:, ~np.isin(np.arange(10), train_labels)] = -np.inf
+                    linear = 100 * np.mean(scores.argmax(1) == labels[rows])
+                    assert result.analyses["linear_acc"][point, k] == pytest.approx(linear)
     assert np.isnan(result.analyses["drift_cka"][:per_task]).all()  # none in task 1
     assert np.isfinite(result.analyses["drift_cka"][-1, :2]).all()  # tasks 1-2 in task 3
     assert np.isnan(result.analyses["drift_cka"][:, 2]).all()  # task 3 is never earlier
@@ -220,7 +230,8 @@ def test_a_sweep_over_the_analyses_on_two_workers_records_each_as_alone(tmp_path
 
 def test_the_module_names_what_it_records():
     assert (
-        *("drift_cka", "drift_change", "probe_acc", "nmc_acc", "sharpness", "hessian_trace"),
+        *("drift_cka", "drift_change", "probe_acc", "nmc_acc", "linear_acc"),
+        *("sharpness", "hessian_trace"),
         *("grad_new_norm", "grad_replay_norm", "grad_cosine", "path_loss", "path_acc"),
     ) == analyses_module.RECORDED
 

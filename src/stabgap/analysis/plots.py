@@ -1030,8 +1030,8 @@ WHY_PANELS = {
         ("drift_change", "relative change since then", "‖Δh‖ / ‖h‖", 1.0),
     ],
     "head": [
-        ("probe_acc", "the network (solid) and the nearest-mean classifier (dashed)",
-         "accuracy on the probe set (%)", 1.0),
+        ("probe_acc", "the network (solid), a nearest-mean classifier (dashed), a linear probe "
+         "(dotted)", "accuracy on the probe set (%)", 1.0),
     ],
     # (batches,): x is the training batch (around each switch)
     "gradients": [
@@ -1080,8 +1080,11 @@ def plot_why(
         if what == "path":
             x = np.linspace(0.0, 1.0, firsts[label].analyses[key].shape[1])
         for k, (ax, (name, _, _, scale)) in enumerate(zip(axes, panels, strict=True)):
-            lines = [(name, "-")] + ([("nmc_acc", "--")] if what == "head" else [])
+            lines = [(name, "-")] + ([("nmc_acc", "--"), ("linear_acc", ":")]
+                                     if what == "head" else [])  # fmt: skip
             for line, style in lines:
+                if line not in recs[0].analyses:  # (records from before the linear probe)
+                    continue
                 values = [r.analyses[line] for r in recs]
                 stack = np.stack([scale * _task_column(line, v, task) for v in values])
                 kept = np.isfinite(stack).any(axis=0)

@@ -94,7 +94,8 @@ WHY_FIGURES = {
     "drift": "Why the gap, drift: task 1's penultimate features (the last hidden layer) on "
     "its probe set, against the last point before each switch",
     "head": "Why the gap, head or backbone: task 1's accuracy on its probe set, the network's "
-    "(solid) and a nearest-mean classifier's on the same features (dashed)",
+    "(solid), and a nearest-mean classifier's (dashed) and a refitted linear probe's (dotted) "
+    "on the same features",
     "sharpness": "Why the gap, sharpness: the top Hessian eigenvalue and the trace of task 1's "
     "loss on its training sample, at each task's end",
     "gradients": "Why the gap, gradients: the cosine between the replayed and the new "
@@ -105,8 +106,8 @@ WHY_FIGURES = {
 WHY_NOTE = (
     "Task 1 at the first switch (interval 2), read from the analyses the runs recorded "
     "(docs/why-the-gap.md); mean ± sd over seeds, n/a where not recorded. The columns:\n\n"
-    "- GD_1,2 of the network and of a nearest-mean classifier on the same penultimate "
-    "features, both on task 1's probe set;\n"
+    "- GD_1,2 of the network, of a nearest-mean classifier and of a linear probe refitted on "
+    "the same penultimate features, all on task 1's probe set;\n"
     "- the drift of task 1's penultimate features (their relative change since the last "
     "point before the switch) at the interval's end, and per batch in its first tenth and "
     "after;\n"

@@ -369,6 +369,7 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
         "group",
         "GD_1,2 network, probe (p.p.)",
         "GD_1,2 nearest-mean (p.p.)",
+        "GD_1,2 linear probe (p.p.)",
         "drift at end of interval 2",
         "drift/batch, first tenth",
         "drift/batch, rest",
@@ -384,6 +385,7 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
         columns = [
             [probe_gap(r, "probe_acc") for r in g.runs],
             [probe_gap(r, "nmc_acc") for r in g.runs],
+            [probe_gap(r, "linear_acc") for r in g.runs],
             [drift_at_end(r) for r in g.runs],
             list(speeds[:, 0]),
             list(speeds[:, 1]),

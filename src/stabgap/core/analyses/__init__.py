@@ -8,9 +8,10 @@
   layer's input), its means from a fixed sample of each seen task's training images (the
   data the run has seen, not a pass over it), one mean per task and class (a
   domain-incremental stream's digit at 0° and at 80° are two means), each class scored by
-  its nearest mean. If the nearest-mean classifier keeps an old task's accuracy where the
-  network loses it, the drop is the output layer's, not the features' (Łapacz et al., WACV
-  2025).
+  its nearest mean; and that of a linear probe refitted at each point, in closed form
+  (ridge regression of one-hot labels on the same sample's features). If these keep an old
+  task's accuracy where the network loses it, the drop is the output layer's, not the
+  features' (Łapacz et al., WACV 2025).
 - **Sharpness** (``sharpness_iterations``): at each task's last point (the weights the next
   switch starts from), for every seen task's training loss on its sample, the Hessian's
   eigenvalue of largest magnitude (power iteration) and its trace (Hutchinson), from
@@ -54,6 +55,7 @@ from stabgap.core.analyses.measures import (
     class_means,
     hessian_top_and_trace,
     linear_cka,
+    linear_probe_scores,
     nearest_mean_scores,
     part_gradients,
     relative_change,
@@ -70,7 +72,7 @@ if TYPE_CHECKING:
 # What each analysis records, per copy: (points, tasks, layers) for drift, (points, tasks)
 # for the head; NaN where not measured.
 DRIFT = ("drift_cka", "drift_change")
-HEAD = ("probe_acc", "nmc_acc")
+HEAD = ("probe_acc", "nmc_acc", "linear_acc")
 SHARPNESS = ("sharpness", "hessian_trace")  # (tasks ended, tasks): at each task's end
 # (batches, parameter tensors) and (batches,): at the training batches around each switch
 GRADIENTS = ("grad_new_norm", "grad_replay_norm", "grad_cosine")
@@ -223,7 +225,12 @@ class Analyses:
         means, present = class_means(sample.float(), stream.train_y[seen] + c * task_of, task * c)
         nearest = nearest_mean_scores(features.float(), means, present)  # (R, m, task·C)
         nmc = nearest.reshape(self.r, -1, task, c).amax(dim=2)
-        for key, scores in (("probe_acc", net.output(features).float()), ("nmc_acc", nmc)):
+        linear = linear_probe_scores(sample.float(), stream.train_y[seen], c, features.float())
+        for key, scores in (
+            ("probe_acc", net.output(features).float()),
+            ("nmc_acc", nmc),
+            ("linear_acc", linear),
+        ):
             scored = stream.restrict(scores, task, flat, train=False)
             right = (scored.argmax(dim=-1) == labels).reshape(self.r, task, self.n)
             self.values[key][:, point, :task] = 100.0 * right.float().mean(dim=-1)

@@ -5,7 +5,8 @@ At a drift or head point while training task k: one forward pass of the k probe 
 Gram matrix of each earlier task's probe set (n²·p MACs a task; at a task's last point,
 of every seen task, kept as the next reference) and the relative change (n·p, elementwise);
 the head adds a forward pass of the k training samples, their class sums and the
-distance of each probe image to each class mean (C·f MACs an image each). The hidden
+distance of each probe image to each class mean (C·f MACs an image each), and the linear
+probe's normal equations and solve. The hidden
 activations' sizes are the outputs of the layers followed by a nonlinearity: exact for the
 MLP, the CNN and the ViT, an upper bound for the ResNet (whose blocks' inner convolutions
 are counted as if they were read). The sharpness: :func:`_sharpness_cost` (an estimate).
@@ -71,8 +72,12 @@ def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size
             total = total + matmul_cost(grams * n * n * sum(units), 3 * (k - 1) * n * sum(units))
         if head[point]:
             total = total + forward_cost(layers, k * n, pixels)
-            # the class sums, then every probe image's distance to every class mean
-            total = total + matmul_cost(2 * k * n * classes * features)
+            # the class sums, then every probe image's distance to every class mean; the
+            # linear probe's Gram matrix, its solve (a third of d³ for the factorisation),
+            # its right-hand side and its scores (d: the features and a bias)
+            d = features + 1
+            probe = k * n * d * d + d**3 // 3 + 2 * k * n * d * classes
+            total = total + matmul_cost(2 * k * n * classes * features + probe)
     return total
 
 
