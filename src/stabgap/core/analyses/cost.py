@@ -4,14 +4,16 @@ At a drift or head point while training task k: one forward pass of the k probe 
 (shared by both analyses); drift adds, for each hidden activation of p units, the centred
 Gram matrix of each earlier task's probe set (n²·p MACs a task; at a task's last point,
 of every seen task, kept as the next reference) and the relative change (n·p, elementwise);
-the head adds a forward pass of the k training samples, their class sums and the
-distance of each probe image to each class mean (C·f MACs an image each), and the linear
-probe's normal equations and solve. The hidden
-activations' sizes are the outputs of the layers followed by a nonlinearity: exact for the
-MLP, the CNN and the ViT, an upper bound for the ResNet (whose blocks' inner convolutions
-are counted as if they were read). The sharpness: :func:`_sharpness_cost` (an estimate).
-The loss along the path: a forward pass of the earlier tasks' probe sets at each point of
-the segment (the interpolation itself, a few operations a weight, is not counted).
+the head adds a forward pass of the k training samples, their class sums and the distance
+of each probe image to each class mean (C·f MACs an image each), and the linear probe's
+normal equations and solve. The hidden activations' sizes are the outputs of the layers
+followed by a nonlinearity: exact for the MLP, the CNN and the ViT, an upper bound for the
+ResNet (whose blocks' inner convolutions are counted as if they were read).
+
+The sharpness: :func:`_sharpness_cost` (an estimate). The gradient anatomy:
+:func:`_gradients_cost`. The loss along the path: a forward pass of the earlier tasks'
+probe sets at each point of the segment (the interpolation itself, a few operations a
+weight, is not counted).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size
         True
     """
     total = _sharpness_cost(config, layers, image, test_size)
+    total = total + _gradients_cost(config, layers, image)
     if config.path_points:  # at each task's end after the first: the earlier tasks' probes
         n = min(config.probe_size, test_size)
         probes = sum(k - 1 for k in range(2, config.task_count + 1)) * n
@@ -92,3 +95,20 @@ def _sharpness_cost(config, layers: list[Layer], image: tuple[int, ...], test_si
     tasks = config.task_count
     losses = tasks * (tasks + 1) // 2  # task k's end measures k losses
     return one * (losses * (1 + 4 * config.sharpness_iterations))
+
+
+def _gradients_cost(config, layers: list[Layer], image: tuple[int, ...]) -> Cost:
+    """At each batch of the gradient anatomy's windows: a forward pass of the batch (its
+    replayed examples included) and two backward passes, one for each part's mean loss."""
+    if not config.gradients_window:
+        return ZERO
+    from stabgap.core.analyses import around_switches
+    from stabgap.core.memories import replayed_examples
+
+    total = ZERO
+    for t in np.flatnonzero(around_switches(config)):
+        task = int(t) // config.batches_per_task + 1
+        batch = config.task_batch_size(task) + replayed_examples(config, task)
+        total = total + forward_cost(layers, batch, math.prod(image))
+        total = total + backward_cost(layers, batch) * 2
+    return total
