@@ -11,6 +11,10 @@ from collections.abc import Callable
 
 import torch
 
+# A warm-up run before the timed ones (allocator, kernels): two batches a task, each
+# evaluated, whatever the preset's schedule.
+WARM_UP = {"batches_per_task": 2, "eval_every": 1, "eval_switch_window": 0}
+
 
 def data_dir() -> str | None:
     """MNIST for benchmarks: $STABGAP_DATA, else the shared copy beside the repository."""

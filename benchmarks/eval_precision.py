@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 import torch
-from _common import data_dir, machine
+from _common import WARM_UP, data_dir, machine
 from scipy import stats as sps
 
 from stabgap.core.device import resolve_device
@@ -80,7 +80,7 @@ def main() -> None:
         base = preset.config(experiment, extra)
         stream = build_stream(base, device)
         for precision in ["fp32", *others]:  # warm-up: allocator, each precision's kernels
-            train_stack([base.replace(batches_per_task=2, eval_precision=precision)], stream)
+            train_stack([base.replace(**WARM_UP, eval_precision=precision)], stream)
         for other in others:
             rows = []
             for i, seed in enumerate(seed_sequence(args.seeds)):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _common import data_dir, machine, matmul_rate, peak_rss_mib, timed
+from _common import WARM_UP, data_dir, machine, matmul_rate, peak_rss_mib, timed
 
 from stabgap.core.models import cpu_matmul
 from stabgap.core.streams import build_stream
@@ -43,7 +43,7 @@ def main() -> None:
         },
     )
     stream = build_stream(config)
-    train_runs([config.replace(batches_per_task=2)], stream)  # warm-up: allocator, kernels
+    train_runs([config.replace(**WARM_UP)], stream)  # warm-up: allocator, kernels
 
     costs = run_cost(config)
     flops = total(costs).flops
