@@ -184,6 +184,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
         shown += ["batch_size", "replay", "eval_subset", "eval_every"]
         if preset.base.model == "cnn":
             shown.insert(2, "channels")
+        if preset.base.model not in ("mlp", "cnn"):  # the networks without dense widths
+            shown.remove("hidden")
         print("  base: " + ", ".join(f"{k}={_show(base[k])}" for k in shown))
         # every other setting in which the preset departs from a plain run (the reference's
         # quirks in the paper's scale and in the quick ones)
