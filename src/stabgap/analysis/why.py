@@ -312,31 +312,22 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             + adjusted.sentence(digits=4, unit="per batch", diff_unit="per batch")
             + verdict
         )
-    for key, c in tests.conflict:
-        adjusted = family.adjusted(c)
-        verdict = ""
-        if adjusted.significant:
-            verdict = (
-                " The replayed examples' gradient opposes the new task's right after the "
-                "switch: a step on the new examples alone would raise the old tasks' loss."
-                if c.diff < 0
-                else " The two gradients agree in direction right after the switch."
-            )
-        out.append(f"**{labels[key]}**, gradients at the switch: "
-                   + adjusted.sentence(digits=3) + verdict)  # fmt: skip
-    for key, c in tests.barrier:
-        adjusted = family.adjusted(c)
-        verdict = ""
-        if adjusted.significant:
-            verdict = (
-                " Task 1's loss rises above the straight line between the weights at the "
-                "switch and those at task 2's end: SGD left the low-loss path between them."
-                if c.diff > 0
-                else " Task 1's loss stays below the straight line between the weights at the "
-                "switch and those at task 2's end: no barrier lies between them."
-            )
-        out.append(f"**{labels[key]}**, loss along the path: "
-                   + adjusted.sentence(digits=3) + verdict)  # fmt: skip
+    # the one-sample tests against 0: what a significant result says, each way
+    for title, pairs, below, above in (
+        ("gradients at the switch", tests.conflict,
+         " The replayed examples' gradient opposes the new task's right after the switch: a "
+         "step on the new examples alone would raise the old tasks' loss.",
+         " The two gradients agree in direction right after the switch."),
+        ("loss along the path", tests.barrier,
+         " Task 1's loss stays below the straight line between the weights at the switch and "
+         "those at task 2's end: no barrier lies between them.",
+         " Task 1's loss rises above the straight line between the weights at the switch and "
+         "those at task 2's end: SGD left the low-loss path between them."),
+    ):  # fmt: skip
+        for key, c in pairs:
+            adjusted = family.adjusted(c)
+            verdict = (below if c.diff < 0 else above) if adjusted.significant else ""
+            out.append(f"**{labels[key]}**, {title}: {adjusted.sentence(digits=3)}{verdict}")
     out += [family.adjusted(c).sentence(digits=3) for c in tests.remedies]
     for name, (rho, p, n, groups) in tests.within.items():
         adjusted = min(1.0, p * len(tests.within))  # Bonferroni over these correlations

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stabgap.core.data import DATASETS
-from stabgap.core.fields import option
+from stabgap.core.fields import AT_LEAST_ONE, option
 from stabgap.core.models import MODELS, Layer, Model
 from stabgap.core.models.mlp import StackedMLP
 from stabgap.errors import StabgapError
@@ -56,17 +56,13 @@ class ViT(Model):
             option(
                 4,
                 "vit: side of the square patches, in pixels (must divide the image's).",
-                check=lambda n: n >= 1,
-                must="a whole number >= 1",
+                **AT_LEAST_ONE,
             ),  # fmt: skip
         ),
         "vit_dim": (
             int,
             option(
-                64,
-                "vit: features of each token (the residual stream's width).",
-                check=lambda n: n >= 1,
-                must="a whole number >= 1",
+                64, "vit: features of each token (the residual stream's width).", **AT_LEAST_ONE
             ),  # fmt: skip
         ),
         "vit_depth": (
@@ -74,17 +70,13 @@ class ViT(Model):
             option(
                 4,
                 "vit: transformer blocks (attention, then an MLP 4 × vit_dim wide).",
-                check=lambda n: n >= 1,
-                must="a whole number >= 1",
+                **AT_LEAST_ONE,
             ),  # fmt: skip
         ),
         "vit_heads": (
             int,
             option(
-                4,
-                "vit: attention heads of each block (must divide vit_dim).",
-                check=lambda n: n >= 1,
-                must="a whole number >= 1",
+                4, "vit: attention heads of each block (must divide vit_dim).", **AT_LEAST_ONE
             ),  # fmt: skip
         ),
     }
