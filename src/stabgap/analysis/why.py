@@ -338,7 +338,8 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
         )
         out.append(
             f"Within each of the {groups} groups (each run centred on its group's means; {n} "
-            f"runs), {name} and GD_1,2 have Spearman's ρ = {rho:+.2f} (p = {p:.2g}; "
+            f"runs), {name} and GD_1,2 (the run's, on its evaluation subsets) have "
+            f"Spearman's ρ = {rho:+.2f} (p = {p:.2g}; "
             f"Bonferroni over the section's {len(tests.within)} correlations: adjusted p = "
             f"{adjusted:.2g}): {relation}."
         )
