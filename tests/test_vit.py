@@ -148,3 +148,12 @@ def test_bf16_evaluation_runs_on_the_new_models_and_leaves_training_alone(model,
     bf16 = run_experiment(base.replace(eval_precision="bf16"), small_stream)
     np.testing.assert_array_equal(fp32.loss, bf16.loss)  # evaluation never feeds training
     assert np.nanmax(np.abs(fp32.acc - bf16.acc)) <= 10.0  # 40 images: a few flipped at most
+
+
+def test_a_stack_equals_its_copies_alone_on_the_gpus_batched_path(monkeypatch):
+    """The GPU's path (one batched matmul for every copy's linear layers), forced on the
+    CPU: a stack of ViTs still equals its copies alone."""
+    from stabgap.core.models import mlp
+
+    monkeypatch.setattr(mlp, "BATCHED", True)
+    test_a_stack_equals_its_copies_alone()

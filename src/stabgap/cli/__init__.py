@@ -335,11 +335,12 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
 
 def _field_default(name: str) -> str:
     """A field's default as `run --help` shows it: the presets' values where they differ."""
-    from stabgap.core.config import to_dict
+    from stabgap.core.config import applies, to_dict
     from stabgap.studies.plan import short
 
     ordered = sorted(PRESETS.values(), key=lambda p: p.name != DEFAULT_PRESET)  # the default first
-    values = {p.name: to_dict(p.base)[name] for p in ordered}
+    # (a preset whose network or stream does not use the field is left out: the ViT's widths)
+    values = {p.name: to_dict(p.base)[name] for p in ordered if applies(p.base, name)}
     shown = {k: "unset" if v is None else short(v) for k, v in values.items()}
     if len(set(shown.values())) == 1:
         return f"default: {next(iter(shown.values()))}"

@@ -188,9 +188,9 @@ class CoreConfig:
     )
     head_every: int = option(
         0,
-        "Head or backbone: the network's and a nearest-mean classifier's accuracy on the same "
-        "penultimate features, on each seen task's probe set, at every this many-th "
-        "evaluation point (and each task's last); 0: never.",
+        "Head or backbone: the network's, a nearest-mean classifier's and a refitted linear "
+        "probe's accuracy on the same penultimate features, on each seen task's probe set, "
+        "at every this many-th evaluation point (and each task's last); 0: never.",
         **COUNT,
         science=False,
     )
@@ -220,8 +220,8 @@ class CoreConfig:
     )
     probe_size: int = option(
         128,
-        "Images of each task's probe sets for drift_every and head_every (test images to "
-        "measure on; training images for the nearest-mean classifier's class means).",
+        "Images a task in the analyses' probe sets (test images, measured on) and samples "
+        "(training images: the class means, the linear probe, the sharpness's loss).",
         **AT_LEAST_ONE,
         science=False,
     )
@@ -393,6 +393,8 @@ def drop_stale(values: dict[str, Any], keep: set[str]) -> dict[str, Any]:
     for name in FIELDS:
         object.__setattr__(draft, name, coerce(name, values[name]))
     _read_alias(draft)
+    if any(getattr(draft, r.selector) not in r for r in CHOSEN):
+        return values  # a stream or model of no such name: the config's own check says so
     stale = {f: FIELDS[f].default for f in inapplicable(draft) if f not in keep}
     return {**values, **stale}
 
@@ -560,18 +562,30 @@ def _validate(c: RunConfig) -> None:
     check_needs(c, chosen + active)
 
 
-def inapplicable(c: RunConfig) -> dict[str, str]:
-    """The fields set away from their defaults that no chosen stream, model or optimiser
-    uses, each with the extensions that would (e.g. ``hidden`` in a ViT run)."""
+def _owners(c: RunConfig) -> dict[str, list[tuple[str, bool]]]:
+    """Each field a stream, model or optimiser uses: (who, whether the run chose it)."""
     owners: dict[str, list[tuple[str, bool]]] = {}
     for registry in CHOSEN:
         chosen = registry.chosen(c)
         for name, ext in registry.items():
             for f in ext.uses:
                 owners.setdefault(f, []).append((f"{registry.kind} {name}", ext is chosen))
+    return owners
+
+
+def applies(c: RunConfig, name: str) -> bool:
+    """Whether field `name` means anything to this run: a core field, or one that its chosen
+    stream, model or optimiser uses (``hidden`` does not, in a ViT run)."""
+    uses = _owners(c).get(name)
+    return uses is None or any(used for _, used in uses)
+
+
+def inapplicable(c: RunConfig) -> dict[str, str]:
+    """The fields set away from their defaults that no chosen stream, model or optimiser
+    uses, each with the extensions that would (e.g. ``hidden`` in a ViT run)."""
     return {
         name: ", ".join(who for who, _ in uses)
-        for name, uses in owners.items()
+        for name, uses in _owners(c).items()
         if _set(c, name) and not any(used for _, used in uses)
     }
 
