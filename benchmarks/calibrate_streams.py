@@ -49,7 +49,9 @@ SETTINGS = [
     ("rotated, ResNet", {**RESNET}, (1e-6, 1e-7)),
     ("split (class-IL), ViT", {"stream": "split", **VIT}, (1e-5, 1e-6)),
     ("split (class-IL), ResNet", {"stream": "split", **RESNET}, (1e-6, 1e-7)),
-]
+    ("split (class-IL), ResNet at width 4", {"stream": "split", **RESNET, "resnet_width": 4},
+     (1e-6, 1e-7)),
+]  # fmt: skip
 
 
 def deepest(records) -> tuple[int, np.ndarray]:

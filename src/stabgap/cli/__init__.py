@@ -339,8 +339,14 @@ def _field_default(name: str) -> str:
     from stabgap.studies.plan import short
 
     ordered = sorted(PRESETS.values(), key=lambda p: p.name != DEFAULT_PRESET)  # the default first
-    # (a preset whose network or stream does not use the field is left out: the ViT's widths)
-    values = {p.name: to_dict(p.base)[name] for p in ordered if applies(p.base, name)}
+    # A preset whose network or stream does not use the field is left out (the ViT's
+    # presets under --hidden), but for the default preset: its value is what a plain run
+    # given that network (--model resnet) uses.
+    values = {
+        p.name: to_dict(p.base)[name]
+        for p in ordered
+        if p.name == DEFAULT_PRESET or applies(p.base, name)
+    }
     shown = {k: "unset" if v is None else short(v) for k, v in values.items()}
     if len(set(shown.values())) == 1:
         return f"default: {next(iter(shown.values()))}"
