@@ -128,7 +128,8 @@ class Analyses:
         device: torch.device,
     ) -> None:
         base = configs[0]
-        if not (hasattr(model, "body") and hasattr(model, "output")):
+        reads_features = base.drift_every or base.head_every
+        if reads_features and not (hasattr(model, "body") and hasattr(model, "output")):
             raise StabgapError(
                 f"invalid config: the analyses read a network's penultimate features, which "
                 f"model {base.model} does not expose (a `body` and an `output` method: "
