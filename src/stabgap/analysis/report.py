@@ -91,8 +91,8 @@ ACTIVITY_NOTE = (
 )
 
 WHY_FIGURES = {
-    "drift": "Why the gap, drift: task 1's penultimate features (the last hidden layer) on "
-    "its probe set, against the last point before each switch",
+    "drift": "Why the gap, drift: task 1's features in the last hidden layer, on its probe "
+    "set, against the last point before each switch",
     "head": "Why the gap, head or backbone: task 1's accuracy on its probe set, the network's "
     "(solid), and a nearest-mean classifier's (dashed) and a refitted linear probe's (dotted) "
     "on the same features",
@@ -108,9 +108,9 @@ WHY_NOTE = (
     "(docs/why-the-gap.md); mean ± sd over seeds, n/a where not recorded. The columns:\n\n"
     "- GD_1,2 of the network, of a nearest-mean classifier and of a linear probe refitted on "
     "the same penultimate features, all on task 1's probe set;\n"
-    "- the drift of task 1's penultimate features (their relative change since the last "
-    "point before the switch) at the interval's end, and per batch in its first tenth and "
-    "after;\n"
+    "- the drift of task 1's features in the last hidden layer (their relative change since "
+    "the last point before the switch) at the interval's end, and per batch in its first "
+    "tenth and after;\n"
     "- the top Hessian eigenvalue and the trace of task 1's loss at task 1's end;\n"
     "- the cosine of the replayed and the new examples' gradients, and the ratio of their "
     "norms, over the gradients_window batches after the switch;\n"

@@ -8,10 +8,12 @@ Everything is read at task 1 in interval 2 (the first switch: the network then h
   penultimate features, both on task 1's probe set; their paired difference over the seeds
   is how much of the network's gap the classifier removes (Łapacz et al., WACV 2025, found
   it removes most of it).
-- **Does drift peak at the switch**: the relative change of task 1's penultimate features per
-  batch in the first tenth of interval 2 against the rest of it, paired over the seeds.
-- **Remedies**: each compared group's drift at the end of interval 2, and its classifier's
-  gap, against the baseline's (Welch, as every other comparison).
+- **Does drift peak at the switch**: the relative change of task 1's features in the last
+  hidden layer per batch in the first tenth of interval 2 against the rest of it, paired
+  over the seeds.
+- **Remedies**: each compared group's drift at the end of interval 2, sharpness, gradient
+  cosine, barrier and nearest-mean gap against the baseline's (Welch, as every other
+  comparison).
 - **Sharpness**: the top Hessian eigenvalue and trace of task 1's loss at task 1's end (the
   weights the first switch starts from).
 - **Are the gradients in conflict at the switch**: the cosine between the replayed and the
@@ -20,10 +22,10 @@ Everything is read at task 1 in interval 2 (the first switch: the network then h
 - **Is there a loss barrier**: task 1's loss along the straight line from the weights at the
   first switch to those at task 2's end, its largest excess over the line joining the two
   ends (Frankle et al. 2020's barrier), against 0 (the same one-sample test).
-- **What goes with GD**: Spearman's ρ between drift, and sharpness, and GD_1,2 across the
-  runs of each group (each centred on its group's means; Bonferroni over these
-  correlations) and, apart, across the groups' means: the two can disagree, and only the
-  first says that runs with more of it have deeper gaps.
+- **What goes with GD**: Spearman's ρ between each of drift, sharpness, gradient cosine and
+  barrier and GD_1,2 across the runs of each group (each centred on its group's means;
+  Bonferroni over these correlations) and, apart, across the groups' means: the two can
+  disagree, and only the first says that runs with more of it have deeper gaps.
 
 Each test joins the report's family (adjusted with the others).
 """
@@ -53,7 +55,7 @@ def measured(record: RunRecord, key: str) -> tuple[np.ndarray, np.ndarray] | Non
     values = record.analyses.get(key)
     if values is None:
         return None
-    if values.ndim == 3:  # drift: the last hidden layer, the penultimate features' source
+    if values.ndim == 3:  # drift: the last hidden layer (the output layer's input's source)
         values = values[:, :, -1]
     kept = np.isfinite(values[:, 0])
     return np.asarray(record.eval_steps)[kept], values[kept]
