@@ -1024,29 +1024,29 @@ def plot_activity(
 
 
 WHY_PANELS = {
-    # what: [(analysis, its title, y label, scale)]; drift reads the last hidden layer
+    # what: [(analysis, its title, y label)]; drift reads the last hidden layer
     "drift": [
-        ("drift_cka", "linear CKA with the last point before the switch", "CKA", 1.0),
-        ("drift_change", "relative change since then", "‖Δh‖ / ‖h‖", 1.0),
+        ("drift_cka", "linear CKA with the last point before the switch", "CKA"),
+        ("drift_change", "relative change since then", "‖Δh‖ / ‖h‖"),
     ],
     "head": [
         ("probe_acc", "the network (solid), a nearest-mean classifier (dashed), a linear probe "
-         "(dotted)", "accuracy on the probe set (%)", 1.0),
+         "(dotted)", "accuracy on the probe set (%)"),
     ],
     # (batches,): x is the training batch (around each switch)
     "gradients": [
         ("grad_cosine", "cosine of the replayed and the new examples' gradients",
-         "cosine", 1.0),
+         "cosine"),
     ],
     # (tasks ended, points on the segment, tasks): x is α, at task 2's end
     "path": [
         ("path_loss", "loss on the line from the first switch's weights to task 2's end",
-         "cross-entropy", 1.0),
+         "cross-entropy"),
     ],
     # (tasks ended, tasks): x is each task's end, not the evaluation points
     "sharpness": [
-        ("sharpness", "top Hessian eigenvalue of its loss, at each task's end", "λ_max", 1.0),
-        ("hessian_trace", "the Hessian's trace there", "trace", 1.0),
+        ("sharpness", "top Hessian eigenvalue of its loss, at each task's end", "λ_max"),
+        ("hessian_trace", "the Hessian's trace there", "trace"),
     ],
 }  # fmt: skip
 
@@ -1058,10 +1058,11 @@ def plot_why(
     task: int = 1,
     pdf: bool = True,
 ) -> Figure:
-    """An analysis of task `task` over training, every group (mean ± std over seeds):
-    "drift" (its penultimate features' CKA and relative change), "head" (the network's
-    and the nearest-mean classifier's accuracy on its probe set) or "sharpness" (its loss's
-    Hessian at each task's end)."""
+    """An analysis of task `task` over training, every group (mean ± std over seeds), one of
+    :data:`WHY_PANELS`: "drift" (its last hidden layer's CKA and relative change), "head"
+    (the network's, the nearest-mean classifier's and the linear probe's accuracy on its
+    probe set), "gradients" (the cosine around each switch), "path" (its loss along the
+    segment) or "sharpness" (its loss's Hessian at each task's end)."""
     key = WHY_PANELS[what][0][0]
     firsts = {label: recs[0] for label, recs in groups.items() if recs and key in recs[0].analyses}
     if not firsts:
@@ -1074,19 +1075,15 @@ def plot_why(
         if label not in firsts:
             continue
         ends = what == "sharpness"
-        x = np.asarray(firsts[label].ends if ends else firsts[label].eval_steps, dtype=float)
-        if what == "gradients":
-            x = np.arange(len(firsts[label].analyses[key]), dtype=float)
-        if what == "path":
-            x = np.linspace(0.0, 1.0, firsts[label].analyses[key].shape[1])
-        for k, (ax, (name, _, _, scale)) in enumerate(zip(axes, panels, strict=True)):
+        x = _why_x(what, firsts[label], key)
+        for k, (ax, (name, _, _)) in enumerate(zip(axes, panels, strict=True)):
             lines = [(name, "-")] + ([("nmc_acc", "--"), ("linear_acc", ":")]
                                      if what == "head" else [])  # fmt: skip
             for line, style in lines:
                 if line not in recs[0].analyses:  # (records from before the linear probe)
                     continue
                 values = [r.analyses[line] for r in recs]
-                stack = np.stack([scale * _task_column(line, v, task) for v in values])
+                stack = np.stack([_task_column(line, v, task) for v in values])
                 kept = np.isfinite(stack).any(axis=0)
                 mean, std = _mean_std(stack[:, kept])
                 xs = x[kept]
@@ -1100,7 +1097,7 @@ def plot_why(
                     ax.fill_between(xs, low, high, color=color, alpha=BAND_ALPHA, lw=0)
                 else:
                     _band(ax, xs, mean, std, color)
-    for ax, (_, title, ylabel, _) in zip(axes, panels, strict=True):
+    for ax, (_, title, ylabel) in zip(axes, panels, strict=True):
         if what == "path":
             ax.set_xlabel("α: 0 at the first switch's weights, 1 at task 2's end")
         else:
@@ -1123,6 +1120,18 @@ def _broken_at(switches: Sequence[float], x: np.ndarray, *ys: np.ndarray) -> tup
     """
     cuts = [i for i in range(1, len(x)) if any(x[i - 1] < s <= x[i] for s in switches)]
     return tuple(np.insert(np.asarray(a, dtype=float), cuts, np.nan) for a in (x, *ys))
+
+
+def _why_x(what: str, record: RunLike, key: str) -> np.ndarray:
+    """The x of an analysis's figure: each task's end (sharpness), the training batch
+    (gradients), α along the segment (path), else the evaluation points' batches."""
+    if what == "sharpness":
+        return np.asarray(record.ends, dtype=float)
+    if what == "gradients":
+        return np.arange(len(record.analyses[key]), dtype=float)
+    if what == "path":
+        return np.linspace(0.0, 1.0, record.analyses[key].shape[1])
+    return np.asarray(record.eval_steps, dtype=float)
 
 
 def _task_column(key: str, values: np.ndarray, task: int) -> np.ndarray:

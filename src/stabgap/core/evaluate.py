@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from stabgap.core.device import autocast_dtype
+from stabgap.core.models import evaluating
 from stabgap.core.streams import TaskStream, pixels, rows
 
 if TYPE_CHECKING:
@@ -130,9 +131,8 @@ def evaluate(
     flat = idx.view(r, t * m)
     images = rows(stream.test_x, flat)
     # A bf16 pass gets bf16 pixels, not float32 ones that autocast would then cast.
-    model.eval()
-    logits, hidden = model(pixels(images, autocast_dtype(images.device.type) or torch.float32))
-    model.train()
+    with evaluating(model):
+        logits, hidden = model(pixels(images, autocast_dtype(images.device.type) or torch.float32))
     logits = stream.restrict(logits, task, flat, train=False)
     right = (logits.argmax(dim=-1) == stream.test_y[flat]).view(r, t, m)
     correct = right.sum(dim=-1, dtype=torch.int32)

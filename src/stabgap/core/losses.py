@@ -8,9 +8,14 @@ import torch.nn.functional as F
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of each copy: logits (R, B, C), targets (R, B) → (R,)."""
+    return per_example_cross_entropy(logits, targets).mean(dim=1)
+
+
+def per_example_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each example's cross-entropy, in float32: logits (R, B, C), targets (R, B) → (R, B)."""
     r, b, c = logits.shape
     ce = F.cross_entropy(logits.reshape(r * b, c).float(), targets.reshape(r * b), reduction="none")
-    return ce.view(r, b).mean(dim=1)
+    return ce.view(r, b)
 
 
 def weighted_replay_loss(

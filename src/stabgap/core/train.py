@@ -37,7 +37,7 @@ from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate, evalua
 from stabgap.core.losses import cross_entropy, weighted_replay_loss
 from stabgap.core.memories import MEMORIES, Memory
 from stabgap.core.methods import LOGITS, METHODS
-from stabgap.core.models import build_model, cpu_matmul
+from stabgap.core.models import build_model, cpu_matmul, evaluating
 from stabgap.core.monitor import Monitor
 from stabgap.core.optim import CopyOptimizer
 from stabgap.core.remedies import Batch, Forward, Remedies, Step
@@ -399,11 +399,8 @@ def train_step(
 def stored_logits(parts: RunParts, index: torch.Tensor) -> torch.Tensor:
     """The network's logits (R, n, classes) for examples (R, n) a memory stores now, as the
     network evaluates them (eval mode: batch norm's running statistics left alone)."""
-    parts.model.eval()
-    with parts.precision():
-        logits = parts.forward(pixels(rows(parts.stream.train_x, index)))[0]
-    parts.model.train()
-    return logits
+    with evaluating(parts.model), parts.precision():
+        return parts.forward(pixels(rows(parts.stream.train_x, index)))[0]
 
 
 def interval_gaps(

@@ -61,7 +61,8 @@ from stabgap.core.analyses.measures import (
     relative_change,
 )
 from stabgap.core.evaluate import activity_points
-from stabgap.core.losses import cross_entropy
+from stabgap.core.losses import cross_entropy, per_example_cross_entropy
+from stabgap.core.models import evaluating
 from stabgap.core.streams import TaskStream, pixels, rows
 from stabgap.errors import StabgapError
 from stabgap.seeds import derive_seed
@@ -177,18 +178,17 @@ class Analyses:
         drift, head = bool(self.drift_at[point]), bool(self.head_at[point])
         if not (drift or head):
             return
-        net.eval()  # batch norm's running statistics used, never updated
         flat = self.test[:, :task].reshape(self.r, -1)  # every seen task's probe set
         images = pixels(rows(self.stream.test_x, flat))
-        features, hidden = net.body(images)
-        if not self.checked:  # the features read are those the network's output reads
-            _check_split(net, images, features)
-            self.checked = True
-        if drift:
-            self._drift(point, task, hidden)
-        if head:
-            self._head(point, task, net, features, flat)
-        net.train()
+        with evaluating(net):
+            features, hidden = net.body(images)
+            if not self.checked:  # the features read are those the network's output reads
+                _check_split(net, images, features)
+                self.checked = True
+            if drift:
+                self._drift(point, task, hidden)
+            if head:
+                self._head(point, task, net, features, flat)
 
     def _drift(self, point: int, task: int, hidden: list[torch.Tensor]) -> None:
         layers = [h.float().reshape(self.r, task, self.n, -1) for h in hidden]
@@ -244,18 +244,13 @@ class Analyses:
             return
         stream = self.stream
         params = list(model.parameters())
-        model.eval()
-        try:
-            logits = model(pixels(rows(stream.train_x, index)))[0].float()
-            scored = stream.restrict(logits, task, index)
-            r, b, c = scored.shape
-            losses = torch.nn.functional.cross_entropy(
-                scored.reshape(r * b, c), stream.train_y[index].reshape(-1), reduction="none"
-            ).view(r, b)
+        with evaluating(model):
+            logits = model(pixels(rows(stream.train_x, index)))[0]
+            losses = per_example_cross_entropy(
+                stream.restrict(logits, task, index), stream.train_y[index]
+            )
             current = stream.task_of(index) == task - 1
             new, old, cosine = part_gradients(losses, current, params)
-        finally:
-            model.train()
         total = len(self.window)
         self._start(GRADIENTS[:2], (self.r, total, len(params)), new.device)
         self._start(GRADIENTS[2:], (self.r, total), new.device)
@@ -272,25 +267,24 @@ class Analyses:
         wanted_grad = [p.requires_grad for p in params]  # EMA's average holds none
         for p in params:
             p.requires_grad_(True)
-        net.eval()
         try:
-            for k in range(1, task + 1):
-                index = self.train[:, k - 1]  # (R, n): task k's training sample
+            with evaluating(net):
+                for k in range(1, task + 1):
+                    index = self.train[:, k - 1]  # (R, n): task k's training sample
 
-                def loss_of(index=index) -> torch.Tensor:
-                    logits = net(pixels(rows(stream.train_x, index)))[0].float()
-                    scored = stream.restrict(logits, task, index)
-                    return cross_entropy(scored, stream.train_y[index])
+                    def loss_of(index=index) -> torch.Tensor:
+                        logits = net(pixels(rows(stream.train_x, index)))[0]
+                        scored = stream.restrict(logits, task, index)
+                        return cross_entropy(scored, stream.train_y[index])
 
-                top, trace = hessian_top_and_trace(
-                    loss_of, params, self.iterations, self.hessian_generators
-                )
-                self.values["sharpness"][:, task - 1, k - 1] = top
-                self.values["hessian_trace"][:, task - 1, k - 1] = trace
+                    top, trace = hessian_top_and_trace(
+                        loss_of, params, self.iterations, self.hessian_generators
+                    )
+                    self.values["sharpness"][:, task - 1, k - 1] = top
+                    self.values["hessian_trace"][:, task - 1, k - 1] = trace
         finally:
             for p, g in zip(params, wanted_grad, strict=True):
                 p.requires_grad_(g)
-            net.train()
 
     @torch.no_grad()
     def _path(self, net: torch.nn.Module, task: int) -> None:
@@ -307,12 +301,9 @@ class Analyses:
             between.load_state_dict(
                 {k: _lerp(self.switch_state[k], v, alpha) for k, v in end.items()}
             )
-            scored = stream.restrict(between(images)[0].float(), task, flat, train=False)
-            r, m, c = scored.shape
-            losses = torch.nn.functional.cross_entropy(
-                scored.reshape(r * m, c), labels.reshape(-1), reduction="none"
-            ).view(r, task - 1, self.n)
-            right = (scored.argmax(dim=-1) == labels).view(r, task - 1, self.n)
+            scored = stream.restrict(between(images)[0], task, flat, train=False)
+            losses = per_example_cross_entropy(scored, labels).view(self.r, task - 1, self.n)
+            right = (scored.argmax(dim=-1) == labels).view(self.r, task - 1, self.n)
             self.values["path_loss"][:, task - 1, a, : task - 1] = losses.mean(dim=-1)
             self.values["path_acc"][:, task - 1, a, : task - 1] = 100.0 * right.float().mean(-1)
 

@@ -22,7 +22,9 @@ import math
 
 import numpy as np
 
+from stabgap.core.analyses import around_switches
 from stabgap.core.evaluate import activity_points, evaluation_steps
+from stabgap.core.memories import replayed_examples
 from stabgap.core.models.layers import (
     ZERO,
     Cost,
@@ -102,9 +104,6 @@ def _gradients_cost(config, layers: list[Layer], image: tuple[int, ...]) -> Cost
     replayed examples included) and two backward passes, one for each part's mean loss."""
     if not config.gradients_window:
         return ZERO
-    from stabgap.core.analyses import around_switches
-    from stabgap.core.memories import replayed_examples
-
     total = ZERO
     for t in np.flatnonzero(around_switches(config)):
         task = int(t) // config.batches_per_task + 1

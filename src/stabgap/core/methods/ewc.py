@@ -19,6 +19,7 @@ import torch
 
 from stabgap.core.fields import AT_LEAST_ONE, NON_NEGATIVE, option
 from stabgap.core.methods import METHODS, Method
+from stabgap.core.models import evaluating
 from stabgap.core.models.layers import extra_pass_flops
 from stabgap.core.remedies import Forward
 from stabgap.core.streams import pixels, rows
@@ -97,21 +98,20 @@ class OnlineEWC(Method):
         u = u.to(self.device)
         params = list(model.parameters())
         fisher = [torch.zeros_like(p) for p in params]
-        model.eval()  # the network as it is evaluated; batch norm's statistics untouched
-        for i in range(n):  # one example at a time: a squared per-example gradient
-            index = picks[:, i : i + 1]  # (R, 1): each copy its own example
-            x = pixels(rows(self.stream.train_x, index))
-            logits = self.stream.restrict(model(x)[0], task, index)
-            log_p = torch.log_softmax(logits.float(), dim=-1)  # (R, 1, classes)
-            cdf = log_p.detach()[:, 0].exp().cumsum(dim=-1)  # (R, classes)
-            # The first class whose cumulative probability reaches u: never a masked one
-            # (probability 0), as u is scaled to the sum the rounding left.
-            label = (cdf <= u[:, i : i + 1] * cdf[:, -1:]).sum(dim=-1)
-            picked = log_p[:, 0].gather(1, label.view(-1, 1)).sum()  # Σ over copies
-            grads = torch.autograd.grad(picked, params)
-            for f, g in zip(fisher, grads, strict=True):
-                f += g.square() / n
-        model.train()
+        with evaluating(model):  # the network as it is evaluated; batch norm's stats untouched
+            for i in range(n):  # one example at a time: a squared per-example gradient
+                index = picks[:, i : i + 1]  # (R, 1): each copy its own example
+                x = pixels(rows(self.stream.train_x, index))
+                logits = self.stream.restrict(model(x)[0], task, index)
+                log_p = torch.log_softmax(logits.float(), dim=-1)  # (R, 1, classes)
+                cdf = log_p.detach()[:, 0].exp().cumsum(dim=-1)  # (R, classes)
+                # The first class whose cumulative probability reaches u: never a masked one
+                # (probability 0), as u is scaled to the sum the rounding left.
+                label = (cdf <= u[:, i : i + 1] * cdf[:, -1:]).sum(dim=-1)
+                picked = log_p[:, 0].gather(1, label.view(-1, 1)).sum()  # Σ over copies
+                grads = torch.autograd.grad(picked, params)
+                for f, g in zip(fisher, grads, strict=True):
+                    f += g.square() / n
         return fisher
 
     def loss_term(self, out: Forward) -> torch.Tensor | None:

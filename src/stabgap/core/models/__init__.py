@@ -11,6 +11,8 @@ build it from the fields it uses, and its architecture as layers for the cost mo
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from stabgap.core.fields import ConfigView, option
@@ -72,6 +74,18 @@ SHARED_FIELDS = {
 MODELS: Registry[type[Model]] = Registry(
     "model", "stabgap.core.models", selector="model", shared=SHARED_FIELDS
 )
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The network in evaluation mode for the block (batch norm normalises with its running
+    statistics and never updates them), back in training mode after, whatever happens: how
+    everything that reads the network between updates runs it."""
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train()
 
 
 def model_view(config: RunConfig) -> ConfigView:

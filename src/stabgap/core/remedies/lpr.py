@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from stabgap.core.fields import AT_LEAST_ONE, NON_NEGATIVE, option
-from stabgap.core.models import DENSE_ONLY
+from stabgap.core.models import DENSE_ONLY, evaluating
 from stabgap.core.remedies import Remedy, Step, register
 from stabgap.core.streams import pixels, rows
 from stabgap.errors import StabgapError
@@ -123,9 +123,8 @@ class LayerwiseProximalReplay(Remedy):
     def preconditioners(self, model, images: torch.Tensor, counts: torch.Tensor) -> list:
         """(I + ω/n · Zᵀ Z)⁻¹ of every dense layer, Z its inputs on each copy's first
         ``counts[r]`` replay images (the rest is padding, left out)."""
-        model.eval()
-        _, hidden = model(images)
-        model.train()
+        with evaluating(model):
+            _, hidden = model(images)
         n = images.shape[1]
         own = (torch.arange(n, device=images.device) < counts[:, None]).unsqueeze(2)  # (R, n, 1)
         out = []
