@@ -74,19 +74,28 @@ def probe_gap(record: RunRecord, key: str) -> float:
         return math.nan
 
 
-def drift_speeds(record: RunRecord) -> tuple[float, float]:
-    """Task 1's penultimate-feature change per batch early in interval 2 and after, from
-    the reference at the last point before the switch (change 0); NaN where too few points."""
+def _drift_in_interval(record: RunRecord) -> tuple[np.ndarray, np.ndarray] | None:
+    """(batches, relative change) of task 1's last hidden layer in interval 2; None where
+    not measured."""
     found = measured(record, "drift_change")
     if found is None or record.acc.shape[1] < INTERVAL:
-        return math.nan, math.nan
+        return None
     steps, change = found
-    start, end = record.ends[0], record.ends[1]
-    before = np.asarray(record.eval_steps)[np.asarray(record.eval_steps) < start]
-    inside = (steps >= start) & (steps < end)
-    x, y = steps[inside], change[inside, 0]
-    early = x < start + EARLY * (end - start)
-    if not early.any() or early.all() or not before.size:
+    inside = (steps >= record.ends[0]) & (steps < record.ends[1])
+    return steps[inside], change[inside, 0]
+
+
+def drift_speeds(record: RunRecord) -> tuple[float, float]:
+    """Task 1's last-hidden-layer change per batch early in interval 2 and after, from the
+    reference at the last point before the switch (change 0); NaN where too few points."""
+    found = _drift_in_interval(record)
+    steps = np.asarray(record.eval_steps)
+    before = steps[steps < record.ends[0]]
+    if found is None or not before.size:
+        return math.nan, math.nan
+    x, y = found
+    early = x < record.ends[0] + EARLY * (record.ends[1] - record.ends[0])
+    if not early.any() or early.all():
         return math.nan, math.nan
     cut = np.flatnonzero(early)[-1]
     early_speed = y[cut] / (x[cut] - before[-1])
@@ -95,13 +104,9 @@ def drift_speeds(record: RunRecord) -> tuple[float, float]:
 
 
 def drift_at_end(record: RunRecord) -> float:
-    """Task 1's penultimate-feature relative change at the last point of interval 2."""
-    found = measured(record, "drift_change")
-    if found is None or record.acc.shape[1] < INTERVAL:
-        return math.nan
-    steps, change = found
-    inside = (steps >= record.ends[0]) & (steps < record.ends[1])
-    return float(change[inside, 0][-1]) if inside.any() else math.nan
+    """Task 1's last-hidden-layer relative change at the last point of interval 2."""
+    found = _drift_in_interval(record)
+    return float(found[1][-1]) if found is not None and found[1].size else math.nan
 
 
 def sharpness_at_switch(record: RunRecord, key: str = "sharpness") -> float:
@@ -187,7 +192,7 @@ class WhyTests:
     peak: list[tuple[str, Comparison]]  # per group: early − late drift speed
     conflict: list[tuple[str, Comparison]]  # per group: gradient cosine − 0
     barrier: list[tuple[str, Comparison]]  # per group: task 1's loss barrier − 0
-    remedies: list[Comparison]  # compared group − baseline: drift, nearest-mean GD, sharpness
+    remedies: list[Comparison]  # compared group − baseline: each of RELATED, nearest-mean GD
     # per quantity of RELATED measured: ρ, p, runs, groups (centred within groups); and ρ
     # over the groups' means, groups
     within: dict[str, tuple[float, float, int, int]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import json
 import os
 import shlex
@@ -333,19 +334,27 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+@functools.cache
+def _preset_bases() -> dict[str, tuple]:
+    """Each preset's base config, as a dict, with the fields its network or stream uses; the
+    default preset first. Read once, for every field flag the parser describes."""
+    from stabgap.core.config import FIELDS, applies, to_dict
+
+    ordered = sorted(PRESETS.values(), key=lambda p: p.name != DEFAULT_PRESET)
+    return {p.name: (to_dict(p.base), {f for f in FIELDS if applies(p.base, f)}) for p in ordered}
+
+
 def _field_default(name: str) -> str:
     """A field's default as `run --help` shows it: the presets' values where they differ."""
-    from stabgap.core.config import applies, to_dict
     from stabgap.studies.plan import short
 
-    ordered = sorted(PRESETS.values(), key=lambda p: p.name != DEFAULT_PRESET)  # the default first
     # A preset whose network or stream does not use the field is left out (the ViT's
     # presets under --hidden), but for the default preset: its value is what a plain run
     # given that network (--model resnet) uses.
     values = {
-        p.name: to_dict(p.base)[name]
-        for p in ordered
-        if p.name == DEFAULT_PRESET or applies(p.base, name)
+        preset: base[name]
+        for preset, (base, used) in _preset_bases().items()
+        if preset == DEFAULT_PRESET or name in used
     }
     shown = {k: "unset" if v is None else short(v) for k, v in values.items()}
     if len(set(shown.values())) == 1:
