@@ -11,6 +11,7 @@ import torch
 from conftest import mnist_dir, tiny_config
 from torch import nn
 
+from stabgap.core import evaluate as evaluate_module
 from stabgap.core.evaluate import activity_points, evaluate
 from stabgap.core.remedies import Step
 from stabgap.core.streams import pixels
@@ -176,3 +177,23 @@ def test_active_and_dead_units_are_counted_as_before(small_stream, dtype):
     by_rule = ((per_task > 0) | per_task.isnan()).sum(dim=(2, 3)).float() / (50 * 30)
     assert torch.equal(ev.active[..., 0], by_rule)
     assert ev.dead[0, :, 0].tolist() == pytest.approx([3 / 30, 1 / 30])  # units 3, 5, 7; 7
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_statistics_in_slices_are_those_of_the_whole_activations(monkeypatch, dtype):
+    # A CPU goes through the activations in cache-sized slices of images; the counts and
+    # every image's norm must be the whole computation's to the bit, with slices that do not
+    # divide the images evenly and a slice of one image.
+    g = torch.Generator().manual_seed(5)
+    h = torch.relu(torch.randn(2, 3, 37, 300, generator=g)).to(dtype)
+    h[1, 2, 4] = float("nan")
+    whole = (
+        (h != 0).view(torch.uint8).sum(dim=2, dtype=torch.int32),
+        torch.linalg.vector_norm(h.float(), dim=3),
+    )
+    for elements in (1, 2 * 3 * 300 * 5, 2 * 3 * 300 * 16, 10**9):
+        monkeypatch.setattr(evaluate_module, "CPU_SLICE", elements)
+        counts, norms = evaluate_module.unit_counts_and_norms(h)
+        assert torch.equal(counts, whole[0])
+        assert torch.equal(norms.isnan(), whole[1].isnan())
+        assert torch.equal(norms.nan_to_num(), whole[1].nan_to_num())

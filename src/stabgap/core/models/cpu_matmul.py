@@ -3,9 +3,10 @@
 torch sends a CPU float32 matmul to MKL's sgemm. The same torch build also ships oneDNN
 (for its bf16 matmuls and its convolutions), and reaches oneDNN's float32 matmul through
 the op that torch.compile uses for linear layers, ``mkldnn::_linear_pointwise``. On the
-2-core AMD EPYC of our measurements oneDNN runs the paper MLP's products 1.1 × faster
-(the 10-class output layer 3-9 ×), a paper run's training 11-12 % faster
-(``benchmarks/cpu_matmul.py``, docs/performance.md).
+2-core AMD EPYC of our first measurements oneDNN ran the paper MLP's products 1.1 × faster
+(the 10-class output layer 3-9 ×), a paper run's training 11-12 % faster; on a later one
+(CPU family 26, AVX-512) 2.1 ×, where MKL runs at half the CPU's speed
+(``benchmarks/cpu_matmul.py products``, docs/performance.md).
 
 Both are IEEE float32 arithmetic, but they sum in other orders, so a run trained with one
 is not the run trained with the other, as on two machines. Paired over seeds at quick scale
