@@ -169,3 +169,27 @@ def test_the_cifar_presets_run_every_experiment_at_tiny_scale_on_the_format_fixt
     tasks = 5 if preset == "cifar10-split" else 10
     assert er.acc.shape == (2 * tasks, tasks) and not er.diverged
     assert er.metadata["memory"]  # the memory's content at each switch is recorded
+
+
+@pytest.mark.parametrize("model", ["resnet", "vit"])
+def test_a_cifar_runs_counted_cost_is_what_torchs_flop_counter_counts(tmp_path, small, model):
+    """`stabgap cost` and the report count a CIFAR run on CIFAR's images (3 × 32 × 32) and
+    test sets, with its memory's replayed examples: the whole run's products, against torch's
+    FLOP counter on the real loop."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stabgap.core.config import RunConfig
+    from stabgap.core.train import run_experiment
+    from stabgap.cost.flops import run_cost, total
+
+    write_cifar10(tmp_path)
+    network = {"resnet_width": 4} if model == "resnet" else {"vit_dim": 16, "vit_depth": 1}
+    # The class-balanced memory chooses at each task's end, so every step of tasks 2-5
+    # replays a full replay batch (a reservoir fills during task 1's first steps, which the
+    # cost model leaves out).
+    config = RunConfig(dataset="cifar10", stream="split", model=model, replay="memory",
+                       memory="class-balanced", memory_size=8, batches_per_task=2,
+                       batch_size=2, eval_subset=1, data_dir=str(tmp_path), **network)  # fmt: skip
+    with FlopCounterMode(display=False) as counter:
+        run_experiment(config)
+    assert counter.get_total_flops() == total(run_cost(config)).matmul_flops

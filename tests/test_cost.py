@@ -13,7 +13,7 @@ from stabgap.core.models.mlp import StackedMLP
 from stabgap.core.remedies.decay import neuronal_decay
 from stabgap.core.train import cross_entropy
 from stabgap.cost import flops as cost
-from stabgap.studies.presets import PAPER_BASE
+from stabgap.studies.presets import PAPER_BASE, get_preset
 
 SIZES = [(784, 32, 10), (20, 16, 8, 5), (784, 64, 48, 32, 10), (3, 1, 2)]
 
@@ -235,6 +235,78 @@ def test_cost_command_prints_the_table(capsys):
     assert "MLP 784-64-32-10, batch 16, sgd" in capsys.readouterr().out
 
 
+def test_cost_command_counts_a_presets_run_on_its_own_data(capsys):
+    assert main(["cost", "--preset", "cifar10-split", "--task", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "reduced ResNet-18, 20 base filters, batch norm, 10 outputs, batch 256 + 256 " in text
+    assert "in this run already (256 replayed)" in text  # ER is the preset's own baseline
+    assert "5 tasks × 400 batches (batches of 256, 512, 512, 512, 512 examples" in text
+    expected = cost.total(cost.run_cost(get_preset("cifar10-split").config("er"))).flops
+    assert f"{expected / 1e12:.3f} T" in text.split("run total")[1].split("\n")[0]
+    # the user's own setting over the preset's; a field of a swapped-out network dropped
+    assert main(["cost", "--preset", "quick-resnet", "--model", "mlp", "--hidden", "64"]) == 0
+    assert "MLP 784-64-10, batch 128" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--experiment", "nd"], "--experiment names a preset's experiment: add --preset NAME"),
+        (["--preset", "quick", "--experiment", "typo"], "preset 'quick' has no experiment 'typo'"),
+        (["--channels", "8,8"], "channels applies to model cnn only"),
+    ],
+)
+def test_cost_command_refuses_what_it_cannot_count_in_one_line(capsys, args, message):
+    assert main(["cost", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_cost_command_refuses_a_task_it_does_not_have(capsys):
     assert main(["cost", "--task", "4"]) == 2
     assert capsys.readouterr().err == "stabgap: error: --task must be between 1 and 3, got 4\n"
+
+
+# --- the data a run's cost is counted on --------------------------------------------------
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"stream": "permuted", "n_tasks": 4},
+        {"stream": "split"},
+        {"stream": "split", "scenario": "domain", "classes_per_task": 5},
+        {"stream": "homogeneous", "n_tasks": 3},
+        {"dataset": "fashion-mnist", "stream": "split", "classes_per_task": 5},
+    ],
+)
+def test_the_cost_model_knows_each_streams_data_without_loading_it(changes):
+    """The images, the network's outputs and each task's test images, as the cost model
+    reads them from the config alone, against the stream built from the real files."""
+    from conftest import mnist_dir
+    from test_data import FASHION_DIR
+
+    from stabgap.core.streams import build_stream
+
+    if "dataset" not in changes:
+        config = RunConfig(data_dir=str(mnist_dir()), eval_subset=500, **changes)
+    elif (FASHION_DIR / "t10k-labels-idx1-ubyte.gz").exists():  # Debian's package (CI has it)
+        config = RunConfig(eval_subset=500, **changes)
+    else:
+        pytest.skip("Fashion-MNIST is not installed (apt install dataset-fashion-mnist)")
+    stream = build_stream(config)
+    shape = cost.run_shape(config)
+    assert shape.image == stream.input_shape and shape.n_classes == stream.n_classes
+    assert shape.test_sizes == tuple(stream.test_size(t) for t in range(1, stream.n_tasks + 1))
+
+
+def test_a_colour_runs_cost_counts_its_own_images_and_classes():
+    # The same ResNet on CIFAR-100's 3 × 32 × 32 images and 100 classes, and on MNIST's.
+    cifar = RunConfig(dataset="cifar100", stream="split", classes_per_task=10, model="resnet")
+    mnist = cifar.replace(dataset="mnist", classes_per_task=2)
+    layers = cost.model_layers(cifar)
+    assert cost.outputs(layers) == 100 and layers[0].macs == 32 * 32 * 20 * 3 * 9
+    assert cost.model_layers(mnist)[0].macs == 28 * 28 * 20 * 1 * 9
+    # The evaluation holds every task's 1,000 test images (CIFAR-100: 100 a class) at the end.
+    per_image = 3 * 32 * 32 + sum(layer.outputs for layer in layers)
+    m = cifar.task_eval_size(10, 1000)
+    assert cost.run_memory(cifar) >= 4 * 10 * m * per_image

@@ -65,24 +65,34 @@ def _at_least(value: int, least: int, flag: str) -> None:
 def _cost_arguments(parser: argparse.ArgumentParser) -> None:
     from stabgap.core.models import MODELS
     from stabgap.core.optim import OPTIMIZERS
-    from stabgap.cost.flops import TEST_SIZE
+    from stabgap.studies.presets import PRESETS
 
-    _hidden_option(parser)
     parser.add_argument(
-        "--model", choices=tuple(MODELS), default="mlp", help="network (default: mlp)"
+        "--preset",
+        choices=tuple(PRESETS),
+        metavar="NAME",
+        help="count a run of this preset (`stabgap presets` lists them; default: the paper "
+        "protocol), on its dataset, network, batches, memory and evaluation schedule",
     )
+    parser.add_argument(
+        "--experiment",
+        help="the preset's experiment to count (default: its baseline); the ND columns add "
+        "the preset's ND strength to it",
+    )
+    parser.add_argument(
+        "--hidden", type=parse_widths, help="hidden widths, comma-separated (default: 2048,2048)"
+    )
+    parser.add_argument("--model", choices=tuple(MODELS), help="network (default: mlp)")
     parser.add_argument(
         "--channels",
         type=parse_widths,
-        default=(32, 64),
         help="cnn: conv channels, comma-separated (default: 32,64)",
     )
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=512,
-        help="training batch size in task 1; task k uses k times it, as in "
-        "the paper protocol (default: 512)",
+        help="training batch size in task 1; task k uses k times it in the paper protocol "
+        "(default: 512, or the preset's)",
     )
     parser.add_argument(
         "--task",
@@ -93,32 +103,52 @@ def _cost_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--optimizer",
         choices=tuple(OPTIMIZERS),
-        default="adam",
-        help="optimiser of the training step (default: adam)",
+        help="optimiser of the training step (default: adam, or the preset's)",
     )
     parser.add_argument(
         "--test-size",
         type=int,
-        default=TEST_SIZE,
         help="test images per task, which caps the evaluation subsets (2048, 2048, 3072 in the "
-        f"paper protocol); default: MNIST's {TEST_SIZE}",
+        "paper protocol); default: each task's own in its dataset (MNIST: 10,000)",
     )
+
+
+# `stabgap cost`'s flags that set a run's field, by field
+_COST_FIELDS = {
+    "hidden": "hidden",
+    "model": "model",
+    "channels": "channels",
+    "batch_size": "batch_size",
+    "optimizer": "optimizer",
+}
 
 
 def cost_command(args: argparse.Namespace) -> int:
     """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
     from stabgap.cost.flops import analyses_report, cost_report, remedy_report
-    from stabgap.studies.presets import PAPER_BASE
+    from stabgap.studies.presets import PAPER_BASE, get_preset
 
-    _at_least(args.batch_size, 1, "--batch-size")
-    _at_least(args.test_size, 1, "--test-size")
-    shape = {"hidden": list(args.hidden), "model": args.model}
-    if args.model == "cnn":
-        shape["channels"] = list(args.channels)
-    base = PAPER_BASE.replace(batch_size=args.batch_size, optimizer=args.optimizer, **shape)
+    if args.batch_size is not None:
+        _at_least(args.batch_size, 1, "--batch-size")
+    if args.test_size is not None:
+        _at_least(args.test_size, 1, "--test-size")
+    given = {
+        field: getattr(args, flag)
+        for flag, field in _COST_FIELDS.items()
+        if getattr(args, flag) is not None
+    }
+    if args.preset is None:
+        if args.experiment is not None:
+            raise StabgapError("--experiment names a preset's experiment: add --preset NAME")
+        base = PAPER_BASE.replace(**given)
+        nd_lambda = ND_LAMBDA
+    else:
+        preset = get_preset(args.preset)
+        base = preset.config(args.experiment or preset.baseline, given)
+        nd_lambda = preset.config("nd").decay_lambda if "nd" in preset.experiments else ND_LAMBDA
     if not 1 <= args.task <= base.task_count:
         raise StabgapError(f"--task must be between 1 and {base.task_count}, got {args.task}")
-    nd = base.replace(decay_lambda=ND_LAMBDA)
+    nd = base.replace(decay_lambda=nd_lambda)
     print(cost_report(base, nd, args.task, args.test_size))
     print()
     print(remedy_report(base, args.task))

@@ -42,9 +42,11 @@ Conventions (R = 1 copy; a stack of R copies costs R times as much):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from stabgap.core.analyses.cost import analyses_cost
 from stabgap.core.config import RunConfig
+from stabgap.core.data import DATASETS
 from stabgap.core.evaluate import evaluation_steps
 from stabgap.core.memories import replayed_examples
 from stabgap.core.methods import METHODS
@@ -64,10 +66,42 @@ from stabgap.core.models.layers import (  # noqa: F401 - the cost model's parts,
 )
 from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.remedies import REMEDIES
+from stabgap.core.streams import STREAMS, stream_view
 from stabgap.errors import StabgapError
 
-N_CLASSES = 10
-TEST_SIZE = 10_000  # MNIST test images per task
+N_CLASSES = 10  # MNIST's, for the reference's own count (reference_forward_macs)
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What the cost model needs of a run's data, known from its config without the files:
+    the dataset's image, the network's outputs (the stream's head) and each task's test
+    images."""
+
+    image: tuple[int, ...]
+    n_classes: int
+    test_sizes: tuple[int, ...]
+
+    def evaluated_test_size(self, config: RunConfig, task: int) -> int:
+        """The test images of the smallest evaluated task while training `task`: what caps
+        the evaluation subsets, as in the training loop."""
+        return min(self.test_sizes[: _evaluated_tasks(config, task)])
+
+
+def run_shape(config: RunConfig, test_size: int | None = None) -> RunShape:
+    """`config`'s :class:`RunShape`; `test_size` in place of every task's test images.
+
+    Example:
+        >>> run_shape(RunConfig(dataset="cifar100", stream="split", classes_per_task=50))
+        RunShape(image=(3, 32, 32), n_classes=100, test_sizes=(5000, 5000))
+        >>> run_shape(RunConfig(stream="split", scenario="domain")).test_sizes[:2]
+        (2115, 2042)
+    """
+    stream, view = STREAMS.chosen(config), stream_view(config)
+    sizes = stream.test_sizes(view)
+    if test_size is not None:
+        sizes = (test_size,) * len(sizes)
+    return RunShape(DATASETS.chosen(config).input_shape, stream.head(view), sizes)
 
 
 def mlp_layers(sizes: tuple[int, ...]) -> list[Layer]:
@@ -75,11 +109,10 @@ def mlp_layers(sizes: tuple[int, ...]) -> list[Layer]:
     return dense_layers(sizes)
 
 
-def model_layers(
-    config: RunConfig, image: tuple[int, ...] = IMAGE, n_classes: int = N_CLASSES
-) -> list[Layer]:
-    """The layers of the network `config` asks for."""
-    return MODELS.chosen(config).layers(model_view(config), image, n_classes)
+def model_layers(config: RunConfig, shape: RunShape | None = None) -> list[Layer]:
+    """The layers of the network `config` asks for, on its data's images and classes."""
+    shape = shape or run_shape(config)
+    return MODELS.chosen(config).layers(model_view(config), shape.image, shape.n_classes)
 
 
 def n_parameters(layers: list[Layer]) -> int:
@@ -124,7 +157,7 @@ PART_LABELS = {
 
 
 def train_step_costs(
-    config: RunConfig, batch: int, image: tuple[int, ...] = IMAGE, task: int = 1
+    config: RunConfig, batch: int, task: int = 1, shape: RunShape | None = None
 ) -> dict:
     """Every part of one training step in `task`: :data:`STEP_PARTS`, then one per active
     remedy or method that acts in that task (``acts_in``).
@@ -135,8 +168,9 @@ def train_step_costs(
         >>> nd.flops - total(train_step_costs(base, 512)).flops == 2 * 2 * 2 * 2048 * 512
         True
     """
-    layers = model_layers(config, image)
-    n_classes, pixels = outputs(layers), math.prod(image)
+    shape = shape or run_shape(config)
+    layers = model_layers(config, shape)
+    n_classes, pixels = outputs(layers), math.prod(shape.image)
     optimizer = OPTIMIZERS.chosen(config)
     parts = {
         "forward": forward_cost(layers, batch, pixels),
@@ -161,11 +195,12 @@ def _evaluated_tasks(config: RunConfig, task: int) -> int:
     return config.task_count if config.eval_tasks == "all" else task
 
 
-def batch_costs(config: RunConfig, task: int, test_size: int = TEST_SIZE) -> dict[str, Cost]:
+def batch_costs(config: RunConfig, task: int, test_size: int | None = None) -> dict[str, Cost]:
     """One training step in `task` (1-based) plus one evaluation, as the loop runs them.
 
     The evaluation forwards the test subsets of every evaluated task (those seen so far,
-    or all): ``task_eval_size`` images each.
+    or all): ``task_eval_size`` images each, capped by the smallest evaluated task's test
+    images (the dataset's, or `test_size`).
 
     Example:
         >>> from stabgap.studies.presets import PAPER_BASE
@@ -173,12 +208,13 @@ def batch_costs(config: RunConfig, task: int, test_size: int = TEST_SIZE) -> dic
         >>> c["evaluation"].macs == 3 * 3072 * 5820416
         True
     """
+    shape = run_shape(config, test_size)
     batch = config.task_batch_size(task) + replayed_examples(config, task)
-    costs = train_step_costs(config, batch, task=task)
-    layers = model_layers(config)
-    m = config.task_eval_size(task, test_size)
+    costs = train_step_costs(config, batch, task, shape)
+    layers = model_layers(config, shape)
+    m = config.task_eval_size(task, shape.evaluated_test_size(config, task))
     n_images = _evaluated_tasks(config, task) * m
-    costs["evaluation"] = eval_cost(layers, n_images, math.prod(IMAGE), outputs(layers))
+    costs["evaluation"] = eval_cost(layers, n_images, math.prod(shape.image), outputs(layers))
     return costs
 
 
@@ -200,7 +236,7 @@ def evaluations_in_task(config: RunConfig, task: int) -> int:
     return int(((steps >= (task - 1) * per_task) & (steps < task * per_task)).sum())
 
 
-def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
+def run_cost(config: RunConfig, test_size: int | None = None) -> dict[str, Cost]:
     """A whole run: each step part summed over all training steps, plus all evaluations.
 
     Example:
@@ -221,12 +257,14 @@ def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
                 else config.batches_per_task
             )
             out[part] = out.get(part, ZERO) + cost * times
+    shape = run_shape(config, test_size)
+    layers = model_layers(config, shape)
     for name in (*config.remedies, *config.methods):
         acting = REMEDIES[name] if name in REMEDIES else METHODS[name]
-        per_switch = acting.switch_flops(config, model_layers(config))
+        per_switch = acting.switch_flops(config, layers)
         if per_switch:
             out[f"{name} at switches"] = Cost(flops=per_switch * (config.task_count - 1))
-    analysed = analyses_cost(config, model_layers(config), IMAGE, test_size)
+    analysed = analyses_cost(config, layers, shape.image, min(shape.test_sizes))
     if analysed != ZERO:
         out["analyses"] = analysed
     return out
@@ -235,7 +273,7 @@ def run_cost(config: RunConfig, test_size: int = TEST_SIZE) -> dict[str, Cost]:
 FLOAT_BYTES = 4
 
 
-def run_memory(config: RunConfig, test_size: int = TEST_SIZE) -> int:
+def run_memory(config: RunConfig, test_size: int | None = None) -> int:
     """Device memory one copy of a stacked run needs at its peak, in bytes (an estimate).
 
     Parameters, their gradients and the optimiser's state (Adam: two moments), the copies
@@ -253,7 +291,8 @@ def run_memory(config: RunConfig, test_size: int = TEST_SIZE) -> int:
         ...     run_memory(PAPER_BASE.replace(hidden=[4096, 4096])) / 2**30, 2)
         (0.25, 0.61)
     """
-    layers = model_layers(config)
+    shape = run_shape(config, test_size)
+    layers = model_layers(config, shape)
     params = n_parameters(layers)
     moments = {"adam": 2, "adamw": 2, "rmsprop": 2, "sgd": 1, "adagrad": 1}[config.optimizer]
     kept = (2 + moments) * params
@@ -262,9 +301,10 @@ def run_memory(config: RunConfig, test_size: int = TEST_SIZE) -> int:
         kept += sum((layer.params // layer.outputs) ** 2 for layer in layers)
     tasks = config.task_count
     batch = config.task_batch_size(tasks)
-    per_image = math.prod(IMAGE) + sum(layer.outputs for layer in layers)
+    per_image = math.prod(shape.image) + sum(layer.outputs for layer in layers)
     train = 2 * batch * per_image
-    evaluation = tasks * config.task_eval_size(tasks, test_size) * per_image  # the last task
+    m = config.task_eval_size(tasks, shape.evaluated_test_size(config, tasks))  # the last task
+    evaluation = _evaluated_tasks(config, tasks) * m * per_image
     return FLOAT_BYTES * (kept + max(train, evaluation))
 
 
@@ -316,15 +356,19 @@ def nd_overhead(
     }
 
 
-def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST_SIZE) -> str:
+def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int | None = None) -> str:
     """The tables of ``stabgap cost``: per batch in `task`, then per run; base vs ND."""
-    b, m = base.task_batch_size(task), base.task_eval_size(task, test_size)
+    shape = run_shape(base, test_size)
+    b = base.task_batch_size(task)
+    m = base.task_eval_size(task, shape.evaluated_test_size(base, task))
     k = _evaluated_tasks(base, task)
     per_b, per_nd = batch_costs(base, task, test_size), batch_costs(nd, task, test_size)
     per_b["nd"] = ZERO
-    arch = _architecture(base)
+    arch = _architecture(base, shape)
+    replayed = replayed_examples(base, task)
+    batch_text = f"batch {b}" + (f" + {replayed} replayed" if replayed else "")
     lines = [
-        f"Cost per batch in task {task}: {arch}, batch {b}, {base.optimizer}; "
+        f"Cost per batch in task {task}: {arch}, {batch_text}, {base.optimizer}; "
         f"evaluation of {k} task(s) × {m} test images",
         "(MAC = multiply-accumulate in matmuls, convolutions and ND; FLOPs = 2·MACs + "
         "elementwise ops; see `stabgap.cost.flops`)",
@@ -341,7 +385,7 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST
         ),
         _comparison_row("step + evaluation", total(per_b), total(per_nd)),
     ]
-    if base.model == "mlp":
+    if base.model == "mlp" and shape.image == IMAGE:  # the poster's measures, on MNIST's size
         o = nd_overhead(base.hidden, b, base.optimizer)
         ref = reference_forward_macs(base.hidden, base.batch_size)
         ref_nd = reference_forward_macs(base.hidden, base.batch_size, decay=True)
@@ -362,13 +406,19 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST
     train_nd = total({p: c for p, c in run_nd.items() if p != "evaluation"})
     tasks = range(1, base.task_count + 1)
     n_eval = sum(evaluations_in_task(base, t) for t in tasks)
-    sizes_text = ", ".join(str(base.task_eval_size(t, test_size)) for t in tasks)
+    sizes_text = ", ".join(
+        str(base.task_eval_size(t, shape.evaluated_test_size(base, t))) for t in tasks
+    )
+    batches_text = ", ".join(
+        str(base.task_batch_size(t) + replayed_examples(base, t)) for t in tasks
+    )
     tasks_text = ", ".join(map(str, tasks))
+    seen = "all tasks" if base.eval_tasks == "all" else "the seen tasks"
     lines += [
         "",
-        f"Whole run, paper protocol: {base.task_count} tasks × {base.batches_per_task} batches "
-        f"(batch {base.batch_size}·k in task k), {n_eval} evaluations of the seen tasks "
-        f"({sizes_text} test images per task in tasks {tasks_text})",
+        f"Whole run: {base.task_count} tasks × {base.batches_per_task} batches "
+        f"(batches of {batches_text} examples in tasks {tasks_text}), {n_eval} evaluations "
+        f"of {seen} ({sizes_text} test images per task)",
         "",
         _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
     ]
@@ -383,8 +433,9 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int = TEST
 def remedy_report(base: RunConfig, task: int) -> str:
     """Every remedy's and method's extra FLOPs per training step, at its example setting,
     and what replaying from a bounded memory adds."""
-    batch = base.task_batch_size(task)
-    plain = total(train_step_costs(base, batch)).flops
+    own = base.task_batch_size(task)
+    batch = own + replayed_examples(base, task)  # the step as this run takes it
+    plain = total(train_step_costs(base, batch, task)).flops
     lines = [
         f"Remedies and methods: extra FLOPs per training step in task {task} (batch {batch}), "
         "each at its example setting",
@@ -392,8 +443,11 @@ def remedy_report(base: RunConfig, task: int) -> str:
         f"{'extension':<12}{'setting':<34}{'extra FLOPs':>14}{'+% of a step':>14}",
     ]
     memory = {"replay": "memory", "batch_growth": "never"}
-    if replayed := replayed_examples(base.replace(**memory), task):
-        extra = total(train_step_costs(base, batch + replayed)).flops - plain
+    if batch > own:  # the run replays from its memory already
+        already = f"in this run already ({batch - own} replayed)"
+        lines.append(f"{'er':<12}{'replay=memory':<34}  {already}")
+    elif replayed := replayed_examples(base.replace(**memory), task):
+        extra = total(train_step_costs(base, batch + replayed, task)).flops - plain
         setting = f"replay=memory, {replayed} replayed"
         lines.append(f"{'er':<12}{setting:<34}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
     for name, remedy in (*REMEDIES.items(), *METHODS.items()):
@@ -418,11 +472,11 @@ def remedy_report(base: RunConfig, task: int) -> str:
 ANALYSES_EXAMPLE = {"drift_every": 10, "head_every": 10}
 
 
-def analyses_report(base: RunConfig, test_size: int = TEST_SIZE) -> str:
+def analyses_report(base: RunConfig, test_size: int | None = None) -> str:
     """What the why-the-gap analyses add to a whole run, at an example cadence."""
     plain = total(run_cost(base, test_size)).flops
     config = base.replace(**ANALYSES_EXAMPLE)
-    extra = analyses_cost(config, model_layers(config), IMAGE, test_size).flops
+    extra = total(run_cost(config, test_size)).flops - plain
     setting = ", ".join(f"{k}={v}" for k, v in ANALYSES_EXAMPLE.items())
     return (
         f"Why-the-gap analyses ({setting}, probe_size={config.probe_size}): "
@@ -430,8 +484,8 @@ def analyses_report(base: RunConfig, test_size: int = TEST_SIZE) -> str:
     )
 
 
-def _architecture(config: RunConfig) -> str:
-    return MODELS.chosen(config).describe(model_view(config), IMAGE, N_CLASSES)
+def _architecture(config: RunConfig, shape: RunShape) -> str:
+    return MODELS.chosen(config).describe(model_view(config), shape.image, shape.n_classes)
 
 
 def _comparison_row(label: str, base: Cost, nd: Cost) -> str:

@@ -10,6 +10,7 @@ dataset whose images it can handle.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -75,9 +76,17 @@ class Dataset(Extension):
     classes_are: ClassVar[str] = "classes"  # what a task's name calls them: "digits 0-1"
     train_size: ClassVar[int] = 0  # images of the training set
     test_size: ClassVar[int] = 0
+    # test images of each class, where they are not test_size / n_classes each (MNIST's)
+    test_per_class: ClassVar[tuple[int, ...]] = ()
     env: ClassVar[str] = ""  # the environment variable that names its folder
     cache_name: ClassVar[str] = ""  # its folder in the user cache
     system_dirs: ClassVar[tuple[str, ...]] = ()  # where system packages install it
+
+    @classmethod
+    def test_images(cls, classes: Sequence[int]) -> int:
+        """How many test images the given classes have (known without reading the files)."""
+        per_class = cls.test_per_class or (cls.test_size // cls.n_classes,) * cls.n_classes
+        return sum(per_class[c] for c in classes)
 
     @classmethod
     def holds(cls, folder: Path) -> bool:

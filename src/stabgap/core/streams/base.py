@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from stabgap.core.data import Images
+from stabgap.core.data import DATASETS, Images
 from stabgap.core.fields import COUNT, option
 from stabgap.core.registry import Extension, Registry
 from stabgap.errors import StabgapError
@@ -143,6 +143,18 @@ class Stream(Extension):
     def build(cls, config, images: Images, device: torch.device) -> TaskStream:
         """The tasks, cut from `images`, on `device`."""
         raise NotImplementedError
+
+    @classmethod
+    def head(cls, config) -> int:
+        """The network's outputs for `config` (a view), known without the data: the
+        dataset's classes, unless the stream scores fewer."""
+        return DATASETS[config.dataset].n_classes
+
+    @classmethod
+    def test_sizes(cls, config) -> tuple[int, ...]:
+        """Each task's test images for `config` (a view), known without the data: the whole
+        test set, as each task of transformed copies has it."""
+        return (DATASETS[config.dataset].test_size,) * cls.n_tasks(config)
 
     @classmethod
     def check(cls, config: RunConfig) -> None:

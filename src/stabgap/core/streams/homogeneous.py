@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from stabgap.core.data import Images
+from stabgap.core.data import DATASETS, Images
 from stabgap.core.streams.base import STREAMS, Stream, TaskStream, cut_into_tasks, stream_generator
 
 DEFAULT_TASKS = 3
@@ -41,6 +41,11 @@ class Homogeneous(Stream):
     @classmethod
     def n_tasks(cls, config) -> int:
         return config.n_tasks or DEFAULT_TASKS
+
+    @classmethod
+    def test_sizes(cls, config) -> tuple[int, ...]:
+        k = cls.n_tasks(config)
+        return (DATASETS[config.dataset].test_size // k,) * k
 
     @classmethod
     def build(cls, config, images: Images, device: torch.device) -> TaskStream:

@@ -60,6 +60,16 @@ class Split(Stream):
         return math.ceil(DATASETS[config.dataset].n_classes / config.classes_per_task)
 
     @classmethod
+    def head(cls, config) -> int:
+        if config.scenario == "domain":  # every task's classes answered as 0..k-1
+            return config.classes_per_task
+        return DATASETS[config.dataset].n_classes
+
+    @classmethod
+    def test_sizes(cls, config) -> tuple[int, ...]:
+        return tuple(DATASETS[config.dataset].test_images(classes) for classes in groups(config))
+
+    @classmethod
     def check(cls, config) -> None:
         n, k = DATASETS[config.dataset].n_classes, config.classes_per_task
         fine = ", ".join(str(d) for d in range(2, n) if n % d != 1)
@@ -91,14 +101,13 @@ class Split(Stream):
                 offsets.append(offsets[-1] + len(y))
             return torch.cat(xs).to(device), torch.cat(ys).to(device), tuple(offsets)
 
-        head = config.classes_per_task if scenario == "domain" else images.n_classes
         return cut_into_tasks(
             tuple(
                 f"{DATASETS[config.dataset].classes_are} " + "-".join(map(str, c)) for c in tasks
             ),
             split,
             images,
-            n_classes=head,
+            n_classes=cls.head(config),
             scenario=scenario,
             task_classes=() if scenario == "domain" else tuple(tasks),
         )
