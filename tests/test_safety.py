@@ -204,6 +204,13 @@ def test_an_unknown_option_is_named_by_its_command_with_a_near_match(capsys):
     assert "did you mean --decay-lambda?" in err
 
 
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_a_grid_asked_for_as_a_flag_points_to_the_sweep_files_table(capsys, command):
+    code, _, err = cli(capsys, command, "--grid", "decay_lambda=0,1e-5")
+    assert_refused(code, err, f"stabgap {command}: error: unrecognized argument '--grid'")
+    assert "a sweep file's [grid] table does that (docs/studies.md)" in err
+
+
 # --- requests are honoured exactly -------------------------------------------------------------
 def test_seed_is_honoured_and_n_seeds_is_not_capped(workspace, capsys):
     code, _, err = cli(

@@ -610,6 +610,10 @@ def _join_dashed_values(argv: list[str], parser: Parser) -> list[str]:
     return out
 
 
+# What users type as flags that are a sweep file's tables.
+SWEEP_FILE_TABLES = ("--grid", "--set")
+
+
 def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
     """Parse, with an unknown option named by its own command and a near match offered,
     and an empty value refused (it would otherwise mean a default, or this folder)."""
@@ -620,6 +624,11 @@ def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
         word = extras[0].split("=")[0]
         close = difflib.get_close_matches(word, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
+        if word in SWEEP_FILE_TABLES:  # a table of a sweep file, not a flag
+            hint = (
+                f"; a sweep file's [{word[2:]}] table does that (docs/studies.md): write one "
+                "and run `stabgap sweep FILE`"
+            )
         command.error(f"unrecognized argument {extras[0]!r}{hint}")
     for action in command._actions:
         value = getattr(args, action.dest, None)
