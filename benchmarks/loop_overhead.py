@@ -38,14 +38,26 @@ from stabgap.studies.presets import get_preset
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] + " A paper-preset run, shortened.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--batches", type=int, default=20, help="batches per task")
-    parser.add_argument("--experiment", default="nd")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--eval-precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--experiment", default="nd", help="the paper preset's experiment")
+    threads = torch.get_num_threads()
+    parser.add_argument("--threads", type=int, default=threads, help="torch's CPU threads")
+    parser.add_argument(
+        "--eval-precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="the evaluation's precision (the training's is fp32)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs, each beside its rates")
     parser.add_argument("--breakdown", action="store_true", help="where one run's time goes")
     args = parser.parse_args()
+    for flag in ("batches", "repeats", "threads"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1")
     torch.set_num_threads(args.threads)
 
     config = get_preset("paper").config(
@@ -85,7 +97,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"run: paper '{args.experiment}', {args.batches} batches per task, "
-        f"{config.total_batches} batches in all, {args.repeats} times"
+        f"{config.total_batches} batches in all; timed {args.repeats} time(s)"
     )
     print(f"work: {flops / 1e12:.3f} TFLOP (training + evaluation)")
     print(
@@ -186,16 +198,25 @@ def print_breakdown(run, rate: float, eval_rate: float) -> None:
             key = "Python"
         spent[key] += seconds
     whole = sum(spent.values())
-    print(f"where one profiled run's {whole:.2f} s of CPU time went (its floor's share; beyond):")
-    rows = sorted(spent, key=lambda k: floor[k] - spent[k])
-    for key in rows[:16]:
-        beyond = spent[key] - floor[key]
+    print(
+        f"\nwhere one profiled run's time went: {whole:.2f} s in ops on the calling threads "
+        "(the profiler slows a run: compare shares, not seconds)"
+    )
+    print("the products, against their share of the floor (their FLOPs at its rates):")
+    for key in sorted(floor, key=lambda k: -spent[k]):
         print(
             f"  {spent[key]:7.3f} s  {100 * spent[key] / whole:5.1f} %  "
-            f"(floor {floor[key]:6.3f} s; beyond {beyond:6.3f} s)  {key}"
+            f"(floor {floor[key]:6.3f} s; beyond {spent[key] - floor[key]:6.3f} s)  {key}"
         )
-    rest = sum(spent[k] for k in rows[16:])
-    print(f"  {rest:7.3f} s  {100 * rest / whole:5.1f} %  the other {len(rows) - 16} ops")
+    print("everything else, by op and the stabgap function that called it, largest first:")
+    others = sorted((k for k in spent if k not in floor), key=lambda k: -spent[k])
+    for key in others[:TOP]:
+        print(f"  {spent[key]:7.3f} s  {100 * spent[key] / whole:5.1f} %  {key}")
+    rest = sum(spent[k] for k in others[TOP:])
+    print(f"  {rest:7.3f} s  {100 * rest / whole:5.1f} %  the {len(others[TOP:])} other groups")
+
+
+TOP = 14  # rows of the breakdown's "everything else"
 
 
 if __name__ == "__main__":

@@ -215,12 +215,16 @@ def test_run_cost_matches_the_matmuls_of_a_real_run(changes, small_stream):
 def test_paper_protocol_run_totals():
     per_image = 784 * 2048 + 2048 * 2048 + 2048 * 10  # forward MACs of one image
     run = cost.run_cost(PAPER_BASE)
-    # 500 batches of 512·k in task k; evaluations of k tasks × (2048, 2048, 3072) images.
-    assert run["forward"].macs == 500 * (512 + 1024 + 1536) * per_image
+    # Task k draws 500 batches of 512·k from its pool of 60,000·k images (full replay) in
+    # passes of 117 full batches and one of the remaining 96·k (drop_last off, as in the
+    # reference): 4 passes and 28 batches, so 496 full batches and 4 of 96·k.
+    images = (496 * 512 + 4 * 96) * (1 + 2 + 3)
+    assert run["forward"].macs == images * per_image
+    # evaluations of k tasks × (2048, 2048, 3072) images at all 500 batches of task k
     assert run["evaluation"].macs == 500 * (2048 + 2 * 2048 + 3 * 3072) * per_image
     nd = cost.run_cost(PAPER_BASE.replace(decay_lambda=1e-5))
     extra = cost.total(nd).macs - cost.total(run).macs
-    assert extra == 2 * 500 * (512 + 1024 + 1536) * 2 * 2048  # ND forward + backward
+    assert extra == 2 * images * 2 * 2048  # ND forward + backward
     assert nd["evaluation"] == run["evaluation"]  # evaluation computes no ND
 
 
@@ -229,7 +233,7 @@ def test_cost_command_prints_the_table(capsys):
     text = capsys.readouterr().out
     assert "2,980,052,992" in text and "2,097,152" in text
     assert "+0.0704 % MACs" in text
-    assert "run total" in text and "138.319 T" in text
+    assert "run total" in text and "138.002 T" in text
     shape = ["--hidden", "64,32", "--batch-size", "8", "--task", "2", "--optimizer", "sgd"]
     assert main(["cost", *shape]) == 0
     assert "MLP 784-64-32-10, batch 16, sgd" in capsys.readouterr().out
@@ -310,3 +314,55 @@ def test_a_colour_runs_cost_counts_its_own_images_and_classes():
     per_image = 3 * 32 * 32 + sum(layer.outputs for layer in layers)
     m = cifar.task_eval_size(10, 1000)
     assert cost.run_memory(cifar) >= 4 * 10 * m * per_image
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        {},
+        {"model": "cnn", "channels": (4, 8), "hidden": (16,)},
+        {"model": "resnet", "resnet_width": 4},
+        {"model": "vit", "vit_dim": 16, "vit_depth": 2},
+    ],
+)
+def test_nd_is_counted_on_the_units_it_acts_on(network):
+    """ND's counted units (and so its FLOPs, and those of L1 and the drift analysis) are the
+    hidden activations the network returns, on MNIST's and on CIFAR's images."""
+    from stabgap.core.models import build_model
+
+    for dataset in ("mnist", "cifar10"):
+        config = RunConfig(dataset=dataset, **network)
+        shape = cost.run_shape(config)
+        net = build_model(config, shape.image, shape.n_classes, [torch.Generator()])
+        _, hidden = net(torch.rand(1, 2, *shape.image))
+        units = sum(h[0, 0].numel() for h in hidden)
+        assert cost.hidden_units(cost.model_layers(config)) == units
+        assert (
+            cost.total(cost.train_step_costs(config.replace(decay_lambda=1e-5), 8)).flops
+            - (cost.total(cost.train_step_costs(config, 8)).flops)
+            == 2 * 2 * 8 * units
+        )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"replay": "none"},
+        {"replay": "full", "batch_growth": "never"},
+        {"replay": "none", "drop_last": True},
+        {"replay": "memory", "memory": "class-balanced", "memory_size": 50},
+    ],
+)
+def test_a_runs_cost_counts_the_smaller_batch_that_ends_each_pass(changes):
+    """Split MNIST's tasks hold 10,000-12,700 training images: batches of 5,000 end each
+    pass with a smaller one (unless drop_last), which the count follows, against torch's
+    FLOP counter on the real loop over the real files."""
+    from conftest import mnist_dir
+
+    from stabgap.core.train import run_experiment
+
+    config = RunConfig(stream="split", hidden=(4,), batch_size=5000, batches_per_task=3,
+                       eval_subset=2, data_dir=str(mnist_dir()), **changes)  # fmt: skip
+    with FlopCounterMode(display=False) as counter:
+        run_experiment(config)
+    assert counter.get_total_flops() == cost.total(cost.run_cost(config)).matmul_flops

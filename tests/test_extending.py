@@ -296,4 +296,6 @@ def test_a_plugin_mistake_is_one_line_naming_it(tmp_path, module, argv, message)
 def test_the_cost_of_a_plugin_model_is_counted_from_its_layers(plugin, tmp_path):
     done = stabgap(plugin, "cost", "--model", "resmlp", "--hidden", "64,64", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Cost per batch in task 1: resmlp: hidden 64,64, 10 outputs")
+    assert done.stdout.splitlines()[1].startswith(
+        "Cost per batch in task 1: resmlp: hidden 64,64, 10 outputs"
+    )

@@ -42,6 +42,7 @@ Conventions (R = 1 copy; a stack of R copies costs R times as much):
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 from stabgap.core.analyses.cost import analyses_cost
@@ -59,6 +60,7 @@ from stabgap.core.models.layers import (  # noqa: F401 - the cost model's parts,
     dense_layers,
     extra_pass_flops,
     forward_cost,
+    hidden_units,
     loss_cost,
     matmul_cost,
     outputs,
@@ -75,11 +77,12 @@ N_CLASSES = 10  # MNIST's, for the reference's own count (reference_forward_macs
 @dataclass(frozen=True)
 class RunShape:
     """What the cost model needs of a run's data, known from its config without the files:
-    the dataset's image, the network's outputs (the stream's head) and each task's test
-    images."""
+    the dataset's image, the network's outputs (the stream's head) and each task's training
+    and test images."""
 
     image: tuple[int, ...]
     n_classes: int
+    train_sizes: tuple[int, ...]
     test_sizes: tuple[int, ...]
 
     def evaluated_test_size(self, config: RunConfig, task: int) -> int:
@@ -89,19 +92,45 @@ class RunShape:
 
 
 def run_shape(config: RunConfig, test_size: int | None = None) -> RunShape:
-    """`config`'s :class:`RunShape`; `test_size` in place of every task's test images.
+    """`config`'s :class:`RunShape`; `test_size`: at most that many test images a task.
 
     Example:
-        >>> run_shape(RunConfig(dataset="cifar100", stream="split", classes_per_task=50))
-        RunShape(image=(3, 32, 32), n_classes=100, test_sizes=(5000, 5000))
+        >>> shape = run_shape(RunConfig(dataset="cifar100", stream="split", classes_per_task=50))
+        >>> shape.image, shape.n_classes, shape.train_sizes, shape.test_sizes
+        ((3, 32, 32), 100, (25000, 25000), (5000, 5000))
         >>> run_shape(RunConfig(stream="split", scenario="domain")).test_sizes[:2]
         (2115, 2042)
     """
     stream, view = STREAMS.chosen(config), stream_view(config)
-    sizes = stream.test_sizes(view)
+    train, test = stream.sizes(view, train=True), stream.sizes(view, train=False)
     if test_size is not None:
-        sizes = (test_size,) * len(sizes)
-    return RunShape(DATASETS.chosen(config).input_shape, stream.head(view), sizes)
+        test = tuple(min(test_size, size) for size in test)
+    return RunShape(DATASETS.chosen(config).input_shape, stream.head(view), train, test)
+
+
+def task_batches(config: RunConfig, task: int, shape: RunShape) -> Counter[int]:
+    """How many of `task`'s batches hold how many of the current examples (the memory's
+    replayed ones aside), as the sampler draws them: each pass over the pool ends in a
+    smaller batch unless ``drop_last``; stratified replay always fills its batch.
+
+    Example:
+        >>> shape = run_shape(RunConfig(stream="split"))  # task 1: 12,665 digits 0 and 1
+        >>> task_batches(RunConfig(stream="split", batch_size=5000, batches_per_task=3),
+        ...              1, shape)
+        Counter({5000: 2, 2665: 1})
+    """
+    size, count = config.task_batch_size(task), config.batches_per_task
+    if config.replay == "stratified":
+        return Counter({size: count})
+    pool = sum(shape.train_sizes[:task]) if config.replay == "full" else shape.train_sizes[task - 1]
+    sizes: Counter[int] = Counter()
+    position = pool  # a pass starts at the task's first batch
+    for _ in range(count):
+        if position >= pool or (config.drop_last and position + size > pool):
+            position = 0
+        sizes[min(size, pool - position)] += 1
+        position += size
+    return sizes
 
 
 def mlp_layers(sizes: tuple[int, ...]) -> list[Layer]:
@@ -248,16 +277,16 @@ def run_cost(config: RunConfig, test_size: int | None = None) -> dict[str, Cost]
         True
     """
     out: dict[str, Cost] = {}
-    for task in range(1, config.task_count + 1):
-        per_batch = batch_costs(config, task, test_size)
-        for part, cost in per_batch.items():
-            times = (
-                evaluations_in_task(config, task)
-                if part == "evaluation"
-                else config.batches_per_task
-            )
-            out[part] = out.get(part, ZERO) + cost * times
     shape = run_shape(config, test_size)
+    evaluations = ZERO
+    for task in range(1, config.task_count + 1):
+        replayed = replayed_examples(config, task)
+        for size, count in task_batches(config, task, shape).items():
+            for part, cost in train_step_costs(config, size + replayed, task, shape).items():
+                out[part] = out.get(part, ZERO) + cost * count
+        per_point = batch_costs(config, task, test_size)["evaluation"]
+        evaluations = evaluations + per_point * evaluations_in_task(config, task)
+    out["evaluation"] = evaluations
     layers = model_layers(config, shape)
     for name in (*config.remedies, *config.methods):
         acting = REMEDIES[name] if name in REMEDIES else METHODS[name]
@@ -356,18 +385,21 @@ def nd_overhead(
     }
 
 
-def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int | None = None) -> str:
-    """The tables of ``stabgap cost``: per batch in `task`, then per run; base vs ND."""
+def cost_report(
+    base: RunConfig, nd: RunConfig, task: int, test_size: int | None = None, title: str = ""
+) -> str:
+    """The tables of ``stabgap cost``: per batch in `task`, then per run; base vs ND (the
+    same run with ND's term); `title`: what run it is, a line above them."""
     shape = run_shape(base, test_size)
     b = base.task_batch_size(task)
     m = base.task_eval_size(task, shape.evaluated_test_size(base, task))
     k = _evaluated_tasks(base, task)
     per_b, per_nd = batch_costs(base, task, test_size), batch_costs(nd, task, test_size)
-    per_b["nd"] = ZERO
     arch = _architecture(base, shape)
     replayed = replayed_examples(base, task)
     batch_text = f"batch {b}" + (f" + {replayed} replayed" if replayed else "")
-    lines = [
+    lines = [title] if title else []
+    lines += [
         f"Cost per batch in task {task}: {arch}, {batch_text}, {base.optimizer}; "
         f"evaluation of {k} task(s) × {m} test images",
         "(MAC = multiply-accumulate in matmuls, convolutions and ND; FLOPs = 2·MACs + "
@@ -376,16 +408,20 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int | None
         _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
     ]
     labels = {**PART_LABELS, "nd": "ND (fwd+bwd)"}
-    parts = (*STEP_PARTS, "nd", "evaluation")
-    lines += [_comparison_row(labels[p], per_b[p], per_nd[p]) for p in parts]
-    step = [p for p in parts if p != "evaluation"]
+    # the step's parts, then the run's own remedies and methods, then the evaluation
+    step = [*STEP_PARTS, *(p for p in per_nd if p not in (*STEP_PARTS, "evaluation", "nd")), "nd"]
+    lines += [_comparison_row(labels.get(p, p), per_b.get(p, ZERO), per_nd[p]) for p in step]
     lines += [
+        _comparison_row("evaluation", per_b["evaluation"], per_nd["evaluation"]),
         _comparison_row(
-            "training step", total({p: per_b[p] for p in step}), total({p: per_nd[p] for p in step})
+            "training step",
+            total({p: per_b.get(p, ZERO) for p in step}),
+            total({p: per_nd[p] for p in step}),
         ),
         _comparison_row("step + evaluation", total(per_b), total(per_nd)),
     ]
-    if base.model == "mlp" and shape.image == IMAGE:  # the poster's measures, on MNIST's size
+    if base.model == "mlp" and shape.image == IMAGE and not (base.remedies or base.methods):
+        # the poster's measures: a plain MLP's step, on MNIST's images
         o = nd_overhead(base.hidden, b, base.optimizer)
         ref = reference_forward_macs(base.hidden, base.batch_size)
         ref_nd = reference_forward_macs(base.hidden, base.batch_size, decay=True)
@@ -413,6 +449,8 @@ def cost_report(base: RunConfig, nd: RunConfig, task: int, test_size: int | None
         str(base.task_batch_size(t) + replayed_examples(base, t)) for t in tasks
     )
     tasks_text = ", ".join(map(str, tasks))
+    if any(len(task_batches(base, t, shape)) > 1 for t in tasks):
+        tasks_text += "; each pass's last batch smaller"
     seen = "all tasks" if base.eval_tasks == "all" else "the seen tasks"
     lines += [
         "",
@@ -440,28 +478,28 @@ def remedy_report(base: RunConfig, task: int) -> str:
         f"Remedies and methods: extra FLOPs per training step in task {task} (batch {batch}), "
         "each at its example setting",
         "",
-        f"{'extension':<12}{'setting':<34}{'extra FLOPs':>14}{'+% of a step':>14}",
+        f"{'extension':<12}{'setting':<46}{'extra FLOPs':>14}{'+% of a step':>14}",
     ]
     memory = {"replay": "memory", "batch_growth": "never"}
-    if batch > own:  # the run replays from its memory already
-        already = f"in this run already ({batch - own} replayed)"
-        lines.append(f"{'er':<12}{'replay=memory':<34}  {already}")
+    if base.replay == "memory":  # the run replays from its memory already
+        already = f"{batch - own} replayed" if batch > own else "from task 2: none to replay yet"
+        lines.append(f"{'er':<12}{'replay=memory':<46}  in this run already ({already})")
     elif replayed := replayed_examples(base.replace(**memory), task):
         extra = total(train_step_costs(base, batch + replayed, task)).flops - plain
         setting = f"replay=memory, {replayed} replayed"
-        lines.append(f"{'er':<12}{setting:<34}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
+        lines.append(f"{'er':<12}{setting:<46}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
     for name, remedy in (*REMEDIES.items(), *METHODS.items()):
         setting = ", ".join(f"{k}={v}" for k, v in remedy.example.items())
         try:
             config = base.replace(**remedy.example)
         except StabgapError as e:  # e.g. a remedy not made for this network
-            lines.append(f"{name:<12}{setting:<34}  not here: {str(e).split(': ', 1)[-1]}")
+            lines.append(f"{name:<12}{setting:<46}  not here: {str(e).split(': ', 1)[-1]}")
             continue
         if not remedy.acts_in(config, task):
-            lines.append(f"{name:<12}{setting:<34}  nothing in task {task}: it acts from task 2")
+            lines.append(f"{name:<12}{setting:<46}  nothing in task {task}: it acts from task 2")
             continue
         extra = remedy.step_flops(config, model_layers(config), batch)
-        lines.append(f"{name:<12}{setting:<34}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
+        lines.append(f"{name:<12}{setting:<46}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
     lines.append(
         "(each row is what it adds to the step at its setting; a method on replay, such as "
         "ER-ACE, adds that to ER's row)"

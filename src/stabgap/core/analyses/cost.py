@@ -66,7 +66,7 @@ def analyses_cost(config, layers: list[Layer], image: tuple[int, ...], test_size
     task_of = steps // per_task + 1
     last = np.append(task_of[1:] != task_of[:-1], True)
     n = min(config.probe_size, test_size)
-    units = [layer.outputs for layer in layers if layer.relu]
+    units = [layer.outputs for layer in layers if layer.acted_on]
     features, classes = layers[-1].macs // layers[-1].outputs, layers[-1].outputs
     pixels = math.prod(image)
     for point in np.flatnonzero(drift | head):

@@ -76,16 +76,22 @@ class Dataset(Extension):
     classes_are: ClassVar[str] = "classes"  # what a task's name calls them: "digits 0-1"
     train_size: ClassVar[int] = 0  # images of the training set
     test_size: ClassVar[int] = 0
-    # test images of each class, where they are not test_size / n_classes each (MNIST's)
+    # images of each class in each split, where they are not the split's size / n_classes
+    # each (MNIST's)
+    train_per_class: ClassVar[tuple[int, ...]] = ()
     test_per_class: ClassVar[tuple[int, ...]] = ()
     env: ClassVar[str] = ""  # the environment variable that names its folder
     cache_name: ClassVar[str] = ""  # its folder in the user cache
     system_dirs: ClassVar[tuple[str, ...]] = ()  # where system packages install it
 
     @classmethod
-    def test_images(cls, classes: Sequence[int]) -> int:
-        """How many test images the given classes have (known without reading the files)."""
-        per_class = cls.test_per_class or (cls.test_size // cls.n_classes,) * cls.n_classes
+    def images_of(cls, classes: Sequence[int], train: bool) -> int:
+        """How many training (or test) images the given classes have, known without
+        reading the files."""
+        size, per_class = (
+            (cls.train_size, cls.train_per_class) if train else (cls.test_size, cls.test_per_class)
+        )
+        per_class = per_class or (size // cls.n_classes,) * cls.n_classes
         return sum(per_class[c] for c in classes)
 
     @classmethod

@@ -66,6 +66,7 @@ class Mnist(IdxDataset):
     n_classes = N_CLASSES
     classes_are = "digits"
     train_size, test_size = 60_000, 10_000
+    train_per_class = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
     test_per_class = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
     files = MNIST_FILES
     env = DATA_ENV

@@ -30,7 +30,7 @@ class ERACE(Method):
     name = "er-ace"
     help = "ER-ACE: incoming examples scored among the classes present in their batch"
     order = 5
-    example = {"er_ace": True, "replay": "memory"}
+    example = {"er_ace": True, "replay": "memory", "replay_weight": 0.0}  # its loss, not ER's
     fields = {
         "er_ace": (
             bool,

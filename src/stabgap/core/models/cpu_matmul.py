@@ -5,7 +5,7 @@ torch sends a CPU float32 matmul to MKL's sgemm. The same torch build also ships
 the op that torch.compile uses for linear layers, ``mkldnn::_linear_pointwise``. On the
 2-core AMD EPYC of our first measurements oneDNN ran the paper MLP's products 1.1 × faster
 (the 10-class output layer 3-9 ×), a paper run's training 11-12 % faster; on a later one
-(CPU family 26, AVX-512) 2.1 ×, where MKL runs at half the CPU's speed
+(CPU family 26, AVX-512) 2.1 ×: there MKL does not reach the CPU's speed
 (``benchmarks/cpu_matmul.py products``, docs/performance.md).
 
 Both are IEEE float32 arithmetic, but they sum in other orders, so a run trained with one

@@ -26,6 +26,9 @@ class Layer:
         relu: whether a ReLU follows (every layer but the output).
         pooled: elements after 2x2 max-pooling (conv layers), else 0.
         first: whether its input is the image (which needs no gradient).
+        hidden: whether its activated output is one of the network's hidden activations,
+            which ND and the other activation remedies act on; None: wherever a ReLU
+            follows (a ResNet block's first conv is activated but not among them).
     """
 
     kind: str
@@ -35,6 +38,12 @@ class Layer:
     relu: bool
     pooled: int = 0
     first: bool = False
+    hidden: bool | None = None
+
+    @property
+    def acted_on(self) -> bool:
+        """Whether the activation remedies and the analyses read its output."""
+        return self.relu if self.hidden is None else self.hidden
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,16 @@ def dense_layers(sizes: tuple[int, ...], first: bool = True) -> list[Layer]:
         Layer("dense", a * b, b, a * b + b, relu=i < len(pairs) - 1, first=first and i == 0)
         for i, (a, b) in enumerate(pairs)
     ]
+
+
+def hidden_units(layers: list[Layer]) -> int:
+    """The hidden activations' units for one image: what ND and its kin act on.
+
+    Example:
+        >>> hidden_units(dense_layers((784, 8, 4, 10)))
+        12
+    """
+    return sum(layer.outputs for layer in layers if layer.acted_on)
 
 
 def total(costs: dict[str, Cost]) -> Cost:

@@ -106,7 +106,8 @@ class ResNet(Model):
     def layers(cls, config, input_shape: tuple[int, ...], n_classes: int) -> list[Layer]:
         """Its convolutions and its linear layer, for the cost model: each conv's MACs
         exact; its norm, the residual additions and the pooling counted as one operation
-        per output of each conv (as a bias is), and a ReLU after each.
+        per output of each conv (as a bias is), and a ReLU after each but the shortcuts.
+        The hidden activations (what ND acts on) are the stem's and each block's output.
 
         Example:
             >>> from stabgap.core.config import RunConfig
@@ -115,11 +116,12 @@ class ResNet(Model):
             54.6
         """
         out = []
-        for k, (_, c_in, c_out, kernel, _, size) in enumerate(plan(config.resnet_width,
-                                                                      input_shape)):  # fmt: skip
+        for k, (role, c_in, c_out, kernel, _, size) in enumerate(plan(config.resnet_width,
+                                                                         input_shape)):  # fmt: skip
             macs = size * size * c_out * c_in * kernel * kernel
             params = c_out * c_in * kernel * kernel + 2 * c_out * (config.resnet_norm != "none")
-            out.append(Layer("conv", macs, c_out * size * size, params, True, first=k == 0))
+            out.append(Layer("conv", macs, c_out * size * size, params, relu=role != "shortcut",
+                             first=k == 0, hidden=role in ("stem", "conv2")))  # fmt: skip
         features = config.resnet_width * STAGES[-1]
         return out + dense_layers((features, n_classes), first=False)
 

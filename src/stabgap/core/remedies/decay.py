@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from stabgap.core.fields import NON_NEGATIVE, option
+from stabgap.core.models.layers import hidden_units
 from stabgap.core.remedies import Forward, Remedy, register
 
 
@@ -42,7 +43,7 @@ def pooled(hidden: list[torch.Tensor], per_unit, reduction: str) -> torch.Tensor
 def activation_flops(layers, batch: int, per_unit: int) -> int:
     """FLOPs of a penalty of the activations: `per_unit` FLOPs for each hidden activation
     of each image, forward and backward alike (see stabgap.cost.flops)."""
-    return 2 * per_unit * batch * sum(layer.outputs for layer in layers if layer.relu)
+    return 2 * per_unit * batch * hidden_units(layers)
 
 
 @register

@@ -141,13 +141,20 @@ class LayerwiseProximalReplay(Remedy):
 
     @classmethod
     def step_flops(cls, config, layers, batch: int) -> int:
+        # Every product's MACs twice, and the inverse (about 2·(in + 1)³ FLOPs a layer)
+        # every lpr_every steps.
+        inverses = sum(2 * (layer.params // layer.outputs) ** 3 for layer in layers)
+        return 2 * cls.step_macs(config, layers, batch) + inverses // config.lpr_every
+
+    @classmethod
+    def step_macs(cls, config, layers, batch: int) -> int:
         # Per step: [∇W; ∇b]·P for every dense layer, (in + 1)² · out MACs. Every lpr_every
-        # steps: a forward pass of the samples, Zᵀ Z (n · (in + 1)² MACs) and the inverse
-        # (about 2·(in + 1)³ FLOPs), spread over those steps.
+        # steps, spread over those steps: a forward pass of the samples and Zᵀ Z
+        # (n · (in + 1)² MACs).
         n = config.lpr_samples
         per_step = refresh = 0
         for layer in layers:
             inputs = layer.params // layer.outputs  # in + 1: weights in·out, biases out
-            per_step += 2 * inputs**2 * layer.outputs
-            refresh += 2 * layer.macs * n + 2 * n * inputs**2 + 2 * inputs**3
+            per_step += inputs**2 * layer.outputs
+            refresh += layer.macs * n + n * inputs**2
         return per_step + refresh // config.lpr_every

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from stabgap.core.fields import NON_NEGATIVE, option
-from stabgap.core.models.layers import extra_pass_flops
+from stabgap.core.models.layers import extra_pass_flops, pass_macs
 from stabgap.core.remedies import Remedy, register
 
 
@@ -62,6 +62,10 @@ class SharpnessAware(Remedy):
     def step_flops(cls, config, layers, batch: int) -> int:
         # A second forward and backward pass, the norm (2 a parameter), ε (1), w ± ε (2).
         return extra_pass_flops(layers, batch) + 5 * sum(layer.params for layer in layers)
+
+    @classmethod
+    def step_macs(cls, config, layers, batch: int) -> int:
+        return pass_macs(layers, batch)  # the second pass's products
 
 
 def copy_norms(grads: list[torch.Tensor]) -> torch.Tensor:

@@ -151,10 +151,11 @@ class Stream(Extension):
         return DATASETS[config.dataset].n_classes
 
     @classmethod
-    def test_sizes(cls, config) -> tuple[int, ...]:
-        """Each task's test images for `config` (a view), known without the data: the whole
-        test set, as each task of transformed copies has it."""
-        return (DATASETS[config.dataset].test_size,) * cls.n_tasks(config)
+    def sizes(cls, config, train: bool) -> tuple[int, ...]:
+        """Each task's training (or test) images for `config` (a view), known without the
+        data: the whole split, as each task of transformed copies has it."""
+        dataset = DATASETS[config.dataset]
+        return (dataset.train_size if train else dataset.test_size,) * cls.n_tasks(config)
 
     @classmethod
     def check(cls, config: RunConfig) -> None:

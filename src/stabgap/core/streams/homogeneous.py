@@ -43,9 +43,9 @@ class Homogeneous(Stream):
         return config.n_tasks or DEFAULT_TASKS
 
     @classmethod
-    def test_sizes(cls, config) -> tuple[int, ...]:
-        k = cls.n_tasks(config)
-        return (DATASETS[config.dataset].test_size // k,) * k
+    def sizes(cls, config, train: bool) -> tuple[int, ...]:
+        k, dataset = cls.n_tasks(config), DATASETS[config.dataset]
+        return ((dataset.train_size if train else dataset.test_size) // k,) * k
 
     @classmethod
     def build(cls, config, images: Images, device: torch.device) -> TaskStream:

@@ -66,8 +66,8 @@ class Split(Stream):
         return DATASETS[config.dataset].n_classes
 
     @classmethod
-    def test_sizes(cls, config) -> tuple[int, ...]:
-        return tuple(DATASETS[config.dataset].test_images(classes) for classes in groups(config))
+    def sizes(cls, config, train: bool) -> tuple[int, ...]:
+        return tuple(DATASETS[config.dataset].images_of(c, train) for c in groups(config))
 
     @classmethod
     def check(cls, config) -> None:
