@@ -258,6 +258,10 @@ def test_cost_command_counts_a_presets_run_on_its_own_data(capsys):
         (["--experiment", "nd"], "--experiment names a preset's experiment: add --preset NAME"),
         (["--preset", "quick", "--experiment", "typo"], "preset 'quick' has no experiment 'typo'"),
         (["--channels", "8,8"], "channels applies to model cnn only"),
+        (
+            ["--preset", "quick-split", "--batch-size", "20000"],
+            "batch size 20000 in task 1 is larger than task 1's training set (12665 images)",
+        ),
     ],
 )
 def test_cost_command_refuses_what_it_cannot_count_in_one_line(capsys, args, message):
@@ -351,18 +355,45 @@ def test_nd_is_counted_on_the_units_it_acts_on(network):
         {"replay": "full", "batch_growth": "never"},
         {"replay": "none", "drop_last": True},
         {"replay": "memory", "memory": "class-balanced", "memory_size": 50},
+        {
+            "replay": "memory",
+            "memory": "class-balanced",
+            "memory_size": 50,
+            "sam_rho": 0.05,
+            "lwf_lambda": 1.0,
+        },  # SAM's second pass repeats LwF's  # fmt: skip
     ],
 )
 def test_a_runs_cost_counts_the_smaller_batch_that_ends_each_pass(changes):
     """Split MNIST's tasks hold 10,000-12,700 training images: batches of 5,000 end each
-    pass with a smaller one (unless drop_last), which the count follows, against torch's
-    FLOP counter on the real loop over the real files."""
+    pass with a smaller one (unless drop_last), which the count follows, against torch's FLOP
+    counter on the real loop over the real files."""
     from conftest import mnist_dir
 
     from stabgap.core.train import run_experiment
 
-    config = RunConfig(stream="split", hidden=(4,), batch_size=5000, batches_per_task=3,
-                       eval_subset=2, data_dir=str(mnist_dir()), **changes)  # fmt: skip
+    settings = {"batch_size": 5000, "batches_per_task": 3, **changes}
+    config = RunConfig(stream="split", hidden=(4,), eval_subset=2, data_dir=str(mnist_dir()),
+                       **settings)  # fmt: skip
     with FlopCounterMode(display=False) as counter:
         run_experiment(config)
-    assert counter.get_total_flops() == cost.total(cost.run_cost(config)).matmul_flops
+    costs = cost.run_cost(config)
+    # SAM's and LwF's work is extra passes (their MACs are products); SAM's second pass
+    # repeats LwF's, counted in SAM's row
+    extra = sum(2 * costs[name].macs for name in ("sam", "lwf") if name in costs)
+    assert counter.get_total_flops() == cost.total(costs).matmul_flops + extra
+
+
+def test_sams_second_pass_computes_every_loss_term_again():
+    base = RunConfig(sam_rho=0.05)
+    nd = base.replace(decay_lambda=1e-5)
+    step = {c: cost.total(cost.train_step_costs(c, 64)).flops for c in (base, nd)}
+    without_sam = cost.train_step_costs(nd.replace(sam_rho=0.0), 64)["nd"].flops
+    assert step[nd] - step[base] == 2 * without_sam  # ND at w and at w + ε
+
+
+def test_the_remedies_table_says_which_the_run_has_already(capsys):
+    assert main(["cost", "--preset", "remedies", "--experiment", "sam-0.2"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert rows["sam"].rstrip().endswith("in this run already")
+    assert "in this run already" not in rows["nd"]

@@ -78,7 +78,8 @@ def _cost_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--experiment",
         help="the preset's experiment to count (default: its baseline): the base columns "
-        "without ND, the ND columns with ND at its own λ, else the preset's",
+        "without ND, the ND columns with ND at its own λ, else that of the preset's nd "
+        "experiment, else 1e-5",
     )
     parser.add_argument(
         "--hidden", type=parse_widths, help="hidden widths, comma-separated (default: 2048,2048)"
@@ -121,7 +122,8 @@ _COST_FIELDS = ("hidden", "model", "channels", "batch_size", "optimizer")
 
 def cost_command(args: argparse.Namespace) -> int:
     """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
-    from stabgap.cost.flops import analyses_report, cost_report, remedy_report
+    from stabgap.core.streams import check_sizes
+    from stabgap.cost.flops import analyses_report, cost_report, remedy_report, run_shape
     from stabgap.studies.presets import PAPER_BASE, get_preset
 
     if args.batch_size is not None:
@@ -142,6 +144,8 @@ def cost_command(args: argparse.Namespace) -> int:
         nd_lambda = preset.config("nd").decay_lambda if "nd" in preset.experiments else ND_LAMBDA
     if not 1 <= args.task <= run.task_count:
         raise StabgapError(f"--task must be between 1 and {run.task_count}, got {args.task}")
+    shape = run_shape(run)
+    check_sizes(run, shape.train_sizes, shape.test_sizes)  # what a run would refuse
     # The base columns: the run without ND; the ND columns: with its own λ, else the preset's.
     nd_lambda = run.decay_lambda or nd_lambda
     base, nd = run.replace(decay_lambda=0.0), run.replace(decay_lambda=nd_lambda)

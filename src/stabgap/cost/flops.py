@@ -122,6 +122,7 @@ def task_batches(config: RunConfig, task: int, shape: RunShape) -> Counter[int]:
     size, count = config.task_batch_size(task), config.batches_per_task
     if config.replay == "stratified":
         return Counter({size: count})
+    # the examples its batches are drawn from: every task's so far with full replay
     pool = sum(shape.train_sizes[:task]) if config.replay == "full" else shape.train_sizes[task - 1]
     sizes: Counter[int] = Counter()
     position = pool  # a pass starts at the task's first batch
@@ -209,14 +210,19 @@ def train_step_costs(
             flops=optimizer.flops_per_param(OPTIMIZERS.view(config)) * n_parameters(layers)
         ),
     }
-    for name in (*config.remedies, *config.methods):
-        remedy = REMEDIES[name] if name in REMEDIES else METHODS[name]
-        if not remedy.acts_in(config, task):
-            continue
-        parts[name] = Cost(
+    acting = [
+        REMEDIES[n] if n in REMEDIES else METHODS[n] for n in (*config.remedies, *config.methods)
+    ]
+    acting = [remedy for remedy in acting if remedy.acts_in(config, task)]
+    for remedy in acting:
+        parts[remedy.name] = Cost(
             macs=remedy.step_macs(config, layers, batch),
             flops=remedy.step_flops(config, layers, batch),
         )
+    for repeater in (r for r in acting if r.loss_passes > 1):
+        # its extra passes compute every loss term again: counted as its own work
+        again = total({r.name: parts[r.name] for r in acting if r.in_loss()})
+        parts[repeater.name] = parts[repeater.name] + again * (repeater.loss_passes - 1)
     return parts
 
 
@@ -329,7 +335,7 @@ def run_memory(config: RunConfig, test_size: int | None = None) -> int:
     if "lpr" in config.remedies:
         kept += sum((layer.params // layer.outputs) ** 2 for layer in layers)
     tasks = config.task_count
-    batch = config.task_batch_size(tasks)
+    batch = config.task_batch_size(tasks) + replayed_examples(config, tasks)
     per_image = math.prod(shape.image) + sum(layer.outputs for layer in layers)
     train = 2 * batch * per_image
     m = config.task_eval_size(tasks, shape.evaluated_test_size(config, tasks))  # the last task
@@ -411,18 +417,15 @@ def cost_report(
     # the step's parts, then the run's own remedies and methods, then the evaluation
     step = [*STEP_PARTS, *(p for p in per_nd if p not in (*STEP_PARTS, "evaluation", "nd")), "nd"]
     lines += [_comparison_row(labels.get(p, p), per_b.get(p, ZERO), per_nd[p]) for p in step]
+    step_b = total({p: per_b.get(p, ZERO) for p in step})
+    step_nd = total({p: per_nd[p] for p in step})
     lines += [
         _comparison_row("evaluation", per_b["evaluation"], per_nd["evaluation"]),
-        _comparison_row(
-            "training step",
-            total({p: per_b.get(p, ZERO) for p in step}),
-            total({p: per_nd[p] for p in step}),
-        ),
+        _comparison_row("training step", step_b, step_nd),
         _comparison_row("step + evaluation", total(per_b), total(per_nd)),
     ]
-    if base.model == "mlp" and shape.image == IMAGE and not (base.remedies or base.methods):
-        # the poster's measures: a plain MLP's step, on MNIST's images
-        o = nd_overhead(base.hidden, b, base.optimizer)
+    if base.model == "mlp" and shape.image == IMAGE:  # the poster's measures, on MNIST's size
+        o = nd_overhead(base.hidden, b, base.optimizer)  # its forward pass: no remedy acts
         ref = reference_forward_macs(base.hidden, base.batch_size)
         ref_nd = reference_forward_macs(base.hidden, base.batch_size, decay=True)
         poster_scale = base.hidden == (2048, 2048) and base.batch_size == 512
@@ -430,8 +433,8 @@ def cost_report(
             "",
             f"ND overhead, forward pass alone: +{o['forward_macs']:.4f} % MACs "
             f"(the poster's measure), +{o['forward_flops']:.4f} % FLOPs",
-            f"ND overhead, whole training step: +{o['step_macs']:.4f} % MACs, "
-            f"+{o['step_flops']:.4f} % FLOPs",
+            f"ND overhead, whole training step: +{pct(step_nd.macs, step_b.macs):.4f} % MACs, "
+            f"+{pct(step_nd.flops, step_b.flops):.4f} % FLOPs",
             f"Reference (thop, one forward pass of a batch of {base.batch_size}): "
             f"{ref:,} MACs, ND adds {ref_nd - ref:,} = +{pct(ref_nd, ref):.4f} %"
             + (" (the poster prints 0.007 %)" if poster_scale else ""),
@@ -490,6 +493,9 @@ def remedy_report(base: RunConfig, task: int) -> str:
         lines.append(f"{'er':<12}{setting:<46}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
     for name, remedy in (*REMEDIES.items(), *METHODS.items()):
         setting = ", ".join(f"{k}={v}" for k, v in remedy.example.items())
+        if name in (*base.remedies, *base.methods):
+            lines.append(f"{name:<12}{setting:<46}  in this run already")
+            continue
         try:
             config = base.replace(**remedy.example)
         except StabgapError as e:  # e.g. a remedy not made for this network
@@ -498,7 +504,8 @@ def remedy_report(base: RunConfig, task: int) -> str:
         if not remedy.acts_in(config, task):
             lines.append(f"{name:<12}{setting:<46}  nothing in task {task}: it acts from task 2")
             continue
-        extra = remedy.step_flops(config, model_layers(config), batch)
+        # with the run's own remedies acting on it too (SAM computes a loss term twice)
+        extra = total(train_step_costs(config, batch, task)).flops - plain
         lines.append(f"{name:<12}{setting:<46}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
     lines.append(
         "(each row is what it adds to the step at its setting; a method on replay, such as "

@@ -85,7 +85,13 @@ def replayed_examples(config: RunConfig, task: int) -> int:
     if config.replay != "memory":
         return 0
     online = MEMORIES.chosen(config).chooses_online
-    return min(config.replay_batch, config.memory_size) if online or task > 1 else 0
+    return drawn_examples(config) if online or task > 1 else 0
+
+
+def drawn_examples(config: RunConfig) -> int:
+    """Examples a draw from a full memory takes (ER's replay, DER's and A-GEM's batches):
+    the replay batch, or the whole memory where that is smaller."""
+    return min(config.replay_batch, config.memory_size)
 
 
 # Logits computed for examples chosen at a task's end: (R, n) indices -> (R, n, classes).

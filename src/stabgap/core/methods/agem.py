@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from stabgap.core.fields import option
-from stabgap.core.memories import MEMORIES
+from stabgap.core.memories import MEMORIES, drawn_examples
 from stabgap.core.methods import DRAWS, METHODS, Method
 from stabgap.core.models.layers import extra_pass_flops, pass_macs
 
@@ -73,11 +73,11 @@ class AGEM(Method):
 
     @classmethod
     def step_macs(cls, config, layers, batch: int) -> int:
-        return pass_macs(layers, config.replay_batch)
+        return pass_macs(layers, drawn_examples(config))
 
     @classmethod
     def step_flops(cls, config, layers, batch: int) -> int:
-        n = config.replay_batch
+        n = drawn_examples(config)
         # The memory batch's pass; two dot products (2 a parameter each), the projection (2).
         return extra_pass_flops(layers, n) + 6 * sum(layer.params for layer in layers)
 

@@ -19,7 +19,7 @@ import torch
 
 from stabgap.core.fields import NON_NEGATIVE, option
 from stabgap.core.losses import cross_entropy
-from stabgap.core.memories import MEMORIES
+from stabgap.core.memories import MEMORIES, drawn_examples
 from stabgap.core.methods import LOGITS, METHODS, Method
 from stabgap.core.models.layers import extra_pass_flops, loss_cost, outputs, pass_macs
 from stabgap.core.remedies import Forward
@@ -97,14 +97,17 @@ class DarkExperienceReplay(Method):
     @classmethod
     def step_macs(cls, config, layers, batch: int) -> int:
         passes = (config.der_alpha > 0) + (config.der_beta > 0)
-        return passes * pass_macs(layers, config.replay_batch)
+        return passes * pass_macs(layers, drawn_examples(config))
 
     @classmethod
     def step_flops(cls, config, layers, batch: int) -> int:
+        # Not counted: the logits of the examples a memory stores at a task's end, one
+        # forward pass each (its new share of the memory: about a hundred images a run
+        # with 50 slots on split MNIST).
         # Per memory batch of n: one more forward and backward pass with its loss; DER's
         # squared error costs 5 a logit (subtract, square, sum; backward: scale, add)
         # where the cross-entropy's 7 are counted.
-        n, classes = config.replay_batch, outputs(layers)
+        n, classes = drawn_examples(config), outputs(layers)
         flops = 0
         if config.der_alpha > 0:
             flops += extra_pass_flops(layers, n) - loss_cost(classes, n).flops + 5 * n * classes

@@ -104,6 +104,9 @@ class Remedy(Extension):
 
     order: ClassVar[int] = 100  # the built-ins take 10 to 80: a plugin's acts after them
     example: ClassVar[dict[str, Any]] = {}  # field values that turn it on (stabgap cost)
+    # how many times its `gradients` calls compute(), each a forward and backward pass with
+    # every loss term (SAM: 2); the cost model counts the loss terms' work that often
+    loss_passes: ClassVar[int] = 1
     memory: Memory | None = None  # the run's bounded replay memory, where it keeps one
 
     def __init__(
@@ -156,6 +159,12 @@ class Remedy(Extension):
         return None
 
     # cost -------------------------------------------------------------------------------
+    @classmethod
+    def in_loss(cls) -> bool:
+        """Whether its work is done in computing the loss (a loss term or the data loss),
+        which a remedy that computes the loss again (SAM) repeats."""
+        return cls.loss_term is not Remedy.loss_term or cls.data_loss is not Remedy.data_loss
+
     @classmethod
     def step_flops(cls, config: RunConfig, layers: list[Layer], batch: int) -> int:
         """Extra FLOPs of one training step (see stabgap.cost.flops's conventions)."""

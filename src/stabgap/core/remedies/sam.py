@@ -58,9 +58,12 @@ class SharpnessAware(Remedy):
                 p.sub_(e)
         return result
 
+    loss_passes = 2  # compute() at w and at w + ε
+
     @classmethod
     def step_flops(cls, config, layers, batch: int) -> int:
-        # A second forward and backward pass, the norm (2 a parameter), ε (1), w ± ε (2).
+        # A second forward and backward pass, the norm (2 a parameter), ε (1), w ± ε (2);
+        # the loss terms' work again is counted by the cost model (loss_passes).
         return extra_pass_flops(layers, batch) + 5 * sum(layer.params for layer in layers)
 
     @classmethod

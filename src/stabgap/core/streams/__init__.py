@@ -25,6 +25,7 @@ the loop refuses a stream whose identity is not its run's.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -52,6 +53,7 @@ __all__ = [
     "pixels",
     "rows",
     "check_fits",
+    "check_sizes",
     "check_stream",
     "stream_generator",
     "stream_identity",
@@ -123,15 +125,22 @@ def check_stream(config: RunConfig, stream: TaskStream) -> None:
 
 def check_fits(config: RunConfig, stream: TaskStream) -> None:
     """Refuse, before any training, a config that asks for more data than a task has."""
-    for task in range(1, stream.n_tasks + 1):
-        if config.eval_subset > stream.test_size(task):
+    tasks = range(1, stream.n_tasks + 1)
+    check_sizes(config, [stream.train_size(t) for t in tasks], [stream.test_size(t) for t in tasks])
+
+
+def check_sizes(config: RunConfig, train_sizes: Sequence[int], test_sizes: Sequence[int]) -> None:
+    """:func:`check_fits` on each task's training and test images (known without the data
+    to the cost model: ``stabgap cost`` refuses what a run would)."""
+    for task, (train_size, test_size) in enumerate(zip(train_sizes, test_sizes, strict=True), 1):
+        if config.eval_subset > test_size:
             raise StabgapError(
                 f"eval_subset={config.eval_subset} is larger than task {task}'s test set "
-                f"({stream.test_size(task)} images): lower eval_subset"
+                f"({test_size} images): lower eval_subset"
             )
         size = config.task_batch_size(task)
         replaying = config.replay in ("full", "stratified") and task > 1
-        pool = stream.train_offsets[task] if replaying else stream.train_size(task)
+        pool = sum(train_sizes[:task]) if replaying else train_size
         what = f"tasks 1-{task}'s training sets" if replaying else f"task {task}'s training set"
         if size > pool:
             raise StabgapError(
