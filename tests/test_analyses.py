@@ -85,6 +85,26 @@ def analysed(**changes):
                        probe_size=20, **{**every, **changes})  # fmt: skip
 
 
+def watch_analyses(monkeypatch, keep) -> dict:
+    """Let a test see inside a run's analyses: `keep(tracker, point, net, task)` is called
+    with every network the tracker measures, before it measures it; the tracker itself is
+    under "tracker" of the returned dict once built (its probe sets, its schedule)."""
+    built = {}
+    measure, build = Analyses.measure, Analyses.__init__
+
+    def measuring(self, point, net, task):
+        keep(self, point, net, task)
+        measure(self, point, net, task)
+
+    def building(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        built["tracker"] = self
+
+    monkeypatch.setattr(Analyses, "measure", measuring)
+    monkeypatch.setattr(Analyses, "__init__", building)
+    return built
+
+
 def test_the_analyses_leave_training_exactly_as_it_is(small_stream):
     """Same losses and curves with the analyses on: EMA (the evaluated weights differ from
     the trained ones) and a ResNet with batch norm (whose statistics evaluation could
@@ -109,24 +129,14 @@ def test_each_value_is_what_the_network_at_that_point_gives(small_stream, monkey
     probe accuracy, the nearest-mean classifier by explicit loops, the linear probe by
     numpy's solve."""
     kept: dict[int, torch.nn.Module] = {}
-    measure = Analyses.measure
 
-    def keeping(self, point, net, task):
-        if self.drift_at[point] or self.head_at[point]:
+    def keep(tracker, point, net, task):
+        if tracker.drift_at[point] or tracker.head_at[point]:
             kept[point] = (copy.deepcopy(net), task)
-        measure(self, point, net, task)
 
-    monkeypatch.setattr(Analyses, "measure", keeping)
-    parts = {}
-    original = Analyses.__init__
-
-    def remember(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        parts["analyses"] = self
-
-    monkeypatch.setattr(Analyses, "__init__", remember)
+    built = watch_analyses(monkeypatch, keep)
     result = run_experiment(analysed(seed=5), small_stream)
-    test, train = parts["analyses"].test[0], parts["analyses"].train[0]
+    test, train = built["tracker"].test[0], built["tracker"].train[0]
     s = small_stream
     steps, per_task = result.eval_steps, 6
     task_of = steps // per_task + 1
@@ -442,25 +452,15 @@ def test_the_loss_along_the_path_is_that_of_the_interpolated_networks(small_stre
     the two networks the run measured (the last points of two consecutive tasks), their
     weights mixed (1 − α)·start + α·end: at α = 0 and 1 those networks themselves."""
     kept = {}
-    measure = Analyses.measure
 
-    def keeping(self, point, net, task):
-        if self.last_of_task[point]:
+    def keep(tracker, point, net, task):
+        if tracker.last_of_task[point]:
             kept[task] = copy.deepcopy(net)
-        measure(self, point, net, task)
 
-    monkeypatch.setattr(Analyses, "measure", keeping)
-    probes = {}
-    original = Analyses.__init__
-
-    def remember(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        probes["test"] = self
-
-    monkeypatch.setattr(Analyses, "__init__", remember)
+    built = watch_analyses(monkeypatch, keep)
     config = analysed(seed=6, path_points=2, drift_every=0, head_every=0)
     result = run_experiment(config, small_stream)
-    s, test = small_stream, probes["test"].test[0]
+    s, test = small_stream, built["tracker"].test[0]
     path_loss, path_acc = result.analyses["path_loss"], result.analyses["path_acc"]
     assert path_loss.shape == (3, 4, 3) and np.isnan(path_loss[0]).all()  # none in task 1
     for task in (2, 3):
