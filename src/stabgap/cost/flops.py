@@ -246,11 +246,16 @@ def batch_costs(config: RunConfig, task: int, test_size: int | None = None) -> d
     shape = run_shape(config, test_size)
     batch = config.task_batch_size(task) + replayed_examples(config, task)
     costs = train_step_costs(config, batch, task, shape)
+    costs["evaluation"] = evaluation_cost(config, task, shape)
+    return costs
+
+
+def evaluation_cost(config: RunConfig, task: int, shape: RunShape) -> Cost:
+    """One evaluation while training `task` (see :func:`batch_costs`)."""
     layers = model_layers(config, shape)
     m = config.task_eval_size(task, shape.evaluated_test_size(config, task))
     n_images = _evaluated_tasks(config, task) * m
-    costs["evaluation"] = eval_cost(layers, n_images, math.prod(shape.image), outputs(layers))
-    return costs
+    return eval_cost(layers, n_images, math.prod(shape.image), outputs(layers))
 
 
 def evaluations_in_task(config: RunConfig, task: int) -> int:
@@ -290,7 +295,7 @@ def run_cost(config: RunConfig, test_size: int | None = None) -> dict[str, Cost]
         for size, count in task_batches(config, task, shape).items():
             for part, cost in train_step_costs(config, size + replayed, task, shape).items():
                 out[part] = out.get(part, ZERO) + cost * count
-        per_point = batch_costs(config, task, test_size)["evaluation"]
+        per_point = evaluation_cost(config, task, shape)
         evaluations = evaluations + per_point * evaluations_in_task(config, task)
     out["evaluation"] = evaluations
     layers = model_layers(config, shape)
