@@ -11,8 +11,13 @@ Part 2: a whole quick-resnet run (rotated MNIST, the ResNet at 8 base filters) e
 every batch and with the preset's schedule (every 5th batch, every batch for 20 after each
 switch): wall time and the evaluation's FLOPs (`stabgap cost`'s count), one seed each.
 
+On a GPU (``--device cuda``; ``auto``, the default, takes one where there is one) each step
+is timed to the GPU's end of it, and stacking is where it pays: ``--copies 1,4,16,64`` draws
+the curve.
+
     python benchmarks/model_speed.py
     python benchmarks/model_speed.py --copies 4 --batch 64 --skip-run
+    python benchmarks/model_speed.py --device cuda --copies 1,4,16,64
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ from _common import data_dir, machine, median_time, timed
 from torch import nn
 
 from stabgap.core.config import RunConfig
+from stabgap.core.device import resolve_device
 from stabgap.core.models import build_model
 from stabgap.core.models.layers import backward_cost, forward_cost, loss_cost
 from stabgap.core.models.resnet import ResNet, plan
 from stabgap.core.models.vit import ViT
 from stabgap.core.train import run_experiment
 from stabgap.cost.flops import run_cost
+from stabgap.errors import StabgapError
 from stabgap.studies.presets import get_preset
 
 SHAPE = (3, 32, 32)
@@ -83,31 +90,33 @@ class TorchViT(nn.Module):
         return self.head(self.norm(self.blocks(x)[:, 0]))
 
 
-def step_time(net: nn.Module, stacked: bool, copies: int, batch: int, repeats: int) -> float:
+def step_time(net: nn.Module, stacked: bool, copies: int, args) -> float:
     """Median seconds of one SGD step on a batch of random images and labels."""
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
-    shape = (copies, batch, *SHAPE) if stacked else (batch, *SHAPE)
-    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-    y = torch.randint(0, CLASSES, shape[: 2 if stacked else 1])
+    shape = (copies, args.batch, *SHAPE) if stacked else (args.batch, *SHAPE)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(args.device)
+    y = torch.randint(0, CLASSES, shape[: 2 if stacked else 1]).to(args.device)
 
     def step() -> None:
         optimizer.zero_grad()
         logits = net(x)[0] if stacked else net(x)
         F.cross_entropy(logits.reshape(-1, CLASSES), y.reshape(-1)).backward()
         optimizer.step()
+        if args.device.type == "cuda":  # a GPU works on after the call returns
+            torch.cuda.synchronize(args.device)
 
-    return median_time(step, repeats, warmup=2)
+    return median_time(step, args.repeats, warmup=2)
 
 
 def compare(name: str, config: RunConfig, floor: nn.Module, args) -> None:
     layers = (ResNet if config.model == "resnet" else ViT).layers(config, SHAPE, CLASSES)
     flops = (forward_cost(layers, args.batch, 3072) + backward_cost(layers, args.batch)
              + loss_cost(CLASSES, args.batch)).flops  # fmt: skip
-    alone = step_time(floor, False, 1, args.batch, args.repeats)
-    for r in (1, args.copies):
+    alone = step_time(floor.to(args.device), False, 1, args)
+    for r in args.copies:
         gens = [torch.Generator().manual_seed(s) for s in range(r)]
-        net = build_model(config, SHAPE, CLASSES, gens)
-        t = step_time(net, True, r, args.batch, args.repeats)
+        net = build_model(config, SHAPE, CLASSES, gens, args.device)
+        t = step_time(net, True, r, args)
         print(
             f"| {name} | {r} | {t * 1e3 / r:.1f} | {alone * 1e3:.1f} | {t / (r * alone):.2f}× "
             f"| {flops / 1e9:.2f} | {r * flops / t / 1e9:.1f} |",
@@ -118,7 +127,8 @@ def compare(name: str, config: RunConfig, floor: nn.Module, args) -> None:
 def whole_run(args) -> None:
     print("\n| quick-resnet run, 1 seed | evaluated | wall s | evaluation GFLOP | run GFLOP |")
     print("| --- | --- | --- | --- | --- |")
-    scheduled = get_preset("quick-resnet").config("baseline", {"data_dir": data_dir()})
+    where = {"data_dir": data_dir(), "device": str(args.device)}
+    scheduled = get_preset("quick-resnet").config("baseline", where)
     every = scheduled.replace(eval_every=1, eval_switch_window=0)
     for label, config in (("every batch", every), ("preset schedule", scheduled)):
         costs = run_cost(config)
@@ -131,12 +141,28 @@ def whole_run(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--copies", type=int, default=4, help="R of the stacked measurement")
+    parser.add_argument(
+        "--copies", default="1,4", help="the stack sizes R measured, comma-separated"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-run", action="store_true", help="part 1 only")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     args = parser.parse_args()
+    try:
+        args.copies = [int(r) for r in args.copies.split(",")]
+        args.device = resolve_device(args.device)
+    except ValueError:
+        parser.error(f"--copies {args.copies!r}: give stack sizes as whole numbers, e.g. 1,4")
+    except StabgapError as e:
+        parser.error(str(e))
+    for flag in ("batch", "repeats"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1")
+    if min(args.copies) < 1:
+        parser.error("--copies: every stack size must be at least 1")
     torch.manual_seed(0)
-    print(f"machine: {machine()}; batch {args.batch} of 3 × 32 × 32 images, {CLASSES} classes")
+    where = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else machine()
+    print(f"machine: {where}; batch {args.batch} of 3 × 32 × 32 images, {CLASSES} classes")
     print("\n| network | R | ms a copy | torch's modules, ms | ratio | GFLOP a copy | GFLOP/s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     resnet = RunConfig(model="resnet", hidden=(2048, 2048))
