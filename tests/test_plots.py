@@ -346,10 +346,39 @@ def test_a_learning_rate_sweep_is_drawn_on_a_log_axis_around_its_baseline(tmp_pa
         points, tmp_path / "lr.png", axis="Learning rate (lr)", base_value=1e-3, pdf=False
     )
     ax_gd, _ = fig.axes
-    assert ax_gd.get_xscale() == "log" and ax_gd.get_xlabel() == "Learning rate (lr)"
+    assert ax_gd.get_xscale() == "log" and fig.get_supxlabel() == "Learning rate (lr)"
     assert [t.get_text() for t in ax_gd.get_xticklabels()] == ["$10^{-4}$", "$10^{-3}$", "0.01"]
     assert ax_gd.get_legend().get_texts()[0].get_text() == "baseline ($10^{-3}$)"
     assert ax_gd.lines[-1].get_xdata().tolist() == [1e-3]  # the square on the baseline
+
+
+def test_a_long_field_label_is_written_once_under_both_panels(tmp_path: Path):
+    axis = "Also evaluate at every batch for this many batches after each task switch (window)"
+    points = [(2, 9.0, 1.0, 96.0, 0.3), (5, 10.0, 1.0, 96.5, 0.2)]
+    fig = plots.plot_strength_tradeoff(points, tmp_path / "w.png", axis=axis, pdf=False)
+    assert fig.get_supxlabel() == axis and [ax.get_xlabel() for ax in fig.axes] == ["", ""]
+    assert axis not in fig.get_suptitle()
+
+
+def test_gap_against_accuracy_names_points_only_where_the_names_do_not_collide(tmp_path: Path):
+    long = "resnet_norm={}, eval_switch_window=2"
+    points = [  # (label, gap, low, high, acc, low, high): two groups almost at one place
+        ("baseline", 10.0, 9.0, 11.0, 80.0, 79.0, 81.0),
+        (long.format("none"), 5.0, 4.0, 6.0, 85.0, 84.0, 86.0),
+        (long.format("group"), 5.05, 4.0, 6.0, 85.02, 84.0, 86.0),
+        ("far away", 20.0, 19.0, 21.0, 60.0, 59.0, 61.0),
+    ]
+    fig = plots.plot_gap_vs_accuracy(points, tmp_path / "g.png", baseline="baseline", pdf=False)
+    check_png(tmp_path / "g.png")
+    (ax,) = fig.axes
+    names = [t.get_text() for t in ax.texts]
+    assert names[0] == "baseline" and "far away" in names
+    assert sum(name.startswith("resnet_norm") for name in names) == 1  # not one over the other
+    boxes = [t.get_window_extent() for t in ax.texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert fig.get_suptitle().startswith("Gap depth against accuracy") and not ax.get_title()
+    labels = ax.get_legend().get_texts()  # every group is still in the legend
+    assert sum(t.get_text().startswith("resnet_norm") for t in labels) == 2
 
 
 def test_activity_of_networks_of_different_depths(tmp_path: Path) -> None:

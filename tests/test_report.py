@@ -149,6 +149,27 @@ def test_a_study_with_a_one_task_group_is_reported(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     text = (out / "report" / "report.md").read_text()
     assert "baseline-profile" in text and "Spearman's ρ" in text
+    assert "; network: MLP 784-16-10; optimizer adam" in text
+
+
+@pytest.mark.parametrize(
+    "fields,network",
+    [
+        ({"model": "resnet", "resnet_norm": "group"}, "reduced ResNet-18, 20 base filters, group"),
+        ({"model": "vit", "vit_heads": 2}, "ViT, 4×4 patches, 4 blocks of 64 features and 2 heads"),
+        ({"model": "mine"}, "mine"),  # a plugin's network, not loaded here: its name
+    ],
+)
+def test_the_protocol_names_the_network_by_what_it_reads(fields, network):
+    """A ResNet's or a ViT's study is not described by the MLP's hidden widths."""
+    from types import SimpleNamespace
+
+    from stabgap.analysis.report import _protocol
+    from stabgap.core.config import RunConfig, to_dict
+
+    config = {**to_dict(RunConfig()), **fields}
+    text = _protocol(SimpleNamespace(config=config, imported=False))
+    assert f"; network: {network}" in text and "hidden" not in text
 
 
 # --- a researcher's own study: named experiments, a grid, tables that join -------------------

@@ -122,3 +122,13 @@ def test_remedies_and_stacks_run_on_the_resnet(small_stream):
         alone = run_experiment(c, small_stream)
         np.testing.assert_allclose(s.loss, alone.loss, rtol=1e-4)
     assert stacked[1].penalty is not None and stacked[1].penalty.min() > 0  # ND on its blocks
+
+
+@pytest.mark.parametrize("width", [-4, 0, 6])
+def test_a_width_that_is_no_positive_multiple_of_the_groups_is_refused(width):
+    from stabgap.errors import StabgapError
+
+    with pytest.raises(
+        StabgapError, match=f"resnet_width must be a positive multiple of 4, got {width}"
+    ):
+        RunConfig(model="resnet", resnet_width=width)

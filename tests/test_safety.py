@@ -759,15 +759,38 @@ def test_more_bad_study_files(workspace, capsys, no_training, text, message):
     assert tree(workspace) == before and not no_training
 
 
+def test_a_grid_may_lower_a_window_that_the_shorter_tasks_make_too_long(workspace, capsys):
+    """quick-vit evaluates every batch for 20 after a switch; with tasks of 10 batches that
+    is no valid run, but every point of a grid that lowers the window is one."""
+    (workspace / "w.toml").write_text(
+        "preset = 'quick-vit'\nexperiments = ['baseline']\nseeds = [1]\n"
+        "batches_per_task = 10\n[grid]\neval_switch_window = [2, 5]\n"
+    )
+    from stabgap.studies.plan import load_toml, study_spec
+
+    specs = study_spec(load_toml(workspace / "w.toml"), "w.toml").plan()
+    assert [s.config.eval_switch_window for s in specs] == [2, 5]
+    assert [s.experiment for s in specs] == [
+        f"baseline_batches_per_task=10_eval_switch_window={w}" for w in (2, 5)
+    ]
+    # without the grid the same file is refused, naming what to lower, in either table
+    (workspace / "w.toml").write_text("preset = 'quick-vit'\nbatches_per_task = 10\n")
+    code, _, err = cli(capsys, "sweep", "w.toml")
+    assert_refused(code, err, "eval_switch_window (20) must be <= batches_per_task (10): lower")
+    assert "(eval_switch_window=10 or less)" in err and "--set" not in err
+
+
 def test_a_command_line_value_beats_the_files_grid(workspace, capsys):
     (workspace / "s.toml").write_text(
         "experiments = ['baseline']\nseeds = [1]\n[grid]\ndecay_lambda = [0, 1e-3]\n"
     )
-    assert (
-        cli(capsys, "run", *TINY, "--config", "s.toml", "--decay-lambda", "5e-4", "--out", "o")[0]
-        == 0
+    code, _, err = cli(
+        capsys, "run", *TINY, "--config", "s.toml", "--decay-lambda", "5e-4", "--out", "o"
     )
+    assert code == 0
     assert [r.config["decay_lambda"] for r in iter_runs(workspace / "o")] == [5e-4]
+    # said, not silent: the sweep the file asked for became one value
+    assert "decay_lambda = 0.0005 from the command line replaces s.toml's [grid] " in err
 
 
 def test_compare_takes_labels_with_commas_and_lists_labels_when_wrong(

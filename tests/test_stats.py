@@ -15,6 +15,7 @@ import pytest
 from scipy import stats as sps
 
 from stabgap.analysis.questions import answer_questions
+from stabgap.metrics import difference_span
 from stabgap.statistics.comparison import ALPHA, Family, censored_median, compare, equivalence
 from stabgap.statistics.summary import summarize
 
@@ -170,6 +171,27 @@ def test_a_difference_not_shown_says_what_the_n_could_detect():
     assert "not significant" not in text and "no " not in text.split("; Hedges")[0].lower()
 
 
+def test_intervals_are_cut_to_the_differences_the_metric_allows():
+    """Accuracies lie in [0, 100], so their difference in [-100, 100]: the part of an
+    interval beyond cannot hold the true difference, and cutting it keeps the coverage. A
+    detectable difference beyond what is possible is said to be out of reach."""
+    a = {1: 0.0, 2: 100.0, 3: 50.0}  # diverged seeds: a spread of 50 p.p.
+    b = {1: 100.0, 2: 0.0, 3: 60.0}
+    raw = compare(a, b, "base", "nd", metric="final ACC")
+    c = compare(a, b, "base", "nd", metric="final ACC", span=100.0)
+    (low, high), (raw_low, raw_high) = c.interval(), raw.interval()
+    assert raw_low < -100 and raw_high > 100 and (low, high) == (-100.0, 100.0)
+    assert c.paired_interval() == tuple(np.clip(raw.paired_interval(), -100, 100))
+    assert c.welch_p == raw.welch_p and c.cut() and not raw.cut()
+    text = c.sentence(unit="%", diff_unit="p.p.")
+    assert "simultaneous" not in text and "-100.00 to +100.00, cut to the possible ±100)" in text
+    assert c.detectable() > 100 and "could not be detected" not in text
+    assert "not even the largest possible difference, ±100 p.p., could be detected" in text
+    assert "(a difference smaller than about" in raw.sentence(unit="%", diff_unit="p.p.")
+    assert difference_span("avg_acc_final") == 100 and difference_span("gap_depth") == 200
+    assert difference_span("time_to_recover") == math.inf  # recovery is sought past the end
+
+
 def test_equivalence_by_two_one_sided_tests():
     # Textbook TOST from summaries: both one-sided p values below α ⟺ the 90 % interval
     # inside the margin.
@@ -264,8 +286,8 @@ def test_answers_when_nd_reduces_the_gap():
     assert q2[0].startswith("Q2 (GD_1,3). ND without replay is significantly worse than")
     assert q2[1].startswith("Q2 (final ACC). ND without replay is significantly worse than")
     assert (
-        "Q2. In short, ND without replay is not shown to beat the baseline with replay on "
-        "GD_1,3 or on final ACC." in answers
+        "Q2. In short, ND without replay is significantly worse than the baseline with replay "
+        "on GD_1,3 and on final ACC." in answers
     )
     # Adjusted by quantity: GD_1,3 over Q1 and Q2's two GD_1,3 tests.
     assert "simultaneous 95 % CI over 3 tests" in q1
@@ -277,6 +299,15 @@ def test_answers_when_nd_reduces_the_gap():
         a.startswith("Q2, without replay (final ACC). ND without replay beats") for a in answers
     )
     assert answers[-1].startswith("Q2, without replay. In short, ND without replay beats")
+
+
+def test_the_short_answer_keeps_a_significant_harm_beside_a_difference_not_shown():
+    mixed = {**FULL, "nd-no-replay": {"gd": [14.0, 19.0, 16.0, 17.5], "acc": [80.0, 79, 81, 80]}}
+    answers = answer_questions(rows_for(mixed))
+    assert (
+        "Q2. In short, ND without replay is significantly worse than the baseline with replay "
+        "on final ACC; it is not shown to differ from the baseline with replay on GD_1,3."
+    ) in answers
 
 
 def test_answers_when_nd_does_not_reduce_the_gap():

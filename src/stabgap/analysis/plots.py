@@ -774,7 +774,6 @@ def plot_strength_tradeoff(
                 label = f"baseline ({_format_value(base_value)})"
                 ax.plot(x[base], mean[base], "s", color="k", ms=7, zorder=3, label=label)
             ax.set_ylabel(ylabel, fontsize=9)
-            ax.set_xlabel(axis)
             ax.grid(alpha=0.3)
             ax.margins(y=0.15)
     for ax, _, _ in panels:
@@ -795,8 +794,9 @@ def plot_strength_tradeoff(
         ax_gd.set_xlim(ticks.min() - 0.1 * span, ticks.max() + 0.1 * span)
     ax_gd.set_xticks(ticks, [_format_value(v) for v in ticks])
     ax_gd.xaxis.set_minor_locator(NullLocator())  # log's minor ticks crowd the labels
-    fig.suptitle(f"Gap depth and final accuracy against {axis} (mean ± std over seeds)",
-                 fontsize=10)  # fmt: skip
+    # One x label under both panels: a field's label can be longer than a panel is wide.
+    fig.supxlabel(axis, fontsize=10)
+    fig.suptitle("Gap depth and final accuracy (mean ± std over seeds)", fontsize=10)
     save(fig, path, pdf=pdf)
     return fig
 
@@ -870,18 +870,10 @@ def plot_gap_vs_accuracy(
             markersize=10 if base else 6,
             capsize=3,
             zorder=3 if base else 2,
-            label=f"{label} (baseline)" if base else label + (" (task 1 forgotten)" * gone),
+            label=(label if "baseline" in label else f"{label} (baseline)")  # said once
+            if base
+            else label + (" (task 1 forgotten)" * gone),
         )
-    # Each point's name beside it, the baseline's first; a name that would run over one
-    # already written (names run right, about a quarter of the axes) is left to the legend.
-    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    named: list[tuple[float, float]] = []
-    for label, g, *_, a, _, _ in sorted(finite, key=lambda p: p[0] != baseline):
-        if any(abs(a - x) < 0.3 * (x1 - x0) and abs(g - y) < 0.05 * (y1 - y0) for x, y in named):
-            continue
-        ax.annotate(label, (a, g), xytext=(6, 5), textcoords="offset points", fontsize=7,
-                    fontweight="bold" if label == baseline else "normal")  # fmt: skip
-        named.append((a, g))
     kept = [p for p in finite if p[0] not in forgotten]
     front = pareto_front([(p[1], p[4]) for p in kept])
     if len(front) > 1:  # (one group better than every other on both: no line to draw)
@@ -897,7 +889,8 @@ def plot_gap_vs_accuracy(
     ax.set_xlabel("final average accuracy ACC (%), higher is better")
     ax.set_ylabel(f"gap depth {gap_name} (p.p.), lower is better")
     bars = any(np.isfinite(p[2]) for p in finite)
-    ax.set_title(
+    # Over the whole figure: over the axes alone (narrowed by the legend) it ran off the edge.
+    fig.suptitle(
         "Gap depth against accuracy (mean"
         + (", 95 % interval over seeds where there are enough" if bars else " over seeds")
         + ")",
@@ -905,8 +898,34 @@ def plot_gap_vs_accuracy(
     )
     ax.grid(alpha=0.3)
     _legend_outside(ax)
+    _name_points(ax, [(p[0], p[4], p[1]) for p in finite], baseline)
     save(fig, path, pdf=pdf)
     return fig
+
+
+def _name_points(ax: Axes, points: Sequence[tuple[str, float, float]], first: str | None) -> None:
+    """Each point's (label, x, y) name beside it, `first`'s first, in bold: to its right, or
+    to its left where the right would leave the axes; a name that fits neither way without
+    overlapping one already written is left to the legend.
+
+    The names are placed once the figure's layout is done (the legend outside narrows the
+    axes), by their drawn extents, whatever their length."""
+    fig = ax.get_figure()
+    fig.canvas.draw()  # the final layout: where the points and the names really are
+    renderer = fig.canvas.get_renderer()
+    inside, written = ax.get_window_extent(renderer), []
+    for label, x, y in sorted(points, key=lambda p: p[0] != first):
+        for dx, align in ((6, "left"), (-6, "right")):
+            name = ax.annotate(label, (x, y), xytext=(dx, 5), textcoords="offset points",
+                               ha=align, fontsize=7,
+                               fontweight="bold" if label == first else "normal")  # fmt: skip
+            name.set_in_layout(False)  # placed in the layout done: it must not move it
+            box = name.get_window_extent(renderer)
+            within = inside.x0 <= box.x0 and box.x1 <= inside.x1 and box.y1 <= inside.y1
+            if within and not any(box.overlaps(b) for b in written):
+                written.append(box)
+                break
+            name.remove()
 
 
 # --------------------------------------------------------------------------------------------

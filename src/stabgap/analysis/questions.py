@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stabgap.metrics import difference_span
 from stabgap.statistics.comparison import ALPHA, Comparison, Family, compare
 from stabgap.statistics.summary import GroupSummary, summarize
 
@@ -98,6 +99,7 @@ def question_tests(
             shown.get(b, b),
             metric=name,
             alpha=alpha,
+            span=difference_span(metric),
         )
         return QuestionTest(tag, name, unit, lower, against, interval, c)
 
@@ -177,34 +179,33 @@ def render_questions(tests: Sequence[QuestionTest], family: Family, task: int = 
         "untestable": "cannot be tested (too few seeds) against",
     }
     for tag in ("Q2", "Q2, without replay"):
-        beats = {}
+        directions = {}  # each metric's verdict
         pair = [t for t in tests if t.tag == tag]
         for t in pair:
             if t.comparison is None:
                 answers.append(f"{tag} ({t.name}) skipped: {t.skipped}.")
                 continue
             c = family.adjusted(t.comparison)
-            direction = _direction(c, lower_is_better=t.lower)
-            beats[t.name] = None if direction == "untestable" else direction == "better"
+            directions[t.name] = _direction(c, lower_is_better=t.lower)
             answers.append(
-                f"{tag} ({t.name}). ND without replay {verbs[direction]} {t.against} on {t.name} "
-                f"({'lower' if t.lower else 'higher'} is better; Welch's t-test). "
+                f"{tag} ({t.name}). ND without replay {verbs[directions[t.name]]} {t.against} on "
+                f"{t.name} ({'lower' if t.lower else 'higher'} is better; Welch's t-test). "
                 f"{c.sentence(unit=t.unit, diff_unit='p.p.')}"
             )
-        if len(beats) < 2:
+        if len(directions) < 2:
             continue
-        against, names = pair[0].against, [t.name for t in pair]
-        if None in beats.values():
+        against = pair[0].against
+        if "untestable" in directions.values():
             answers.append(
                 f"{tag}. In short, undecided: too few seeds to test ND without replay against "
                 f"{against}."
             )
             continue
-        won = [name for name, b in beats.items() if b]
-        summary = {
-            0: f"is not shown to beat {against} on {names[0]} or on {names[1]}",
-            1: f"beats {against} on {' '.join(won)} only",
-            2: f"beats {against} on both {names[0]} and {names[1]}",
-        }[len(won)]
+        # Every verdict in the summary, a significant harm as much as a win.
+        summary = "; it ".join(
+            f"{verbs[d]} {against} on {' and on '.join(n for n, x in directions.items() if x == d)}"
+            for d in ("better", "worse", "not shown")
+            if d in directions.values()
+        )
         answers.append(f"{tag}. In short, ND without replay {summary}.")
     return answers

@@ -55,6 +55,9 @@ from stabgap.analysis.verdicts import (
     ttr_table,
 )
 from stabgap.analysis.why import why_table
+from stabgap.core.config import FIELDS, from_dict
+from stabgap.core.models import MODELS
+from stabgap.cost.flops import run_shape
 from stabgap.errors import StabgapError
 from stabgap.metrics import unit
 from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
@@ -569,14 +572,23 @@ def _protocol(base: Group) -> str:
     def show(v) -> str:
         return ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
 
-    network = f"{c['model']} (hidden {show(c['hidden'])})"
     return (
-        f"The baseline group runs the {c['stream']} stream of {c['dataset']}, network "
-        f"{network}, optimizer {c['optimizer']} at lr {show(c['lr'])}, "
-        f"{c['batches_per_task']} batches a task of "
-        f"{c['batch_size']} images, replay {c['replay']}; each other group differs as its "
-        "name says. "
+        f"The baseline group runs the {c['stream']} stream of {c['dataset']}; network: "
+        f"{_network(c)}; optimizer {c['optimizer']} at lr {show(c['lr'])}; "
+        f"{c['batches_per_task']} batches a task of {c['batch_size']} images; replay "
+        f"{c['replay']}. Each other group differs as its name says. "
     )
+
+
+def _network(c: dict) -> str:
+    """A run's network in a few words, from the fields that network reads (as `stabgap
+    cost` names it); its name alone where the record's config cannot be rebuilt."""
+    try:
+        config = from_dict({k: v for k, v in c.items() if k in FIELDS})
+        shape = run_shape(config)
+        return MODELS.chosen(config).describe(config, shape.image, shape.n_classes)
+    except (StabgapError, KeyError, TypeError, ValueError):  # e.g. a plugin's, not loaded
+        return str(c["model"])
 
 
 def _count(n: int, noun: str) -> str:

@@ -29,6 +29,7 @@ from stabgap.analysis.questions import QuestionTest, question_tests, render_ques
 from stabgap.analysis.recovery import Definition, ttr_tests
 from stabgap.analysis.why import WhyTests, why_comparisons, why_findings, why_tests
 from stabgap.core.config import FIELDS, to_dict
+from stabgap.metrics import difference_span
 from stabgap.statistics.comparison import Comparison, Family, compare
 
 ROLES = ("baseline", "nd", "no-replay", "nd-no-replay")  # the poster's experiments
@@ -80,6 +81,7 @@ def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, st
                     labels[g.key],
                     metric=name,
                     quantity=quantity,
+                    span=difference_span(metric),
                 )
                 tests.append((name, lower, c))
         out.append((g, tests))
@@ -178,7 +180,7 @@ def finding(label: str, base_label: str, tests, family: Family) -> str:
         if c.significant:
             word = "better" if (c.diff < 0) == lower else "worse"
         else:
-            word = f"not shown (could detect ≈ {c.detectable():.2f} {unit})"
+            word = f"not shown ({c.reach(unit=unit)})"
         parts.append(
             f"{name} {_signed(c.diff)} {unit} [{bounds}]{never}, adjusted p = {c.p:.2g}: {word}"
         )

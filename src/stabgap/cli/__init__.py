@@ -79,8 +79,13 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
             values["seeds"] = [cli.pop("seed")]
     for name, value in cli.items():  # the command line beats the file, its grid included
         values.pop(name, None)
-        if isinstance(values.get("grid"), dict):
-            values["grid"].pop(name, None)
+        grid = values.get("grid")
+        if isinstance(grid, dict) and name in grid:
+            print(
+                f"stabgap: note: {name} = {value!r} from the command line replaces {source}'s "
+                f"[grid] {name} = {grid.pop(name)!r}: one value, not a sweep over them",
+                file=sys.stderr,
+            )
         values["set"][name] = value
     if args.preset:
         values["preset"] = args.preset

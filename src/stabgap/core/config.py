@@ -540,8 +540,8 @@ def _validate(c: RunConfig) -> None:
         (
             c.eval_switch_window <= c.batches_per_task,
             f"eval_switch_window ({c.eval_switch_window}) must be <= batches_per_task "
-            f"({c.batches_per_task}): lower it too (e.g. --set eval_switch_window="
-            f"{c.batches_per_task}) when you shorten the tasks",
+            f"({c.batches_per_task}): lower it too when you shorten the tasks "
+            f"(eval_switch_window={c.batches_per_task} or less)",
         ),
         (
             c.replay != "stratified" or c.task_batch_size(c.task_count) >= c.task_count,

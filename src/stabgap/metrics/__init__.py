@@ -111,6 +111,21 @@ def unit(metric: str) -> str:
     return "%"
 
 
+def difference_span(metric: str) -> float:
+    """The largest difference two of a metric's values can have (from :data:`RANGES`): 100
+    for two accuracies, 200 for two gap depths; infinite where a value is unbounded (a time
+    to recover, a slope, a metric without a range).
+
+    Example:
+        >>> difference_span("avg_acc_final"), difference_span("gap_depth")
+        (100.0, 200.0)
+        >>> difference_span("time_to_recover")
+        inf
+    """
+    low, high = RANGES.get(metric, (None, None))
+    return math.inf if low is None or high is None else high - low
+
+
 class Measured:
     """A run as the metrics read it: its ``acc``, its tasks' ``ends`` in batches and each
     point's batch, ``eval_steps`` (records and in-memory results have them)."""

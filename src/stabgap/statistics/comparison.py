@@ -79,6 +79,10 @@ class Comparison:
         family: How many tests the verdict is adjusted over (Bonferroni; 1: none).
         quantity: What is compared, whichever way it is measured: the tests it is
             adjusted with (default: the metric; "TTR_1,3" for every definition of it).
+        span: The largest difference the metric's values allow (100 for two accuracies in
+            %; inf where unbounded): the intervals are cut to ±span, which keeps their
+            coverage (the true difference lies within), and a detectable difference beyond
+            it is said to be out of reach.
     """
 
     label_a: str
@@ -108,6 +112,7 @@ class Comparison:
     alpha: float = ALPHA
     family: int = 1
     quantity: str = ""
+    span: float = math.inf
 
     @property
     def testable(self) -> bool:
@@ -140,12 +145,25 @@ class Comparison:
         return dataclasses.replace(self, family=max(1, family))
 
     def interval(self) -> tuple[float, float]:
-        """Welch's interval of the difference at :attr:`level` (simultaneous in a family)."""
-        return _t_interval(self.diff, self.diff_se, self.welch_df, self.level)
+        """Welch's interval of the difference at :attr:`level` (simultaneous in a family),
+        cut to ±:attr:`span`."""
+        return self._cut(_t_interval(self.diff, self.diff_se, self.welch_df, self.level))
 
     def paired_interval(self) -> tuple[float, float]:
-        """The paired interval of the per-seed differences at :attr:`level`."""
-        return _t_interval(self.paired_diff, self.paired_se, self.n_paired - 1, self.level)
+        """The paired interval of the per-seed differences at :attr:`level`, cut to
+        ±:attr:`span`."""
+        return self._cut(
+            _t_interval(self.paired_diff, self.paired_se, self.n_paired - 1, self.level)
+        )
+
+    def _cut(self, interval: tuple[float, float]) -> tuple[float, float]:
+        low, high = interval  # (a NaN, given first, stays NaN: no comparison holds)
+        return max(low, -self.span), min(high, self.span)
+
+    def cut(self) -> bool:
+        """Whether Welch's interval reaches past ±:attr:`span` (and is shown cut there)."""
+        low, high = _t_interval(self.diff, self.diff_se, self.welch_df, self.level)
+        return low < -self.span or high > self.span
 
     def interval_name(self) -> str:
         """What the intervals are, said with them: "95 % CI", or simultaneous."""
@@ -177,23 +195,38 @@ class Comparison:
             return self.why_untestable()
         if self.significant:
             return f"significant at α = {self.alpha:g}"
-        u = f" {unit}" if unit else ""
         shown = f"not shown at n = {self.n_a} and {self.n_b}"
         small = self.detectable()
         if math.isnan(small):
             return shown
+        if small >= self.span:
+            return f"{shown} ({self.reach(digits, unit)})"
+        u = f" {unit}" if unit else ""
         return (
             f"{shown} (a difference smaller than about {small:.{digits}f}{u} could not be "
             f"detected with {POWER * 100:.0f} % power at this level)"
         )
 
+    def reach(self, digits: int = 2, unit: str = "") -> str:
+        """What this n could detect, in a few words: "could detect ≈ 4.20 p.p.", or, where
+        that is beyond any difference the metric allows, that none could be."""
+        u = f" {unit}" if unit else ""
+        small = self.detectable()
+        if small >= self.span:
+            return (
+                f"at this n not even the largest possible difference, ±{self.span:g}{u}, could "
+                f"be detected with {POWER * 100:.0f} % power at this level"
+            )
+        return f"could detect ≈ {small:.{digits}f}{u}"
+
     def interval_text(self, digits: int = 2, unit: str = "") -> str:
         """``"-10.00 p.p. (95 % CI -14.1 to -5.9)"``: the difference and its interval."""
         u = f" {unit}" if unit else ""
         low, high = self.interval()
+        cut = f", cut to the possible ±{self.span:g}" if self.cut() else ""
         return (
             f"{_signed(self.diff, digits)}{u} ({self.interval_name()} {_signed(low, digits)} to "
-            f"{_signed(high, digits)})"
+            f"{_signed(high, digits)}{cut})"
         )
 
     def sentence(self, digits: int = 2, unit: str = "", diff_unit: str | None = None) -> str:
@@ -360,10 +393,12 @@ def compare(
     metric: str = "value",
     alpha: float = ALPHA,
     quantity: str = "",
+    span: float = math.inf,
 ) -> Comparison:
     """Compare the values of B with those of A (keys are seeds; None means undefined).
 
-    `quantity`: what the test is adjusted with in a report (default: its metric).
+    `quantity`: what the test is adjusted with in a report (default: its metric); `span`:
+    the largest difference the metric allows (:attr:`Comparison.span`).
 
     Example:
         >>> b = {1: 5.0, 2: 6.0, 3: 7.0, 4: None}
@@ -438,6 +473,7 @@ def compare(
         hedges_g=g,
         alpha=alpha,
         quantity=quantity or metric,
+        span=span,
     )
 
 

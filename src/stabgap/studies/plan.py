@@ -121,15 +121,17 @@ def plan_runs(
     specs, seen, labels = [], set(), {}
     for experiment in experiments:
         own = to_dict(preset.config(experiment))
-        changed = {
-            k: v
-            for k, v in to_dict(preset.config(experiment, overrides)).items()
-            if k in overrides and FIELDS[k].metadata["science"] and v != own[k]
-        }
         for point in points:
+            # Resolved with the grid's values: the overrides alone may be no valid run (a
+            # shorter task than the preset's evaluation window, which the grid lowers).
+            resolved = to_dict(preset.config(experiment, {**overrides, **point}))
+            changed = {
+                k: v
+                for k, v in resolved.items()
+                if k in overrides and FIELDS[k].metadata["science"] and v != own[k]
+            }
             varied = {**changed, **point}
             # a grid value that is the experiment's own changes nothing: not in its name
-            resolved = to_dict(preset.config(experiment, {**overrides, **point}))
             # in the config's own field order, however the overrides and the grid were
             # given: one config, one label (a sweep's and a `stabgap run`'s alike)
             named = sorted((k for k in varied if resolved[k] != own[k]), key=FIELD_ORDER.get)

@@ -81,7 +81,7 @@ class ResNet(Model):
                 "resnet: filters of the first stage (the field's reduced ResNet-18: 20; "
                 "torchvision's: 64); the later stages have 2, 4 and 8 times as many.",
                 check=lambda n: n >= GROUPS and n % GROUPS == 0,
-                must=f"a whole number, a multiple of {GROUPS}",
+                must=f"a positive multiple of {GROUPS}",
             ),
         ),
         "resnet_norm": (
