@@ -182,7 +182,7 @@ def test_intervals_are_cut_to_the_differences_the_metric_allows():
     (low, high), (raw_low, raw_high) = c.interval(), raw.interval()
     assert raw_low < -100 and raw_high > 100 and (low, high) == (-100.0, 100.0)
     assert c.paired_interval() == tuple(np.clip(raw.paired_interval(), -100, 100))
-    assert c.welch_p == raw.welch_p and c.cut() and not raw.cut()
+    assert c.welch_p == raw.welch_p and c.cut() and not raw.cut() and c.cut(paired=True)
     text = c.sentence(unit="%", diff_unit="p.p.")
     assert "simultaneous" not in text and "-100.00 to +100.00, cut to the possible ±100)" in text
     assert c.detectable() > 100 and "could not be detected" not in text

@@ -173,10 +173,10 @@ def finding(label: str, base_label: str, tests, family: Family) -> str:
             parts.append(f"{name} {_signed(c.diff)} {unit}{never} ({c.why_untestable()})")
             continue
         low, high = c.interval()
-        bounds = f"{low:+.2f}, {high:+.2f}"
+        bounds = f"{low:+.2f}, {high:+.2f}{c.cut()}"
         if c.n_paired >= 3 and not math.isnan(c.paired_se):
             pl, ph = c.paired_interval()
-            bounds += f"; paired {pl:+.2f}, {ph:+.2f}"
+            bounds += f"; paired {pl:+.2f}, {ph:+.2f}{c.cut(paired=True)}"
         if c.significant:
             word = "better" if (c.diff < 0) == lower else "worse"
         else:

@@ -147,23 +147,26 @@ class Comparison:
     def interval(self) -> tuple[float, float]:
         """Welch's interval of the difference at :attr:`level` (simultaneous in a family),
         cut to ±:attr:`span`."""
-        return self._cut(_t_interval(self.diff, self.diff_se, self.welch_df, self.level))
+        low, high = self._welch()  # (a NaN, given first, stays NaN: no comparison holds)
+        return max(low, -self.span), min(high, self.span)
 
     def paired_interval(self) -> tuple[float, float]:
         """The paired interval of the per-seed differences at :attr:`level`, cut to
         ±:attr:`span`."""
-        return self._cut(
-            _t_interval(self.paired_diff, self.paired_se, self.n_paired - 1, self.level)
-        )
-
-    def _cut(self, interval: tuple[float, float]) -> tuple[float, float]:
-        low, high = interval  # (a NaN, given first, stays NaN: no comparison holds)
+        low, high = self._paired()
         return max(low, -self.span), min(high, self.span)
 
-    def cut(self) -> bool:
-        """Whether Welch's interval reaches past ±:attr:`span` (and is shown cut there)."""
-        low, high = _t_interval(self.diff, self.diff_se, self.welch_df, self.level)
-        return low < -self.span or high > self.span
+    def _welch(self) -> tuple[float, float]:
+        return _t_interval(self.diff, self.diff_se, self.welch_df, self.level)
+
+    def _paired(self) -> tuple[float, float]:
+        return _t_interval(self.paired_diff, self.paired_se, self.n_paired - 1, self.level)
+
+    def cut(self, paired: bool = False) -> str:
+        """ ", cut to the possible ±100" where Welch's (or the paired) interval reaches past
+        ±:attr:`span` and is shown cut there; "" where it does not."""
+        low, high = self._paired() if paired else self._welch()
+        return f", cut to the possible ±{self.span:g}" if max(-low, high) > self.span else ""
 
     def interval_name(self) -> str:
         """What the intervals are, said with them: "95 % CI", or simultaneous."""
@@ -223,10 +226,9 @@ class Comparison:
         """``"-10.00 p.p. (95 % CI -14.1 to -5.9)"``: the difference and its interval."""
         u = f" {unit}" if unit else ""
         low, high = self.interval()
-        cut = f", cut to the possible ±{self.span:g}" if self.cut() else ""
         return (
             f"{_signed(self.diff, digits)}{u} ({self.interval_name()} {_signed(low, digits)} to "
-            f"{_signed(high, digits)}{cut})"
+            f"{_signed(high, digits)}{self.cut()})"
         )
 
     def sentence(self, digits: int = 2, unit: str = "", diff_unit: str | None = None) -> str:
@@ -266,7 +268,8 @@ class Comparison:
             text += (
                 f"; paired over {self.n_paired} shared seeds (not the verdict's test): difference "
                 f"{_signed(self.paired_diff, digits)}{d} ({self.interval_name()} "
-                f"{low:+.{digits}f} to {high:+.{digits}f}), t = {self.paired_t:.2f}, "
+                f"{low:+.{digits}f} to {high:+.{digits}f}{self.cut(paired=True)}), "
+                f"t = {self.paired_t:.2f}, "
                 f"p = {_p(self.paired_p)}{adjusted}, Wilcoxon signed-rank p = "
                 f"{_p(self.wilcoxon_p)} (unadjusted)"
             )
