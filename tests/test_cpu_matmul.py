@@ -163,7 +163,7 @@ for _ in range(30):
     torch.ones(16 * 2**20).sum()  # 64 MB of ones, freed at once
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     held.append(int(open("/proc/self/statm").read().split()[1]) * 4096)
-print(sum(faults[-10:]), held[-1] - held[9])
+print(sum(faults[-10:]), held[-1] - held[-11])  # over the last ten rounds alike
 """
 
 
@@ -179,7 +179,8 @@ def test_kept_memory_is_reused_without_page_faults():
     # Given back to the kernel, 64 MB come back as 16,384 fresh 4 KB pages every time.
     assert last_ten("default")[0] >= 10 * 16_000
     # Kept, they are reused (after a few rounds, in which the small tensors made between
-    # them settle in), and what the process holds stops growing.
+    # them settle in: here 2 to 5, once more than 9 in a CI run), and what the process holds
+    # stops growing.
     faults, growth = last_ten("keep")
     assert faults < 1_000
     assert growth < 8 * 2**20
