@@ -210,10 +210,7 @@ def train_step_costs(
             flops=optimizer.flops_per_param(OPTIMIZERS.view(config)) * n_parameters(layers)
         ),
     }
-    acting = [
-        REMEDIES[n] if n in REMEDIES else METHODS[n] for n in (*config.remedies, *config.methods)
-    ]
-    acting = [remedy for remedy in acting if remedy.acts_in(config, task)]
+    acting = [remedy for remedy in _extensions(config) if remedy.acts_in(config, task)]
     for remedy in acting:
         parts[remedy.name] = Cost(
             macs=remedy.step_macs(config, layers, batch),
@@ -224,6 +221,11 @@ def train_step_costs(
         again = total({r.name: parts[r.name] for r in acting if r.in_loss()})
         parts[repeater.name] = parts[repeater.name] + again * (repeater.loss_passes - 1)
     return parts
+
+
+def _extensions(config: RunConfig) -> list:
+    """The run's remedies, then its methods, as classes: what each adds to the cost."""
+    return [*(REMEDIES[n] for n in config.remedies), *(METHODS[n] for n in config.methods)]
 
 
 def _evaluated_tasks(config: RunConfig, task: int) -> int:
@@ -299,11 +301,10 @@ def run_cost(config: RunConfig, test_size: int | None = None) -> dict[str, Cost]
         evaluations = evaluations + per_point * evaluations_in_task(config, task)
     out["evaluation"] = evaluations
     layers = model_layers(config, shape)
-    for name in (*config.remedies, *config.methods):
-        acting = REMEDIES[name] if name in REMEDIES else METHODS[name]
-        per_switch = acting.switch_flops(config, layers)
+    for extension in _extensions(config):
+        per_switch = extension.switch_flops(config, layers)
         if per_switch:
-            out[f"{name} at switches"] = Cost(flops=per_switch * (config.task_count - 1))
+            out[f"{extension.name} at switches"] = Cost(flops=per_switch * (config.task_count - 1))
     analysed = analyses_cost(config, layers, shape.image, min(shape.test_sizes))
     if analysed != ZERO:
         out["analyses"] = analysed
