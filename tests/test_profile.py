@@ -12,8 +12,11 @@ from torch.autograd import DeviceType
 
 from stabgap import study
 from stabgap.cli import main
+from stabgap.core.data import DATASETS
+from stabgap.core.models import MODELS
 from stabgap.cost import profile
 from stabgap.cost.profile import ProfileResult
+from stabgap.studies.presets import get_preset
 
 TINY = dict(hidden=[16, 16], batch_size=8, eval_subset=40)
 TINY_OPTIONS = ["--batches=1", "--repeats=2", "--warmup=0", "--hidden=8", "--batch-size=4"]
@@ -40,6 +43,7 @@ def test_cpu_results_have_every_field(cpu_results):
         assert r.wall_ms_median > 0 and r.wall_ms_iqr >= 0
         assert r.profiler_self_cpu_ms > 0
         assert (r.batch_size, r.hidden, r.eval_size) == (8, (16, 16), 40)
+        assert r.network == "MLP 784-16-16-10"
         assert (r.n_batches, r.repeats) == (2, 3)
         assert r.torch_version == torch.__version__
         assert r.treatment == ((("decay_lambda", 1e-5),) if r.model == "nd" else ())
@@ -149,7 +153,10 @@ def test_a_treatment_of_several_fields_is_named_by_each_value():
         (["--treatment", "decay_lambda=0"], "the treatment leaves the baseline unchanged"),
         (["--nd-lambda", "1e-4", "--treatment", "decay_lambda=1e-5"], "give λ once"),
         (["--label", "baseline"], "a treatment cannot be named 'baseline'"),
-        (["--treatment", "stream_seed=3"], "--treatment stream_seed: a profile times synthetic"),
+        (["--treatment", "stream_seed=3"], "--treatment stream_seed: a profile times one task"),
+        (["--experiment", "nd"], "--experiment names a preset's experiment: add --preset NAME"),
+        (["--preset", "quick-vit", "--experiment", "ndd"], "has no experiment 'ndd'"),
+        (["--preset", "quick-resnet", "--hidden", "64"], "hidden applies to model mlp"),
     ],
 )
 def test_profile_refuses_a_bad_treatment_before_any_work(tmp_path, capsys, options, message):
@@ -158,6 +165,34 @@ def test_profile_refuses_a_bad_treatment_before_any_work(tmp_path, capsys, optio
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_preset_is_profiled_on_its_own_network_batch_and_lambda(tmp_path, capsys):
+    # task 1 of the preset's run, on synthetic images of its dataset's shape: ND at the
+    # experiment's λ against the same run without it
+    out = tmp_path / "out"
+    tiny = ["--device=cpu", "--batches=1", "--repeats=1", "--warmup=0", "--out", str(out)]
+    assert main(["profile", *tiny, "--preset", "quick-vit-split", "--experiment", "nd"]) == 0
+    text = capsys.readouterr().out
+    run = get_preset("quick-vit-split").config("nd")
+    network = MODELS["vit"].describe(run, (1, 28, 28), 10)
+    found = profile.read_profiles(out)
+    assert {r.network for r in found} == {network} and network in text
+    assert {r.batch_size for r in found} == {run.task_batch_size(1)}
+    assert {r.eval_size for r in found} == {run.task_eval_size(1, 2115)}  # digits 0 and 1
+    assert {r.treatment for r in found} == {(), (("decay_lambda", run.decay_lambda),)}
+    _, sentence = profile.cost_columns(out)
+    assert sentence.startswith("Cost of nd: measured") and "MACs" not in sentence  # not an MLP
+
+
+def test_synthetic_images_have_the_datasets_shape_and_class_counts():
+    images = profile.synthetic_images(DATASETS["cifar10"], seed=1)
+    assert tuple(images.train_images.shape) == (50_000, 3, 32, 32)
+    assert images.train_images.dtype == torch.uint8 and images.n_classes == 10
+    assert torch.bincount(images.train_labels).tolist() == [5000] * 10
+    assert torch.bincount(images.test_labels).tolist() == [1000] * 10
+    again = profile.synthetic_images(DATASETS["cifar10"], seed=1)
+    assert torch.equal(images.test_images, again.test_images)  # seeded
 
 
 def test_an_older_profile_file_reads_its_nd_lambda(tmp_path):

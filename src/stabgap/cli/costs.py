@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stabgap.cli.values import field_assignment
-from stabgap.core.config import owner_of
+from stabgap.core.config import RunConfig, owner_of
 from stabgap.errors import StabgapError
 from stabgap.studies.presets import ND_LAMBDA
 
@@ -31,7 +31,9 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
         help="time per batch (train, eval, both), baseline vs a remedy (ND by default)",
         description="Wall time per batch (median and IQR after warm-up) and the reference's "
         "torch.profiler self-CPU / self-CUDA sums, for the baseline and a treatment: ND by "
-        "default, or any remedy's fields with --treatment FIELD=VALUE.",
+        "default, or any remedy's fields with --treatment FIELD=VALUE. The poster's profiling "
+        "runs by default, or task 1 of any preset's run (--preset), on synthetic images of "
+        "its dataset's shape (task 1: no replay from a bounded memory is timed).",
     )
     _profile_arguments(profile)
     profile.set_defaults(func=profile_command)
@@ -48,41 +50,56 @@ def parse_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _hidden_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--hidden",
-        type=parse_widths,
-        default=(2048, 2048),
-        help="hidden widths, comma-separated (default: 2048,2048)",
-    )
-
-
 def _at_least(value: int, least: int, flag: str) -> None:
     if value < least:
         raise StabgapError(f"{flag} must be >= {least}, got {value}")
 
 
 # --- `stabgap cost` ------------------------------------------------------------------------
-def _cost_arguments(parser: argparse.ArgumentParser) -> None:
-    from stabgap.core.models import MODELS
-    from stabgap.core.optim import OPTIMIZERS
+def _preset_arguments(parser: argparse.ArgumentParser, verb: str, experiment: str) -> None:
+    """--preset and --experiment: which run a command counts or times (`verb`)."""
     from stabgap.studies.presets import PRESETS
 
     parser.add_argument(
         "--preset",
         choices=tuple(PRESETS),
         metavar="NAME",
-        help="count a run of this preset (`stabgap presets` lists them; default: the paper "
+        help=f"{verb} a run of this preset (`stabgap presets` lists them; default: the paper "
         "protocol), on its dataset, network, batches, memory and evaluation schedule",
     )
+    parser.add_argument("--experiment", help=f"the preset's experiment to {verb} {experiment}")
     parser.add_argument(
-        "--experiment",
-        help="the preset's experiment to count (default: its baseline): the base columns "
-        "without ND, the ND columns with ND at its own λ, else that of the preset's nd "
-        "experiment, else 1e-5",
+        "--hidden",
+        type=parse_widths,
+        help="hidden widths, comma-separated (default: 2048,2048, or the preset's)",
     )
-    parser.add_argument(
-        "--hidden", type=parse_widths, help="hidden widths, comma-separated (default: 2048,2048)"
+
+
+def _preset_run(args: argparse.Namespace, given: dict) -> tuple[RunConfig, str, float]:
+    """The run that --preset and --experiment name, with the flags' fields (`given`) set:
+    (config, what it is in a title, ND's λ where the run has none: the preset's nd
+    experiment's, else the poster's)."""
+    from stabgap.studies.presets import PAPER_BASE, get_preset
+
+    if args.preset is None:
+        if args.experiment is not None:
+            raise StabgapError("--experiment names a preset's experiment: add --preset NAME")
+        return PAPER_BASE.replace(**given), "the paper protocol", ND_LAMBDA
+    preset = get_preset(args.preset)
+    experiment = args.experiment or preset.baseline
+    nd_lambda = preset.config("nd").decay_lambda if "nd" in preset.experiments else ND_LAMBDA
+    return preset.config(experiment, given), f"preset {preset.name}, {experiment}", nd_lambda
+
+
+def _cost_arguments(parser: argparse.ArgumentParser) -> None:
+    from stabgap.core.models import MODELS
+    from stabgap.core.optim import OPTIMIZERS
+
+    _preset_arguments(
+        parser,
+        "count",
+        "(default: its baseline): the base columns without ND, the ND columns with ND at its "
+        "own λ, else that of the preset's nd experiment, else 1e-5",
     )
     parser.add_argument("--model", choices=tuple(MODELS), help="network (default: mlp)")
     parser.add_argument(
@@ -116,32 +133,26 @@ def _cost_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# `stabgap cost`'s flags that set a run's field of the same name
+# `stabgap cost`'s and `stabgap profile`'s flags that set a run's field of the same name
 _COST_FIELDS = ("hidden", "model", "channels", "batch_size", "optimizer")
+_PROFILE_FIELDS = ("hidden", "batch_size")
+
+
+def _given(args: argparse.Namespace, fields: tuple[str, ...]) -> dict:
+    """The run's fields that the command line set (a flag left out leaves the run's own)."""
+    return {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
 
 
 def cost_command(args: argparse.Namespace) -> int:
     """Print the per-batch cost of baseline and ND, every remedy's, and a run's totals."""
     from stabgap.core.streams import check_sizes
     from stabgap.cost.flops import analyses_report, cost_report, remedy_report, run_shape
-    from stabgap.studies.presets import PAPER_BASE, get_preset
 
     if args.batch_size is not None:
         _at_least(args.batch_size, 1, "--batch-size")
     if args.test_size is not None:
         _at_least(args.test_size, 1, "--test-size")
-    given = {field: getattr(args, field) for field in _COST_FIELDS}
-    given = {field: value for field, value in given.items() if value is not None}
-    if args.preset is None:
-        if args.experiment is not None:
-            raise StabgapError("--experiment names a preset's experiment: add --preset NAME")
-        run, counted = PAPER_BASE.replace(**given), "the paper protocol"
-        nd_lambda = ND_LAMBDA
-    else:
-        preset = get_preset(args.preset)
-        experiment = args.experiment or preset.baseline
-        run, counted = preset.config(experiment, given), f"preset {preset.name}, {experiment}"
-        nd_lambda = preset.config("nd").decay_lambda if "nd" in preset.experiments else ND_LAMBDA
+    run, counted, nd_lambda = _preset_run(args, _given(args, _COST_FIELDS))
     if not 1 <= args.task <= run.task_count:
         raise StabgapError(f"--task must be between 1 and {run.task_count}, got {args.task}")
     shape = run_shape(run)
@@ -182,16 +193,21 @@ def _profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warmup", type=int, default=3, help="untimed batches before each measurement (default: 3)"
     )
-    _hidden_option(parser)
+    _preset_arguments(
+        parser,
+        "time",
+        "(default: its baseline; with the default treatment, the experiment without ND against "
+        "it with ND at its own λ, else that of the preset's nd experiment)",
+    )
     parser.add_argument(
-        "--batch-size", type=int, default=512, help="training batch size (default: 512)"
+        "--batch-size", type=int, help="training batch size (default: 512, or the preset's)"
     )
     parser.add_argument(
         "--treatment",
         action="append",
         metavar="FIELD=VALUE",
         help="a config field set on the baseline for the treated run, e.g. sam_rho=0.05 "
-        f"(repeatable; default: ND, decay_lambda={ND_LAMBDA:g})",
+        f"(repeatable; default: ND, decay_lambda={ND_LAMBDA:g} or the preset's λ)",
     )
     parser.add_argument(
         "--label", help="the treatment's name in the table (default: nd for ND, else its fields)"
@@ -199,18 +215,20 @@ def _profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nd-lambda",
         type=float,
-        help=f"λ of the ND run (default: {ND_LAMBDA:g}); the same as --treatment decay_lambda=λ",
+        help=f"λ of the ND run (default: {ND_LAMBDA:g}, or the preset's); the same as "
+        "--treatment decay_lambda=λ",
     )
 
 
-def treatment(args: argparse.Namespace) -> dict:
-    """The fields of the treated run, from --treatment and --nd-lambda (default: ND)."""
+def treatment(args: argparse.Namespace, nd_lambda: float = ND_LAMBDA) -> dict:
+    """The fields of the treated run, from --treatment and --nd-lambda (default: ND at
+    `nd_lambda`)."""
     fields = dict(field_assignment(item, "--treatment") for item in args.treatment or [])
     for name in fields:
         if owner_of(name) in ("dataset", "stream"):
             raise StabgapError(
-                f"--treatment {name}: a profile times synthetic images of MNIST's shape, not a "
-                "stream: treat a model's, an optimiser's or a remedy's field"
+                f"--treatment {name}: a profile times one task of synthetic images, the same "
+                "for both runs: treat a model's, an optimiser's or a remedy's field"
             )
     if args.nd_lambda is not None:
         if not (math.isfinite(args.nd_lambda) and args.nd_lambda > 0):
@@ -220,7 +238,7 @@ def treatment(args: argparse.Namespace) -> dict:
         if "decay_lambda" in fields:
             raise StabgapError("give λ once: --nd-lambda or --treatment decay_lambda=..., not both")
         fields["decay_lambda"] = args.nd_lambda
-    return fields or {"decay_lambda": ND_LAMBDA}
+    return fields or {"decay_lambda": nd_lambda}
 
 
 def profile_command(args: argparse.Namespace) -> int:
@@ -231,11 +249,20 @@ def profile_command(args: argparse.Namespace) -> int:
     from stabgap.cost.profile import profile_config, profile_table, write_profile
     from stabgap.study import profile_base
 
-    for name in ("batches", "repeats", "batch_size"):
-        _at_least(getattr(args, name), 1, f"--{name.replace('_', '-')}")
+    for name in ("batches", "repeats"):
+        _at_least(getattr(args, name), 1, f"--{name}")
+    if args.batch_size is not None:
+        _at_least(args.batch_size, 1, "--batch-size")
     _at_least(args.warmup, 0, "--warmup")
-    fields = treatment(args)
-    config = profile_base().replace(hidden=list(args.hidden), batch_size=args.batch_size)
+    given = _given(args, _PROFILE_FIELDS)
+    if args.preset is None and args.experiment is None:
+        # the poster's profiling runs: its protocol on task 0° alone
+        config, nd_lambda = profile_base().replace(**given), ND_LAMBDA
+    else:
+        config, _, nd_lambda = _preset_run(args, given)
+    fields = treatment(args, config.decay_lambda or nd_lambda)
+    if set(fields) == {"decay_lambda"}:
+        config = config.replace(decay_lambda=0.0)  # ND against the same run without it
     if fields == {} or config.replace(**fields) == config:
         raise StabgapError(
             "the treatment leaves the baseline unchanged: set a remedy's field to another value"

@@ -19,11 +19,14 @@ The phases are the bodies of :func:`stabgap.core.train.train_stack`, run with th
 continual evaluation,
 ``both`` the two in turn as the loop does at every batch (the reference profiled its
 evaluation too). The default scale is the poster's profiling runs (experiments 15/16):
-one task (0°), batch 512, widths 2048-2048, evaluation subsets of 2048 test images.
+one task (0°), batch 512, widths 2048-2048, evaluation subsets of 2048 test images; any
+run's task 1 alike (``stabgap profile --preset``: its network, batch and evaluation subset).
 
-The images are random uint8 pixels of MNIST's shape (60,000 training and 10,000 test
-images), so profiling needs no download: every operation is dense, so its cost does not
-depend on the pixel values.
+The images are random uint8 pixels in the shape and numbers of the run's dataset (MNIST's
+60,000 training and 10,000 test images, each class with its own count), cut into tasks by
+the run's own stream, so profiling needs no download: every operation is dense, so its
+cost does not depend on the pixel values. Freed memory is kept for reuse, as in a run
+(:func:`stabgap.core.device.keep_freed_memory`).
 """
 
 from __future__ import annotations
@@ -46,9 +49,12 @@ from torch.profiler import profile as torch_profile
 
 from stabgap.atomic import write_text
 from stabgap.core.config import RunConfig
+from stabgap.core.data import DATASETS, Dataset, Images
+from stabgap.core.device import keep_freed_memory
 from stabgap.core.evaluate import evaluate
+from stabgap.core.models import MODELS
 from stabgap.core.remedies import Step
-from stabgap.core.streams import TaskStream
+from stabgap.core.streams import TaskStream, build_stream, check_stream
 from stabgap.core.train import build_parts, draw_batch, train_step
 from stabgap.errors import StabgapError
 
@@ -56,7 +62,6 @@ PROFILE_FILE = "profile.json"  # a profile's results, in a folder of its own
 PHASES = ("train", "eval", "both")
 BASELINE = "baseline"
 ND = "nd"  # the poster's treatment, and the label a profile of decay_lambda alone takes
-N_TRAIN, N_TEST, N_FEATURES, N_CLASSES = 60_000, 10_000, 784, 10
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class ProfileResult:
     n_batches: int = 0  # batches per timed repeat and in the profiled span
     repeats: int = 0
     threads: int = 0  # torch's intra-op CPU threads
+    network: str = ""  # what was timed, e.g. "MLP 784-2048-2048-10" ("": the poster's MLP)
 
 
 def treatment_label(treatment: Mapping[str, Any]) -> str:
@@ -123,8 +129,10 @@ def profile_config(
     if label == BASELINE:
         raise StabgapError(f"a treatment cannot be named '{BASELINE}': give it another label")
     device = torch.device(device)
-    stream = synthetic_stream(device)
+    stream = synthetic_stream(config, device)
     configs = {BASELINE: config, label: config.replace(**treatment)}
+    check_stream(configs[label], stream)  # a treatment of the run, not of its data
+    keep_freed_memory()  # as a run does: large blocks reused, not page-faulted again
     models = tuple(configs)
     workloads = {m: Workload(configs[m], stream, device) for m in models}
     timings: dict[tuple[str, str], tuple[list[float], float, float | None]] = {}
@@ -154,6 +162,7 @@ def profile_config(
         n_batches=n_batches,
         repeats=repeats,
         threads=torch.get_num_threads(),
+        network=MODELS.chosen(config).describe(config, stream.input_shape, stream.n_classes),
     )
     results = []
     for model in models:
@@ -175,21 +184,37 @@ def profile_config(
     return results
 
 
-def synthetic_stream(device: torch.device | str, seed: int = 0) -> TaskStream:
-    """One task of random uint8 images of MNIST's shape and size, with random labels."""
+def synthetic_stream(config: RunConfig, device: torch.device | str, seed: int = 0) -> TaskStream:
+    """`config`'s task stream, built from :func:`synthetic_images` of its dataset."""
+    images = synthetic_images(DATASETS.chosen(config), seed)
+    return build_stream(config, device, images=images)
+
+
+def synthetic_images(dataset: type[Dataset], seed: int = 0) -> Images:
+    """Random uint8 pixels in `dataset`'s image shape, with as many training and test
+    images of each class as it has, in a random order.
+
+    Example:
+        >>> from stabgap.core.data import DATASETS
+        >>> images = synthetic_images(DATASETS["mnist"])
+        >>> tuple(images.train_images.shape), images.input_shape, images.n_classes
+        ((60000, 28, 28), (1, 28, 28), 10)
+        >>> int((images.test_labels == 1).sum())  # MNIST's test set: 1,135 ones
+        1135
+    """
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 256, (N_TRAIN + N_TEST, N_FEATURES), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, N_CLASSES, (N_TRAIN + N_TEST,), generator=g)
-    return TaskStream(
-        names=("0°",),
-        train_x=x[:N_TRAIN].to(device),
-        train_y=y[:N_TRAIN].to(device),
-        train_offsets=(0, N_TRAIN),
-        test_x=x[N_TRAIN:].to(device),
-        test_y=y[N_TRAIN:].to(device),
-        test_offsets=(0, N_TEST),
-        n_classes=N_CLASSES,
-    )
+    grey = dataset.input_shape[0] == 1  # stored (N, H, W), as the loaders give grey images
+
+    def split(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = [dataset.images_of([c], train) for c in range(dataset.n_classes)]
+        labels = torch.repeat_interleave(torch.arange(dataset.n_classes), torch.tensor(counts))
+        labels = labels[torch.randperm(len(labels), generator=g)]
+        shape = dataset.input_shape[1:] if grey else dataset.input_shape
+        pixels = torch.randint(0, 256, (len(labels), *shape), dtype=torch.uint8, generator=g)
+        return pixels, labels
+
+    (train_x, train_y), (test_x, test_y) = split(True), split(False)
+    return Images(train_x, train_y, test_x, test_y, dataset.n_classes)
 
 
 class Workload:
@@ -415,8 +440,9 @@ def profile_table(results: list[ProfileResult]) -> str:
             "'prof self-CUDA' the kernels' time (its 'CUDA time'); its Table 1 is phase 'both'"
         )
         lines.append(f"{device}: {first.device_name}, {first.threads} CPU threads; {kind}")
+        network = first.network or f"widths {','.join(map(str, first.hidden))}"
         lines.append(
-            f"  batch {first.batch_size}, widths {','.join(map(str, first.hidden))}, "
+            f"  {network}, batch {first.batch_size}, "
             f"eval {first.eval_size} images; {first.repeats} repeats × {first.n_batches} "
             f"batches timed, {first.n_batches} profiled; torch {first.torch_version}"
         )
@@ -494,7 +520,8 @@ def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | Non
         if value is not None:
             measured.append(f"{label} {value:+.1f} %")
     where = f"measured per batch of training and evaluation on {name} ({device})"
-    if treated != ND:
+    mlp = not first.network or first.network.startswith("MLP")  # "": an older file's
+    if treated != ND or not mlp:  # the counted overhead below is the MLP's formula
         return columns, f"Cost of {treated}: {where}: {', '.join(measured)}."
     o = nd_overhead(first.hidden, first.batch_size)
     sentence = (
