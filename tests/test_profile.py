@@ -185,6 +185,17 @@ def test_a_preset_is_profiled_on_its_own_network_batch_and_lambda(tmp_path, caps
     assert sentence.startswith("Cost of nd: measured") and "MACs" not in sentence  # not an MLP
 
 
+def test_a_treatment_of_the_network_records_each_runs_own(tmp_path, capsys):
+    tiny = [*TINY_OPTIONS, "--device=cpu", "--out", str(tmp_path)]
+    assert main(["profile", *tiny, "--treatment", "model=cnn", "--treatment", "channels=2"]) == 0
+    networks = {r.model: r.network for r in profile.read_profiles(tmp_path)}
+    assert networks["baseline"] == "MLP 784-8-10"
+    assert networks["model=cnn channels=2"].startswith("CNN conv 2")
+    assert f"MLP 784-8-10 (the treatment's: {networks['model=cnn channels=2']})" in (
+        capsys.readouterr().out
+    )
+
+
 def test_synthetic_images_have_the_datasets_shape_and_class_counts():
     images = profile.synthetic_images(DATASETS["cifar10"], seed=1)
     assert tuple(images.train_images.shape) == (50_000, 3, 32, 32)

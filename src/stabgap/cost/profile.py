@@ -162,10 +162,11 @@ def profile_config(
         n_batches=n_batches,
         repeats=repeats,
         threads=torch.get_num_threads(),
-        network=MODELS.chosen(config).describe(config, stream.input_shape, stream.n_classes),
     )
     results = []
     for model in models:
+        run = configs[model]  # a treatment may change the network itself
+        network = MODELS.chosen(run).describe(run, stream.input_shape, stream.n_classes)
         for phase in PHASES:
             walls, cpu_ms, cuda_ms = timings[model, phase]
             q1, q3 = np.percentile(walls, [25, 75])
@@ -178,6 +179,7 @@ def profile_config(
                     wall_ms_iqr=float(q3 - q1),
                     profiler_self_cpu_ms=cpu_ms,
                     profiler_self_cuda_ms=cuda_ms,
+                    network=network,
                     **common,
                 )
             )
@@ -441,6 +443,9 @@ def profile_table(results: list[ProfileResult]) -> str:
         )
         lines.append(f"{device}: {first.device_name}, {first.threads} CPU threads; {kind}")
         network = first.network or f"widths {','.join(map(str, first.hidden))}"
+        treated_network = next((r.network for r in rs if r.network != first.network), None)
+        if treated_network:  # a treatment of the network itself
+            network += f" (the treatment's: {treated_network})"
         lines.append(
             f"  {network}, batch {first.batch_size}, "
             f"eval {first.eval_size} images; {first.repeats} repeats × {first.n_batches} "
