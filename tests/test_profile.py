@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -154,6 +155,7 @@ def test_a_treatment_of_several_fields_is_named_by_each_value():
         (["--nd-lambda", "1e-4", "--treatment", "decay_lambda=1e-5"], "give λ once"),
         (["--label", "baseline"], "a treatment cannot be named 'baseline'"),
         (["--treatment", "stream_seed=3"], "--treatment stream_seed: a profile times one task"),
+        (["--treatment", "stream=permuted"], "--treatment stream: a profile times one task"),
         (["--experiment", "nd"], "--experiment names a preset's experiment: add --preset NAME"),
         (["--preset", "quick-vit", "--experiment", "ndd"], "has no experiment 'ndd'"),
         (["--preset", "quick-resnet", "--hidden", "64"], "hidden applies to model mlp"),
@@ -181,8 +183,39 @@ def test_a_preset_is_profiled_on_its_own_network_batch_and_lambda(tmp_path, caps
     assert {r.batch_size for r in found} == {run.task_batch_size(1)}
     assert {r.eval_size for r in found} == {run.task_eval_size(1, 2115)}  # digits 0 and 1
     assert {r.treatment for r in found} == {(), (("decay_lambda", run.decay_lambda),)}
+    assert {(r.hidden, r.run, r.warmup) for r in found} == {
+        ((), "preset quick-vit-split, nd, task 1", 0)
+    }
+    assert "baseline: preset quick-vit-split, nd, task 1" in text
+    assert f"note: ND at λ = {run.decay_lambda:g}: the run's own" in text
     _, sentence = profile.cost_columns(out)
-    assert sentence.startswith("Cost of nd: measured") and "MACs" not in sentence  # not an MLP
+    assert sentence.startswith(
+        f"Cost of nd: measured per batch of training and evaluation of {network} on"
+    )
+    assert "MACs" not in sentence  # the MLP's formula: not for a ViT
+
+    assert main(["profile", *tiny, "--preset", "quick-vit-split"]) == 0
+    assert "profile.json (in place of the profile there)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "options, note",
+    [
+        (["--preset", "methods"], "note: ND at λ = 1e-05: the poster's: preset methods has no nd"),
+        (["--treatment", "ewc_lambda=1000"], "note: the cost model counts the same work for both"),
+        (["--preset", "quick-cnn"], "note: these runs evaluate once every 2 batches"),
+    ],
+)
+def test_a_profile_says_what_its_table_cannot(capsys, options, note):
+    tiny = ["--device=cpu", "--batches=1", "--repeats=1", "--warmup=0", "--batch-size=4"]
+    assert main(["profile", *tiny, *options]) == 0
+    assert note in capsys.readouterr().out
+
+
+def test_the_table_keeps_its_columns_apart_past_a_second():
+    rows = [_result(m, "both", 1274.688, 1.0, None, device="cpu") for m in ("baseline", "nd")]
+    rows = [dataclasses.replace(r, wall_ms_iqr=1162.45) for r in rows]
+    assert re.search(r" 1274\.688 +1162\.450 ", profile.profile_table(rows))
 
 
 def test_a_treatment_of_the_network_records_each_runs_own(tmp_path, capsys):

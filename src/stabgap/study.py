@@ -346,9 +346,20 @@ def profile_study(folder: Path | str, quick: bool = False, device: str = "cpu") 
     if quick:
         config = QUICK_BASE.replace(rotations=[0.0])
         results = profile.profile_config(
-            config, dev, n_batches=50, warmup=5, repeats=5, treatment={"decay_lambda": QUICK_LAMBDA}
+            config,
+            dev,
+            n_batches=50,
+            warmup=5,
+            repeats=5,
+            treatment={"decay_lambda": QUICK_LAMBDA},
+            run_name="preset quick, task 0°",
         )
     else:
-        results = profile.profile_config(profile_base(), dev, treatment={"decay_lambda": ND_LAMBDA})
+        results = profile.profile_config(
+            profile_base(),
+            dev,
+            treatment={"decay_lambda": ND_LAMBDA},
+            run_name="the poster's profiling runs (task 0°)",
+        )
     profile.write_profile(results, Path(folder) / f"profile-{dev.type}")
     return results

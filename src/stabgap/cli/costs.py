@@ -56,18 +56,12 @@ def _at_least(value: int, least: int, flag: str) -> None:
 
 
 # --- `stabgap cost` ------------------------------------------------------------------------
-def _preset_arguments(parser: argparse.ArgumentParser, verb: str, experiment: str) -> None:
-    """--preset and --experiment: which run a command counts or times (`verb`)."""
+def _preset_arguments(parser: argparse.ArgumentParser, preset: str, experiment: str) -> None:
+    """--preset and --experiment (their help: `preset`, `experiment`), and --hidden."""
     from stabgap.studies.presets import PRESETS
 
-    parser.add_argument(
-        "--preset",
-        choices=tuple(PRESETS),
-        metavar="NAME",
-        help=f"{verb} a run of this preset (`stabgap presets` lists them; default: the paper "
-        "protocol), on its dataset, network, batches, memory and evaluation schedule",
-    )
-    parser.add_argument("--experiment", help=f"the preset's experiment to {verb} {experiment}")
+    parser.add_argument("--preset", choices=tuple(PRESETS), metavar="NAME", help=preset)
+    parser.add_argument("--experiment", help=experiment)
     parser.add_argument(
         "--hidden",
         type=parse_widths,
@@ -75,20 +69,29 @@ def _preset_arguments(parser: argparse.ArgumentParser, verb: str, experiment: st
     )
 
 
-def _preset_run(args: argparse.Namespace, given: dict) -> tuple[RunConfig, str, float]:
+def _preset_run(args: argparse.Namespace, given: dict) -> tuple[RunConfig, str, float, str]:
     """The run that --preset and --experiment name, with the flags' fields (`given`) set:
-    (config, what it is in a title, ND's λ where the run has none: the preset's nd
-    experiment's, else the poster's)."""
+    (config, what it is in a title, ND's λ for it, where that λ comes from: the run's own,
+    else the preset's nd experiment's, else the poster's)."""
     from stabgap.studies.presets import PAPER_BASE, get_preset
 
     if args.preset is None:
         if args.experiment is not None:
             raise StabgapError("--experiment names a preset's experiment: add --preset NAME")
-        return PAPER_BASE.replace(**given), "the paper protocol", ND_LAMBDA
-    preset = get_preset(args.preset)
-    experiment = args.experiment or preset.baseline
-    nd_lambda = preset.config("nd").decay_lambda if "nd" in preset.experiments else ND_LAMBDA
-    return preset.config(experiment, given), f"preset {preset.name}, {experiment}", nd_lambda
+        run, name, nd_lambda = PAPER_BASE.replace(**given), "the paper protocol", ND_LAMBDA
+        whence = "the poster's"
+    else:
+        preset = get_preset(args.preset)
+        experiment = args.experiment or preset.baseline
+        run, name = preset.config(experiment, given), f"preset {preset.name}, {experiment}"
+        if "nd" in preset.experiments:
+            nd_lambda, whence = preset.config("nd").decay_lambda, "the preset's nd experiment's"
+        else:
+            nd_lambda = ND_LAMBDA
+            whence = f"the poster's: preset {preset.name} has no nd experiment"
+    if run.decay_lambda:
+        nd_lambda, whence = run.decay_lambda, "the run's own"
+    return run, name, nd_lambda, whence
 
 
 def _cost_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,9 +100,11 @@ def _cost_arguments(parser: argparse.ArgumentParser) -> None:
 
     _preset_arguments(
         parser,
-        "count",
-        "(default: its baseline): the base columns without ND, the ND columns with ND at its "
-        "own λ, else that of the preset's nd experiment, else 1e-5",
+        "count a run of this preset (`stabgap presets` lists them; default: the paper "
+        "protocol), on its dataset, network, batches, memory and evaluation schedule",
+        "the preset's experiment to count (default: its baseline): the base columns without "
+        "ND, the ND columns with ND at its own λ, else that of the preset's nd experiment, "
+        "else 1e-5",
     )
     parser.add_argument("--model", choices=tuple(MODELS), help="network (default: mlp)")
     parser.add_argument(
@@ -152,13 +157,12 @@ def cost_command(args: argparse.Namespace) -> int:
         _at_least(args.batch_size, 1, "--batch-size")
     if args.test_size is not None:
         _at_least(args.test_size, 1, "--test-size")
-    run, counted, nd_lambda = _preset_run(args, _given(args, _COST_FIELDS))
+    run, counted, nd_lambda, _ = _preset_run(args, _given(args, _COST_FIELDS))
     if not 1 <= args.task <= run.task_count:
         raise StabgapError(f"--task must be between 1 and {run.task_count}, got {args.task}")
     shape = run_shape(run)
     check_sizes(run, shape.train_sizes, shape.test_sizes)  # what a run would refuse
     # The base columns: the run without ND; the ND columns: with its own λ, else the preset's.
-    nd_lambda = run.decay_lambda or nd_lambda
     base, nd = run.replace(decay_lambda=0.0), run.replace(decay_lambda=nd_lambda)
     title = f"Counted: {counted}; the ND columns add ND at λ = {nd_lambda:g}" + (
         " (its own)" if run.decay_lambda else ""
@@ -195,9 +199,12 @@ def _profile_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _preset_arguments(
         parser,
-        "time",
-        "(default: its baseline; with the default treatment, the experiment without ND against "
-        "it with ND at its own λ, else that of the preset's nd experiment)",
+        "time task 1 of a run of this preset (`stabgap presets` lists them; default: the "
+        "poster's profiling runs): its network, batch and evaluation subset, on synthetic "
+        "images of its dataset's shape",
+        "the preset's experiment to time (default: its baseline); with the default "
+        "treatment, the experiment without ND against it with ND at its own λ, else that of "
+        "the preset's nd experiment, else 1e-5",
     )
     parser.add_argument(
         "--batch-size", type=int, help="training batch size (default: 512, or the preset's)"
@@ -225,7 +232,7 @@ def treatment(args: argparse.Namespace, nd_lambda: float = ND_LAMBDA) -> dict:
     `nd_lambda`)."""
     fields = dict(field_assignment(item, "--treatment") for item in args.treatment or [])
     for name in fields:
-        if owner_of(name) in ("dataset", "stream"):
+        if name in ("dataset", "stream") or owner_of(name) in ("dataset", "stream"):
             raise StabgapError(
                 f"--treatment {name}: a profile times one task of synthetic images, the same "
                 "for both runs: treat a model's, an optimiser's or a remedy's field"
@@ -246,7 +253,7 @@ def profile_command(args: argparse.Namespace) -> int:
     import torch
 
     from stabgap.core.device import resolve_device
-    from stabgap.cost.profile import profile_config, profile_table, write_profile
+    from stabgap.cost.profile import PROFILE_FILE, profile_config, profile_table, write_profile
     from stabgap.study import profile_base
 
     for name in ("batches", "repeats"):
@@ -256,17 +263,22 @@ def profile_command(args: argparse.Namespace) -> int:
     _at_least(args.warmup, 0, "--warmup")
     given = _given(args, _PROFILE_FIELDS)
     if args.preset is None and args.experiment is None:
-        # the poster's profiling runs: its protocol on task 0° alone
-        config, nd_lambda = profile_base().replace(**given), ND_LAMBDA
+        config, name = profile_base().replace(**given), "the poster's profiling runs (task 0°)"
+        nd_lambda, whence = ND_LAMBDA, "the poster's"
     else:
-        config, _, nd_lambda = _preset_run(args, given)
-    fields = treatment(args, config.decay_lambda or nd_lambda)
+        config, name, nd_lambda, whence = _preset_run(args, given)
+        name += ", task 1"
+    fields = treatment(args, nd_lambda)
+    notes = []
     if set(fields) == {"decay_lambda"}:
         config = config.replace(decay_lambda=0.0)  # ND against the same run without it
+        if not (args.treatment or args.nd_lambda):
+            notes.append(f"ND at λ = {nd_lambda:g}: {whence}")
     if fields == {} or config.replace(**fields) == config:
         raise StabgapError(
             "the treatment leaves the baseline unchanged: set a remedy's field to another value"
         )
+    notes += _profile_notes(config, config.replace(**fields))
     if args.out:
         from stabgap.studies.outputs import check_study_folder
 
@@ -287,10 +299,43 @@ def profile_command(args: argparse.Namespace) -> int:
             args.repeats,
             treatment=fields,
             label=args.label,
+            run_name=name,
         )
         if args.out:
-            path = write_profile(found, Path(args.out) / f"profile-{device.type}")
-            print(f"wrote {path}")
+            folder = Path(args.out) / f"profile-{device.type}"
+            replaced = (folder / PROFILE_FILE).exists()
+            path = write_profile(found, folder)
+            print(f"wrote {path}" + (" (in place of the profile there)" if replaced else ""))
         results += found
     print(profile_table(results))
+    for note in notes:
+        print(f"note: {note}")
     return 0
+
+
+def _profile_notes(base: RunConfig, treated: RunConfig) -> list[str]:
+    """What a reader of the profile of `base` against `treated` must know, beyond the table."""
+    from stabgap.cost.flops import evaluation_cost, run_shape, total, train_step_costs
+
+    notes = []
+    if base.eval_every > 1:
+        window = base.eval_switch_window
+        after = f" (and at each of the {window} batches after a switch)" if window else ""
+        notes.append(
+            f"these runs evaluate once every {base.eval_every} batches{after}: 'both' is an "
+            "evaluated batch, not every batch"
+        )
+    shape = run_shape(base)
+
+    def task_one(run: RunConfig) -> float:  # FLOPs of task 1's training step and evaluation
+        step = train_step_costs(run, run.task_batch_size(1), 1, shape)
+        return total(step).flops + evaluation_cost(run, 1, shape).flops
+
+    if task_one(base) == task_one(treated):
+        notes.append(
+            "the cost model counts the same work for both runs in task 1: a field that acts "
+            "from task 2 on (a memory's, EWC's, LwF's, A-GEM's) or on the schedule "
+            "(batches_per_task, eval_every) changes nothing a profile times, so a difference "
+            "here may be noise (a precision or a library can change the time alone)"
+        )
+    return notes

@@ -85,6 +85,8 @@ class ProfileResult:
     repeats: int = 0
     threads: int = 0  # torch's intra-op CPU threads
     network: str = ""  # what was timed, e.g. "MLP 784-2048-2048-10" ("": the poster's MLP)
+    run: str = ""  # what the baseline is, e.g. "preset quick, nd" ("": not recorded)
+    warmup: int = 0  # untimed batches before each measurement
 
 
 def treatment_label(treatment: Mapping[str, Any]) -> str:
@@ -107,6 +109,7 @@ def profile_config(
     *,
     treatment: Mapping[str, Any],
     label: str | None = None,
+    run_name: str = "",
 ) -> list[ProfileResult]:
     """Profile the baseline (`config`) and a treatment in every phase on one device.
 
@@ -118,6 +121,7 @@ def profile_config(
         treatment: config fields set on `config` for the treated run (``{"decay_lambda":
             1e-5}``: ND, the poster's profiling run).
         label: the treatment's name in the results (default :func:`treatment_label`).
+        run_name: what the baseline is, for the results ("preset quick, nd").
 
     Returns:
         One result per run (the baseline first) and phase, in the order of :data:`PHASES`.
@@ -156,17 +160,20 @@ def profile_config(
         device=device.type,
         device_name=device_name(device),
         batch_size=config.task_batch_size(1),
-        hidden=tuple(config.hidden),
         torch_version=torch.__version__,
         eval_size=workloads[BASELINE].eval_size,
         n_batches=n_batches,
         repeats=repeats,
+        warmup=warmup,
         threads=torch.get_num_threads(),
+        run=run_name,
     )
     results = []
     for model in models:
         run = configs[model]  # a treatment may change the network itself
-        network = MODELS.chosen(run).describe(run, stream.input_shape, stream.n_classes)
+        kind = MODELS.chosen(run)
+        network = kind.describe(run, stream.input_shape, stream.n_classes)
+        hidden = tuple(run.hidden) if "hidden" in kind.uses else ()  # a ResNet has none
         for phase in PHASES:
             walls, cpu_ms, cuda_ms = timings[model, phase]
             q1, q3 = np.percentile(walls, [25, 75])
@@ -180,6 +187,7 @@ def profile_config(
                     profiler_self_cpu_ms=cpu_ms,
                     profiler_self_cuda_ms=cuda_ms,
                     network=network,
+                    hidden=hidden,
                     **common,
                 )
             )
@@ -432,6 +440,10 @@ def profile_table(results: list[ProfileResult]) -> str:
         fields = next(r.treatment for r in results if r.model == treated)
         shown = ", ".join(f"{k} = {v}" for k, v in fields)
         lines.append(f"{treated}: the baseline with {shown}; '+% wall' is its extra wall time")
+        if treated == ND:
+            lines.append("  (ND has no part in an evaluation: its 'eval' row differs by noise)")
+    if results[0].run:
+        lines.append(f"baseline: {results[0].run}")
     for device in sorted({r.device for r in results}):
         rs = [r for r in results if r.device == device]
         first = rs[0]
@@ -467,7 +479,7 @@ def profile_table(results: list[ProfileResult]) -> str:
 
 
 def _row(cells: tuple[str, ...], first: int = 9) -> str:
-    widths = (first, 7, 6, 10, 8, 14, 15, 9)
+    widths = (first, 7, 6, 11, 10, 14, 15, 9)  # room for 5 digits before the point
     return "".join(
         f"{c:<{w}}" if i < 3 else f"{c:>{w}}"
         for i, (c, w) in enumerate(zip(cells, widths, strict=True))
@@ -524,7 +536,8 @@ def cost_columns(root: Path | str) -> tuple[dict[str, dict[str, str]], str | Non
         value = overhead_pct(pair, measure).get((device, "both"))
         if value is not None:
             measured.append(f"{label} {value:+.1f} %")
-    where = f"measured per batch of training and evaluation on {name} ({device})"
+    network = first.network or f"the MLP of widths {','.join(map(str, first.hidden))}"
+    where = f"measured per batch of training and evaluation of {network} on {name} ({device})"
     mlp = not first.network or first.network.startswith("MLP")  # "": an older file's
     if treated != ND or not mlp:  # the counted overhead below is the MLP's formula
         return columns, f"Cost of {treated}: {where}: {', '.join(measured)}."
