@@ -257,6 +257,13 @@ def test_every_table_of_a_report_joins_on_one_group_key(own_study):
         ),
         ("[experiments.mine]\nlrr = 1", "'lrr' in [experiments.mine]: not a config field (nor"),
         ("[experiments]\nmine = 3", "[experiments.mine] must be a table of config fields"),
+        # a field the table's own model does not use: refused, never quietly put back
+        ("[experiments.mine]\nvit_dim = 8", "experiment mine: invalid config: vit_dim applies"),
+        (
+            '[experiments.v]\nmodel = "vit"\nhidden = [16]',
+            "experiment v: invalid config: hidden applies to model mlp, model cnn only",
+        ),
+        ('preset = "quik"', "s.toml: unknown preset 'quik'"),
     ],
 )
 def test_a_defined_experiment_with_a_mistake_is_refused_naming_its_table(
@@ -267,6 +274,17 @@ def test_a_defined_experiment_with_a_mistake_is_refused_naming_its_table(
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_defined_experiment_from_a_preset_one_still_drops_what_it_inherits():
+    from stabgap.core.config import RunConfig
+    from stabgap.studies.plan import study_spec
+
+    tables = {"v": {"from": "baseline-narrow", "model": "vit", "vit_dim": 8, "vit_heads": 2}}
+    spec = study_spec({"preset": "quick", "experiments": tables}, source="s.toml")
+    (run,) = {s.config.replace(seed=0) for s in spec.plan()}
+    # baseline-narrow's MLP widths go back to their default under the table's ViT
+    assert (run.model, run.vit_dim, run.hidden) == ("vit", 8, RunConfig().hidden)
 
 
 def test_run_study_takes_the_data_folder(tmp_path, monkeypatch):

@@ -120,11 +120,18 @@ def plan_runs(
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     specs, seen, labels = [], set(), {}
     for experiment in experiments:
-        own = to_dict(preset.config(experiment))
+
+        def config(values: dict[str, Any], experiment: str = experiment) -> RunConfig:
+            try:
+                return preset.config(experiment, values)
+            except StabgapError as e:  # which experiment's run it is, for a defined one
+                raise StabgapError(f"experiment {experiment}: {e}") from None
+
+        own = to_dict(config({}))
         for point in points:
             # Resolved with the grid's values: the overrides alone may be no valid run (a
             # shorter task than the preset's evaluation window, which the grid lowers).
-            resolved = to_dict(preset.config(experiment, {**overrides, **point}))
+            resolved = to_dict(config({**overrides, **point}))
             changed = {
                 k: v
                 for k, v in resolved.items()
@@ -137,9 +144,9 @@ def plan_runs(
             named = sorted((k for k in varied if resolved[k] != own[k]), key=FIELD_ORDER.get)
             label = experiment + "".join(f"_{k}={short(varied[k])}" for k in named)
             for seed in seeds:
-                config = preset.config(experiment, {**overrides, **point, "seed": seed})
-                spec = spec_for(label, config, experiment, varied)
-                same = labels.setdefault(stamp(config), label)
+                run = config({**overrides, **point, "seed": seed})
+                spec = spec_for(label, run, experiment, varied)
+                same = labels.setdefault(stamp(run), label)
                 if same != label:
                     raise StabgapError(
                         f"{same} and {label} are the same runs: what tells the experiments "
@@ -182,13 +189,12 @@ class StudySpec:
     source: str = "the study spec"  # where it came from, for messages
     # experiments the study file names and defines itself ([experiments.NAME]): their fields
     defined: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # which of those fields each table set itself (not from the experiment its `from` names)
+    kept: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def preset_with_defined(self) -> Preset:
         """The preset, with the study's own experiments beside its own."""
-        preset = get_preset(self.preset)
-        if not self.defined:
-            return preset
-        return dataclasses.replace(preset, experiments={**preset.experiments, **self.defined})
+        return with_defined(get_preset(self.preset), self.defined, self.kept)
 
     def plan(self) -> list[RunSpec]:
         """Every run of the study; a value that makes an invalid config is one line that
@@ -211,7 +217,7 @@ STUDY_KEYS = (
     *(
         {"overrides": "set"}.get(f.name, f.name)
         for f in fields(StudySpec)
-        if f.name not in ("source", "defined")  # (defined: the experiments' table form)
+        if f.name not in ("source", "defined", "kept")  # (the experiments' table form)
     ),
     "n_seeds",
 )
@@ -245,19 +251,27 @@ def study_spec(
     preset_name = values.get("preset", DEFAULT_PRESET)
     if not isinstance(preset_name, str):
         raise fail(f"preset must be a name (a string), got {preset_name!r}")
-    preset = get_preset(preset_name)
+    try:
+        preset = get_preset(preset_name)
+    except StabgapError as e:
+        raise fail(str(e)) from None
     defined: dict[str, dict[str, Any]] = {}
+    kept: dict[str, tuple[str, ...]] = {}
     if isinstance(values.get("experiments"), dict):  # [experiments.NAME] tables
-        defined = _defined_experiments(values["experiments"], preset, source)
+        defined, kept = _defined_experiments(values["experiments"], preset, source)
         values["experiments"] = list(values["experiments"])
-        preset = dataclasses.replace(preset, experiments={**preset.experiments, **defined})
+        preset = with_defined(preset, defined, kept)
     experiments = _names(values.get("experiments"), "experiments", fail)
     if experiments is None:
         experiments = list(preset.default_experiments)
     elif experiments == ["all"]:
         experiments = list(preset.experiments)
     for name in experiments:
-        preset.config(name)  # an unknown name is an error with the preset's choices
+        if name not in preset.experiments:  # an error with the preset's choices
+            try:
+                preset.config(name)
+            except StabgapError as e:
+                raise fail(str(e)) from None
 
     grid = values.get("grid", {})
     if not isinstance(grid, dict):
@@ -294,16 +308,29 @@ def study_spec(
         tuple(compare),
         source,
         defined,
+        kept,
     )
+
+
+def with_defined(
+    preset: Preset, defined: dict[str, dict[str, Any]], kept: dict[str, tuple[str, ...]]
+) -> Preset:
+    """`preset` with a study file's own experiments beside its own; the fields their tables
+    set (`kept`) are refused where they do not apply, never put back to their defaults."""
+    if not defined:
+        return preset
+    experiments = {**preset.experiments, **defined}
+    return dataclasses.replace(preset, experiments=experiments, kept={**preset.kept, **kept})
 
 
 def _defined_experiments(
     tables: dict[str, Any], preset: Preset, source: str
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, ...]]]:
     """The experiments a study file defines, each ``[experiments.NAME]`` a table of config
     fields set on the experiment named by its ``from`` (default: the preset's base, that is
-    its baseline); an empty table names one of the preset's own experiments."""
-    defined = {}
+    its baseline); an empty table names one of the preset's own experiments. Returns each
+    one's fields, and those its table set itself."""
+    defined, kept = {}, {}
     for name, table in tables.items():
         where = f"[experiments.{name}]"
         if not isinstance(table, dict):
@@ -328,7 +355,8 @@ def _defined_experiments(
         except StabgapError as e:
             raise StabgapError(f"{source}: {where} {e}") from None
         defined[name] = {**(preset.experiments[start] if start else {}), **fields_}
-    return defined
+        kept[name] = tuple(fields_)
+    return defined, kept
 
 
 def _field_name(key: str, source: str, table: str = "") -> str:

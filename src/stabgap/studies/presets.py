@@ -16,7 +16,7 @@ next ones of that sequence, the same on every machine.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stabgap.core.config import FIELDS, RunConfig, check_field, drop_stale, from_dict, to_dict
@@ -80,6 +80,9 @@ class Preset:
     n_seeds: int  # how many seeds of seed_sequence() a study runs unless told otherwise
     default_experiments: tuple[str, ...]  # what `stabgap run` runs when none is named
     baseline: str = "baseline"  # the experiment the others are compared with by default
+    # the fields each experiment sets that are the user's (a study file's [experiments.NAME]
+    # table): refused where they do not apply, as the user's overrides are, never put back
+    kept: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -94,11 +97,13 @@ class Preset:
                 f"choose from: {', '.join(self.experiments)}"
             )
         overrides = {check_field(k): v for k, v in (overrides or {}).items()}
-        values = {**to_dict(self.base), **self.experiments[experiment], **overrides}
+        own = self.experiments[experiment]
+        values = {**to_dict(self.base), **own, **overrides}
         # A preset's own setting for a network or stream the user has swapped out (the
         # quick preset's MLP widths in a run given --model vit) goes back to its default;
         # the user's own settings are still refused where they do not apply.
-        return from_dict(drop_stale(values, keep=set(overrides)))
+        keep = set(overrides) | set(self.kept.get(experiment, ()))
+        return from_dict(drop_stale(values, keep=keep))
 
 
 # The reference's protocol, quirks and all (docs/protocol.md).
@@ -322,9 +327,9 @@ def remedy_name(remedy: str, value: Any) -> str:
 
 def _remedy_experiments() -> dict[str, dict[str, Any]]:
     experiments = dict(REMEDY_FIXED)
-    for remedy, (field, extra, values) in REMEDY_STRENGTHS.items():
+    for remedy, (strength, extra, values) in REMEDY_STRENGTHS.items():
         for value in values:
-            experiments[remedy_name(remedy, value)] = {**extra, field: value}
+            experiments[remedy_name(remedy, value)] = {**extra, strength: value}
     return experiments
 
 
