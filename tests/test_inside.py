@@ -180,6 +180,17 @@ def test_active_and_dead_units_are_counted_as_before(small_stream, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_gelus_negative_outputs_are_not_active(dtype):
+    # A GELU is below zero wherever its input is: those units are idle, as a ReLU's zeros
+    # are (counted as non-zero, every GELU unit of a ViT read as active, none dead).
+    x = torch.randn(1, 2, 64, 40, generator=torch.Generator().manual_seed(6))
+    x[..., 9] = -torch.rand(1, 2, 64)  # a unit whose input is never positive: dead
+    counts, _ = evaluate_module.unit_counts_and_norms(nn.functional.gelu(x).to(dtype))
+    assert torch.equal(counts, (x > 0).sum(dim=2, dtype=torch.int32))
+    assert counts[..., 9].eq(0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_statistics_in_slices_are_those_of_the_whole_activations(monkeypatch, dtype):
     # A CPU goes through the activations in cache-sized slices of images; the counts and
     # every image's norm must be the whole computation's to the bit, with slices that do not
@@ -188,7 +199,7 @@ def test_the_statistics_in_slices_are_those_of_the_whole_activations(monkeypatch
     h = torch.relu(torch.randn(2, 3, 37, 300, generator=g)).to(dtype)
     h[1, 2, 4] = float("nan")
     whole = (
-        (h != 0).view(torch.uint8).sum(dim=2, dtype=torch.int32),
+        (h != 0).sum(dim=2, dtype=torch.int32),  # on a ReLU's outputs: the non-zero ones
         torch.linalg.vector_norm(h.float(), dim=3),
     )
     for elements in (1, 2 * 3 * 300 * 5, 2 * 3 * 300 * 16, 10**9):

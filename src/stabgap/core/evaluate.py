@@ -159,12 +159,15 @@ CPU_SLICE = 1 << 20
 
 
 def unit_counts_and_norms(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each unit's count of images where it is active (non-zero): (R, T, units) int32; and
-    each image's norm over the units, in float32: (R, T, m). h: (R, T, m, units).
+    """Each unit's count of images where it is active (above zero): (R, T, units) int32;
+    and each image's norm over the units, in float32: (R, T, m). h: (R, T, m, units).
 
-    A unit is active on an image where it is non-zero, dead on the subset where it is
-    non-zero on no image: its count serves both, summed as bytes into int32 (1.5-3 ×
-    faster than count_nonzero's int64 sum, and no max over images).
+    A unit is active on an image where its output is above zero (a ReLU's or a GELU's: its
+    input was positive; NaN, a diverged network's, counts as active), dead on the subset
+    where it is active on no image: its count serves both, summed as bytes into int32
+    (1.5-3 × faster than count_nonzero's int64 sum, and no max over images). On a ReLU's
+    outputs (≥ 0, -0.0 or NaN) that is the count of non-zero values; a GELU's are negative
+    below zero, which are not active.
 
     On a CPU both are computed over slices of the images: whole, a (T, m, units) reduction
     over the images reads memory 3-5 × slower than in cache-sized slices (paper MLP, 3
@@ -178,7 +181,8 @@ def unit_counts_and_norms(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     norms = torch.empty(r, t, m, device=h.device)
     for start in range(0, m, step):
         part = h[:, :, start : start + step]
-        counts += (part != 0).view(torch.uint8).sum(dim=2, dtype=torch.int32)
+        idle = (part <= 0).view(torch.uint8).sum(dim=2, dtype=torch.int32)  # NaN: not idle
+        counts += part.shape[2] - idle
         norms[:, :, start : start + step] = torch.linalg.vector_norm(part.float(), dim=3)
     return counts, norms
 
