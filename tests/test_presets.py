@@ -149,7 +149,7 @@ def test_a_methods_study_runs_and_tests_the_methods_findings(tmp_path, capsys):
     assert "**er-ace-200** against er-200 (they differ in er_ace only)" in text
     assert "**er-agem-200** against er-200 (they differ in agem only)" in text
     for group in chosen:  # every method's gap against its own noise floor
-        assert f"Ours, **{group}**: GD_1,2 exceeds what evaluation noise alone" in text
+        assert f"Ours, **{group}**: GD_1,2 minus what evaluation noise alone" in text
     assert "## The replay memories" in text and (report / "memory.csv").exists()
     # LwF without replay forgets split MNIST's first pair: its last gap measures nothing
     assert "**lwf-1**: task 1 was forgotten before the last switch" in text

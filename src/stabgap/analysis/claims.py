@@ -293,8 +293,8 @@ def gap_sentence(check: GapCheck, family: Family, labels: dict[str, str]) -> str
     c = family.adjusted(check.comparison)
     head = (
         f"Reported for every method studied (De Lange et al., ICLR 2023): a stability gap. "
-        f"Ours, **{labels[check.group.key]}**: GD_1,2 exceeds what evaluation noise alone "
-        f"gives its runs (fresh subsets of {check.subset} images at each point) by "
+        f"Ours, **{labels[check.group.key]}**: GD_1,2 minus what evaluation noise alone "
+        f"gives its runs (fresh subsets of {check.subset} images at each point): "
     )
     if not c.testable:
         return head + f"{c.diff:+.2f} p.p. ({c.why_untestable()})."

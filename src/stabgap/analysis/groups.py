@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from stabgap.core.config import FIELDS, help_text
+from stabgap.core.config import FIELDS, applies, help_text
 from stabgap.errors import StabgapError
 from stabgap.studies.plan import short
 from stabgap.studies.presets import PRESETS
@@ -238,8 +238,18 @@ def split_names(texts: Sequence[str], groups: Sequence[Group]) -> list[str]:
     return names
 
 
+# Greek letters of the labels, spelt out in file names (else "λ=0" would read "_=0")
+_SPELT = {"λ": "lambda", "α": "alpha", "β": "beta", "γ": "gamma", "ρ": "rho"}
+
+
 def file_name(key: str) -> str:
-    """A group key as a file name: only letters, digits and . _ = , -"""
+    """A group key as a file name: only letters, digits and . _ = , -
+
+    >>> file_name("mlp32, dataset=mnist, λ=0")
+    'mlp32,_dataset=mnist,_lambda=0'
+    """
+    for letter, name in _SPELT.items():
+        key = key.replace(letter, name)
     return re.sub(r"[^A-Za-z0-9._=,-]+", "_", key).strip("_") or "group"
 
 
@@ -286,10 +296,23 @@ def grid_sweeps(groups: Sequence[Group]) -> dict[str, dict[str, list[Group]]]:
         named = {}
         for line in lines.values():
             first = line[0]
-            parts = [f"{field_label(k)}={short(first.config.get(k))}" for k in differing]
+            parts = [
+                f"{field_label(k)}={short(first.config.get(k))}"
+                for k in differing
+                if _applies(first.config, k)  # not a ViT's hidden widths
+            ]
             named[", ".join(parts)] = sorted(line, key=lambda g: float(g.config.get(name, 0)))
         sweeps[name] = named
     return sweeps
+
+
+def _applies(config: dict[str, Any], name: str) -> bool:
+    """Whether a run of this (recorded) config uses field `name`; True where that cannot be
+    told (a plugin's network that is not loaded)."""
+    try:
+        return applies(SimpleNamespace(**config), name)
+    except (KeyError, AttributeError, StabgapError):
+        return True
 
 
 def field_label(name: str) -> str:

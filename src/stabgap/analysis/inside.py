@@ -58,6 +58,9 @@ def activity_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str],
                 values = np.array(
                     [scale * final(r, statistic)[k] for r in g.runs if k < final(r, statistic).size]
                 )
+                if values.size == 0:  # a network with fewer hidden layers than another's
+                    row.append("–")
+                    continue
                 sd = values.std(ddof=1) if values.size > 1 else math.nan
                 row.append(format_mean_std(float(values.mean()), float(sd), 2))
         rows.append(row)

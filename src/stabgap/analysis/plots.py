@@ -750,14 +750,16 @@ def plot_strength_tradeoff(
     series = dict(points) if isinstance(points, Mapping) else {"": points}
     if not any(series.values()):
         raise ValueError("plot_strength_tradeoff: no points to plot")
-    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    lone = len(series) == 1
+    columns = 2 if len(series) > 3 else 1  # of the legend over the panels, for a grid's lines
+    rows = 0 if lone else math.ceil(len(series) / columns)
+    fig = Figure(figsize=(9.0, 3.8 + 0.22 * rows), layout="constrained")
     FigureCanvasAgg(fig)
     ax_gd, ax_acc = fig.subplots(1, 2, sharex=True)
     panels = (
         (ax_gd, 1, "gap depth GD (p.p.), lower is better"),
         (ax_acc, 3, "final average accuracy ACC (%), higher is better"),
     )
-    lone = len(series) == 1
     colors = ["C3", "C0"] if lone else _colors(len(series))
     every = []
     for i, (name, line) in enumerate(series.items()):
@@ -776,9 +778,17 @@ def plot_strength_tradeoff(
             ax.set_ylabel(ylabel, fontsize=9)
             ax.grid(alpha=0.3)
             ax.margins(y=0.15)
-    for ax, _, _ in panels:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", fontsize=8, frameon=False)
+    title = "Gap depth and final accuracy (mean ± std over seeds)"
+    if lone:  # the baseline's square, in each panel
+        for ax, _, _ in panels:
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", fontsize=8, frameon=False)
+        fig.suptitle(title, fontsize=10)
+    else:  # the lines, once for both panels, over them: a grid's can be many and long
+        handles, labels = ax_gd.get_legend_handles_labels()
+        # the title heads the legend: a title over it, the layout would draw across it
+        fig.legend(handles, labels, loc="outside upper center", ncols=columns, fontsize=7,
+                   frameon=False, title=title, title_fontsize=10)  # fmt: skip
     x = np.concatenate(every)
     positive = x[x > 0]
     ticks = np.unique(x)
@@ -796,7 +806,6 @@ def plot_strength_tradeoff(
     ax_gd.xaxis.set_minor_locator(NullLocator())  # log's minor ticks crowd the labels
     # One x label under both panels: a field's label can be longer than a panel is wide.
     fig.supxlabel(axis, fontsize=10)
-    fig.suptitle("Gap depth and final accuracy (mean ± std over seeds)", fontsize=10)
     save(fig, path, pdf=pdf)
     return fig
 

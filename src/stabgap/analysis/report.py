@@ -482,7 +482,7 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             for line, members in lines.items()
         }
         which = (
-            f"one line for each value of the other settings ({', '.join(lines)})"
+            f"one line for each value of the other settings: {'; '.join(lines)}"
             if len(lines) > 1
             else "the groups that differ only in it"
         )
