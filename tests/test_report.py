@@ -393,3 +393,29 @@ def test_report_html_draws_its_curves_offline_in_a_real_browser(own_study, tmp_p
     pixels = matplotlib.image.imread(shot)[..., :3]
     blue = np.array([0x1F, 0x77, 0xB4]) / 255  # the first group's line
     assert (np.abs(pixels - blue).max(axis=-1) < 0.08).sum() > 200
+
+
+def test_a_group_that_never_learned_task_1_is_flagged_against_chance():
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.forgetting import unlearned_groups, unlearned_sentence
+    from stabgap.core.config import RunConfig, to_dict
+
+    def group(key, config, ends):  # each run's task-1 accuracy as task 1 ended
+        runs = [NS(measure=lambda f, e=e: np.array([[e, 0.0], [0.0, 0.0]])) for e in ends]
+        return NS(key=key, config=to_dict(config), runs=runs)
+
+    rotated = RunConfig(eval_subset=500)  # 10 digits: chance 10 %, ± 1.34 on 500 images
+    split = RunConfig(stream="split", eval_subset=500)  # 2 digits a task: chance 50 %
+    found = unlearned_groups(
+        [
+            group("flat", rotated, [11.0, 13.9, 90.0]),  # two of three within 3 SE (14.0)
+            group("learnt", rotated, [14.1, 95.0]),
+            group("split-flat", split, [52.0, 55.0, 60.0]),  # 50 + 3 · 2.24 = 56.7
+            group("imported", RunConfig(), []),
+        ]
+    )
+    assert set(found) == {"flat", "split-flat"}
+    assert found["flat"][:2] == (2, 3) and found["split-flat"][3] == 50.0
+    text = unlearned_sentence("flat", found["flat"])
+    assert "task 1 was not learned in 2 of its 3 runs" in text and "chance (10.0 %)" in text

@@ -1,19 +1,26 @@
-"""Groups whose first task is gone before a later switch: there a gap measures nothing.
+"""Groups whose first task is gone before a later switch, or was never learned: there a
+gap measures nothing.
 
 A gap depth is the drop from the accuracy before a switch to the lowest point after it. A
 network that has already forgotten task 1 (class-incremental learning without replay: its
 head answers the newest classes only) has nothing left to drop, so GD_1,j is about 0 and
 the time to recover is 0: the best scores, for the worst outcome. The report flags such
 groups beside the metrics they make meaningless, and the gap-against-accuracy figure marks
-them and leaves them off its Pareto front.
+them and leaves them off its Pareto front. A network that never learned task 1 (too short a
+task, too small a network) sits at chance before the first switch: its "gaps" are the
+evaluation's noise around chance, and the report says so too.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from stabgap.core.config import FIELDS, from_dict
+from stabgap.core.data import DATASETS
+from stabgap.errors import StabgapError
 from stabgap.metrics import acc_before_switch
 
 # Task 1 counts as forgotten before a switch when its accuracy there is below this share
@@ -57,4 +64,59 @@ def forgotten_sentence(label: str, found: tuple[int, int, float, float], n_tasks
         f"runs (its accuracy {before:.1f} % before task {n_tasks} began, {end:.1f} % when "
         f"task 1 ended): GD_1,{n_tasks} and TTR_1,{n_tasks} measure no gap there, whatever "
         "they read; min-ACC and the final accuracy say what happened."
+    )
+
+
+# Task 1 counts as not learned when its accuracy as its task ended is within this many
+# standard errors of chance (a binomial proportion's, on the evaluation's subset).
+CHANCE_SE = 3.0
+
+
+def task_one_chance(config: dict) -> tuple[float, float] | None:
+    """Chance accuracy on task 1 (%), one class in as many as task 1 holds, and the standard
+    error of an accuracy at chance on task 1's evaluation subset (p.p.); None where the
+    record cannot say (imported curves, a plugin's field).
+
+    Example:
+        >>> from stabgap.core.config import RunConfig, to_dict
+        >>> chance, se = task_one_chance(to_dict(RunConfig(eval_subset=500)))
+        >>> chance, round(se, 2)  # 10 digits, 500 test images: √(0.1 · 0.9 / 500)
+        (10.0, 1.34)
+    """
+    from stabgap.cost.flops import run_shape
+
+    try:
+        run = from_dict({k: v for k, v in config.items() if k in FIELDS})
+        shape = run_shape(run)
+    except (StabgapError, KeyError, TypeError, ValueError):
+        return None
+    classes = run.classes_per_task if run.stream == "split" else DATASETS.chosen(run).n_classes
+    p = 1 / classes
+    m = run.task_eval_size(1, shape.test_sizes[0])
+    return 100 * p, 100 * math.sqrt(p * (1 - p) / m)
+
+
+def unlearned_groups(groups: Sequence) -> dict[str, tuple[int, int, float, float]]:
+    """Groups in which most runs never learned task 1: key -> (runs at chance when task 1
+    ended, runs, their mean accuracy then, chance)."""
+    out = {}
+    for g in groups:
+        found = task_one_chance(g.config) if g.runs and g.config else None
+        if found is None:
+            continue
+        chance, se = found
+        ends = np.array([r.measure(acc_before_switch)[0][0] for r in g.runs], dtype=float)
+        at_chance = int((ends <= chance + CHANCE_SE * se).sum())
+        if 2 * at_chance > len(g.runs):
+            out[g.key] = (at_chance, len(g.runs), float(np.nanmean(ends)), chance)
+    return out
+
+
+def unlearned_sentence(label: str, found: tuple[int, int, float, float]) -> str:
+    at_chance, runs, end, chance = found
+    return (
+        f"**{label}**: task 1 was not learned in {at_chance} of its {runs} runs: its accuracy "
+        f"when task 1 ended ({end:.1f} % on average) was within {CHANCE_SE:g} standard errors "
+        f"of chance ({chance:.1f} %), so its GD and TTR measure the evaluation's noise around "
+        "chance, not a gap. Train longer, or a larger network, before reading them."
     )

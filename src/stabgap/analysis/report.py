@@ -27,7 +27,12 @@ from pathlib import Path
 from stabgap.analysis.costs import COST_NOTE, cost_table
 from stabgap.analysis.export import curve_rows, loss_rows
 from stabgap.analysis.fidelity import summary
-from stabgap.analysis.forgetting import forgotten_groups, forgotten_sentence
+from stabgap.analysis.forgetting import (
+    forgotten_groups,
+    forgotten_sentence,
+    unlearned_groups,
+    unlearned_sentence,
+)
 from stabgap.analysis.groups import (
     Group,
     axis_label,
@@ -230,6 +235,7 @@ def _build(
         for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
             (out / f"table1.{suffix}").write_text(t1.render(fmt) + "\n")
         gone = [forgotten_sentence(shown[k], f, n_tasks) for k, f in forgotten.items()]
+        gone += [unlearned_sentence(shown[k], f) for k, f in unlearned_groups(ordered).items()]
         tables.append(("Table 1", t1.render("markdown") + "".join(f"\n\n- {s}" for s in gone)))
     header, rows = groups_table(summaries, ordered, n_tasks)
     write_table(group_rows(summaries, ordered, n_tasks), out / "groups")
