@@ -90,3 +90,30 @@ def test_curves_file_holds_no_pickles(tmp_path, record):
             "mean_square",
             "dead_fraction",
         }
+
+
+def test_a_run_trained_again_from_its_record_gives_its_numbers(tmp_path):
+    # The recipe of docs/studies.md ("One run again, from its record"), to the bit.
+    import torch
+    from conftest import mnist_dir
+
+    from stabgap.cli import main
+    from stabgap.core.config import from_dict
+    from stabgap.core.train import train_runs
+
+    tiny = ["--batches-per-task", "6", "--hidden", "16", "--eval-subset", "50", "--quiet"]
+    where = ["--data-dir", str(mnist_dir()), "--out", str(tmp_path), "--no-plot"]
+    assert (
+        main(["run", "--preset", "quick", "--experiments", "nd", "--seeds", "5", *tiny, *where])
+        == 0
+    )
+    (folder,) = [p for p in tmp_path.iterdir() if (p / "run.json").is_file()]
+    record = read_run(folder)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(record.metadata["threads"])  # the sums' order follows them
+        (again,) = train_runs([from_dict(record.config)])
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(again.acc, record.acc, equal_nan=True)
+    assert np.array_equal(again.loss, record.loss) and np.array_equal(again.penalty, record.penalty)
