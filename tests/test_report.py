@@ -419,3 +419,18 @@ def test_a_group_that_never_learned_task_1_is_flagged_against_chance():
     assert found["flat"][:2] == (2, 3) and found["split-flat"][3] == 50.0
     text = unlearned_sentence("flat", found["flat"])
     assert "task 1 was not learned in 2 of its 3 runs" in text and "chance (10.0 %)" in text
+
+
+def test_groups_of_one_setting_under_two_names_are_said_to_be_one():
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.groups import same_settings
+    from stabgap.core.config import RunConfig, to_dict
+
+    def group(key, seed, **fields):
+        config = to_dict(RunConfig(seed=seed, **fields))
+        return NS(key=key, source="stabgap", imported=False, runs=[NS(config=config)],
+                  diverged=[], config=config)  # fmt: skip
+
+    groups = [group("baseline", 1), group("mine", 2), group("nd", 1, decay_lambda=1e-5)]
+    assert [[g.key for g in same] for same in same_settings(groups)] == [["baseline", "mine"]]

@@ -93,6 +93,16 @@ def build_groups(records: Sequence[RunRecord]) -> list[Group]:
     return ordered
 
 
+def same_settings(groups: Sequence[Group]) -> list[list[Group]]:
+    """Groups of one source that ran the same settings under different names (a run
+    reproduced under its own experiment name beside a study's): each such set, in order."""
+    sets: dict[tuple[str, str], list[Group]] = {}
+    for g in groups:
+        if (g.runs or g.diverged) and not g.imported:
+            sets.setdefault((g.source, _science(g.config)), []).append(g)
+    return [same for same in sets.values() if len(same) > 1]
+
+
 def _science(config: dict[str, Any]) -> str:
     """What makes runs one setting: their science fields, the seed left out."""
     science = {k: v for k, v in config.items() if k not in FIELDS or FIELDS[k].metadata["science"]}

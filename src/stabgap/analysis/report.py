@@ -43,6 +43,7 @@ from stabgap.analysis.groups import (
     field_label,
     file_name,
     grid_sweeps,
+    same_settings,
     split_names,
 )
 from stabgap.analysis.html import curve_data, write_html
@@ -586,6 +587,18 @@ def _protocol(base: Group) -> str:
     )
 
 
+def _twins(groups: Sequence[Group], labels: dict[str, str]) -> str:
+    """A sentence for groups that ran one setting under two names ("" if none)."""
+    said = []
+    for same in same_settings(groups):
+        names = " and ".join(f"**{labels[g.key]}**" for g in same)
+        said.append(
+            f"{names} ran the same settings under different names: they differ in name only, "
+            "two samples of one setting. "
+        )
+    return "".join(said)
+
+
 def _network(c: dict) -> str:
     """A run's network in a few words, from the fields that network reads (as `stabgap
     cost` names it); its name alone where the record's config cannot be rebuilt."""
@@ -661,7 +674,7 @@ def _markdown(
         "# Stability-gap study report",
         f"{_count(len(records), 'run')} in {_count(len(groups), 'group')} ({', '.join(sources)})"
         + (f"; every group has {common}" if common else "")
-        + f". {_protocol(base)}Baseline group: **{labels[base.key]}**"
+        + f". {_protocol(base)}{_twins(groups, labels)}Baseline group: **{labels[base.key]}**"
         + (f" ({why})" if why else "")
         + "; compared with it: "
         + ("; ".join(labels[g.key] for g in compared) or "none")
