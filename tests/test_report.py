@@ -403,7 +403,7 @@ def test_a_group_that_never_learned_task_1_is_flagged_against_chance():
 
     def group(key, config, ends):  # each run's task-1 accuracy as task 1 ended
         runs = [NS(measure=lambda f, e=e: np.array([[e, 0.0], [0.0, 0.0]])) for e in ends]
-        return NS(key=key, config=to_dict(config), runs=runs)
+        return NS(key=key, config=to_dict(config), runs=runs, imported=key == "imported")
 
     rotated = RunConfig(eval_subset=500)  # 10 digits: chance 10 %, ± 1.34 on 500 images
     split = RunConfig(stream="split", eval_subset=500)  # 2 digits a task: chance 50 %

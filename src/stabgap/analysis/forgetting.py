@@ -101,7 +101,7 @@ def unlearned_groups(groups: Sequence) -> dict[str, tuple[int, int, float, float
     ended, runs, their mean accuracy then, chance)."""
     out = {}
     for g in groups:
-        found = task_one_chance(g.config) if g.runs and g.config else None
+        found = task_one_chance(g.config) if g.runs and not g.imported else None
         if found is None:
             continue
         chance, se = found
