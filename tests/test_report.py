@@ -263,6 +263,10 @@ def test_every_table_of_a_report_joins_on_one_group_key(own_study):
             '[experiments.v]\nmodel = "vit"\nhidden = [16]',
             "experiment v: invalid config: hidden applies to model mlp, model cnn only",
         ),
+        (  # a study-wide value: set it for the experiments that use it
+            'hidden = [16]\n[experiments.v]\nmodel = "vit"',
+            "(set hidden for the experiments that use it, in their own tables, not for the",
+        ),
         ('preset = "quik"', "s.toml: unknown preset 'quik'"),
     ],
 )

@@ -125,7 +125,9 @@ def plan_runs(
             try:
                 return preset.config(experiment, values)
             except StabgapError as e:  # which experiment's run it is, for a defined one
-                raise StabgapError(f"experiment {experiment}: {e}") from None
+                # a study-wide value that a network of the file's own experiments does not use
+                hint = _hint(e, overrides) if experiment in preset.kept else str(e)
+                raise StabgapError(f"experiment {experiment}: {hint}") from None
 
         own = to_dict(config({}))
         for point in points:
@@ -156,6 +158,19 @@ def plan_runs(
                     seen.add(spec.name)
                     specs.append(spec)
     return specs
+
+
+def _hint(error: StabgapError, overrides: dict[str, Any]) -> str:
+    """`error`'s message; where it refuses a study-wide value that this (defined)
+    experiment's network does not use, the fix is to set it where it applies."""
+    message = str(error)
+    for name in overrides:
+        message = message.replace(
+            f"(leave {name} at its default)",
+            f"(set {name} for the experiments that use it, in their own tables, not for the "
+            "whole study)",
+        )
+    return message
 
 
 def short(value: Any) -> str:
