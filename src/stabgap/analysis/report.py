@@ -62,8 +62,7 @@ from stabgap.analysis.verdicts import (
 )
 from stabgap.analysis.why import why_table
 from stabgap.core.config import FIELDS, from_dict
-from stabgap.core.models import MODELS
-from stabgap.cost.flops import run_shape
+from stabgap.cost.flops import architecture
 from stabgap.errors import StabgapError
 from stabgap.metrics import unit
 from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
@@ -603,9 +602,7 @@ def _network(c: dict) -> str:
     """A run's network in a few words, from the fields that network reads (as `stabgap
     cost` names it); its name alone where the record's config cannot be rebuilt."""
     try:
-        config = from_dict({k: v for k, v in c.items() if k in FIELDS})
-        shape = run_shape(config)
-        return MODELS.chosen(config).describe(config, shape.image, shape.n_classes)
+        return architecture(from_dict({k: v for k, v in c.items() if k in FIELDS}))
     except (StabgapError, KeyError, TypeError, ValueError):  # e.g. a plugin's, not loaded
         return str(c["model"])
 

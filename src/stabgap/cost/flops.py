@@ -407,7 +407,7 @@ def cost_report(
     m = base.task_eval_size(task, shape.evaluated_test_size(base, task))
     k = _evaluated_tasks(base, task)
     per_b, per_nd = batch_costs(base, task, test_size), batch_costs(nd, task, test_size)
-    arch = _architecture(base, shape)
+    arch = architecture(base, shape)
     replayed = replayed_examples(base, task)
     batch_text = f"batch {b}" + (f" + {replayed} replayed" if replayed else "")
     lines = [title] if title else []
@@ -535,7 +535,11 @@ def analyses_report(base: RunConfig, test_size: int | None = None) -> str:
     )
 
 
-def _architecture(config: RunConfig, shape: RunShape) -> str:
+def architecture(config: RunConfig, shape: RunShape | None = None) -> str:
+    """A run's network in a few words, from the fields it reads ("MLP 784-2048-2048-10",
+    "reduced ResNet-18, 20 base filters, ..."): as `stabgap cost`, the report and a profile
+    name it. `shape`: the run's (default: from its config)."""
+    shape = shape or run_shape(config)
     return MODELS.chosen(config).describe(model_view(config), shape.image, shape.n_classes)
 
 

@@ -56,6 +56,7 @@ from stabgap.core.models import MODELS
 from stabgap.core.remedies import Step
 from stabgap.core.streams import TaskStream, build_stream, check_stream
 from stabgap.core.train import build_parts, draw_batch, train_step
+from stabgap.cost.flops import architecture
 from stabgap.errors import StabgapError
 
 PROFILE_FILE = "profile.json"  # a profile's results, in a folder of its own
@@ -171,9 +172,8 @@ def profile_config(
     results = []
     for model in models:
         run = configs[model]  # a treatment may change the network itself
-        kind = MODELS.chosen(run)
-        network = kind.describe(run, stream.input_shape, stream.n_classes)
-        hidden = tuple(run.hidden) if "hidden" in kind.uses else ()  # a ResNet has none
+        network = architecture(run)
+        hidden = tuple(run.hidden) if "hidden" in MODELS.chosen(run).uses else ()  # not a ResNet's
         for phase in PHASES:
             walls, cpu_ms, cuda_ms = timings[model, phase]
             q1, q3 = np.percentile(walls, [25, 75])
