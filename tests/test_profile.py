@@ -212,6 +212,35 @@ def test_a_profile_says_what_its_table_cannot(capsys, options, note):
     assert note in capsys.readouterr().out
 
 
+def test_a_profiles_evaluation_is_the_runs(monkeypatch):
+    # The 'eval' phase makes the evaluations of task 1 that the run's loop makes: every task
+    # where the run evaluates all, each repeat, the statistics at every k-th point only
+    from stabgap.core import train
+
+    calls = []
+
+    def counted(net, stream, idx, task, statistics=True):
+        calls.append((tuple(idx.shape), task, statistics))
+        return evaluate(net, stream, idx, task, statistics)
+
+    evaluate = train.evaluate
+    monkeypatch.setattr(train, "evaluate", counted)
+    config = get_preset("quick").config("baseline", {**TINY, "batches_per_task": 5})
+    config = config.replace(eval_tasks="all", eval_repeats=2, activity_every=3)
+    stream = profile.synthetic_stream(config, "cpu")
+    train.train_stack([config], stream)
+    # task 1's points but its last (which always has the statistics), 2 repeats each
+    in_the_run = calls[: 2 * (config.batches_per_task - 1)]
+    calls.clear()
+    workload = profile.Workload(config, stream, torch.device("cpu"))
+    for _ in range(config.batches_per_task - 1):
+        workload.eval()
+    assert calls == in_the_run
+    assert {shape for shape, *_ in calls} == {(1, stream.n_tasks, 40)}
+    assert [s for *_, s in calls[::2]] == [True, False, False, True]
+    assert workload.eval_size == 2 * stream.n_tasks * 40
+
+
 def test_the_table_keeps_its_columns_apart_past_a_second():
     rows = [_result(m, "both", 1274.688, 1.0, None, device="cpu") for m in ("baseline", "nd")]
     rows = [dataclasses.replace(r, wall_ms_iqr=1162.45) for r in rows]

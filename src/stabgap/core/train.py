@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,13 @@ from stabgap.core.device import (
     precision_context,
     resolve_device,
 )
-from stabgap.core.evaluate import EvalSubsets, activity_points, evaluate, evaluation_steps
+from stabgap.core.evaluate import (
+    EvalSubsets,
+    Evaluation,
+    activity_points,
+    evaluate,
+    evaluation_steps,
+)
 from stabgap.core.losses import cross_entropy, weighted_replay_loss
 from stabgap.core.memories import MEMORIES, Memory
 from stabgap.core.methods import LOGITS, METHODS
@@ -258,17 +264,15 @@ def train_stack(
             kept.append(parts.memory.content())
         parts.sampler.start_task(task)
         parts.remedies.at_switch(task, parts.model, parts.optimizer)
-        evaluated = range(1, (n_tasks if base.eval_tasks == "all" else task) + 1)
-        m = base.task_eval_size(task, min(stream.test_size(k) for k in evaluated))
+        evaluated, m = evaluated_tasks(base, stream, task)
         for t in range((task - 1) * per_task, task * per_task):
             if evaluated_at[t]:  # the model after t updates
                 with timer("eval"):
                     net = parts.remedies.evaluated(parts.model)
-                    for repeat in range(base.eval_repeats):  # independent test subsets
-                        idx = parts.subsets.draw(evaluated, m)  # (R, tasks, m)
-                        with parts.eval_precision():
-                            ev = evaluate(net, stream, idx, task, with_activity[point])
-                            curves.record(point, repeat, m, ev)
+                    for repeat, ev in evaluation_point(
+                        parts, net, task, evaluated, m, with_activity[point]
+                    ):
+                        curves.record(point, repeat, m, ev)
                 if analyses is not None:
                     with timer("analyses"):
                         analyses.measure(point, net, task)
@@ -334,6 +338,31 @@ def train_stack(
             )
         )
     return results
+
+
+def evaluated_tasks(config: RunConfig, stream: TaskStream, task: int) -> tuple[range, int]:
+    """The tasks each evaluation during `task` covers (those seen so far, or all of them)
+    and the test images it takes of each."""
+    evaluated = range(1, (stream.n_tasks if config.eval_tasks == "all" else task) + 1)
+    return evaluated, config.task_eval_size(task, min(stream.test_size(k) for k in evaluated))
+
+
+def evaluation_point(
+    parts: RunParts,
+    net: torch.nn.Module,
+    task: int,
+    evaluated: range,
+    m: int,
+    statistics: bool,
+) -> Iterator[tuple[int, Evaluation]]:
+    """One continual evaluation, as the loop makes it at a point of `task`: `net` (the
+    network the remedies evaluate) on `m` test images of each `evaluated` task, once per
+    repeat, each on independent subsets. Yields (repeat, evaluation), the evaluation's
+    precision still in force."""
+    for repeat in range(parts.configs[0].eval_repeats):
+        idx = parts.subsets.draw(evaluated, m)  # (R, tasks, m)
+        with parts.eval_precision():
+            yield repeat, evaluate(net, parts.stream, idx, task, statistics)
 
 
 def draw_batch(parts: RunParts) -> Batch:

@@ -15,8 +15,9 @@ fields set (by default ND, ``decay_lambda = 1e-5``; any remedy's fields alike, e
 
 The phases are the bodies of :func:`stabgap.core.train.train_stack`, run with the same parts
 (:func:`stabgap.core.train.build_parts`, :func:`stabgap.core.train.train_step`,
-:func:`stabgap.core.evaluate.evaluate`): ``train`` is one training step, ``eval`` one
-continual evaluation,
+:func:`stabgap.core.train.evaluation_point`): ``train`` is one training step, ``eval`` one
+continual evaluation of task 1 (of every task where the run evaluates all, in each of its
+repeats; the hidden layers' statistics at every `activity_every`-th, as in the run),
 ``both`` the two in turn as the loop does at every batch (the reference profiled its
 evaluation too). The default scale is the poster's profiling runs (experiments 15/16):
 one task (0°), batch 512, widths 2048-2048, evaluation subsets of 2048 test images; any
@@ -51,11 +52,16 @@ from stabgap.atomic import write_text
 from stabgap.core.config import RunConfig
 from stabgap.core.data import DATASETS, Dataset, Images
 from stabgap.core.device import keep_freed_memory
-from stabgap.core.evaluate import evaluate
 from stabgap.core.models import MODELS
 from stabgap.core.remedies import Step
 from stabgap.core.streams import TaskStream, build_stream, check_stream
-from stabgap.core.train import build_parts, draw_batch, train_step
+from stabgap.core.train import (
+    build_parts,
+    draw_batch,
+    evaluated_tasks,
+    evaluation_point,
+    train_step,
+)
 from stabgap.cost.flops import architecture
 from stabgap.errors import StabgapError
 
@@ -233,19 +239,24 @@ class Workload:
     def __init__(self, config: RunConfig, stream: TaskStream, device: torch.device) -> None:
         self.parts = build_parts([config], stream, device)
         self.parts.sampler.start_task(1)
-        self.eval_size = config.task_eval_size(1, stream.test_size(1))
+        self.evaluated, self.m = evaluated_tasks(config, stream, 1)
+        # test images per evaluation: of every evaluated task, in every repeat
+        self.eval_size = self.m * len(self.evaluated) * config.eval_repeats
+        self.activity_every = config.activity_every
+        self.points = 0  # evaluations so far: the statistics come at every k-th, as in a run
         self.loss = torch.zeros(1, device=device)
-        self.correct = torch.zeros(1, 1, dtype=torch.int32, device=device)
+        self.correct = torch.zeros(1, len(self.evaluated), dtype=torch.int32, device=device)
 
     def train(self) -> None:
         loss, _ = train_step(self.parts, draw_batch(self.parts), Step(1, 0, 0))
         self.loss.copy_(loss)  # the loop keeps every loss, on the device
 
     def eval(self) -> None:
-        parts = self.parts
-        idx = parts.subsets.draw(range(1, 2), self.eval_size)  # (1, 1, m)
-        with parts.eval_precision():
-            self.correct.copy_(evaluate(parts.model, parts.stream, idx, 1).correct)
+        every, self.points = self.activity_every, self.points + 1
+        statistics = every > 0 and (self.points - 1) % every == 0
+        net = self.parts.remedies.evaluated(self.parts.model)
+        for _, ev in evaluation_point(self.parts, net, 1, self.evaluated, self.m, statistics):
+            self.correct.copy_(ev.correct)  # the loop keeps every count, on the device
 
     def both(self) -> None:
         self.eval()  # before the update, as in the loop
