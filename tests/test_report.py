@@ -389,6 +389,13 @@ def test_report_html_draws_its_curves_offline_in_a_real_browser(own_study, tmp_p
     assert 'data-curves-drawn="3"' in body and 'data-task="2"' in body, body
     low, high = map(int, re.search(r'data-x-range="(\d+),(\d+)"', body).groups())
     assert low <= 12 < high < 18
+    # the accuracy axis labelled at round values, evenly, 1, 2 or 5 × a power of ten apart
+    y = [float(v) for v in re.search(r'data-y-ticks="([^"]+)"', body)[1].split(",")]
+    steps = {round(b - a, 6) for a, b in zip(y, y[1:])}
+    assert 2 <= len(y) <= 7 and len(steps) == 1, y
+    (step,) = steps
+    assert round(step / 10 ** np.floor(np.log10(step)), 6) in (1, 2, 5), y
+    assert all(abs(v / step - round(v / step)) < 1e-6 for v in y), y
     # and a picture of it, whose curves are drawn in the groups' colours
     shot = tmp_path / "shot.png"
     _headless(browser, tmp_path, "--window-size=1200,1000", f"--screenshot={shot}", page.as_uri())

@@ -30,6 +30,18 @@
     const s = first.switches[k - 2], width = first.switches[0];  // a task's batches
     state.lo = Math.max(0, s - 0.05 * width); state.hi = Math.min(xmax, s + 0.3 * width);
   }
+  // Axis labels at round values: the multiples of 1, 2 or 5 × a power of ten that give
+  // at most seven between lo and hi, with as many decimals as that step needs.
+  function ticks(lo, hi) {
+    const rough = (hi - lo) / 6 || 1, power = Math.pow(10, Math.floor(Math.log10(rough)));
+    const step = [1, 2, 5, 10].map(m => m * power).find(s => s >= rough);
+    const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+    const values = [];
+    for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + 1e-9 * step; k++) {
+      values.push(+(k * step).toFixed(digits));
+    }
+    return { values, digits };
+  }
   function draw() {
     const ctx = canvas.getContext("2d"), w = canvas.width = canvas.clientWidth;
     const h = canvas.height = canvas.clientHeight, pad = 40;
@@ -49,12 +61,16 @@
     const Y = y => h - pad - (y - ymin) / (ymax - ymin || 1) * (h - 2 * pad);
     ctx.strokeStyle = "#888"; ctx.fillStyle = "#333"; ctx.font = "11px sans-serif";
     ctx.strokeRect(pad, pad, w - 2 * pad, h - 2 * pad);
-    for (let k = 0; k <= 4; k++) {
-      const y = ymin + k * (ymax - ymin) / 4;
-      ctx.fillText(y.toFixed(1), 2, Y(y) + 4);
-      const x = state.lo + k * (state.hi - state.lo) / 4;
-      ctx.fillText(Math.round(x), X(x) - 10, h - pad + 14);
-    }
+    const yTicks = ticks(ymin, ymax), xTicks = ticks(state.lo, state.hi);
+    ctx.textAlign = "right";
+    yTicks.values.forEach(y => {
+      ctx.fillText(y.toFixed(yTicks.digits), pad - 4, Y(y) + 4);
+      ctx.strokeStyle = "#eee"; ctx.beginPath();
+      ctx.moveTo(pad, Y(y)); ctx.lineTo(w - pad, Y(y)); ctx.stroke();
+    });
+    ctx.strokeStyle = "#888"; ctx.textAlign = "center";
+    xTicks.values.forEach(x => ctx.fillText(x.toFixed(xTicks.digits), X(x), h - pad + 14));
+    ctx.textAlign = "left";
     ctx.fillText("training batch", w / 2 - 30, h - 6);
     ctx.fillText(`task ${state.task + 1} accuracy (%)`, pad, pad - 8);
     ctx.setLineDash([4, 4]);
@@ -79,6 +95,7 @@
     document.body.dataset.curvesDrawn = drawn;
     document.body.dataset.task = state.task + 1;
     document.body.dataset.xRange = `${Math.round(state.lo)},${Math.round(state.hi)}`;
+    document.body.dataset.yTicks = yTicks.values.join(",");
     canvas.dataset.scale = JSON.stringify([pad, w, state.lo, state.hi]);
   }
   function fromHash() {
