@@ -95,6 +95,10 @@ def test_run_saves_a_curve_plot_and_reads_a_toml_config(tmp_path, capsys):
         (["--activity-every", "-1"], "activity_every must be 0 (never) or a whole number"),
         (["--replay", "partial"], "'replay' must be one of none, full, stratified"),
         (["--config", "/nonexistent.toml"], "config file /nonexistent.toml not found"),
+        (
+            ["--experiments", "baseline,nd,baseline"],
+            "--experiments names baseline more than once, in 'baseline,nd,baseline'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
@@ -105,6 +109,50 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, messag
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, memory_size",
+    [
+        (["--memory-size", "60", "--set", "memory_size=50"], 50),
+        (["--set", "memory_size=50", "--memory-size", "60"], 60),
+        (["--set", "memory_size=50", "--set", "memory_size=40"], 40),
+        (["--memory-size=60", "--set", "lr=0.1", "--memory-size", "70"], 70),
+    ],
+)
+def test_of_a_field_given_twice_the_last_on_the_command_line_wins(argv, memory_size):
+    # as `run --help` says: once a field flag beat --set wherever each stood
+    from stabgap.cli import _join_dashed_values, _parse, build_parser, study_values
+
+    parser = build_parser()
+    args = _parse(parser, _join_dashed_values(["run", *argv], parser))
+    assert study_values(args)[0]["set"]["memory_size"] == memory_size
+
+
+def test_a_field_flag_and_a_later_set_run_with_the_set_value(tmp_path, capsys):
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        capsys, "run", *TINY, "--seeds", "1", "--experiments", "baseline",
+        "--set", "batches_per_task=6", "--data-dir", mnist_dir(), "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    (record,) = iter_runs(out)
+    assert record.config["batches_per_task"] == 6  # not TINY's 15, given before it
+
+
+def test_stack_on_a_cpu_is_said_to_stack_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # (as argparse wraps it)
+    assert "one stack, on a GPU only: on a CPU runs train one after another" in shown
+    code, _, err = run_cli(
+        capsys, "run", *TINY, "--batches-per-task", "6", "--seeds", "1,2", "--device", "cpu",
+        "--experiments", "baseline", "--stack", "2", "--data-dir", mnist_dir(),
+        "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "note: --stack 2 stacks runs on a GPU only: on a CPU they train one after" in err
+    assert len(list(iter_runs(tmp_path / "o"))) == 2
 
 
 def test_a_folder_of_someone_elses_files_is_refused(tmp_path, capsys):

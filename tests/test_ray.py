@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,22 @@ def test_tasks_are_sized_for_the_nodes_that_exist():
     with pytest.raises(StabgapError, match="no node of the Ray cluster has 16 CPUs"):
         plan_tasks([Node(8, 0), Node(4, 1)], ["cpu"], 16)
     plan_tasks([Node(8, 0), Node(4, 1)], ["cuda"], 16)  # GPU tasks need one CPU: fine
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_address_where_no_cluster_listens_is_refused_at_once(tmp_path, scheme):
+    # Ray itself retries such an address for minutes, printing its warnings.
+    (tmp_path / "s.toml").write_text(SPEC.format(grid="decay_lambda = [0]"))
+    address = f"{scheme}127.0.0.1:{free_port()}"  # free: the connection is refused
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "STABGAP_DATA": str(mnist_dir())}
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "stabgap.cli", "sweep", "s.toml", "--out", "o", "--quiet",
+         "--executor", "ray", "--ray-address", address],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert time.monotonic() - start < 10
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"error: no Ray cluster answers at {address} (Connection refused)" in done.stderr
+    assert "ray start --head" in done.stderr and "check the host and port" in done.stderr
+    assert not (tmp_path / "o").exists()

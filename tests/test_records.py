@@ -6,7 +6,17 @@ from conftest import tiny_config
 
 from stabgap.analysis import plots
 from stabgap.core.train import run_experiment
-from stabgap.studies.records import iter_runs, read_run, record_of, write_run
+from stabgap.studies.records import (
+    DamagedRun,
+    find_run,
+    iter_runs,
+    read_info,
+    read_metadata,
+    read_run,
+    record_of,
+    run_dirs,
+    write_run,
+)
 
 
 @pytest.fixture
@@ -33,6 +43,37 @@ def test_round_trip_keeps_everything(tmp_path, record):
     )
     for name, values in record.activity.items():
         np.testing.assert_array_equal(back.activity[name], values)
+
+
+def test_records_are_read_and_written_by_a_str_path_as_by_a_path(tmp_path, record):
+    # docs/studies.md reads a run by its folder's name as a str: once a TypeError of our
+    # own (str / "run.json") was reported as a damaged run, with advice to move it away.
+    written = write_run(record, str(tmp_path))
+    folder = str(written.path)
+    back = read_run(folder)
+    assert back.path == written.path and back.name == "exp-seed9"
+    np.testing.assert_array_equal(back.acc, record.acc)
+    assert read_info(folder)["name"] == "exp-seed9" and read_metadata(folder) == record.metadata
+    assert [r.name for r in iter_runs(str(tmp_path))] == ["exp-seed9"]
+    assert list(run_dirs(str(tmp_path))) == [written.path]
+    assert find_run(str(tmp_path), "exp-seed9") == written.path
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("{", "JSONDecodeError"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"name": "x"}', "no 'experiment'"),
+        ('{"name": "x", "experiment": "e", "metadata": [], "config": {}}', "'metadata' is not"),
+    ],
+)
+def test_only_a_run_json_that_cannot_be_read_or_parsed_is_damaged(tmp_path, record, text, why):
+    written = write_run(record, tmp_path)
+    (written.path / "run.json").write_text(text)
+    with pytest.raises(DamagedRun, match=f"its run.json cannot be read \\({why}") as e:
+        read_run(str(written.path))
+    assert e.value.path == written.path and "\n" not in str(e.value)
 
 
 def test_interrupted_write_leaves_no_directory_that_looks_complete(tmp_path, record, monkeypatch):
@@ -108,7 +149,7 @@ def test_a_run_trained_again_from_its_record_gives_its_numbers(tmp_path):
         == 0
     )
     (folder,) = [p for p in tmp_path.iterdir() if (p / "run.json").is_file()]
-    record = read_run(folder)
+    record = read_run(str(folder))  # as the recipe names it, by a str
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(record.metadata["threads"])  # the sums' order follows them

@@ -36,6 +36,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+GIVEN = "given_fields"  # the config fields of --set and the field flags, in their order
+
+
+class InOrder(argparse.Action):
+    """A field flag or ``--set`` (appended): stored as argparse would, and also recorded in
+    command-line order (``GIVEN``), so that of a field given twice the last one wins."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
+        if self.dest == "set":
+            values = [*(getattr(namespace, "set", None) or []), values]
+            text = values[-1]
+        else:
+            text = values
+        setattr(namespace, self.dest, values)
+        setattr(namespace, GIVEN, [*getattr(namespace, GIVEN, []), (self.dest, text)])
+
+
 # --- commands ----------------------------------------------------------------------------
 def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | None]:
     """The study asked for by `run`: its TOML file, then the command line on top of it.
@@ -55,12 +72,9 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
     if not isinstance(values.setdefault("set", {}), dict):
         raise StabgapError(f"{source}: [set] must be a table of config fields")
     cli: dict[str, Any] = {}
-    for item in args.set or []:
-        name, value = field_assignment(item)
+    for dest, text in getattr(args, GIVEN, []):  # in command-line order: the last one wins
+        name, value = field_assignment(text) if dest == "set" else (dest, parse_field(dest, text))
         cli[name] = value
-    for name in FIELDS:
-        if getattr(args, name) is not None:
-            cli[name] = parse_field(name, getattr(args, name))
 
     # Seeds: the command line's choice replaces the file's, whichever form each took.
     asked = [f for f, v in (("--seeds", args.seeds), ("--n-seeds", args.n_seeds)) if v is not None]
@@ -90,6 +104,13 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
     if args.preset:
         values["preset"] = args.preset
     if args.experiments:
+        names = [n.strip() for n in args.experiments.split(",")]
+        twice = sorted({n for n in names if n and names.count(n) > 1})
+        if twice:
+            raise StabgapError(
+                f"--experiments names {', '.join(twice)} more than once, in "
+                f"'{args.experiments}': name each experiment once"
+            )
         values["experiments"] = args.experiments
     return values, source, base_dir
 
@@ -327,8 +348,9 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stack",
         type=int,
-        help="most runs trained together as one stack (default: 1 on a CPU; on a GPU as "
-        f"many as fit in 80 %% of its free memory, at most {MAX_GPU_STACK})",
+        help="most runs trained together as one stack, on a GPU only: on a CPU runs train "
+        "one after another whatever --stack says (docs/performance.md); default on a GPU: as "
+        f"many as fit in 80 %% of its free memory, at most {MAX_GPU_STACK}",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument(
@@ -389,8 +411,9 @@ def build_parser() -> Parser:
         "run",
         help="run a preset's experiments for some seeds, write records, print the metrics",
         description="Run a preset's experiments × seeds. Values come from the preset, then "
-        "--config FILE.toml, then --set and the field flags below (last wins). Into a folder "
-        "of earlier runs (the same --out), only the missing runs are run.",
+        "--config FILE.toml, then --set and the field flags below (of a field given more "
+        "than once, the last on the command line wins). Into a folder of earlier runs (the "
+        "same --out), only the missing runs are run.",
     )
     run.add_argument(
         "--preset",
@@ -414,9 +437,9 @@ def build_parser() -> Parser:
     )
     run.add_argument(
         "--set",
-        action="append",
+        action=InOrder,
         metavar="FIELD=VALUE",
-        help="override any config field (repeatable)",
+        help="override any config field (repeatable; with the field flags, the last wins)",
     )
     run.add_argument(
         "--out",
@@ -438,6 +461,7 @@ def build_parser() -> Parser:
         groups[owner].add_argument(
             f"--{flag(name)}",
             dest=name,
+            action=InOrder,
             metavar="V",
             # argparse expands %-formats in help: a field's own '%' must reach it doubled
             help=f"{help_text(name)}{seed_note}{extra} [{shown}]".replace("%", "%%"),

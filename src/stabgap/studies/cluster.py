@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import queue as queue_module
+import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,34 @@ def connected(address: str | None) -> Iterator[None]:
     finally:
         if started_here:
             ray.shutdown()
+
+
+REACH_TIMEOUT_S = 5.0  # how long a cluster's address may take to accept a connection
+
+
+def check_reachable(address: str | None, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Refuse, in one line and within `timeout` seconds, an explicit ``host:port`` (or
+    ``ray://host:port``) address where nothing accepts a connection. None, ``auto``,
+    ``local`` and addresses of other forms are left to Ray, which says itself why."""
+    if not address:
+        return
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # an IPv6 address: [::1]:6379
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:  # refused, timed out, unknown host, no route
+        why = "timed out" if isinstance(e, TimeoutError) else e.strerror or type(e).__name__
+        client = (
+            " (a ray:// address is its client server, port 10001)" if hostport != address else ""
+        )
+        raise StabgapError(
+            f"no Ray cluster answers at {address} ({why}): start one there with "
+            f"`ray start --head` (it prints its address), or check the host and port{client}"
+        ) from None
 
 
 def runtime_env() -> dict[str, Any] | None:

@@ -114,7 +114,9 @@ def record_of(
 Draw = Callable[[RunRecord, Path], object]  # draws a run's picture into a file
 
 
-def write_run(record: RunRecord, parent: Path, draw: Draw | None = None) -> RunRecord:
+def write_run(
+    record: RunRecord, parent: str | os.PathLike[str], draw: Draw | None = None
+) -> RunRecord:
     """Write `record` to ``parent/record.name`` atomically; returns it with its path.
 
     A run of that name already there is the same run (the name holds its stamp), written
@@ -124,6 +126,7 @@ def write_run(record: RunRecord, parent: Path, draw: Draw | None = None) -> RunR
         draw: draws the run's ``curves.png`` (the analysis layer's
             :func:`stabgap.analysis.plots.plot_run`); None for no picture.
     """
+    parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / record.name
     if is_run_dir(final):
@@ -178,7 +181,7 @@ def write_run(record: RunRecord, parent: Path, draw: Draw | None = None) -> RunR
     return dataclasses.replace(record, path=final)
 
 
-def find_run(parent: Path, name: str) -> Path | None:
+def find_run(parent: str | os.PathLike[str], name: str) -> Path | None:
     """The finished run of `name` (``<label>-seed<seed>-<stamp>``) under `parent`, or None.
 
     A run written under another label with the same seed and stamp computed the same thing
@@ -186,6 +189,7 @@ def find_run(parent: Path, name: str) -> Path | None:
     changes (``baseline-seed1-<stamp>`` for what is now ``baseline_ema_decay=0.9-seed1-...``)
     is found, so a study of older names resumes without re-running it.
     """
+    parent = Path(parent)
     path = parent / name
     if is_run_dir(path):
         return path
@@ -210,8 +214,9 @@ def metric_dicts(rows: list[MetricRow]) -> list[dict[str, Any]]:
     return [dataclasses.asdict(r) for r in rows]
 
 
-def read_run(path: Path) -> RunRecord:
-    """Read one run directory."""
+def read_run(path: str | os.PathLike[str]) -> RunRecord:
+    """Read one run directory (a :class:`~pathlib.Path` or a str)."""
+    path = Path(path)
     info = read_info(path)
     try:
         with np.load(path / "curves.npz", allow_pickle=False) as z:
@@ -244,15 +249,24 @@ def read_run(path: Path) -> RunRecord:
     )
 
 
-def read_info(path: Path) -> dict[str, Any]:
+def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """One run directory's run.json (config completed as :func:`read_run` does, metadata,
     stamp schema), without its curves."""
-    try:
-        info = json.loads((path / RUN_FILE).read_text())
-        info["name"], info["experiment"], info["metadata"], info["config"]  # noqa: B018
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        why = f"no {e}" if isinstance(e, KeyError) else type(e).__name__
-        raise DamagedRun(path, f"its {RUN_FILE} cannot be read ({why})") from None
+    path = Path(path)
+    file = path / RUN_FILE
+    try:  # only reading and parsing the file can make it damaged, never a bug of ours
+        info = json.loads(file.read_text())
+    except (OSError, ValueError) as e:  # (a UnicodeDecodeError is a ValueError)
+        raise DamagedRun(path, f"its {RUN_FILE} cannot be read ({type(e).__name__})") from None
+    if not isinstance(info, dict):
+        raise DamagedRun(path, f"its {RUN_FILE} cannot be read (not a JSON object)")
+    for key, kind in (("name", str), ("experiment", str), ("metadata", dict), ("config", dict)):
+        if key not in info:
+            raise DamagedRun(path, f"its {RUN_FILE} cannot be read (no '{key}')")
+        if not isinstance(info[key], kind):
+            raise DamagedRun(
+                path, f"its {RUN_FILE} cannot be read ('{key}' is not a {kind.__name__})"
+            )
     info.setdefault("stamp_schema", UNRECORDED_SCHEMA)
     if info["metadata"].get("imported"):  # the source's own settings, not a stabgap config
         info["pinned"] = []
@@ -262,7 +276,7 @@ def read_info(path: Path) -> dict[str, Any]:
     return info
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """One run directory's metadata (device, timings, matmul library), without its curves."""
     return read_info(path)["metadata"]
 
@@ -270,12 +284,12 @@ def read_metadata(path: Path) -> dict[str, Any]:
 class DamagedRun(StabgapError):
     """A run directory whose files cannot be read (a disk error, a copy cut short)."""
 
-    def __init__(self, path: Path, why: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
         super().__init__(
             f"run {path} is damaged: {why}; move it out of the way, or resume its study, "
             "which sets it aside and runs it again"
         )
-        self.path, self.why = path, why
+        self.path, self.why = Path(path), why
 
 
 def set_aside(path: Path, out: Path) -> Path:
@@ -290,7 +304,9 @@ def set_aside(path: Path, out: Path) -> Path:
     return target
 
 
-def iter_runs(root: Path, damaged: list[DamagedRun] | None = None) -> Iterator[RunRecord]:
+def iter_runs(
+    root: str | os.PathLike[str], damaged: list[DamagedRun] | None = None
+) -> Iterator[RunRecord]:
     """Every complete run at or below `root`, in a stable (sorted) order.
 
     Hidden folders (unfinished writes, runs set aside) and stabgap's report folders are not
@@ -306,8 +322,9 @@ def iter_runs(root: Path, damaged: list[DamagedRun] | None = None) -> Iterator[R
             damaged.append(e)
 
 
-def run_dirs(root: Path) -> Iterator[Path]:
+def run_dirs(root: str | os.PathLike[str]) -> Iterator[Path]:
     """The folders of :func:`iter_runs`, without reading them."""
+    root = Path(root)
     if is_run_dir(root):
         yield root
         return

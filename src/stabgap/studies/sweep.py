@@ -276,6 +276,12 @@ def execute(
         preflight(todo, local=executor == "local")
         if on_start is not None:
             on_start()
+        if (max_stack or 1) > 1 and any(device_of(s.config) == "cpu" for s in todo):
+            print(
+                f"stabgap: note: --stack {max_stack} stacks runs on a GPU only: on a CPU they "
+                "train one after another (docs/performance.md)",
+                file=sys.stderr,
+            )
         for e in damaged.values():
             where = set_aside(e.path, out)
             print(
@@ -332,6 +338,9 @@ def check_execution(
             raise StabgapError(
                 "the ray executor needs Ray: pip install 'stabgap[ray]' (or use --executor local)"
             ) from None
+        from stabgap.studies.cluster import check_reachable
+
+        check_reachable(ray_address)  # else Ray retries for minutes, warning on the terminal
 
 
 def _failed(failures, total: int, out: Path | None) -> RunsFailed:
