@@ -26,7 +26,7 @@ def cli(capsys, *argv):
 
 def write_csv(path, rows):
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -76,8 +76,7 @@ def _rows(**change):
         for task in range(1, training + 1):
             rows.append({"run": "a", "group": "g", "seed": 1, "step": step,
                          "training": training, "task": task, "accuracy_fraction": 0.5})  # fmt: skip
-    at, column, value = change.get("cell", (None, None, None))
-    if at is not None:
+    for at, column, value in change.get("cells", [change["cell"]] if "cell" in change else []):
         rows[at - 1][column] = value
     return rows
 
@@ -93,6 +92,13 @@ def _rows(**change):
         (_rows(cell=(6, "task", 3)), "column 'task': run 'a' lacks task 2 at step 3"),
         (_rows(cell=(1, "step", "x")), "row 1, column 'step': 'x' is not a whole number"),
         (_rows(cell=(2, "loss", "low")), "row 2, column 'loss': 'low' is not a number"),
+        (_rows(cell=(3, "config.lr", float("inf"))), "row 3, column 'config.lr': inf is not"),
+        (_rows(cells=[(1, "config.lr", 0.1), (5, "config.lr", 0.2)]),
+         "row 5, column 'config.lr': run 'a' has lr 0.1 and 0.2: a run has one config"),
+        (_rows(cell=(2, "los", 0.1)), "unknown column 'los' (did you mean 'loss'?): a curves"),
+        (_rows(cell=(1, "confg.lr", 1)), "unknown column 'confg.lr' (did you mean 'config.lr'?)"),
+        (_rows(cell=(4, "", 1)), "unknown column '': a curves file has the columns run, group,"),
+        (_rows(cell=(3, "group", "")), "row 3, column 'group': empty (every row gives run,"),
         ([{"run": "a", "group": "g", "seed": 1, "step": 0, "training": 1, "task": 1,
            "accuracy": 50}], "give the accuracy in exactly one of the columns accuracy_pct"),
         ([{"run": "a", "seed": 1}], "no column 'group'"),
@@ -234,3 +240,159 @@ def test_the_lightning_callback_of_the_docs_records_a_run(tmp_path):
             _train(model, tasks[k], range(15 * k, 15 * (k + 1)), hook, opt)
     (run,) = iter_runs(tmp_path)
     assert run.ends == (15, 30) and run.acc.shape == (30, 2)
+
+
+# --- refused before anything is written -----------------------------------------------------
+def _seed(run, seed, steps=(0, 1, 2, 3), tasks=None, switch=2, group="g", loss=None):
+    """One run of `group`: task 2 trained from step `switch`, each seen task evaluated (and
+    tasks up to `tasks` besides)."""
+    rows = []
+    for step in steps:
+        training = 1 if step < switch else 2
+        for task in range(1, max(training, tasks or 0) + 1):
+            rows.append({"run": run, "group": group, "seed": seed, "step": step,
+                         "training": training, "task": task, "accuracy_pct": 50.0 + task,
+                         **({} if loss is None else {"loss": loss(step)})})  # fmt: skip
+    return rows
+
+
+def _refused(tmp_path, capsys, path, message, out=None):
+    """`import-curves` says `message` in one line and leaves --out as it was."""
+    out = out or tmp_path / "runs"
+    before = sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) if (
+        out.exists()) else None  # fmt: skip
+    code, printed, err = cli(capsys, "import-curves", path, "--out", out)
+    assert code == 2 and not printed and message in err and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    after = sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) if (
+        out.exists()) else None  # fmt: skip
+    assert after == before  # not created, or unchanged
+    return err
+
+
+@pytest.mark.parametrize(
+    "other, differs",
+    [
+        (_seed("b", 2, steps=(0, 1, 2, 4)), "are evaluated at different steps (4 and 4 steps; "
+                                            "step 3 only in run 'a')"),
+        (_seed("b", 2, steps=(0, 2, 3)), "step 1 only in run 'a'"),
+        (_seed("b", 2, tasks=3), "have 2 and 3 tasks"),
+        (_seed("b", 2, switch=3), "switch tasks at different steps (task 2 from step 2 and 3)"),
+    ],
+)  # fmt: skip
+def test_a_group_whose_seeds_are_evaluated_differently_is_refused(tmp_path, capsys, other, differs):
+    """`stabgap report` averages a group's seeds step by step: the import refuses a group it
+    could not average (the report crashed on it), naming the group, the seeds, what differs."""
+    path = write_csv(tmp_path / "seeds.csv", _seed("a", 1) + other)
+    err = _refused(tmp_path, capsys, path, "group 'g': seed 1 (run 'a') and seed 2 (run 'b') ")
+    assert differs in err
+    assert (
+        "evaluate every seed of a group at the same steps on the same tasks, or give them "
+        "different group names" in err
+    )
+
+
+def test_seeds_evenly_uneven_import_and_report_and_a_group_in_the_folder_is_checked(
+    tmp_path, capsys
+):
+    """Uneven spacing inside a run is fine when every seed of its group shares it; another
+    file's seeds of a group already in the folder must share that grid too."""
+    steps = (0, 1, 2, 5, 6, 9)
+    path = write_csv(tmp_path / "ok.csv", _seed("a", 1, steps) + _seed("b", 2, steps))
+    code, out, err = cli(capsys, "import-curves", path, "--out", tmp_path / "runs")
+    assert code == 0 and out.startswith("2 run(s) written"), err
+    code, _, err = cli(capsys, "report", tmp_path / "runs")
+    assert code == 0, err
+    more = write_csv(tmp_path / "more.csv", _seed("c", 3, steps=(0, 1, 2, 5, 6, 8)))
+    err = _refused(tmp_path, capsys, more, "group 'g': run ")
+    assert "already there and run 'c' are evaluated at different steps" in err
+    same = write_csv(tmp_path / "same.csv", _seed("c", 3, steps))
+    assert cli(capsys, "import-curves", same, "--out", tmp_path / "runs")[0] == 0
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_loss_is_refused_before_any_run_is_written(tmp_path, capsys, suffix, bad):
+    """The loss of the last run's last step is nan or inf: refused in one line, naming the
+    file, the row and the step, with nothing written (it used to write the first runs and
+    then fail with a traceback)."""
+    rows = [
+        *_seed("a", 1, loss=lambda s: 1.0),
+        *_seed("b", 2, loss=lambda s: 1.0),
+        *_seed("c", 3, loss=lambda s: bad if s == 3 else 1.0),
+    ]
+    path = tmp_path / f"loss.{suffix}"
+    if suffix == "csv":
+        write_csv(path, rows)
+    else:  # json writes NaN and Infinity, and reads them back
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    err = _refused(tmp_path, capsys, path, f"{path}: row 17, column 'loss': run 'c' has loss ")
+    assert f"{bad} at step 3, not a finite number: leave the cell empty" in err
+    assert "or remove the column" in err
+
+
+def test_rows_of_one_step_disagreeing_on_the_loss_are_refused(tmp_path, capsys):
+    """Every row of a step gives the run's loss at that step: they must agree (the first one
+    was kept and the others dropped); a row without a loss says nothing."""
+    rows = _seed("a", 1, loss=lambda s: 0.5)
+    rows[2]["loss"] = ""  # step 2, task 1: no loss; task 2 gives it
+    (run,) = import_curves(write_csv(tmp_path / "one.csv", rows))
+    assert run.metadata["loss_at_evaluations"] == [0.5] * 4
+    rows[5]["loss"] = 0.25  # step 3, task 2; task 1 said 0.5
+    path = write_csv(tmp_path / "two.csv", rows)
+    _refused(
+        tmp_path, capsys, path, "row 6, column 'loss': run 'a' has loss 0.5 and 0.25 at step 3"
+    )
+
+
+@pytest.mark.parametrize(
+    "change, differs",
+    [
+        (lambda r: r[11].update(accuracy_pct=40.0), "(curves not as in"),
+        (lambda r: [x.update(loss=0.5) for x in r[6:]], "(loss not as in"),
+        (lambda r: r[6].update({"config.lr": 0.1}), "(config not as in"),
+    ],
+)
+def test_a_changed_file_is_refused_where_its_runs_are_already(tmp_path, capsys, change, differs):
+    """Imported again, an unchanged file writes nothing, quietly; a changed one is refused,
+    naming the run and the way out, and the old runs stay as they were."""
+    rows = _seed("a", 1) + _seed("b", 2)
+    path = write_csv(tmp_path / "curves.csv", rows)
+    out = tmp_path / "runs"
+    assert cli(capsys, "import-curves", path, "--out", out)[:2] == (
+        0, f"2 run(s) written to {out} (0 there already)\n")  # fmt: skip
+    moved = write_csv(tmp_path / "elsewhere.csv", rows)  # where the file lies is not content
+    assert cli(capsys, "import-curves", moved, "--out", out)[:2] == (
+        0, f"0 run(s) written to {out} (2 there already)\n")  # fmt: skip
+    change(rows)
+    message = f"{out / 'b'} holds another version of run 'b' ("
+    err = _refused(tmp_path, capsys, write_csv(path, rows), message)
+    assert differs in err and "import into another folder, or remove the old runs first" in err
+
+
+def test_a_write_that_fails_midway_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """All or nothing: a disk error at the second run removes the first (a new folder too;
+    an existing one keeps exactly what it held)."""
+    import stabgap.studies.imported as imported
+
+    real, calls = imported.write_run, []
+
+    def failing(record, parent):
+        calls.append(record.name)
+        if len(calls) % 2 == 0:
+            raise OSError(28, "No space left on device")
+        return real(record, parent)
+
+    monkeypatch.setattr(imported, "write_run", failing)
+    path = write_csv(tmp_path / "curves.csv", _seed("a", 1) + _seed("b", 2))
+    err = _refused(tmp_path, capsys, path, "(No space left on device): nothing was imported")
+    assert calls == ["a", "b"]
+    out = tmp_path / "old"
+    monkeypatch.setattr(imported, "write_run", real)
+    assert cli(capsys, "import-curves", write_csv(tmp_path / "z.csv", _seed("z", 9, group="h")),
+               "--out", out)[0] == 0  # fmt: skip
+    monkeypatch.setattr(imported, "write_run", failing)
+    calls.clear()
+    _refused(tmp_path, capsys, path, "nothing was imported", out=out)
+    assert [p.name for p in out.iterdir()] == ["z"]
+    assert err.startswith("stabgap: error: writing the runs into")

@@ -286,17 +286,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_import_curves(args: argparse.Namespace) -> int:
-    from stabgap.studies.imported import import_curves
-    from stabgap.studies.outputs import check_study_folder, is_run_dir
-    from stabgap.studies.records import write_run
+    from stabgap.studies.imported import import_curves, write_runs
+    from stabgap.studies.outputs import check_study_folder
 
     out = Path(args.out)
     check_study_folder(out)
     records = import_curves(Path(args.file))  # every row checked before anything is written
-    fresh = [r for r in records if not is_run_dir(out / r.name)]
-    for record in fresh:
-        write_run(record, out)
-    print(f"{len(fresh)} run(s) written to {out} ({len(records) - len(fresh)} there already)")
+    written, there = write_runs(records, out)  # and against the folder: all or none
+    print(f"{written} run(s) written to {out} ({there} there already)")
     return 0
 
 

@@ -24,14 +24,19 @@ A run's task k ends (in batches) at the first step at which task k+1 is trained,
 last task one batch after its last evaluation. Its config is the source's own (the
 ``config.`` columns), marked imported: it is not a stabgap config, whose unknown fields
 would be errors. Every mistake is one line naming the row (counted from 1, the header not
-counted) and the column.
+counted) and the column; any other column is refused (a misspelt one would be lost). The
+seeds of a group are averaged step by step, so they must share their evaluation grid (the
+steps, the tasks, the switches). :func:`write_runs` checks every run against the folder
+before it writes any, and writes all of them or none.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import math
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,12 +44,15 @@ from typing import Any
 import numpy as np
 
 from stabgap.errors import StabgapError
-from stabgap.studies.records import RunRecord
+from stabgap.studies.outputs import is_run_dir
+from stabgap.studies.records import RunRecord, read_info, read_run, run_dirs, write_run
 
 FORMAT = "stabgap-curves/1"
 REQUIRED = ("run", "group", "seed", "step", "training", "task")
 UNITS = {"accuracy_pct": 100.0, "accuracy_fraction": 1.0}  # column -> the full scale
 CONFIG = "config."
+LOSS = "loss"
+COLUMNS = (*REQUIRED, *UNITS, LOSS)  # with config.<name>: every column a file may have
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -60,9 +68,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except ValueError:
-                    raise StabgapError(f"{path}: line {n} is not a JSON object") from None
+                    row = None
+                if not isinstance(row, dict):
+                    raise StabgapError(f"{path}: line {n} is not a JSON object")
+                rows.append(row)
         return rows
     if suffix == ".parquet":
         try:
@@ -87,7 +98,10 @@ def records_from_rows(
     """
     if not rows:
         raise StabgapError(f"{source}: no rows")
-    columns = set(rows[0])
+    columns = list(dict.fromkeys(c for row in rows for c in row))  # every row's (JSON lines)
+    if None in columns:  # csv's key for the cells beyond the header's
+        n = next(n for n, row in enumerate(rows, start=1) if None in row)
+        raise StabgapError(f"{source}: row {n} has more cells than the header has columns")
     missing = [c for c in REQUIRED if c not in columns]
     units = [c for c in UNITS if c in columns]
     if missing:
@@ -98,8 +112,29 @@ def records_from_rows(
             f"or accuracy_fraction (0-1): its name declares the unit"
         )
     unit = units[0]
+    unknown = [
+        c for c in columns if c not in COLUMNS and not (str(c).startswith(CONFIG) and c != CONFIG)
+    ]
+    if unknown:
+        absent = [c for c in (*REQUIRED, unit, LOSS) if c not in columns]  # what it may mean
+        close = difflib.get_close_matches(str(unknown[0]), absent, n=1)
+        prefix, dot, setting = str(unknown[0]).partition(".")
+        if dot and setting and difflib.get_close_matches(prefix + dot, [CONFIG]):
+            close = [CONFIG + setting]  # confg.lr: config.lr
+        raise StabgapError(
+            f"{source}: unknown column {unknown[0]!r}"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f": a curves file has the columns {', '.join(REQUIRED)}, {unit}, optionally "
+            f"{LOSS} and {CONFIG}<name> for the source's settings; rename or remove it"
+        )
     runs: dict[str, list[tuple[int, dict]]] = {}
     for n, row in enumerate(rows, start=1):
+        for column in (*REQUIRED, unit):
+            if row.get(column) in (None, ""):
+                raise StabgapError(
+                    f"{source}: row {n}, column {column!r}: empty (every row gives "
+                    f"{', '.join(REQUIRED)} and {unit})"
+                )
         runs.setdefault(str(row["run"]), []).append((n, row))
     records = [_record(name, found, unit, source, extra or {}) for name, found in runs.items()]
     folders: dict[str, str] = {}
@@ -110,13 +145,149 @@ def records_from_rows(
                 f"{source}: runs {other!r} and {name!r} have the same folder name {r.name!r}: "
                 "rename one"
             )
+        try:  # what the record's run.json will hold: refused now, not halfway through writing
+            json.dumps([r.config, r.metadata], allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise StabgapError(
+                f"{source}: run {name!r} holds a value a run record cannot keep ({e}): "
+                "give its config columns numbers or text"
+            ) from None
+    firsts: dict[str, RunRecord] = {}
+    for r in records:
+        first = firsts.setdefault(r.experiment, r)
+        if differs := grid_difference(first, r):
+            raise StabgapError(
+                f"{source}: group {r.experiment!r}: seed {first.config['seed']} "
+                f"(run {first.metadata['run']!r}) and seed {r.config['seed']} "
+                f"(run {r.metadata['run']!r}) {differs}; {SAME_GRID}"
+            )
     return records
+
+
+SAME_GRID = (
+    "a group's seeds are averaged step by step, so evaluate every seed of a group at the same "
+    "steps on the same tasks, or give them different group names"
+)
+
+
+def grid_difference(a: RunRecord, b: RunRecord) -> str:
+    """How the evaluation grids of two runs differ, in words ("" where they do not)."""
+    if a.acc.shape[1] != b.acc.shape[1]:
+        return f"have {a.acc.shape[1]} and {b.acc.shape[1]} tasks"
+    if not np.array_equal(a.eval_steps, b.eval_steps):
+        ours, theirs = {int(s) for s in a.eval_steps}, {int(s) for s in b.eval_steps}
+        step = min(ours ^ theirs)
+        which = a if step in ours else b
+        return (
+            f"are evaluated at different steps ({len(ours)} and {len(theirs)} steps; step "
+            f"{step} only in run {which.metadata.get('run', which.name)!r})"
+        )
+    if tuple(a.ends) != tuple(b.ends):
+        k = next(k for k, (x, y) in enumerate(zip(a.ends, b.ends, strict=True)) if x != y)
+        return (
+            f"switch tasks at different steps (task {k + 2} from step {a.ends[k]} and {b.ends[k]})"
+        )
+    return ""
 
 
 def import_curves(path: str | Path) -> list[RunRecord]:
     """The runs of a curves file (see the module's docstring for the format)."""
     path = Path(path)
     return records_from_rows(read_rows(path), str(path), {"file": str(path)})
+
+
+def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]:
+    """Write `records` (:func:`import_curves`) into the study folder `out`, all or none.
+
+    A run of the same name already there with the same content is left as it is; with
+    other content (an earlier version of the file), or a run of one of the groups already
+    there on another evaluation grid, is a one-line error, before anything is written. A
+    write that fails midway (a full disk) removes the runs it wrote.
+
+    Returns:
+        How many runs were written, and how many were there already.
+    """
+    out = Path(out)
+    fresh = []
+    for r in records:
+        there = out / r.name
+        if not is_run_dir(there):
+            fresh.append(r)
+        elif differs := _content_difference(read_run(there), r):
+            raise StabgapError(
+                f"{there} holds another version of run {r.metadata['run']!r} ({differs} not "
+                f"as in {r.metadata.get('file', 'these curves')}): import into another "
+                "folder, or remove the old runs first"
+            )
+    groups = {r.experiment: r for r in reversed(records)}  # each group's first run
+    names = {r.name for r in records}
+    for path in run_dirs(out) if out.is_dir() else ():
+        if path.parent == out and path.name in names:
+            continue  # the same run (checked above)
+        info = read_info(path)
+        first = groups.get(info["experiment"])
+        if first is None or not info["metadata"].get("imported"):
+            continue
+        if differs := grid_difference(read_run(path), first):
+            raise StabgapError(
+                f"group {first.experiment!r}: run {path} already there and run "
+                f"{first.metadata['run']!r} {differs}; {SAME_GRID}"
+            )
+    created = not out.exists()
+    written: list[Path] = []
+    try:
+        for r in fresh:
+            write_run(r, out)
+            written.append(out / r.name)
+    except BaseException as e:
+        for path in written:
+            shutil.rmtree(path, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise StabgapError(
+                f"writing the runs into {out} failed ({e.strerror or e}): nothing was "
+                "imported; free the disk or choose another --out, then import again"
+            ) from None
+        raise
+    return len(fresh), len(records) - len(fresh)
+
+
+def _content_difference(old: RunRecord, new: RunRecord) -> str:
+    """What differs between a run in the folder and the same run imported again, in words
+    ("" where nothing does; where the curves file lies is not content)."""
+
+    def plain(value: Any) -> Any:
+        return json.loads(json.dumps(value, default=str))
+
+    def meta(r: RunRecord) -> dict[str, Any]:
+        return plain(
+            {k: v for k, v in r.metadata.items() if k not in ("file", "loss_at_evaluations")}
+        )
+
+    curves = (
+        old.experiment == new.experiment
+        and old.acc.shape == new.acc.shape
+        and np.array_equal(old.acc, new.acc, equal_nan=True)
+        and np.array_equal(old.eval_steps, new.eval_steps)
+        and tuple(old.ends) == tuple(new.ends)
+        and tuple(old.boundaries) == tuple(new.boundaries)
+    )
+    differs = [
+        what
+        for what, same in (
+            ("curves", curves),
+            (
+                "loss",
+                plain(old.metadata.get("loss_at_evaluations"))
+                == plain(new.metadata.get("loss_at_evaluations")),
+            ),
+            ("config", plain(old.config) == plain(new.config)),
+            ("metadata", meta(old) == meta(new)),
+        )
+        if not same
+    ]
+    return " and ".join(differs)
 
 
 # --- one run ------------------------------------------------------------------------------------
@@ -173,11 +344,25 @@ def _record(name: str, rows: list[tuple[int, dict]], unit: str, source: str, ext
             raise fail(n, "task", f"run {name!r} has task {task} at step {step} twice")
         # in %, as stabgap's records hold it (a percentage kept to the bit)
         points[step][task] = accuracy if unit == "accuracy_pct" else 100.0 * accuracy
-        if row.get("loss") not in (None, ""):
+        if row.get(LOSS) not in (None, ""):
             try:
-                losses.setdefault(step, float(row["loss"]))
+                loss = float(row[LOSS])
             except (TypeError, ValueError):
-                raise fail(n, "loss", f"{row['loss']!r} is not a number") from None
+                raise fail(n, LOSS, f"{row[LOSS]!r} is not a number") from None
+            if not math.isfinite(loss):
+                raise fail(
+                    n,
+                    LOSS,
+                    f"run {name!r} has loss {loss} at step {step}, not a finite number: leave "
+                    "the cell empty where there is no loss, or remove the column",
+                )
+            if losses.setdefault(step, loss) != loss:
+                raise fail(
+                    n,
+                    LOSS,
+                    f"run {name!r} has loss {losses[step]} and {loss} at step {step}: a step "
+                    "has one training loss; give the same on each of its rows, or on one",
+                )
     steps = sorted(points)
     tasks = [training[s] for s in steps]
     n_tasks = max(max(tasks), max(max(p) for p in points.values()))
@@ -196,11 +381,21 @@ def _record(name: str, rows: list[tuple[int, dict]], unit: str, source: str, ext
     ends = [next(s for s in steps if training[s] == k + 1) for k in range(1, max(tasks))]
     ends.append(steps[-1] + 1)
     eval_steps = np.array(steps)
-    config = {
-        k[len(CONFIG) :]: _number(v)
-        for k, v in first.items()
-        if k.startswith(CONFIG) and v not in ("", None)
-    }
+    config: dict[str, Any] = {}  # the source's settings: one value a run, on any of its rows
+    for n, row in rows:
+        for column, cell in row.items():
+            if not str(column).startswith(CONFIG) or cell in ("", None):
+                continue
+            value, key = _number(cell), column[len(CONFIG) :]
+            if isinstance(value, float) and not math.isfinite(value):
+                raise fail(n, column, f"{value} is not a finite number: leave the cell empty")
+            if config.setdefault(key, value) != value:
+                raise fail(
+                    n,
+                    column,
+                    f"run {name!r} has {key} {config[key]!r} and {value!r}: a run has one "
+                    "config; give the same on each of its rows, or on one",
+                )
     return RunRecord(
         name=_folder_name(name),
         experiment=group,
