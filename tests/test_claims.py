@@ -38,7 +38,9 @@ def run(acc: np.ndarray, seed: int, config: dict) -> SimpleNamespace:
 def group(name: str, make, **config) -> SimpleNamespace:
     config = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "lpr_omega": 0.0, **config}
     runs = [run(make(s), s, config) for s in range(5)]
-    return SimpleNamespace(key=name, source="stabgap", runs=runs, config=runs[0].config)
+    return SimpleNamespace(
+        key=name, source="stabgap", imported=False, runs=runs, config=runs[0].config
+    )
 
 
 def verdicts(*groups) -> list[str]:

@@ -391,7 +391,7 @@ def test_report_html_draws_its_curves_offline_in_a_real_browser(own_study, tmp_p
     assert low <= 12 < high < 18
     # the accuracy axis labelled at round values, evenly, 1, 2 or 5 × a power of ten apart
     y = [float(v) for v in re.search(r'data-y-ticks="([^"]+)"', body)[1].split(",")]
-    steps = {round(b - a, 6) for a, b in zip(y, y[1:])}
+    steps = {round(b - a, 6) for a, b in zip(y, y[1:], strict=False)}
     assert 2 <= len(y) <= 7 and len(steps) == 1, y
     (step,) = steps
     assert round(step / 10 ** np.floor(np.log10(step)), 6) in (1, 2, 5), y
@@ -445,3 +445,63 @@ def test_groups_of_one_setting_under_two_names_are_said_to_be_one():
 
     groups = [group("baseline", 1), group("mine", 2), group("nd", 1, decay_lambda=1e-5)]
     assert [[g.key for g in same] for same in same_settings(groups)] == [["baseline", "mine"]]
+
+
+def _their_curves(path, groups):
+    """A curves file as another loop writes it: 3 seeds of each group, 3 tasks of 6 steps,
+    every seen task evaluated at every step, a dip after each switch."""
+    rows = []
+    for g, group in enumerate(groups):
+        for seed in (1, 2, 3):
+            for step in range(18):
+                training = step // 6 + 1
+                for task in range(1, training + 1):
+                    since = step - 6 * (task - 1)
+                    dip = 20 + 5 * g + seed if step % 6 == 0 and task < training else 0
+                    rows.append(
+                        {"run": f"{group}-s{seed}", "group": group, "seed": seed,
+                         "step": step, "training": training, "task": task,
+                         "accuracy_pct": min(95.0, 40 + 10 * since) - dip}  # fmt: skip
+                    )
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_curves_imported_into_a_study_folder_leave_it_whole(own_study, tmp_path, capsys):
+    # a study folder with another loop's runs in it: its report, its metrics and the study
+    # run again into it all work; the imported groups are tagged as imported, and the
+    # report says what their seeds can and cannot pair
+    import shutil
+
+    from conftest import mnist_dir
+
+    runs = tmp_path / "runs"
+    shutil.copytree(own_study / "runs", runs)
+    curves = _their_curves(tmp_path / "theirs.csv", ("naive", "replay"))
+    assert main(["import-curves", str(curves), "--out", str(runs)]) == 0
+    assert main(["report", str(runs), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "naive [imported]" in text and "replay [imported]" in text
+    assert "[reference]" not in text
+    assert "common random numbers" in text and "pairs runs by seed number alone" in text
+    assert main(["metrics", str(runs)]) == 0
+    argv = ["sweep", own_study / "study.toml", "--out", runs, "--quiet", "--no-plot",
+            "--data-dir", mnist_dir()]  # fmt: skip
+    capsys.readouterr()
+    assert main([str(a) for a in argv]) == 0
+    assert len(list(iter_runs(runs))) == 12 + 6  # nothing trained again, nothing lost
+
+
+def test_imported_groups_named_as_the_posters_play_none_of_its_roles(tmp_path):
+    # another loop's "baseline" and "nd" are names only: no poster question is answered for
+    # them, no preset baseline is claimed, and Table 1 keeps their own names
+    curves = _their_curves(tmp_path / "theirs.csv", ("baseline", "nd"))
+    assert main(["import-curves", str(curves), "--out", str(tmp_path / "runs")]) == 0
+    assert main(["report", str(tmp_path / "runs")]) == 0
+    text = (tmp_path / "runs" / "report" / "report.md").read_text()
+    assert "Q1" not in text and "(the preset's baseline; another" not in text
+    assert "common random numbers" not in text and "seed number alone" in text
+    assert "| baseline |" in text and "| Baseline |" not in text

@@ -165,7 +165,8 @@ def claim_checks(groups: Sequence, labels: dict[str, str], n_tasks: int) -> list
     for claim in CLAIMS:
         families: dict[tuple, list] = {}
         for g in groups:
-            if g.runs and claim.when(g.config) and claim.field in g.config:
+            # an imported group's config is its own loop's, whatever its fields are named
+            if g.runs and not g.imported and claim.when(g.config) and claim.field in g.config:
                 key = (g.source, _setting(g.config, claim.field))
                 families.setdefault(key, []).append(g)
         for members in families.values():

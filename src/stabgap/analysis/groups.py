@@ -26,7 +26,14 @@ from stabgap.studies.schema import STAMP_SCHEMA
 OURS = "stabgap"
 # How a varied field reads in a label; the others by their own names.
 SYMBOLS = {"decay_lambda": "λ", "batch_size": "batch"}
-REFERENCE_TAG = " [reference]"
+# Where sources mix, each group's label says where its runs came from: the poster's
+# reference code, or curves imported from any other loop (stabgap import-curves).
+SOURCE_TAGS = {"reference implementation": " [reference]", "imported": " [imported]"}
+
+
+def source_tag(source: str) -> str:
+    """The tag a group of `source` carries beside stabgap's own groups."""
+    return "" if source == OURS else SOURCE_TAGS.get(source, f" [{source}]")
 
 
 @dataclass
@@ -68,7 +75,7 @@ def build_groups(records: Sequence[RunRecord]) -> list[Group]:
     by_label: dict[tuple, dict[str, list]] = {}
     for r in records:
         source = source_of(r)
-        key = r.experiment + (REFERENCE_TAG if mixed and source != OURS else "")
+        key = r.experiment + (source_tag(source) if mixed else "")
         science = _science({**r.config, "stamp_schema": getattr(r, "stamp_schema", STAMP_SCHEMA)})
         by_label.setdefault((key, source), {}).setdefault(science, []).append(r)
     groups = []
@@ -164,7 +171,8 @@ def _labels(groups: Sequence[Group]) -> list[str]:
     for g in groups:
         shown = values(g)
         label = (f"{g.base}, {shown}" if shown else g.base) if named else (shown or g.base)
-        labels.append(label + (REFERENCE_TAG if g.key.endswith(REFERENCE_TAG) else ""))
+        tag = source_tag(g.source)
+        labels.append(label + (tag if tag and g.key.endswith(tag) else ""))
     if len(set(labels)) < len(labels):  # what differs is not in the names: use the keys
         return [g.key for g in groups]
     return labels
@@ -203,7 +211,7 @@ def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
     first group."""
     with_runs = [g for g in groups if g.runs]
     common = {k for g in with_runs for k in g.varied if not _differs(with_runs, k)}
-    for g in with_runs:
+    for g in (g for g in with_runs if not g.imported):  # an imported name says nothing
         # a run's name adds each value that differs from its experiment's own: the plain
         # baseline's name adds only the study's common settings (a grid value equal to the
         # experiment's own is in its values, not in its name)

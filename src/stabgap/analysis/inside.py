@@ -39,7 +39,7 @@ def final(record: RunRecord, statistic: str) -> np.ndarray:
 
 def activity_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     """Every group's hidden layers at the end of the run: mean ± sd over its seeds."""
-    with_activity = [g for g in groups if g.runs and g.runs[0].activity]
+    with_activity = [g for g in groups if recorded(g)]
     if not with_activity:
         return [], []
     layers = max(final(g.runs[0], "active_fraction").size for g in with_activity)
@@ -87,10 +87,17 @@ class SparsityTests:
 ACTIVE = "active units at the end (%, mean over the layers)"
 
 
+def recorded(group) -> bool:
+    """Whether every run of `group` recorded its hidden layers' statistics."""
+    return bool(group.runs) and all("active_fraction" in r.activity for r in group.runs)
+
+
 def sparsity_tests(base, compared: Sequence, labels: dict[str, str], n_tasks: int):
-    """The tests of the report's "Inside the network" findings (None without statistics)."""
-    if n_tasks < 2 or not base.runs or not base.runs[0].activity:
+    """The tests of the report's "Inside the network" findings (None without statistics);
+    groups without them (imported curves) take no part."""
+    if n_tasks < 2 or not recorded(base):
         return None
+    compared = [g for g in compared if recorded(g)]
 
     def active(g) -> dict:
         return {

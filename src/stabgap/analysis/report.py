@@ -218,8 +218,11 @@ def _build(
     )
     summaries = summarize([r for r in all_rows if not r["diverged"]])
     n_tasks = max(r.acc.shape[1] for r in records)
-    # Table 1 reads as the poster's ("Baseline", "ND"); everything else by group label.
-    labels = {g.key: DEFAULT_LABELS.get(g.label, g.label) for g in groups}
+    # Table 1 reads as the poster's ("Baseline", "ND"); everything else by group label (and
+    # an imported group by its own: its name says nothing of the poster's settings).
+    labels = {
+        g.key: g.label if g.imported else DEFAULT_LABELS.get(g.label, g.label) for g in groups
+    }
     shown = {g.key: g.label for g in groups}
 
     costs, q3 = _cost_columns(runs_dir)
@@ -649,6 +652,26 @@ def _tradeoff(summaries, key: str, n_tasks: int) -> tuple[float, float, float, f
 
 
 # --- report.md ----------------------------------------------------------------------------------
+def _pairing(groups) -> str:
+    """What the paired intervals rest on: stabgap's runs of one seed share their random
+    numbers; imported runs' seeds are their source's, and what those shared is unknown."""
+    imported = "a paired interval with an imported group pairs runs by seed number alone."
+    if all(g.imported for g in groups):
+        return (
+            "The paired interval over shared seeds is shown beside Welch's; the runs' seeds are "
+            f"their own loop's, which may share nothing across groups: {imported}"
+        )
+    text = (
+        "Runs that stabgap trained with one seed share their initialisation, batches and test "
+        "subsets across groups (common random numbers), so the paired interval over shared "
+        "seeds is shown beside Welch's; the verdicts rest on Welch's test, which does not "
+        "assume that."
+    )
+    if any(g.imported for g in groups):
+        text += f" The imported runs' seeds are their own loop's: {imported}"
+    return text
+
+
 def _markdown(
     records,
     groups,
@@ -683,10 +706,8 @@ def _markdown(
             f"Verdicts: Welch's t-test, {family.describe()}, each shown with the simultaneous "
             "interval at the same level, which excludes 0 exactly when the adjusted p is "
             "below 0.05. A difference that is not significant is not shown at its n, which is "
-            "not equality: the sentence says what difference that n could have detected. Runs "
-            "of one seed share their initialisation, batches and test subsets across groups "
-            "(common random numbers), so the paired interval over shared seeds is shown beside "
-            "Welch's; the verdicts rest on Welch's test, which does not assume that."
+            "not equality: the sentence says what difference that n could have detected. "
+            + _pairing(groups)
             if family.sizes
             else "No verdicts: "
             + (

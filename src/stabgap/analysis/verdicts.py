@@ -89,10 +89,11 @@ def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, st
 
 
 def poster_roles(groups, n_tasks: int) -> dict[str, object]:
-    """The study's group for each of the poster's experiments it runs (one each), by role."""
+    """The study's group for each of the poster's experiments it runs (one each), by role.
+    Imported groups play none: their names say nothing of their settings."""
     found = {}
     for role in ROLES:
-        matches = [g for g in groups if g.base == role and g.runs]
+        matches = [g for g in groups if g.base == role and g.runs and not g.imported]
         if len(matches) == 1:
             found[role] = matches[0]
     return found if n_tasks > 1 and {"baseline", "nd"} <= found.keys() else {}

@@ -481,9 +481,11 @@ def load_study(path: Path) -> StudySpec:
 
 
 # --- the labels of runs written under older names -----------------------------------------
-def _suffix(name: str) -> str:
-    """``-seed<seed>-<stamp>`` of a run name: what identifies the run, whatever its label."""
-    return name[name.rindex("-seed") :]
+def _suffix(name: str) -> str | None:
+    """``-seed<seed>-<stamp>`` of a run name: what identifies the run, whatever its label
+    (None for a name of another kind: a run imported from elsewhere keeps its own)."""
+    at = name.rfind("-seed")
+    return None if at < 0 else name[at:]
 
 
 def relabelled(records: list, folder: Path) -> list:
