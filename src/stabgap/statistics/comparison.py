@@ -271,7 +271,7 @@ class Comparison:
                 f"{low:+.{digits}f} to {high:+.{digits}f}{self.cut(paired=True)}), "
                 f"t = {self.paired_t:.2f}, "
                 f"p = {_p(self.paired_p)}{adjusted}, Wilcoxon signed-rank p = "
-                f"{_p(self.wilcoxon_p)} (unadjusted)"
+                f"{_p(self.wilcoxon_p, 3)} (unadjusted)"  # 3 digits: 0.0625, its floor at n = 5
             )
             if self.n_paired <= WILCOXON_FLOOR_N:
                 floor = 2 / 2**self.n_paired
@@ -290,13 +290,13 @@ class Family:
     The tests of one quantity (a comparison's :attr:`Comparison.quantity`: GD_1,3 of every
     compared group, a poster's question on it, a reported finding on it) are adjusted
     together, as a multi-arm study adjusts each outcome over its arms. A test is one
-    comparison (two groups, one metric; the same comparison asked twice, as the
-    comparisons table and a poster question may, counts once) or one further p value of a
-    quantity (a correlation's).
+    comparison (two groups, one quantity; the same comparison asked twice, as the
+    comparisons table and a poster question or a reported finding may, counts once, under
+    whatever name each asks it) or one further p value of a quantity (a correlation's).
 
     Example:
         >>> a, b = {1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 3.5, 3: 4.0}
-        >>> f = Family([compare(a, b, metric="x"), compare(a, b, metric="x"),
+        >>> f = Family([compare(a, b, metric="x"), compare(a, b, metric="x (p.p.)", quantity="x"),
         ...             compare(a, b, "A", "C", metric="x"), compare(a, b, metric="y")])
         >>> f.sizes, f.adjusted(compare(a, b, metric="x")).family
         ({'x': 2, 'y': 1}, 2)
@@ -307,8 +307,9 @@ class Family:
     ) -> None:
         keys: dict[str, set] = {}
         for c in comparisons:
-            if c.testable:
-                keys.setdefault(c.quantity or c.metric, set()).add((c.label_a, c.label_b, c.metric))
+            if c.testable:  # one test: its groups, and the numbers it compares
+                test = (c.label_a, c.label_b, c.diff, c.diff_se, c.welch_p)
+                keys.setdefault(c.quantity or c.metric, set()).add(test)
         self.sizes = {q: len(k) for q, k in keys.items()}
         for q, n in (extra or {}).items():
             self.sizes[q] = self.sizes.get(q, 0) + n
@@ -350,8 +351,8 @@ def _signed(x: float, digits: int) -> str:
     return "n/a" if math.isnan(x) else f"{x:+.{digits}f}"
 
 
-def _p(p: float) -> str:
-    return "n/a" if math.isnan(p) else f"{p:.2g}"
+def _p(p: float, digits: int = 2) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.{digits}g}"
 
 
 def _t_interval(center: float, se: float, df: float, level: float) -> tuple[float, float]:
