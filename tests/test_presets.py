@@ -115,7 +115,7 @@ def test_a_remedies_study_reports_cost_and_checks_the_reported_findings(tmp_path
     )
     with open(report / "cost.csv") as f:
         cost = {row["group"]: row for row in csv.DictReader(f)}
-    assert cost["baseline"]["time per batch (× baseline)"] == "1 (the reference)"
+    assert cost["baseline"]["time per batch (× baseline)"] == "1 (the baseline)"
     # LPR's preconditioner products cost FLOPs; SGD's update fewer than Adam's.
     assert float(cost["lpr-1"]["training FLOPs (× baseline)"]) > 1
     assert float(cost["sgd"]["training FLOPs (× baseline)"]) < 1

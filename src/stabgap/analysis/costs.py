@@ -82,8 +82,8 @@ def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str
         flops = _flops(g) / base_flops
         ratio, low, high = ratio_interval(times, [t for t in base_times if math.isfinite(t)])
         measured = "n/a" if math.isnan(ratio) else f"{ratio:.2f}"
-        if g is base:
-            measured = "1 (the reference)"
+        if g is base:  # the ratios' denominator, where it has a time to be one
+            measured = "1 (the baseline)" if times else "n/a"
         elif not math.isnan(low):
             measured += f" [{low:.2f}, {high:.2f}]"
         rows.append([labels[g.key], ms, "n/a" if math.isnan(flops) else f"{flops:.3f}", measured])
