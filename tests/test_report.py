@@ -514,3 +514,18 @@ def test_imported_groups_named_as_the_posters_play_none_of_its_roles(tmp_path):
     # no times to compare: not even the baseline's ratio is 1
     cost = _read(tmp_path / "runs" / "report" / "cost.csv")
     assert {row["time per batch (× baseline)"] for row in cost} == {"n/a"}
+
+
+def test_a_plugins_runs_reported_without_it_are_said_to_lack_it():
+    # a report made where the plugin that trained some runs is not loaded says so, rather
+    # than leave its FLOPs and findings out silently
+    from types import SimpleNamespace
+
+    from stabgap.analysis.report import unloaded_extensions
+
+    runs = [
+        SimpleNamespace(metadata={"remedies": ["nd", "my-clip"], "methods": []}),
+        SimpleNamespace(metadata={"remedies": [], "methods": ["der", "l2-anchor"]}),
+        SimpleNamespace(metadata={"source": "imported"}),
+    ]
+    assert unloaded_extensions(runs) == ["l2-anchor", "my-clip"]

@@ -62,6 +62,8 @@ from stabgap.analysis.verdicts import (
 )
 from stabgap.analysis.why import why_table
 from stabgap.core.config import FIELDS, from_dict
+from stabgap.core.methods import METHODS
+from stabgap.core.remedies import REMEDIES
 from stabgap.cost.flops import architecture
 from stabgap.errors import StabgapError
 from stabgap.metrics import unit
@@ -157,6 +159,8 @@ def write_report(
     records = relabelled(list(iter_runs(runs_dir, damaged)), runs_dir)
     for e in damaged:
         print(f"stabgap: warning: left out {e.path}: damaged ({e.why})", file=sys.stderr)
+    if unloaded := unloaded_extensions(records):
+        print(f"stabgap: warning: {_unloaded_text(unloaded)}", file=sys.stderr)
     if not records:
         raise StabgapError(f"no run directories (with run.json) found under {runs_dir}")
     groups = build_groups(records)
@@ -651,6 +655,23 @@ def _tradeoff(summaries, key: str, n_tasks: int) -> tuple[float, float, float, f
     return gd.mean, gd.std, acc.mean, acc.std
 
 
+def unloaded_extensions(records: Sequence[RunRecord]) -> list[str]:
+    """The remedies and methods the runs trained with that no module loaded in this process
+    defines: a plugin's, whose module $STABGAP_PLUGINS does not name here."""
+    used = {
+        n for r in records for kind in ("remedies", "methods") for n in r.metadata.get(kind) or ()
+    }
+    return sorted(used - {*REMEDIES, *METHODS})
+
+
+def _unloaded_text(names: list[str]) -> str:
+    return (
+        f"the runs trained with {', '.join(names)}, which no module loaded here defines (a "
+        "plugin's): their FLOPs and what the report knows of them are left out; name the "
+        "plugin's module in $STABGAP_PLUGINS and report again."
+    )
+
+
 # --- report.md ----------------------------------------------------------------------------------
 def _pairing(groups) -> str:
     """What the paired intervals rest on: stabgap's runs of one seed share their random
@@ -717,6 +738,8 @@ def _markdown(
             )
         ),
     ]
+    if unloaded := unloaded_extensions(records):
+        parts.append(_unloaded_text(unloaded)[0].upper() + _unloaded_text(unloaded)[1:])
     if damaged:
         parts.append(
             f"{len(damaged)} run folder(s) are damaged and left out: "
