@@ -91,6 +91,7 @@ def _rows(**change):
         (_rows(cell=(2, "seed", 7)), "row 2, column 'group': run 'a' changes its group or seed"),
         (_rows(cell=(6, "task", 3)), "column 'task': run 'a' lacks task 2 at step 3"),
         (_rows(cell=(1, "step", "x")), "row 1, column 'step': 'x' is not a whole number"),
+        (_rows(cell=(1, "seed", "1.5")), "row 1, column 'seed': '1.5' is not a whole number\n"),
         (_rows(cell=(2, "loss", "low")), "row 2, column 'loss': 'low' is not a number"),
         (_rows(cell=(3, "config.lr", float("inf"))), "row 3, column 'config.lr': inf is not"),
         (_rows(cells=[(1, "config.lr", 0.1), (5, "config.lr", 0.2)]),

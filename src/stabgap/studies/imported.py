@@ -295,24 +295,25 @@ def _record(name: str, rows: list[tuple[int, dict]], unit: str, source: str, ext
     def fail(n: int, column: str, message: str) -> StabgapError:
         return StabgapError(f"{source}: row {n}, column {column!r}: {message}")
 
-    def integer(n: int, row: dict, column: str, least: int) -> int:
+    def integer(n: int, row: dict, column: str, least: int | None = None) -> int:
         value = row.get(column)
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise fail(n, column, f"{value!r} is not a whole number") from None
-        if not number.is_integer() or number < least:
-            raise fail(n, column, f"{value!r} is not a whole number >= {least}")
+        if not number.is_integer() or (least is not None and number < least):
+            whole = "a whole number" + ("" if least is None else f" >= {least}")
+            raise fail(n, column, f"{value!r} is not {whole}")
         return int(number)
 
     first_n, first = rows[0]
-    group, seed = str(first["group"]), integer(first_n, first, "seed", -(2**63))
+    group, seed = str(first["group"]), integer(first_n, first, "seed")
     points: dict[int, dict[int, float]] = {}  # step -> task -> accuracy (%)
     training: dict[int, int] = {}  # step -> task trained
     losses: dict[int, float] = {}
     last_step, last_trained = -1, 1
     for n, row in rows:
-        if str(row["group"]) != group or integer(n, row, "seed", -(2**63)) != seed:
+        if str(row["group"]) != group or integer(n, row, "seed") != seed:
             raise fail(n, "group", f"run {name!r} changes its group or seed")
         step = integer(n, row, "step", 0)
         if step < last_step:
