@@ -104,13 +104,6 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
     if args.preset:
         values["preset"] = args.preset
     if args.experiments:
-        names = [n.strip() for n in args.experiments.split(",")]
-        twice = sorted({n for n in names if n and names.count(n) > 1})
-        if twice:
-            raise StabgapError(
-                f"--experiments names {', '.join(twice)} more than once, in "
-                f"'{args.experiments}': name each experiment once"
-            )
         values["experiments"] = args.experiments
     return values, source, base_dir
 
