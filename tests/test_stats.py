@@ -356,3 +356,19 @@ def test_q2_in_short_is_undecided_when_nothing_could_be_tested():
     summaries = [a for a in answers if "In short" in a]
     assert len(summaries) == 2
     assert all("In short, undecided: too few seeds" in a for a in summaries)
+
+
+def test_a_censored_value_leaves_a_time_to_recover_untested():
+    # a seed that never recovered is only known to take longer than the interval: the mean
+    # of the recovered seeds is biased low, so no test is made where a side has one
+    recovered = {1: 10.0, 2: 12.0, 3: 11.0, 4: 13.0}
+    one_never = {1: 20.0, 2: 22.0, 3: 21.0, 4: None}
+    c = compare(recovered, one_never, "baseline", "nd", metric="TTR", censored=True)
+    assert not c.testable and math.isnan(c.paired_p) and c.n_undefined_b == 1
+    assert c.why_untestable().startswith("not tested: 1 of nd's and 0 of baseline's seeds never")
+    assert "biased low" in c.sentence()
+    # all recovered: the usual test, as without censoring
+    every = {**one_never, 4: 23.0}
+    tested = compare(recovered, every, "baseline", "nd", metric="TTR", censored=True)
+    assert tested.welch_p == compare(recovered, every, "baseline", "nd", metric="TTR").welch_p
+    assert tested.testable

@@ -82,6 +82,7 @@ def ttr_tests(
                 labels[group.key],
                 metric=d.metric,
                 quantity=f"TTR_1,{interval}",
+                censored=True,
             ),
         )
         for d in definitions(interval)

@@ -82,6 +82,7 @@ def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, st
                     metric=name,
                     quantity=quantity,
                     span=difference_span(metric),
+                    censored=metric.startswith("time_to_recover"),  # never: beyond the interval
                 )
                 tests.append((name, lower, c))
         out.append((g, tests))

@@ -83,6 +83,9 @@ class Comparison:
             %; inf where unbounded): the intervals are cut to ±span, which keeps their
             coverage (the true difference lies within), and a detectable difference beyond
             it is said to be out of reach.
+        censored: An undefined value is a censored one, known only to lie beyond what was
+            measured (a time to recover of a seed that never recovered): then no test is
+            made where a side has one, since its defined values' mean would be biased low.
     """
 
     label_a: str
@@ -113,6 +116,7 @@ class Comparison:
     family: int = 1
     quantity: str = ""
     span: float = math.inf
+    censored: bool = False
 
     @property
     def testable(self) -> bool:
@@ -184,6 +188,12 @@ class Comparison:
         return float(t * self.diff_se)
 
     def why_untestable(self) -> str:
+        if self.censored and (self.n_undefined_a or self.n_undefined_b):
+            return (
+                f"not tested: {self.n_undefined_b} of {self.label_b}'s and {self.n_undefined_a} "
+                f"of {self.label_a}'s seeds never recovered, so their times are only known to "
+                "exceed the interval, and a mean over the recovered seeds would be biased low"
+            )
         if min(self.n_a, self.n_b) < MIN_SEEDS:
             return (
                 f"no test is possible with fewer than {MIN_SEEDS} seeds per group "
@@ -307,8 +317,9 @@ class Family:
     ) -> None:
         keys: dict[str, set] = {}
         for c in comparisons:
-            if c.testable:  # one test: its groups, and the numbers it compares
-                test = (c.label_a, c.label_b, c.diff, c.diff_se, c.welch_p)
+            if c.testable:  # one test: its groups and its numbers (to 9 digits: the same
+                # values summed in another order, by a table and a finding, differ in the last)
+                test = (c.label_a, c.label_b, *(f"{x:.9g}" for x in (c.diff, c.diff_se, c.welch_p)))
                 keys.setdefault(c.quantity or c.metric, set()).add(test)
         self.sizes = {q: len(k) for q, k in keys.items()}
         for q, n in (extra or {}).items():
@@ -398,11 +409,13 @@ def compare(
     alpha: float = ALPHA,
     quantity: str = "",
     span: float = math.inf,
+    censored: bool = False,
 ) -> Comparison:
     """Compare the values of B with those of A (keys are seeds; None means undefined).
 
     `quantity`: what the test is adjusted with in a report (default: its metric); `span`:
-    the largest difference the metric allows (:attr:`Comparison.span`).
+    the largest difference the metric allows (:attr:`Comparison.span`); `censored`: an
+    undefined value is censored (:attr:`Comparison.censored`), and no test is made with one.
 
     Example:
         >>> b = {1: 5.0, 2: 6.0, 3: 7.0, 4: None}
@@ -424,7 +437,8 @@ def compare(
     nan = math.nan
     t = p = d = g = nan
     se, df = welch(mean_a, std_a, na, mean_b, std_b, nb)
-    if min(na, nb) < MIN_SEEDS:
+    untested = censored and (undef_a or undef_b)
+    if min(na, nb) < MIN_SEEDS or untested:
         se = df = nan
     if not math.isnan(se):
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
@@ -438,7 +452,7 @@ def compare(
 
     shared = sorted(set(da) & set(db), key=lambda s: (str(type(s)), s))
     pd = pse = pt = pp = wp = nan
-    if len(shared) >= MIN_SEEDS:
+    if len(shared) >= MIN_SEEDS and not untested:
         diffs = np.array([db[s] - da[s] for s in shared])
         pd, sd = float(diffs.mean()), float(diffs.std(ddof=1))
         pse = sd / math.sqrt(len(shared)) if sd > 0 else nan
@@ -478,6 +492,7 @@ def compare(
         alpha=alpha,
         quantity=quantity or metric,
         span=span,
+        censored=censored,
     )
 
 
