@@ -406,3 +406,24 @@ def test_a_group_keeps_its_colour_in_every_figure_of_a_report():
         pair = plots._colors_for(["nd", "sam"])
     assert alone[0] == pair[1] and pair[0] != pair[1]
     assert plots._colors_for(["sam"]) == plots._colors(1)  # outside a report: by position
+
+
+def test_a_memory_sweep_reads_its_sizes_and_its_gaps_interval(tmp_path: Path):
+    points = {
+        "er": [(200, 5.0, 1.0, 80.0, 1.0), (2000, 4.0, 1.0, 90.0, 1.0), (192000, 3.0, 1, 96, 1)],
+        "der": [(200, 6.0, 1.0, 78.0, 1.0), (2000, 5.0, 1.0, 88.0, 1.0)],
+    }
+    fig = plots.plot_strength_tradeoff(points, tmp_path / "m.png", gap_name="GD_1,5", pdf=False)
+    ax_gd = fig.axes[0]
+    assert [t.get_text() for t in ax_gd.get_xticklabels()] == ["200", "2000", "192000"]
+    assert ax_gd.get_ylabel().startswith("gap depth GD_1,5 (p.p.)")
+
+
+def test_every_group_of_a_large_study_is_in_the_legend_inside_the_figure(tmp_path: Path):
+    points = [(f"group-{i}", i % 7, math.nan, math.nan, 50 + i, math.nan, math.nan)
+              for i in range(31)]  # fmt: skip
+    fig = plots.plot_gap_vs_accuracy(points, tmp_path / "g.png", baseline="group-0", pdf=False)
+    legend = fig.axes[0].get_legend()
+    assert len(legend.get_texts()) == 32  # every group and the front
+    box = legend.get_window_extent(fig.canvas.get_renderer())
+    assert box.y0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height

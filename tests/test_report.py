@@ -530,3 +530,24 @@ def test_a_plugins_runs_reported_without_it_are_said_to_lack_it():
         SimpleNamespace(metadata={"source": "imported"}),
     ]
     assert unloaded_extensions(runs) == ["l2-anchor", "my-clip"]
+
+
+def test_a_tradeoff_line_is_named_by_its_groups_when_its_settings_run_long():
+    from types import SimpleNamespace
+
+    from stabgap.analysis.report import _named_lines
+
+    def group(key, size):
+        return SimpleNamespace(key=key, config={"memory_size": size})
+
+    short = {"lr=0.1": [group("a", 200)], "lr=0.01": [group("b", 200)]}
+    assert _named_lines(short, "memory_size", {}) is short
+    long = {
+        "replay=memory, memory=reservoir, der_alpha=0.1, der_beta=1": [
+            group("der-2000", 2000),
+            group("der-200", 200),
+        ],
+        "replay=memory, memory=reservoir, der_alpha=0, der_beta=0": [group("er-200", 200)],
+    }
+    labels = {"der-200": "der-200", "der-2000": "der-2000", "er-200": "er-200"}
+    assert list(_named_lines(long, "memory_size", labels)) == ["der-200 / der-2000", "er-200"]

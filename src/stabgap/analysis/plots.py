@@ -148,11 +148,16 @@ def _mark_switches(ax: Axes, record: RunLike) -> None:
         )
 
 
-def _legend_outside(ax: Axes, title: str | None = None) -> None:
+# Entries a legend beside the axes holds in one column before a figure takes another.
+LEGEND_ROWS = 20
+
+
+def _legend_outside(ax: Axes, title: str | None = None, columns: int = 1) -> None:
     """Legend to the right of the axes, so that it never covers a curve."""
     ax.legend(
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
+        ncols=columns,
         fontsize=8,
         title=title,
         title_fontsize=8,
@@ -712,9 +717,12 @@ def plot_gap_anatomy(
 
 
 def _format_value(value: float) -> str:
-    """``0``, ``0.05``, ``10^{-5}``, ``5×10^{-5}`` (mathtext): values that span decades."""
+    """``0``, ``0.05``, ``2000``, ``10^{-5}``, ``5×10^{-5}`` (mathtext): values that span
+    decades; a whole number under a million as it is (a memory's size beside 192000)."""
     if value == 0:
         return "0"
+    if float(value).is_integer() and abs(value) < 1e6:
+        return f"{int(value)}"
     mantissa, exponent = f"{value:.0e}".split("e")
     if float(f"{mantissa}e{exponent}") != value or abs(int(exponent)) < 3:
         return f"{value:g}"  # a plain number, or one of several significant digits
@@ -731,6 +739,7 @@ def plot_strength_tradeoff(
     axis: str = "Neuronal decay strength λ (decay_lambda)",
     base_value: float | None = 0.0,
     pdf: bool = True,
+    gap_name: str = "GD",
 ) -> Figure:
     """Gap depth and final average accuracy against one field's value (a remedy's strength,
     the learning rate): one line per series of a grid (the other fields' values).
@@ -746,6 +755,7 @@ def plot_strength_tradeoff(
         axis: the x axis's label.
         base_value: the baseline's value, drawn as a black square on a lone line.
         pdf: Whether to write the PDF too.
+        gap_name: How the gap metric reads on its axis, e.g. "GD_1,3".
     """
     series = dict(points) if isinstance(points, Mapping) else {"": points}
     if not any(series.values()):
@@ -757,7 +767,7 @@ def plot_strength_tradeoff(
     FigureCanvasAgg(fig)
     ax_gd, ax_acc = fig.subplots(1, 2, sharex=True)
     panels = (
-        (ax_gd, 1, "gap depth GD (p.p.), lower is better"),
+        (ax_gd, 1, f"gap depth {gap_name} (p.p.), lower is better"),
         (ax_acc, 3, "final average accuracy ACC (%), higher is better"),
     )
     colors = ["C3", "C0"] if lone else _colors(len(series))
@@ -861,7 +871,11 @@ def plot_gap_vs_accuracy(
     finite = [p for p in points if np.isfinite(p[1]) and np.isfinite(p[4])]
     if not finite:
         raise ValueError("plot_gap_vs_accuracy: no group with both metrics defined")
-    fig, ax = _new_figure(8.5, 5.0)
+    # the legend beside the axes holds every group (and the front): in more columns, and a
+    # taller figure, as the groups outgrow one column
+    columns = math.ceil((len(finite) + 1) / LEGEND_ROWS)
+    rows = math.ceil((len(finite) + 1) / columns)
+    fig, ax = _new_figure(8.5 + 2.2 * (columns - 1), max(5.0, 1.2 + 0.21 * rows))
     markers = [MARKERS[i % len(MARKERS)] for i in range(len(finite))]
     styles = zip(_colors_for([p[0] for p in finite]), markers, strict=True)
     for (label, g, g_lo, g_hi, a, a_lo, a_hi), (color, marker) in zip(finite, styles, strict=True):
@@ -906,7 +920,7 @@ def plot_gap_vs_accuracy(
         fontsize=10,
     )
     ax.grid(alpha=0.3)
-    _legend_outside(ax)
+    _legend_outside(ax, columns=columns)
     _name_points(ax, [(p[0], p[4], p[1]) for p in finite], baseline)
     save(fig, path, pdf=pdf)
     return fig

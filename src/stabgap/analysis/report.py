@@ -490,6 +490,7 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             forgotten=gone,
         )
     for name, lines in (grid_sweeps(groups) if n_tasks > 1 else {}).items():
+        lines = _named_lines(lines, name, labels)
         trade = {
             line: [(g.config[name], *_tradeoff(summaries, g.key, n_tasks)) for g in members]
             for line, members in lines.items()
@@ -506,6 +507,7 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             plots.plot_strength_tradeoff,
             trade,
             axis=axis_label(name),
+            gap_name=f"GD_1,{n_tasks}",
             base_value=base.config.get(name) if len(lines) == 1 else None,
         )
     for g in shown:
@@ -647,6 +649,22 @@ def _point(summaries, g: Group, labels, n_tasks: int) -> tuple:
         return (math.nan,) * 3 if s is None else (s.mean, *_interval(s))
 
     return (labels[g.key], *get("gap_depth", 1, n_tasks), *get("avg_acc_final", None, None))
+
+
+# A trade-off line named by the settings it shares, up to this many characters; past it, by
+# its groups (a methods study's lines differ in many fields, which no legend can hold).
+LINE_NAME_MAX = 40
+
+
+def _named_lines(lines: dict[str, list], field: str, labels: dict[str, str]) -> dict[str, list]:
+    """A trade-off figure's lines, each named by its settings when every such name is
+    short, else by its groups' labels in the order of `field`'s values."""
+    if all(len(line) <= LINE_NAME_MAX for line in lines):
+        return lines
+    return {
+        " / ".join(labels[g.key] for g in sorted(members, key=lambda g: g.config[field])): members
+        for members in lines.values()
+    }
 
 
 def _tradeoff(summaries, key: str, n_tasks: int) -> tuple[float, float, float, float]:
