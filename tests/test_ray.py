@@ -210,3 +210,27 @@ def test_an_address_where_no_cluster_listens_is_refused_at_once(tmp_path, scheme
     assert f"error: no Ray cluster answers at {address} (Connection refused)" in done.stderr
     assert "ray start --head" in done.stderr and "check the host and port" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "address, env, cpus",
+    [(None, None, os.cpu_count()), ("10.0.0.1:6379", None, None), (None, "10.0.0.1:6379", None)],
+)
+def test_a_joined_cluster_is_not_told_its_cpus(monkeypatch, address, env, cpus):
+    # Ray refuses num_cpus when it joins a cluster (named by --ray-address or $RAY_ADDRESS);
+    # only an instance started here is given this machine's CPUs
+    import ray
+
+    from stabgap.studies import cluster
+
+    asked = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: asked.update(kwargs))
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    if env is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    with cluster.connected(address):
+        pass
+    assert asked["num_cpus"] == cpus and asked["address"] == address

@@ -133,7 +133,9 @@ def connected(address: str | None) -> Iterator[None]:
                 log_to_driver=False,
                 logging_level=logging.WARNING,  # not Ray's own lines on the user's terminal
                 runtime_env=runtime_env(),  # the plugins, shipped with the job
-                num_cpus=None if address else os.cpu_count(),
+                # a cluster joined (by --ray-address or $RAY_ADDRESS) has its own CPUs, and
+                # Ray refuses num_cpus then; an instance started here gets this machine's
+                num_cpus=None if address or os.environ.get("RAY_ADDRESS") else os.cpu_count(),
             )
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise StabgapError(f"could not reach the Ray cluster at {address!r}: {e}") from None
