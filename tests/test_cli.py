@@ -97,7 +97,7 @@ def test_run_saves_a_curve_plot_and_reads_a_toml_config(tmp_path, capsys):
         (["--config", "/nonexistent.toml"], "config file /nonexistent.toml not found"),
         (
             ["--experiments", "baseline,nd,baseline"],
-            "experiments names baseline more than once, in ['baseline', 'nd', 'baseline']",
+            "the command line: experiments: 'baseline' is named twice",
         ),
     ],
 )

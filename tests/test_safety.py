@@ -128,7 +128,7 @@ TOML_CASES = [
     ("n_seeds = -1", "n_seeds must be a whole number >= 1, got -1"),
     ("n_seeds = 2\nseeds = [1]", "give one of seeds, n_seeds and seed"),
     ("experiments = 5", "experiments must be a list of names"),
-    ('experiments = ["nd", "nd"]', "experiments names nd more than once"),
+    ('experiments = ["nd", "nd"]', "experiments: 'nd' is named twice"),
     ('seeds = "1,2"', "seeds must be a non-empty list of integers"),
     ("[grid]\nlr = 0.1", "every [grid] entry must be a non-empty list of values; 'lr' is not"),
     ('[grid]\nlr = ["fast"]', "config field 'lr' must be a number, got 'fast'"),

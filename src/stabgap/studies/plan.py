@@ -414,7 +414,8 @@ def _names(value: Any, key: str, fail) -> list[str] | None:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise fail(f"{key} must be a list of names (or one comma-separated string), got {value!r}")
     if twice := sorted({v for v in value if value.count(v) > 1}):
-        raise fail(f"{key} names {', '.join(twice)} more than once, in {value!r}: name each once")
+        named = " and ".join(repr(v) for v in twice)
+        raise fail(f"{key}: {named} {'is' if len(twice) == 1 else 'are'} named twice")
     return value
 
 
