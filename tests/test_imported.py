@@ -153,6 +153,15 @@ def test_the_tracker_writes_a_run_only_when_the_loop_ends(tmp_path):
         stabgap.Tracker(tmp_path, "g", 1, unit="fraction")
     with pytest.raises(stabgap.errors.StabgapError, match="unit must be 'percent' or 'fraction'"):
         stabgap.Tracker(tmp_path, "g", 2, unit="%")
+    # another seed of the group, evaluated at other steps: refused as import-curves refuses
+    # it (a report could not average the two), and not written
+    refused = pytest.raises(stabgap.errors.StabgapError, match="group 'g'")
+    with refused, stabgap.Tracker(tmp_path, "g", 2, unit="fraction") as t:
+        t.switch(1)
+        t.evaluate(0, {1: 0.5})
+        t.switch(2)
+        t.evaluate(3, {1: 0.4, 2: 0.5})
+    assert [r.name for r in iter_runs(tmp_path)] == ["g-seed1"]
 
 
 # --- the framework adapters of docs/curves-format.md, against stand-ins --------------------

@@ -20,14 +20,15 @@ dependencies is needed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 from stabgap.errors import StabgapError
-from stabgap.studies.imported import records_from_rows
+from stabgap.studies.imported import records_from_rows, write_runs
 from stabgap.studies.outputs import check_study_folder, is_run_dir
-from stabgap.studies.records import RunRecord, write_run
+from stabgap.studies.records import RunRecord
 
 UNIT_COLUMNS = {"percent": "accuracy_pct", "fraction": "accuracy_fraction"}
 
@@ -100,4 +101,7 @@ class Tracker:
         if kind is not None:
             return  # an interrupted or failed loop: nothing is written
         (record,) = records_from_rows(self.rows, f"Tracker {self.name!r}")
-        self.record = write_run(record, self.out)
+        # checked as import-curves checks a file's runs: against its group's runs already
+        # in the folder (the same evaluation grid), before it is written
+        write_runs([record], self.out)
+        self.record = dataclasses.replace(record, path=self.out / record.name)
