@@ -41,6 +41,7 @@ class Prediction:
     quantity: str  # the report's tests it is adjusted with (statistics.comparison.Family)
     value: Callable[[RunRecord], float]
     sign: int  # the direction of (claim's group − compared group) that the claim predicts
+    measure: str = ""  # the comparisons table's name of the same measure, where it has one
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ class Claim:
     where: str = "on this protocol"
 
 
-GD_12 = Prediction("GD_1,2 (p.p.)", "GD_1,2", lambda r: r.measure(gap_depth, 1, 2), -1)
+GD_12 = Prediction(
+    "GD_1,2 (p.p.)", "GD_1,2", lambda r: r.measure(gap_depth, 1, 2), -1, measure="GD_1,2"
+)
 
 CLAIMS = (
     Claim(
@@ -187,7 +190,7 @@ def _test(p: Prediction, against, group, labels: dict[str, str]) -> Comparison:
     censored = p.quantity.startswith("TTR")  # a seed that never recovered: beyond the interval
     return compare(
         a, b, labels[against.key], labels[group.key], metric=p.what, quantity=p.quantity,
-        censored=censored,
+        censored=censored, measure=p.measure,
     )  # fmt: skip
 
 

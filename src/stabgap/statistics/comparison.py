@@ -83,6 +83,9 @@ class Comparison:
             %; inf where unbounded): the intervals are cut to ±span, which keeps their
             coverage (the true difference lies within), and a detectable difference beyond
             it is said to be out of reach.
+        measure: What is measured, where :attr:`metric` words it otherwise for a sentence
+            ("GD_1,2 (p.p.)" measures "GD_1,2"): a report's tests of the same groups and
+            measure are one test (default: the metric).
         censored: An undefined value is a censored one, known only to lie beyond what was
             measured (a time to recover of a seed that never recovered): then no test is
             made where a side has one, since its defined values' mean would be biased low.
@@ -117,6 +120,7 @@ class Comparison:
     quantity: str = ""
     span: float = math.inf
     censored: bool = False
+    measure: str = ""
 
     @property
     def testable(self) -> bool:
@@ -300,13 +304,16 @@ class Family:
     The tests of one quantity (a comparison's :attr:`Comparison.quantity`: GD_1,3 of every
     compared group, a poster's question on it, a reported finding on it) are adjusted
     together, as a multi-arm study adjusts each outcome over its arms. A test is one
-    comparison (two groups, one quantity; the same comparison asked twice, as the
-    comparisons table and a poster question or a reported finding may, counts once, under
-    whatever name each asks it) or one further p value of a quantity (a correlation's).
+    comparison (two groups, one measure; the same comparison asked twice, as the
+    comparisons table and a poster question or a reported finding may, counts once: a
+    finding names its measure as the table does, :attr:`Comparison.measure`) or one further
+    p value of a quantity (a correlation's). Tests are told apart by what they measure,
+    never by their numbers: two measures that happen to agree on these seeds are two tests.
 
     Example:
         >>> a, b = {1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 3.5, 3: 4.0}
-        >>> f = Family([compare(a, b, metric="x"), compare(a, b, metric="x (p.p.)", quantity="x"),
+        >>> f = Family([compare(a, b, metric="x"),
+        ...             compare(a, b, metric="x (p.p.)", quantity="x", measure="x"),
         ...             compare(a, b, "A", "C", metric="x"), compare(a, b, metric="y")])
         >>> f.sizes, f.adjusted(compare(a, b, metric="x")).family
         ({'x': 2, 'y': 1}, 2)
@@ -317,9 +324,8 @@ class Family:
     ) -> None:
         keys: dict[str, set] = {}
         for c in comparisons:
-            if c.testable:  # one test: its groups and its numbers (to 9 digits: the same
-                # values summed in another order, by a table and a finding, differ in the last)
-                test = (c.label_a, c.label_b, *(f"{x:.9g}" for x in (c.diff, c.diff_se, c.welch_p)))
+            if c.testable:  # one hypothesis: its groups and its measure, fixed in advance
+                test = (c.label_a, c.label_b, c.measure or c.metric)
                 keys.setdefault(c.quantity or c.metric, set()).add(test)
         self.sizes = {q: len(k) for q, k in keys.items()}
         for q, n in (extra or {}).items():
@@ -410,12 +416,14 @@ def compare(
     quantity: str = "",
     span: float = math.inf,
     censored: bool = False,
+    measure: str = "",
 ) -> Comparison:
     """Compare the values of B with those of A (keys are seeds; None means undefined).
 
     `quantity`: what the test is adjusted with in a report (default: its metric); `span`:
     the largest difference the metric allows (:attr:`Comparison.span`); `censored`: an
-    undefined value is censored (:attr:`Comparison.censored`), and no test is made with one.
+    undefined value is censored (:attr:`Comparison.censored`), and no test is made with one;
+    `measure`: what is measured, where the metric's words differ (:attr:`Comparison.measure`).
 
     Example:
         >>> b = {1: 5.0, 2: 6.0, 3: 7.0, 4: None}
@@ -493,6 +501,7 @@ def compare(
         quantity=quantity or metric,
         span=span,
         censored=censored,
+        measure=measure,
     )
 
 
