@@ -448,13 +448,13 @@ def test_groups_of_one_setting_under_two_names_are_said_to_be_one():
     assert [[g.key for g in same] for same in same_settings(groups)] == [["baseline", "mine"]]
 
 
-def _their_curves(path, groups):
-    """A curves file as another loop writes it: 3 seeds of each group, 3 tasks of 6 steps,
-    every seen task evaluated at every step, a dip after each switch."""
+def _their_curves(path, groups, tasks=3):
+    """A curves file as another loop writes it: 3 seeds of each group, `tasks` tasks of 6
+    steps, every seen task evaluated at every step, a dip after each switch."""
     rows = []
     for g, group in enumerate(groups):
         for seed in (1, 2, 3):
-            for step in range(18):
+            for step in range(6 * tasks):
                 training = step // 6 + 1
                 for task in range(1, training + 1):
                     since = step - 6 * (task - 1)
@@ -551,3 +551,22 @@ def test_a_tradeoff_line_is_named_by_its_groups_when_its_settings_run_long():
     }
     labels = {"der-200": "der-200", "der-2000": "der-2000", "er-200": "er-200"}
     assert list(_named_lines(long, "memory_size", labels)) == ["der-200 / der-2000", "er-200"]
+
+
+def test_groups_of_another_stream_length_than_the_baseline_are_left_out_saying_so(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["import-curves", str(_their_curves(tmp_path / "a.csv", ("short",))), "--out",
+                 str(runs)]) == 0  # fmt: skip
+    five = _their_curves(tmp_path / "b.csv", ("long",), tasks=5)
+    assert main(["import-curves", str(five), "--out", str(runs)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(runs), "--baseline", "long"]) == 0
+    err = capsys.readouterr().err
+    assert "left out, as they train another number of tasks than the baseline's 5: short (3)" in err
+    text = (runs / "report" / "report.md").read_text()
+    assert "Left out, as they train another number of tasks" in text and "GD<sub>1,5" in text
+    # a group named to compare with a baseline of another length: one line, no report
+    code = main(["report", str(runs), "--baseline", "long", "--compare", "short", "--out",
+                 str(tmp_path / "r2")])  # fmt: skip
+    assert code == 2 and not (tmp_path / "r2").exists()
+    assert "short trains 3 tasks and the baseline long 5" in capsys.readouterr().err

@@ -174,14 +174,47 @@ def write_report(
         why = "as " + ("--baseline" if baseline else "the study file") + " names it"
     else:
         why = default_baseline(groups)[1]
+    records, groups, compared, left = _of_one_length(records, groups, base, compared, bool(names))
+    if left:
+        print(f"stabgap: warning: {left}", file=sys.stderr)
     tmp = new_temp_dir(out)
     try:
-        _build(records, groups, base, compared, runs_dir, tmp, why, damaged)
+        _build(records, groups, base, compared, runs_dir, tmp, why, damaged, left)
         publish_report(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _tasks(g: Group) -> int:
+    return max(r.acc.shape[1] for r in g.runs + g.diverged)
+
+
+def _of_one_length(records, groups, base: Group, compared: list[Group], named: bool):
+    """The records, groups and compared groups of the baseline's number of tasks (and of one
+    task: a profiling run's, which the report shows without gaps). A group of another
+    stream length has none of the baseline's intervals to compare: it is left out, and the
+    last value returned says so ("" when none is); a group the user `named` to compare is
+    an error."""
+    n = _tasks(base)
+    other = [g for g in groups if _tasks(g) not in (1, n)]
+    if not other:
+        return records, groups, compared, ""
+    if named and (wrong := [g for g in compared if g in other]):
+        raise StabgapError(
+            f"{wrong[0].label} trains {_tasks(wrong[0])} tasks and the baseline "
+            f"{base.label} {n}: a report compares groups of one stream length; compare it "
+            "with a baseline of its own length (--baseline)"
+        )
+    left = (
+        f"left out, as they train another number of tasks than the baseline's {n}: "
+        + ", ".join(f"{g.label} ({_tasks(g)})" for g in other)
+        + "; report them with --baseline one of theirs (and another --out)"
+    )
+    kept = [g for g in groups if g not in other]
+    runs = {id(r) for g in kept for r in g.runs + g.diverged}
+    return [r for r in records if id(r) in runs], kept, [g for g in compared if g in kept], left
 
 
 def study_choices(runs_dir: Path) -> dict:
@@ -206,6 +239,7 @@ def _build(
     out: Path,
     why: str = "",
     damaged: Sequence = (),
+    left: str = "",
 ) -> None:
     from stabgap.analysis import plots
 
@@ -312,6 +346,7 @@ def _build(
         verdicts.family,
         why,
         damaged,
+        left,
     )
     (out / "report.md").write_text(text)
     shown = [g for g in [base, *compared] if g.runs]
@@ -725,6 +760,7 @@ def _markdown(
     family: Family,
     why: str = "",
     damaged: Sequence = (),
+    left: str = "",
 ):
     sources = sorted({r.metadata.get("source", "stabgap") for r in records})
     n_ok = sum(len(g.runs) for g in groups)
@@ -756,6 +792,8 @@ def _markdown(
             )
         ),
     ]
+    if left:
+        parts.append(left[0].upper() + left[1:] + ".")
     if unloaded := unloaded_extensions(records):
         parts.append(_unloaded_text(unloaded)[0].upper() + _unloaded_text(unloaded)[1:])
     if damaged:
