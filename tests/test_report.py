@@ -570,3 +570,13 @@ def test_groups_of_another_stream_length_than_the_baseline_are_left_out_saying_s
                  str(tmp_path / "r2")])  # fmt: skip
     assert code == 2 and not (tmp_path / "r2").exists()
     assert "short trains 3 tasks and the baseline long 5" in capsys.readouterr().err
+
+
+def test_a_time_to_recover_in_the_last_interval_differs_by_at_most_100():
+    # recovery is sought to the run's end: in the last interval a TTR is 0-100 % of it,
+    # in an earlier one it can run past it
+    from stabgap.analysis.verdicts import _span
+
+    assert _span("time_to_recover_robust", 3, 3) == _span("time_to_recover", 5, 5) == 100.0
+    assert _span("time_to_recover", 2, 3) == float("inf")
+    assert _span("gap_depth", 3, 3) == 200.0

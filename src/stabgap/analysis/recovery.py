@@ -11,6 +11,7 @@ the robust one at fixed tolerances, and at tolerances relative to each dip's own
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -83,6 +84,8 @@ def ttr_tests(
                 metric=d.metric,
                 quantity=f"TTR_1,{interval}",
                 censored=True,
+                # in the run's last interval recovery is sought to the run's end: 0-100 %
+                span=100.0 if interval == base.runs[0].acc.shape[1] else math.inf,
             ),
         )
         for d in definitions(interval)

@@ -61,6 +61,15 @@ _METRIC_KEYS = {
 }
 
 
+def _span(metric: str, interval: int | None, n_tasks: int) -> float:
+    """The largest possible difference of `metric` (:func:`stabgap.metrics.difference_span`);
+    a time to recover in the run's last interval, where recovery is sought no further than the
+    run's end, lies in 0-100 % of it."""
+    if metric.startswith("time_to_recover") and interval == n_tasks:
+        return 100.0
+    return difference_span(metric)
+
+
 def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, str]) -> Compared:
     """Each compared group against the baseline on every compared metric (unadjusted)."""
     if n_tasks < 2:
@@ -81,7 +90,7 @@ def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, st
                     labels[g.key],
                     metric=name,
                     quantity=quantity,
-                    span=difference_span(metric),
+                    span=_span(metric, interval, n_tasks),
                     censored=metric.startswith("time_to_recover"),  # never: beyond the interval
                 )
                 tests.append((name, lower, c))
