@@ -196,6 +196,7 @@ def test_n_parameters_matches_the_model():
         {"eval_every": 7, "eval_tasks": "all", "decay_lambda": 1e-5},
         {"replay": "none", "eval_subset": 50, "optimizer": "sgd", "momentum": 0.5},
         {"eval_subset_rounding": "batches", "batch_growth": "always", "replay": "none"},
+        {"eval_repeats": 2, "eval_resample": "fresh"},  # two passes at each point
     ],
 )
 def test_run_cost_matches_the_matmuls_of_a_real_run(changes, small_stream):

@@ -346,3 +346,24 @@ def test_profile_study_profiles_the_preset_scale(tmp_path, monkeypatch):
     study.profile_study(tmp_path / "paper", quick=False, device="cpu")
     assert asked["config"].hidden == (2048, 2048) and asked["config"].batch_size == 512
     assert asked["config"].task_eval_size(1, 10_000) == 2048
+
+
+def test_a_difference_within_the_spread_of_the_repeats_is_said_to_be_noise():
+    def row(model, phase, wall, iqr, size):
+        return dataclasses.replace(
+            _result(model, phase, wall, 1.0, None, device="cpu"),
+            wall_ms_iqr=iqr, eval_size=size, repeats=3,
+            treatment=() if model == "baseline" else (("eval_repeats", 2),),
+        )  # fmt: skip
+
+    treated = "eval_repeats=2"
+    rows = [
+        row("baseline", "train", 10.0, 1.0, 512),
+        row(treated, "train", 10.6, 0.2, 1024),  # 0.6 ms apart, IQR 1.0: noise
+        row("baseline", "eval", 10.0, 1.0, 512),
+        row(treated, "eval", 19.0, 1.0, 1024),
+    ]
+    assert profile.within_spread(rows) == ["cpu train"]
+    text = profile.profile_table(rows)
+    assert "not shown to differ from the machine's noise: cpu train (3 repeats: take 5" in text
+    assert "eval 512 images (the treatment's: 1024)" in text

@@ -33,8 +33,9 @@ Conventions (R = 1 copy; a stack of R copies costs R times as much):
   (``step_flops``) and, where it acts at a task switch, to each switch (``switch_flops``:
   online EWC's Fisher). Replay from a bounded memory adds its examples to the step's batch;
   storing into the memory and drawing from it are index operations, not counted.
-- Evaluation: a forward pass over the evaluated tasks' test subsets plus C+1 per image
-  (argmax over C logits, compare with the label, count); no loss, no remedy.
+- Evaluation: a forward pass over the evaluated tasks' test subsets (each of
+  ``eval_repeats`` subsets) plus C+1 per image (argmax over C logits, compare with the
+  label, count); no loss, no remedy.
 - Scalar work (λ·ND, Adam's bias corrections, the loss's final division) is a handful of
   FLOPs per step and is not counted.
 """
@@ -253,10 +254,11 @@ def batch_costs(config: RunConfig, task: int, test_size: int | None = None) -> d
 
 
 def evaluation_cost(config: RunConfig, task: int, shape: RunShape) -> Cost:
-    """One evaluation while training `task` (see :func:`batch_costs`)."""
+    """One evaluation point while training `task` (see :func:`batch_costs`): each of its
+    `eval_repeats` passes, on independent subsets."""
     layers = model_layers(config, shape)
     m = config.task_eval_size(task, shape.evaluated_test_size(config, task))
-    n_images = _evaluated_tasks(config, task) * m
+    n_images = _evaluated_tasks(config, task) * m * config.eval_repeats
     return eval_cost(layers, n_images, math.prod(shape.image), outputs(layers))
 
 
@@ -413,7 +415,8 @@ def cost_report(
     lines = [title] if title else []
     lines += [
         f"Cost per batch in task {task}: {arch}, {batch_text}, {base.optimizer}; "
-        f"evaluation of {k} task(s) × {m} test images",
+        f"evaluation of {k} task(s) × {m} test images"
+        + (f" × {base.eval_repeats} repeats" if base.eval_repeats > 1 else ""),
         "(MAC = multiply-accumulate in matmuls, convolutions and ND; FLOPs = 2·MACs + "
         "elementwise ops; see `stabgap.cost.flops`)",
         "",
@@ -465,7 +468,9 @@ def cost_report(
         "",
         f"Whole run: {base.task_count} tasks × {base.batches_per_task} batches "
         f"(batches of {batches_text} examples in tasks {tasks_text}), {n_eval} evaluations "
-        f"of {seen} ({sizes_text} test images per task)",
+        f"of {seen} ({sizes_text} test images per task"
+        + (f", {base.eval_repeats} times" if base.eval_repeats > 1 else "")
+        + ")",
         "",
         _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
     ]

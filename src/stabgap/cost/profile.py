@@ -37,7 +37,7 @@ import json
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,6 @@ def profile_config(
         device_name=device_name(device),
         batch_size=config.task_batch_size(1),
         torch_version=torch.__version__,
-        eval_size=workloads[BASELINE].eval_size,
         n_batches=n_batches,
         repeats=repeats,
         warmup=warmup,
@@ -194,6 +193,7 @@ def profile_config(
                     profiler_self_cuda_ms=cuda_ms,
                     network=network,
                     hidden=hidden,
+                    eval_size=workloads[model].eval_size,  # a treatment may evaluate more
                     **common,
                 )
             )
@@ -373,6 +373,24 @@ def treatment_of(results: Iterable[ProfileResult]) -> str | None:
     return labels[0] if labels else None
 
 
+def within_spread(results: Sequence[ProfileResult]) -> list[str]:
+    """The rows ("cpu train") whose treated and baseline medians differ by less than the
+    larger of their two interquartile ranges: a difference the repeats do not separate from
+    the machine's own variation."""
+    treated = treatment_of(results)
+    by_key = {(r.device, r.phase, r.model): r for r in results}
+    out = []
+    for device, phase, model in by_key:
+        if model != treated:
+            continue
+        a, b = by_key.get((device, phase, BASELINE)), by_key[(device, phase, model)]
+        if a is not None and abs(b.wall_ms_median - a.wall_ms_median) < max(
+            a.wall_ms_iqr, b.wall_ms_iqr
+        ):
+            out.append(f"{device} {phase}")
+    return out
+
+
 def overhead_pct(
     results: Iterable[ProfileResult], measure: str = "wall_ms_median"
 ) -> dict[tuple[str, str], float]:
@@ -453,6 +471,16 @@ def profile_table(results: list[ProfileResult]) -> str:
         lines.append(f"{treated}: the baseline with {shown}; '+% wall' is its extra wall time")
         if treated == ND:
             lines.append("  (ND has no part in an evaluation: its 'eval' row differs by noise)")
+        if noisy := within_spread(results):
+            lines.append(
+                f"  within the two runs' IQRs, so not shown to differ from the machine's noise: "
+                f"{', '.join(noisy)}"
+                + (
+                    f" ({results[0].repeats} repeats: take 5 or more)"
+                    if results[0].repeats < 5
+                    else ""
+                )
+            )
     if results[0].run:
         lines.append(f"baseline: {results[0].run}")
     for device in sorted({r.device for r in results}):
@@ -469,9 +497,12 @@ def profile_table(results: list[ProfileResult]) -> str:
         treated_network = next((r.network for r in rs if r.network != first.network), None)
         if treated_network:  # a treatment of the network itself
             network += f" (the treatment's: {treated_network})"
+        evaluated = f"eval {first.eval_size} images"
+        if other := next((r.eval_size for r in rs if r.eval_size != first.eval_size), None):
+            evaluated += f" (the treatment's: {other})"
         lines.append(
             f"  {network}, batch {first.batch_size}, "
-            f"eval {first.eval_size} images; {first.repeats} repeats × {first.n_batches} "
+            f"{evaluated}; {first.repeats} repeats × {first.n_batches} "
             f"batches timed, {first.n_batches} profiled; torch {first.torch_version}"
         )
         for phase in PHASES:
