@@ -580,3 +580,27 @@ def test_a_time_to_recover_in_the_last_interval_differs_by_at_most_100():
     assert _span("time_to_recover_robust", 3, 3) == _span("time_to_recover", 5, 5) == 100.0
     assert _span("time_to_recover", 2, 3) == float("inf")
     assert _span("gap_depth", 3, 3) == 200.0
+
+
+def test_the_checks_of_reported_findings_leave_out_groups_that_never_learned_task_1(
+    monkeypatch,
+):
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis import verdicts
+
+    seen = {}
+
+    def recorder(name):
+        def check(groups, *_):
+            seen[name] = [g.key for g in groups]
+            return []
+
+        return check
+
+    monkeypatch.setattr(verdicts, "unlearned_groups", lambda groups: {"flat": (2, 3, 11.0, 10.0)})
+    monkeypatch.setattr(verdicts, "claim_checks", recorder("claims"))
+    monkeypatch.setattr(verdicts, "gap_checks", recorder("gaps"))
+    groups = [NS(key=k, base=k, runs=[1], imported=False) for k in ("flat", "learnt")]
+    verdicts.judge([], groups, groups[1], [], 1, {})
+    assert seen == {"claims": ["learnt"], "gaps": ["learnt"]}

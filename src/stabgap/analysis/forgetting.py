@@ -118,5 +118,6 @@ def unlearned_sentence(label: str, found: tuple[int, int, float, float]) -> str:
         f"**{label}**: task 1 was not learned in {at_chance} of its {runs} runs: its accuracy "
         f"when task 1 ended ({end:.1f} % on average) was within {CHANCE_SE:g} standard errors "
         f"of chance ({chance:.1f} %), so its GD and TTR measure the evaluation's noise around "
-        "chance, not a gap. Train longer, or a larger network, before reading them."
+        "chance, not a gap; the checks of reported findings leave the group out. Train "
+        "longer, or a larger network, before reading them."
     )

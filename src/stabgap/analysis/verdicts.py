@@ -24,6 +24,7 @@ from stabgap.analysis.claims import (
     gap_sentence,
 )
 from stabgap.analysis.fidelity import Cell, cells
+from stabgap.analysis.forgetting import unlearned_groups
 from stabgap.analysis.inside import SparsityTests, sparsity_findings, sparsity_tests
 from stabgap.analysis.questions import QuestionTest, question_tests, render_questions
 from stabgap.analysis.recovery import Definition, ttr_tests
@@ -144,8 +145,11 @@ def judge(summaries, groups, base, compared, n_tasks: int, labels: dict[str, str
         ttr = ttr_tests(roles["baseline"], roles["nd"], labels, n_tasks)
         if n_tasks == 3 and all(paper_protocol(roles[r], r) for r in ("baseline", "nd")):
             fidelity = cells(summaries, {r: roles[r].key for r in ("baseline", "nd")})
-    checks = claim_checks(groups, labels, n_tasks)
-    gaps = gap_checks(groups, labels, n_tasks)
+    # a group that never learned task 1 has no gap to check a reported finding on
+    unlearned = unlearned_groups(groups)
+    learned = [g for g in groups if g.key not in unlearned]
+    checks = claim_checks(learned, labels, n_tasks)
+    gaps = gap_checks(learned, labels, n_tasks)
     sparsity = sparsity_tests(base, [g for g in compared if g.runs], labels, n_tasks)
     why = why_tests(base, [g for g in compared if g.runs], labels) if n_tasks > 1 else None
     tests = [c for _, cs in comparisons for _, _, c in cs]
