@@ -494,6 +494,7 @@ def test_curves_imported_into_a_study_folder_leave_it_whole(own_study, tmp_path,
     assert "naive [imported]" in text and "replay [imported]" in text
     assert "[reference]" not in text
     assert "common random numbers" in text and "pairs runs by seed number alone" in text
+    assert "a difference between an imported group and stabgap's may come from either" in text
     assert main(["metrics", str(runs)]) == 0
     argv = ["sweep", own_study / "study.toml", "--out", runs, "--quiet", "--no-plot",
             "--data-dir", mnist_dir()]  # fmt: skip
@@ -604,3 +605,14 @@ def test_the_checks_of_reported_findings_leave_out_groups_that_never_learned_tas
     groups = [NS(key=k, base=k, runs=[1], imported=False) for k in ("flat", "learnt")]
     verdicts.judge([], groups, groups[1], [], 1, {})
     assert seen == {"claims": ["learnt"], "gaps": ["learnt"]}
+
+
+def test_an_imported_group_is_the_baseline_only_where_no_group_is_stabgaps():
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.groups import default_baseline
+
+    theirs, ours = (NS(key=k, base=k, varied={}, runs=[1], imported=k == "Baseline")
+                    for k in ("Baseline", "sgd"))  # fmt: skip
+    assert default_baseline([theirs, ours])[0] is ours
+    assert default_baseline([theirs])[0] is theirs

@@ -217,9 +217,8 @@ def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
         # experiment's own is in its values, not in its name)
         if g.base in BASELINES and all(k in common or f"_{k}=" not in g.key for k in g.varied):
             return g, "the preset's baseline; another with --baseline"
-    return with_runs[
-        0
-    ], "the first group, as no group is the preset's baseline; choose with --baseline"
+    own = [g for g in with_runs if not g.imported] or with_runs  # stabgap's, where it has any
+    return own[0], "the first group, as no group is the preset's baseline; choose with --baseline"
 
 
 def choose(

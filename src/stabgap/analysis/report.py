@@ -626,7 +626,7 @@ def _protocol(base: Group) -> str:
         f"The baseline group runs the {c['stream']} stream of {c['dataset']}; network: "
         f"{_network(c)}; optimizer {c['optimizer']} at lr {show(c['lr'])}; "
         f"{c['batches_per_task']} batches a task of {c['batch_size']} images; replay "
-        f"{c['replay']}. Each other group differs as its name says. "
+        f"{c['replay']}. Each other group of stabgap's differs as its name says. "
     )
 
 
@@ -742,7 +742,11 @@ def _pairing(groups) -> str:
         "assume that."
     )
     if any(g.imported for g in groups):
-        text += f" The imported runs' seeds are their own loop's: {imported}"
+        text += (
+            f" The imported runs' seeds are their own loop's: {imported} Their protocol is "
+            "their loop's too, which the report does not know: a difference between an "
+            "imported group and stabgap's may come from either."
+        )
     return text
 
 
