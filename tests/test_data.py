@@ -550,8 +550,10 @@ def test_mnist_where_fashion_mnist_is_expected_is_named_and_never_replaced(tmp_p
     for f in shared_dir.iterdir():
         shutil.copy(f, tmp_path / f.name)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(StabgapError, match="is MNIST's file, not Fashion-MNIST's"):
+    with pytest.raises(StabgapError, match="is MNIST's file, not Fashion-MNIST's") as refused:
         fashion.load(tmp_path)
+    # the way out of a study of both datasets: one variable each, no --data-dir for all
+    assert "sets STABGAP_DATA and STABGAP_FASHION_MNIST and no --data-dir" in str(refused.value)
     assert all(
         "this is MNIST's file, not Fashion-MNIST's" in m for _, _, m in fashion.verify(tmp_path)
     )

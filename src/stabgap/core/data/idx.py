@@ -231,7 +231,9 @@ class IdxDataset(Dataset):
     def _not_ours(cls, path: Path, other: type) -> StabgapError:
         return StabgapError(
             f"{path} is {other.title}'s file, not {cls.title}'s (the two share file names): "
-            f"point --data-dir or {cls.env} at a folder of {cls.title}, and keep that one"
+            f"point {cls.env} (or, for {cls.title}'s runs alone, --data-dir) at a folder of "
+            f"{cls.title}, and keep that one; a study of both datasets sets {other.env} and "
+            f"{cls.env} and no --data-dir"
         )
 
     @classmethod
