@@ -616,3 +616,21 @@ def test_an_imported_group_is_the_baseline_only_where_no_group_is_stabgaps():
                     for k in ("Baseline", "sgd"))  # fmt: skip
     assert default_baseline([theirs, ours])[0] is ours
     assert default_baseline([theirs])[0] is theirs
+
+
+def test_the_summary_reads_each_experiment_at_its_own_last_interval(tmp_path):
+    # a sweep over streams of 3 and 5 tasks: each row's TTR and WC-ACC are its own last
+    # interval's (they read n/a at the longest stream's), with its number of tasks beside
+    from stabgap.studies.imported import import_curves
+    from stabgap.study import summary_rows
+
+    records = import_curves(_their_curves(tmp_path / "a.csv", ("short",)))
+    records += import_curves(_their_curves(tmp_path / "b.csv", ("long",), tasks=5))
+    header, *rows = summary_rows(records)
+    assert {"tasks", "TTR_1,T %", "WC-ACC_T", "GD_1,5"} <= set(header)
+    row = {cells[0]: dict(zip(header, cells, strict=True)) for cells in rows}
+    assert row["short"]["tasks"] == "3" and row["long"]["tasks"] == "5"
+    assert row["short"]["GD_1,5"] == "n/a" and row["short"]["WC-ACC_T"] != "n/a"
+    assert row["short"]["TTR_1,T %"] != "n/a"
+    header, *_ = summary_rows(records[:3])  # one length: the interval in the names
+    assert "tasks" not in header and "WC-ACC_3" in header

@@ -194,26 +194,32 @@ def summary_rows(records: Sequence[RunRecord]) -> list[list[str]]:
     from stabgap.statistics.summary import format_mean_std, summarize
 
     summaries = summarize(tidy_rows(r for r in records if not r.diverged))
-    n_tasks = max(r.acc.shape[1] for r in records)
+    experiments = list(dict.fromkeys(r.experiment for r in records))
+    # each experiment's own number of tasks: its last interval is its TTR's and WC-ACC's
+    tasks = {e: max(r.acc.shape[1] for r in records if r.experiment == e) for e in experiments}
+    n_tasks = max(tasks.values())
+    one_length = len(set(tasks.values())) == 1
+    last = str(n_tasks) if one_length else "T"  # T: each row's own, in its "tasks" column
     columns = [(f"GD_1,{j}", "gap_depth", 1, j) for j in range(2, n_tasks + 1)]
     if n_tasks > 1:
         columns += [
-            (f"TTR_1,{n_tasks} %", "time_to_recover", 1, n_tasks),
+            (f"TTR_1,{last} %", "time_to_recover", 1, "last"),
             ("min-ACC_1", "min_acc", 1, None),
         ]
     columns += [
         ("ACC", "avg_acc_final", None, None),
-        (f"WC-ACC_{n_tasks}", "wc_acc", None, n_tasks),
+        (f"WC-ACC_{last}", "wc_acc", None, "last"),
     ]
     by_key = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
-    experiments = list(dict.fromkeys(r.experiment for r in records))
-    header = ["experiment", "seeds", *(c[0] for c in columns)]
+    header = ["experiment", "seeds", *([] if one_length else ["tasks"]), *(c[0] for c in columns)]
     lines = []
     for exp in experiments:
         n = sum(r.experiment == exp and not r.diverged for r in records)
         diverged = sum(r.experiment == exp and r.diverged for r in records)
         cells = [exp, f"{n}" + (f" (+{diverged} diverged)" if diverged else "")]
+        cells += [] if one_length else [str(tasks[exp])]
         for _, metric, task, interval in columns:
+            interval = tasks[exp] if interval == "last" else interval
             s = by_key.get((exp, metric, task, interval))
             if s and metric == "time_to_recover":
                 cell = ttr_cell(s, by_key.get((exp, "recovered", task, interval)), 2)
