@@ -347,7 +347,12 @@ def test_a_learning_rate_sweep_is_drawn_on_a_log_axis_around_its_baseline(tmp_pa
     )
     ax_gd, _ = fig.axes
     assert ax_gd.get_xscale() == "log" and fig.get_supxlabel() == "Learning rate (lr)"
-    assert [t.get_text() for t in ax_gd.get_xticklabels()] == ["$10^{-4}$", "$10^{-3}$", "0.01"]
+    # one style for the decades: 0.01 beside 10^-3 reads as a power of ten too
+    assert [t.get_text() for t in ax_gd.get_xticklabels()] == [
+        "$10^{-4}$",
+        "$10^{-3}$",
+        "$10^{-2}$",
+    ]
     assert ax_gd.get_legend().get_texts()[0].get_text() == "baseline ($10^{-3}$)"
     assert ax_gd.lines[-1].get_xdata().tolist() == [1e-3]  # the square on the baseline
 

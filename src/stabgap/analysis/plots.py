@@ -716,15 +716,17 @@ def plot_gap_anatomy(
 # --------------------------------------------------------------------------------------------
 
 
-def _format_value(value: float) -> str:
+def _format_value(value: float, powers: bool = False) -> str:
     """``0``, ``0.05``, ``2000``, ``10^{-5}``, ``5×10^{-5}`` (mathtext): values that span
-    decades; a whole number under a million as it is (a memory's size beside 192000)."""
+    decades; a whole number under a million as it is (a memory's size beside 192000).
+    `powers`: a one-digit value in powers of ten however small its exponent (``10^{-2}``
+    beside ``10^{-4}``, not 0.01)."""
     if value == 0:
         return "0"
-    if float(value).is_integer() and abs(value) < 1e6:
+    if float(value).is_integer() and abs(value) < 1e6 and not powers:
         return f"{int(value)}"
     mantissa, exponent = f"{value:.0e}".split("e")
-    if float(f"{mantissa}e{exponent}") != value or abs(int(exponent)) < 3:
+    if float(f"{mantissa}e{exponent}") != value or (abs(int(exponent)) < 3 and not powers):
         return f"{value:g}"  # a plain number, or one of several significant digits
     power = f"10^{{{int(exponent)}}}"
     sign = "-" if mantissa.startswith("-") else ""
@@ -812,7 +814,12 @@ def plot_strength_tradeoff(
     else:
         span = max(ticks.max() - ticks.min(), 1.0)
         ax_gd.set_xlim(ticks.min() - 0.1 * span, ticks.max() + 0.1 * span)
-    ax_gd.set_xticks(ticks, [_format_value(v) for v in ticks])
+    shown = [_format_value(v) for v in ticks]
+    if any(t.startswith("$") for t in shown) and all(
+        t[0] == "$" or "." in t or t == "0" for t in shown
+    ):
+        shown = [_format_value(v, powers=True) for v in ticks]  # one style: 10^{-2}, 10^{-4}
+    ax_gd.set_xticks(ticks, shown)
     ax_gd.xaxis.set_minor_locator(NullLocator())  # log's minor ticks crowd the labels
     # One x label under both panels: a field's label can be longer than a panel is wide.
     fig.supxlabel(axis, fontsize=10)
