@@ -87,11 +87,12 @@ def test_each_stream_preset_runs_and_is_reported(tmp_path, capsys, preset, extra
         assert [row["group"] for row in csv.DictReader(f)] == ["baseline", "nd"]
 
 
-def study_report(capsys, tmp_path, preset: str, chosen: list[str]):
+def study_report(capsys, tmp_path, preset: str, chosen: list[str], batches: int = 8):
     """`chosen` experiments of `preset` at a small scale, run and reported through the CLI:
     report.md's text and the report's folder."""
     out, report = tmp_path / "runs", tmp_path / "report"
     small = [*SMALL, "--hidden", "32,32", "--experiments", ",".join(chosen)]
+    small += ["--batches-per-task", str(batches)]  # (the last one given wins)
     code, _, err = run_cli(capsys, "run", "--preset", preset, *small, "--out", out)
     assert code == 0, err
     code, _, err = run_cli(capsys, "report", out, "--out", report)
@@ -101,7 +102,9 @@ def study_report(capsys, tmp_path, preset: str, chosen: list[str]):
 
 def test_a_remedies_study_reports_cost_and_checks_the_reported_findings(tmp_path, capsys):
     chosen = ["baseline", "sgd", "momentum-0.9", "sgd-momentum", "lr-1e-4", "low-lr-50", "lpr-1"]
-    text, report = study_report(capsys, tmp_path, "remedies", chosen)
+    # long enough a task for every group to learn task 1: the findings are not checked on a
+    # group that did not (its gap is noise around chance)
+    text, report = study_report(capsys, tmp_path, "remedies", chosen, batches=100)
     # The findings as reported: momentum at SGD's fixed rate; a smaller constant rate (not
     # a lowered rate after the switch, which is a remedy without that claim); LPR.
     assert "**momentum-0.9** against sgd (they differ in momentum only)" in text

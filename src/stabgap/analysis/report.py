@@ -726,14 +726,20 @@ def _unloaded_text(names: list[str]) -> str:
 
 
 # --- report.md ----------------------------------------------------------------------------------
+def _capitalized(text: str) -> str:
+    """A warning's text as a sentence of report.md."""
+    return text[:1].upper() + text[1:]
+
+
 def _pairing(groups) -> str:
     """What the paired intervals rest on: stabgap's runs of one seed share their random
     numbers; imported runs' seeds are their source's, and what those shared is unknown."""
     imported = "a paired interval with an imported group pairs runs by seed number alone."
     if all(g.imported for g in groups):
         return (
-            "The paired interval over shared seeds is shown beside Welch's; the runs' seeds are "
-            f"their own loop's, which may share nothing across groups: {imported}"
+            "The paired interval over shared seeds is shown beside Welch's, on which the "
+            "verdicts rest; the runs' seeds are their own loop's, which may share nothing "
+            f"across groups: {imported}"
         )
     text = (
         "Runs that stabgap trained with one seed share their initialisation, batches and test "
@@ -797,9 +803,9 @@ def _markdown(
         ),
     ]
     if left:
-        parts.append(left[0].upper() + left[1:] + ".")
+        parts.append(_capitalized(left) + ".")
     if unloaded := unloaded_extensions(records):
-        parts.append(_unloaded_text(unloaded)[0].upper() + _unloaded_text(unloaded)[1:])
+        parts.append(_capitalized(_unloaded_text(unloaded)))
     if damaged:
         parts.append(
             f"{len(damaged)} run folder(s) are damaged and left out: "
