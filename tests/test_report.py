@@ -576,11 +576,14 @@ def test_groups_of_another_stream_length_than_the_baseline_are_left_out_saying_s
 def test_a_time_to_recover_in_the_last_interval_differs_by_at_most_100():
     # recovery is sought to the run's end: in the last interval a TTR is 0-100 % of it,
     # in an earlier one it can run past it
-    from stabgap.analysis.verdicts import _span
+    from stabgap.metrics import difference_span
 
-    assert _span("time_to_recover_robust", 3, 3) == _span("time_to_recover", 5, 5) == 100.0
-    assert _span("time_to_recover", 2, 3) == float("inf")
-    assert _span("gap_depth", 3, 3) == 200.0
+    def span(metric, interval, n_tasks):
+        return difference_span(metric, last_interval=interval == n_tasks)
+
+    assert span("time_to_recover_robust", 3, 3) == span("time_to_recover", 5, 5) == 100.0
+    assert span("time_to_recover", 2, 3) == float("inf")
+    assert span("gap_depth", 3, 3) == 200.0
 
 
 def test_the_checks_of_reported_findings_leave_out_groups_that_never_learned_task_1(
@@ -599,11 +602,10 @@ def test_the_checks_of_reported_findings_leave_out_groups_that_never_learned_tas
 
         return check
 
-    monkeypatch.setattr(verdicts, "unlearned_groups", lambda groups: {"flat": (2, 3, 11.0, 10.0)})
     monkeypatch.setattr(verdicts, "claim_checks", recorder("claims"))
     monkeypatch.setattr(verdicts, "gap_checks", recorder("gaps"))
     groups = [NS(key=k, base=k, runs=[1], imported=False) for k in ("flat", "learnt")]
-    verdicts.judge([], groups, groups[1], [], 1, {})
+    verdicts.judge([], groups, groups[1], [], 1, {}, unlearned={"flat": (2, 3, 11.0, 10.0)})
     assert seen == {"claims": ["learnt"], "gaps": ["learnt"]}
 
 

@@ -11,11 +11,10 @@ the robust one at fixed tolerances, and at tolerances relative to each dip's own
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stabgap.metrics import time_to_recover, time_to_recover_robust
+from stabgap.metrics import difference_span, time_to_recover, time_to_recover_robust
 from stabgap.statistics.comparison import Comparison, compare
 
 
@@ -84,8 +83,9 @@ def ttr_tests(
                 metric=d.metric,
                 quantity=f"TTR_1,{interval}",
                 censored=True,
-                # in the run's last interval recovery is sought to the run's end: 0-100 %
-                span=100.0 if interval == base.runs[0].acc.shape[1] else math.inf,
+                span=difference_span(
+                    "time_to_recover", last_interval=interval == base.runs[0].acc.shape[1]
+                ),
             ),
         )
         for d in definitions(interval)

@@ -265,6 +265,7 @@ def _build(
 
     costs, q3 = _cost_columns(runs_dir)
     forgotten = forgotten_groups(ordered, n_tasks)
+    unlearned = unlearned_groups(ordered)
     tables = []
     if n_tasks > 1:
         t1 = table1(
@@ -276,13 +277,13 @@ def _build(
         for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
             (out / f"table1.{suffix}").write_text(t1.render(fmt) + "\n")
         gone = [forgotten_sentence(shown[k], f, n_tasks) for k, f in forgotten.items()]
-        gone += [unlearned_sentence(shown[k], f) for k, f in unlearned_groups(ordered).items()]
+        gone += [unlearned_sentence(shown[k], f) for k, f in unlearned.items()]
         tables.append(("Table 1", t1.render("markdown") + "".join(f"\n\n- {s}" for s in gone)))
     header, rows = groups_table(summaries, ordered, n_tasks)
     write_table(group_rows(summaries, ordered, n_tasks), out / "groups")
     tables.append(("Every group", _markdown_table(header, rows)))
 
-    verdicts = judge(summaries, groups, base, compared, n_tasks, shown)
+    verdicts = judge(summaries, groups, base, compared, n_tasks, shown, unlearned)
     write_table(comparison_rows(verdicts), out / "comparisons")
     said = sentences(verdicts, base, shown)
     findings, poster = said["findings"], said["poster"]

@@ -13,6 +13,7 @@ equivalence (:mod:`stabgap.analysis.fidelity`) outside the family (an intersecti
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from stabgap.analysis.claims import (
@@ -24,7 +25,6 @@ from stabgap.analysis.claims import (
     gap_sentence,
 )
 from stabgap.analysis.fidelity import Cell, cells
-from stabgap.analysis.forgetting import unlearned_groups
 from stabgap.analysis.inside import SparsityTests, sparsity_findings, sparsity_tests
 from stabgap.analysis.questions import QuestionTest, question_tests, render_questions
 from stabgap.analysis.recovery import Definition, ttr_tests
@@ -62,15 +62,6 @@ _METRIC_KEYS = {
 }
 
 
-def _span(metric: str, interval: int | None, n_tasks: int) -> float:
-    """The largest possible difference of `metric` (:func:`stabgap.metrics.difference_span`);
-    a time to recover in the run's last interval, where recovery is sought no further than the
-    run's end, lies in 0-100 % of it."""
-    if metric.startswith("time_to_recover") and interval == n_tasks:
-        return 100.0
-    return difference_span(metric)
-
-
 def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, str]) -> Compared:
     """Each compared group against the baseline on every compared metric (unadjusted)."""
     if n_tasks < 2:
@@ -91,7 +82,7 @@ def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, st
                     labels[g.key],
                     metric=name,
                     quantity=quantity,
-                    span=_span(metric, interval, n_tasks),
+                    span=difference_span(metric, last_interval=interval == n_tasks),
                     censored=metric.startswith("time_to_recover"),  # never: beyond the interval
                 )
                 tests.append((name, lower, c))
@@ -134,8 +125,18 @@ class Verdicts:
     fidelity: list[Cell] = field(default_factory=list)
 
 
-def judge(summaries, groups, base, compared, n_tasks: int, labels: dict[str, str]) -> Verdicts:
-    """Every test of a report, and the family they are adjusted over."""
+def judge(
+    summaries,
+    groups,
+    base,
+    compared,
+    n_tasks: int,
+    labels: dict[str, str],
+    unlearned: Collection[str] = (),
+) -> Verdicts:
+    """Every test of a report, and the family they are adjusted over. `unlearned`: the keys
+    of groups that never learned task 1 (:func:`stabgap.analysis.forgetting.unlearned_groups`),
+    which have no gap to check a reported finding on."""
     comparisons = compare_groups(summaries, base, compared, n_tasks, labels)
     roles = poster_roles(groups, n_tasks)
     questions, ttr, fidelity = [], [], []
@@ -145,8 +146,6 @@ def judge(summaries, groups, base, compared, n_tasks: int, labels: dict[str, str
         ttr = ttr_tests(roles["baseline"], roles["nd"], labels, n_tasks)
         if n_tasks == 3 and all(paper_protocol(roles[r], r) for r in ("baseline", "nd")):
             fidelity = cells(summaries, {r: roles[r].key for r in ("baseline", "nd")})
-    # a group that never learned task 1 has no gap to check a reported finding on
-    unlearned = unlearned_groups(groups)
     learned = [g for g in groups if g.key not in unlearned]
     checks = claim_checks(learned, labels, n_tasks)
     gaps = gap_checks(learned, labels, n_tasks)

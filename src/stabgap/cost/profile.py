@@ -378,17 +378,22 @@ def within_spread(results: Sequence[ProfileResult]) -> list[str]:
     larger of their two interquartile ranges: a difference the repeats do not separate from
     the machine's own variation."""
     treated = treatment_of(results)
-    by_key = {(r.device, r.phase, r.model): r for r in results}
-    out = []
-    for device, phase, model in by_key:
-        if model != treated:
-            continue
-        a, b = by_key.get((device, phase, BASELINE)), by_key[(device, phase, model)]
-        if a is not None and abs(b.wall_ms_median - a.wall_ms_median) < max(
-            a.wall_ms_iqr, b.wall_ms_iqr
-        ):
-            out.append(f"{device} {phase}")
-    return out
+    baseline = {(r.device, r.phase): r for r in results if r.model == BASELINE}
+    return [
+        f"{b.device} {b.phase}"
+        for b in results
+        if b.model == treated
+        and (a := baseline.get((b.device, b.phase))) is not None
+        and abs(b.wall_ms_median - a.wall_ms_median) < max(a.wall_ms_iqr, b.wall_ms_iqr)
+    ]
+
+
+def _treatments(results: Sequence[ProfileResult], name: str) -> str:
+    """ " (the treatment's: X)" where a result's field `name` is X, not the first's ("" where
+    none differs)."""
+    first = getattr(results[0], name)
+    other = next((getattr(r, name) for r in results if getattr(r, name) != first), None)
+    return f" (the treatment's: {other})" if other else ""
 
 
 def overhead_pct(
@@ -494,12 +499,8 @@ def profile_table(results: list[ProfileResult]) -> str:
         )
         lines.append(f"{device}: {first.device_name}, {first.threads} CPU threads; {kind}")
         network = first.network or f"widths {','.join(map(str, first.hidden))}"
-        treated_network = next((r.network for r in rs if r.network != first.network), None)
-        if treated_network:  # a treatment of the network itself
-            network += f" (the treatment's: {treated_network})"
-        evaluated = f"eval {first.eval_size} images"
-        if other := next((r.eval_size for r in rs if r.eval_size != first.eval_size), None):
-            evaluated += f" (the treatment's: {other})"
+        network += _treatments(rs, "network")  # a treatment of the network itself
+        evaluated = f"eval {first.eval_size} images" + _treatments(rs, "eval_size")
         lines.append(
             f"  {network}, batch {first.batch_size}, "
             f"{evaluated}; {first.repeats} repeats × {first.n_batches} "

@@ -111,17 +111,21 @@ def unit(metric: str) -> str:
     return "%"
 
 
-def difference_span(metric: str) -> float:
+def difference_span(metric: str, last_interval: bool = False) -> float:
     """The largest difference two of a metric's values can have (from :data:`RANGES`): 100
     for two accuracies, 200 for two gap depths; infinite where a value is unbounded (a time
-    to recover, a slope, a metric without a range).
+    to recover, a slope, a metric without a range). A time to recover in a run's
+    `last_interval`, where recovery is sought no further than the run's end, lies in 0-100 %
+    of it: two differ by at most 100.
 
     Example:
         >>> difference_span("avg_acc_final"), difference_span("gap_depth")
         (100.0, 200.0)
-        >>> difference_span("time_to_recover")
-        inf
+        >>> difference_span("time_to_recover"), difference_span("time_to_recover", True)
+        (inf, 100.0)
     """
+    if last_interval and metric.startswith("time_to_recover"):
+        return 100.0
     low, high = RANGES.get(metric, (None, None))
     return math.inf if low is None or high is None else high - low
 
