@@ -241,6 +241,18 @@ def test_a_profiles_evaluation_is_the_runs(monkeypatch):
     assert workload.eval_size == 2 * stream.n_tasks * 40
 
 
+def test_a_replay_that_acts_in_task_1_is_not_said_to_cost_nothing():
+    # a reservoir fills within task 1, so its replay is timed there: not "the same work"
+    from stabgap.cli.costs import _profile_notes
+
+    base = get_preset("quick").config("baseline", {"batch_growth": "never"})
+    same = "the cost model counts the same work for both runs in task 1"
+    reservoir = base.replace(replay="memory", memory="reservoir")
+    assert not any(same in note for note in _profile_notes(base, reservoir))
+    ewc = reservoir.replace(ewc_lambda=1000.0)  # acts from task 2 on: the same work here
+    assert any(same in note for note in _profile_notes(reservoir, ewc))
+
+
 def test_the_table_keeps_its_columns_apart_past_a_second():
     rows = [_result(m, "both", 1274.688, 1.0, None, device="cpu") for m in ("baseline", "nd")]
     rows = [dataclasses.replace(r, wall_ms_iqr=1162.45) for r in rows]

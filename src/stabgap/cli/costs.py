@@ -315,7 +315,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
 def _profile_notes(base: RunConfig, treated: RunConfig) -> list[str]:
     """What a reader of the profile of `base` against `treated` must know, beyond the table."""
-    from stabgap.cost.flops import evaluation_cost, run_shape, total, train_step_costs
+    from stabgap.cost.flops import batch_costs, total
 
     notes = []
     if base.eval_every > 1:
@@ -325,13 +325,9 @@ def _profile_notes(base: RunConfig, treated: RunConfig) -> list[str]:
             f"these runs evaluate once every {base.eval_every} batches{after}: 'both' is an "
             "evaluated batch, not every batch"
         )
-    shape = run_shape(base)
-
-    def task_one(run: RunConfig) -> float:  # FLOPs of task 1's training step and evaluation
-        step = train_step_costs(run, run.task_batch_size(1), 1, shape)
-        return total(step).flops + evaluation_cost(run, 1, shape).flops
-
-    if task_one(base) == task_one(treated):
+    # task 1's training step and evaluation, as the cost model counts them (a reservoir's
+    # replay included: it fills within task 1)
+    if total(batch_costs(base, 1)).flops == total(batch_costs(treated, 1)).flops:
         notes.append(
             "the cost model counts the same work for both runs in task 1: a field that acts "
             "from task 2 on (a memory's, EWC's, LwF's, A-GEM's) or on the schedule "
