@@ -174,3 +174,25 @@ def test_a_drop_that_never_comes_back_is_called_forgetting_not_a_gap():
     assert check.never == 5 and text.endswith(
         "the drop lasts (forgetting), more than a temporary gap."
     )
+
+
+def test_a_slower_recovery_where_seeds_never_recover_is_tested_by_ranks():
+    """Two of the smaller learning rate's seeds never get back: their times are censored, so
+    the TTR prediction rests on the rank-sum test, with them ranked last."""
+
+    def slow(seed: int) -> np.ndarray:
+        acc = curve(3, 8 + seed % 2, seed)
+        bottom = 33
+        climb = np.linspace(acc[bottom - 1, 0], acc[29, 0], 25)  # back over 25 points
+        acc[bottom : bottom + 25, 0] = climb
+        acc[bottom + 25 : 60, 0] = acc[29, 0]
+        if seed >= 3:  # these stay halfway down to the end of the run
+            acc[bottom + 5 :, 0] = acc[29, 0] - 4
+        return acc
+
+    fast = group("lr=0.1", lambda s: curve(3, 20 + s % 2, s))
+    (sentence,) = verdicts(fast, group("lr=0.01", slow, lr=0.01))
+    # every slow seed is above every fast one: 1 of the C(10, 5) = 252 splits, p = 2/252
+    assert "2 of lr=0.01's and 0 of lr=0.1's seeds never recovered: exact rank-sum test" in sentence
+    assert "lr=0.01 above lr=0.1 in 100 % of seed pairs" in sentence
+    assert "adjusted p = 0.0079" in sentence and sentence.endswith("agrees.")

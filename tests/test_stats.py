@@ -16,7 +16,14 @@ from scipy import stats as sps
 
 from stabgap.analysis.questions import answer_questions
 from stabgap.metrics import difference_span
-from stabgap.statistics.comparison import ALPHA, Family, censored_median, compare, equivalence
+from stabgap.statistics.comparison import (
+    ALPHA,
+    Family,
+    censored_median,
+    compare,
+    equivalence,
+    rank_sum_test,
+)
 from stabgap.statistics.summary import summarize
 
 NAN = math.nan
@@ -358,17 +365,70 @@ def test_q2_in_short_is_undecided_when_nothing_could_be_tested():
     assert all("In short, undecided: too few seeds" in a for a in summaries)
 
 
-def test_a_censored_value_leaves_a_time_to_recover_untested():
-    # a seed that never recovered is only known to take longer than the interval: the mean
-    # of the recovered seeds is biased low, so no test is made where a side has one
+def test_a_censored_time_to_recover_is_tested_by_ranks_not_means():
+    # a seed that never recovered is only known to take longer than the run measured: the
+    # mean of the recovered seeds is biased low, so the verdict rests on a rank-sum test in
+    # which that seed ranks last, and no interval of means is given
     recovered = {1: 10.0, 2: 12.0, 3: 11.0, 4: 13.0}
     one_never = {1: 20.0, 2: 22.0, 3: 21.0, 4: None}
     c = compare(recovered, one_never, "baseline", "nd", metric="TTR", censored=True)
-    assert not c.testable and math.isnan(c.paired_p) and c.n_undefined_b == 1
-    assert c.why_untestable().startswith("not tested: 1 of nd's and 0 of baseline's seeds never")
-    assert "biased low" in c.sentence()
+    assert c.rank_test and c.testable and c.n_undefined_b == 1
+    assert math.isnan(c.paired_p) and math.isnan(c.welch_p) and math.isnan(c.detectable())
+    assert all(math.isnan(x) for x in c.interval())
+    # every nd seed ranks above every baseline seed: 1 of the C(8, 4) = 70 splits is as
+    # extreme on that side, so p = 2/70; nd is above baseline in every pair
+    assert c.rank_p == pytest.approx(2 / 70) and c.superiority == 1.0 and c.direction > 0
+    assert (c.median_a, c.median_b) == (11.5, 21.5)
+    assert c.seeds() == (4, 4)
+    text = c.sentence()
+    assert "median 21.50 vs 11.50" in text and "0 of baseline's seeds never recovered" in text
+    assert "exact rank-sum test, those ranked last, p = 0.029" in text and "Welch" not in text
+    # a family of 10: adjusted p 20/70, not shown, with every seed counted in n
+    assert "not shown at n = 4 and 4" in c.adjusted(10).verdict()
     # all recovered: the usual test, as without censoring
     every = {**one_never, 4: 23.0}
     tested = compare(recovered, every, "baseline", "nd", metric="TTR", censored=True)
     assert tested.welch_p == compare(recovered, every, "baseline", "nd", metric="TTR").welch_p
-    assert tested.testable
+    assert tested.testable and not tested.rank_test and math.isnan(tested.rank_p)
+    # too few seeds for any test, censored ones counted
+    few = compare({1: 1.0, 2: None}, {1: 2.0, 2: 3.0}, metric="TTR", censored=True)
+    assert not few.testable and "fewer than 3 seeds" in few.why_untestable()
+    assert "(B has 2, A 2)" in few.why_untestable()
+
+
+def test_the_rank_sum_test_is_the_exact_mann_whitney_test_without_ties():
+    rng = np.random.default_rng(3)
+    for na, nb in ((3, 4), (5, 5), (7, 6)):
+        a, b = rng.normal(size=na), rng.normal(0.8, size=nb)
+        p, superiority = rank_sum_test(a, b)
+        ref = sps.mannwhitneyu(b, a, alternative="two-sided", method="exact")
+        assert p == pytest.approx(ref.pvalue, rel=1e-12)
+        assert superiority == pytest.approx(ref.statistic / (na * nb))
+
+
+def test_the_rank_sum_test_with_ties_and_infinities_is_the_exhaustive_permutation_test():
+    # scipy's permutation test enumerates every split of the pooled ranks (n_resamples=inf)
+    cases = [
+        ([1.0, 2.0, 2.0, math.inf], [2.0, 3.0, math.inf, math.inf, math.inf]),
+        ([5.0, 5.0, 6.0, 7.0, 9.0], [5.0, 8.0, 9.0, math.inf]),
+        ([math.inf] * 3, [1.0, math.inf, math.inf]),
+    ]
+    for a, b in cases:
+        ranks = sps.rankdata(np.array(a + b))
+        ref = sps.permutation_test(
+            (ranks[: len(a)], ranks[len(a) :]),
+            lambda x, y: np.sum(y),
+            permutation_type="independent",
+            alternative="two-sided",
+            n_resamples=np.inf,
+        )
+        p, _ = rank_sum_test(a, b)
+        assert p == pytest.approx(ref.pvalue, rel=1e-9), (a, b)
+
+
+def test_the_rank_sum_test_beyond_its_exact_size_is_the_normal_approximation():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=60), [*rng.normal(0.3, size=50), *[math.inf] * 10]
+    p, _ = rank_sum_test(a, b)
+    ref = sps.mannwhitneyu(b, a, alternative="two-sided", method="asymptotic")
+    assert p == pytest.approx(ref.pvalue)

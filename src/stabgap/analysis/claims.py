@@ -206,17 +206,22 @@ def claim_sentence(check: ClaimCheck, family: Family, labels: dict[str, str]) ->
         c = family.adjusted(c)
         if not c.testable:
             undefined = ""
-            if c.n_undefined_a or c.n_undefined_b:
+            if c.rank_test:
+                undefined = f" ({c.never()})"
+            elif c.n_undefined_a or c.n_undefined_b:
                 undefined = (
                     f" over the seeds where it is defined ({c.n_b} of {c.n_b + c.n_undefined_b} "
                     f"and {c.n_a} of {c.n_a + c.n_undefined_a})"
                 )
             diff = "undefined" if math.isnan(c.diff) else f"{c.diff:+.2f}"
+            if c.rank_test:  # the recovered seeds' mean would be biased: none is given
+                diff = "untested"
             parts.append(f"{p.what} {diff}{undefined} ({c.why_untestable()})")
             signs.append(None)
             continue
-        signs.append(0 if not c.significant else (1 if c.diff * p.sign > 0 else -1))
-        parts.append(f"{p.what} {c.interval_text()}, adjusted p = {c.p:.2g}")
+        signs.append(0 if not c.significant else (1 if c.direction * p.sign > 0 else -1))
+        never = f" ({c.never()})" if c.rank_test else ""
+        parts.append(f"{p.what} {c.interval_text()}{never}, adjusted p = {c.p:.2g}")
     if any(s == -1 for s in signs):
         word = "contradicts it"
     elif signs and all(s == 1 for s in signs):
@@ -225,11 +230,8 @@ def claim_sentence(check: ClaimCheck, family: Family, labels: dict[str, str]) ->
         word = "cannot tell (a prediction could not be tested)"
     else:
         first = next(c for _, c in check.tests if c.testable)
-        word = (
-            "shows it only in part"
-            if 1 in signs
-            else f"does not show it at n = {first.n_a} and {first.n_b}"
-        )
+        n_a, n_b = first.seeds()
+        word = "shows it only in part" if 1 in signs else f"does not show it at n = {n_a} and {n_b}"
     claim = check.claim
     return (
         f"Reported {claim.where} ({claim.source}): {claim.text}. Ours, "

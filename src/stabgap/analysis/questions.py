@@ -31,7 +31,7 @@ def _direction(c: Comparison, lower_is_better: bool) -> str:
         return "untestable"
     if not c.significant:
         return "not shown"
-    return "better" if (c.diff < 0) == lower_is_better else "worse"
+    return "better" if (c.direction < 0) == lower_is_better else "worse"
 
 
 @dataclass(frozen=True)

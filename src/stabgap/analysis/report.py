@@ -738,14 +738,14 @@ def _pairing(groups) -> str:
     imported = "a paired interval with an imported group pairs runs by seed number alone."
     if all(g.imported for g in groups):
         return (
-            "The paired interval over shared seeds is shown beside Welch's, on which the "
-            "verdicts rest; the runs' seeds are their own loop's, which may share nothing "
+            "The paired interval over shared seeds is shown beside Welch's; the verdicts "
+            "rest on unpaired tests. The runs' seeds are their own loop's, which may share nothing "
             f"across groups: {imported}"
         )
     text = (
         "Runs that stabgap trained with one seed share their initialisation, batches and test "
         "subsets across groups (common random numbers), so the paired interval over shared "
-        "seeds is shown beside Welch's; the verdicts rest on Welch's test, which does not "
+        "seeds is shown beside Welch's; the verdicts rest on unpaired tests, which do not "
         "assume that."
     )
     if any(g.imported for g in groups):
@@ -789,11 +789,12 @@ def _markdown(
         "TTR is averaged over the seeds that recovered, with the number that "
         "never did and the median counting those as never. "
         + (
-            f"Verdicts: Welch's t-test, {family.describe()}, each shown with the simultaneous "
-            "interval at the same level, which excludes 0 exactly when the adjusted p is "
-            "below 0.05. A difference that is not significant is not shown at its n, which is "
-            "not equality: the sentence says what difference that n could have detected. "
-            + _pairing(groups)
+            "Verdicts: Welch's t-test (on a TTR where seeds never recovered, an exact "
+            f"rank-sum test that ranks them last), {family.describe()}, each shown with the "
+            "simultaneous interval at the same level, which excludes 0 exactly when the "
+            "adjusted p is below 0.05. A difference that is not significant is not shown at "
+            "its n, which is not equality: the sentence says what difference that n could have "
+            "detected. " + _pairing(groups)
             if family.sizes
             else "No verdicts: "
             + (

@@ -166,7 +166,10 @@ FINDING_NOTE = (
     "Each difference is the group's mean minus the baseline's, with [its simultaneous 95 % "
     "interval over the report's tests of that quantity; the paired interval over the shared "
     'seeds], the Bonferroni-adjusted p and the verdict. "Not shown" is not "no '
-    'difference": it gives the difference that n could have detected (80 % power).'
+    'difference": it gives the difference that n could have detected (80 % power). A time '
+    "to recover where seeds never recovered has no mean: it gives the medians (those seeds "
+    "as never) and how often the group's seed is above the baseline's over every pair of "
+    "seeds (a tie counts half), tested by an exact rank-sum test that ranks those seeds last."
 )
 
 
@@ -177,27 +180,28 @@ def finding(label: str, base_label: str, tests, family: Family) -> str:
     for name, lower, c in tests:
         c = family.adjusted(c)
         unit = "%" if name.startswith("TTR") else "p.p."
-        never = ""
-        if name.startswith("TTR") and (c.n_undefined_a or c.n_undefined_b):
-            never = (
-                f" over the seeds that recovered ({c.n_undefined_b} of {label}'s and "
-                f"{c.n_undefined_a} of {base_label}'s never did)"
+        word = "better" if (c.direction < 0) == lower else "worse"
+        if c.rank_test:  # seeds that never recovered: medians and ranks, no means
+            if not c.testable:
+                parts.append(f"{name} ({c.never()}; {c.why_untestable()})")
+                continue
+            verdict = word if c.significant else "not shown"
+            parts.append(
+                f"{name} {c.medians_text(unit=unit)} [{c.never()}], adjusted p = {c.p:.2g}: "
+                f"{verdict}"
             )
+            continue
         if not c.testable:
-            parts.append(f"{name} {_signed(c.diff)} {unit}{never} ({c.why_untestable()})")
+            parts.append(f"{name} {_signed(c.diff)} {unit} ({c.why_untestable()})")
             continue
         low, high = c.interval()
         bounds = f"{low:+.2f}, {high:+.2f}{c.cut()}"
         if c.n_paired >= 3 and not math.isnan(c.paired_se):
             pl, ph = c.paired_interval()
             bounds += f"; paired {pl:+.2f}, {ph:+.2f}{c.cut(paired=True)}"
-        if c.significant:
-            word = "better" if (c.diff < 0) == lower else "worse"
-        else:
+        if not c.significant:
             word = f"not shown ({c.reach(unit=unit)})"
-        parts.append(
-            f"{name} {_signed(c.diff)} {unit} [{bounds}]{never}, adjusted p = {c.p:.2g}: {word}"
-        )
+        parts.append(f"{name} {_signed(c.diff)} {unit} [{bounds}], adjusted p = {c.p:.2g}: {word}")
     return f"**{label}** against {base_label}: " + "; ".join(parts) + "."
 
 
@@ -240,12 +244,15 @@ def ttr_table(v: Verdicts) -> tuple[list[str], list[list[str]]]:
         side_a = f"{c.mean_a:.1f} ({c.n_a} of {total_a})" if c.n_a else f"never (0 of {total_a})"
         side_b = f"{c.mean_b:.1f} ({c.n_b} of {total_b})" if c.n_b else f"never (0 of {total_b})"
         if not c.testable:
-            diff, p, verdict = _signed(c.diff), "n/a", c.why_untestable()
+            diff = "n/a" if c.rank_test else _signed(c.diff)
+            p, verdict = "n/a", c.why_untestable()
         else:
             diff, p = c.interval_text(1), f"{c.p:.2g}"
             verdict = (
-                ("shorter" if c.diff < 0 else "longer") if c.significant else c.verdict(1, "%")
+                ("shorter" if c.direction < 0 else "longer") if c.significant else c.verdict(1, "%")
             )
+        if c.rank_test:
+            verdict += " (rank-sum test: seeds that never recovered ranked last)"
         rows.append([d.name, side_a, side_b, diff, p, verdict])
     return header, rows
 
@@ -303,6 +310,13 @@ COMPARISON_COLUMNS = (
     "paired_p",
     "wilcoxon_p",
     "hedges_g",
+    "test",  # the verdict's: welch, or rank-sum where seeds never recovered
+    "never_recovered_group",  # censored seeds, counted in the rank-sum test only
+    "never_recovered_baseline",
+    "rank_sum_p",
+    "median_group",  # a censored seed counted as +inf (written "inf")
+    "median_baseline",
+    "superiority",  # P(group > baseline) + P(tie) / 2 over seed pairs
 )
 
 
@@ -325,7 +339,7 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                     c.n_a,
                     c.mean_b,
                     c.mean_a,
-                    c.diff,
+                    None if c.rank_test else c.diff,  # a mean of the recovered is biased
                     *raw.interval(),
                     *c.interval(),
                     c.welch_p,
@@ -339,6 +353,13 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                     c.paired_p,
                     c.wilcoxon_p,
                     c.hedges_g,
+                    "rank-sum" if c.rank_test else "welch",
+                    c.n_undefined_b if c.censored else None,
+                    c.n_undefined_a if c.censored else None,
+                    c.rank_p,
+                    c.median_b,
+                    c.median_a,
+                    c.superiority,
                 ]
             )
     return [

@@ -19,6 +19,10 @@ How verdicts are read, everywhere stabgap states one:
 - Runs of two experiments with the same seed share their initialisation and batch order,
   so the paired interval over shared seeds is shown beside Welch's; the verdicts rest on
   Welch's test, which does not assume that.
+- A time to recover of a seed that never recovered is censored: it is only known to exceed
+  what the run measured, so no mean holds it. Where a side has one, the verdict rests on
+  an exact rank-sum test (:func:`rank_sum_test`) in which it ranks above every recovered
+  seed, and the sentence gives the medians instead of an interval of means.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ __all__ = [
     "censored_median",
     "compare",
     "equivalence",
+    "rank_sum_test",
     "welch",
 ]
 
@@ -87,8 +92,16 @@ class Comparison:
             ("GD_1,2 (p.p.)" measures "GD_1,2"): a report's tests of the same groups and
             measure are one test (default: the metric).
         censored: An undefined value is a censored one, known only to lie beyond what was
-            measured (a time to recover of a seed that never recovered): then no test is
-            made where a side has one, since its defined values' mean would be biased low.
+            measured (a time to recover of a seed that never recovered). Where a side has
+            one, the mean of its defined values would be biased low: the verdict then rests
+            on :attr:`rank_p` (:attr:`rank_test`), and no interval of means is given.
+        rank_p: The exact two-sided rank-sum test's p (:func:`rank_sum_test`), each
+            censored value ranked above every defined one (NaN unless :attr:`rank_test`).
+        superiority: P(B > A) + ½·P(B = A) over every pair of seeds, a censored value
+            counted as larger than any defined one: above ½ where B's values tend to be
+            larger (NaN unless :attr:`rank_test`).
+        median_a, median_b: Each side's median, a censored value counted as +∞ (NaN
+            unless :attr:`rank_test`).
     """
 
     label_a: str
@@ -121,17 +134,35 @@ class Comparison:
     span: float = math.inf
     censored: bool = False
     measure: str = ""
+    rank_p: float = math.nan
+    superiority: float = math.nan
+    median_a: float = math.nan
+    median_b: float = math.nan
+
+    @property
+    def rank_test(self) -> bool:
+        """Whether the verdict rests on the rank-sum test: censored values on a side."""
+        return self.censored and bool(self.n_undefined_a or self.n_undefined_b)
 
     @property
     def testable(self) -> bool:
-        """Whether Welch's test was run: at least :data:`MIN_SEEDS` values on each side,
-        and some spread (two constant sides differ certainly or not at all)."""
-        return not math.isnan(self.welch_p)
+        """Whether the verdict's test was run: Welch's (at least :data:`MIN_SEEDS` values
+        on each side, and some spread: two constant sides differ certainly or not at all)
+        or, with censored values, the rank-sum test (at least :data:`MIN_SEEDS` seeds on
+        each side)."""
+        return not math.isnan(self.rank_p if self.rank_test else self.welch_p)
+
+    @property
+    def direction(self) -> float:
+        """Positive where B's values tend to be larger, negative where smaller: the
+        difference of the means, or, under the rank-sum test, ``superiority − ½``."""
+        return self.superiority - 0.5 if self.rank_test else self.diff
 
     @property
     def p_adjusted(self) -> float:
-        """Welch's p, Bonferroni-adjusted over the :attr:`family` (itself when alone)."""
-        return min(1.0, self.welch_p * self.family)
+        """The verdict's p (Welch's, or the rank-sum test's), Bonferroni-adjusted over the
+        :attr:`family` (itself when alone)."""
+        return min(1.0, (self.rank_p if self.rank_test else self.welch_p) * self.family)
 
     @property
     def p(self) -> float:
@@ -154,7 +185,9 @@ class Comparison:
 
     def interval(self) -> tuple[float, float]:
         """Welch's interval of the difference at :attr:`level` (simultaneous in a family),
-        cut to ±:attr:`span`."""
+        cut to ±:attr:`span` (NaN under the rank-sum test: censored values have no mean)."""
+        if self.rank_test:
+            return math.nan, math.nan
         low, high = self._welch()  # (a NaN, given first, stays NaN: no comparison holds)
         return max(low, -self.span), min(high, self.span)
 
@@ -184,26 +217,47 @@ class Comparison:
 
     def detectable(self, power: float = POWER) -> float:
         """The smallest difference this n and these spreads detect with `power` at the
-        adjusted level (Welch's normal-theory approximation)."""
-        if math.isnan(self.diff_se) or self.diff_se == 0:
+        adjusted level (Welch's normal-theory approximation; NaN under the rank-sum test)."""
+        if self.rank_test or math.isnan(self.diff_se) or self.diff_se == 0:
             return math.nan
         df = self.welch_df
         t = sps.t.ppf(1 - self.alpha / (2 * self.family), df) + sps.t.ppf(power, df)
         return float(t * self.diff_se)
 
+    def seeds(self) -> tuple[int, int]:
+        """The seeds the verdict's test counts on each side (A, B): the defined values, and
+        under the rank-sum test the censored ones too."""
+        if self.rank_test:
+            return self.n_a + self.n_undefined_a, self.n_b + self.n_undefined_b
+        return self.n_a, self.n_b
+
     def why_untestable(self) -> str:
-        if self.censored and (self.n_undefined_a or self.n_undefined_b):
-            return (
-                f"not tested: {self.n_undefined_b} of {self.label_b}'s and {self.n_undefined_a} "
-                f"of {self.label_a}'s seeds never recovered, so their times are only known to "
-                "exceed the interval, and a mean over the recovered seeds would be biased low"
-            )
-        if min(self.n_a, self.n_b) < MIN_SEEDS:
+        n_a, n_b = self.seeds()
+        if min(n_a, n_b) < MIN_SEEDS:
             return (
                 f"no test is possible with fewer than {MIN_SEEDS} seeds per group "
-                f"({self.label_b} has {self.n_b}, {self.label_a} {self.n_a})"
+                f"({self.label_b} has {n_b}, {self.label_a} {n_a})"
             )
         return "no test is possible: both groups have no spread over seeds"
+
+    def never(self) -> str:
+        """How many seeds of each side never recovered, and how the test counts them ("" where
+        none): the words beside a rank-sum test's verdict."""
+        if not self.rank_test:
+            return ""
+        return (
+            f"{self.n_undefined_b} of {self.label_b}'s and {self.n_undefined_a} of "
+            f"{self.label_a}'s seeds never recovered: exact rank-sum test, those ranked last"
+        )
+
+    def medians_text(self, digits: int = 2, unit: str = "") -> str:
+        """``"median 13.6 vs 16.0 %, nd above baseline in 48 % of seed pairs"``: a rank-sum
+        test's effect (a tied pair counts half), where an interval of means would be biased."""
+        b, a = (_median(m, digits, unit) for m in (self.median_b, self.median_a))
+        return (
+            f"median {b} vs {a}, {self.label_b} above {self.label_a} in "
+            f"{100 * self.superiority:.0f} % of seed pairs"
+        )
 
     def verdict(self, digits: int = 2, unit: str = "") -> str:
         """The verdict alone: "significant ...", or "not shown at n = ..." with the
@@ -212,7 +266,8 @@ class Comparison:
             return self.why_untestable()
         if self.significant:
             return f"significant at α = {self.alpha:g}"
-        shown = f"not shown at n = {self.n_a} and {self.n_b}"
+        n_a, n_b = self.seeds()
+        shown = f"not shown at n = {n_a} and {n_b}"
         small = self.detectable()
         if math.isnan(small):
             return shown
@@ -237,7 +292,10 @@ class Comparison:
         return f"could detect ≈ {small:.{digits}f}{u}"
 
     def interval_text(self, digits: int = 2, unit: str = "") -> str:
-        """``"-10.00 p.p. (95 % CI -14.1 to -5.9)"``: the difference and its interval."""
+        """``"-10.00 p.p. (95 % CI -14.1 to -5.9)"``: the difference and its interval (under
+        the rank-sum test, the medians: :meth:`medians_text`)."""
+        if self.rank_test:
+            return self.medians_text(digits, unit)
         u = f" {unit}" if unit else ""
         low, high = self.interval()
         return (
@@ -260,13 +318,22 @@ class Comparison:
             left_out = f", {n_undef} left out as undefined" if n_undef else ""
             return f"{label} {format_mean_std(mean, std, digits)}{u} (n = {n}{left_out})"
 
+        adjusted = "" if self.family == 1 else f", adjusted p = {_p(self.p_adjusted)}"
+        if self.rank_test:
+            n_a, n_b = self.seeds()
+            text = f"{self.metric}: {self.label_b} (n = {n_b}) vs {self.label_a} (n = {n_a})"
+            if not self.testable:
+                return f"{text}; {self.never()}; {self.why_untestable()}."
+            return text + (
+                f"; {self.medians_text(digits, unit)}; {self.never()}, p = {_p(self.rank_p)}"
+                f"{adjusted}: {self.verdict(digits, du)}."
+            )
         side_b = side(self.label_b, self.mean_b, self.std_b, self.n_b, self.n_undefined_b)
         side_a = side(self.label_a, self.mean_a, self.std_a, self.n_a, self.n_undefined_a)
         text = f"{self.metric}: {side_b} vs {side_a}"
         d = f" {du}" if du else ""
         if not self.testable:
             return f"{text}; difference {_signed(self.diff, digits)}{d}; {self.why_untestable()}."
-        adjusted = "" if self.family == 1 else f", adjusted p = {_p(self.p_adjusted)}"
         text += (
             f"; difference {self.label_b} − {self.label_a} = {self.interval_text(digits, du)}, "
             f"Welch's t({self.welch_df:.1f}) = {self.welch_t:.2f}, p = {_p(self.welch_p)}"
@@ -364,6 +431,57 @@ def censored_median(values: Sequence[float | None], recovered: Sequence[bool]) -
     return float(np.median(times)) if times else math.nan
 
 
+def rank_sum_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """The Wilcoxon–Mann–Whitney rank-sum test of B against A, two-sided and exact with
+    ties: tied values share their mean rank, and +∞ (a censored time) ranks above every
+    finite value, tied with the other +∞.
+
+    The p value is 2·min(P(S ≥ s), P(S ≤ s)) (at most 1), S the sum of B's ranks over the
+    C(n_a + n_b, n_b) equally likely ways the pooled values could have been split: the
+    exact permutation distribution, ties included, counted in integers of doubled ranks
+    (up to 100 values; beyond, the normal approximation with the ties' correction).
+
+    Returns:
+        (p, superiority): superiority is P(B > A) + ½·P(B = A) over every pair (U / n_a·n_b).
+
+    Example:
+        >>> p, sup = rank_sum_test([1.0, 2.0, 3.0], [4.0, 5.0, math.inf])
+        >>> round(p, 4), sup  # 1 of the C(6, 3) = 20 splits is as high: 2 × 1/20
+        (0.1, 1.0)
+    """
+    na, nb = len(a), len(b)
+    if min(na, nb) == 0:
+        return math.nan, math.nan
+    ranks = sps.rankdata(np.concatenate([np.asarray(a, float), np.asarray(b, float)]))
+    doubled = np.rint(2 * ranks).astype(np.int64)  # mean ranks are whole or halves
+    observed = int(doubled[na:].sum())
+    superiority = (observed / 2 - nb * (nb + 1) / 2) / (na * nb)
+    if na + nb > RANK_EXACT_MAX:
+        res = sps.mannwhitneyu(b, a, alternative="two-sided", method="asymptotic")
+        return float(res.pvalue), superiority
+    # ways[k, s]: subsets of k of the values so far whose doubled ranks sum to s
+    ways = np.zeros((nb + 1, int(doubled.sum()) + 1))
+    ways[0, 0] = 1.0
+    for r in doubled:
+        for k in range(nb, 0, -1):  # downwards: each value joins a subset at most once
+            ways[k, r:] += ways[k - 1, : ways.shape[1] - r]
+    splits = ways[nb] / ways[nb].sum()
+    upper, lower = splits[observed:].sum(), splits[: observed + 1].sum()
+    return float(min(1.0, 2 * min(upper, lower))), superiority
+
+
+# Up to this many pooled values the rank-sum test counts its exact distribution
+# (n·n_b·Σranks additions: well under a second); beyond, the normal approximation.
+RANK_EXACT_MAX = 100
+
+
+def _median(x: float, digits: int, unit: str) -> str:
+    """A median of times: "never" where it is +∞, else the number and its unit."""
+    if math.isinf(x):
+        return "never"
+    return f"{_signed(x, digits).lstrip('+')}{f' {unit}' if unit else ''}"
+
+
 def _signed(x: float, digits: int) -> str:
     return "n/a" if math.isnan(x) else f"{x:+.{digits}f}"
 
@@ -422,8 +540,10 @@ def compare(
 
     `quantity`: what the test is adjusted with in a report (default: its metric); `span`:
     the largest difference the metric allows (:attr:`Comparison.span`); `censored`: an
-    undefined value is censored (:attr:`Comparison.censored`), and no test is made with one;
-    `measure`: what is measured, where the metric's words differ (:attr:`Comparison.measure`).
+    undefined value is censored (:attr:`Comparison.censored`): where a side has one, the
+    verdict rests on :func:`rank_sum_test` with it ranked last, and nothing is computed
+    from the defined values' means; `measure`: what is measured, where the metric's words
+    differ (:attr:`Comparison.measure`).
 
     Example:
         >>> b = {1: 5.0, 2: 6.0, 3: 7.0, 4: None}
@@ -445,8 +565,16 @@ def compare(
     nan = math.nan
     t = p = d = g = nan
     se, df = welch(mean_a, std_a, na, mean_b, std_b, nb)
-    untested = censored and (undef_a or undef_b)
-    if min(na, nb) < MIN_SEEDS or untested:
+    ranked = censored and (undef_a or undef_b)
+    rank_p = superiority = median_a = median_b = nan
+    if ranked:
+        # a censored seed is beyond every measured value: +∞ in ranks and medians
+        ra = [*xa, *[math.inf] * undef_a]
+        rb = [*xb, *[math.inf] * undef_b]
+        median_a, median_b = float(np.median(ra)), float(np.median(rb))
+        if min(len(ra), len(rb)) >= MIN_SEEDS:
+            rank_p, superiority = rank_sum_test(ra, rb)
+    if min(na, nb) < MIN_SEEDS or ranked:
         se = df = nan
     if not math.isnan(se):
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
@@ -460,7 +588,7 @@ def compare(
 
     shared = sorted(set(da) & set(db), key=lambda s: (str(type(s)), s))
     pd = pse = pt = pp = wp = nan
-    if len(shared) >= MIN_SEEDS and not untested:
+    if len(shared) >= MIN_SEEDS and not ranked:
         diffs = np.array([db[s] - da[s] for s in shared])
         pd, sd = float(diffs.mean()), float(diffs.std(ddof=1))
         pse = sd / math.sqrt(len(shared)) if sd > 0 else nan
@@ -502,6 +630,10 @@ def compare(
         span=span,
         censored=censored,
         measure=measure,
+        rank_p=rank_p,
+        superiority=superiority,
+        median_a=median_a,
+        median_b=median_b,
     )
 
 
