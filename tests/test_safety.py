@@ -665,6 +665,23 @@ def test_import_reference_takes_a_folder_and_says_what_it_skipped(workspace, cap
     assert f"skipped {folder / 'settings.json'}:" in err
 
 
+def test_import_reference_again_keeps_the_runs_and_refuses_a_changed_file(workspace, capsys):
+    results = workspace / "results_2958.json"
+    results.write_text((reference_dir() / "reference-results-seed2958.json").read_text())
+    assert cli(capsys, "import-reference", results, "--out", "ref")[0] == 0
+    code, out, _ = cli(capsys, "import-reference", results, "--out", "ref")
+    assert code == 0 and "0 reference run(s) imported" in out and "14 already there" in out
+    before = {p: p.read_bytes() for p in (workspace / "ref").rglob("*") if p.is_file()}
+    data = json.loads(results.read_text())
+    data["1"]["performances"][0][5] = 12.5  # the baseline's curve, changed since
+    results.write_text(json.dumps(data))
+    code, _, err = cli(capsys, "import-reference", results, "--out", "ref")
+    assert code == 2 and err.count("\n") == 1
+    assert "holds another version of run 'baseline-seed2958-reference' (curves not as in" in err
+    after = {p: p.read_bytes() for p in (workspace / "ref").rglob("*") if p.is_file()}
+    assert after == before  # nothing written, the old runs as they were
+
+
 # --- run identity -----------------------------------------------------------------------------
 def test_a_stamp_holds_only_what_differs_from_the_defaults():
     from stabgap.core.config import RunConfig

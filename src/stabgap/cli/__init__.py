@@ -291,21 +291,19 @@ def cmd_import_curves(args: argparse.Namespace) -> int:
 
 
 def cmd_import_reference(args: argparse.Namespace) -> int:
-    from stabgap.studies.outputs import check_study_folder, is_run_dir
-    from stabgap.studies.records import write_run
+    from stabgap.studies.imported import write_runs
+    from stabgap.studies.outputs import check_study_folder
     from stabgap.studies.reference import import_reference
 
     out = Path(args.out)
     check_study_folder(out)
     records, skipped = import_reference(Path(args.results))
-    fresh = [r for r in records if not is_run_dir(out / r.name)]
-    for record in fresh:
-        write_run(record, out)
+    written, there = write_runs(records, out)  # all or none; a changed file is refused
     for path, why in skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(
-        f"{len(fresh)} reference run(s) imported into {out} "
-        f"({len(records) - len(fresh)} already there, {len(skipped)} file(s) skipped)"
+        f"{written} reference run(s) imported into {out} "
+        f"({there} already there, {len(skipped)} file(s) skipped)"
     )
     return 0
 

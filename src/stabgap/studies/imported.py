@@ -180,7 +180,7 @@ def grid_difference(a: RunRecord, b: RunRecord) -> str:
         which = a if step in ours else b
         return (
             f"are evaluated at different steps ({len(ours)} and {len(theirs)} steps; step "
-            f"{step} only in run {which.metadata.get('run', which.name)!r})"
+            f"{step} only in run {_run(which)!r})"
         )
     if tuple(a.ends) != tuple(b.ends):
         k = next(k for k, (x, y) in enumerate(zip(a.ends, b.ends, strict=True)) if x != y)
@@ -215,7 +215,7 @@ def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]
             fresh.append(r)
         elif differs := _content_difference(read_run(there), r):
             raise StabgapError(
-                f"{there} holds another version of run {r.metadata['run']!r} ({differs} not "
+                f"{there} holds another version of run {_run(r)!r} ({differs} not "
                 f"as in {r.metadata.get('file', 'these curves')}): import into another "
                 "folder, or remove the old runs first"
             )
@@ -231,7 +231,7 @@ def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]
         if differs := grid_difference(read_run(path), first):
             raise StabgapError(
                 f"group {first.experiment!r}: run {path} already there and run "
-                f"{first.metadata['run']!r} {differs}; {SAME_GRID}"
+                f"{_run(first)!r} {differs}; {SAME_GRID}"
             )
     created = not out.exists()
     written: list[Path] = []
@@ -251,6 +251,12 @@ def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]
             ) from None
         raise
     return len(fresh), len(records) - len(fresh)
+
+
+def _run(record: RunRecord) -> str:
+    """A run as its source names it (the curves file's run column; else the record's name:
+    the reference's runs have none)."""
+    return record.metadata.get("run", record.name)
 
 
 def _content_difference(old: RunRecord, new: RunRecord) -> str:
