@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stabgap.core.config import FIELDS, from_dict
+from stabgap.core.config import from_record
 from stabgap.core.data import DATASETS
 from stabgap.errors import StabgapError
 from stabgap.metrics import acc_before_switch
@@ -86,7 +86,7 @@ def task_one_chance(config: dict) -> tuple[float, float] | None:
     from stabgap.cost.flops import run_shape
 
     try:
-        run = from_dict({k: v for k, v in config.items() if k in FIELDS})
+        run = from_record(config)
         shape = run_shape(run)
     except (StabgapError, KeyError, TypeError, ValueError):
         return None

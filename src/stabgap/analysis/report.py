@@ -61,7 +61,7 @@ from stabgap.analysis.verdicts import (
     ttr_table,
 )
 from stabgap.analysis.why import why_table
-from stabgap.core.config import FIELDS, from_dict
+from stabgap.core.config import from_record
 from stabgap.core.methods import METHODS
 from stabgap.core.remedies import REMEDIES
 from stabgap.cost.flops import architecture
@@ -647,7 +647,7 @@ def _network(c: dict) -> str:
     """A run's network in a few words, from the fields that network reads (as `stabgap
     cost` names it); its name alone where the record's config cannot be rebuilt."""
     try:
-        return architecture(from_dict({k: v for k, v in c.items() if k in FIELDS}))
+        return architecture(from_record(c))
     except (StabgapError, KeyError, TypeError, ValueError):  # e.g. a plugin's, not loaded
         return str(c["model"])
 

@@ -386,6 +386,13 @@ def from_dict(values: dict[str, Any], base: RunConfig | None = None) -> RunConfi
     return RunConfig(**{**base_values, **values})
 
 
+def from_record(values: dict[str, Any]) -> RunConfig:
+    """The config of a run's record (its stored dict), the keys that are no field of this
+    process (a plugin's not loaded, a record's own notes) left out: the checks of a config
+    still apply (a plugin's model or stream not loaded is a StabgapError)."""
+    return from_dict({k: v for k, v in values.items() if k in FIELDS})
+
+
 def drop_stale(values: dict[str, Any], keep: set[str]) -> dict[str, Any]:
     """`values` (every field) with those that no chosen stream, model or optimiser uses put
     back to their defaults, but for the fields in `keep` (which the config then refuses)."""
