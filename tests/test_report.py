@@ -641,3 +641,24 @@ def test_the_summary_reads_each_experiment_at_its_own_last_interval(tmp_path):
     assert row["short"]["TTR_1,T %"] != "n/a"
     header, *_ = summary_rows(records[:3])  # one length: the interval in the names
     assert "tasks" not in header and "WC-ACC_3" in header
+
+
+def test_the_cost_tables_training_flops_leave_out_what_measures_a_run():
+    """The report's cost table counts training: the analyses (drift, the head's probe, the
+    gradient anatomy) and the evaluation measure a run and are left out, so a study with
+    them on gives the ratios `stabgap cost` gives without them."""
+    from stabgap.analysis.costs import training_flops
+    from stabgap.core.config import RunConfig, to_dict
+    from stabgap.cost.flops import run_cost
+
+    plain = RunConfig(hidden=(16, 16), batches_per_task=5, batch_size=8, decay_lambda=1e-5)
+    analysed = plain.replace(drift_every=2, head_every=2, gradients_window=3)
+    costs = run_cost(analysed)
+    assert costs["analyses"].flops > 0  # what the fix leaves out is there to leave out
+    steps = sum(c.flops for part, c in costs.items() if part not in ("evaluation", "analyses"))
+    assert training_flops(to_dict(analysed)) == steps == training_flops(to_dict(plain))
+    # a plugin's field in the record of a run that did not use it costs nothing; a run that
+    # trained with a remedy no loaded module defines cannot be counted here
+    record = {**to_dict(plain), "rs_lambda": 0.0}
+    assert training_flops(record, used=["nd"]) == steps
+    assert np.isnan(training_flops(record, used=["nd", "smooth"]))

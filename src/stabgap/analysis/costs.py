@@ -14,20 +14,32 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as sps
 
-from stabgap.core.config import from_dict
+from stabgap.core.config import from_record
+from stabgap.core.methods import METHODS
+from stabgap.core.remedies import REMEDIES
 from stabgap.cost.flops import run_cost
 from stabgap.errors import StabgapError
 from stabgap.statistics.comparison import MIN_SEEDS
 from stabgap.studies.records import RunRecord
 
+# The parts of a run's cost that measure it rather than train it.
+NOT_TRAINING = ("evaluation", "analyses")
 
-def training_flops(config: dict) -> float:
-    """FLOPs of a run's training steps (remedies included, evaluation left out)."""
+
+def training_flops(config: dict, used: Sequence[str] = ()) -> float:
+    """FLOPs of a run's training (its steps, remedies and methods; the evaluation and the
+    analyses, which measure the run, left out), from its record's config.
+
+    NaN where this process cannot count it: an imported run's config, or a run that trained
+    with a remedy or method (`used`: its record's) that no loaded module defines. A plugin's
+    fields in the config of a run that did not use it are left out: they cost nothing."""
+    if set(used) - {*REMEDIES, *METHODS}:
+        return math.nan
     try:
-        costs = run_cost(from_dict(config))
+        costs = run_cost(from_record(config))
     except (StabgapError, KeyError, TypeError, ValueError):  # an imported run's config
         return math.nan
-    return float(sum(c.flops for part, c in costs.items() if part != "evaluation"))
+    return float(sum(c.flops for part, c in costs.items() if part not in NOT_TRAINING))
 
 
 def seconds_per_batch(record: RunRecord) -> float:
@@ -67,7 +79,12 @@ def ratio_interval(times: Sequence[float], base: Sequence[float]) -> tuple[float
 def _flops(group) -> float:
     """A group's training FLOPs; unknown for runs imported from another loop, whose config
     is their source's, not a network stabgap can count."""
-    return math.nan if group.imported else training_flops(group.config)
+    if group.imported or not group.runs:
+        return math.nan
+    meta = group.runs[0].metadata
+    return training_flops(
+        group.config, [*(meta.get("remedies") or ()), *(meta.get("methods") or ())]
+    )
 
 
 def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
@@ -91,7 +108,9 @@ def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str
 
 
 COST_NOTE = (
-    "Training only (evaluation left out). FLOPs are counted from the network's shapes and "
+    "Training only: FLOPs leave out the evaluation and the analyses, which measure a run "
+    "(time per batch leaves out the evaluation; the gradient anatomy, where on, runs inside "
+    "the training step and is timed with it). FLOPs are counted from the network's shapes and "
     "each remedy's own count (`stabgap cost`); time per batch is measured in these runs "
     "(median ms; × the baseline as a ratio of geometric means with its 95 % interval, "
     f"unadjusted, where each side has at least {MIN_SEEDS} runs: a description of the runs' "
