@@ -432,3 +432,39 @@ def test_the_rank_sum_test_beyond_its_exact_size_is_the_normal_approximation():
     p, _ = rank_sum_test(a, b)
     ref = sps.mannwhitneyu(b, a, alternative="two-sided", method="asymptotic")
     assert p == pytest.approx(ref.pvalue)
+
+
+def test_a_gap_metric_is_not_compared_where_a_group_has_no_gap_to_measure():
+    """A group that forgot task 1 before the last switch has no gap there (its TTR reads 0
+    because its accuracy stays at 0), and one that never learned task 1 has none anywhere:
+    their gap metrics are not compared, nor counted in a family; the rest is."""
+    from types import SimpleNamespace
+
+    from stabgap.analysis.verdicts import compare_groups, finding
+
+    rows = rows_for(
+        {
+            "base": {"gd": [10.0, 11.0, 12.0], "gd2": [5.0, 6.0, 7.0]},
+            "lwf": {"gd": [0.0, 0.1, 0.0], "gd2": [20.0, 21.0, 22.0]},
+            "tiny": {"gd": [1.0, 2.0, 3.0], "gd2": [1.0, 2.0, 1.5]},
+        }
+    )
+    base, lwf, tiny = (SimpleNamespace(key=k) for k in ("base", "lwf", "tiny"))
+    labels = {k: k for k in ("base", "lwf", "tiny")}
+    gapless = {"lwf": "last", "tiny": "all"}
+    out = compare_groups(summarize(rows), base, [lwf, tiny], 3, labels, gapless)
+    (_, lwf_tests, lwf_not), (_, tiny_tests, tiny_not) = out
+    assert [name for name, _, _ in lwf_tests] == ["GD_1,2", "final ACC"]  # GD_1,3 left out
+    assert lwf_not == (
+        "GD_1,3, TTR_1,3, TTR_1,3 robust not compared: lwf forgot task 1 before the last "
+        "switch, so they measure no gap"
+    )
+    assert [name for name, _, _ in tiny_tests] == ["final ACC"]
+    assert tiny_not.startswith("GD_1,2, GD_1,3, TTR_1,3, TTR_1,3 robust not compared: tiny never")
+    family = Family([c for _, tests, _ in out for _, _, c in tests])
+    assert family.sizes == {"GD_1,2": 1, "final ACC": 2}
+    sentence = finding("lwf", "base", lwf_tests, family, lwf_not)
+    assert sentence.endswith("forgot task 1 before the last switch, so they measure no gap.")
+    # a baseline without a gap in the last interval leaves it out for every group
+    (_, tests, why), _ = compare_groups(summarize(rows), lwf, [base, tiny], 3, labels, gapless)
+    assert "GD_1,3" not in [n for n, _, _ in tests] and "lwf forgot task 1" in why

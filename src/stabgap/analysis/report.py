@@ -283,7 +283,7 @@ def _build(
     write_table(group_rows(summaries, ordered, n_tasks), out / "groups")
     tables.append(("Every group", _markdown_table(header, rows)))
 
-    verdicts = judge(summaries, groups, base, compared, n_tasks, shown, unlearned)
+    verdicts = judge(summaries, groups, base, compared, n_tasks, shown, unlearned, forgotten)
     write_table(comparison_rows(verdicts), out / "comparisons")
     said = sentences(verdicts, base, shown)
     findings, poster = said["findings"], said["poster"]

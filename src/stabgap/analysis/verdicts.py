@@ -13,7 +13,7 @@ equivalence (:mod:`stabgap.analysis.fidelity`) outside the family (an intersecti
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from stabgap.analysis.claims import (
@@ -51,7 +51,12 @@ def compared_metrics(n_tasks: int) -> list[tuple]:
     ]
 
 
-Compared = list[tuple[object, list[tuple[str, bool, Comparison]]]]  # (group, [(name, lower, c)])
+# (group, [(name, lower, c)], what was not compared and why: "" where everything was)
+Compared = list[tuple[object, list[tuple[str, bool, Comparison]], str]]
+
+# The metrics that measure a gap: none where task 1 was never learned, and none in the last
+# interval where it was forgotten before the last switch (nothing left to drop).
+GAP_METRICS = ("gap_depth", "time_to_recover", "time_to_recover_robust")
 
 # A compared metric's name ("GD_1,3") -> its key in metrics.csv (metric, task, interval),
 # for streams of up to 100 tasks.
@@ -62,15 +67,32 @@ _METRIC_KEYS = {
 }
 
 
-def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, str]) -> Compared:
-    """Each compared group against the baseline on every compared metric (unadjusted)."""
+def compare_groups(
+    summaries,
+    base,
+    compared,
+    n_tasks: int,
+    labels: dict[str, str],
+    gapless: Mapping[str, str] | None = None,
+) -> Compared:
+    """Each compared group against the baseline on every compared metric (unadjusted).
+
+    `gapless`: the keys of groups whose gaps measure nothing, and where: "all" (task 1 never
+    learned) or "last" (forgotten before the last switch). A gap metric there is not
+    compared, with either side such a group: its test would state a difference of noise."""
     if n_tasks < 2:
         return []
     index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
+    gapless = gapless or {}
     out = []
     for g in compared:
-        tests = []
+        tests, unmeasured = [], []
         for metric, task, interval, name, _, lower in compared_metrics(n_tasks):
+            where = {gapless.get(k) for k in (base.key, g.key)}
+            last = interval == n_tasks
+            if metric in GAP_METRICS and ("all" in where or ("last" in where and last)):
+                unmeasured.append(name)
+                continue
             a = index.get((base.key, metric, task, interval))
             b = index.get((g.key, metric, task, interval))
             if a is not None and b is not None:
@@ -86,8 +108,22 @@ def compare_groups(summaries, base, compared, n_tasks: int, labels: dict[str, st
                     censored=metric.startswith("time_to_recover"),  # never: beyond the interval
                 )
                 tests.append((name, lower, c))
-        out.append((g, tests))
+        out.append((g, tests, _unmeasured(unmeasured, [base, g], gapless, labels)))
     return out
+
+
+def _unmeasured(names: list[str], pair: list, gapless: Mapping[str, str], labels) -> str:
+    """Why the gap metrics `names` were not compared for this pair ("" where all were)."""
+    if not names:
+        return ""
+    why = [
+        f"{labels[k]} never learned task 1"
+        if gapless[k] == "all"
+        else f"{labels[k]} forgot task 1 before the last switch"
+        for k in dict.fromkeys(g.key for g in pair)  # (a baseline against itself: once)
+        if k in gapless
+    ]
+    return f"{', '.join(names)} not compared: {' and '.join(why)}, so they measure no gap"
 
 
 def poster_roles(groups, n_tasks: int) -> dict[str, object]:
@@ -133,11 +169,15 @@ def judge(
     n_tasks: int,
     labels: dict[str, str],
     unlearned: Collection[str] = (),
+    forgotten: Collection[str] = (),
 ) -> Verdicts:
     """Every test of a report, and the family they are adjusted over. `unlearned`: the keys
     of groups that never learned task 1 (:func:`stabgap.analysis.forgetting.unlearned_groups`),
-    which have no gap to check a reported finding on."""
-    comparisons = compare_groups(summaries, base, compared, n_tasks, labels)
+    which have no gap to compare or to check a reported finding on; `forgotten`: those that
+    forgot it before the last switch (:func:`~stabgap.analysis.forgetting.forgotten_groups`),
+    which have none in the last interval."""
+    gapless = {**dict.fromkeys(forgotten, "last"), **dict.fromkeys(unlearned, "all")}
+    comparisons = compare_groups(summaries, base, compared, n_tasks, labels, gapless)
     roles = poster_roles(groups, n_tasks)
     questions, ttr, fidelity = [], [], []
     if roles:
@@ -151,7 +191,7 @@ def judge(
     gaps = gap_checks(learned, labels, n_tasks)
     sparsity = sparsity_tests(base, [g for g in compared if g.runs], labels, n_tasks)
     why = why_tests(base, [g for g in compared if g.runs], labels) if n_tasks > 1 else None
-    tests = [c for _, cs in comparisons for _, _, c in cs]
+    tests = [c for _, cs, _ in comparisons for _, _, c in cs]
     tests += [q.comparison for q in questions if q.comparison is not None]
     tests += [c for check in checks for _, c in check.tests]
     tests += [check.comparison for check in gaps]
@@ -173,9 +213,9 @@ FINDING_NOTE = (
 )
 
 
-def finding(label: str, base_label: str, tests, family: Family) -> str:
+def finding(label: str, base_label: str, tests, family: Family, unmeasured: str = "") -> str:
     """One sentence per compared group: which way each metric went, and how sure that is
-    (:data:`FINDING_NOTE` says how to read it)."""
+    (:data:`FINDING_NOTE` says how to read it), and which gap metrics were not compared."""
     parts = []
     for name, lower, c in tests:
         c = family.adjusted(c)
@@ -202,6 +242,7 @@ def finding(label: str, base_label: str, tests, family: Family) -> str:
         if not c.significant:
             word = f"not shown ({c.reach(unit=unit)})"
         parts.append(f"{name} {_signed(c.diff)} {unit} [{bounds}], adjusted p = {c.p:.2g}: {word}")
+    parts += [unmeasured] if unmeasured else []
     return f"**{label}** against {base_label}: " + "; ".join(parts) + "."
 
 
@@ -213,7 +254,8 @@ def sentences(v: Verdicts, base, labels: dict[str, str]) -> dict[str, list[str]]
     """The report's sentences: findings, questions (with the claims), inside the network."""
     return {
         "findings": [
-            finding(labels[g.key], labels[base.key], tests, v.family) for g, tests in v.comparisons
+            finding(labels[g.key], labels[base.key], tests, v.family, unmeasured)
+            for g, tests, unmeasured in v.comparisons
         ],
         "poster": (render_questions(v.questions, v.family) if v.questions else [])
         + [claim_sentence(check, v.family, labels) for check in v.claims]
@@ -325,7 +367,7 @@ def comparison_rows(v: Verdicts) -> list[dict]:
     unit of its differences and its verdict in columns of their own (no adjusted p where no
     test was possible)."""
     rows = []
-    for _, tests in v.comparisons:
+    for _, tests, _ in v.comparisons:
         for name, _, raw in tests:
             c = v.family.adjusted(raw)
             rows.append(
