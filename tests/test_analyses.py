@@ -422,7 +422,9 @@ def test_the_report_says_the_head_holds_most_of_the_gap_where_it_does():
     path = next(s for s in said if s.startswith("**baseline**, loss along the path"))
     assert path.endswith("SGD left the low-loss path between them.")
     conflict = next(s for s in said if s.startswith("**baseline**, gradients at the switch"))
-    assert conflict.endswith("a step on the new examples alone would raise the old tasks' loss.")
+    assert conflict.endswith(
+        "a step on the new examples alone would raise the replayed tasks' loss."
+    )
     header, rows = why_table([base, nd], labels)
     assert rows[0][header.index("replay/new gradient norm")].startswith("0.20")  # 1/5
     assert rows[0][0] == "baseline" and rows[0][header.index("sharpness at the first switch")
@@ -445,6 +447,134 @@ def test_the_report_says_when_the_nearest_mean_classifier_drops_further():
     said = why_findings(tests, Family([c for _, c in tests.head]), labels)
     assert "Łapacz et al.'s finding (the classifier removes most of the gap) is not seen" in said[0]
     assert not said[1].endswith("right after the switch.")  # the same speed early and late
+
+
+def why_groups():
+    """A baseline whose barrier lies below 0 in five runs of six and above it in one, and an
+    nd group with a higher barrier and cosine; each quantity varies over the seeds."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(2)
+    # the barrier is max(bump, 0.1 + bump / 2): -0.15, -0.125, -0.175, -0.14, -0.16, +0.01
+    bumps = [-0.5, -0.45, -0.55, -0.48, -0.52, -0.18]
+    base = SimpleNamespace(key="baseline", runs=[
+        why_run(s, 20 + rng.normal(), 5 + rng.normal(), 0.05, 0.005, 20 + rng.normal(),
+                cosine=-0.3 + 0.1 * rng.normal(), bump=bump)
+        for s, bump in enumerate(bumps, start=1)])  # fmt: skip
+    nd = SimpleNamespace(key="nd", runs=[
+        why_run(s, 10 + rng.normal(), 4 + rng.normal(), 0.05, 0.005, 5 + rng.normal(), "nd",
+                cosine=0.1 + 0.1 * rng.normal(), bump=0.2 + 0.05 * rng.normal())
+        for s in range(1, 7)])  # fmt: skip
+    return base, nd, {"baseline": "baseline", "nd": "nd"}
+
+
+def test_a_quantity_tested_against_0_and_between_groups_is_one_family():
+    """The barrier (and the cosine) of each group against 0 and nd's against the baseline's
+    are three tests of one measured quantity (the same function of a run): one Bonferroni
+    family of three, whatever sentence states each."""
+    from stabgap.analysis.why import (
+        BARRIER,
+        COSINE,
+        RELATED,
+        barrier_at_switch,
+        why_comparisons,
+        why_findings,
+        why_tests,
+    )
+    from stabgap.statistics.comparison import Family
+
+    base, nd, labels = why_groups()
+    tests = why_tests(base, [nd], labels)
+    family = Family(why_comparisons(tests))
+    assert RELATED[BARRIER] is barrier_at_switch  # the tests against 0 read the same measure
+    assert family.sizes[BARRIER] == 3 and family.sizes[COSINE] == 3
+    assert {c.quantity for _, c in tests.barrier} == {BARRIER}
+    between = next(c for c in tests.remedies if c.quantity == BARRIER)
+    adjusted = family.adjusted(between)
+    assert adjusted.family == 3
+    assert adjusted.p == pytest.approx(min(1.0, 3 * between.welch_p))
+    said = why_findings(tests, family, labels)
+    sentence = next(s for s in said if s.startswith(BARRIER))
+    assert f"adjusted p = {adjusted.p:.2g}" in sentence
+    assert "simultaneous 95 % CI over 3 tests" in sentence
+
+
+def test_a_mean_against_0_is_a_one_sample_t_test_with_its_simultaneous_interval():
+    """The barrier's test against 0 is scipy's one-sample t-test, its interval the mean's t
+    interval at the family's level (1 − 0.05/3), and its sentence says so: no second group,
+    paired test, Wilcoxon test or Hedges' g against a constant."""
+    from scipy import stats as sps
+
+    from stabgap.analysis.why import barrier_at_switch, why_comparisons, why_findings, why_tests
+    from stabgap.statistics.comparison import Family
+
+    base, nd, labels = why_groups()
+    tests = why_tests(base, [nd], labels)
+    family = Family(why_comparisons(tests))
+    c = family.adjusted(dict(tests.barrier)["baseline"])
+    x = [barrier_at_switch(r) for r in base.runs]
+    exact = sps.ttest_1samp(x, 0.0)
+    assert c.welch_t == pytest.approx(exact.statistic) and c.welch_df == 5
+    assert c.welch_p == pytest.approx(exact.pvalue)
+    assert c.p == pytest.approx(min(1.0, 3 * exact.pvalue))
+    low, high = exact.confidence_interval(confidence_level=1 - 0.05 / 3)
+    assert c.interval() == pytest.approx((low, high))
+    said = why_findings(tests, family, labels)
+    sentence = next(s for s in said if s.startswith("**baseline**, loss along the path"))
+    assert (
+        f"mean {np.mean(x):+.3f}, sd {np.std(x, ddof=1):.3f} (n = 6) [simultaneous 95 % CI "
+        f"over 3 tests {low:+.3f} to {high:+.3f}], one-sample t-test against 0 (no barrier): "
+        f"t(5) = {exact.statistic:.2f}, p = {exact.pvalue:.2g}, adjusted p = {c.p:.2g}: "
+        "significant at α = 0.05." in sentence
+    )
+    for wrong in ("paired", "Wilcoxon", "Hedges", "vs no barrier", "n = 6 and 6"):
+        assert wrong not in sentence
+    cosine = next(s for s in said if s.startswith("**nd**, gradients at the switch"))
+    assert "one-sample t-test against 0 (orthogonal gradients): t(5) = " in cosine
+    assert "Wilcoxon" not in cosine and "vs orthogonal gradients" not in cosine
+
+
+def test_the_barrier_sentence_says_what_the_points_measured_can_show():
+    """A mean largest excess below 0 at two interior points does not say that no barrier
+    lies between the ends: the sentence says where the loss was read, how many runs had an
+    excess above 0 there (one of six), and what it cannot exclude."""
+    from stabgap.analysis.why import why_comparisons, why_findings, why_tests
+    from stabgap.statistics.comparison import Family
+
+    base, nd, labels = why_groups()
+    tests = why_tests(base, [nd], labels)
+    said = why_findings(tests, Family(why_comparisons(tests)), labels)
+    below = next(s for s in said if s.startswith("**baseline**, loss along the path"))
+    assert "At the 2 interior points of the segment measured (path_points)" in below
+    assert "was above 0 in 1 of 6 runs; on average it lies below 0" in below
+    assert below.endswith(
+        "This does not exclude a barrier between the points measured, or in single runs."
+    )
+    assert "no barrier lies" not in below
+    above = next(s for s in said if s.startswith("**nd**, loss along the path"))
+    assert "above 0 in 6 of 6 runs; on average it lies above 0" in above
+
+
+def test_the_gradients_figure_breaks_its_line_and_band_where_nothing_was_measured(tmp_path):
+    """Batches 20-23 and 30-33 measured, 24-29 not: the mean line has a NaN between 23 and 30
+    (no segment joins them) and the ± sd band is two polygons, not one across the gap."""
+    from stabgap.analysis.plots import plot_why
+
+    runs = []
+    for seed in range(1, 4):
+        run = why_run(seed, 20, 5, 0.05, 0.005, 20, cosine=0.1 * seed)
+        run.analyses["grad_cosine"][30:34] = -0.1 * seed
+        runs.append(run)
+    fig = plot_why({"baseline": runs}, tmp_path / "why-gradients.png", "gradients", pdf=False)
+    line = max(fig.axes[0].lines, key=lambda ln: len(ln.get_xdata()))  # not a switch's mark
+    x, y = (np.asarray(d, dtype=float) for d in line.get_data())
+    gap = np.flatnonzero(np.isnan(y))
+    assert len(gap) == 1 and x[gap[0] - 1] == 23 and x[gap[0] + 1] == 30
+    finite = np.isfinite(x) & np.isfinite(y)
+    joined = finite[:-1] & finite[1:]  # the segments matplotlib draws
+    assert np.all(np.diff(x)[joined] == 1)
+    (band,) = fig.axes[0].collections
+    assert len(band.get_paths()) == 2
 
 
 def test_the_loss_along_the_path_is_that_of_the_interpolated_networks(small_stream, monkeypatch):

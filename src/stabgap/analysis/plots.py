@@ -1136,6 +1136,8 @@ def plot_why(
                 kept = np.isfinite(stack).any(axis=0)
                 mean, std = _mean_std(stack[:, kept])
                 xs = x[kept]
+                if what == "gradients":  # measured only near the switches: no line between
+                    xs, mean, std = _broken_at_gaps(kept, xs, mean, std)
                 if not ends and what != "path":  # each task's stretch apart
                     xs, mean, std = _broken_at(_switch_batches(firsts[label]), xs, mean, std)
                 first = k == 0 and style == "-"
@@ -1169,6 +1171,19 @@ def _broken_at(switches: Sequence[float], x: np.ndarray, *ys: np.ndarray) -> tup
     """
     cuts = [i for i in range(1, len(x)) if any(x[i - 1] < s <= x[i] for s in switches)]
     return tuple(np.insert(np.asarray(a, dtype=float), cuts, np.nan) for a in (x, *ys))
+
+
+def _broken_at_gaps(kept: np.ndarray, *curves: np.ndarray) -> tuple:
+    """The curves at the `kept` columns with a NaN wherever columns left out lay between two
+    kept ones, so that a line and its band break across what was not measured instead of
+    joining its two sides.
+
+    >>> kept = np.array([True, True, False, False, True, True])
+    >>> _broken_at_gaps(kept, np.array([0.0, 1.0, 4.0, 5.0]))[0].tolist()
+    [0.0, 1.0, nan, 4.0, 5.0]
+    """
+    cuts = np.flatnonzero(np.diff(np.flatnonzero(kept)) > 1) + 1
+    return tuple(np.insert(np.asarray(c, dtype=float), cuts, np.nan) for c in curves)
 
 
 def _why_x(what: str, record: RunLike, key: str) -> np.ndarray:

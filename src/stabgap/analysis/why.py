@@ -13,38 +13,44 @@ Everything is read at task 1 in interval 2 (the first switch: the network then h
   over the seeds.
 - **Remedies**: each compared group's drift at the end of interval 2, sharpness, gradient
   cosine, barrier and nearest-mean gap against the baseline's (Welch, as every other
-  comparison).
+  comparison between groups).
 - **Sharpness**: the top Hessian eigenvalue and trace of task 1's loss at task 1's end (the
   weights the first switch starts from).
 - **Are the gradients in conflict at the switch**: the cosine between the replayed and the
-  new examples' gradients over the window after the first switch, against 0 (a one-sample
-  t-test, written as a comparison with a constant side).
+  new examples' gradients over the window after the first switch, each group's against 0
+  (orthogonal gradients) by a one-sample t-test (:func:`against_zero`).
 - **Is there a loss barrier**: task 1's loss along the straight line from the weights at the
   first switch to those at task 2's end, its largest excess over the line joining the two
-  ends (Frankle et al. 2020's barrier), against 0 (the same one-sample test).
+  ends at the path_points interior points measured (Frankle et al. 2020's barrier, on those
+  points), each group's against 0 by the same test.
 - **What goes with GD**: Spearman's ρ between each of drift, sharpness, gradient cosine and
   barrier and GD_1,2 across the runs of each group (each centred on its group's means;
   Bonferroni over these correlations) and, apart, across the groups' means: the two can
   disagree, and only the first says that runs with more of it have deeper gaps.
 
-Each test joins the report's family (adjusted with the others).
+Each test joins the report's family. The tests of one measured quantity are one family
+whichever way they ask: a group's cosine or barrier against 0 and the groups' difference in
+it (:data:`RELATED`, the same function of a run) carry one name (:data:`COSINE`,
+:data:`BARRIER`), so Bonferroni counts them together.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats as sps
 
 from stabgap.metrics import gap_depth
-from stabgap.statistics.comparison import ALPHA, MIN_SEEDS, Comparison, Family, compare
+from stabgap.statistics.comparison import ALPHA, MIN_SEEDS, POWER, Comparison, Family, compare
 from stabgap.statistics.summary import format_mean_std
 from stabgap.studies.records import RunRecord
 
 INTERVAL = 2
+# One name per measured quantity, for its tests against 0 and between groups alike: the
+# family is keyed by it (the two had different names, and each its own family).
 COSINE = "the replayed and new examples' gradient cosine after the first switch"
 BARRIER = "task 1's loss barrier from the first switch to task 2's end"
 EARLY = 0.1  # the first tenth of the interval: where a gap's bottom lies in these studies
@@ -171,17 +177,102 @@ def barrier_at_switch(record: RunRecord) -> float:
     return loss_barrier(values[1, :, 0])
 
 
-# What goes with GD: each quantity of a run tested against its GD_1,2.
+def interior_points(record: RunRecord) -> int:
+    """How many points strictly between the segment's ends the barrier was read at (0 where
+    the path was not measured)."""
+    values = record.analyses.get("path_loss")
+    return max(0, values.shape[1] - 2) if values is not None else 0
+
+
+# What goes with GD: each quantity of a run tested against its GD_1,2, and between groups.
 RELATED = {
     "task 1's feature drift at the end of interval 2": drift_at_end,
     "task 1's sharpness at the first switch": sharpness_at_switch,
-    "the replayed and new gradients' cosine after the first switch": cosine_after_switch,
-    "task 1's loss barrier in interval 2": barrier_at_switch,
+    COSINE: cosine_after_switch,
+    BARRIER: barrier_at_switch,
 }
+# The largest difference of each quantity's means that its values allow, where bounded: a
+# cosine lies in [-1, 1], so a mean of cosines differs from 0 by at most 1, two by at most 2.
+SPAN = {COSINE: 1.0}
 
 
 def _by_seed(runs: Sequence[RunRecord], value) -> dict:
     return {r.config["seed"]: v for r in runs if np.isfinite(v := value(r))}
+
+
+def against_zero(
+    values: dict, label: str, quantity: str, unmeasured: int = 0, span: float = math.inf
+) -> Comparison:
+    """One group's `values` ({seed: value}) tested against 0: a one-sample t-test (df = n − 1).
+
+    It is held as a :class:`Comparison` of the group (B) with the constant 0 (A) so that the
+    report's :class:`Family` counts and adjusts it with the between-group tests of the same
+    `quantity`; its interval (:meth:`Comparison.interval`, at the family's level) is then
+    the mean's one-sample t interval. There is no second sample, so it has no paired test,
+    no Wilcoxon test and no effect size between groups (NaN), and :func:`zero_sentence`
+    words it. NaN t and p where fewer than :data:`MIN_SEEDS` values or none vary.
+
+    >>> c = against_zero({1: 1.0, 2: 2.0, 3: 3.0}, "g", "x")  # mean 2, se 1/√3
+    >>> round(c.welch_t, 4), c.welch_df, round(c.welch_p, 4)
+    (3.4641, 2.0, 0.0742)
+    """
+    nan = math.nan
+    x = np.array(list(values.values()), dtype=np.float64)
+    n = x.size
+    mean = float(x.mean()) if n else nan
+    sd = float(x.std(ddof=1)) if n > 1 else nan
+    t = p = se = df = nan
+    if n >= MIN_SEEDS and sd > 0:
+        result = sps.ttest_1samp(x, 0.0)
+        t, p = float(result.statistic), float(result.pvalue)
+        se, df = sd / math.sqrt(n), float(n - 1)
+    return Comparison(
+        label_a="0", label_b=label, metric=quantity, n_a=0, n_b=n, n_undefined_a=0,
+        n_undefined_b=unmeasured, mean_a=0.0, mean_b=mean, std_a=0.0, std_b=sd, diff=mean,
+        diff_se=se, welch_t=t, welch_df=df, welch_p=p, n_paired=0, paired_diff=nan,
+        paired_se=nan, paired_t=nan, paired_p=nan, wilcoxon_p=nan, cohen_d=nan, hedges_g=nan,
+        quantity=quantity, span=span,
+    )  # fmt: skip
+
+
+def zero_sentence(c: Comparison, zero: str, digits: int = 3) -> str:
+    """An :func:`against_zero` test in words: the mean with its interval beside the adjusted
+    p (simultaneous over the family), the one-sample t-test and the verdict; where it is
+    not significant, the mean that n could have told from 0 (never "equal to 0")."""
+    left = f", {c.n_undefined_b} not measured" if c.n_undefined_b else ""
+    # a spread too small for `digits` in two significant figures: "sd 0.000" beside t = 80 reads
+    # as no spread at all
+    tiny = 0 < c.std_b < 10**-digits
+    sd = f"{c.std_b:.2g}" if tiny else f"{c.std_b:.{digits}f}"
+    text = f"{c.metric}: mean {c.mean_b:+.{digits}f}, sd {sd} (n = {c.n_b}{left})"
+    if not c.testable:
+        return f"{text}; no test against 0 is possible: its values do not vary over the seeds."
+    low, high = c.interval()
+    adjusted = (
+        f", adjusted p = {c.p_adjusted:.2g}"
+        if c.family > 1
+        else " (the only test of this quantity: no adjustment)"
+    )
+    if c.significant:
+        verdict = f"significant at α = {c.alpha:g}"
+    else:
+        small = c.detectable()
+        verdict = f"not shown at n = {c.n_b}"
+        if small >= c.span:
+            verdict += (
+                f" (at this n not even the largest possible mean, ±{c.span:g}, could be told "
+                f"from 0 with {POWER * 100:.0f} % power at this level)"
+            )
+        elif math.isfinite(small):
+            verdict += (
+                f" (a mean closer to 0 than about {small:.{digits}f} could not be told from 0 "
+                f"with {POWER * 100:.0f} % power at this level)"
+            )
+    return (
+        f"{text} [{c.interval_name()} {low:+.{digits}f} to {high:+.{digits}f}{c.cut()}], "
+        f"one-sample t-test against 0 ({zero}): t({c.welch_df:.0f}) = {c.welch_t:.2f}, "
+        f"p = {c.welch_p:.2g}{adjusted}: {verdict}."
+    )
 
 
 @dataclass(frozen=True)
@@ -190,13 +281,16 @@ class WhyTests:
 
     head: list[tuple[str, Comparison]]  # per group: nearest-mean GD − network GD
     peak: list[tuple[str, Comparison]]  # per group: early − late drift speed
-    conflict: list[tuple[str, Comparison]]  # per group: gradient cosine − 0
-    barrier: list[tuple[str, Comparison]]  # per group: task 1's loss barrier − 0
+    conflict: list[tuple[str, Comparison]]  # per group: gradient cosine against 0
+    barrier: list[tuple[str, Comparison]]  # per group: task 1's loss barrier against 0
     remedies: list[Comparison]  # compared group − baseline: each of RELATED, nearest-mean GD
     # per quantity of RELATED measured: ρ, p, runs, groups (centred within groups); and ρ
     # over the groups' means, groups
     within: dict[str, tuple[float, float, int, int]]
     across: dict[str, tuple[float, int]]
+    # per group tested for a barrier: its runs whose largest excess was above 0, and the
+    # numbers of interior points its runs read the barrier at
+    excess: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
 
 
 def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | None:
@@ -204,7 +298,7 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
     groups = [g for g in [base, *compared] if g.runs]
     if not any(r.analyses for g in groups for r in g.runs):
         return None
-    head, peak, conflict, barrier = [], [], [], []
+    head, peak, conflict, barrier, excess = [], [], [], [], {}
     for g in groups:
         net = _by_seed(g.runs, lambda r: probe_gap(r, "probe_acc"))
         nmc = _by_seed(g.runs, lambda r: probe_gap(r, "nmc_acc"))
@@ -220,14 +314,16 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
             peak.append((g.key, compare(late, early, f"{name}, later in the interval",
                                         f"{name}, its first tenth",
                                         metric="drift per batch")))  # fmt: skip
-        for out, value, zero, metric in (
-            (conflict, cosine_after_switch, "orthogonal gradients", COSINE),
-            (barrier, barrier_at_switch, "no barrier", BARRIER),
-        ):
-            values = _by_seed(g.runs, value)
-            if len(values) >= MIN_SEEDS:  # against 0: a one-sample t-test
-                out.append((g.key, compare(dict.fromkeys(values, 0.0), values, zero, name,
-                                           metric=metric)))  # fmt: skip
+        for out, quantity in ((conflict, COSINE), (barrier, BARRIER)):
+            values = _by_seed(g.runs, RELATED[quantity])
+            if len(values) >= MIN_SEEDS:
+                unmeasured = len(g.runs) - len(values)
+                span = SPAN.get(quantity, math.inf)
+                out.append((g.key, against_zero(values, name, quantity, unmeasured, span)))
+        measured_path = [r for r in g.runs if np.isfinite(barrier_at_switch(r))]
+        if measured_path:
+            above = sum(barrier_at_switch(r) > 0 for r in measured_path)
+            excess[g.key] = (above, tuple(interior_points(r) for r in measured_path))
     remedies = []
     for g in compared:
         for metric, value in (
@@ -236,7 +332,10 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
         ):
             a, b = _by_seed(base.runs, value), _by_seed(g.runs, value)
             if a and b:
-                remedies.append(compare(a, b, labels[base.key], labels[g.key], metric=metric))
+                span = 2 * SPAN.get(metric, math.inf)  # two means, each within ±span of 0
+                remedies.append(
+                    compare(a, b, labels[base.key], labels[g.key], metric=metric, span=span)
+                )
     within, across = {}, {}
     for name, value in RELATED.items():
         inside, between = _relations(groups, value)
@@ -244,7 +343,7 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
             within[name] = inside
         if between is not None:
             across[name] = between
-    return WhyTests(head, peak, conflict, barrier, remedies, within, across)
+    return WhyTests(head, peak, conflict, barrier, remedies, within, across, excess)
 
 
 def _relations(groups, value) -> tuple:
@@ -319,22 +418,26 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             + adjusted.sentence(digits=4, unit="per batch", diff_unit="per batch")
             + verdict
         )
-    # the one-sample tests against 0: what a significant result says, each way
-    for title, pairs, below, above in (
-        ("gradients at the switch", tests.conflict,
-         " The replayed examples' gradient opposes the new task's right after the switch: a "
-         "step on the new examples alone would raise the old tasks' loss.",
-         " The two gradients agree in direction right after the switch."),
-        ("loss along the path", tests.barrier,
-         " Task 1's loss stays below the straight line between the weights at the switch and "
-         "those at task 2's end: no barrier lies between them.",
-         " Task 1's loss rises above the straight line between the weights at the switch and "
-         "those at task 2's end: SGD left the low-loss path between them."),
-    ):  # fmt: skip
-        for key, c in pairs:
-            adjusted = family.adjusted(c)
-            verdict = (below if c.diff < 0 else above) if adjusted.significant else ""
-            out.append(f"**{labels[key]}**, {title}: {adjusted.sentence(digits=3)}{verdict}")
+    # the one-sample tests against 0: what a significant mean says, each way
+    for key, c in tests.conflict:
+        c = family.adjusted(c)
+        verdict = ""
+        if c.significant:
+            verdict = (
+                " On average over these batches the replayed examples' gradient points against "
+                "the new examples': to first order, a step on the new examples alone would "
+                "raise the replayed tasks' loss."
+                if c.diff < 0
+                else " On average over these batches the two gradients agree in direction."
+            )
+        sentence = zero_sentence(c, "orthogonal gradients")
+        out.append(f"**{labels[key]}**, gradients at the switch: {sentence}{verdict}")
+    for key, c in tests.barrier:
+        c = family.adjusted(c)
+        out.append(
+            f"**{labels[key]}**, loss along the path: {zero_sentence(c, 'no barrier')}"
+            + _barrier_reading(c, *tests.excess.get(key, (0, ())))
+        )
     out += [family.adjusted(c).sentence(digits=3) for c in tests.remedies]
     for name, (rho, p, n, groups) in tests.within.items():
         adjusted = min(1.0, p * len(tests.within))  # Bonferroni over these correlations
@@ -357,6 +460,33 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             "relation within groups)."
         )
     return out
+
+
+def _barrier_reading(c: Comparison, above: int, points: tuple[int, ...]) -> str:
+    """What a barrier's test says, and no more: the loss was read at a few interior points
+    of the segment, so a mean excess below 0 there cannot exclude a rise between them, nor
+    in a single run; how many runs had one at those points is said beside it."""
+    if not points:
+        return ""
+    k = f"{min(points)}" if min(points) == max(points) else f"{min(points)} to {max(points)}"
+    text = (
+        f" At the {k} interior points of the segment measured (path_points), the largest "
+        f"excess of task 1's loss over the straight line joining the ends was above 0 in "
+        f"{above} of {len(points)} runs"
+    )
+    if not c.significant:
+        return text + "."
+    if c.diff < 0:
+        return text + (
+            "; on average it lies below 0: at those points task 1's loss stays below the line "
+            "on average. This does not exclude a barrier between the points measured, or in "
+            "single runs."
+        )
+    return text + (
+        "; on average it lies above 0: at those points task 1's loss rises above the straight "
+        "line between the weights at the switch and those at task 2's end, a barrier "
+        "(Frankle et al. 2020): SGD left the low-loss path between them."
+    )
 
 
 def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
