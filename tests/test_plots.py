@@ -432,3 +432,27 @@ def test_every_group_of_a_large_study_is_in_the_legend_inside_the_figure(tmp_pat
     assert len(legend.get_texts()) == 32  # every group and the front
     box = legend.get_window_extent(fig.canvas.get_renderer())
     assert box.y0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+
+
+def test_gap_against_accuracy_draws_a_front_only_where_one_exists(tmp_path: Path):
+    """One group better than the other on both has no front to draw, and the report's
+    caption promises none; a group without a gap to measure is hollow and named so; the
+    baseline's legend entry says 'baseline' once, whatever its case."""
+    dominated = [
+        ("Baseline", 9.0, 8.0, 10.0, 90.0, 89.0, 91.0),
+        ("nd", 5.0, 4.0, 6.0, 95.0, 94.0, 96.0),
+        ("lwf", 0.0, 0.0, 0.0, 40.0, 39.0, 41.0),
+    ]
+    assert not plots.front_drawn(dominated, forgotten={"lwf"})
+    fig = plots.plot_gap_vs_accuracy(
+        dominated, tmp_path / "g.png", baseline="Baseline", forgotten={"lwf"}, pdf=False
+    )
+    (ax,) = fig.axes
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["Baseline", "nd", "lwf (no gap to measure)"]  # no "Pareto front"
+    traded = [*dominated, ("sam", 4.0, 3.0, 5.0, 92.0, 91.0, 93.0)]
+    assert plots.front_drawn(traded, forgotten={"lwf"})
+    fig = plots.plot_gap_vs_accuracy(
+        traded, tmp_path / "g.png", baseline="Baseline", forgotten={"lwf"}, pdf=False
+    )
+    assert "Pareto front" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]

@@ -39,6 +39,7 @@ __all__ = [
     "gap_annotation",
     "plot_all_tasks",
     "plot_avg_acc",
+    "front_drawn",
     "pareto_front",
     "plot_gap_anatomy",
     "plot_gap_vs_accuracy",
@@ -852,6 +853,17 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+def front_drawn(points: Sequence[tuple], forgotten: Collection[str] = ()) -> bool:
+    """Whether :func:`plot_gap_vs_accuracy` draws a Pareto front for these points: one group
+    better than every other on both has no line to draw.
+
+    >>> front_drawn([("a", 5.0, 4, 6, 95.0, 94, 96), ("b", 9.0, 8, 10, 90.0, 89, 91)])
+    False
+    """
+    kept = [p for p in points if np.isfinite(p[1]) and np.isfinite(p[4]) and p[0] not in forgotten]
+    return len(pareto_front([(p[1], p[4]) for p in kept])) > 1
+
+
 def plot_gap_vs_accuracy(
     points: Sequence[tuple[str, float, float, float, float, float, float]],
     path: str | os.PathLike[str],
@@ -872,8 +884,9 @@ def plot_gap_vs_accuracy(
             interval (too few seeds for one) draws no bar.
         gap_name: How the gap metric reads on its axis, e.g. "GD_1,3".
         baseline: The baseline group's label.
-        forgotten: Groups that had forgotten task 1 before the gap was measured: drawn
-            hollow, marked so in the legend, and left off the Pareto front.
+        forgotten: Groups whose gap measures nothing (task 1 forgotten before the last
+            switch, or never learned): drawn hollow, marked so in the legend, and left off
+            the Pareto front.
     """
     finite = [p for p in points if np.isfinite(p[1]) and np.isfinite(p[4])]
     if not finite:
@@ -900,13 +913,13 @@ def plot_gap_vs_accuracy(
             markersize=10 if base else 6,
             capsize=3,
             zorder=3 if base else 2,
-            label=(label if "baseline" in label else f"{label} (baseline)")  # said once
+            label=(label if "baseline" in label.lower() else f"{label} (baseline)")  # once
             if base
-            else label + (" (task 1 forgotten)" * gone),
+            else label + (" (no gap to measure)" * gone),
         )
     kept = [p for p in finite if p[0] not in forgotten]
     front = pareto_front([(p[1], p[4]) for p in kept])
-    if len(front) > 1:  # (one group better than every other on both: no line to draw)
+    if front_drawn(points, forgotten):
         ax.plot(
             [kept[i][4] for i in front],
             [kept[i][1] for i in front],

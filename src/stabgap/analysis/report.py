@@ -331,7 +331,16 @@ def _build(
 
     with plots.palette([labels[g.key] for g in groups if g.runs]):  # a group, a colour
         figures = _figures(
-            plots, keyed, groups, base, compared, summaries, labels, n_tasks, out, forgotten
+            plots,
+            keyed,
+            groups,
+            base,
+            compared,
+            summaries,
+            labels,
+            n_tasks,
+            out,
+            {**forgotten, **unlearned},  # their gaps measure nothing: drawn hollow
         )
     text = _markdown(
         records,
@@ -508,17 +517,25 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             )
         points = [_point(summaries, g, labels, n_tasks) for g in groups if g.runs]
         gone = {labels[g.key] for g in groups if g.key in forgotten}
+        drawn = plots.front_drawn(points, gone)
+        front = (
+            "; the dashed line is the Pareto front"
+            + (" of the groups that still knew task 1 before the last switch" if gone else "")
+            if drawn
+            else ""
+        )
+        hollow = (
+            " (those that did not know task 1 before the last switch are hollow"
+            + (" and off the front" if drawn else "")
+            + ": their gap measures nothing)"
+            if gone
+            else ""
+        )
         figure(
             "gap-vs-accuracy",
             f"Gap depth GD_1,{n_tasks} against final average accuracy for every group, the "
-            f"baseline in black (95 % intervals over seeds, from {MIN_SEEDS} seeds); the dashed "
-            "line is the Pareto front"
-            + (
-                " of the groups that still knew task 1 before the last switch (those that did "
-                "not are hollow and off the front: their gap measures nothing)."
-                if gone
-                else "."
-            ),
+            f"baseline in black (95 % intervals over seeds, from {MIN_SEEDS} seeds){front}"
+            f"{hollow}.",
             plots.plot_gap_vs_accuracy,
             points,
             gap_name=f"GD_1,{n_tasks}",
@@ -544,7 +561,11 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             trade,
             axis=axis_label(name),
             gap_name=f"GD_1,{n_tasks}",
-            base_value=base.config.get(name) if len(lines) == 1 else None,
+            # the black square is the report's baseline, where it is on the line: another
+            # group at the baseline's value (fine-tuning at λ = 0 beside ER) is not it
+            base_value=base.config.get(name)
+            if len(lines) == 1 and any(g is base for g in next(iter(lines.values())))
+            else None,
         )
     for g in shown:
         figure(
