@@ -450,8 +450,7 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             f"Within each of the {groups} groups (each run centred on its group's means; {n} "
             f"runs), {name} and GD_1,2 (the run's, on its evaluation subsets) have "
             f"Spearman's ρ = {rho:+.2f} (p = {p:.2g}; "
-            f"Bonferroni over the section's {len(tests.within)} correlations: adjusted p = "
-            f"{adjusted:.2g}): {relation}."
+            f"{_over_correlations(len(tests.within), adjusted)}): {relation}."
         )
     for name, (rho, groups) in tests.across.items():
         out.append(
@@ -460,6 +459,17 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             "relation within groups)."
         )
     return out
+
+
+def _over_correlations(n: int, adjusted: float) -> str:
+    """How a correlation's p is adjusted over the section's `n`, and to what.
+
+    >>> _over_correlations(1, 0.3)
+    "the section's only correlation: no adjustment"
+    """
+    if n == 1:
+        return "the section's only correlation: no adjustment"
+    return f"Bonferroni over the section's {n} correlations: adjusted p = {adjusted:.2g}"
 
 
 def _barrier_reading(c: Comparison, above: int, points: tuple[int, ...]) -> str:
