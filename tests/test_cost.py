@@ -398,3 +398,72 @@ def test_the_remedies_table_says_which_the_run_has_already(capsys):
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
     assert rows["sam"].rstrip().endswith("in this run already")
     assert "in this run already" not in rows["nd"]
+
+
+def test_every_column_of_the_cost_tables_fits_its_widest_cell(capsys, monkeypatch):
+    """A plugin may name its method longer than a column was wide (a user's
+    'replay-smooth' ran into its setting: 'replay-smoothrs_lambda=1.0'): each column is as
+    wide as its widest cell, two spaces from the next, the numbers under their headers."""
+    from stabgap.core.remedies import REMEDIES
+
+    long = "a-remedy-whose-name-is-longer-than-any-built-in-one"
+    # L2's setting and cost under a long name: its fields are L2's (declared once), and it
+    # is never a run's own (its row counts L2 at its example setting)
+    alias = {"name": long, "fields": {}, "active": classmethod(lambda cls, config: False)}
+    monkeypatch.setitem(REMEDIES._entries, long, type("Long", (REMEDIES["l2"],), alias))
+    assert main(["cost", "--preset", "methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith(long))
+    assert row.startswith(f"{long}  l2_lambda=0.0001  ")
+    # every table's rows of numbers end where its header does (flush right)
+    notes = ("in this run already", "nothing in task 1")
+    for header in ("part ", "extension "):
+        for start in (i for i, line in enumerate(lines) if line.startswith(header)):
+            table = lines[start : lines.index("", start)]
+            numbers = [
+                line
+                for line in table[1:]
+                if line[-1] in "0123456789%-" and not any(n in line for n in notes)
+            ]
+            assert len(numbers) >= 3 and {len(line) for line in numbers} == {len(table[0])}
+    # a note (in place of numbers) starts where its column does, after the widest setting
+    starts = {line.index(n) for line in lines for n in notes if n in line}
+    er_ace = next(line for line in lines if line.startswith("er-ace "))
+    assert len(starts) == 1 and starts.pop() >= er_ace.index("replay_weight=0.0") + 17 + 2
+
+
+def test_ewcs_fisher_at_the_switches_counts_its_macs_by_hand():
+    """Online EWC's Fisher: at each switch, a forward and a backward pass of each of
+    `ewc_samples` examples, whose products are MACs (2 FLOPs each) like every other pass."""
+    config = RunConfig(stream="split", hidden=(4,), ewc_lambda=1.0, ewc_samples=3)
+    row = cost.run_cost(config)["ewc at switches"]
+    switches = config.task_count - 1  # 4: split MNIST's 5 tasks
+    # one example through 784-4-10: 784·4 + 4·10 forward; backward the weight gradients
+    # again and the hidden layer's input gradient (4·10), not the image's
+    forward, backward = 784 * 4 + 4 * 10, 784 * 4 + 4 * 10 + 4 * 10
+    assert row.macs == switches * 3 * (forward + backward)
+    # the rest is elementwise: per example the forward's scaling, biases and ReLU
+    # (784 + 2·4 + 10), the backward's (2·4 + 10), the loss (7·10 + 4) and the squared
+    # gradient added (2 a parameter); per switch F ← γF + F_task and the anchor (3)
+    params = 784 * 4 + 4 + 4 * 10 + 10
+    elementwise = 3 * ((784 + 2 * 4 + 10) + (2 * 4 + 10) + (7 * 10 + 4) + 2 * params) + 3 * params
+    assert row.flops == 2 * row.macs + switches * elementwise
+
+
+def test_ewcs_fisher_macs_are_the_matmuls_of_a_real_run():
+    """The real loop under torch's FLOP counter: the run's matrix products are the cost
+    model's, plus 2 FLOPs for each MAC of EWC's Fisher at the switches (its penalty in the
+    steps is elementwise)."""
+    from conftest import mnist_dir
+
+    from stabgap.core.train import run_experiment
+
+    config = RunConfig(stream="split", hidden=(4,), batch_size=8, batches_per_task=2,
+                       eval_subset=2, replay="none", ewc_lambda=1.0, ewc_samples=3,
+                       data_dir=str(mnist_dir()))  # fmt: skip
+    with FlopCounterMode(display=False) as counter:
+        run_experiment(config)
+    costs = cost.run_cost(config)
+    assert costs["ewc"].macs == 0 and costs["ewc at switches"].macs > 0
+    fisher = 2 * costs["ewc at switches"].macs
+    assert counter.get_total_flops() == cost.total(costs).matmul_flops + fisher

@@ -897,3 +897,112 @@ def test_a_damaged_run_is_named_left_out_set_aside_and_run_again(workspace, caps
     assert (workspace / "o" / ".damaged" / runs[1].name / damage).read_bytes() == cut
     assert cli(capsys, *argv)[0] == 0  # and the folder is still one to resume
     assert len(list(iter_runs(workspace / "o"))) == 3  # whole again
+
+
+# --- experiment names: they start the runs' folder and log file names ----------------------
+BAD_NAMES = [
+    ("my exp/1", "[experiments.\"my exp/1\"]: its name holds '/', which a folder name cannot"),
+    ("", '[experiments.""]: its name is empty: give it a name'),
+    (".", "its name starts with '.', which would hide its runs' folders"),
+    ("..", "[experiments.\"..\"]: its name starts with '.'"),
+    (".mine", "start it with a letter or digit"),
+    (" mine", "its name starts or ends with a space: remove the space"),
+    ("a\\b", "its name holds '\\\\', which a folder name cannot hold on Linux, macOS or Windows"),
+    ("a:b", "its name holds ':'"),
+    ('a*b?<c>|"d"', "its name holds '*' and '?' and '\"' and '<' and '>' and '|', which"),
+    ("tab\tname", "its name holds a control character: rename it with printable characters"),
+]
+
+
+@pytest.mark.parametrize("name,message", BAD_NAMES)
+def test_an_experiment_name_no_file_system_takes_is_refused_first(
+    workspace, capsys, no_training, name, message
+):
+    """A user's '/' in a name trained the other runs, then failed with a traceback on its
+    log file; an empty name made a run labelled '_batches_per_task=5'."""
+    key = json.dumps(name)  # a TOML key in quotes, escapes as JSON writes them
+    (workspace / "n.toml").write_text(
+        f'preset = "methods"\nn_seeds = 1\n[experiments.finetune]\n[experiments.{key}]\n'
+        'from = "er-ace-200"\n'
+    )
+    for command in (["run", *TINY, "--config", "n.toml"], ["sweep", "n.toml"]):
+        before = tree(workspace)
+        code, _, err = cli(capsys, *command, "--out", "o")
+        assert_refused(code, err, message)
+        assert err.startswith("stabgap: error: n.toml: [experiments.")
+        assert tree(workspace) == before and not no_training
+        assert not (workspace / "o").exists()
+
+
+def test_an_experiment_name_is_checked_from_python_too(workspace, no_training):
+    """run_study takes the preset's names only; a spec built in Python (or read back from a
+    study folder) is checked as it is planned, before its folder is touched."""
+    from stabgap.errors import StabgapError
+    from stabgap.studies.plan import StudySpec, plan_runs
+    from stabgap.studies.presets import get_preset
+    from stabgap.study import run_spec, run_study
+
+    with pytest.raises(StabgapError, match="preset 'methods' has no experiment 'a/b'"):
+        run_study("methods", ["a/b"], seeds=[1], out="o")
+    spec = StudySpec("methods", ("my exp/1",), (1,), {}, {}, defined={"my exp/1": {}})
+    with pytest.raises(StabgapError, match="experiment 'my exp/1': its name holds '/'"):
+        run_spec(spec, workspace / "o")
+    with pytest.raises(StabgapError, match="experiment '': its name is empty"):
+        plan_runs(get_preset("quick"), [""], [1])
+    assert not (workspace / "o").exists() and not no_training
+
+
+def test_a_label_is_one_experiments_and_fits_a_folder_name(workspace, capsys, no_training):
+    def refused(text: str, message: str) -> None:
+        (workspace / "s.toml").write_text(text)
+        before = tree(workspace)
+        code, _, err = cli(capsys, "sweep", "s.toml")
+        assert_refused(code, err, message)
+        assert tree(workspace) == before and not no_training
+
+    # the grid makes er-200's runs at memory_size 100 what the file's own name says; the
+    # two would have been pooled in one group of the report
+    refused(
+        'preset = "methods"\n[experiments.er-200]\n[experiments."er-200_memory_size=100"]\n'
+        'from = "er-ace-200"\nmemory_size = 100\n[grid]\nmemory_size = [100, 200]\n',
+        "experiments 'er-200' and 'er-200_memory_size=100' both make runs labelled "
+        "'er-200_memory_size=100' (a label is the experiment's name, then the values its grid "
+        "and overrides set): rename one of them",
+    )
+    refused(
+        f"[experiments.{'x' * 230}]\n",
+        "bytes long, more than the 240 a file system takes: give it a shorter name",
+    )
+    # where a run computes names nothing, from the grid either (a data folder's '/' once
+    # went into the runs' names); two values of it would be the same runs twice
+    refused(
+        "experiments = ['baseline']\n[grid]\ndevice = ['cpu', 'auto']\n",
+        "s.toml: [grid] device: where or how a run computes is no part of what it computes, "
+        "so its 2 values would make the same runs: give device one value",
+    )
+    from stabgap.studies.plan import study_spec
+
+    values = {"experiments": ["baseline"], "seeds": [1], "grid": {"data_dir": [str(mnist_dir())]}}
+    [spec] = study_spec(values).plan()
+    assert spec.experiment == "baseline" and "data_dir" not in spec.varied
+
+
+def test_a_name_with_spaces_runs_resumes_and_is_reported(workspace, capsys):
+    (workspace / "s.toml").write_text(
+        'preset = "quick"\nseeds = [1, 2]\nbatches_per_task = 6\nhidden = [16]\n'
+        'eval_subset = 50\n[experiments.baseline]\n[experiments."my exp 1"]\nfrom = "nd"\n'
+    )
+    code, _, err = cli(capsys, "sweep", "s.toml", "--out", "o", "--quiet")
+    assert code == 0, err
+    label = "my exp 1_batches_per_task=6_eval_subset=50_hidden=16"
+    folders = sorted(p.name for p in (workspace / "o").glob("my exp 1*"))
+    assert [f.rsplit("-", 2)[0] for f in folders] == [label] * 2
+    assert sorted(p.stem for p in (workspace / "o" / "logs").glob("my exp 1*")) == folders
+    assert sorted(r.experiment for r in iter_runs(workspace / "o")).count(label) == 2
+    before = tree(workspace / "o")
+    code, _, err = cli(capsys, "sweep", "s.toml", "--out", "o", "--quiet")
+    assert code == 0 and tree(workspace / "o") == before  # found again: nothing re-run
+    code, _, err = cli(capsys, "report", "o", "--out", "r")
+    assert code == 0, err
+    assert "'my exp 1'" in (workspace / "r" / "report.md").read_text()
+    assert (workspace / "r" / "figures" / "all-tasks-my_exp_1.png").is_file()

@@ -17,13 +17,10 @@ from scipy import stats as sps
 from stabgap.core.config import from_record
 from stabgap.core.methods import METHODS
 from stabgap.core.remedies import REMEDIES
-from stabgap.cost.flops import run_cost
+from stabgap.cost.flops import run_cost, training
 from stabgap.errors import StabgapError
 from stabgap.statistics.comparison import MIN_SEEDS
 from stabgap.studies.records import RunRecord
-
-# The parts of a run's cost that measure it rather than train it.
-NOT_TRAINING = ("evaluation", "analyses")
 
 
 def training_flops(config: dict, used: Sequence[str] = ()) -> float:
@@ -39,7 +36,7 @@ def training_flops(config: dict, used: Sequence[str] = ()) -> float:
         costs = run_cost(from_record(config))
     except (StabgapError, KeyError, TypeError, ValueError):  # an imported run's config
         return math.nan
-    return float(sum(c.flops for part, c in costs.items() if part not in NOT_TRAINING))
+    return float(training(costs).flops)
 
 
 def seconds_per_batch(record: RunRecord) -> float:

@@ -30,9 +30,10 @@ Conventions (R = 1 copy; a stack of R copies costs R times as much):
 - Optimiser: per parameter, the count of :data:`stabgap.core.optim.OPTIMIZERS` (Adam 13:
   ``m``: 3, ``v``: 4, ``√v/√(1-β₂ᵗ) + ε``: 3, the step: 3).
 - Remedies and methods: each declares the FLOPs it adds to a training step
-  (``step_flops``) and, where it acts at a task switch, to each switch (``switch_flops``:
-  online EWC's Fisher). Replay from a bounded memory adds its examples to the step's batch;
-  storing into the memory and drawing from it are index operations, not counted.
+  (``step_flops``, with its MACs ``step_macs``) and, where it acts at a task switch, to
+  each switch (``switch_flops`` and ``switch_macs``: online EWC's Fisher). Replay from a
+  bounded memory adds its examples to the step's batch; storing into the memory and drawing
+  from it are index operations, not counted.
 - Evaluation: a forward pass over the evaluated tasks' test subsets (each of
   ``eval_repeats`` subsets) plus C+1 per image (argmax over C logits, compare with the
   label, count); no loss, no remedy.
@@ -280,6 +281,15 @@ def evaluations_in_task(config: RunConfig, task: int) -> int:
     return int(((steps >= (task - 1) * per_task) & (steps < task * per_task)).sum())
 
 
+# The parts of a run's cost that measure the run rather than train it.
+MEASURING = ("evaluation", "analyses")
+
+
+def training(costs: dict[str, Cost]) -> Cost:
+    """A run's training in its :func:`run_cost`: every part but those that measure it."""
+    return total({p: c for p, c in costs.items() if p not in MEASURING})
+
+
 def run_cost(config: RunConfig, test_size: int | None = None) -> dict[str, Cost]:
     """A whole run: each step part summed over all training steps, plus all evaluations.
 
@@ -304,9 +314,12 @@ def run_cost(config: RunConfig, test_size: int | None = None) -> dict[str, Cost]
     out["evaluation"] = evaluations
     layers = model_layers(config, shape)
     for extension in _extensions(config):
-        per_switch = extension.switch_flops(config, layers)
-        if per_switch:
-            out[f"{extension.name} at switches"] = Cost(flops=per_switch * (config.task_count - 1))
+        per_switch = Cost(
+            macs=extension.switch_macs(config, layers),
+            flops=extension.switch_flops(config, layers),
+        )
+        if per_switch != ZERO:
+            out[f"{extension.name} at switches"] = per_switch * (config.task_count - 1)
     analysed = analyses_cost(config, layers, shape.image, min(shape.test_sizes))
     if analysed != ZERO:
         out["analyses"] = analysed
@@ -420,19 +433,21 @@ def cost_report(
         "(MAC = multiply-accumulate in matmuls, convolutions and ND; FLOPs = 2·MACs + "
         "elementwise ops; see `stabgap.cost.flops`)",
         "",
-        _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
     ]
     labels = {**PART_LABELS, "nd": "ND (fwd+bwd)"}
     # the step's parts, then the run's own remedies and methods, then the evaluation
     step = [*STEP_PARTS, *(p for p in per_nd if p not in (*STEP_PARTS, "evaluation", "nd")), "nd"]
-    lines += [_comparison_row(labels.get(p, p), per_b.get(p, ZERO), per_nd[p]) for p in step]
     step_b = total({p: per_b.get(p, ZERO) for p in step})
     step_nd = total({p: per_nd[p] for p in step})
-    lines += [
-        _comparison_row("evaluation", per_b["evaluation"], per_nd["evaluation"]),
-        _comparison_row("training step", step_b, step_nd),
-        _comparison_row("step + evaluation", total(per_b), total(per_nd)),
-    ]
+    lines += _aligned(
+        [
+            COMPARISON_HEAD,
+            *(_comparison_row(labels.get(p, p), per_b.get(p, ZERO), per_nd[p]) for p in step),
+            _comparison_row("evaluation", per_b["evaluation"], per_nd["evaluation"]),
+            _comparison_row("training step", step_b, step_nd),
+            _comparison_row("step + evaluation", total(per_b), total(per_nd)),
+        ]
+    )
     if base.model == "mlp" and shape.image == IMAGE:  # the poster's measures, on MNIST's size
         o = nd_overhead(base.hidden, b, base.optimizer)  # its forward pass: no remedy acts
         ref = reference_forward_macs(base.hidden, base.batch_size)
@@ -450,8 +465,7 @@ def cost_report(
         ]
 
     run_b, run_nd = run_cost(base, test_size), run_cost(nd, test_size)
-    train_b = total({p: c for p, c in run_b.items() if p != "evaluation"})
-    train_nd = total({p: c for p, c in run_nd.items() if p != "evaluation"})
+    train_b, train_nd = training(run_b), training(run_nd)
     tasks = range(1, base.task_count + 1)
     n_eval = sum(evaluations_in_task(base, t) for t in tasks)
     sizes_text = ", ".join(
@@ -472,13 +486,20 @@ def cost_report(
         + (f", {base.eval_repeats} times" if base.eval_repeats > 1 else "")
         + ")",
         "",
-        _row("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs"),
     ]
-    lines += [
-        _comparison_row("training", train_b, train_nd),
-        _comparison_row("evaluation", run_b["evaluation"], run_nd["evaluation"]),
-        _comparison_row("run total", total(run_b), total(run_nd)),
-    ]
+    lines += _aligned(
+        [
+            COMPARISON_HEAD,
+            _comparison_row("training", train_b, train_nd),
+            _comparison_row("evaluation", run_b["evaluation"], run_nd["evaluation"]),
+            *(
+                [_comparison_row("analyses", run_b["analyses"], run_nd.get("analyses", ZERO))]
+                if "analyses" in run_b
+                else []
+            ),
+            _comparison_row("run total", total(run_b), total(run_nd)),
+        ]
+    )
     return "\n".join(lines)
 
 
@@ -492,32 +513,35 @@ def remedy_report(base: RunConfig, task: int) -> str:
         f"Remedies and methods: extra FLOPs per training step in task {task} (batch {batch}), "
         "each at its example setting",
         "",
-        f"{'extension':<12}{'setting':<46}{'extra FLOPs':>14}{'+% of a step':>14}",
     ]
+    rows = [("extension", "setting", "extra FLOPs", "+% of a step")]
+
+    def added(name: str, setting: str, extra: int) -> None:
+        rows.append((name, setting, _si(extra), f"{pct(plain + extra, plain):+.3f}%"))
+
     memory = {"replay": "memory", "batch_growth": "never"}
     if base.replay == "memory":  # the run replays from its memory already
         already = f"{batch - own} replayed" if batch > own else "from task 2: none to replay yet"
-        lines.append(f"{'er':<12}{'replay=memory':<46}  in this run already ({already})")
+        rows.append(("er", "replay=memory", f"in this run already ({already})"))
     elif replayed := replayed_examples(base.replace(**memory), task):
         extra = total(train_step_costs(base, batch + replayed, task)).flops - plain
-        setting = f"replay=memory, {replayed} replayed"
-        lines.append(f"{'er':<12}{setting:<46}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
+        added("er", f"replay=memory, {replayed} replayed", extra)
     for name, remedy in (*REMEDIES.items(), *METHODS.items()):
         setting = ", ".join(f"{k}={v}" for k, v in remedy.example.items())
         if name in (*base.remedies, *base.methods):
-            lines.append(f"{name:<12}{setting:<46}  in this run already")
+            rows.append((name, setting, "in this run already"))
             continue
         try:
             config = base.replace(**remedy.example)
         except StabgapError as e:  # e.g. a remedy not made for this network
-            lines.append(f"{name:<12}{setting:<46}  not here: {str(e).split(': ', 1)[-1]}")
+            rows.append((name, setting, f"not here: {str(e).split(': ', 1)[-1]}"))
             continue
         if not remedy.acts_in(config, task):
-            lines.append(f"{name:<12}{setting:<46}  nothing in task {task}: it acts from task 2")
+            rows.append((name, setting, f"nothing in task {task}: it acts from task 2"))
             continue
         # with the run's own remedies acting on it too (SAM computes a loss term twice)
-        extra = total(train_step_costs(config, batch, task)).flops - plain
-        lines.append(f"{name:<12}{setting:<46}{_si(extra):>14}{pct(plain + extra, plain):>+13.3f}%")
+        added(name, setting, total(train_step_costs(config, batch, task)).flops - plain)
+    lines += _aligned(rows, left=2)
     lines.append(
         "(each row is what it adds to the step at its setting; a method on replay, such as "
         "ER-ACE, adds that to ER's row)"
@@ -548,9 +572,9 @@ def architecture(config: RunConfig, shape: RunShape | None = None) -> str:
     return MODELS.chosen(config).describe(model_view(config), shape.image, shape.n_classes)
 
 
-def _comparison_row(label: str, base: Cost, nd: Cost) -> str:
-    """One line of the baseline-vs-ND table: MACs, FLOPs and ND's extra FLOPs in %."""
-    return _row(
+def _comparison_row(label: str, base: Cost, nd: Cost) -> tuple[str, ...]:
+    """One row of the baseline-vs-ND table: MACs, FLOPs and ND's extra FLOPs in %."""
+    return (
         label,
         _si(base.macs),
         _si(nd.macs),
@@ -560,8 +584,34 @@ def _comparison_row(label: str, base: Cost, nd: Cost) -> str:
     )
 
 
-def _row(*cells: str) -> str:
-    return f"{cells[0]:<24}" + "".join(f"{c:>12}" for c in cells[1:])
+COMPARISON_HEAD = ("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs")
+
+
+def _aligned(rows: list[tuple[str, ...]], left: int = 1) -> list[str]:
+    """`rows` as lines of columns, each as wide as its widest cell and two spaces apart (a
+    long name, a plugin's say, never runs into the next column): the first `left` columns
+    flush left, the others flush right. A row shorter than the header ends in a note that
+    starts where its column does and widens nothing.
+
+    Example:
+        >>> for line in _aligned([("part", "FLOPs"), ("a-long-name", "1.000 k"), ("b", "2")]):
+        ...     print(line)
+        part           FLOPs
+        a-long-name  1.000 k
+        b                  2
+    """
+    n = len(rows[0])
+    widths = [0] * n
+    for row in rows:
+        for i, cell in enumerate(row if len(row) == n else row[:-1]):
+            widths[i] = max(widths[i], len(cell))
+
+    def cell(row: tuple[str, ...], i: int) -> str:
+        if len(row) < n and i == len(row) - 1:  # a note
+            return row[i]
+        return row[i].ljust(widths[i]) if i < left else row[i].rjust(widths[i])
+
+    return ["  ".join(cell(row, i) for i in range(len(row))).rstrip() for row in rows]
 
 
 def _pct_or_dash(new: int, old: int) -> str:

@@ -31,6 +31,8 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -98,6 +100,59 @@ def spec_for(
 
 FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 
+# An experiment's name starts its runs' folder and log file names, which a study folder
+# copied to another system keeps: each of these is refused by Linux, macOS or Windows ("/"
+# by all, the rest by Windows).
+NOT_IN_NAMES = '/\\:*?"<>|'
+# A run's folder is written as `.<name>.tmp-<pid>` first; with that, the longest name a file
+# system takes (255 bytes on ext4, APFS and NTFS alike) leaves this much for the name.
+MAX_RUN_NAME = 240
+
+
+def name_problem(name: Any) -> str | None:
+    """What keeps `name` from naming an experiment, and the fix ("its name ..."); None if
+    nothing does. Spaces, "=", "," and any letter may stand in a name.
+
+    Example:
+        >>> name_problem("my exp 1") is None, name_problem("a/b").split(",")[0]
+        (True, "its name holds '/'")
+    """
+    if not isinstance(name, str):
+        return "its name is not a string: give a name in quotes"
+    if not name:
+        return "its name is empty: give it a name (its runs' folders start with it)"
+    if name != name.strip():
+        return "its name starts or ends with a space: remove the space"
+    if name.startswith("."):  # "." and ".." too: a path, not a name
+        return (
+            "its name starts with '.', which would hide its runs' folders (stabgap reads no "
+            "hidden folder as a run): start it with a letter or digit"
+        )
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "its name holds a control character: rename it with printable characters only"
+    if bad := "".join(c for c in NOT_IN_NAMES if c in name):
+        return (
+            f"its name holds {' and '.join(map(repr, bad))}, which a folder name cannot hold "
+            "on Linux, macOS or Windows (its runs' folders start with it): rename it without "
+            f"any of {' '.join(NOT_IN_NAMES)}"
+        )
+    return None
+
+
+def check_name(name: Any, where: str | None = None) -> None:
+    """Refuse a name that cannot start its runs' folder names: one line, with the fix.
+
+    Args:
+        where: how the message names the experiment (default: ``experiment 'NAME'``).
+    """
+    if problem := name_problem(name):
+        raise StabgapError(f"{where or f'experiment {name!r}'}: {problem}")
+
+
+def toml_key(name: str) -> str:
+    """`name` as a TOML table's key: bare where TOML allows, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
 
 def plan_runs(
     preset: Preset,
@@ -114,11 +169,26 @@ def plan_runs(
     ``--experiments baseline --ema-decay 0.9`` or ``--stream split`` is not reported as the
     baseline. A grid value equal to the experiment's own is not named: a grid over ``lr``
     around the preset's rate has the plain ``baseline`` among its groups. The fields are
-    named in the config's order, whatever order they were given in.
+    named in the config's order, whatever order they were given in. Where or how a run
+    computes (the device, the data folder: no part of its stamp) is not named, from the
+    grid either.
+
+    Every name is checked first (:func:`check_name`), and every label: it starts the runs'
+    folder names, and one label is one experiment's.
     """
     overrides, grid = dict(overrides or {}), dict(grid or {})
+    for experiment in experiments:  # before any config is built
+        check_name(experiment)
+    for key, values in grid.items():
+        # unstamped, its values would make the same runs, which one label cannot tell apart
+        if key in FIELDS and not FIELDS[key].metadata["stamped"] and len(values) > 1:
+            raise StabgapError(
+                f"[grid] {key}: where or how a run computes is no part of what it computes, so "
+                f"its {len(values)} values would make the same runs: give {key} one value, "
+                "in [set] or on the command line"
+            )
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    specs, seen, labels = [], set(), {}
+    specs, seen, labels, owners = [], set(), {}, {}
     for experiment in experiments:
 
         def config(values: dict[str, Any], experiment: str = experiment) -> RunConfig:
@@ -139,12 +209,16 @@ def plan_runs(
                 for k, v in resolved.items()
                 if k in overrides and FIELDS[k].metadata["science"] and v != own[k]
             }
-            varied = {**changed, **point}
+            varied = {
+                **changed,
+                **{k: v for k, v in point.items() if FIELDS[k].metadata["stamped"]},
+            }
             # a grid value that is the experiment's own changes nothing: not in its name
             # in the config's own field order, however the overrides and the grid were
             # given: one config, one label (a sweep's and a `stabgap run`'s alike)
             named = sorted((k for k in varied if resolved[k] != own[k]), key=FIELD_ORDER.get)
             label = experiment + "".join(f"_{k}={short(varied[k])}" for k in named)
+            _check_label(label, experiment, owners.setdefault(label, experiment))
             for seed in seeds:
                 run = config({**overrides, **point, "seed": seed})
                 spec = spec_for(label, run, experiment, varied)
@@ -154,10 +228,36 @@ def plan_runs(
                         f"{same} and {label} are the same runs: what tells the experiments "
                         "apart is set by the grid or an override; drop one of them"
                     )
+                if len(spec.name.encode()) > MAX_RUN_NAME:
+                    raise StabgapError(
+                        f"experiment {experiment!r}: its runs' folder names would be "
+                        f"{len(spec.name.encode())} bytes long, more than the {MAX_RUN_NAME} "
+                        "a file system takes: give it a shorter name (or vary fewer fields in "
+                        "its grid and overrides)"
+                    )
                 if spec.name not in seen:
                     seen.add(spec.name)
                     specs.append(spec)
     return specs
+
+
+def _check_label(label: str, experiment: str, owner: str) -> None:
+    """Refuse a label that another experiment's runs have (the report would pool two
+    experiments in one group), or that a value set on the experiment makes no folder name."""
+    if owner != experiment:
+        raise StabgapError(
+            f"experiments {owner!r} and {experiment!r} both make runs labelled {label!r} (a "
+            "label is the experiment's name, then the values its grid and overrides set): "
+            "rename one of them"
+        )
+    suffix = label[len(experiment) :]
+    bad = sorted({c for c in suffix if c in NOT_IN_NAMES or unicodedata.category(c) == "Cc"})
+    if bad:
+        raise StabgapError(
+            f"experiment {experiment!r}: a value set on it puts {' and '.join(map(repr, bad))} "
+            f"in its runs' folder names ({label!r}), which a folder name cannot hold on Linux, "
+            "macOS or Windows: give that value without them"
+        )
 
 
 def _hint(error: StabgapError, overrides: dict[str, Any]) -> str:
@@ -347,7 +447,8 @@ def _defined_experiments(
     one's fields, and those its table set itself."""
     defined, kept = {}, {}
     for name, table in tables.items():
-        where = f"[experiments.{name}]"
+        where = f"[experiments.{toml_key(name)}]"
+        check_name(name, f"{source}: {where}")  # the table's own name, before its fields
         if not isinstance(table, dict):
             raise StabgapError(f"{source}: {where} must be a table of config fields")
         table = dict(table)
@@ -364,7 +465,9 @@ def _defined_experiments(
                 f"{source}: {where} from = {start!r}: an experiment starts from one of preset "
                 f"{preset.name}'s own: {', '.join(preset.experiments)}"
             )
-        fields_ = {_field_name(k, source, f"experiments.{name}"): v for k, v in table.items()}
+        fields_ = {
+            _field_name(k, source, f"experiments.{toml_key(name)}"): v for k, v in table.items()
+        }
         try:
             fields_ = {k: coerce(k, v) for k, v in fields_.items()}
         except StabgapError as e:

@@ -20,7 +20,7 @@ import torch
 from stabgap.core.fields import AT_LEAST_ONE, NON_NEGATIVE, option
 from stabgap.core.methods import METHODS, Method
 from stabgap.core.models import evaluating
-from stabgap.core.models.layers import extra_pass_flops
+from stabgap.core.models.layers import extra_pass_flops, pass_macs
 from stabgap.core.remedies import Forward
 from stabgap.core.streams import pixels, rows
 
@@ -139,3 +139,9 @@ class OnlineEWC(Method):
         # gradient added (2 a parameter), then F ← γF + F_task and the anchor (3).
         params = sum(layer.params for layer in layers)
         return config.ewc_samples * (extra_pass_flops(layers, 1) + 2 * params) + 3 * params
+
+    @classmethod
+    def switch_macs(cls, config, layers) -> int:
+        # the products of those passes, forward and backward (of which switch_flops counts 2
+        # FLOPs each); the Fisher's update and the anchor are elementwise
+        return config.ewc_samples * pass_macs(layers, 1)

@@ -186,6 +186,12 @@ class Remedy(Extension):
         """Extra FLOPs at each task switch after the first task, where it acts there."""
         return 0
 
+    @classmethod
+    def switch_macs(cls, config: RunConfig, layers: list[Layer]) -> int:
+        """Extra multiply-accumulates at each task switch after the first task, where it has
+        any (their 2 FLOPs each are part of ``switch_flops``)."""
+        return 0
+
 
 REMEDIES: Registry[type[Remedy]] = Registry("remedy", __name__)
 register = REMEDIES.register  # the decorator of a remedy's class
