@@ -991,6 +991,7 @@ def test_a_name_with_spaces_runs_resumes_and_is_reported(workspace, capsys):
     (workspace / "s.toml").write_text(
         'preset = "quick"\nseeds = [1, 2]\nbatches_per_task = 6\nhidden = [16]\n'
         'eval_subset = 50\n[experiments.baseline]\n[experiments."my exp 1"]\nfrom = "nd"\n'
+        "[experiments.my_exp_1]\nlr = 1e-4\n"  # another group, whose files spell alike
     )
     code, _, err = cli(capsys, "sweep", "s.toml", "--out", "o", "--quiet")
     assert code == 0, err
@@ -1005,4 +1006,7 @@ def test_a_name_with_spaces_runs_resumes_and_is_reported(workspace, capsys):
     code, _, err = cli(capsys, "report", "o", "--out", "r")
     assert code == 0, err
     assert "'my exp 1'" in (workspace / "r" / "report.md").read_text()
-    assert (workspace / "r" / "figures" / "all-tasks-my_exp_1.png").is_file()
+    # each group its own figure, although both labels spell one file name
+    text = (workspace / "r" / "report.md").read_text()
+    for name in ("all-tasks-my_exp_1.png", "all-tasks-my_exp_1-2.png"):
+        assert (workspace / "r" / "figures" / name).is_file() and f"figures/{name}" in text

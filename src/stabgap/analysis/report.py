@@ -489,6 +489,12 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
     figures: list[tuple[str, str]] = []
 
     def figure(name: str, caption: str, draw, *args, **kwargs) -> None:
+        # two groups whose labels make one file name ("my exp 1", "my_exp_1") each keep
+        # their figure: the second is numbered, not drawn over the first
+        stem, k = name, 1
+        while f"figures/{name}.png" in (path for path, _ in figures):
+            k += 1
+            name = f"{stem}-{k}"
         draw(*args, out / "figures" / f"{name}.png", **kwargs)
         figures.append((f"figures/{name}.png", caption))
 
