@@ -467,3 +467,22 @@ def test_ewcs_fisher_macs_are_the_matmuls_of_a_real_run():
     assert costs["ewc"].macs == 0 and costs["ewc at switches"].macs > 0
     fisher = 2 * costs["ewc at switches"].macs
     assert counter.get_total_flops() == cost.total(costs).matmul_flops + fisher
+
+
+def test_a_methods_extra_pass_scales_its_datasets_pixels():
+    """SAM, A-GEM, DER and EWC each add passes over inputs of the run's own dataset: their
+    input scaling is one FLOP a pixel of that dataset's images, not of MNIST's."""
+    from stabgap.core.methods import METHODS
+    from stabgap.core.remedies import REMEDIES
+    from stabgap.cost.flops import model_layers, run_shape
+
+    mnist = RunConfig(stream="split", hidden=(16,), sam_rho=0.05)
+    cifar = mnist.replace(dataset="cifar10")
+    layers = model_layers(mnist, run_shape(mnist))  # the same layers: what differs is pixels
+    more = 3 * 32 * 32 - 28 * 28  # pixels a CIFAR image has beyond an MNIST one
+    sam = REMEDIES["sam"]
+    assert sam.step_flops(cifar, layers, 8) - sam.step_flops(mnist, layers, 8) == 8 * more
+    ewc = METHODS["ewc"]
+    config = mnist.replace(ewc_lambda=1.0, ewc_samples=5)
+    extra = ewc.switch_flops(config.replace(dataset="cifar10"), layers)
+    assert extra - ewc.switch_flops(config, layers) == 5 * more

@@ -499,7 +499,7 @@ def test_a_method_is_costed_only_in_the_tasks_it_acts_in():
     params = cost.n_parameters(layers)
     # each of 7 examples: a pass of one (with its loss) and its squared gradient added;
     # then F ← γF + F_task and the anchor (3 a parameter); at each of the two switches
-    per_switch = 7 * (cost.extra_pass_flops(layers, 1) + 2 * params) + 3 * params
+    per_switch = 7 * (cost.extra_pass_flops(layers, 1, (1, 28, 28)) + 2 * params) + 3 * params
     assert cost.run_cost(ewc)["ewc at switches"].flops == 2 * per_switch
     er = base.replace(replay="memory", replay_batch_size=4)
     balanced = er.replace(memory="task-balanced")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from stabgap.core.data import DATASETS
 from stabgap.core.fields import NON_NEGATIVE, option
 from stabgap.core.losses import cross_entropy
 from stabgap.core.memories import MEMORIES, drawn_examples
@@ -108,9 +109,11 @@ class DarkExperienceReplay(Method):
         # squared error costs 5 a logit (subtract, square, sum; backward: scale, add)
         # where the cross-entropy's 7 are counted.
         n, classes = drawn_examples(config), outputs(layers)
-        flops = 0
+        image, flops = DATASETS.chosen(config).input_shape, 0
         if config.der_alpha > 0:
-            flops += extra_pass_flops(layers, n) - loss_cost(classes, n).flops + 5 * n * classes
+            flops += (
+                extra_pass_flops(layers, n, image) - loss_cost(classes, n).flops + 5 * n * classes
+            )
         if config.der_beta > 0:
-            flops += extra_pass_flops(layers, n)
+            flops += extra_pass_flops(layers, n, image)
         return flops

@@ -145,8 +145,9 @@ def loss_cost(n_classes: int, batch: int) -> Cost:
     return Cost(flops=batch * (7 * n_classes + 4))
 
 
-def extra_pass_flops(layers: list[Layer], batch: int, image: tuple[int, ...] = IMAGE) -> int:
-    """FLOPs of one more forward and backward pass of a batch, with its loss (SAM's)."""
+def extra_pass_flops(layers: list[Layer], batch: int, image: tuple[int, ...]) -> int:
+    """FLOPs of one more forward and backward pass of a batch of `image`-shaped inputs (the
+    run's dataset's: its pixels are scaled), with its loss (SAM's)."""
     pixels = math.prod(image)
     n_classes = outputs(layers)
     passes = forward_cost(layers, batch, pixels) + backward_cost(layers, batch)
