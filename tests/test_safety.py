@@ -1010,3 +1010,20 @@ def test_a_name_with_spaces_runs_resumes_and_is_reported(workspace, capsys):
     text = (workspace / "r" / "report.md").read_text()
     for name in ("all-tasks-my_exp_1.png", "all-tasks-my_exp_1-2.png"):
         assert (workspace / "r" / "figures" / name).is_file() and f"figures/{name}" in text
+
+
+def test_experiments_on_the_command_line_pick_among_a_files_own(workspace, capsys):
+    """A file that defines experiments of its own keeps them defined when --experiments
+    picks which to run (it had replaced the file's tables, so 'mine' was unknown)."""
+    (workspace / "s.toml").write_text(
+        'preset = "quick"\nseeds = [1]\nbatches_per_task = 4\nhidden = [16]\neval_subset = 50\n'
+        "[experiments.baseline]\n[experiments.mine]\nlr = 1e-4\n"
+    )
+    code, _, err = cli(capsys, "run", "--config", "s.toml", "--experiments", "mine,nd",
+                       "--out", "o", "--quiet", "--no-plot")  # fmt: skip
+    assert code == 0, err
+    assert sorted(r.base for r in iter_runs(workspace / "o")) == ["mine", "nd"]
+    assert next(r for r in iter_runs(workspace / "o") if r.base == "mine").config["lr"] == 1e-4
+    code, _, err = cli(capsys, "run", "--config", "s.toml", "--experiments", "mnie", "--out", "x")
+    assert code == 2 and "has no experiment 'mnie'" in err and "mine" in err
+    assert not (workspace / "x").exists()

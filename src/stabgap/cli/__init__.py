@@ -103,8 +103,8 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
         values["set"][name] = value
     if args.preset:
         values["preset"] = args.preset
-    if args.experiments:
-        values["experiments"] = args.experiments
+    if args.experiments and not isinstance(values.get("experiments"), dict):
+        values["experiments"] = args.experiments  # (a file's own tables: cmd_run picks)
     return values, source, base_dir
 
 
@@ -113,7 +113,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from stabgap.study import run_spec
 
     values, source, base_dir = study_values(args)
-    spec = study_spec(values, source=source, base_dir=base_dir)
+    # where the file defines experiments of its own, --experiments picks among them and the
+    # preset's: its tables stay, or the experiments they define would be unknown
+    own = isinstance(values.get("experiments"), dict)
+    picked = args.experiments if own and args.experiments else None
+    spec = study_spec(values, source=source, base_dir=base_dir, picked=picked)
     out = Path(args.out) if args.out else _default_out(spec.preset)
     args.resume_out = out
     run_spec(spec, out, plot=not args.no_plot, echo=print, **_how(args))

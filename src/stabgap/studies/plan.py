@@ -339,7 +339,10 @@ STUDY_KEYS = (
 
 
 def study_spec(
-    values: dict[str, Any], source: str = "the study spec", base_dir: Path | None = None
+    values: dict[str, Any],
+    source: str = "the study spec",
+    base_dir: Path | None = None,
+    picked: str | Sequence[str] | None = None,
 ) -> StudySpec:
     """Check a study's keys and values; any mistake is one line naming `source`.
 
@@ -348,6 +351,9 @@ def study_spec(
             fields may stand at the top level or under ``[set]``.
         source: where the values came from, for messages (a file name, "the command line").
         base_dir: the folder a relative ``data_dir`` is read from (a TOML's own folder).
+        picked: the experiments to run (a list, or names joined by commas), where the
+            file's ``[experiments.NAME]`` tables define its own (``--experiments``): any of
+            those and of the preset's.
     """
 
     def fail(message: str) -> StabgapError:
@@ -374,7 +380,7 @@ def study_spec(
     kept: dict[str, tuple[str, ...]] = {}
     if isinstance(values.get("experiments"), dict):  # [experiments.NAME] tables
         defined, kept = _defined_experiments(values["experiments"], preset, source)
-        values["experiments"] = list(values["experiments"])
+        values["experiments"] = picked or list(values["experiments"])
         preset = with_defined(preset, defined, kept)
     experiments = _names(values.get("experiments"), "experiments", fail)
     if experiments is None:
