@@ -456,3 +456,11 @@ def test_gap_against_accuracy_draws_a_front_only_where_one_exists(tmp_path: Path
         traded, tmp_path / "g.png", baseline="Baseline", forgotten={"lwf"}, pdf=False
     )
     assert "Pareto front" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_a_tradeoff_without_a_gap_to_measure_says_so(tmp_path: Path):
+    points = [(0.0, math.nan, math.nan, 15.0, 4.0), (1000.0, math.nan, math.nan, 18.0, 0.3)]
+    fig = plots.plot_strength_tradeoff(points, tmp_path / "t.png", axis="λ", pdf=False)
+    ax_gd = fig.axes[0]
+    assert [t.get_text() for t in ax_gd.texts] == ["no gap to measure"]
+    assert not ax_gd.get_yticks().size

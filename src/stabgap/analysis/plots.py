@@ -753,7 +753,8 @@ def plot_strength_tradeoff(
 
     Args:
         points: ``(value, gd_mean, gd_std, acc_mean, acc_std)`` per setting; a NaN std (one
-            seed) draws no error bar. Or {series name: such points}, a line each.
+            seed) draws no error bar, a NaN mean no point. Or {series name: such points}, a
+            line each.
         path: The PNG to write (the PDF takes the same stem).
         axis: the x axis's label.
         base_value: the baseline's value, drawn as a black square on a lone line.
@@ -791,6 +792,11 @@ def plot_strength_tradeoff(
             ax.set_ylabel(ylabel, fontsize=9)
             ax.grid(alpha=0.3)
             ax.margins(y=0.15)
+    if not any(np.isfinite(np.array(line, dtype=float)[:, 1]).any() for line in series.values()):
+        # every group's gap measures nothing (the report leaves them out): say so, no scale
+        ax_gd.text(0.5, 0.5, "no gap to measure", transform=ax_gd.transAxes, ha="center",
+                   va="center", color="0.4")  # fmt: skip
+        ax_gd.set_yticks([])
     title = "Gap depth and final accuracy (mean ± std over seeds)"
     if lone:  # the baseline's square, in each panel
         for ax, _, _ in panels:

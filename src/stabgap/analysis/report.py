@@ -551,7 +551,10 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
     for name, lines in (grid_sweeps(groups) if n_tasks > 1 else {}).items():
         lines = _named_lines(lines, name, labels)
         trade = {
-            line: [(g.config[name], *_tradeoff(summaries, g.key, n_tasks)) for g in members]
+            line: [
+                (g.config[name], *_tradeoff(summaries, g.key, n_tasks, g.key in forgotten))
+                for g in members
+            ]
             for line, members in lines.items()
         }
         which = (
@@ -559,6 +562,8 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             if len(lines) > 1
             else "the groups that differ only in it"
         )
+        if any(g.key in forgotten for members in lines.values() for g in members):
+            which += "; a group whose gap measures nothing is left off the gap's panel"
         figure(
             f"tradeoff-{name}",
             f"Gap depth GD_1,{n_tasks} and final average accuracy against "
@@ -730,9 +735,15 @@ def _named_lines(lines: dict[str, list], field: str, labels: dict[str, str]) -> 
     }
 
 
-def _tradeoff(summaries, key: str, n_tasks: int) -> tuple[float, float, float, float]:
+def _tradeoff(
+    summaries, key: str, n_tasks: int, gapless: bool = False
+) -> tuple[float, float, float, float]:
+    """A trade-off figure's point: GD's and final ACC's mean and std (GD's NaN, not drawn,
+    where it measures nothing: task 1 forgotten before the last switch, or never learned)."""
     index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
     gd, acc = index[(key, "gap_depth", 1, n_tasks)], index[(key, "avg_acc_final", None, None)]
+    if gapless:
+        return math.nan, math.nan, acc.mean, acc.std
     return gd.mean, gd.std, acc.mean, acc.std
 
 
