@@ -434,10 +434,11 @@ def test_the_rank_sum_test_beyond_its_exact_size_is_the_normal_approximation():
     assert p == pytest.approx(ref.pvalue)
 
 
-def test_a_gap_metric_is_not_compared_where_a_group_has_no_gap_to_measure():
+def test_a_gap_metric_is_not_stated_where_a_group_has_no_gap_to_measure():
     """A group that forgot task 1 before the last switch has no gap there (its TTR reads 0
     because its accuracy stays at 0), and one that never learned task 1 has none anywhere:
-    their gap metrics are not compared, nor counted in a family; the rest is."""
+    their gap metrics are not stated, but still count in their families, which were fixed
+    before the data said who forgot."""
     from types import SimpleNamespace
 
     from stabgap.analysis.verdicts import compare_groups, finding
@@ -453,18 +454,21 @@ def test_a_gap_metric_is_not_compared_where_a_group_has_no_gap_to_measure():
     labels = {k: k for k in ("base", "lwf", "tiny")}
     gapless = {"lwf": "last", "tiny": "all"}
     out = compare_groups(summarize(rows), base, [lwf, tiny], 3, labels, gapless)
-    (_, lwf_tests, lwf_not), (_, tiny_tests, tiny_not) = out
-    assert [name for name, _, _ in lwf_tests] == ["GD_1,2", "final ACC"]  # GD_1,3 left out
-    assert lwf_not == (
-        "GD_1,3, TTR_1,3, TTR_1,3 robust not compared: lwf forgot task 1 before the last "
-        "switch, so they measure no gap"
+    lwf_c, tiny_c = out
+    assert [name for name, _, _ in lwf_c.tests] == ["GD_1,2", "final ACC"]  # GD_1,3 held back
+    assert [name for name, _, _ in lwf_c.unstated] == ["GD_1,3"]
+    assert lwf_c.why_unstated.startswith(
+        "GD_1,3 not stated: lwf forgot task 1 before the last switch, so they measure no gap"
     )
-    assert [name for name, _, _ in tiny_tests] == ["final ACC"]
-    assert tiny_not.startswith("GD_1,2, GD_1,3, TTR_1,3, TTR_1,3 robust not compared: tiny never")
-    family = Family([c for _, tests, _ in out for _, _, c in tests])
-    assert family.sizes == {"GD_1,2": 1, "final ACC": 2}
-    sentence = finding("lwf", "base", lwf_tests, family, lwf_not)
-    assert sentence.endswith("forgot task 1 before the last switch, so they measure no gap.")
-    # a baseline without a gap in the last interval leaves it out for every group
-    (_, tests, why), _ = compare_groups(summarize(rows), lwf, [base, tiny], 3, labels, gapless)
-    assert "GD_1,3" not in [n for n, _, _ in tests] and "lwf forgot task 1" in why
+    assert [name for name, _, _ in tiny_c.tests] == ["final ACC"]
+    assert [name for name, _, _ in tiny_c.unstated] == ["GD_1,2", "GD_1,3"]
+    assert tiny_c.why_unstated.startswith("GD_1,2, GD_1,3 not stated: tiny never learned")
+    every = [c for gc in out for _, _, c in (*gc.tests, *gc.unstated)]
+    family = Family(every)
+    assert family.sizes == {"GD_1,2": 2, "GD_1,3": 2, "final ACC": 2}  # as if all had a gap
+    sentence = finding("lwf", "base", lwf_c.tests, family, lwf_c.why_unstated)
+    assert "GD_1,3 [" not in sentence and "GD_1,2 +15.00 p.p. [" in sentence
+    assert sentence.endswith("(each still counts in its quantity's family, fixed before the data).")
+    # a baseline without a gap in the last interval holds it back for every group
+    first, _ = compare_groups(summarize(rows), lwf, [base, tiny], 3, labels, gapless)
+    assert "GD_1,3" not in [n for n, _, _ in first.tests] and "lwf forgot" in first.why_unstated

@@ -51,8 +51,29 @@ def compared_metrics(n_tasks: int) -> list[tuple]:
     ]
 
 
-# (group, [(name, lower, c)], what was not compared and why: "" where everything was)
-Compared = list[tuple[object, list[tuple[str, bool, Comparison]], str]]
+Test = tuple[str, bool, Comparison]  # (the metric's name, whether lower is better, test)
+
+
+@dataclass
+class GroupComparisons:
+    """One compared group against the baseline, metric by metric.
+
+    Attributes:
+        group: the compared group.
+        tests: the comparisons the report states.
+        unstated: the gap metrics the pair has no gap for (a side forgot task 1, or never
+            learned it): compared, and counted in their quantities' families, since the
+            families were fixed before the data said who forgot, but not stated.
+        why_unstated: the sentence that says so ("" where every metric is stated).
+    """
+
+    group: object
+    tests: list[Test]
+    unstated: list[Test] = field(default_factory=list)
+    why_unstated: str = ""
+
+
+Compared = list[GroupComparisons]
 
 # The metrics that measure a gap: none where task 1 was never learned, and none in the last
 # interval where it was forgotten before the last switch (nothing left to drop).
@@ -78,21 +99,20 @@ def compare_groups(
     """Each compared group against the baseline on every compared metric (unadjusted).
 
     `gapless`: the keys of groups whose gaps measure nothing, and where: "all" (task 1 never
-    learned) or "last" (forgotten before the last switch). A gap metric there is not
-    compared, with either side such a group: its test would state a difference of noise."""
+    learned) or "last" (forgotten before the last switch). A gap metric there, with either
+    side such a group, is not stated (:attr:`GroupComparisons.unstated`): its verdict would
+    be on a difference of noise."""
     if n_tasks < 2:
         return []
     index = {(s.experiment, s.metric, s.task, s.interval): s for s in summaries}
     gapless = gapless or {}
     out = []
     for g in compared:
-        tests, unmeasured = [], []
+        tests, unstated = [], []
         for metric, task, interval, name, _, lower in compared_metrics(n_tasks):
             where = {gapless.get(k) for k in (base.key, g.key)}
             last = interval == n_tasks
-            if metric in GAP_METRICS and ("all" in where or ("last" in where and last)):
-                unmeasured.append(name)
-                continue
+            no_gap = metric in GAP_METRICS and ("all" in where or ("last" in where and last))
             a = index.get((base.key, metric, task, interval))
             b = index.get((g.key, metric, task, interval))
             if a is not None and b is not None:
@@ -107,12 +127,14 @@ def compare_groups(
                     span=difference_span(metric, last_interval=interval == n_tasks),
                     censored=metric.startswith("time_to_recover"),  # never: beyond the interval
                 )
-                tests.append((name, lower, c))
-        out.append((g, tests, _unmeasured(unmeasured, [base, g], gapless, labels)))
+                (unstated if no_gap else tests).append((name, lower, c))
+        names = [name for name, _, _ in unstated]
+        why = _why_unstated(names, [base, g], gapless, labels)
+        out.append(GroupComparisons(g, tests, unstated, why))
     return out
 
 
-def _unmeasured(names: list[str], pair: list, gapless: Mapping[str, str], labels) -> str:
+def _why_unstated(names: list[str], pair: list, gapless: Mapping[str, str], labels) -> str:
     """Why the gap metrics `names` were not compared for this pair ("" where all were)."""
     if not names:
         return ""
@@ -123,7 +145,10 @@ def _unmeasured(names: list[str], pair: list, gapless: Mapping[str, str], labels
         for k in dict.fromkeys(g.key for g in pair)  # (a baseline against itself: once)
         if k in gapless
     ]
-    return f"{', '.join(names)} not compared: {' and '.join(why)}, so they measure no gap"
+    return (
+        f"{', '.join(names)} not stated: {' and '.join(why)}, so they measure no gap (each "
+        "still counts in its quantity's family, fixed before the data)"
+    )
 
 
 def poster_roles(groups, n_tasks: int) -> dict[str, object]:
@@ -191,7 +216,7 @@ def judge(
     gaps = gap_checks(learned, labels, n_tasks)
     sparsity = sparsity_tests(base, [g for g in compared if g.runs], labels, n_tasks)
     why = why_tests(base, [g for g in compared if g.runs], labels) if n_tasks > 1 else None
-    tests = [c for _, cs, _ in comparisons for _, _, c in cs]
+    tests = [c for gc in comparisons for _, _, c in (*gc.tests, *gc.unstated)]
     tests += [q.comparison for q in questions if q.comparison is not None]
     tests += [c for check in checks for _, c in check.tests]
     tests += [check.comparison for check in gaps]
@@ -254,8 +279,8 @@ def sentences(v: Verdicts, base, labels: dict[str, str]) -> dict[str, list[str]]
     """The report's sentences: findings, questions (with the claims), inside the network."""
     return {
         "findings": [
-            finding(labels[g.key], labels[base.key], tests, v.family, unmeasured)
-            for g, tests, unmeasured in v.comparisons
+            finding(labels[gc.group.key], labels[base.key], gc.tests, v.family, gc.why_unstated)
+            for gc in v.comparisons
         ],
         "poster": (render_questions(v.questions, v.family) if v.questions else [])
         + [claim_sentence(check, v.family, labels) for check in v.claims]
@@ -367,8 +392,8 @@ def comparison_rows(v: Verdicts) -> list[dict]:
     unit of its differences and its verdict in columns of their own (no adjusted p where no
     test was possible)."""
     rows = []
-    for _, tests, _ in v.comparisons:
-        for name, _, raw in tests:
+    for gc in v.comparisons:
+        for name, _, raw in gc.tests:
             c = v.family.adjusted(raw)
             rows.append(
                 [
