@@ -238,9 +238,10 @@ FINDING_NOTE = (
 )
 
 
-def finding(label: str, base_label: str, tests, family: Family, unmeasured: str = "") -> str:
+def finding(label: str, base_label: str, tests, family: Family, unstated: str = "") -> str:
     """One sentence per compared group: which way each metric went, and how sure that is
-    (:data:`FINDING_NOTE` says how to read it), and which gap metrics were not compared."""
+    (:data:`FINDING_NOTE` says how to read it), and which gap metrics it does not state
+    (`unstated`: :attr:`GroupComparisons.why_unstated`)."""
     parts = []
     for name, lower, c in tests:
         c = family.adjusted(c)
@@ -267,7 +268,7 @@ def finding(label: str, base_label: str, tests, family: Family, unmeasured: str 
         if not c.significant:
             word = f"not shown ({c.reach(unit=unit)})"
         parts.append(f"{name} {_signed(c.diff)} {unit} [{bounds}], adjusted p = {c.p:.2g}: {word}")
-    parts += [unmeasured] if unmeasured else []
+    parts += [unstated] if unstated else []
     return f"**{label}** against {base_label}: " + "; ".join(parts) + "."
 
 
