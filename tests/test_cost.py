@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -486,3 +488,14 @@ def test_a_methods_extra_pass_scales_its_datasets_pixels():
     config = mnist.replace(ewc_lambda=1.0, ewc_samples=5)
     extra = ewc.switch_flops(config.replace(dataset="cifar10"), layers)
     assert extra - ewc.switch_flops(config, layers) == 5 * more
+
+
+def test_the_whole_run_table_shows_what_happens_at_the_switches(capsys):
+    """EWC's Fisher passes are training, but once a switch: the whole run's table shows them
+    under its training row, so the steps' share reads as per-batch cost × batches; the
+    remedies table names a method the run has at the run's own setting."""
+    assert main(["cost", "--preset", "methods", "--experiment", "ewc-1000"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "of which ewc at switches" in line)
+    assert row.split()[5:7] == ["1.211", "G"]  # 500 samples × 4 switches of passes of one
+    assert re.search(r"^ewc\s+ewc_lambda=1000\.0\s+in this run already$", out, re.M)

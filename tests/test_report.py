@@ -234,10 +234,12 @@ def test_every_table_of_a_report_joins_on_one_group_key(own_study):
     compared = {row["group"] for row in comparisons}
     assert compared < keys and {row["baseline"] for row in comparisons} < keys
     # each comparison's metric keyed as metrics.csv keys it (these tiny networks never learn
-    # task 1, so their gap metrics are not compared: the accuracies are)
+    # task 1, so their gap metrics are not stated, with no numbers: the accuracies are)
     wc = next(row for row in comparisons if row["name"] == "WC-ACC_3")
     assert (wc["metric"], wc["task"], wc["interval"]) == ("wc_acc", "", "3")
-    assert "GD_1,3" not in {row["name"] for row in comparisons}
+    gd = next(row for row in comparisons if row["name"] == "GD_1,3")
+    assert (gd["metric"], gd["task"], gd["interval"]) == ("gap_depth", "1", "3")
+    assert gd["verdict"] == "not stated: no gap to measure" and gd["difference"] == ""
     metric_keys = {(r["metric"], r["task"], r["interval"]) for r in _read(report / "metrics.csv")}
     assert {(r["metric"], r["task"], r["interval"]) for r in comparisons} <= metric_keys
     # every statistic a number of its own, the unit in the column's name

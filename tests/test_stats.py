@@ -119,7 +119,7 @@ def test_two_seeds_a_side_are_never_called_significant():
 def test_constant_groups_give_no_infinite_t():
     c = compare({1: 5.0, 2: 5.0, 3: 5.0}, {1: 4.0, 2: 4.0, 3: 4.0})
     assert not c.testable and not c.significant
-    assert "no spread" in c.sentence() and "inf" not in c.sentence()
+    assert "neither side varies" in c.sentence() and "inf" not in c.sentence()
 
 
 def test_wilcoxon_floor_is_stated_for_few_pairs():
@@ -472,3 +472,29 @@ def test_a_gap_metric_is_not_stated_where_a_group_has_no_gap_to_measure():
     # a baseline without a gap in the last interval holds it back for every group
     first, _ = compare_groups(summarize(rows), lwf, [base, tiny], 3, labels, gapless)
     assert "GD_1,3" not in [n for n, _, _ in first.tests] and "lwf forgot" in first.why_unstated
+
+
+def test_a_family_counts_a_planned_test_the_data_left_untestable():
+    """Whether both sides vary is the data's; how many seeds they have is the design's: a
+    comparison of two constant sides of 3 seeds still counts in its family, one of 2 does
+    not (no test was ever possible)."""
+    varied = compare({1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 3.0, 3: 5.0}, "A", "B", metric="x")
+    flat = compare(dict.fromkeys((1, 2, 3), 0.0), dict.fromkeys((1, 2, 3), 0.0), "A", "C",
+                   metric="x")  # fmt: skip
+    few = compare({1: 1.0, 2: 2.0}, {1: 2.0, 2: 3.0}, "A", "D", metric="x")
+    assert not flat.testable and flat.planned and not few.planned
+    assert Family([varied, flat, few]).sizes == {"x": 2}
+    assert flat.why_untestable() == "no test is possible: neither side varies over the seeds"
+
+
+def test_a_rank_sum_verdict_says_when_no_result_at_its_n_could_be_significant():
+    never = {1: None, 2: None, 3: None, 4: None}
+    quick = {1: 10.0, 2: 12.0, 3: 11.0, 4: 13.0}
+    c = compare(quick, never, "baseline", "nd", metric="TTR", censored=True)
+    assert c.rank_p == pytest.approx(2 / 70)  # the most extreme split of 4 and 4
+    assert c.adjusted(1).significant and c.adjusted(1).rank_reach() == ""
+    # over 7 tests its floor is 7 × 2/70 = 0.2: nothing at n = 4 and 4 could be shown
+    assert c.adjusted(7).verdict() == (
+        "not shown at n = 4 and 4 (with 4 and 4 seeds the exact rank-sum test cannot give an "
+        "adjusted p below 0.2: no result at this n could show a difference)"
+    )

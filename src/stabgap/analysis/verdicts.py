@@ -251,7 +251,7 @@ def finding(label: str, base_label: str, tests, family: Family, unstated: str = 
             if not c.testable:
                 parts.append(f"{name} ({c.never()}; {c.why_untestable()})")
                 continue
-            verdict = word if c.significant else "not shown"
+            verdict = word if c.significant else "not shown" + c.rank_reach()
             parts.append(
                 f"{name} {c.medians_text(unit=unit)} [{c.never()}], adjusted p = {c.p:.2g}: "
                 f"{verdict}"
@@ -391,20 +391,34 @@ COMPARISON_COLUMNS = (
 def comparison_rows(v: Verdicts) -> list[dict]:
     """comparisons.csv: every comparison with the baseline, unadjusted and adjusted, the
     unit of its differences and its verdict in columns of their own (no adjusted p where no
-    test was possible)."""
+    test was possible). A gap metric the report does not state (no gap to measure) has its
+    row, its verdict saying so and its numbers left empty; n counts the seeds the verdict's
+    test counts (under the rank-sum test, those that never recovered too)."""
     rows = []
     for gc in v.comparisons:
-        for name, _, raw in gc.tests:
+        for (name, _, raw), stated in (
+            *((t, True) for t in gc.tests),
+            *((t, False) for t in gc.unstated),
+        ):
             c = v.family.adjusted(raw)
+            n_a, n_b = c.seeds()
+            row = [
+                c.label_b,
+                c.label_a,
+                name,
+                *_METRIC_KEYS[name],
+                "% of the interval" if name.startswith("TTR") else "p.p.",
+                n_b,
+                n_a,
+            ]
+            if not stated:
+                rows.append([*row, *[None] * (len(COMPARISON_COLUMNS) - len(row))])
+                rows[-1][COMPARISON_COLUMNS.index("verdict")] = "not stated: no gap to measure"
+                rows[-1][COMPARISON_COLUMNS.index("tests_adjusted_over")] = c.family
+                continue
             rows.append(
                 [
-                    c.label_b,
-                    c.label_a,
-                    name,
-                    *_METRIC_KEYS[name],
-                    "% of the interval" if name.startswith("TTR") else "p.p.",
-                    c.n_b,
-                    c.n_a,
+                    *row,
                     c.mean_b,
                     c.mean_a,
                     None if c.rank_test else c.diff,  # a mean of the recovered is biased

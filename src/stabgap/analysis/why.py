@@ -231,7 +231,7 @@ def against_zero(
         n_undefined_b=unmeasured, mean_a=0.0, mean_b=mean, std_a=0.0, std_b=sd, diff=mean,
         diff_se=se, welch_t=t, welch_df=df, welch_p=p, n_paired=0, paired_diff=nan,
         paired_se=nan, paired_t=nan, paired_p=nan, wilcoxon_p=nan, cohen_d=nan, hedges_g=nan,
-        quantity=quantity, span=span,
+        quantity=quantity, span=span, one_sample=True,
     )  # fmt: skip
 
 

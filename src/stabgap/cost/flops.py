@@ -487,10 +487,14 @@ def cost_report(
         + ")",
         "",
     ]
+    # what happens once per switch (EWC's Fisher) is in the training; shown beside it so
+    # that the steps' share reads as per-batch cost × batches
+    switches = [p for p in run_b if p.endswith(" at switches")]
     lines += _aligned(
         [
             COMPARISON_HEAD,
             _comparison_row("training", train_b, train_nd),
+            *(_comparison_row(f"  of which {p}", run_b[p], run_nd.get(p, ZERO)) for p in switches),
             _comparison_row("evaluation", run_b["evaluation"], run_nd["evaluation"]),
             *(
                 [_comparison_row("analyses", run_b["analyses"], run_nd.get("analyses", ZERO))]
@@ -528,8 +532,9 @@ def remedy_report(base: RunConfig, task: int) -> str:
         added("er", f"replay=memory, {replayed} replayed", extra)
     for name, remedy in (*REMEDIES.items(), *METHODS.items()):
         setting = ", ".join(f"{k}={v}" for k, v in remedy.example.items())
-        if name in (*base.remedies, *base.methods):
-            rows.append((name, setting, "in this run already"))
+        if name in (*base.remedies, *base.methods):  # at the run's own setting
+            own = ", ".join(f"{k}={getattr(base, k)}" for k in remedy.example)
+            rows.append((name, own, "in this run already"))
             continue
         try:
             config = base.replace(**remedy.example)

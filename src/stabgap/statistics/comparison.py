@@ -102,6 +102,7 @@ class Comparison:
             larger (NaN unless :attr:`rank_test`).
         median_a, median_b: Each side's median, a censored value counted as +∞ (NaN
             unless :attr:`rank_test`).
+        one_sample: B's values against the constant A (a one-sample test: A has no seeds).
     """
 
     label_a: str
@@ -136,6 +137,7 @@ class Comparison:
     measure: str = ""
     rank_p: float = math.nan
     superiority: float = math.nan
+    one_sample: bool = False
     median_a: float = math.nan
     median_b: float = math.nan
 
@@ -151,6 +153,17 @@ class Comparison:
         or, with censored values, the rank-sum test (at least :data:`MIN_SEEDS` seeds on
         each side)."""
         return not math.isnan(self.rank_p if self.rank_test else self.welch_p)
+
+    @property
+    def planned(self) -> bool:
+        """Whether the comparison counts in its family: a test was run, or its sides have the
+        seeds one needs and only the data (no spread, undefined values) kept it from
+        running. How many seeds a group has is known before the data; what they give is not.
+        A test of one group against a constant (:attr:`one_sample`) has one side."""
+        sides = [self.n_b + self.n_undefined_b]
+        if not self.one_sample:
+            sides.append(self.n_a + self.n_undefined_a)
+        return self.testable or min(sides) >= MIN_SEEDS
 
     @property
     def direction(self) -> float:
@@ -238,7 +251,7 @@ class Comparison:
                 f"no test is possible with fewer than {MIN_SEEDS} seeds per group "
                 f"({self.label_b} has {n_b}, {self.label_a} {n_a})"
             )
-        return "no test is possible: both groups have no spread over seeds"
+        return "no test is possible: neither side varies over the seeds"
 
     def never(self) -> str:
         """How many seeds of each side never recovered, and how the test counts them ("" where
@@ -248,6 +261,19 @@ class Comparison:
         return (
             f"{self.n_undefined_b} of {self.label_b}'s and {self.n_undefined_a} of "
             f"{self.label_a}'s seeds never recovered: exact rank-sum test, those ranked last"
+        )
+
+    def rank_reach(self) -> str:
+        """Where the exact rank-sum test cannot be significant at these seeds whatever the data
+        (its smallest p, 2 / C(n_a + n_b, n_b) where no values tie, adjusted, at least α),
+        the words that say so; else "". Ties only raise that floor."""
+        n_a, n_b = self.seeds()
+        floor = min(1.0, 2 / math.comb(n_a + n_b, n_b) * self.family)
+        if floor < self.alpha:
+            return ""
+        return (
+            f" (with {n_a} and {n_b} seeds the exact rank-sum test cannot give an adjusted p "
+            f"below {floor:.2g}: no result at this n could show a difference)"
         )
 
     def medians_text(self, digits: int = 2, unit: str = "") -> str:
@@ -268,6 +294,8 @@ class Comparison:
             return f"significant at α = {self.alpha:g}"
         n_a, n_b = self.seeds()
         shown = f"not shown at n = {n_a} and {n_b}"
+        if self.rank_test:
+            return shown + self.rank_reach()
         small = self.detectable()
         if math.isnan(small):
             return shown
@@ -391,7 +419,7 @@ class Family:
     ) -> None:
         keys: dict[str, set] = {}
         for c in comparisons:
-            if c.testable:  # one hypothesis: its groups and its measure, fixed in advance
+            if c.planned:  # one hypothesis: its groups and its measure, fixed in advance
                 test = (c.label_a, c.label_b, c.measure or c.metric)
                 keys.setdefault(c.quantity or c.metric, set()).add(test)
         self.sizes = {q: len(k) for q, k in keys.items()}

@@ -111,7 +111,7 @@ MAX_RUN_NAME = 240
 
 def name_problem(name: Any) -> str | None:
     """What keeps `name` from naming an experiment, and the fix ("its name ..."); None if
-    nothing does. Spaces, "=", "," and any letter may stand in a name.
+    nothing does. Spaces, "=" and any letter may stand in a name.
 
     Example:
         >>> name_problem("my exp 1") is None, name_problem("a/b").split(",")[0]
@@ -132,11 +132,21 @@ def name_problem(name: Any) -> str | None:
         return "its name holds a control character: rename it with printable characters only"
     if bad := "".join(c for c in NOT_IN_NAMES if c in name):
         return (
-            f"its name holds {' and '.join(map(repr, bad))}, which a folder name cannot hold "
-            "on Linux, macOS or Windows (its runs' folders start with it): rename it without "
-            f"any of {' '.join(NOT_IN_NAMES)}"
+            f"its name holds {' and '.join(_quoted(c) for c in bad)}, which a folder name "
+            "cannot hold on Linux, macOS or Windows (its runs' folders start with it): rename "
+            f"it without any of {' '.join(NOT_IN_NAMES)}"
+        )
+    if "," in name:  # --experiments a,b reads two names
+        return (
+            "its name holds ',', which separates the names --experiments takes: rename it "
+            "without a comma"
         )
     return None
+
+
+def _quoted(c: str) -> str:
+    """A character as a message shows it: in quotes, as typed (a backslash stays one)."""
+    return f"'{c}'"
 
 
 def check_name(name: Any, where: str | None = None) -> None:
