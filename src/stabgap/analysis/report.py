@@ -485,7 +485,9 @@ def _cost_columns(runs_dir: Path) -> tuple[dict[str, dict[str, str]], str | None
 
 
 # --- figures ---------------------------------------------------------------------------------
-def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out, forgotten):
+def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, out, gapless):
+    # gapless: the keys of the groups whose gap measures nothing (task 1 forgotten before
+    # the last switch, or never learned): hollow, or off a gap panel
     figures: list[tuple[str, str]] = []
 
     def figure(name: str, caption: str, draw, *args, **kwargs) -> None:
@@ -522,7 +524,7 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
                 {labels[g.key]: keyed[g.key] for g in page},
             )
         points = [_point(summaries, g, labels, n_tasks) for g in groups if g.runs]
-        gone = {labels[g.key] for g in groups if g.key in forgotten}
+        gone = {labels[g.key] for g in groups if g.key in gapless}
         drawn = plots.front_drawn(points, gone)
         front = (
             "; the dashed line is the Pareto front"
@@ -552,7 +554,7 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
         lines = _named_lines(lines, name, labels)
         trade = {
             line: [
-                (g.config[name], *_tradeoff(summaries, g.key, n_tasks, g.key in forgotten))
+                (g.config[name], *_tradeoff(summaries, g.key, n_tasks, g.key in gapless))
                 for g in members
             ]
             for line, members in lines.items()
@@ -562,7 +564,7 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             if len(lines) > 1
             else "the groups that differ only in it"
         )
-        if any(g.key in forgotten for members in lines.values() for g in members):
+        if any(g.key in gapless for members in lines.values() for g in members):
             which += "; a group whose gap measures nothing is left off the gap's panel"
         figure(
             f"tradeoff-{name}",

@@ -135,7 +135,7 @@ def compare_groups(
 
 
 def _why_unstated(names: list[str], pair: list, gapless: Mapping[str, str], labels) -> str:
-    """Why the gap metrics `names` were not compared for this pair ("" where all were)."""
+    """Why the gap metrics `names` are not stated for this pair ("" where all are)."""
     if not names:
         return ""
     why = [
