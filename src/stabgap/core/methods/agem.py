@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import torch
 
-from stabgap.core.data import DATASETS
 from stabgap.core.fields import option
 from stabgap.core.memories import MEMORIES, drawn_examples
 from stabgap.core.methods import DRAWS, METHODS, Method
-from stabgap.core.models.layers import extra_pass_flops, pass_macs
+from stabgap.core.models.layers import pass_macs
 
 
 @METHODS.register
@@ -80,9 +79,7 @@ class AGEM(Method):
     def step_flops(cls, config, layers, batch: int) -> int:
         n = drawn_examples(config)
         # The memory batch's pass; two dot products (2 a parameter each), the projection (2).
-        return extra_pass_flops(layers, n, DATASETS.chosen(config).input_shape) + 6 * sum(
-            layer.params for layer in layers
-        )
+        return cls.pass_flops(config, layers, n) + 6 * sum(layer.params for layer in layers)
 
 
 def copy_dots(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:

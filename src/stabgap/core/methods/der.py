@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import torch
 
-from stabgap.core.data import DATASETS
 from stabgap.core.fields import NON_NEGATIVE, option
 from stabgap.core.losses import cross_entropy
 from stabgap.core.memories import MEMORIES, drawn_examples
 from stabgap.core.methods import LOGITS, METHODS, Method
-from stabgap.core.models.layers import extra_pass_flops, loss_cost, outputs, pass_macs
+from stabgap.core.models.layers import loss_cost, outputs, pass_macs
 from stabgap.core.remedies import Forward
 from stabgap.core.streams import pixels, rows
 
@@ -109,11 +108,11 @@ class DarkExperienceReplay(Method):
         # squared error costs 5 a logit (subtract, square, sum; backward: scale, add)
         # where the cross-entropy's 7 are counted.
         n, classes = drawn_examples(config), outputs(layers)
-        image, flops = DATASETS.chosen(config).input_shape, 0
+        flops = 0
         if config.der_alpha > 0:
             flops += (
-                extra_pass_flops(layers, n, image) - loss_cost(classes, n).flops + 5 * n * classes
+                cls.pass_flops(config, layers, n) - loss_cost(classes, n).flops + 5 * n * classes
             )
         if config.der_beta > 0:
-            flops += extra_pass_flops(layers, n, image)
+            flops += cls.pass_flops(config, layers, n)
         return flops

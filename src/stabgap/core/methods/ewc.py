@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from stabgap.core.data import DATASETS
 from stabgap.core.fields import AT_LEAST_ONE, NON_NEGATIVE, option
 from stabgap.core.methods import METHODS, Method
 from stabgap.core.models import evaluating
-from stabgap.core.models.layers import extra_pass_flops, pass_macs
+from stabgap.core.models.layers import pass_macs
 from stabgap.core.remedies import Forward
 from stabgap.core.streams import pixels, rows
 
@@ -139,11 +138,7 @@ class OnlineEWC(Method):
         # A pass of one example each (its loss counted as a cross-entropy's), the squared
         # gradient added (2 a parameter), then F ← γF + F_task and the anchor (3).
         params = sum(layer.params for layer in layers)
-        return (
-            config.ewc_samples
-            * (extra_pass_flops(layers, 1, DATASETS.chosen(config).input_shape) + 2 * params)
-            + 3 * params
-        )
+        return config.ewc_samples * (cls.pass_flops(config, layers, 1) + 2 * params) + 3 * params
 
     @classmethod
     def switch_macs(cls, config, layers) -> int:

@@ -192,6 +192,16 @@ class Remedy(Extension):
         any (their 2 FLOPs each are part of ``switch_flops``)."""
         return 0
 
+    @staticmethod
+    def pass_flops(config: RunConfig, layers: list[Layer], batch: int) -> int:
+        """FLOPs of one more forward and backward pass of `batch` of the run's own images,
+        with its loss (SAM's second pass, a memory batch's): for ``step_flops`` and
+        ``switch_flops``, which count it on the run's dataset, whose pixels it scales."""
+        from stabgap.core.data import DATASETS
+        from stabgap.core.models.layers import extra_pass_flops
+
+        return extra_pass_flops(layers, batch, DATASETS.chosen(config).input_shape)
+
 
 REMEDIES: Registry[type[Remedy]] = Registry("remedy", __name__)
 register = REMEDIES.register  # the decorator of a remedy's class

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from stabgap.core.data import DATASETS
 from stabgap.core.fields import NON_NEGATIVE, option
-from stabgap.core.models.layers import extra_pass_flops, pass_macs
+from stabgap.core.models.layers import pass_macs
 from stabgap.core.remedies import Remedy, register
 
 
@@ -65,9 +64,7 @@ class SharpnessAware(Remedy):
     def step_flops(cls, config, layers, batch: int) -> int:
         # A second forward and backward pass, the norm (2 a parameter), ε (1), w ± ε (2);
         # the loss terms' work again is counted by the cost model (loss_passes).
-        return extra_pass_flops(layers, batch, DATASETS.chosen(config).input_shape) + 5 * sum(
-            layer.params for layer in layers
-        )
+        return cls.pass_flops(config, layers, batch) + 5 * sum(layer.params for layer in layers)
 
     @classmethod
     def step_macs(cls, config, layers, batch: int) -> int:
