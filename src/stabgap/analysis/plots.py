@@ -866,8 +866,15 @@ def front_drawn(points: Sequence[tuple], forgotten: Collection[str] = ()) -> boo
     >>> front_drawn([("a", 5.0, 4, 6, 95.0, 94, 96), ("b", 9.0, 8, 10, 90.0, 89, 91)])
     False
     """
+    return bool(_drawn_front(points, forgotten))
+
+
+def _drawn_front(points: Sequence[tuple], forgotten: Collection[str]) -> list[tuple]:
+    """The points of the Pareto front the figure draws, in its order ([] where it draws none):
+    of the groups with both metrics whose gap measures something."""
     kept = [p for p in points if np.isfinite(p[1]) and np.isfinite(p[4]) and p[0] not in forgotten]
-    return len(pareto_front([(p[1], p[4]) for p in kept])) > 1
+    front = [kept[i] for i in pareto_front([(p[1], p[4]) for p in kept])]
+    return front if len(front) > 1 else []
 
 
 def plot_gap_vs_accuracy(
@@ -923,12 +930,10 @@ def plot_gap_vs_accuracy(
             if base
             else label + (" (no gap to measure)" * gone),
         )
-    kept = [p for p in finite if p[0] not in forgotten]
-    front = pareto_front([(p[1], p[4]) for p in kept])
-    if front_drawn(points, forgotten):
+    if front := _drawn_front(finite, forgotten):
         ax.plot(
-            [kept[i][4] for i in front],
-            [kept[i][1] for i in front],
+            [p[4] for p in front],
+            [p[1] for p in front],
             color="0.3",
             ls="--",
             lw=1.0,

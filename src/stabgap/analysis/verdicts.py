@@ -124,7 +124,7 @@ def compare_groups(
                     labels[g.key],
                     metric=name,
                     quantity=quantity,
-                    span=difference_span(metric, last_interval=interval == n_tasks),
+                    span=difference_span(metric, last_interval=last),
                     censored=metric.startswith("time_to_recover"),  # never: beyond the interval
                 )
                 (unstated if no_gap else tests).append((name, lower, c))

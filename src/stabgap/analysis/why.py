@@ -314,16 +314,17 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
             peak.append((g.key, compare(late, early, f"{name}, later in the interval",
                                         f"{name}, its first tenth",
                                         metric="drift per batch")))  # fmt: skip
+        measured = {q: _by_seed(g.runs, RELATED[q]) for q in (COSINE, BARRIER)}
         for out, quantity in ((conflict, COSINE), (barrier, BARRIER)):
-            values = _by_seed(g.runs, RELATED[quantity])
+            values = measured[quantity]
             if len(values) >= MIN_SEEDS:
                 unmeasured = len(g.runs) - len(values)
                 span = SPAN.get(quantity, math.inf)
                 out.append((g.key, against_zero(values, name, quantity, unmeasured, span)))
-        measured_path = [r for r in g.runs if np.isfinite(barrier_at_switch(r))]
-        if measured_path:
-            above = sum(barrier_at_switch(r) > 0 for r in measured_path)
-            excess[g.key] = (above, tuple(interior_points(r) for r in measured_path))
+        if barriers := measured[BARRIER]:
+            above = sum(v > 0 for v in barriers.values())
+            points = tuple(interior_points(r) for r in g.runs if r.config["seed"] in barriers)
+            excess[g.key] = (above, points)
     remedies = []
     for g in compared:
         for metric, value in (

@@ -145,8 +145,9 @@ def name_problem(name: Any) -> str | None:
 
 
 def _quoted(c: str) -> str:
-    """A character as a message shows it: in quotes, as typed (a backslash stays one)."""
-    return f"'{c}'"
+    """A character as a message shows it: in quotes, as typed (a backslash stays one); a
+    control character escaped ('\\t'), which typed would not show."""
+    return repr(c) if unicodedata.category(c) == "Cc" else f"'{c}'"
 
 
 def check_name(name: Any, where: str | None = None) -> None:
@@ -264,7 +265,7 @@ def _check_label(label: str, experiment: str, owner: str) -> None:
     bad = sorted({c for c in suffix if c in NOT_IN_NAMES or unicodedata.category(c) == "Cc"})
     if bad:
         raise StabgapError(
-            f"experiment {experiment!r}: a value set on it puts {' and '.join(map(repr, bad))} "
+            f"experiment {experiment!r}: a value set on it puts {' and '.join(map(_quoted, bad))} "
             f"in its runs' folder names ({label!r}), which a folder name cannot hold on Linux, "
             "macOS or Windows: give that value without them"
         )
