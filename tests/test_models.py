@@ -5,7 +5,7 @@ from torch import nn
 from stabgap.core.config import RunConfig
 from stabgap.core.models.mlp import StackedMLP
 from stabgap.core.optim import CopyOptimizer
-from stabgap.core.remedies.decay import neuronal_decay
+from stabgap.core.remedies.decay import neuronal_decay, pooled, unit_sum
 from stabgap.core.train import cross_entropy
 
 
@@ -72,6 +72,29 @@ def test_neuronal_decay_sum_and_mean():
     h2 = torch.tensor([[[3.0], [0.0]]])
     assert neuronal_decay([h1, h2]).item() == 1 + 4 + 1 + 9
     assert neuronal_decay([h1, h2], "mean").item() == (1 + 4 + 1 + 9) / 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("shape", [(3, 5, 7), (2, 4, 3, 6, 6)])
+def test_neuronal_decays_gradient_is_autograds_of_the_square_to_the_bit(reduction, shape, dtype):
+    # ND's own backward (2h·g in one pass) against autograd through h.square(), with a λ
+    # per copy and an incoming gradient from the layer above, as in training.
+    g = torch.Generator().manual_seed(4)
+    h = torch.randn(shape, generator=g).relu_().to(dtype)
+    above = torch.randn(shape, generator=g).to(dtype)
+    lambdas = torch.tensor([1e-5, 3e-4, 0.7][: shape[0]])
+    grads = []
+    for penalty in (neuronal_decay, lambda hs, r: pooled(hs, unit_sum(torch.square), r)):
+        leaf = h.clone().requires_grad_()
+        nd = penalty([leaf, leaf * 2], reduction).float()
+        loss = (lambdas * nd).sum() + (leaf * above).sum().float()
+        loss.backward()
+        grads.append(leaf.grad)
+    assert torch.equal(grads[0], grads[1])
+    assert torch.autograd.gradcheck(
+        lambda x: neuronal_decay([x], reduction), h.double().requires_grad_()
+    )
 
 
 # --- the CNN ---------------------------------------------------------------------------------

@@ -30,14 +30,38 @@ def neuronal_decay(hidden: list[torch.Tensor], reduction: str = "sum") -> torch.
         >>> neuronal_decay(h), neuronal_decay(h, "mean")
         (tensor([14.]), tensor([7.]))
     """
-    return pooled(hidden, lambda h: h.square(), reduction)
+    return pooled(hidden, _SquareSum.apply, reduction)
 
 
-def pooled(hidden: list[torch.Tensor], per_unit, reduction: str) -> torch.Tensor:
-    """Σ over layers and units of per_unit(h), summed ('sum') or averaged ('mean') over
-    the batch: (R,)."""
-    total = sum(per_unit(h).flatten(2).sum(dim=(1, 2)) for h in hidden)
+def pooled(hidden: list[torch.Tensor], summed, reduction: str) -> torch.Tensor:
+    """Σ over layers of summed(h), each copy's sum over its batch and units (see
+    :func:`unit_sum`), kept ('sum') or divided by the batch size ('mean'): (R,)."""
+    total = sum(summed(h) for h in hidden)
     return total / hidden[0].shape[1] if reduction == "mean" else total
+
+
+def unit_sum(per_unit):
+    """h (R, B, ...) → (R,): each copy's sum of per_unit(h) over its batch and units."""
+    return lambda h: per_unit(h).flatten(2).sum(dim=(1, 2))
+
+
+class _SquareSum(torch.autograd.Function):
+    """unit_sum(square)(h), with its gradient 2h·g in one pass over h.
+
+    Autograd's square takes three (h to the power 1, times 2, times g); this gives the
+    same numbers, since doubling a float is exact: 2g·h and 2h·g are one rounding of one
+    product. ND's backward is then one pass over each hidden layer's activations.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h)
+        return unit_sum(torch.square)(h)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (h,) = ctx.saved_tensors
+        return h * (2 * grad).view(-1, *[1] * (h.dim() - 1))
 
 
 def activation_flops(layers, batch: int, per_unit: int) -> int:

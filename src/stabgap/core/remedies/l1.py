@@ -11,7 +11,7 @@ import torch
 
 from stabgap.core.fields import NON_NEGATIVE, option
 from stabgap.core.remedies import Forward, Remedy, register
-from stabgap.core.remedies.decay import activation_flops, pooled
+from stabgap.core.remedies.decay import activation_flops, pooled, unit_sum
 
 
 @register
@@ -53,7 +53,7 @@ class ActivationL1(Remedy):
         return config.l1_lambda > 0
 
     def loss_term(self, out: Forward) -> torch.Tensor:
-        return self.lambdas * pooled(out.hidden, torch.abs, self.reduction).float()
+        return self.lambdas * pooled(out.hidden, unit_sum(torch.abs), self.reduction).float()
 
     @classmethod
     def step_flops(cls, config, layers, batch: int) -> int:
