@@ -63,3 +63,33 @@ def test_the_stack_size_fits_the_gpus_memory():
 
     wide = PAPER_BASE.replace(device="cuda", hidden=[4096, 4096])
     assert 1 <= default_stack_size(wide) <= 64
+
+
+@pytest.mark.parametrize("model", ["resnet-batch", "resnet-group", "resnet-none", "vit"])
+def test_the_new_models_stack_on_a_gpu_as_their_copies_alone(model):
+    # The stacked ResNet (grouped convolutions, per-copy batch norm) and ViT (batched
+    # attention) on the GPU, in IEEE float32 as a run computes them: each copy's logits,
+    # hidden activations and gradients are those of the same network alone.
+    from stabgap.core.device import cuda_matmul_precision
+    from stabgap.core.models.resnet import StackedResNet
+    from stabgap.core.models.vit import StackedViT
+
+    def build(*seeds):
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        if model == "vit":
+            return StackedViT((3, 8, 8), 4, 16, 2, 4, 10, generators, "cuda")
+        return StackedResNet((3, 16, 16), 8, model.split("-")[1], 10, generators, "cuda")
+
+    side = 8 if model == "vit" else 16
+    x = torch.rand(2, 5, 3, side, side, device="cuda")
+    with cuda_matmul_precision("ieee"):
+        stack, alone = build(1, 2), [build(1), build(2)]
+        logits, hidden = stack(x)
+        logits.square().sum().backward()
+        for i, net in enumerate(alone):
+            own, own_hidden = net(x[i : i + 1])
+            own.square().sum().backward()
+            torch.testing.assert_close(logits[i], own[0], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(hidden[-1][i], own_hidden[-1][0], rtol=1e-4, atol=1e-5)
+            for a, b in zip(stack.parameters(), net.parameters(), strict=True):
+                torch.testing.assert_close(a.grad[i], b.grad[0], rtol=1e-3, atol=1e-4)
