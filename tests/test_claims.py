@@ -159,6 +159,15 @@ def test_a_gap_beyond_the_noise_is_told_apart_from_noise_alone():
     assert "not shown at n = 6" in flat_text
 
 
+def test_a_group_whose_config_this_version_refuses_is_not_tested():
+    # Runs recorded with a schedule refused since (no point after any update of a task),
+    # or with a plugin's model not loaded: the report goes on without their noise check.
+    from stabgap.analysis.claims import gap_checks
+
+    refused = method_group("er-200", lambda s: curve(3, 20, s), eval_every=500)
+    assert gap_checks([refused], {"er-200": "er-200"}, n_tasks=3) == []
+
+
 def test_a_drop_that_never_comes_back_is_called_forgetting_not_a_gap():
     from stabgap.analysis.claims import gap_checks, gap_sentence
 

@@ -29,6 +29,10 @@ def test_values_are_normalised():
         ({"hidden": "wide"}, "'hidden' must be a list of integers"),
         ({"decay_lambda": -1}, "decay_lambda must be a finite number >= 0"),
         ({"eval_every": 600}, r"eval_every \(600\) must be <= batches_per_task \(500\)"),
+        (
+            {"eval_every": 500},
+            r"eval_every \(500\) equal to batches_per_task evaluates each task only before",
+        ),
         ({"reset_optimizer": "yes"}, "'reset_optimizer' must be true or false"),
         ({"betas": [0.9]}, "'betas' must be 2 numbers"),
     ],
@@ -37,6 +41,17 @@ def test_bad_values_give_one_line_errors(values, message):
     with pytest.raises(StabgapError, match=message) as info:
         from_dict(values)
     assert "\n" not in str(info.value)
+
+
+def test_a_schedule_that_reads_each_task_after_training_on_it_is_accepted():
+    # With a window each task's last batch is evaluated; every batch of one-batch tasks is
+    # the reference's schedule; below batches_per_task a point falls inside every task.
+    for values in (
+        {"eval_every": 500, "eval_switch_window": 5},
+        {"eval_every": 1, "batches_per_task": 1},
+        {"eval_every": 499},
+    ):
+        from_dict(values)
 
 
 def test_batch_size_growth_and_reference_eval_rounding():

@@ -24,6 +24,7 @@ import numpy as np
 
 from stabgap.analysis.noise import gap_noise_floor
 from stabgap.core.config import FIELDS, from_record
+from stabgap.errors import StabgapError
 from stabgap.metrics import acc_before_switch, drop_slope, gap_depth, time_to_recover_robust
 from stabgap.statistics.comparison import Comparison, Family, compare
 from stabgap.studies.records import RunRecord
@@ -266,7 +267,10 @@ def gap_checks(groups: Sequence, labels: dict[str, str], n_tasks: int) -> list[G
     for g in groups:
         if not g.runs or g.imported or g.config.get("eval_resample") != "fresh":
             continue
-        config = from_record(g.config)
+        try:
+            config = from_record(g.config)
+        except StabgapError:  # a plugin's config not loaded, or one this version refuses
+            continue
         if config.replay != "memory" and not config.methods:
             continue
         m = config.task_eval_size(2, 10**9)  # a run's data is never smaller (check_fits)

@@ -540,6 +540,14 @@ def _validate(c: RunConfig) -> None:
             "at least one evaluation per task; lower eval_every",
         ),
         (
+            # every task's only point would be its first batch, before any of its updates
+            # (a one-batch task evaluated at every batch is the reference's schedule: kept)
+            c.eval_every != c.batches_per_task or c.eval_every == 1 or c.eval_switch_window > 0,
+            f"eval_every ({c.eval_every}) equal to batches_per_task evaluates each task only "
+            "before its first update, so no gap and no final accuracy can be read: lower "
+            "eval_every, or set eval_switch_window to add each task's last batch",
+        ),
+        (
             c.eval_switch_window == 0 or c.eval_every > 1,
             "eval_switch_window adds points to a sparser schedule: with eval_every 1 every "
             "batch is evaluated already (raise eval_every, or leave the window at 0)",
