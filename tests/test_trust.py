@@ -280,6 +280,8 @@ def test_records_of_schema_2_read_a_later_field_at_what_they_did():
 
 
 def test_a_study_resumed_with_another_thread_count_says_so(tmp_path, capsys):
+    from stabgap.analysis.report import write_report
+
     out = tmp_path / "study"
     args = ("run", *CLI_TINY, "--data-dir", mnist_dir(), "--out", out)
     assert cli(capsys, *args, "--seeds", "1", "--threads", "2")[0] == 0
@@ -293,6 +295,12 @@ def test_a_study_resumed_with_another_thread_count_says_so(tmp_path, capsys):
     )
     with open(out / "table.csv", newline="") as f:
         assert {r["seed"]: r["threads"] for r in csv.DictReader(f)} == {"1": "2", "2": "1"}
+    # ... and its report, which pools the two, says so too
+    assert (
+        "The runs were computed with 1 CPU thread (1 run) and 2 CPU threads (1 run): a CPU "
+        "sums a product's terms in an order that follows its thread count, and runs of the two "
+        "part by rounding. This report takes them as they are (threads in each run.json)."
+    ) in (write_report(out) / "report.md").read_text()
 
 
 def test_a_study_resumed_on_another_kind_of_device_says_so(tmp_path, capsys):

@@ -69,6 +69,7 @@ from stabgap.errors import StabgapError
 from stabgap.metrics import unit
 from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
 from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
+from stabgap.studies.mixing import mixed_sentences
 from stabgap.studies.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
 from stabgap.studies.plan import relabelled
 from stabgap.studies.records import RunRecord, iter_runs
@@ -846,6 +847,7 @@ def _markdown(
     ]
     if left:
         parts.append(_capitalized(left) + ".")
+    parts += mixed_sentences(records)
     if unloaded := unloaded_extensions(records):
         parts.append(_capitalized(_unloaded_text(unloaded)))
     if damaged:

@@ -195,6 +195,24 @@ def mix_warnings(
     return warnings
 
 
+def mixed_sentences(records: Sequence) -> list[str]:
+    """One sentence for each way the finished runs `records` (:class:`RunRecord`) were
+    computed in more than one way (a report's runs, say: 1 and 2 CPU threads); none where
+    they agree. Runs stabgap did not compute (imported) are left out."""
+    done = [computed_by(r.metadata, bool(r.config.get("compile"))) for r in records]
+    said = []
+    for aspect in ASPECTS:
+        seen = Counter(d[aspect.key] for d in done if aspect.key in d)
+        if len(seen) < 2:
+            continue
+        values = " and ".join(f"{_value(aspect, v)} ({_runs(n)})" for v, n in sorted(seen.items()))
+        said.append(
+            f"The runs were {aspect.verb} {values}: {aspect.why}. This report takes them as "
+            f"they are ({aspect.field})."
+        )
+    return said
+
+
 def _runs(n: int, what: str = "") -> str:
     """'1 run', '3 new runs'."""
     return f"{n} {what + ' ' if what else ''}run{'s' * (n != 1)}"
