@@ -5,6 +5,7 @@ unpacked folder and from the archive; damaged files and archives refused in one 
 from __future__ import annotations
 
 import hashlib
+import re
 import tarfile
 
 import numpy as np
@@ -88,7 +89,8 @@ def test_the_archive_is_read_without_unpacking_once_its_md5_matches(tmp_path, sm
     from_folder = c10.load(tmp_path / "unpacked")
     assert torch.equal(from_archive.train_images, from_folder.train_images)
     assert not (tmp_path / "cifar-10-batches-bin").exists()  # nothing extracted
-    assert c10.verify(tmp_path) == [("cifar-10-binary.tar.gz", True, f"{archive}: ok")]
+    verified = [("cifar-10-binary.tar.gz", True, f"{archive}: ok, MD5 as published")]
+    assert c10.verify(tmp_path) == verified
     monkeypatch.setattr(c10, "archive_md5", "0" * 32)
     with pytest.raises(StabgapError, match=r"damaged CIFAR-10 archive .*MD5 .*, expected 0{32}"):
         c10.read(tmp_path)
@@ -101,13 +103,166 @@ def test_damaged_files_are_refused_in_one_line(tmp_path, small):
     batch.write_bytes(batch.read_bytes()[:-100])  # a truncated download
     with pytest.raises(StabgapError) as e:
         c10.read(tmp_path)
-    assert str(e.value).startswith("damaged CIFAR-10 file data_batch_3.bin: 30630 bytes")
+    assert str(e.value).startswith(f"damaged CIFAR-10 file {batch}: 30630 bytes")
     assert "\n" not in str(e.value)
     assert [ok for _, ok, _ in c10.verify(tmp_path)] == [True, True, False, True, True, True]
     other = tmp_path / "labels"
     write_cifar10(other, labels_of=lambda i: 10 if i == 7 else 0)
     with pytest.raises(StabgapError, match="a label of 10, but it has 10 classes"):
         c10.read(other)
+
+
+def cifar10_served(tmp_path, monkeypatch, c10, seed_shift=0):
+    """A fixture archive of CIFAR-10's layout, published: its MD5 is the expected one and the
+    download fetches it from a file:// URL (no network). Its folder's files (seeded
+    `seed_shift` on: another value gives other pixels)."""
+    source = tmp_path / "published"
+    folder = source / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    for k, name in enumerate(c10.payload_names()):
+        payload, _ = record_file([[j % 10] for j in range(PER_FILE)], seed=k + seed_shift)
+        (folder / name).write_bytes(payload)
+    archive = source / c10.archive
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-bin")
+    monkeypatch.setattr(c10, "archive_md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.setattr(c10, "url", archive.as_uri())
+    return folder
+
+
+def unpacked_copy(folder, root):
+    """`folder`'s files unpacked by hand into `root` (no record of their checksums)."""
+    (root / folder.name).mkdir(parents=True)
+    for f in folder.iterdir():
+        (root / folder.name / f.name).write_bytes(f.read_bytes())
+    return root / folder.name
+
+
+def test_download_refuses_a_damaged_unpacked_folder_and_never_says_verified(
+    tmp_path, small, monkeypatch, capsys
+):
+    """The unpacked files are the user's: download names the damaged one and the way out
+    (for this folder) and leaves everything as it was; it fetches nothing."""
+    from stabgap.cli import main
+
+    c10, _ = small
+    monkeypatch.setattr(c10, "url", (tmp_path / "nowhere.tar.gz").as_uri())
+    root = tmp_path / "data"
+    write_cifar10(root)
+    batch = root / "cifar-10-batches-bin" / "data_batch_1.bin"
+    batch.write_bytes(batch.read_bytes()[:-100])
+    before = {f: f.read_bytes() for f in root.rglob("*") if f.is_file()}
+    with pytest.raises(StabgapError) as e:
+        c10.download(root)
+    message = str(e.value)
+    assert message.startswith(f"damaged CIFAR-10 file {batch}: 30630 bytes") and "\n" not in message
+    assert (
+        f"delete that folder and run `stabgap data download --dataset cifar10 --data-dir {root}`"
+        in message
+    )
+    assert main(["data", "download", "--dataset", "cifar10", "--data-dir", str(root)]) == 2
+    out, err = capsys.readouterr()
+    assert "verified" not in out and str(batch) in err
+    assert {f: f.read_bytes() for f in root.rglob("*") if f.is_file()} == before
+    # verify: the damaged file, and the same fix for this folder
+    assert main(["data", "verify", "--dataset", "cifar10", "--data-dir", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert f"BAD data_batch_1.bin: {batch}: 30630 bytes" in out
+    assert f"--data-dir {root}`" in err and "delete that folder" in err
+
+
+def test_damage_messages_name_the_folder_and_the_download_into_it(tmp_path, small, monkeypatch):
+    c10, _ = small
+    monkeypatch.delenv("STABGAP_CIFAR10", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_cifar10(tmp_path)
+    batch = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
+    batch.write_bytes(batch.read_bytes()[:-1])
+    with pytest.raises(StabgapError, match=re.escape(f"--data-dir {tmp_path}`")) as e:
+        c10.read(tmp_path)
+    assert str(tmp_path / "cifar-10-batches-bin") in str(e.value)
+    archive = tmp_path / "packed" / c10.archive
+    archive.parent.mkdir()
+    archive.write_bytes(b"not gzip")
+    with pytest.raises(StabgapError) as e:
+        c10.read(archive.parent)
+    assert str(e.value).startswith(f"damaged CIFAR-10 archive {archive}: MD5 ")
+    assert f"`stabgap data download --dataset cifar10 --data-dir {archive.parent}`" in str(e.value)
+    # in the folder the plain command fills, the plain command is the fix
+    monkeypatch.setenv("STABGAP_CIFAR10", str(archive.parent))
+    with pytest.raises(StabgapError, match=r"run `stabgap data download --dataset cifar10`, "):
+        c10.read(archive.parent)
+
+
+def test_download_checksums_an_unpacked_folder_against_the_archive_and_verify_checks_it(
+    tmp_path, small, monkeypatch, capsys
+):
+    """A folder unpacked by hand is checked for size and labels only, and says so, until a
+    download compares its files with the verified archive and records their SHA-256; then
+    verify checks them against that record, and a changed byte is found."""
+    from stabgap.cli import main
+    from stabgap.core.data.cifar import MANIFEST
+
+    c10, _ = small
+    root = tmp_path / "data"
+    unpacked = unpacked_copy(cifar10_served(tmp_path, monkeypatch, c10), root)
+    results = c10.verify(root)
+    assert all(
+        ok and msg.endswith(": size and labels ok, not checksummed") for _, ok, msg in results
+    )
+    assert main(["data", "verify", "--dataset", "cifar10", "--data-dir", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert "not checksummed" in out and "size and labels only" in err
+    assert f"`stabgap data download --dataset cifar10 --data-dir {root}`" in err
+    c10.find(root)  # a run reading it says so once, and reads it
+    c10.find(root)
+    assert capsys.readouterr().err.count("size and labels only") == 1
+
+    assert main(["data", "download", "--dataset", "cifar10", "--data-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out == (f"CIFAR-10 in {root}: wrote {c10.archive}, cifar-10-batches-bin/{MANIFEST}; "
+                   "all verified\n")  # fmt: skip
+    assert all(
+        msg.endswith("ok, SHA-256 as in the verified archive") for _, _, msg in c10.verify(root)
+    )
+    assert c10.unverified(root) is None
+    (root / c10.archive).unlink()  # the record stands without the archive
+    assert c10.download(root) == [] and all(ok for _, ok, _ in c10.verify(root))
+
+    batch = unpacked / "data_batch_2.bin"
+    payload = bytearray(batch.read_bytes())
+    payload[100] ^= 1  # a pixel: size and labels as they were
+    batch.write_bytes(bytes(payload))
+    report = {name: (ok, msg) for name, ok, msg in c10.verify(root)}
+    assert report["data_batch_2.bin"][0] is False and "not the " in report["data_batch_2.bin"][1]
+    assert sum(ok for ok, _ in report.values()) == 5
+    with pytest.raises(StabgapError, match=re.escape(f"damaged CIFAR-10 file {batch}: SHA-256 ")):
+        c10.download(root)
+    assert not (root / c10.archive).exists()  # nothing fetched for a folder it will not fix
+
+
+def test_download_refuses_unpacked_files_that_differ_from_the_verified_archive(
+    tmp_path, small, monkeypatch
+):
+    """Files of the right size and labels but other content (not CIFAR's): the archive is
+    fetched and kept, the files named and left, and no checksum recorded."""
+    from stabgap.core.data.cifar import MANIFEST
+
+    c10, _ = small
+    cifar10_served(tmp_path, monkeypatch, c10, seed_shift=1)
+    root = tmp_path / "data"
+    write_cifar10(root)  # the same layout and labels, other pixels
+    with pytest.raises(StabgapError) as e:
+        c10.download(root)
+    message = str(e.value)
+    assert f"CIFAR-10 in {root}: data_batch_1.bin, data_batch_2.bin, " in message
+    assert "differ from the same files in the verified archive" in message
+    assert f"--data-dir {root}`" in message and "\n" not in message
+    assert (root / c10.archive).is_file() and not (
+        root / "cifar-10-batches-bin" / MANIFEST
+    ).exists()
+    assert all(ok for _, ok, _ in c10.verify(root))  # size and labels, said to be only that
+    assert c10.read(root).train_images.shape == (50, 3, 32, 32)  # a run still reads them
 
 
 def test_an_absent_dataset_says_where_it_looked_and_how_to_fetch_it(tmp_path, monkeypatch):

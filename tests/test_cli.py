@@ -112,6 +112,28 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, messag
 
 
 @pytest.mark.parametrize(
+    "argv, hint",
+    [
+        (["run", "--model", "ViT"], "got 'ViT' (did you mean 'vit'?)"),
+        (["run", "--model", "resnet", "--resnet-norm", "Batch"], "(did you mean 'batch'?)"),
+        (["run", "--stream", "Split"], "got 'Split' (did you mean 'split'?)"),
+        (["run", "--dataset", "Fashion-MNIST"], "(did you mean 'fashion-mnist'?)"),
+        (["run", "--preset", "quick-vitt"], "preset 'quick-vitt' (did you mean 'quick-vit'?)"),
+        (["run", "--experiments", "baselin"], "no experiment 'baselin' (did you mean 'baseline'?)"),
+        (["run", "--preset", "methods", "--experiments", "ER-200"], "(did you mean 'er-200'?)"),
+        (["run", "--set", "LR=0.1"], "unknown config field 'LR': did you mean 'lr'?"),
+        (["run", "--executor", "Ray"], "invalid choice: 'Ray' (did you mean 'ray'?)"),
+        (["cost", "--model", "ViT"], "invalid choice: 'ViT' (did you mean 'vit'?)"),
+        (["presest"], "invalid choice: 'presest' (did you mean 'presets'?)"),
+    ],
+)
+def test_a_refused_name_offers_the_nearest_choice_whatever_its_case(capsys, argv, hint):
+    """Every name refused among known choices gets the same did-you-mean, case ignored."""
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and hint in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
     "argv, memory_size",
     [
         (["--memory-size", "60", "--set", "memory_size=50"], 50),
@@ -356,3 +378,55 @@ def test_each_default_that_run_help_shows_is_the_default_a_run_uses(capsys, monk
         assert value == expected, (name, shown)
         checked += 1
     assert checked == len(FIELDS) - 1  # every field but the seed
+
+
+def test_ctrl_c_while_the_cli_is_imported_is_one_line_and_status_130(tmp_path):
+    """Ctrl-C during the second the imports take (torch's): not a traceback from inside them,
+    nor an interrupt that numpy's import swallows. A stand-in for the slow import sends it."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "start.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "class CtrlC:  # Ctrl-C as the CLI's import begins, in an import that swallows it\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'stabgap.cli':\n"
+        "            try:\n"
+        "                os.kill(os.getpid(), signal.SIGINT)\n"
+        "            except BaseException:\n"
+        "                pass\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        "sys.argv = ['stabgap', 'presets']\n"
+        "from stabgap.entry import main\n"
+        "sys.exit(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # Ctrl-C's default action in the child, whatever the test runner's own disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert done.returncode == 130
+    assert done.stderr == "\nstabgap: interrupted; nothing half-written was left behind\n"
+    assert done.stdout == ""
+
+
+def test_the_command_starts_where_ctrl_c_is_handled_and_leaves_the_handler_as_it_was(
+    capsys, monkeypatch
+):
+    import signal
+    from pathlib import Path
+
+    from stabgap import entry
+
+    # not stabgap.cli:main, whose module's imports come before any try
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert '\nstabgap = "stabgap.entry:main"' in pyproject
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr("sys.argv", ["stabgap", "presets"])
+    assert entry.main() == 0 and "quick-vit" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is before

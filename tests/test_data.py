@@ -221,6 +221,8 @@ def test_load_mnist_rejects_checksum_mismatch(tmp_path: Path, shared_dir: Path) 
         load_mnist(tmp_path)  # ... but not MNIST
     message = _one_line(err)
     assert str(bad) in message and "sha256" in message
+    # the fix downloads into this folder, not into the default one
+    assert f"`stabgap data download --data-dir {tmp_path}`" in message
     report = {name: (ok, msg) for name, ok, msg in verify_mnist(tmp_path)}
     assert report[TEST_LABELS][0] is False and "sha256" in report[TEST_LABELS][1]
     assert all(report[spec.name][0] for spec in MNIST_FILES[:3])
@@ -234,6 +236,34 @@ def test_load_mnist_rejects_wrong_shape(tmp_path: Path, shared_dir: Path) -> Non
     assert str(bad) in message and "shape (5,), expected (10000,)" in message
     report = {name: (ok, msg) for name, ok, msg in verify_mnist(tmp_path)}
     assert report[TEST_LABELS] == (False, f"{bad}: payload is 13 bytes, expected 10008")
+
+
+def test_a_corrupt_file_in_the_default_folder_gets_the_plain_command(
+    tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = _copy_with(tmp_path, shared_dir, TEST_LABELS, _idx(bytes(5), 5))
+    monkeypatch.setenv("STABGAP_DATA", str(tmp_path))
+    with pytest.raises(StabgapError) as err:
+        load_mnist()
+    assert f"corrupt MNIST file {bad}: " in _one_line(err)
+    assert "run `stabgap data download` to fetch a good copy" in _one_line(err)
+
+
+def test_the_download_command_says_verified_only_of_what_it_checked(
+    tmp_path: Path,
+    shared_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stabgap.cli import main
+
+    assert main(["data", "download", "--data-dir", str(shared_dir)]) == 0
+    assert capsys.readouterr().out == f"MNIST in {shared_dir}: nothing to download; all verified\n"
+    _copy_with(tmp_path, shared_dir, TEST_LABELS, b"junk")  # a file it cannot fetch here
+    monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))
+    assert main(["data", "download", "--data-dir", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert "verified" not in out and "could not download t10k-labels-idx1-ubyte.gz" in err
 
 
 def test_verify_mnist_reports_missing_and_corrupt(tmp_path: Path, shared_dir: Path) -> None:
@@ -511,7 +541,7 @@ def test_a_corrupt_fashion_mnist_file_names_the_dataset_and_its_command(tmp_path
         fashion.load(tmp_path)
     message = str(e.value)
     assert message.startswith("corrupt Fashion-MNIST file") and "\n" not in message
-    assert "stabgap data download --dataset fashion-mnist" in message
+    assert f"`stabgap data download --dataset fashion-mnist --data-dir {tmp_path}`" in message
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(StabgapError, match="Fashion-MNIST not found in .*: missing train-"):

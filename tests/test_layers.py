@@ -19,7 +19,7 @@ LAYERS = [
     ("stabgap.cost",),
     ("stabgap.studies",),
     ("stabgap.analysis",),
-    ("stabgap.study", "stabgap.cli"),
+    ("stabgap.study", "stabgap.cli", "stabgap.entry", "stabgap.__main__"),
 ]
 
 

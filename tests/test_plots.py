@@ -135,6 +135,27 @@ def test_plot_run_png_only_with_switches_and_task_names(tmp_path: Path) -> None:
     assert ax.get_xlabel() == "training batch" and ax.get_ylabel() == "test accuracy (%)"
 
 
+def test_the_curves_figures_name_the_dataset_their_runs_share(tmp_path: Path) -> None:
+    """Rotated MNIST and rotated Fashion-MNIST draw alike: the title says which it is."""
+
+    def on(dataset: str, seed: int = 0) -> FakeRecord:
+        record = make_record(seed)
+        return replace(record, config={**record.config, "dataset": dataset})
+
+    fig = plots.plot_run(on("fashion-mnist"), tmp_path / "curves.png")
+    assert fig.axes[0].get_title() == "baseline-seed0 (Fashion-MNIST)"
+    assert plots.plot_run(on("mnist"), tmp_path / "m.png").axes[0].get_title().endswith("(MNIST)")
+    fashion = [on("fashion-mnist", s) for s in range(3)]
+    fig = plots.plot_all_tasks(fashion, tmp_path / "all.png", pdf=False)
+    assert fig.axes[0].get_title() == "baseline (Fashion-MNIST; 3 seeds, mean ± std)"
+    fig = plots.plot_avg_acc({"baseline": fashion}, tmp_path / "avg.png", pdf=False)
+    assert fig.axes[0].get_legend().get_title().get_text().startswith("Fashion-MNIST: mean")
+    # runs of two datasets in one figure: neither is named
+    mixed = {"a": fashion, "b": [on("mnist", s) for s in range(3)]}
+    fig = plots.plot_avg_acc(mixed, tmp_path / "mixed.png", pdf=False)
+    assert fig.axes[0].get_legend().get_title().get_text() == "mean ± std over seeds"
+
+
 def test_task_names_come_from_the_stream_not_from_rotations(tmp_path: Path) -> None:
     split = replace(
         make_record(),

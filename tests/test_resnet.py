@@ -124,11 +124,30 @@ def test_remedies_and_stacks_run_on_the_resnet(small_stream):
     assert stacked[1].penalty is not None and stacked[1].penalty.min() > 0  # ND on its blocks
 
 
-@pytest.mark.parametrize("width", [-4, 0, 6])
-def test_a_width_that_is_no_positive_multiple_of_the_groups_is_refused(width):
+@pytest.mark.parametrize("width", [-4, 0])
+def test_a_width_below_one_is_refused(width):
     from stabgap.errors import StabgapError
 
     with pytest.raises(
-        StabgapError, match=f"resnet_width must be a positive multiple of 4, got {width}"
+        StabgapError, match=f"resnet_width must be a whole number >= 1, got {width}"
     ):
         RunConfig(model="resnet", resnet_width=width)
+
+
+@pytest.mark.parametrize("width, fix", [(2, "4"), (6, "4 or 8")])
+def test_group_norm_needs_a_width_that_is_a_multiple_of_its_groups(width, fix):
+    from stabgap.errors import StabgapError
+
+    with pytest.raises(
+        StabgapError, match=f"resnet_width must be a multiple of 4, got {width}: use {fix},"
+    ):
+        RunConfig(model="resnet", resnet_width=width, resnet_norm="group")
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_batch_norm_and_none_take_any_width(norm):
+    """Only group norm splits the filters into groups: any width >= 1 builds and runs."""
+    config = RunConfig(model="resnet", resnet_width=6, resnet_norm=norm)
+    net = resnet.ResNet.build(config, SHAPE, 10, generators(1, 2))
+    logits, hidden = net(torch.rand(2, 3, *SHAPE))
+    assert tuple(logits.shape) == (2, 3, 10) and hidden[-1].shape[2] == 6 * 8

@@ -97,7 +97,7 @@ RUN_CASES = [
     (["--replay", "some"], "'replay' must be one of none, full, stratified"),
     (["--eval-subset", "20000"], "eval_subset=20000 is larger than task 1's test set"),
     (["--device", "tpu"], "device 'tpu'"),
-    (["--experiments", "baselin"], "no experiment 'baselin'; choose from: baseline"),
+    (["--experiments", "baselin"], "no experiment 'baselin' (did you mean 'baseline'?); choose"),
     (["--preset", "papr"], "unknown preset 'papr'"),
     (["--set", "lamda=1"], "unknown config field 'lamda'"),
     (["--set", "lr"], "--set takes FIELD=VALUE"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import contextmanager
@@ -245,10 +246,57 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8")
 
 
 def _spread_title(groups: Mapping[str, Sequence[Any]]) -> str:
-    """A legend's title: what each curve and its band are."""
-    if all(len(records) == 1 for records in groups.values()):
-        return "one seed each"
-    return "mean ± std over seeds"
+    """A legend's title: what each curve and its band are, and on what data (where every
+    run shares one dataset)."""
+    on = _dataset([r for records in groups.values() for r in records])
+    spread = (
+        "one seed each"
+        if all(len(records) == 1 for records in groups.values())
+        else "mean ± std over seeds"
+    )
+    return f"{on}: {spread}" if on else spread
+
+
+def _wrapped(title: str, width: int = 88) -> str:
+    """`title` in lines of at most `width` characters, broken after a '_', '-' or ' ' where
+    it can be: a run's name, its settings joined by '_', is often wider than its figure,
+    whose title would then be cut at both ends (the dataset named last with it).
+
+    Example:
+        >>> print(_wrapped("baseline_lr=0.1_hidden=64-seed1-c530db81c6 (MNIST)", width=24))
+        baseline_lr=0.1_
+        hidden=64-seed1-
+        c530db81c6 (MNIST)
+    """
+    lines = [""]
+    for piece in re.findall(r"[^_\- ]*[_\- ]?", title):
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _dataset(records: Sequence[RunLike]) -> str:
+    """The dataset every run was trained on, by its title ("Fashion-MNIST"), so that figures
+    of different datasets, which look alike, say which they show; "" where the runs' configs
+    name none (an imported run's may not) or different ones.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> run = SimpleNamespace(config={"dataset": "fashion-mnist"})
+        >>> _dataset([run, run]), _dataset([run, SimpleNamespace(config={})])
+        ('Fashion-MNIST', '')
+    """
+    names = {(r.config or {}).get("dataset") for r in records}
+    if len(names) != 1:
+        return ""
+    name = names.pop()
+    if not isinstance(name, str) or not name:
+        return ""
+    from stabgap.core.data import DATASETS  # (loaded with torch: only where a figure is drawn)
+
+    known = DATASETS.get(name)
+    return known.title if known is not None else name  # an imported run's own name for it
 
 
 def _group_label(label: str, records: Sequence[RunLike]) -> str:
@@ -290,7 +338,9 @@ def plot_run(record: RunLike, path: str | os.PathLike[str]) -> Figure:
     if loss is None or not len(loss):
         ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(ACC_LABEL)
-    ax.set_title(record.name, fontsize=10, pad=16)
+    on = _dataset([record])
+    title = f"{record.name} ({on})" if on else record.name
+    ax.set_title(_wrapped(title), fontsize=10, pad=16)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
     save(fig, path)
@@ -474,8 +524,10 @@ def plot_all_tasks(
     _mark_switches(ax, first)
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(ACC_LABEL)
-    seeds = f" ({len(records)} seeds, mean ± std)" if len(records) > 1 else ""
-    ax.set_title((title or first.experiment) + seeds, fontsize=10, pad=16)
+    notes = [_dataset(records), f"{len(records)} seeds, mean ± std" if len(records) > 1 else ""]
+    note = "; ".join(n for n in notes if n)
+    title = (title or first.experiment) + (f" ({note})" if note else "")
+    ax.set_title(_wrapped(title), fontsize=10, pad=16)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
     save(fig, path, pdf=pdf)
@@ -701,8 +753,12 @@ def plot_gap_anatomy(
     ax.set_xlim(x_first, x_last)
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(f"{_task_name(record, task)}: {ACC_LABEL}")
+    on = _dataset([record])
     ax.set_title(
-        f"Gap of task {ann.task} in interval {ann.interval}: {title or record.experiment}",
+        _wrapped(
+            f"Gap of task {ann.task} in interval {ann.interval}: {title or record.experiment}"
+            + (f" ({on})" if on else "")
+        ),
         fontsize=10,
         pad=16,
     )

@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, did_you_mean
 from stabgap.statistics.summary import GroupSummary, format_mean_std, last_interval
 
 __all__ = ["DEFAULT_LABELS", "Table1", "table1", "ttr_cell"]
@@ -79,7 +79,10 @@ class Table1:
         """Render as ``"markdown"``, ``"csv"`` or ``"latex"``."""
         renderers = {"markdown": self.markdown, "csv": self.csv, "latex": self.latex}
         if fmt not in renderers:
-            raise StabgapError(f"unknown table format {fmt!r}: use one of {', '.join(renderers)}")
+            raise StabgapError(
+                f"unknown table format {fmt!r}{did_you_mean(fmt, renderers)}: "
+                f"use one of {', '.join(renderers)}"
+            )
         return renderers[fmt]()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import functools
 import json
 import os
@@ -22,11 +21,12 @@ from typing import Any
 
 from stabgap import __version__
 from stabgap.cli.values import field_assignment, flag, parse_field, parse_seeds
-from stabgap.core.config import FIELDS, help_text, owner_of
+from stabgap.core.config import DATA_DIR_DEFAULT, FIELDS, help_text, owner_of
 from stabgap.core.data import DATASETS
-from stabgap.errors import StabgapError
+from stabgap.entry import INTERRUPTED, INTERRUPTED_STATUS
+from stabgap.errors import StabgapError, close_match, did_you_mean
 from stabgap.studies.presets import DEFAULT_PRESET, PRESETS
-from stabgap.studies.sweep import EXECUTORS, MAX_GPU_STACK
+from stabgap.studies.sweep import EXECUTORS, MAX_GPU_STACK, RunsFailed, StudyInterrupted
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,6 +34,16 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+    def _check_value(self, action, value):  # noqa: D102 - argparse's hook for choices
+        # argparse's own message lists the choices but offers none: a refused choice (a
+        # command, --executor, --preset, --model) gets the did-you-mean of every other name
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(repr, action.choices))
+            hint = did_you_mean(value, map(str, action.choices))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}{hint} (choose from {choices})"
+            )
 
 
 GIVEN = "given_fields"  # the config fields of --set and the field flags, in their order
@@ -166,20 +176,26 @@ def cmd_data(args: argparse.Namespace) -> int:
     label = dataset.title
     root = dataset.resolve(args.data_dir)
     if args.action == "download":
+        # A dataset's download returns only once every file a run reads there is verified
+        # (it raises otherwise), so "all verified" holds also where it wrote nothing.
         written = dataset.download(root)
-        print(f"{label} in {root}: {len(written)} file(s) downloaded, all verified")
+        names = ", ".join(os.path.relpath(p, root) for p in written)
+        did = f"wrote {names}" if written else "nothing to download"
+        print(f"{label} in {root}: {did}; all verified")
         return 0
     if not root.is_dir():
         if root.exists():
             raise StabgapError(f"{label} folder {root} is a file, not a folder: check the path")
         raise StabgapError(
             f"{label} folder {root} does not exist: check the path, or fetch it with "
-            f"`stabgap data download --dataset {args.dataset}"
-            + (f" --data-dir {args.data_dir}`" if args.data_dir else "`")
+            f"`{dataset.fetch_into(root)}`"
         )
     results = dataset.verify(root)
     for name, ok, message in results:
         print(f"{'ok ' if ok else 'BAD'} {name}: {message}")
+    note = dataset.unverified(root)
+    if note and all(ok for _, ok, _ in results):
+        print(f"stabgap: note: {note}", file=sys.stderr)
     if not all(ok for _, ok, _ in results):
         if any("not " + label in message for _, _, message in results):  # another's files
             print(
@@ -188,10 +204,10 @@ def cmd_data(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        fix = f"stabgap data download --dataset {dataset.name}" + (
-            f" --data-dir {root}" if args.data_dir else ""
+        print(
+            f"stabgap: {label} in {root} is damaged or incomplete: {dataset.repair_advice(root)}",
+            file=sys.stderr,
         )
-        print(f"stabgap: {label} in {root} is incomplete: run `{fix}`", file=sys.stderr)
         return 1
     return 0
 
@@ -505,7 +521,9 @@ def build_parser() -> Parser:
     sweep.add_argument("spec", help="study file, TOML")
     sweep.add_argument("--out", help="folder of the runs (default: runs/<spec name>)")
     sweep.add_argument(
-        "--data-dir", help="the dataset's folder (default: the file's, else $STABGAP_DATA)"
+        "--data-dir",
+        help=f"the dataset's folder, for every run (default: the file's data_dir, else "
+        f"{DATA_DIR_DEFAULT})",
     )
     sweep.add_argument("--no-plot", action="store_true", help="do not save curves.png per run")
     _executor_options(sweep)
@@ -525,7 +543,9 @@ def build_parser() -> Parser:
         help="folder of the runs and the report "
         "(default: runs/reproduce-quick or runs/reproduce-paper)",
     )
-    reproduce.add_argument("--data-dir", help="MNIST directory")
+    reproduce.add_argument(  # the paper's and the quick preset's runs are all on MNIST
+        "--data-dir", help="MNIST's folder (default: $STABGAP_DATA, else the user cache)"
+    )
     reproduce.add_argument(
         "--device", help="torch device (default: auto, a CUDA GPU when there is one)"
     )
@@ -643,8 +663,8 @@ def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
     if extras:
         known = [o for a in command._actions for o in a.option_strings]
         word = extras[0].split("=")[0]
-        close = difflib.get_close_matches(word, known, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        close = close_match(word, known)
+        hint = f"; did you mean {close}?" if close else ""
         if word in SWEEP_FILE_TABLES:  # a table of a sweep file, not a flag
             hint = (
                 f"; a sweep file's [{word[2:]}] table does that (docs/studies.md): write one "
@@ -661,12 +681,11 @@ def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from stabgap.studies.sweep import RunsFailed, StudyInterrupted
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = _parse(parser, _join_dashed_values(argv, parser))
-    try:
+    args = None
+    try:  # the parsing too: Ctrl-C while it builds the presets' help is one line as well
+        parser = build_parser()
+        args = _parse(parser, _join_dashed_values(argv, parser))
         return args.func(args)
     except RunsFailed as e:
         if e.details:
@@ -684,10 +703,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"\nstabgap: {_interrupted(e, argv, getattr(args, 'resume_out', None))}",
             file=sys.stderr,
         )
-        return 130
+        return INTERRUPTED_STATUS
     except KeyboardInterrupt:
-        print("\nstabgap: interrupted; nothing half-written was left behind", file=sys.stderr)
-        return 130
+        print(f"\n{INTERRUPTED}", file=sys.stderr)
+        return INTERRUPTED_STATUS
 
 
 def _interrupted(e, argv: list[str], out: Path | None) -> str:

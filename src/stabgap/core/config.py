@@ -15,7 +15,6 @@ docs/protocol.md) are options, switched on together by the ``paper`` preset.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import math
 from dataclasses import dataclass
@@ -30,9 +29,16 @@ from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.registry import PLUGINS_ENV, check_needs, load_extensions
 from stabgap.core.remedies import REMEDIES, acting, check_points, fills, in_order
 from stabgap.core.streams import STREAMS, stream_view
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, close_match, did_you_mean
 
 load_extensions()  # every extension's fields join the config below
+# Where each dataset is found when data_dir is not given (stabgap.core.data's Dataset.where),
+# said once for every --data-dir's help.
+DATA_DIR_DEFAULT = (
+    "the dataset's environment variable ($STABGAP_DATA for MNIST, $STABGAP_FASHION_MNIST, "
+    "$STABGAP_CIFAR10, $STABGAP_CIFAR100), else a system package's folder (Fashion-MNIST: "
+    "/usr/share/datasets/fashion-mnist), else the user cache (~/.cache/stabgap/)"
+)
 # The kinds a run chooses one of, by the config field that names it.
 CHOSEN = (DATASETS, STREAMS, MODELS, OPTIMIZERS)
 # Every kind that declares config fields: those, the memory (chosen by a run that keeps
@@ -249,9 +255,7 @@ class CoreConfig:
     )
     data_dir: str | None = option(
         None,
-        "The dataset's folder (else its environment variable: $STABGAP_DATA for MNIST, "
-        "$STABGAP_FASHION_MNIST, $STABGAP_CIFAR10, $STABGAP_CIFAR100; else a system "
-        "package's folder; else the user cache).",
+        f"The dataset's folder; unset: {DATA_DIR_DEFAULT}.",
         stamped=False,
         science=False,
     )
@@ -411,9 +415,9 @@ def check_field(name: str) -> str:
     field_name = name.replace("-", "_")
     if field_name in FIELDS:
         return field_name
-    close = difflib.get_close_matches(field_name, FIELDS, n=1)
+    close = close_match(field_name, FIELDS)
     hint = (
-        f"did you mean '{close[0]}'?"
+        f"did you mean '{close}'?"
         if close
         else "see `stabgap run --help` for the fields (a plugin's field needs its module "
         f"named in ${PLUGINS_ENV})"
@@ -513,10 +517,9 @@ def _validate(c: RunConfig) -> None:
         value = getattr(c, name)
         choices, check = f.metadata.get("choices"), f.metadata.get("check")
         if choices and value not in choices:
-            close = difflib.get_close_matches(str(value), choices, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise StabgapError(
-                f"config field '{name}' must be one of {', '.join(choices)}; got {value!r}{hint}"
+                f"config field '{name}' must be one of {', '.join(choices)}; got {value!r}"
+                + did_you_mean(value, choices)
             )
         if check is not None and not check(value):
             raise StabgapError(f"invalid config: {name} must be {f.metadata['must']}, got {value}")

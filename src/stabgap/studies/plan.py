@@ -26,7 +26,6 @@ key, what it must be and where it came from.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import itertools
 import json
@@ -40,7 +39,7 @@ from typing import Any
 
 from stabgap.core.config import FIELDS, RunConfig, check_field, coerce, defaults, to_dict
 from stabgap.core.registry import PLUGINS_ENV
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, close_match, did_you_mean
 from stabgap.studies.presets import DEFAULT_PRESET, Preset, get_preset, seed_sequence
 from stabgap.studies.schema import STAMP_SCHEMA
 
@@ -479,8 +478,9 @@ def _defined_experiments(
             continue
         if start is not None and start not in preset.experiments:
             raise StabgapError(
-                f"{source}: {where} from = {start!r}: an experiment starts from one of preset "
-                f"{preset.name}'s own: {', '.join(preset.experiments)}"
+                f"{source}: {where} from = {start!r}{did_you_mean(start, preset.experiments)}: "
+                f"an experiment starts from one of preset {preset.name}'s own: "
+                f"{', '.join(preset.experiments)}"
             )
         fields_ = {
             _field_name(k, source, f"experiments.{toml_key(name)}"): v for k, v in table.items()
@@ -510,9 +510,9 @@ def _field_name(key: str, source: str, table: str = "") -> str:
                 f"the file's first [table]"
             ) from None
         keys = [] if table else list(STUDY_KEYS)  # a table holds config fields only
-        close = difflib.get_close_matches(key.replace("-", "_"), [*FIELDS, *keys], n=1)
+        close = close_match(key.replace("-", "_"), [*FIELDS, *keys])
         hint = (
-            f"did you mean '{close[0]}'? A plugin's field needs its module named in ${PLUGINS_ENV}"
+            f"did you mean '{close}'? A plugin's field needs its module named in ${PLUGINS_ENV}"
             if close
             else f"see `stabgap run --help`; a plugin's field needs its module in ${PLUGINS_ENV}"
         )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stabgap.core.config import FIELDS, RunConfig, check_field, drop_stale, from_dict, to_dict
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, did_you_mean
 
 PAPER_SEEDS = (
     290353, 105883, 942000, 2958, 876171, 42775, 948129, 446869,
@@ -93,7 +93,8 @@ class Preset:
         """The config of `experiment`, with the user's overrides applied last."""
         if experiment not in self.experiments:
             raise StabgapError(
-                f"preset '{self.name}' has no experiment '{experiment}'; "
+                f"preset '{self.name}' has no experiment '{experiment}'"
+                f"{did_you_mean(experiment, self.experiments)}; "
                 f"choose from: {', '.join(self.experiments)}"
             )
         overrides = {check_field(k): v for k, v in (overrides or {}).items()}
@@ -547,5 +548,8 @@ DEFAULT_PRESET = "quick"  # the preset of a run or study that names none
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise StabgapError(f"unknown preset '{name}': choose from {', '.join(PRESETS)}")
+        raise StabgapError(
+            f"unknown preset '{name}'{did_you_mean(name, PRESETS)}: "
+            f"choose from {', '.join(PRESETS)}"
+        )
     return PRESETS[name]

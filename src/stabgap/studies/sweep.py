@@ -33,7 +33,7 @@ from stabgap.core.models import cpu_matmul
 from stabgap.core.monitor import Monitor, check_tensorboard
 from stabgap.core.streams import TaskStream, build_stream, check_fits, stream_identity
 from stabgap.core.train import Progress, stack_key, train_runs
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, did_you_mean
 from stabgap.studies.mixing import check_resumed, mix_warnings
 from stabgap.studies.plan import RunSpec
 from stabgap.studies.records import (
@@ -325,7 +325,10 @@ def check_execution(
     """Refuse executor options that cannot work, before anything runs."""
     cpu_matmul.library()  # a mistyped STABGAP_CPU_MATMUL: said now, not at the first batch
     if executor not in EXECUTORS:
-        raise StabgapError(f"unknown executor '{executor}': use {' or '.join(EXECUTORS)}")
+        raise StabgapError(
+            f"unknown executor '{executor}'{did_you_mean(executor, EXECUTORS)}: "
+            f"use {' or '.join(EXECUTORS)}"
+        )
     for name, value in (("workers", workers), ("stack", max_stack), ("threads", threads)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise StabgapError(f"--{name} must be a whole number >= 1, got {value!r}")

@@ -10,6 +10,7 @@ dataset whose images it can handle.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,21 @@ class Dataset(Extension):
         return cls.where(data_dir)[0]
 
     @classmethod
+    def fetch_command(cls) -> str:
+        """The command that downloads it into its default folder."""
+        return f"stabgap data download --dataset {cls.name}"
+
+    @classmethod
+    def fetch_into(cls, root: str | Path) -> str:
+        """The command that downloads (and verifies) it into `root`: with ``--data-dir``
+        unless `root` is the folder the plain command fills, for a fix that fetches a copy
+        elsewhere leaves the damaged folder as it was."""
+        root = Path(root).expanduser()
+        if root.resolve() == cls.resolve(None).resolve():
+            return cls.fetch_command()
+        return f"{cls.fetch_command()} --data-dir {shlex.quote(str(root))}"
+
+    @classmethod
     def download(cls, root: Path) -> list[Path]:
         """Download the missing files into `root`, verified; the files written."""
         raise NotImplementedError
@@ -141,6 +157,17 @@ class Dataset(Extension):
     def verify(cls, data_dir: str | Path | None) -> list[tuple[str, bool, str]]:
         """Each file's (name, intact, what is wrong or where it is)."""
         raise NotImplementedError
+
+    @classmethod
+    def unverified(cls, root: Path) -> str | None:
+        """What of `root` a run reads with no checksum known, and how to have it checked (a
+        note, not an error: such data is still read); None where everything is."""
+        return None
+
+    @classmethod
+    def repair_advice(cls, root: Path) -> str:
+        """How to repair `root` where :meth:`verify` found files damaged or missing."""
+        return f"run `{cls.fetch_into(root)}`"
 
 
 DATASETS: Registry[type[Dataset]] = Registry("dataset", __name__, selector="dataset")

@@ -4,19 +4,31 @@ Each image is a record: its label byte(s) (CIFAR-100: the coarse label, then the
 which is the class used here), then 3,072 bytes, the red, green and blue planes of a 32×32
 image row by row. No pickle is ever read. The files are read from the folder the archive
 unpacks to (``cifar-10-batches-bin/``, ``cifar-100-binary/``) or straight from the
-archive itself (``cifar-10-binary.tar.gz``, ``cifar-100-binary.tar.gz``, checked by the MD5
-its authors publish). Where: the run's ``data_dir``, else ``$STABGAP_CIFAR10`` /
-``$STABGAP_CIFAR100``, else the user cache (``~/.cache/stabgap/cifar-10``, ...), which
-``stabgap data download --dataset cifar10`` fills with the archive.
+archive itself (``cifar-10-binary.tar.gz``, ``cifar-100-binary.tar.gz``). Where: the run's
+``data_dir``, else ``$STABGAP_CIFAR10`` / ``$STABGAP_CIFAR100``, else the user cache
+(``~/.cache/stabgap/cifar-10``, ...), which ``stabgap data download --dataset cifar10``
+fills with the archive (read in place, never unpacked).
 
-A file is checked as it is read: its size must be its records' (a truncated or foreign
-file is refused, saying so) and every label within the classes.
+What is checked. The archive: the MD5 its authors publish, whenever it is read. Every record
+file, as it is read: its size must be its records' (a truncated or foreign file is refused,
+saying so) and every label within the classes. Of the unpacked files no checksum is
+published, so their content is known only where ``stabgap data download`` found each equal to
+the same file in the verified archive (fetched, or already beside them): it then records
+their SHA-256 in ``stabgap-checksums.json`` (:data:`MANIFEST`) in the unpacked folder, which
+``stabgap data verify`` checks them against. Without it, verify says they were checked for
+size and labels only, and a run reading them says so once (and still runs; runs never hash
+the unpacked files). Download replaces a damaged archive, as MNIST's download replaces a
+damaged file, but never writes over the unpacked files, which are the user's: a damaged one is
+refused, named, with what to do.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import multiprocessing
+import sys
 import tarfile
 from pathlib import Path
 from typing import ClassVar
@@ -24,12 +36,19 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from stabgap.atomic import atomic_write
+from stabgap.atomic import atomic_write, write_text
 from stabgap.core.data import DATASETS, GIVEN, Dataset, Images, missing_folders, remove_empty
 from stabgap.core.data.idx import fetch_url
 from stabgap.errors import StabgapError
 
 PIXELS = 3 * 32 * 32  # bytes of one image
+MANIFEST = "stabgap-checksums.json"
+"""In the unpacked folder: the SHA-256 of each of its files, written by ``stabgap data
+download`` once each was found equal to the same file in the archive of the published MD5."""
+
+
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
 
 
 class CifarBinary(Dataset):
@@ -59,28 +78,36 @@ class CifarBinary(Dataset):
 
     @classmethod
     def _unpacked(cls, root: Path) -> bool:
-        return all((root / cls.folder / f).is_file() for f in cls.train_files + cls.test_files)
+        return all((root / cls.folder / f).is_file() for f in cls.payload_names())
+
+    @classmethod
+    def _sized(cls, root: Path) -> bool:
+        """Whether each unpacked file has its records' size (known without reading it)."""
+        size = cls.label_bytes + PIXELS
+        return all(
+            (root / cls.folder / f).stat().st_size == cls.count(f) * size
+            for f in cls.payload_names()
+        )
 
     @classmethod
     def find(cls, data_dir: str | Path | None, download: bool = False) -> Path:
         root, source = cls.where(data_dir)
         if cls.holds(root):
+            _say_unverified(cls, root)
             return root
         if download and source != GIVEN:
             return root
-        fetch = f"stabgap data download --dataset {cls.name}" + (
-            f" --data-dir {root}" if source == GIVEN else ""
-        )
         raise StabgapError(
             f"{cls.title} not found in {root} ({source}): put its binary archive {cls.archive} "
-            f"or the folder {cls.folder}/ it unpacks to there, or fetch it with `{fetch}`"
+            f"or the folder {cls.folder}/ it unpacks to there, or fetch it with "
+            f"`{cls.fetch_into(root)}`"
         )
 
     # --- reading ------------------------------------------------------------------------------
     @classmethod
     def load(cls, data_dir: str | Path | None, download: bool = False) -> Images:
         root = cls.find(data_dir, download)
-        if not cls._unpacked(root) and not (root / cls.archive).is_file():
+        if not cls.holds(root):
             cls.download(root)
         return _load(cls, root.resolve())
 
@@ -89,10 +116,14 @@ class CifarBinary(Dataset):
         """The images, from the unpacked folder if it is there, else from the archive."""
         if cls._unpacked(root):
             payloads = {f: (root / cls.folder / f).read_bytes() for f in cls.payload_names()}
+            for name, payload in payloads.items():
+                problem = cls._record_problem(payload, name)
+                if problem:
+                    raise cls._damaged_file(root, name, problem)
         else:
             payloads = cls._from_archive(root / cls.archive)
-        train = [cls.records(payloads[f], f, cls.count(f)) for f in cls.train_files]
-        test = [cls.records(payloads[f], f, cls.count(f)) for f in cls.test_files]
+        train = [cls.records(payloads[f], f) for f in cls.train_files]
+        test = [cls.records(payloads[f], f) for f in cls.test_files]
         (tx, ty), (vx, vy) = (
             tuple(map(torch.cat, zip(*part, strict=True))) for part in (train, test)
         )
@@ -110,36 +141,45 @@ class CifarBinary(Dataset):
         return cls.test_size // len(cls.test_files)
 
     @classmethod
-    def records(cls, payload: bytes, name: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (count, 3, 32, 32) uint8 and labels (count,) of one record file, checked."""
-        size = cls.label_bytes + PIXELS
+    def _record_problem(cls, payload: bytes, name: str) -> str | None:
+        """What is wrong with the record file `name` (its size, its labels), or None."""
+        count, size = cls.count(name), cls.label_bytes + PIXELS
         if len(payload) != count * size:
-            raise StabgapError(
-                f"damaged {cls.title} file {name}: {len(payload)} bytes, expected {count} "
-                f"records of {size} ({count * size} bytes); fetch it again with `stabgap data "
-                f"download --dataset {cls.name}`"
+            return (
+                f"{len(payload)} bytes, expected {count} records of {size} ({count * size} bytes)"
             )
+        labels = np.frombuffer(payload, dtype=np.uint8)[cls.label_bytes - 1 :: size]
+        if int(labels.max()) >= cls.n_classes:
+            return f"a label of {int(labels.max())}, but it has {cls.n_classes} classes"
+        return None
+
+    @classmethod
+    def records(cls, payload: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (count, 3, 32, 32) uint8 and labels (count,) of one record file, once
+        :meth:`_record_problem` found nothing wrong with it."""
+        count, size = cls.count(name), cls.label_bytes + PIXELS
         rows = np.frombuffer(payload, dtype=np.uint8).reshape(count, size)
         labels = torch.from_numpy(rows[:, cls.label_bytes - 1].astype(np.int64))
-        if int(labels.max()) >= cls.n_classes:
-            raise StabgapError(
-                f"damaged {cls.title} file {name}: a label of {int(labels.max())}, but it has "
-                f"{cls.n_classes} classes; fetch it again with `stabgap data download "
-                f"--dataset {cls.name}`"
-            )
         images = torch.from_numpy(rows[:, cls.label_bytes :].copy()).view(count, 3, 32, 32)
         return images, labels
 
     @classmethod
     def _from_archive(cls, path: Path) -> dict[str, bytes]:
         """The record files, read from the archive's members of those names (nothing is
-        extracted to disk), after its MD5 is checked."""
+        extracted to disk), after its MD5 is checked, and each file's records."""
         problem = cls._archive_problem(path)
         if problem:
-            raise StabgapError(
-                f"damaged {cls.title} archive {path}: {problem}; delete it and fetch it again "
-                f"with `stabgap data download --dataset {cls.name}`"
-            )
+            raise cls._damaged_archive(path, problem)
+        payloads = cls._members(path)
+        for name, payload in payloads.items():
+            problem = cls._record_problem(payload, name)
+            if problem:
+                raise cls._damaged_archive(path, f"its {name}: {problem}")
+        return payloads
+
+    @classmethod
+    def _members(cls, path: Path) -> dict[str, bytes]:
+        """The record files in the archive `path`, by name, as they are there."""
         wanted = {f"{cls.folder}/{f}": f for f in cls.payload_names()}
         out = {}
         with tarfile.open(path, "r:gz") as tar:
@@ -160,32 +200,145 @@ class CifarBinary(Dataset):
         got = digest.hexdigest()
         return None if got == cls.archive_md5 else f"MD5 {got}, expected {cls.archive_md5}"
 
+    # --- what went wrong, and what to do ------------------------------------------------------
+    @classmethod
+    def _damaged_archive(cls, path: Path, problem: str) -> StabgapError:
+        return StabgapError(
+            f"damaged {cls.title} archive {path}: {problem}; run `{cls.fetch_into(path.parent)}`"
+            ", which replaces it with a verified copy"
+        )
+
+    @classmethod
+    def _damaged_file(cls, root: Path, name: str, problem: str) -> StabgapError:
+        return StabgapError(
+            f"damaged {cls.title} file {root / cls.folder / name}: {problem}; "
+            f"{cls.repair_advice(root)}"
+        )
+
+    @classmethod
+    def repair_advice(cls, root: Path) -> str:
+        if not cls._unpacked(root):
+            return super().repair_advice(root)  # the archive, which download replaces
+        # The unpacked files are the user's: download reports them, never overwrites them.
+        return (
+            f"put intact copies in place of the damaged files in {root / cls.folder}, or "
+            f"delete that folder and run `{cls.fetch_into(root)}` (runs then read the verified "
+            "archive)"
+        )
+
+    @classmethod
+    def unverified(cls, root: Path) -> str | None:
+        if not cls._unpacked(root) or cls._manifest(root) is not None:
+            return None
+        return (
+            f"{cls.title} in {root}: the files of {cls.folder}/ were checked for size and labels "
+            f"only, not checksummed (no checksum of them is published); "
+            f"`{cls.fetch_into(root)}` compares them with the official archive (fetched unless "
+            f"it is there) and records their SHA-256 in {cls.folder}/{MANIFEST}"
+        )
+
+    # --- checksums of the unpacked files -------------------------------------------------------
+    @classmethod
+    def _manifest(cls, root: Path) -> dict[str, str] | None:
+        """Each unpacked file's SHA-256 as download recorded it, or None where it recorded
+        none (or for another archive: a record it cannot vouch for is no record)."""
+        try:
+            record = json.loads((root / cls.folder / MANIFEST).read_text(encoding="utf-8"))
+            sums, md5 = record["sha256"], record["archive_md5"]
+        except (OSError, ValueError, TypeError, KeyError):  # absent, unreadable, not ours
+            return None
+        if md5 != cls.archive_md5 or not isinstance(sums, dict):
+            return None
+        if not all(isinstance(sums.get(f), str) for f in cls.payload_names()):
+            return None
+        return {f: sums[f] for f in cls.payload_names()}
+
+    @classmethod
+    def _write_manifest(cls, root: Path, sums: dict[str, str]) -> Path:
+        path = root / cls.folder / MANIFEST
+        record = {
+            "written_by": "stabgap data download",
+            "about": f"the SHA-256 of each file here, found equal to the same file in "
+            f"{cls.archive}, whose MD5 was the published one",
+            "archive": cls.archive,
+            "archive_md5": cls.archive_md5,
+            "sha256": sums,
+        }
+        write_text(path, json.dumps(record, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def _unpacked_problem(
+        cls, root: Path, name: str, sums: dict[str, str] | None
+    ) -> tuple[str | None, str]:
+        """What is wrong with the unpacked file `name` (its size, its labels, its SHA-256
+        against `sums` where given), or None; and its SHA-256."""
+        payload = (root / cls.folder / name).read_bytes()
+        digest = _sha256(payload)
+        problem = cls._record_problem(payload, name)
+        if problem is None and sums is not None and digest != sums[name]:
+            problem = f"SHA-256 {digest}, not the {sums[name]} recorded in {MANIFEST}"
+        return problem, digest
+
     @classmethod
     def verify(cls, data_dir: str | Path | None) -> list[tuple[str, bool, str]]:
         root = cls.resolve(data_dir)
         if cls._unpacked(root):
+            sums = cls._manifest(root)
             results = []
-            for f in cls.payload_names():
-                path = root / cls.folder / f
-                try:
-                    cls.records(path.read_bytes(), f, cls.count(f))
-                    results.append((f, True, f"{path}: ok"))
-                except StabgapError as e:
-                    results.append((f, False, str(e)))
+            for name in cls.payload_names():
+                path = root / cls.folder / name
+                problem, _ = cls._unpacked_problem(root, name, sums)
+                if problem:
+                    results.append((name, False, f"{path}: {problem}"))
+                elif sums is None:
+                    results.append((name, True, f"{path}: size and labels ok, not checksummed"))
+                else:
+                    results.append((name, True, f"{path}: ok, SHA-256 as in the verified archive"))
             return results
         path = root / cls.archive
         if not path.is_file():
             return [(cls.archive, False, f"missing: neither {cls.archive} nor {cls.folder}/")]
         problem = cls._archive_problem(path)
-        return [(cls.archive, problem is None, f"{path}: {problem or 'ok'}")]
+        return [(cls.archive, problem is None, f"{path}: {problem or 'ok, MD5 as published'}")]
 
     # --- downloading ----------------------------------------------------------------------------
     @classmethod
     def download(cls, root: Path, timeout: float = 60) -> list[Path]:
-        """Fetch the archive into `root`, kept only if its MD5 is the published one."""
+        """Leave every file a run reads from `root` verified; the files written.
+
+        Without the unpacked folder: the archive, fetched unless an intact one is there (a
+        damaged one is replaced). With it: each of its files checked for size and labels,
+        and against the SHA-256 recorded in :data:`MANIFEST` if there is one, which ends it;
+        else against the same file in the archive (fetched if need be), and their SHA-256
+        recorded. A damaged or differing unpacked file is refused, never replaced."""
         root = Path(root).expanduser()
+        if not cls._unpacked(root):
+            return cls._fetch_archive(root, timeout)
+        recorded = cls._manifest(root)
+        sums = {}
+        for name in cls.payload_names():
+            problem, sums[name] = cls._unpacked_problem(root, name, recorded)
+            if problem:
+                raise cls._damaged_file(root, name, problem)
+        if recorded is not None:
+            return []
+        written = cls._fetch_archive(root, timeout)
+        archived = {name: _sha256(p) for name, p in cls._members(root / cls.archive).items()}
+        differ = [name for name in cls.payload_names() if sums[name] != archived[name]]
+        if differ:
+            raise StabgapError(
+                f"{cls.title} in {root}: {', '.join(differ)} in {cls.folder}/ differ from the "
+                f"same files in the verified archive {cls.archive}; {cls.repair_advice(root)}"
+            )
+        return [*written, cls._write_manifest(root, sums)]
+
+    @classmethod
+    def _fetch_archive(cls, root: Path, timeout: float) -> list[Path]:
+        """Fetch the archive into `root`, kept only if its MD5 is the published one, unless
+        an intact one is there; the files written."""
         target = root / cls.archive
-        if cls._unpacked(root) or (target.is_file() and cls._archive_problem(target) is None):
+        if target.is_file() and cls._archive_problem(target) is None:
             return []
         created = missing_folders(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -208,6 +361,16 @@ class CifarBinary(Dataset):
                 f"hand into {root} (or into DIR and pass --data-dir DIR / set {cls.env}=DIR)"
             ) from None
         return [target]
+
+
+@functools.cache
+def _say_unverified(dataset: type[CifarBinary], root: Path) -> None:
+    """Note once per process and folder what a run reads unchecksummed; not in a sweep's
+    worker processes, whose parent said it before starting them, nor where a file's size is
+    wrong (the read refuses it: the note would only stand before the error)."""
+    note = dataset.unverified(root)
+    if note and multiprocessing.parent_process() is None and dataset._sized(root):
+        print(f"stabgap: note: {note}", file=sys.stderr)
 
 
 # Keyed on the dataset and its folder: a sweep reads it once per process.

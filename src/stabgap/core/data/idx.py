@@ -172,11 +172,6 @@ class IdxDataset(Dataset):
         return all(_find(folder, spec) for spec in cls.files)
 
     @classmethod
-    def fetch_command(cls) -> str:
-        """The command that downloads it."""
-        return f"stabgap data download --dataset {cls.name}"
-
-    @classmethod
     def _fix(cls) -> str:
         return f"run `{cls.fetch_command()}`, pass --data-dir DIR, or set {cls.env}=DIR"
 
@@ -184,8 +179,8 @@ class IdxDataset(Dataset):
     def _corrupt(cls, path: Path, problem: str) -> StabgapError:
         return StabgapError(
             f"corrupt {cls.title} file {path}: {problem}; delete it and run "
-            f"`{cls.fetch_command()}` to fetch a good copy, or point --data-dir / {cls.env} at "
-            "a directory holding one"
+            f"`{cls.fetch_into(path.parent)}` to fetch a good copy, or point --data-dir / "
+            f"{cls.env} at a directory holding one"
         )
 
     # --- reading ------------------------------------------------------------------------------
@@ -262,7 +257,7 @@ class IdxDataset(Dataset):
         missing = [spec.gz for spec in cls.files if _find(root, spec) is None]
         if not missing or (download and source != GIVEN):
             return root
-        fetch = f"{cls.fetch_command()} --data-dir {root}"
+        fetch = cls.fetch_into(root)
         if not root.exists():
             raise StabgapError(
                 f"{title} folder {root} ({source}) does not exist: check the path, or fetch "

@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import torch
 
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, did_you_mean
 
 LIBRARIES = ("mkl", "onednn")
 ENV = "STABGAP_CPU_MATMUL"
@@ -48,7 +48,8 @@ def library() -> str:
     asked = os.environ.get(ENV, "mkl").strip().lower()
     if asked not in LIBRARIES:
         raise StabgapError(
-            f"{ENV}={asked!r} is not a CPU matmul library: set it to mkl or onednn, or unset it"
+            f"{ENV}={asked!r} is not a CPU matmul library{did_you_mean(asked, LIBRARIES)}: "
+            "set it to mkl or onednn, or unset it"
         )
     if asked == "onednn" and _ONEDNN_WORKS:
         return "onednn"

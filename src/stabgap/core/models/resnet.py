@@ -17,6 +17,9 @@ the shape changes), then a ReLU. The convolutions have no bias.
   The evaluated network never updates them (it is evaluated in eval mode), so evaluation
   still never feeds back into training.
 - ``group``: group normalisation (4 groups a layer), the same in training and evaluation.
+  Each layer's filters are split evenly into the groups, so ``resnet_width`` must then be a
+  multiple of 4 (the later stages' 2, 4 and 8 times as many follow); with ``batch`` or
+  ``none`` any width >= 1 works.
 - ``none``: no normalisation.
 
 The hidden activations the remedies see (neuronal decay, L1) are the stem's and every
@@ -32,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stabgap.core.data import DATASETS
-from stabgap.core.fields import option
+from stabgap.core.fields import AT_LEAST_ONE, option
 from stabgap.core.models import MODELS, Layer, Model
 from stabgap.core.models.cnn import stacked_conv
 from stabgap.core.models.layers import dense_layers
@@ -79,9 +82,9 @@ class ResNet(Model):
             option(
                 20,
                 "resnet: filters of the first stage (the field's reduced ResNet-18: 20; "
-                "torchvision's: 64); the later stages have 2, 4 and 8 times as many.",
-                check=lambda n: n >= GROUPS and n % GROUPS == 0,
-                must=f"a positive multiple of {GROUPS}",
+                "torchvision's: 64); the later stages have 2, 4 and 8 times as many. With "
+                f"resnet_norm 'group', a multiple of {GROUPS}.",
+                **AT_LEAST_ONE,
             ),
         ),
         "resnet_norm": (
@@ -139,6 +142,16 @@ class ResNet(Model):
             raise StabgapError(
                 f"invalid config: the ResNet halves its input three times; "
                 f"{config.dataset}'s {h}×{w} images are too small"
+            )
+        # Group norm splits each layer's filters evenly into its groups; the later stages'
+        # 2, 4 and 8 times as many then split too. Batch norm and none need no multiple.
+        width = config.resnet_width
+        if config.resnet_norm == "group" and width % GROUPS:
+            near = sorted({max(GROUPS, width // GROUPS * GROUPS), -(-width // GROUPS) * GROUPS})
+            raise StabgapError(
+                f"invalid config: resnet_norm 'group' splits each layer's filters into "
+                f"{GROUPS} groups, so resnet_width must be a multiple of {GROUPS}, got "
+                f"{width}: use {' or '.join(map(str, near))}, or resnet_norm 'batch' or 'none'"
             )
 
 
