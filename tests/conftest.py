@@ -59,6 +59,22 @@ def tiny_config(**changes) -> RunConfig:
     return RunConfig(**{**base, **changes})
 
 
+def assert_a_stack_equals_its_copies(stack, alone, x, tol=(1e-4, 1e-5), grad_tol=(1e-3, 1e-4)):
+    """A stacked network's logits, hidden activations and gradients, copy by copy, against
+    the same networks alone (`alone[i]`, one copy each) on the same images x (R, B, ...), to
+    float tolerance (rtol, atol): a stack sums in other orders than its copies alone."""
+    logits, hidden = stack(x)
+    logits.square().sum().backward()
+    for i, net in enumerate(alone):
+        own, own_hidden = net(x[i : i + 1])
+        own.square().sum().backward()
+        torch.testing.assert_close(logits[i], own[0], rtol=tol[0], atol=tol[1])
+        for h, o in zip(hidden, own_hidden, strict=True):
+            torch.testing.assert_close(h[i], o[0], rtol=tol[0], atol=tol[1])
+        for a, b in zip(stack.parameters(), net.parameters(), strict=True):
+            torch.testing.assert_close(a.grad[i], b.grad[0], rtol=grad_tol[0], atol=grad_tol[1])
+
+
 @pytest.fixture
 def small_stream(small_mnist: Images) -> TaskStream:
     return build_stream(tiny_config(), "cpu", small_mnist)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import assert_a_stack_equals_its_copies, tiny_config
 
 from stabgap.core.streams import build_stream
 from stabgap.core.train import run_experiment, train_stack
@@ -83,13 +83,4 @@ def test_the_new_models_stack_on_a_gpu_as_their_copies_alone(model):
     side = 8 if model == "vit" else 16
     x = torch.rand(2, 5, 3, side, side, device="cuda")
     with cuda_matmul_precision("ieee"):
-        stack, alone = build(1, 2), [build(1), build(2)]
-        logits, hidden = stack(x)
-        logits.square().sum().backward()
-        for i, net in enumerate(alone):
-            own, own_hidden = net(x[i : i + 1])
-            own.square().sum().backward()
-            torch.testing.assert_close(logits[i], own[0], rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(hidden[-1][i], own_hidden[-1][0], rtol=1e-4, atol=1e-5)
-            for a, b in zip(stack.parameters(), net.parameters(), strict=True):
-                torch.testing.assert_close(a.grad[i], b.grad[0], rtol=1e-3, atol=1e-4)
+        assert_a_stack_equals_its_copies(build(1, 2), [build(1), build(2)], x)

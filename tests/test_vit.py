@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import assert_a_stack_equals_its_copies, tiny_config
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -94,16 +94,7 @@ def test_a_stack_equals_its_copies_alone():
     net = stacked(1, 2)
     alone = [stacked(s) for s in (1, 2)]
     x = torch.rand(2, 5, *SHAPE, generator=torch.Generator().manual_seed(0))
-    logits, hidden = net(x)
-    logits.square().sum().backward()
-    for i, one in enumerate(alone):
-        own, own_hidden = one(x[i : i + 1])
-        own.square().sum().backward()
-        torch.testing.assert_close(logits[i], own[0], rtol=1e-5, atol=1e-6)
-        for h, o in zip(hidden, own_hidden, strict=True):
-            torch.testing.assert_close(h[i], o[0], rtol=1e-5, atol=1e-6)
-        for a, b in zip(net.parameters(), one.parameters(), strict=True):
-            torch.testing.assert_close(a.grad[i], b.grad[0], rtol=1e-4, atol=1e-5)
+    assert_a_stack_equals_its_copies(net, alone, x, tol=(1e-5, 1e-6), grad_tol=(1e-4, 1e-5))
 
 
 def test_the_cost_model_counts_its_products_as_torch_does():
