@@ -29,7 +29,7 @@ python3 -c "import torch; print(torch.__version__, torch.version.cuda)" >>"$OUT/
 EXPERIMENTS=no-replay,nd-no-replay,nd-lambda-1e-7,nd-lambda-5e-5
 EXPERIMENTS=$EXPERIMENTS,baseline-lr-1e-4,nd-lr-1e-4,baseline-lr-1e-2,nd-lr-1e-2
 # About 8 minutes in fp32 on an H200; the time left goes to the next two steps.
-timeout "${STUDY_S:-460}" python3 -m stabgap.cli run --preset paper --experiments "$EXPERIMENTS" \
+timeout "${STUDY_S:-460}" python3 -m stabgap run --preset paper --experiments "$EXPERIMENTS" \
     --n-seeds "${SEEDS:-15}" --device "$DEVICE" --out "$OUT/paper-2-10" --quiet --no-plot \
     ${STUDY_ARGS:-} \
     >"$OUT/paper-2-10.log" 2>&1

@@ -125,12 +125,29 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, messag
         (["run", "--executor", "Ray"], "invalid choice: 'Ray' (did you mean 'ray'?)"),
         (["cost", "--model", "ViT"], "invalid choice: 'ViT' (did you mean 'vit'?)"),
         (["presest"], "invalid choice: 'presest' (did you mean 'presets'?)"),
+        # a name cut short: the one choice it begins, not the nearest by spelling
+        (["import-ref"], "invalid choice: 'import-ref' (did you mean 'import-reference'?)"),
+        (["repro"], "invalid choice: 'repro' (did you mean 'reproduce'?)"),
     ],
 )
 def test_a_refused_name_offers_the_nearest_choice_whatever_its_case(capsys, argv, hint):
     """Every name refused among known choices gets the same did-you-mean, case ignored."""
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and hint in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["import"],  # begins two commands: which one is not for stabgap to guess
+        ["run", "--experiments", "baseline-lr"],  # begins baseline-lr-1e-4 and -1e-2 alike
+        ["run", "--preset", "transformer"],  # like no preset
+        ["report", ".", "--format", "md"],  # no such option; --out is not it
+    ],
+)
+def test_a_name_no_one_choice_was_meant_by_gets_no_suggestion(capsys, argv):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "did you mean" not in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize(

@@ -595,6 +595,8 @@ def test_user_named_groups_get_their_comparisons(lambda_grid, tmp_path, capsys):
     assert "**λ=0** against λ=0.0005" in text and "**λ=0.0001** against" not in text
     code, _, err = cli(capsys, "report", lambda_grid, "--out", out, "--baseline", "λ=1")
     assert_refused(code, err, "--baseline: no group 'λ=1' in these runs; the groups are:")
+    code, _, err = cli(capsys, "report", lambda_grid, "--out", out, "--baseline", "Λ=0")
+    assert_refused(code, err, "no group 'Λ=0' in these runs (did you mean 'λ=0'?); the groups")
 
 
 def test_with_two_seeds_no_test_is_claimed(workspace, capsys):

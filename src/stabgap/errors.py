@@ -15,17 +15,32 @@ class StabgapError(Exception):
     """A problem with the user's input or environment, with a one-line fix."""
 
 
+# How alike a typo and its choice must be (difflib's ratio; its default, 0.6, offered --out
+# for --format).
+LIKENESS = 0.75
+
+
 def close_match(name: object, choices: Iterable[str]) -> str | None:
     """The choice a mistyped `name` most likely meant, or None.
 
-    Case is ignored when matching (choices are lower-case, users type ``ViT``), so a name
-    that differs only in case always finds its choice, however short.
+    Case is ignored (choices are lower-case, users type ``ViT``). A name cut short names
+    the one choice it begins (``repro``: reproduce); where it begins several, the most alike
+    of those; else the most alike of all. None where that is not alike enough, or where two
+    are equally alike (no one choice was meant; the error's list has them all).
 
     Example:
         >>> close_match("ViT", ["mlp", "cnn", "resnet", "vit"])
         'vit'
         >>> close_match("quick-vitt", ["quick", "quick-vit", "quick-split"])
         'quick-vit'
+        >>> close_match("import-ref", ["import-reference", "import-curves", "report"])
+        'import-reference'
+        >>> close_match("import", ["import-reference", "import-curves", "report"]) is None
+        True
+        >>> close_match("baselin", ["baseline", "baseline-lr-1e-4", "nd"])
+        'baseline'
+        >>> close_match("baseline-lr", ["baseline-lr-1e-4", "baseline-lr-1e-2"]) is None
+        True
         >>> close_match("transformer", ["mlp", "cnn"]) is None
         True
     """
@@ -35,8 +50,16 @@ def close_match(name: object, choices: Iterable[str]) -> str | None:
     folded = str(name).casefold()
     if folded in by_folded:
         return by_folded[folded]
-    close = difflib.get_close_matches(folded, by_folded, n=1)
-    return by_folded[close[0]] if close else None
+    begun = [c for c in by_folded if c.startswith(folded)]
+    if len(begun) == 1:
+        return by_folded[begun[0]]
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, folded, c).ratio(), c) for c in begun or by_folded),
+        reverse=True,
+    )
+    if not scored or scored[0][0] < LIKENESS or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+        return None
+    return by_folded[scored[0][1]]
 
 
 def did_you_mean(name: object, choices: Iterable[str]) -> str:

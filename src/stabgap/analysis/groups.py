@@ -198,7 +198,11 @@ def find_group(groups: Sequence[Group], name: str, option: str) -> Group:
         if name in (g.key, g.label):
             return g
     names = "; ".join(f"'{g.label}'" for g in groups)
-    raise StabgapError(f"{option}: no group '{name}' in these runs; the groups are: {names}")
+    # only a name that differs in case is offered: labels differ in their numbers, which a
+    # likeness would confuse (λ=1 for λ=0)
+    same = [g.label for g in groups if g.label.casefold() == name.casefold()]
+    hint = f" (did you mean '{same[0]}'?)" if len(same) == 1 else ""
+    raise StabgapError(f"{option}: no group '{name}' in these runs{hint}; the groups are: {names}")
 
 
 # The presets' baseline experiments ("baseline"; the methods presets' ER with M = 200).

@@ -62,6 +62,7 @@ from stabgap.analysis.verdicts import (
 )
 from stabgap.analysis.why import why_table
 from stabgap.core.config import from_record
+from stabgap.core.data import DATASETS
 from stabgap.core.methods import METHODS
 from stabgap.core.remedies import REMEDIES
 from stabgap.cost.flops import architecture
@@ -659,11 +660,17 @@ def _protocol(base: Group) -> str:
         return ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
 
     return (
-        f"The baseline group runs the {c['stream']} stream of {c['dataset']}; network: "
+        f"The baseline group runs the {c['stream']} stream of {_dataset_title(c)}; network: "
         f"{_network(c)}; optimizer {c['optimizer']} at lr {show(c['lr'])}; "
         f"{c['batches_per_task']} batches a task of {c['batch_size']} images; replay "
         f"{c['replay']}. Each other group of stabgap's differs as its name says. "
     )
+
+
+def _dataset_title(c: dict) -> str:
+    """The dataset as its authors write it ("Fashion-MNIST"); its config name if unknown."""
+    known = DATASETS.get(str(c["dataset"]))
+    return known.title if known is not None else str(c["dataset"])
 
 
 def _twins(groups: Sequence[Group], labels: dict[str, str]) -> str:
