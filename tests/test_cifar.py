@@ -5,6 +5,7 @@ unpacked folder and from the archive; damaged files and archives refused in one 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tarfile
 
@@ -223,11 +224,17 @@ def test_download_checksums_an_unpacked_folder_against_the_archive_and_verify_ch
     assert out == (f"CIFAR-10 in {root}: wrote {c10.archive}, cifar-10-batches-bin/{MANIFEST}; "
                    "all verified\n")  # fmt: skip
     assert all(
-        msg.endswith("ok, SHA-256 as in the verified archive") for _, _, msg in c10.verify(root)
+        msg.endswith(f"ok, SHA-256 as recorded in {MANIFEST}") for _, _, msg in c10.verify(root)
     )
     assert c10.unverified(root) is None
     (root / c10.archive).unlink()  # the record stands without the archive
     assert c10.download(root) == [] and all(ok for _, ok, _ in c10.verify(root))
+    # checked against the record only, which says no more than that
+    assert main(["data", "download", "--dataset", "cifar10", "--data-dir", str(root)]) == 0
+    assert capsys.readouterr().out == (
+        f"CIFAR-10 in {root}: nothing to download; the files match the SHA-256 recorded in "
+        f"{MANIFEST}\n"
+    )
 
     batch = unpacked / "data_batch_2.bin"
     payload = bytearray(batch.read_bytes())
@@ -236,7 +243,7 @@ def test_download_checksums_an_unpacked_folder_against_the_archive_and_verify_ch
     report = {name: (ok, msg) for name, ok, msg in c10.verify(root)}
     assert report["data_batch_2.bin"][0] is False and "not the " in report["data_batch_2.bin"][1]
     assert sum(ok for ok, _ in report.values()) == 5
-    with pytest.raises(StabgapError, match=re.escape(f"damaged CIFAR-10 file {batch}: SHA-256 ")):
+    with pytest.raises(StabgapError, match=re.escape(f"CIFAR-10 file {batch}: SHA-256 ")):
         c10.download(root)
     assert not (root / c10.archive).exists()  # nothing fetched for a folder it will not fix
 
@@ -348,3 +355,215 @@ def test_a_cifar_runs_counted_cost_is_what_torchs_flop_counter_counts(tmp_path, 
     with FlopCounterMode(display=False) as counter:
         run_experiment(config)
     assert counter.get_total_flops() == total(run_cost(config)).matmul_flops
+
+
+def write_record(root, c10, sums=None, archive_md5=None):
+    """A stabgap-checksums.json written by hand into `root`'s unpacked folder: of the files
+    there (or `sums`), for the archive of the published MD5 (or `archive_md5`)."""
+    from stabgap.core.data.cifar import MANIFEST
+
+    folder = root / "cifar-10-batches-bin"
+    if sums is None:
+        sums = {f: hashlib.sha256((folder / f).read_bytes()).hexdigest()
+                for f in c10.payload_names()}  # fmt: skip
+    record = {"archive_md5": archive_md5 or c10.archive_md5, "sha256": sums}
+    (folder / MANIFEST).write_text(json.dumps(record))
+    return folder / MANIFEST
+
+
+def test_a_record_is_said_to_be_only_a_record(tmp_path, small, capsys):
+    """A hand-written record of random files' SHA-256: nothing can tell it from download's, so
+    verify and download say the files match the record, never that they are CIFAR's."""
+    from stabgap.cli import main
+    from stabgap.core.data.cifar import MANIFEST
+
+    c10, _ = small
+    write_cifar10(tmp_path)  # random pixels: not CIFAR's files
+    write_record(tmp_path, c10)
+    args = ["data", "verify", "--dataset", "cifar10", "--data-dir", str(tmp_path)]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert out.count(f": ok, SHA-256 as recorded in {MANIFEST}\n") == 6 and err == ""
+    assert "archive" not in out and "verified" not in out
+    assert main(["data", "download", *args[2:]]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(
+        f"nothing to download; the files match the SHA-256 recorded in {MANIFEST}\n"
+    )
+    assert "verified" not in out
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("{not json", "could not be read"),
+        ('{"archive_md5": "x"}', "could not be read"),
+        ("other", "is for another archive"),
+    ],
+)
+def test_an_unusable_record_is_said_to_be_ignored_and_download_replaces_it(
+    tmp_path, small, monkeypatch, capsys, content, why
+):
+    from stabgap.cli import main
+    from stabgap.core.data.cifar import MANIFEST
+
+    c10, _ = small
+    root = tmp_path / "data"
+    unpacked = unpacked_copy(cifar10_served(tmp_path, monkeypatch, c10), root)
+    if content == "other":  # well-formed, of the right files, for another archive
+        record = write_record(root, c10, archive_md5="0" * 32)
+    else:
+        record = unpacked / MANIFEST
+        record.write_text(content)
+    args = ["data", "verify", "--dataset", "cifar10", "--data-dir", str(root)]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert out.count("size and labels ok, not checksummed") == 6
+    assert f"the existing cifar-10-batches-bin/{MANIFEST} {why}, so it was ignored; " in err
+    assert "writes a new one in its place" in err and "records their SHA-256" not in err
+    assert main(["data", "download", *args[2:]]) == 0  # stabgap's own file: replaced, saying so
+    out, err = capsys.readouterr()
+    assert out.endswith(f"cifar-10-batches-bin/{MANIFEST}; all verified\n")
+    assert err == f"stabgap: note: cifar-10-batches-bin/{MANIFEST} {why}, so it was replaced\n"
+    assert json.loads(record.read_text())["archive_md5"] == c10.archive_md5
+    assert all(msg.endswith("ok, SHA-256 as recorded in " + MANIFEST)
+               for _, _, msg in c10.verify(root))  # fmt: skip
+
+
+def test_a_file_unlike_its_record_blames_neither_and_offers_a_fresh_comparison(
+    tmp_path, small, monkeypatch, capsys
+):
+    """The record changed, not the file: following the advice (delete the record, download)
+    compares the intact files with the archive again and records them afresh."""
+    from stabgap.cli import main
+    from stabgap.core.data.cifar import MANIFEST
+
+    c10, _ = small
+    root = tmp_path / "data"
+    unpacked = unpacked_copy(cifar10_served(tmp_path, monkeypatch, c10), root)
+    c10.download(root)
+    record = unpacked / MANIFEST
+    sums = json.loads(record.read_text())["sha256"]
+    write_record(root, c10, sums={**sums, "test_batch.bin": "0" * 64})
+    batch = unpacked / "test_batch.bin"
+    args = ["data", "verify", "--dataset", "cifar10", "--data-dir", str(root)]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert f"BAD test_batch.bin: {batch}: SHA-256 " in out
+    assert (
+        f"not the {'0' * 64} recorded in {MANIFEST}: the file or the record has changed since"
+        in out
+    )
+    fix = (f"if the files are intact, delete {record} and run `stabgap data download --dataset "
+           f"cifar10 --data-dir {root}`, which compares them with the archive again; else put "
+           "intact copies")  # fmt: skip
+    assert fix in err and err.count("\n") == 1
+    with pytest.raises(StabgapError) as e:
+        c10.download(root)
+    assert str(e.value).startswith(f"CIFAR-10 file {batch}: SHA-256 ") and fix in str(e.value)
+    assert "damaged" not in str(e.value).split(";")[0]
+    record.unlink()  # the advice, followed
+    (root / c10.archive).unlink()
+    assert c10.download(root) == [root / c10.archive, record]
+    assert main(args) == 0
+
+
+def test_the_unpacked_folder_itself_is_refused_before_any_download(
+    tmp_path, small, monkeypatch, capsys
+):
+    """Given the unpacked folder where the folder holding it is meant, every way in names
+    the folder to give instead; nothing is written among the user's files."""
+    from stabgap.cli import main
+
+    c10, c100 = small
+    cifar10_served(tmp_path, monkeypatch, c10)  # a download would succeed
+    write_cifar10(tmp_path / "c10")
+    inner = tmp_path / "c10" / "cifar-10-batches-bin"
+    before = sorted(inner.iterdir())
+    said = (f"CIFAR-10 folder {inner} (given data dir) is the unpacked folder "
+            f"cifar-10-batches-bin/ itself: point --data-dir at the folder that holds it, "
+            f"{tmp_path / 'c10'}")  # fmt: skip
+    for action in ("verify", "download"):
+        assert main(["data", action, "--dataset", "cifar10", "--data-dir", str(inner)]) == 2
+        err = capsys.readouterr().err
+        assert err.endswith(f": {said}\n") and err.count("\n") == 1
+    with pytest.raises(StabgapError, match=re.escape(said)):
+        c10.find(inner)
+    monkeypatch.chdir(inner)  # "." is named by where it is
+    with pytest.raises(StabgapError, match=re.escape(f"holds it, {inner.parent.resolve()}")):
+        c10.find(".")
+    monkeypatch.setenv("STABGAP_CIFAR10", str(inner))  # a run may download into its folder
+    with pytest.raises(StabgapError) as e:
+        c10.load(None, download=True)
+    assert f"{inner} (from $STABGAP_CIFAR10) is the unpacked" in str(e.value)
+    assert str(e.value).endswith(
+        f"point $STABGAP_CIFAR10 at the folder that holds it, {inner.parent}"
+    )
+    assert main(["data", "download", "--dataset", "cifar10"]) == 2
+    assert "point $STABGAP_CIFAR10 at" in capsys.readouterr().err
+    assert sorted(inner.iterdir()) == before  # no archive fetched into it
+    # CIFAR-100's files, in a folder of another name
+    other = tmp_path / "mine"
+    other.mkdir()
+    for name in ("train.bin", "test.bin"):
+        (other / name).write_bytes(record_file([[0, 1]] * PER_FILE, seed=0)[0])
+    with pytest.raises(StabgapError) as e:
+        c100.verify(other)
+    assert str(e.value) == (
+        f"CIFAR-100 folder {other} (given data dir) holds train.bin, test.bin itself, where "
+        f"they are read from its subfolder cifar-100-binary/: move them into "
+        f"{other / 'cifar-100-binary'}"
+    )
+
+
+def test_a_partly_unpacked_folder_names_the_missing_files(tmp_path, small, capsys, monkeypatch):
+    from stabgap.cli import main
+
+    c10, _ = small
+    write_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-bin"
+    for name in ("data_batch_3.bin", "test_batch.bin"):
+        (folder / name).unlink()
+    report = {name: (ok, msg) for name, ok, msg in c10.verify(tmp_path)}
+    assert report["data_batch_3.bin"] == (False, f"{folder / 'data_batch_3.bin'}: missing")
+    assert report["test_batch.bin"] == (False, f"{folder / 'test_batch.bin'}: missing")
+    assert sum(ok for ok, _ in report.values()) == 4
+    fix = (f"put the missing files in {folder}, or run `stabgap data download --dataset cifar10 "
+           f"--data-dir {tmp_path}` to fetch the archive, which runs read while that folder is "
+           "incomplete")  # fmt: skip
+    assert main(["data", "verify", "--dataset", "cifar10", "--data-dir", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert (
+        "neither" not in out
+        and err == f"stabgap: CIFAR-10 in {tmp_path} is damaged or incomplete: {fix}\n"
+    )
+    with pytest.raises(StabgapError) as e:
+        c10.find(tmp_path)
+    assert str(e.value) == (
+        f"CIFAR-10 in {tmp_path} (given data dir): cifar-10-batches-bin/ lacks data_batch_3.bin, "
+        f"test_batch.bin; {fix}"
+    )
+    # a run, which may download into the variable's folder, leaves the user's half to them
+    monkeypatch.setattr(c10, "url", (tmp_path / "nowhere.tar.gz").as_uri())
+    monkeypatch.setenv("STABGAP_CIFAR10", str(tmp_path))
+    with pytest.raises(
+        StabgapError, match=r"\(from \$STABGAP_CIFAR10\): cifar-10-batches-bin/ lacks"
+    ):
+        c10.load(None, download=True)
+
+
+def test_verify_without_a_data_dir_names_the_default_folder_not_a_path_to_check(
+    tmp_path, monkeypatch, capsys
+):
+    from stabgap.cli import main
+
+    monkeypatch.delenv("STABGAP_CIFAR10", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["data", "verify", "--dataset", "cifar10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(
+        f": CIFAR-10 is not in its default folder {tmp_path / 'cache/stabgap/cifar-10'}, "
+        "which does not exist: fetch it with `stabgap data download --dataset cifar10`, or give "
+        "its folder with --data-dir\n"
+    )
+    assert "check the path" not in err

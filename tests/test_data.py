@@ -590,3 +590,26 @@ def test_mnist_where_fashion_mnist_is_expected_is_named_and_never_replaced(tmp_p
     with pytest.raises(StabgapError, match="download Fashion-MNIST into another folder"):
         fashion.download(tmp_path, mirrors=())
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_verify_without_a_data_dir_says_which_folder_it_looked_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No path of the user's to check: the default folder is named as such, with the command
+    that fills it; a variable's folder sends the user to the variable."""
+    from stabgap.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["data", "verify"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "check the path" not in err
+    assert err.endswith(
+        f"MNIST is not in its default folder {tmp_path / 'cache/stabgap/mnist'}, which does "
+        "not exist: fetch it with `stabgap data download`, or give its folder with --data-dir\n"
+    )
+    monkeypatch.setenv("STABGAP_DATA", str(tmp_path / "nowhere"))
+    assert main(["data", "verify"]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"MNIST folder {tmp_path / 'nowhere'} (from $STABGAP_DATA) does not exist: check that "
+        f"variable, or fetch it with `stabgap data download`\n"
+    )

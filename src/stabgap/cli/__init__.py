@@ -170,26 +170,35 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from stabgap.core.data import DATASETS
+    from stabgap.core.data import DATASETS, GIVEN
 
     dataset = DATASETS[args.dataset]
     label = dataset.title
-    root = dataset.resolve(args.data_dir)
+    root, source = dataset.where(args.data_dir)
     if args.action == "download":
-        # A dataset's download returns only once every file a run reads there is verified
-        # (it raises otherwise), so "all verified" holds also where it wrote nothing.
+        dataset.check_folder(root, source)
         written = dataset.download(root)
-        names = ", ".join(os.path.relpath(p, root) for p in written)
-        did = f"wrote {names}" if written else "nothing to download"
-        print(f"{label} in {root}: {did}; all verified")
+        print(f"{label} in {root}: {dataset.downloaded(root, written)}")
         return 0
     if not root.is_dir():
         if root.exists():
             raise StabgapError(f"{label} folder {root} is a file, not a folder: check the path")
+        fetch = dataset.fetch_into(root)
+        if source == GIVEN:
+            raise StabgapError(
+                f"{label} folder {root} does not exist: check the path, or fetch it with `{fetch}`"
+            )
+        if source == f"from ${dataset.env}":
+            raise StabgapError(
+                f"{label} folder {root} (from ${dataset.env}) does not exist: check that "
+                f"variable, or fetch it with `{fetch}`"
+            )
+        # No path of the user's to check: the default folder is absent until a download.
         raise StabgapError(
-            f"{label} folder {root} does not exist: check the path, or fetch it with "
-            f"`{dataset.fetch_into(root)}`"
+            f"{label} is not in its default folder {root}, which does not exist: fetch it with "
+            f"`{fetch}`, or give its folder with --data-dir"
         )
+    dataset.check_folder(root, source)
     results = dataset.verify(root)
     for name, ok, message in results:
         print(f"{'ok ' if ok else 'BAD'} {name}: {message}")

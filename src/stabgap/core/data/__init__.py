@@ -149,9 +149,23 @@ class Dataset(Extension):
         return f"{cls.fetch_command()} --data-dir {shlex.quote(str(root))}"
 
     @classmethod
+    def check_folder(cls, root: Path, source: str) -> None:
+        """Refuse `root` (from `source`, see :meth:`where`) in one line where it is plainly
+        not the folder meant, before anything is read or downloaded there; nothing by
+        default."""
+
+    @classmethod
     def download(cls, root: Path) -> list[Path]:
         """Download the missing files into `root`, verified; the files written."""
         raise NotImplementedError
+
+    @classmethod
+    def downloaded(cls, root: Path, written: list[Path]) -> str:
+        """What :meth:`download` into `root`, having written `written`, can say: it returns
+        only once every file a run reads there is verified (it raises otherwise), so "all
+        verified" holds also where it wrote nothing."""
+        names = ", ".join(os.path.relpath(p, root) for p in written)
+        return f"{f'wrote {names}' if written else 'nothing to download'}; all verified"
 
     @classmethod
     def verify(cls, data_dir: str | Path | None) -> list[tuple[str, bool, str]]:

@@ -12,13 +12,16 @@ fills with the archive (read in place, never unpacked).
 What is checked. The archive: the MD5 its authors publish, whenever it is read. Every record
 file, as it is read: its size must be its records' (a truncated or foreign file is refused,
 saying so) and every label within the classes. Of the unpacked files no checksum is
-published, so their content is known only where ``stabgap data download`` found each equal to
-the same file in the verified archive (fetched, or already beside them): it then records
-their SHA-256 in ``stabgap-checksums.json`` (:data:`MANIFEST`) in the unpacked folder, which
-``stabgap data verify`` checks them against. Without it, verify says they were checked for
-size and labels only, and a run reading them says so once (and still runs; runs never hash
-the unpacked files). Download replaces a damaged archive, as MNIST's download replaces a
-damaged file, but never writes over the unpacked files, which are the user's: a damaged one is
+published: ``stabgap data download`` compares each with the same file in the verified archive
+(fetched, or already beside them) and records their SHA-256 in ``stabgap-checksums.json``
+(:data:`MANIFEST`) in the unpacked folder. That file is only a record of the comparison,
+which anyone could write: ``stabgap data verify`` says the files match the SHA-256 recorded
+there, no more, and a file that does not is said to differ from the record (either changed).
+A record that cannot be read, or is for another archive, is ignored, saying so, and download
+writes a new one in its place. Without a record, verify says the files were checked for size
+and labels only, and a run reading them says so once (and still runs; runs never hash the
+unpacked files). Download replaces a damaged archive, as MNIST's download replaces a damaged
+file, but never writes over the unpacked files, which are the user's: a damaged one is
 refused, named, with what to do.
 """
 
@@ -44,11 +47,20 @@ from stabgap.errors import StabgapError
 PIXELS = 3 * 32 * 32  # bytes of one image
 MANIFEST = "stabgap-checksums.json"
 """In the unpacked folder: the SHA-256 of each of its files, written by ``stabgap data
-download`` once each was found equal to the same file in the archive of the published MD5."""
+download`` once each was found equal to the same file in the archive of the published MD5 (a
+record of that, not a proof: anyone can write such a file)."""
 
 
 def _sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
+
+
+def _unlike(digest: str, recorded: str) -> str:
+    # The record is as easily changed as the file: which of them did is not known.
+    return (
+        f"SHA-256 {digest}, not the {recorded} recorded in {MANIFEST}: the file or the record "
+        "has changed since"
+    )
 
 
 class CifarBinary(Dataset):
@@ -90,11 +102,46 @@ class CifarBinary(Dataset):
         )
 
     @classmethod
+    def _missing(cls, root: Path) -> list[str]:
+        """The files an unpacked folder in `root` lacks (none where there is no such folder)."""
+        folder = root / cls.folder
+        if not folder.is_dir():
+            return []
+        return [f for f in cls.payload_names() if not (folder / f).is_file()]
+
+    @classmethod
+    def check_folder(cls, root: Path, source: str) -> None:
+        """Refuse the unpacked folder itself given as the dataset's folder: read as one, it
+        would be found empty, and a download would put the archive among the user's files."""
+        found = [f for f in cls.payload_names() if (root / f).is_file()]
+        if not found or cls.holds(root):
+            return
+        where = f"{cls.title} folder {root} ({source})"
+        full = root.resolve()  # "." has no name, nor its parent
+        if full.name != cls.folder:
+            raise StabgapError(
+                f"{where} holds {', '.join(found)} itself, where they are read from its "
+                f"subfolder {cls.folder}/: move them into {root / cls.folder}"
+            )
+        knob = f"${cls.env}" if source == f"from ${cls.env}" else "--data-dir"
+        raise StabgapError(
+            f"{where} is the unpacked folder {cls.folder}/ itself: point {knob} at the folder "
+            f"that holds it, {full.parent}"
+        )
+
+    @classmethod
     def find(cls, data_dir: str | Path | None, download: bool = False) -> Path:
         root, source = cls.where(data_dir)
+        cls.check_folder(root, source)
         if cls.holds(root):
             _say_unverified(cls, root)
             return root
+        missing = cls._missing(root)
+        if missing:  # unpacked by the user, not to the end: theirs to finish, not a download's
+            raise StabgapError(
+                f"{cls.title} in {root} ({source}): {cls.folder}/ lacks {', '.join(missing)}; "
+                f"{cls.repair_advice(root)}"
+            )
         if download and source != GIVEN:
             return root
         raise StabgapError(
@@ -212,13 +259,33 @@ class CifarBinary(Dataset):
     def _damaged_file(cls, root: Path, name: str, problem: str) -> StabgapError:
         return StabgapError(
             f"damaged {cls.title} file {root / cls.folder / name}: {problem}; "
-            f"{cls.repair_advice(root)}"
+            f"{cls._replace_advice(root)}"
+        )
+
+    @classmethod
+    def _unlike_record(cls, root: Path, name: str, digest: str, recorded: str) -> StabgapError:
+        return StabgapError(
+            f"{cls.title} file {root / cls.folder / name}: {_unlike(digest, recorded)}; "
+            f"{cls._recheck_advice(root)}; else {cls._replace_advice(root)}"
         )
 
     @classmethod
     def repair_advice(cls, root: Path) -> str:
+        if cls._missing(root):
+            return (
+                f"put the missing files in {root / cls.folder}, or run `{cls.fetch_into(root)}` "
+                "to fetch the archive, which runs read while that folder is incomplete"
+            )
         if not cls._unpacked(root):
             return super().repair_advice(root)  # the archive, which download replaces
+        if cls._manifest(root)[0] is None or not cls._sized(root):
+            return cls._replace_advice(root)
+        # Files of the right size may differ from a record only because it changed: offer a
+        # fresh comparison first.
+        return f"{cls._recheck_advice(root)}; else {cls._replace_advice(root)}"
+
+    @classmethod
+    def _replace_advice(cls, root: Path) -> str:
         # The unpacked files are the user's: download reports them, never overwrites them.
         return (
             f"put intact copies in place of the damaged files in {root / cls.folder}, or "
@@ -227,31 +294,55 @@ class CifarBinary(Dataset):
         )
 
     @classmethod
-    def unverified(cls, root: Path) -> str | None:
-        if not cls._unpacked(root) or cls._manifest(root) is not None:
-            return None
+    def _recheck_advice(cls, root: Path) -> str:
         return (
+            f"if the files are intact, delete {root / cls.folder / MANIFEST} and run "
+            f"`{cls.fetch_into(root)}`, which compares them with the archive again"
+        )
+
+    @classmethod
+    def unverified(cls, root: Path) -> str | None:
+        if not cls._unpacked(root):
+            return None
+        sums, ignored = cls._manifest(root)
+        if sums is not None:
+            return None
+        fetch = cls.fetch_into(root)
+        unchecked = (
             f"{cls.title} in {root}: the files of {cls.folder}/ were checked for size and labels "
-            f"only, not checksummed (no checksum of them is published); "
-            f"`{cls.fetch_into(root)}` compares them with the official archive (fetched unless "
-            f"it is there) and records their SHA-256 in {cls.folder}/{MANIFEST}"
+            "only, not checksummed (no checksum of them is published)"
+        )
+        if ignored is None:
+            return (
+                f"{unchecked}; `{fetch}` compares them with the official archive (fetched unless "
+                f"it is there) and records their SHA-256 in {cls.folder}/{MANIFEST}"
+            )
+        return (
+            f"{unchecked}; the existing {cls.folder}/{MANIFEST} {ignored}, so it was ignored; "
+            f"`{fetch}` compares them with the official archive (fetched unless it is there) "
+            "and writes a new one in its place"
         )
 
     # --- checksums of the unpacked files -------------------------------------------------------
     @classmethod
-    def _manifest(cls, root: Path) -> dict[str, str] | None:
-        """Each unpacked file's SHA-256 as download recorded it, or None where it recorded
-        none (or for another archive: a record it cannot vouch for is no record)."""
+    def _manifest(cls, root: Path) -> tuple[dict[str, str] | None, str | None]:
+        """Each unpacked file's SHA-256 as recorded in :data:`MANIFEST`, or None; and, where
+        that file is there but unusable (so ignored: no record), what is wrong with it."""
+        path = root / cls.folder / MANIFEST
+        if not path.exists():
+            return None, None
         try:
-            record = json.loads((root / cls.folder / MANIFEST).read_text(encoding="utf-8"))
+            record = json.loads(path.read_text(encoding="utf-8"))
             sums, md5 = record["sha256"], record["archive_md5"]
-        except (OSError, ValueError, TypeError, KeyError):  # absent, unreadable, not ours
-            return None
-        if md5 != cls.archive_md5 or not isinstance(sums, dict):
-            return None
-        if not all(isinstance(sums.get(f), str) for f in cls.payload_names()):
-            return None
-        return {f: sums[f] for f in cls.payload_names()}
+        except (OSError, ValueError, TypeError, KeyError):
+            return None, "could not be read"
+        if md5 != cls.archive_md5:
+            return None, "is for another archive"
+        if not isinstance(sums, dict) or not all(
+            isinstance(sums.get(f), str) for f in cls.payload_names()
+        ):
+            return None, "could not be read"
+        return {f: sums[f] for f in cls.payload_names()}, None
 
     @classmethod
     def _write_manifest(cls, root: Path, sums: dict[str, str]) -> Path:
@@ -268,39 +359,43 @@ class CifarBinary(Dataset):
         return path
 
     @classmethod
-    def _unpacked_problem(
-        cls, root: Path, name: str, sums: dict[str, str] | None
-    ) -> tuple[str | None, str]:
-        """What is wrong with the unpacked file `name` (its size, its labels, its SHA-256
-        against `sums` where given), or None; and its SHA-256."""
+    def _unpacked_problem(cls, root: Path, name: str) -> tuple[str | None, str]:
+        """What is wrong with the unpacked file `name` (its size, its labels), or None; and
+        its SHA-256."""
         payload = (root / cls.folder / name).read_bytes()
-        digest = _sha256(payload)
-        problem = cls._record_problem(payload, name)
-        if problem is None and sums is not None and digest != sums[name]:
-            problem = f"SHA-256 {digest}, not the {sums[name]} recorded in {MANIFEST}"
-        return problem, digest
+        return cls._record_problem(payload, name), _sha256(payload)
 
     @classmethod
     def verify(cls, data_dir: str | Path | None) -> list[tuple[str, bool, str]]:
-        root = cls.resolve(data_dir)
-        if cls._unpacked(root):
-            sums = cls._manifest(root)
-            results = []
-            for name in cls.payload_names():
-                path = root / cls.folder / name
-                problem, _ = cls._unpacked_problem(root, name, sums)
-                if problem:
-                    results.append((name, False, f"{path}: {problem}"))
-                elif sums is None:
-                    results.append((name, True, f"{path}: size and labels ok, not checksummed"))
-                else:
-                    results.append((name, True, f"{path}: ok, SHA-256 as in the verified archive"))
-            return results
+        root, source = cls.where(data_dir)
+        cls.check_folder(root, source)
         path = root / cls.archive
+        # A partly unpacked folder is what a run would read, unless the archive is there.
+        if cls._unpacked(root) or (cls._missing(root) and not path.is_file()):
+            sums, _ = cls._manifest(root)
+            return [cls._verify_unpacked(root, name, sums) for name in cls.payload_names()]
         if not path.is_file():
             return [(cls.archive, False, f"missing: neither {cls.archive} nor {cls.folder}/")]
         problem = cls._archive_problem(path)
         return [(cls.archive, problem is None, f"{path}: {problem or 'ok, MD5 as published'}")]
+
+    @classmethod
+    def _verify_unpacked(
+        cls, root: Path, name: str, sums: dict[str, str] | None
+    ) -> tuple[str, bool, str]:
+        """The unpacked file `name`'s (name, intact, what is wrong or how it was checked),
+        against its SHA-256 in `sums` where given."""
+        path = root / cls.folder / name
+        if not path.is_file():
+            return name, False, f"{path}: missing"
+        problem, digest = cls._unpacked_problem(root, name)
+        if problem is None and sums is not None and digest != sums[name]:
+            problem = _unlike(digest, sums[name])
+        if problem:
+            return name, False, f"{path}: {problem}"
+        if sums is None:
+            return name, True, f"{path}: size and labels ok, not checksummed"
+        return name, True, f"{path}: ok, SHA-256 as recorded in {MANIFEST}"
 
     # --- downloading ----------------------------------------------------------------------------
     @classmethod
@@ -309,18 +404,22 @@ class CifarBinary(Dataset):
 
         Without the unpacked folder: the archive, fetched unless an intact one is there (a
         damaged one is replaced). With it: each of its files checked for size and labels,
-        and against the SHA-256 recorded in :data:`MANIFEST` if there is one, which ends it;
-        else against the same file in the archive (fetched if need be), and their SHA-256
-        recorded. A damaged or differing unpacked file is refused, never replaced."""
+        and against the SHA-256 recorded in :data:`MANIFEST` if there is a usable one, which
+        ends it; else against the same file in the archive (fetched if need be), and their
+        SHA-256 recorded (over an unusable record, saying so). A damaged or differing unpacked
+        file is refused, never replaced."""
         root = Path(root).expanduser()
+        cls.check_folder(root, GIVEN)
         if not cls._unpacked(root):
             return cls._fetch_archive(root, timeout)
-        recorded = cls._manifest(root)
+        recorded, ignored = cls._manifest(root)
         sums = {}
         for name in cls.payload_names():
-            problem, sums[name] = cls._unpacked_problem(root, name, recorded)
+            problem, sums[name] = cls._unpacked_problem(root, name)
             if problem:
                 raise cls._damaged_file(root, name, problem)
+            if recorded is not None and sums[name] != recorded[name]:
+                raise cls._unlike_record(root, name, sums[name], recorded[name])
         if recorded is not None:
             return []
         written = cls._fetch_archive(root, timeout)
@@ -329,9 +428,21 @@ class CifarBinary(Dataset):
         if differ:
             raise StabgapError(
                 f"{cls.title} in {root}: {', '.join(differ)} in {cls.folder}/ differ from the "
-                f"same files in the verified archive {cls.archive}; {cls.repair_advice(root)}"
+                f"same files in the verified archive {cls.archive}; {cls._replace_advice(root)}"
+            )
+        if ignored is not None:  # stabgap's own file, unusable: replacing it loses nothing
+            print(
+                f"stabgap: note: {cls.folder}/{MANIFEST} {ignored}, so it was replaced",
+                file=sys.stderr,
             )
         return [*written, cls._write_manifest(root, sums)]
+
+    @classmethod
+    def downloaded(cls, root: Path, written: list[Path]) -> str:
+        if written or not cls._unpacked(root):
+            return super().downloaded(root, written)
+        # Checked against the record only, which anyone can write: say no more than that.
+        return f"nothing to download; the files match the SHA-256 recorded in {MANIFEST}"
 
     @classmethod
     def _fetch_archive(cls, root: Path, timeout: float) -> list[Path]:
