@@ -15,9 +15,9 @@ class StabgapError(Exception):
     """A problem with the user's input or environment, with a one-line fix."""
 
 
-# How alike a typo and its choice must be (difflib's ratio; its default, 0.6, offered --out
-# for --format).
-LIKENESS = 0.75
+# How alike a typo and its choice must be (difflib's ratio): its default for a plain typo
+# ('mlk': mkl), more where a name begins several choices and must single one out.
+LIKENESS, LIKENESS_AMONG_BEGUN = 0.6, 0.75
 
 
 def close_match(name: object, choices: Iterable[str]) -> str | None:
@@ -41,6 +41,8 @@ def close_match(name: object, choices: Iterable[str]) -> str | None:
         'baseline'
         >>> close_match("baseline-lr", ["baseline-lr-1e-4", "baseline-lr-1e-2"]) is None
         True
+        >>> close_match("mlk", ["mkl", "onednn"])
+        'mkl'
         >>> close_match("transformer", ["mlp", "cnn"]) is None
         True
     """
@@ -53,11 +55,11 @@ def close_match(name: object, choices: Iterable[str]) -> str | None:
     begun = [c for c in by_folded if c.startswith(folded)]
     if len(begun) == 1:
         return by_folded[begun[0]]
+    pool, cutoff = (begun, LIKENESS_AMONG_BEGUN) if begun else (list(by_folded), LIKENESS)
     scored = sorted(
-        ((difflib.SequenceMatcher(None, folded, c).ratio(), c) for c in begun or by_folded),
-        reverse=True,
+        ((difflib.SequenceMatcher(None, folded, c).ratio(), c) for c in pool), reverse=True
     )
-    if not scored or scored[0][0] < LIKENESS or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+    if not scored or scored[0][0] < cutoff or (len(scored) > 1 and scored[1][0] == scored[0][0]):
         return None
     return by_folded[scored[0][1]]
 

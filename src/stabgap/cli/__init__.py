@@ -672,7 +672,9 @@ def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
     if extras:
         known = [o for a in command._actions for o in a.option_strings]
         word = extras[0].split("=")[0]
-        close = close_match(word, known)
+        # matched without their dashes, which every option shares ('--format' is not '--out')
+        bare = {o.lstrip("-"): o for o in known}
+        close = bare.get(close_match(word.lstrip("-"), bare) or "")
         hint = f"; did you mean {close}?" if close else ""
         if word in SWEEP_FILE_TABLES:  # a table of a sweep file, not a flag
             hint = (
