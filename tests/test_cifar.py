@@ -113,6 +113,16 @@ def test_damaged_files_are_refused_in_one_line(tmp_path, small):
         c10.read(other)
 
 
+def test_a_run_refused_a_damaged_file_gets_the_error_alone(tmp_path, small, capsys):
+    # No note that the files were checked for size and labels before the error that a
+    # label is wrong: the note follows a read that succeeded.
+    c10, _ = small
+    write_cifar10(tmp_path, labels_of=lambda i: 10 if i == 7 else 0)
+    with pytest.raises(StabgapError, match="a label of 10"):
+        c10.load(tmp_path)
+    assert capsys.readouterr().err == ""
+
+
 def cifar10_served(tmp_path, monkeypatch, c10, seed_shift=0):
     """A fixture archive of CIFAR-10's layout, published: its MD5 is the expected one and the
     download fetches it from a file:// URL (no network). Its folder's files (seeded
@@ -215,8 +225,8 @@ def test_download_checksums_an_unpacked_folder_against_the_archive_and_verify_ch
     out, err = capsys.readouterr()
     assert "not checksummed" in out and "size and labels only" in err
     assert f"`stabgap data download --dataset cifar10 --data-dir {root}`" in err
-    c10.find(root)  # a run reading it says so once, and reads it
-    c10.find(root)
+    c10.load(root)  # a run reading it says so once it has read it
+    c10.load(root)
     assert capsys.readouterr().err.count("size and labels only") == 1
 
     assert main(["data", "download", "--dataset", "cifar10", "--data-dir", str(root)]) == 0

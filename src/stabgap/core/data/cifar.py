@@ -134,7 +134,6 @@ class CifarBinary(Dataset):
         root, source = cls.where(data_dir)
         cls.check_folder(root, source)
         if cls.holds(root):
-            _say_unverified(cls, root)
             return root
         missing = cls._missing(root)
         if missing:  # unpacked by the user, not to the end: theirs to finish, not a download's
@@ -156,7 +155,9 @@ class CifarBinary(Dataset):
         root = cls.find(data_dir, download)
         if not cls.holds(root):
             cls.download(root)
-        return _load(cls, root.resolve())
+        images = _load(cls, root.resolve())
+        _say_unverified(cls, root)  # once read: a file the read refuses gets its error alone
+        return images
 
     @classmethod
     def read(cls, root: Path) -> Images:
@@ -476,11 +477,10 @@ class CifarBinary(Dataset):
 
 @functools.cache
 def _say_unverified(dataset: type[CifarBinary], root: Path) -> None:
-    """Note once per process and folder what a run reads unchecksummed; not in a sweep's
-    worker processes, whose parent said it before starting them, nor where a file's size is
-    wrong (the read refuses it: the note would only stand before the error)."""
+    """Note once per process and folder what a run has read unchecksummed; not in a sweep's
+    worker processes, whose parent read it (and said so) before starting them."""
     note = dataset.unverified(root)
-    if note and multiprocessing.parent_process() is None and dataset._sized(root):
+    if note and multiprocessing.parent_process() is None:
         print(f"stabgap: note: {note}", file=sys.stderr)
 
 
