@@ -13,7 +13,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "src" / "stabgap"
 # Bottom to top. A module may import its own layer and those below it, never one above.
 LAYERS = [
-    ("stabgap", "stabgap.errors", "stabgap.atomic", "stabgap.seeds"),
+    ("stabgap", "stabgap.errors", "stabgap.atomic", "stabgap.seeds", "stabgap.text"),
     ("stabgap.metrics", "stabgap.statistics"),
     ("stabgap.core",),
     ("stabgap.cost",),

@@ -25,6 +25,7 @@ from stabgap.studies.plan import StudySpec, study_spec
 from stabgap.studies.presets import DEFAULT_PRESET, get_preset
 from stabgap.studies.records import RunRecord, iter_runs
 from stabgap.studies.sweep import check_execution, execute, preflight, stderr_reporter
+from stabgap.text import aligned
 
 
 def run_study(
@@ -187,6 +188,11 @@ def summary_table(records: Sequence[RunRecord]) -> str:
     return _align(summary_rows(records))
 
 
+def _align(rows: list[list[str]]) -> str:
+    """`rows` as text, every column flush left (stabgap.text.aligned)."""
+    return "\n".join(aligned(rows, left=len(rows[0])))
+
+
 def summary_rows(records: Sequence[RunRecord]) -> list[list[str]]:
     """The cells of :func:`summary_table`, header first."""
     from stabgap.analysis.table1 import ttr_cell
@@ -230,13 +236,6 @@ def summary_rows(records: Sequence[RunRecord]) -> list[list[str]]:
             cells.append(cell)
         lines.append(cells)
     return [header, *lines]
-
-
-def _align(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
 
 
 def metrics_of_path(path: Path) -> list[dict[str, Any]]:

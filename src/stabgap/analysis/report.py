@@ -342,7 +342,7 @@ def _build(
             labels,
             n_tasks,
             out,
-            {**forgotten, **unlearned},  # their gaps measure nothing: drawn hollow
+            verdicts.gapless,  # their gaps measure nothing: drawn hollow
         )
     text = _markdown(
         records,

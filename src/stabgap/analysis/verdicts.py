@@ -184,6 +184,9 @@ class Verdicts:
     why: WhyTests | None = None
     ttr: list[tuple[Definition, Comparison]] = field(default_factory=list)
     fidelity: list[Cell] = field(default_factory=list)
+    # the keys of the groups whose gaps measure nothing, and where: "all" (task 1 never
+    # learned) or "last" (forgotten before the last switch); the figures draw them so too
+    gapless: dict[str, str] = field(default_factory=dict)
 
 
 def judge(
@@ -223,7 +226,7 @@ def judge(
     tests += [c for _, c in ttr] + (sparsity.comparisons if sparsity else [])
     tests += why_comparisons(why)
     return Verdicts(
-        Family(tests), comparisons, questions, checks, gaps, sparsity, why, ttr, fidelity
+        Family(tests), comparisons, questions, checks, gaps, sparsity, why, ttr, fidelity, gapless
     )
 
 

@@ -68,7 +68,8 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
     """The study asked for by `run`: its TOML file, then the command line on top of it.
 
     Returns the values for :func:`stabgap.studies.plan.study_spec`, where they came from, and the
-    folder a relative data_dir of the file is read from.
+    folder a relative data_dir of the file is read from. ``--experiments`` is not among them:
+    study_spec takes it as the experiments picked.
     """
     from stabgap.studies.plan import load_toml
 
@@ -113,8 +114,6 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
         values["set"][name] = value
     if args.preset:
         values["preset"] = args.preset
-    if args.experiments and not isinstance(values.get("experiments"), dict):
-        values["experiments"] = args.experiments  # (a file's own tables: cmd_run picks)
     return values, source, base_dir
 
 
@@ -123,11 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from stabgap.study import run_spec
 
     values, source, base_dir = study_values(args)
-    # where the file defines experiments of its own, --experiments picks among them and the
-    # preset's: its tables stay, or the experiments they define would be unknown
-    own = isinstance(values.get("experiments"), dict)
-    picked = args.experiments if own and args.experiments else None
-    spec = study_spec(values, source=source, base_dir=base_dir, picked=picked)
+    # --experiments picks among the file's experiments and the preset's: a file's own
+    # [experiments.NAME] tables stay, or the experiments they define would be unknown
+    spec = study_spec(values, source=source, base_dir=base_dir, picked=args.experiments)
     out = Path(args.out) if args.out else _default_out(spec.preset)
     args.resume_out = out
     run_spec(spec, out, plot=not args.no_plot, echo=print, **_how(args))
@@ -188,9 +185,9 @@ def cmd_data(args: argparse.Namespace) -> int:
             raise StabgapError(
                 f"{label} folder {root} does not exist: check the path, or fetch it with `{fetch}`"
             )
-        if source == f"from ${dataset.env}":
+        if source == dataset.env_source():
             raise StabgapError(
-                f"{label} folder {root} (from ${dataset.env}) does not exist: check that "
+                f"{label} folder {root} ({source}) does not exist: check that "
                 f"variable, or fetch it with `{fetch}`"
             )
         # No path of the user's to check: the default folder is absent until a download.

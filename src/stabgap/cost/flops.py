@@ -72,6 +72,7 @@ from stabgap.core.optim import OPTIMIZERS
 from stabgap.core.remedies import REMEDIES
 from stabgap.core.streams import STREAMS, stream_view
 from stabgap.errors import StabgapError
+from stabgap.text import aligned
 
 N_CLASSES = 10  # MNIST's, for the reference's own count (reference_forward_macs)
 
@@ -439,7 +440,7 @@ def cost_report(
     step = [*STEP_PARTS, *(p for p in per_nd if p not in (*STEP_PARTS, "evaluation", "nd")), "nd"]
     step_b = total({p: per_b.get(p, ZERO) for p in step})
     step_nd = total({p: per_nd[p] for p in step})
-    lines += _aligned(
+    lines += aligned(
         [
             COMPARISON_HEAD,
             *(_comparison_row(labels.get(p, p), per_b.get(p, ZERO), per_nd[p]) for p in step),
@@ -490,7 +491,7 @@ def cost_report(
     # what happens once per switch (EWC's Fisher) is in the training; shown beside it so
     # that the steps' share reads as per-batch cost × batches
     switches = [p for p in run_b if p.endswith(" at switches")]
-    lines += _aligned(
+    lines += aligned(
         [
             COMPARISON_HEAD,
             _comparison_row("training", train_b, train_nd),
@@ -546,7 +547,7 @@ def remedy_report(base: RunConfig, task: int) -> str:
             continue
         # with the run's own remedies acting on it too (SAM computes a loss term twice)
         added(name, setting, total(train_step_costs(config, batch, task)).flops - plain)
-    lines += _aligned(rows, left=2)
+    lines += aligned(rows, left=2)
     lines.append(
         "(each row is what it adds to the step at its setting; a method on replay, such as "
         "ER-ACE, adds that to ER's row)"
@@ -590,33 +591,6 @@ def _comparison_row(label: str, base: Cost, nd: Cost) -> tuple[str, ...]:
 
 
 COMPARISON_HEAD = ("part", "base MACs", "ND MACs", "base FLOPs", "ND FLOPs", "ND +%FLOPs")
-
-
-def _aligned(rows: list[tuple[str, ...]], left: int = 1) -> list[str]:
-    """`rows` as lines of columns, each as wide as its widest cell and two spaces apart (a
-    long name, a plugin's say, never runs into the next column): the first `left` columns
-    flush left, the others flush right. A row shorter than the header ends in a note that
-    starts where its column does and widens nothing.
-
-    Example:
-        >>> for line in _aligned([("part", "FLOPs"), ("a-long-name", "1.000 k"), ("b", "2")]):
-        ...     print(line)
-        part           FLOPs
-        a-long-name  1.000 k
-        b                  2
-    """
-    n = len(rows[0])
-    widths = [0] * n
-    for row in rows:
-        for i, cell in enumerate(row if len(row) == n else row[:-1]):
-            widths[i] = max(widths[i], len(cell))
-
-    def cell(row: tuple[str, ...], i: int) -> str:
-        if len(row) < n and i == len(row) - 1:  # a note
-            return row[i]
-        return row[i].ljust(widths[i]) if i < left else row[i].rjust(widths[i])
-
-    return ["  ".join(cell(row, i) for i in range(len(row))).rstrip() for row in rows]
 
 
 def _pct_or_dash(new: int, old: int) -> str:

@@ -361,9 +361,9 @@ def study_spec(
             fields may stand at the top level or under ``[set]``.
         source: where the values came from, for messages (a file name, "the command line").
         base_dir: the folder a relative ``data_dir`` is read from (a TOML's own folder).
-        picked: the experiments to run (a list, or names joined by commas), where the
-            file's ``[experiments.NAME]`` tables define its own (``--experiments``): any of
-            those and of the preset's.
+        picked: the experiments to run (``--experiments``: a list, or names joined by
+            commas), in place of the values' own list; where the file's
+            ``[experiments.NAME]`` tables define experiments, any of those and the preset's.
     """
 
     def fail(message: str) -> StabgapError:
@@ -390,8 +390,10 @@ def study_spec(
     kept: dict[str, tuple[str, ...]] = {}
     if isinstance(values.get("experiments"), dict):  # [experiments.NAME] tables
         defined, kept = _defined_experiments(values["experiments"], preset, source)
-        values["experiments"] = picked or list(values["experiments"])
+        values["experiments"] = list(values["experiments"])
         preset = with_defined(preset, defined, kept)
+    if picked:
+        values["experiments"] = picked
     experiments = _names(values.get("experiments"), "experiments", fail)
     if experiments is None:
         experiments = list(preset.default_experiments)

@@ -109,11 +109,16 @@ class Dataset(Extension):
             return Path(data_dir).expanduser(), GIVEN
         env = os.environ.get(cls.env, "")
         if env:
-            return Path(env).expanduser(), f"from ${cls.env}"
+            return Path(env).expanduser(), cls.env_source()
         for folder in map(Path, cls.system_dirs):
             if cls.holds(folder):
                 return folder, "installed by a system package"
         return cache_root() / cls.cache_name, "default cache dir"
+
+    @classmethod
+    def env_source(cls) -> str:
+        """Where :meth:`where` says a folder came from when its environment variable set it."""
+        return f"from ${cls.env}"
 
     @classmethod
     def load(cls, data_dir: str | Path | None, download: bool = False) -> Images:

@@ -123,7 +123,7 @@ class CifarBinary(Dataset):
                 f"{where} holds {', '.join(found)} itself, where they are read from its "
                 f"subfolder {cls.folder}/: move them into {root / cls.folder}"
             )
-        knob = f"${cls.env}" if source == f"from ${cls.env}" else "--data-dir"
+        knob = f"${cls.env}" if source == cls.env_source() else "--data-dir"
         raise StabgapError(
             f"{where} is the unpacked folder {cls.folder}/ itself: point {knob} at the folder "
             f"that holds it, {full.parent}"
