@@ -133,6 +133,19 @@ def test_the_paper_records_are_tested_for_equality_and_ttr_under_each_definition
         "not shown at n = 15 and 15 (rank-sum test: seeds that never recovered ranked last)"
     )
     assert reference["difference (% of the interval)"].startswith("median 13.6 vs 16.0, nd above")
+    # beside it the shift and the shifts the adjusted test accepts: 0 among them, as the
+    # verdict is not significant (ties make both ends open)
+    assert reference["difference (% of the interval)"].endswith(
+        "Hodges–Lehmann shift -0.6 (simultaneous 95 % CI over 7 tests (-7.6, +16.6))"
+    )
+    with open(report / "comparisons.csv") as f:
+        ranked = [r for r in csv.DictReader(f) if r["test"] == "rank-sum"]
+    assert [(r["name"], r["shift_ci_open_ends"]) for r in ranked] == [("TTR_1,3", "low and high")]
+    low, high = (
+        float(ranked[0]["shift_ci_low_adjusted"]),
+        float(ranked[0]["shift_ci_high_adjusted"]),
+    )
+    assert low < 0 < high and ranked[0]["verdict"].startswith("not shown")
     assert ttr["robust: within 10% of the dip's own depth"].startswith("not shown at n = 15")
     # Adjusted by quantity: Q1's GD_1,3 is the comparison's (counted once); the time to
     # recover's 7 definitions are one quantity, the findings' robust TTR among them, the

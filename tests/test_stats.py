@@ -8,7 +8,10 @@ distribution only), or against a p value worked out by hand.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -23,6 +26,7 @@ from stabgap.statistics.comparison import (
     compare,
     equivalence,
     rank_sum_test,
+    shift_interval,
 )
 from stabgap.statistics.summary import summarize
 
@@ -498,3 +502,79 @@ def test_a_rank_sum_verdict_says_when_no_result_at_its_n_could_be_significant():
         "not shown at n = 4 and 4 (with 4 and 4 seeds the exact rank-sum test cannot give an "
         "adjusted p below 0.2: no result at this n could show a difference)"
     )
+
+
+def _moses_bounds(a: list[float], b: list[float], alpha: float) -> tuple[float, float]:
+    """Moses' interval from first principles: the null distribution of U counted over every
+    split of n_a + n_b distinct values (itertools, not the package's recursion), k the
+    least U whose two-sided p reaches α, the bounds the k-th smallest and largest of the
+    pairwise differences."""
+    na, nb = len(a), len(b)
+    counts = Counter()
+    for chosen in itertools.combinations(range(na + nb), nb):
+        rank_sum = sum(r + 1 for r in chosen)
+        counts[rank_sum - nb * (nb + 1) // 2] += 1
+    total = sum(counts.values())
+    k = next(u for u in range(na * nb) if 2 * sum(counts[v] for v in range(u + 1)) / total >= alpha)
+    diffs = sorted(y - x for x in a for y in b)
+    return diffs[k - 1], diffs[-k]  # the k-th smallest and the k-th largest
+
+
+def test_the_shift_interval_without_ties_is_moses_interval():
+    rng = np.random.default_rng(5)
+    for na, nb in ((5, 5), (6, 4), (7, 7), (4, 8)):
+        a, b = list(rng.normal(size=na)), list(rng.normal(1.0, size=nb))
+        for alpha in (0.05, 0.2):
+            s = shift_interval(a, b, alpha)
+            assert (s.low, s.high) == pytest.approx(_moses_bounds(a, b, alpha), rel=1e-12)
+            # the Hodges–Lehmann estimate: the median of the n_a·n_b differences
+            assert s.estimate == pytest.approx(np.median([y - x for x in a for y in b]))
+
+
+def test_the_shift_interval_is_the_shifts_the_rank_sum_test_accepts():
+    # integer times with ties and never-recovered seeds (+inf): every shift on a fine grid
+    # is tested directly with rank_sum_test; the interval is what that grid accepts, each
+    # end included exactly when the test accepts the end itself
+    rng = np.random.default_rng(6)
+
+    def accepts(a: list[float], b: list[float], family: int, shift: float) -> bool:
+        return min(1.0, rank_sum_test(a, [v - shift for v in b])[0] * family) >= 0.05
+
+    for _ in range(150):
+        na, nb = rng.integers(3, 8, size=2)
+        a = [math.inf if rng.random() < 0.2 else float(v) for v in rng.integers(0, 10, na)]
+        b = [math.inf if rng.random() < 0.2 else float(v) for v in rng.integers(0, 10, nb)]
+        family = int(rng.integers(1, 4))
+        test = functools.partial(accepts, a, b, family)
+
+        s = shift_interval(a, b, 0.05, family)
+        grid = [x for x in np.arange(-12, 12.01, 0.25) if test(x)]
+        if math.isnan(s.low):
+            assert not grid
+            continue
+        assert all(s.holds(x) for x in grid)
+        for end, inward in ((s.low, 0.25), (s.high, -0.25)):
+            if math.isfinite(end):
+                assert test(end + inward) and test(end) == s.holds(end)
+        # and it holds 0 exactly when the verdict at that level is not significant
+        assert s.holds(0.0) == test(0.0)
+
+
+def test_a_rank_sum_verdict_gives_the_shift_and_its_adjusted_interval():
+    base = {1: 10.0, 2: 12.0, 3: 11.0, 4: 13.0}
+    nd = {1: 20.0, 2: 22.0, 3: 21.0, 4: None}
+    c = compare(base, nd, "baseline", "nd", metric="TTR", censored=True)
+    # B − Δ against A: at Δ = 7 nd's 20 ties baseline's 13 and the test still accepts; above
+    # any Δ nd's never-recovered seed stays above every baseline seed
+    assert c.shift() == (10.0, 7.0, math.inf, False, True)
+    assert "Hodges–Lehmann shift +10.00 % (95 % CI [+7.00, +∞))" in c.sentence(unit="%")
+    # adjusted over 10 tests nothing at 4 seeds a side is significant: every shift accepted
+    wide = c.adjusted(10)
+    assert wide.shift().text() == "(-∞, +∞)" and not wide.significant
+    assert "(simultaneous 95 % CI over 10 tests (-∞, +∞))" in wide.sentence()
+    # every baseline seed never recovered and every nd seed did: no shift of the measured
+    # times can account for it
+    never = compare({s: None for s in range(5)}, {s: float(s) for s in range(5)}, censored=True)
+    assert never.significant and "no shift accepted at 95 % CI" in never.sentence()
+    # the usual Welch comparison has no shift
+    assert compare(base, {**nd, 4: 23.0}, censored=True).shift_text() == ""

@@ -838,9 +838,10 @@ def _markdown(
         "never did and the median counting those as never. "
         + (
             "Verdicts: Welch's t-test (on a TTR where seeds never recovered, an exact "
-            f"rank-sum test that ranks them last), {family.describe()}, each shown with the "
-            "simultaneous interval at the same level, which excludes 0 exactly when the "
-            "adjusted p is below 0.05. A difference that is not significant is not shown at "
+            "rank-sum test that ranks them last, with the Hodges–Lehmann shift and the "
+            f"shifts that test accepts as its interval), {family.describe()}, each shown "
+            "with the simultaneous interval at the same level, which excludes 0 exactly when "
+            "the adjusted p is below 0.05. A difference that is not significant is not shown at "
             "its n, which is not equality: the sentence says what difference that n could have "
             "detected. " + _pairing(groups)
             if family.sizes

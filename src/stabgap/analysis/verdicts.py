@@ -236,8 +236,11 @@ FINDING_NOTE = (
     'seeds], the Bonferroni-adjusted p and the verdict. "Not shown" is not "no '
     'difference": it gives the difference that n could have detected (80 % power). A time '
     "to recover where seeds never recovered has no mean: it gives the medians (those seeds "
-    "as never) and how often the group's seed is above the baseline's over every pair of "
-    "seeds (a tie counts half), tested by an exact rank-sum test that ranks those seeds last."
+    "as never), how often the group's seed is above the baseline's over every pair of "
+    "seeds (a tie counts half) and the Hodges–Lehmann shift (the median of the pairs' "
+    "differences), tested by an exact rank-sum test that ranks those seeds last; its interval "
+    "holds the shifts of the group's measured times that test accepts (a bracket: that end "
+    "included; a parenthesis: excluded)."
 )
 
 
@@ -388,7 +391,21 @@ COMPARISON_COLUMNS = (
     "median_group",  # a censored seed counted as +inf (written "inf")
     "median_baseline",
     "superiority",  # P(group > baseline) + P(tie) / 2 over seed pairs
+    "shift",  # Hodges–Lehmann: the median of group − baseline over seed pairs
+    "shift_ci_low_adjusted",  # the shifts the adjusted rank-sum test accepts, from
+    "shift_ci_high_adjusted",  # ... to (inf where they reach that far)
+    "shift_ci_open_ends",  # "low", "high", "low and high": ends not accepted themselves
 )
+
+
+def _shift_columns(c) -> list:
+    """comparisons.csv's shift columns: the Hodges–Lehmann shift and the shifts the adjusted
+    rank-sum test accepts (empty under Welch's test)."""
+    if not c.rank_test:
+        return [None] * 4
+    s = c.shift()
+    open_ends = [end for end, is_open in (("low", s.low_open), ("high", s.high_open)) if is_open]
+    return [s.estimate, s.low, s.high, " and ".join(open_ends)]
 
 
 def comparison_rows(v: Verdicts) -> list[dict]:
@@ -445,6 +462,7 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                     c.median_b,
                     c.median_a,
                     c.superiority,
+                    *_shift_columns(c),
                 ]
             )
     return [

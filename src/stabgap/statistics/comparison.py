@@ -28,11 +28,13 @@ How verdicts are read, everywhere stabgap states one:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import stats as sps
@@ -50,6 +52,7 @@ __all__ = [
     "compare",
     "equivalence",
     "rank_sum_test",
+    "shift_interval",
     "welch",
 ]
 
@@ -102,6 +105,8 @@ class Comparison:
             larger (NaN unless :attr:`rank_test`).
         median_a, median_b: Each side's median, a censored value counted as +∞ (NaN
             unless :attr:`rank_test`).
+        ranked_a, ranked_b: The values the rank-sum test ranked, censored ones as +∞
+            (empty unless :attr:`rank_test`): :meth:`shift` inverts the test on them.
         one_sample: B's values against the constant A (a one-sample test: A has no seeds).
     """
 
@@ -140,6 +145,8 @@ class Comparison:
     one_sample: bool = False
     median_a: float = math.nan
     median_b: float = math.nan
+    ranked_a: tuple[float, ...] = ()
+    ranked_b: tuple[float, ...] = ()
 
     @property
     def rank_test(self) -> bool:
@@ -282,8 +289,30 @@ class Comparison:
         b, a = (_median(m, digits, unit) for m in (self.median_b, self.median_a))
         return (
             f"median {b} vs {a}, {self.label_b} above {self.label_a} in "
-            f"{100 * self.superiority:.0f} % of seed pairs"
+            f"{100 * self.superiority:.0f} % of seed pairs{self.shift_text(digits, unit)}"
         )
+
+    def shift(self) -> Shift:
+        """The Hodges–Lehmann shift of B against A and the shifts the verdict's rank-sum
+        test accepts at its adjusted level (:func:`shift_interval`): the interval beside a
+        rank-sum verdict, holding 0 exactly when the verdict is not significant."""
+        if not self.testable:
+            return Shift(math.nan, math.nan, math.nan)
+        return _shift(self.ranked_a, self.ranked_b, self.alpha, self.family)
+
+    def shift_text(self, digits: int = 2, unit: str = "") -> str:
+        """``", Hodges–Lehmann shift +4.00 % (95 % CI [+1.00, +9.00])"``, or "" where
+        the rank-sum test was not run."""
+        s = self.shift()
+        if math.isnan(s.estimate):
+            return ""
+        u = f" {unit}" if unit else ""
+        estimate = _extended(s.estimate, digits)
+        if math.isnan(s.low):
+            accepted = f"no shift accepted at {self.interval_name()}"
+        else:
+            accepted = f"{self.interval_name()} {s.text(digits)}"
+        return f", Hodges–Lehmann shift {estimate}{u} ({accepted})"
 
     def verdict(self, digits: int = 2, unit: str = "") -> str:
         """The verdict alone: "significant ...", or "not shown at n = ..." with the
@@ -482,20 +511,133 @@ def rank_sum_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]
         return math.nan, math.nan
     ranks = sps.rankdata(np.concatenate([np.asarray(a, float), np.asarray(b, float)]))
     doubled = np.rint(2 * ranks).astype(np.int64)  # mean ranks are whole or halves
-    observed = int(doubled[na:].sum())
-    superiority = (observed / 2 - nb * (nb + 1) / 2) / (na * nb)
+    return _rank_sum_p(doubled, na), _superiority(doubled, na)
+
+
+def _superiority(doubled: np.ndarray, na: int) -> float:
+    """U / n_a·n_b from the pooled doubled ranks (A's first)."""
+    nb = doubled.size - na
+    return (int(doubled[na:].sum()) / 2 - nb * (nb + 1) / 2) / (na * nb)
+
+
+def _rank_sum_p(doubled: np.ndarray, na: int) -> float:
+    """The two-sided p of the rank-sum test from the pooled ranks, doubled to integers (A's
+    first): exact up to :data:`RANK_EXACT_MAX` values, else the normal approximation."""
+    nb = doubled.size - na
     if na + nb > RANK_EXACT_MAX:
-        res = sps.mannwhitneyu(b, a, alternative="two-sided", method="asymptotic")
-        return float(res.pvalue), superiority
-    # ways[k, s]: subsets of k of the values so far whose doubled ranks sum to s
+        # scipy's statistic depends on the values' ranks alone: the doubled ranks give it
+        res = sps.mannwhitneyu(doubled[na:], doubled[:na], method="asymptotic")
+        return float(res.pvalue)
+    observed = int(doubled[na:].sum())
+    # ways[k, s]: subsets of k of the values so far whose doubled ranks sum to s; each value
+    # joins the subsets of the values before it (the right side is read before it is added)
     ways = np.zeros((nb + 1, int(doubled.sum()) + 1))
     ways[0, 0] = 1.0
     for r in doubled:
-        for k in range(nb, 0, -1):  # downwards: each value joins a subset at most once
-            ways[k, r:] += ways[k - 1, : ways.shape[1] - r]
+        ways[1:, r:] += ways[:-1, : ways.shape[1] - r]
     splits = ways[nb] / ways[nb].sum()
     upper, lower = splits[observed:].sum(), splits[: observed + 1].sum()
-    return float(min(1.0, 2 * min(upper, lower))), superiority
+    return float(min(1.0, 2 * min(upper, lower)))
+
+
+def shift_interval(
+    a: Sequence[float], b: Sequence[float], alpha: float = ALPHA, family: int = 1
+) -> Shift:
+    """The Hodges–Lehmann shift of B against A, and the shifts the rank-sum test accepts.
+
+    The shift Δ moves each of B's finite values by −Δ; +∞ (a censored time) stays +∞, so
+    the model behind it is "B's measured times are A's moved by Δ, and as many never end".
+    The estimate is the Δ at which B − Δ is above A in half the pairs: the median of the
+    differences b − a over the pairs of seeds, a pair of two +∞ left out (it ties whatever
+    Δ is). The interval inverts :func:`rank_sum_test`: it runs from the smallest to the
+    largest Δ at which B − Δ against A is not significant (Bonferroni over `family`, as the
+    verdict), so it holds 0 exactly when the verdict is not significant. Without ties and
+    +∞ it is Moses' interval, between the k-th smallest and k-th largest difference.
+
+    With ties, an end can be open: the shifts just inside are accepted, the end itself not
+    (:class:`Shift` says which).
+
+    Example:
+        >>> s = shift_interval([1.0, 2.0, 3.0, 4.0, 5.0], [11.0, 12.0, 13.0, 14.0, 15.0])
+        >>> s.estimate, s.text()  # U ≤ 2 of 25 pairs is significant: the 3rd from each end
+        (10.0, '(+7, +13)')
+
+        Open at both ends: at Δ = 7 itself two pairs tie, and the exact test with ties
+        rejects there, as it does below; every Δ between 7 and 13 is accepted.
+    """
+    xa, xb = np.asarray(a, float), np.asarray(b, float)
+    if min(xa.size, xb.size) == 0:
+        return Shift(math.nan, math.nan, math.nan)
+    with np.errstate(invalid="ignore"):
+        diffs = xb[None, :] - xa[:, None]  # [i, j]: b_j − a_i; NaN where both are +∞
+    # a shift leaves the order within each side alone (+∞ against +∞: a tie)
+    with np.errstate(invalid="ignore"):
+        within_a = np.nan_to_num(np.sign(xa[:, None] - xa[None, :]))
+        within_b = np.nan_to_num(np.sign(xb[:, None] - xb[None, :]))
+
+    def accepted(shift: float) -> bool:
+        with np.errstate(invalid="ignore"):
+            cross = np.nan_to_num(np.sign(diffs - shift))  # [i, j]: sign of (b_j − Δ) − a_i
+        # a value's doubled mean rank: 2 + 2·(values below it) + (values tied with it)
+        below_a = (within_a > 0).sum(1) + (cross < 0).sum(1)
+        ties_a = (within_a == 0).sum(1) - 1 + (cross == 0).sum(1)
+        below_b = (within_b > 0).sum(1) + (cross > 0).sum(0)
+        ties_b = (within_b == 0).sum(1) - 1 + (cross == 0).sum(0)
+        doubled = np.concatenate([2 + 2 * below_a + ties_a, 2 + 2 * below_b + ties_b])
+        return min(1.0, _rank_sum_p(doubled, xa.size) * family) >= alpha
+
+    paired = np.sort(diffs[~np.isnan(diffs)])  # every pair but two +∞
+    # the median of the pairs' differences (NaN where its middle pair is −inf and +inf)
+    middle = paired[[(paired.size - 1) // 2, paired.size // 2]] if paired.size else [math.nan]
+    estimate = float(middle[0]) / 2 + float(middle[-1]) / 2 if paired.size else math.nan
+    # the ranks change only where Δ crosses a finite difference: test at each of those and
+    # at a shift inside each stretch between them (beyond the ends: the order at ±∞)
+    edges = np.unique(paired[np.isfinite(paired)]).tolist()
+    if not edges:
+        stretches = [(-math.inf, 0.0, math.inf)]
+    else:
+        stretches = [(-math.inf, edges[0] - 1 - abs(edges[0]), edges[0]), (edges[0],) * 3]
+        for lo, hi in itertools.pairwise(edges):
+            stretches += [(lo, (lo + hi) / 2, hi), (hi,) * 3]
+        stretches.append((edges[-1], edges[-1] + 1 + abs(edges[-1]), math.inf))
+    kept = [(lo, shift, hi) for lo, shift, hi in stretches if accepted(shift)]
+    if not kept:
+        return Shift(estimate, math.nan, math.nan)
+    (low, first, _), (_, last, high) = kept[0], kept[-1]
+    return Shift(estimate, low, high, low_open=low != first, high_open=high != last)
+
+
+class Shift(NamedTuple):
+    """A Hodges–Lehmann shift and the shifts its rank-sum test accepts
+    (:func:`shift_interval`): from `low` to `high`, each end included unless open (±inf
+    ends are open); NaN ends where no shift is accepted."""
+
+    estimate: float
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, shift: float) -> bool:
+        """Whether `shift` is among the accepted shifts."""
+        above = self.low < shift or (self.low == shift and not self.low_open)
+        below = shift < self.high or (shift == self.high and not self.high_open)
+        return above and below
+
+    def text(self, digits: int = 0) -> str:
+        """ "[+7, +13]", "(+0, +∞)": the accepted shifts, a bracket at an included end and a
+        parenthesis at an open one; "none" where no shift is accepted."""
+        if math.isnan(self.low):
+            return "none"
+        left = "(" if self.low_open else "["
+        right = ")" if self.high_open else "]"
+        return f"{left}{_extended(self.low, digits)}, {_extended(self.high, digits)}{right}"
+
+
+@functools.lru_cache(maxsize=256)
+def _shift(a: tuple[float, ...], b: tuple[float, ...], alpha: float, family: int) -> Shift:
+    # a report asks for one comparison's shift in each place that states it
+    return shift_interval(a, b, alpha, family)
 
 
 # Up to this many pooled values the rank-sum test counts its exact distribution
@@ -512,6 +654,11 @@ def _median(x: float, digits: int, unit: str) -> str:
 
 def _signed(x: float, digits: int) -> str:
     return "n/a" if math.isnan(x) else f"{x:+.{digits}f}"
+
+
+def _extended(x: float, digits: int) -> str:
+    """A signed number that may be ±∞: "+4.00", "−∞"."""
+    return f"{'+' if x > 0 else '-'}∞" if math.isinf(x) else _signed(x, digits)
 
 
 def _p(p: float, digits: int = 2) -> str:
@@ -595,6 +742,7 @@ def compare(
     se, df = welch(mean_a, std_a, na, mean_b, std_b, nb)
     ranked = censored and (undef_a or undef_b)
     rank_p = superiority = median_a = median_b = nan
+    ranked_values: tuple[tuple[float, ...], ...] = ((), ())
     if ranked:
         # a censored seed is beyond every measured value: +∞ in ranks and medians
         ra = [*xa, *[math.inf] * undef_a]
@@ -602,6 +750,7 @@ def compare(
         median_a, median_b = float(np.median(ra)), float(np.median(rb))
         if min(len(ra), len(rb)) >= MIN_SEEDS:
             rank_p, superiority = rank_sum_test(ra, rb)
+            ranked_values = tuple(ra), tuple(rb)
     if min(na, nb) < MIN_SEEDS or ranked:
         se = df = nan
     if not math.isnan(se):
@@ -662,6 +811,8 @@ def compare(
         superiority=superiority,
         median_a=median_a,
         median_b=median_b,
+        ranked_a=ranked_values[0],
+        ranked_b=ranked_values[1],
     )
 
 
