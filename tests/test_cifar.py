@@ -182,6 +182,26 @@ def test_download_refuses_a_damaged_unpacked_folder_and_never_says_verified(
     assert f"--data-dir {root}`" in err and "delete that folder" in err
 
 
+def test_every_damaged_unpacked_file_is_named_in_the_one_line(tmp_path, small, monkeypatch):
+    """A copy damaged in two files: read and download name both, so that one repair mends
+    them (before, download named the first alone and the second surfaced after the fix)."""
+    c10, _ = small
+    monkeypatch.setattr(c10, "url", (tmp_path / "nowhere.tar.gz").as_uri())
+    write_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-bin"
+    for name in ("data_batch_2.bin", "test_batch.bin"):
+        (folder / name).write_bytes((folder / name).read_bytes()[:-1])
+    for refuse in (c10.read, c10.download):
+        with pytest.raises(StabgapError) as e:
+            refuse(tmp_path)
+        message = str(e.value)
+        assert message.startswith(
+            f"2 CIFAR-10 files in {folder} refused: data_batch_2.bin: 30729 bytes"
+        )
+        assert "; test_batch.bin: 30729 bytes" in message and "\n" not in message
+        assert "delete that folder and run" in message
+
+
 def test_damage_messages_name_the_folder_and_the_download_into_it(tmp_path, small, monkeypatch):
     c10, _ = small
     monkeypatch.delenv("STABGAP_CIFAR10", raising=False)
@@ -577,3 +597,20 @@ def test_verify_without_a_data_dir_names_the_default_folder_not_a_path_to_check(
         "its folder with --data-dir\n"
     )
     assert "check the path" not in err
+
+
+def test_a_mistyped_folder_is_said_not_to_exist_and_a_file_to_be_one(tmp_path, small):
+    # as for MNIST: advice to put the archive into a folder that is not there would mislead
+    c10, _ = small
+    absent = tmp_path / "cifra"
+    with pytest.raises(StabgapError) as e:
+        c10.find(absent)
+    assert str(e.value) == (
+        f"CIFAR-10 folder {absent} (given data dir) does not exist: check the path, or fetch "
+        f"CIFAR-10 there with `stabgap data download --dataset cifar10 --data-dir {absent}`"
+    )
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("")
+    with pytest.raises(StabgapError, match="is a file: give the folder of CIFAR-10"):
+        c10.find(a_file)
+    assert not absent.exists() and a_file.read_text() == ""

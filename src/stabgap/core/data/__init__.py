@@ -19,6 +19,7 @@ from typing import ClassVar
 import torch
 
 from stabgap.core.registry import Extension, Registry
+from stabgap.errors import StabgapError
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is not a bool
@@ -152,6 +153,24 @@ class Dataset(Extension):
         if root.resolve() == cls.resolve(None).resolve():
             return cls.fetch_command()
         return f"{cls.fetch_command()} --data-dir {shlex.quote(str(root))}"
+
+    @classmethod
+    def refuse_a_file(cls, root: Path, source: str) -> None:
+        """Refuse in one line a `root` (from `source`) that is a file, not a folder."""
+        if root.exists() and not root.is_dir():
+            raise StabgapError(
+                f"{cls.title} folder {root} ({source}) is a file: give the folder of {cls.title}"
+            )
+
+    @classmethod
+    def refuse_absent(cls, root: Path, source: str) -> None:
+        """Refuse in one line a `root` that does not exist: a mistyped path, most likely,
+        where advice to put files there would mislead."""
+        if not root.exists():
+            raise StabgapError(
+                f"{cls.title} folder {root} ({source}) does not exist: check the path, or fetch "
+                f"{cls.title} there with `{cls.fetch_into(root)}`"
+            )
 
     @classmethod
     def check_folder(cls, root: Path, source: str) -> None:

@@ -132,6 +132,7 @@ class CifarBinary(Dataset):
     @classmethod
     def find(cls, data_dir: str | Path | None, download: bool = False) -> Path:
         root, source = cls.where(data_dir)
+        cls.refuse_a_file(root, source)
         cls.check_folder(root, source)
         if cls.holds(root):
             return root
@@ -143,6 +144,7 @@ class CifarBinary(Dataset):
             )
         if download and source != GIVEN:
             return root
+        cls.refuse_absent(root, source)
         raise StabgapError(
             f"{cls.title} not found in {root} ({source}): put its binary archive {cls.archive} "
             f"or the folder {cls.folder}/ it unpacks to there, or fetch it with "
@@ -164,10 +166,10 @@ class CifarBinary(Dataset):
         """The images, from the unpacked folder if it is there, else from the archive."""
         if cls._unpacked(root):
             payloads = {f: (root / cls.folder / f).read_bytes() for f in cls.payload_names()}
-            for name, payload in payloads.items():
-                problem = cls._record_problem(payload, name)
-                if problem:
-                    raise cls._damaged_file(root, name, problem)
+            damaged = {n: cls._record_problem(p, n) for n, p in payloads.items()}
+            damaged = {name: problem for name, problem in damaged.items() if problem}
+            if damaged:
+                raise cls._refused(root, damaged, damaged=True)
         else:
             payloads = cls._from_archive(root / cls.archive)
         train = [cls.records(payloads[f], f) for f in cls.train_files]
@@ -257,18 +259,21 @@ class CifarBinary(Dataset):
         )
 
     @classmethod
-    def _damaged_file(cls, root: Path, name: str, problem: str) -> StabgapError:
-        return StabgapError(
-            f"damaged {cls.title} file {root / cls.folder / name}: {problem}; "
-            f"{cls._replace_advice(root)}"
-        )
-
-    @classmethod
-    def _unlike_record(cls, root: Path, name: str, digest: str, recorded: str) -> StabgapError:
-        return StabgapError(
-            f"{cls.title} file {root / cls.folder / name}: {_unlike(digest, recorded)}; "
-            f"{cls._recheck_advice(root)}; else {cls._replace_advice(root)}"
-        )
+    def _refused(cls, root: Path, problems: dict[str, str], damaged: bool) -> StabgapError:
+        """One line naming each refused unpacked file with its problem, and the way out: to
+        replace them where one is `damaged` (its size or labels), else first to compare
+        them afresh (they differ only from their record)."""
+        where = root / cls.folder
+        if len(problems) == 1:
+            [(name, problem)] = problems.items()
+            head = f"{'damaged ' if damaged else ''}{cls.title} file {where / name}: {problem}"
+        else:
+            listed = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
+            head = f"{len(problems)} {cls.title} files in {where} refused: {listed}"
+        advice = cls._replace_advice(root)
+        if not damaged:
+            advice = f"{cls._recheck_advice(root)}; else {advice}"
+        return StabgapError(f"{head}; {advice}")
 
     @classmethod
     def repair_advice(cls, root: Path) -> str:
@@ -414,13 +419,15 @@ class CifarBinary(Dataset):
         if not cls._unpacked(root):
             return cls._fetch_archive(root, timeout)
         recorded, ignored = cls._manifest(root)
-        sums = {}
+        sums, damaged, unlike = {}, {}, {}
         for name in cls.payload_names():
             problem, sums[name] = cls._unpacked_problem(root, name)
             if problem:
-                raise cls._damaged_file(root, name, problem)
-            if recorded is not None and sums[name] != recorded[name]:
-                raise cls._unlike_record(root, name, sums[name], recorded[name])
+                damaged[name] = problem
+            elif recorded is not None and sums[name] != recorded[name]:
+                unlike[name] = _unlike(sums[name], recorded[name])
+        if damaged or unlike:  # every one named, so that one repair mends them all
+            raise cls._refused(root, {**damaged, **unlike}, damaged=bool(damaged))
         if recorded is not None:
             return []
         written = cls._fetch_archive(root, timeout)

@@ -249,23 +249,14 @@ class IdxDataset(Dataset):
         path is an error, not a new folder with a download in it. Only the folder of the
         environment variable or the user cache is filled by a download."""
         root, source = cls.where(data_dir)
-        title = cls.title
-        if root.exists() and not root.is_dir():
-            raise StabgapError(
-                f"{title} folder {root} ({source}) is a file: give the folder of {title}"
-            )
+        cls.refuse_a_file(root, source)
         missing = [spec.gz for spec in cls.files if _find(root, spec) is None]
         if not missing or (download and source != GIVEN):
             return root
-        fetch = cls.fetch_into(root)
-        if not root.exists():
-            raise StabgapError(
-                f"{title} folder {root} ({source}) does not exist: check the path, or fetch "
-                f"{title} there with `{fetch}`"
-            )
-        fix = f"fetch them with `{fetch}`"
+        cls.refuse_absent(root, source)
+        fix = f"fetch them with `{cls.fetch_into(root)}`"
         raise StabgapError(
-            f"{title} not found in {root} ({source}): missing {', '.join(missing)} "
+            f"{cls.title} not found in {root} ({source}): missing {', '.join(missing)} "
             f"(or the same without .gz); {fix if source == GIVEN else cls._fix()}"
         )
 
