@@ -195,3 +195,19 @@ def test_task_incremental_scoring_is_easier_than_class_incremental(small):
         base.replace(scenario="task"), build_stream(base.replace(scenario="task"), "cpu", small)
     )
     assert task_il.acc[-1].mean() > class_il.acc[-1].mean()
+
+
+def test_an_evaluation_gathers_pixels_made_once_with_the_same_values():
+    # the stream converts its test images once per dtype; a gathered row is the row that
+    # converting the gathered uint8 row gives, in bf16 as in float32
+    from stabgap.core.streams import TaskStream, pixels, rows
+
+    x = torch.randint(
+        0, 256, (50, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    stream = TaskStream(("a",), x, torch.zeros(50), (0, 50), x, torch.zeros(50), (0, 50), 10)
+    index = torch.tensor([[3, 49, 0], [7, 7, 20]])
+    for dtype in (torch.float32, torch.bfloat16):
+        made = stream.test_pixels(dtype)
+        assert made is stream.test_pixels(dtype) and made.dtype == dtype
+        assert torch.equal(rows(made, index).float(), pixels(rows(x, index), dtype).float())

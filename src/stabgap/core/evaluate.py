@@ -17,7 +17,7 @@ import torch
 
 from stabgap.core.device import autocast_dtype
 from stabgap.core.models import evaluating
-from stabgap.core.streams import TaskStream, pixels, rows
+from stabgap.core.streams import TaskStream, rows
 
 if TYPE_CHECKING:
     from stabgap.core.config import RunConfig
@@ -129,10 +129,10 @@ def evaluate(
     """
     r, t, m = idx.shape
     flat = idx.view(r, t * m)
-    images = rows(stream.test_x, flat)
     # A bf16 pass gets bf16 pixels, not float32 ones that autocast would then cast.
+    dtype = autocast_dtype(flat.device.type) or torch.float32
     with evaluating(model):
-        logits, hidden = model(pixels(images, autocast_dtype(images.device.type) or torch.float32))
+        logits, hidden = model(rows(stream.test_pixels(dtype), flat))
     logits = stream.restrict(logits, task, flat, train=False)
     right = (logits.argmax(dim=-1) == stream.test_y[flat]).view(r, t, m)
     correct = right.sum(dim=-1, dtype=torch.int32)

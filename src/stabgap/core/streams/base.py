@@ -59,6 +59,14 @@ class TaskStream:
             self._tables[key] = make().to(device)
         return self._tables[key]
 
+    def test_pixels(self, dtype: torch.dtype) -> torch.Tensor:
+        """Every test image as `dtype` pixels (:func:`pixels`), made once per stream: an
+        evaluation gathers its rows from them, where it converted its gathered uint8 rows at
+        every point (a pixel's value is the same either way: the conversion is elementwise)."""
+        return self._table(
+            f"test pixels {dtype}", self.test_x.device, lambda: pixels(self.test_x, dtype)
+        )
+
     @property
     def n_tasks(self) -> int:
         return len(self.names)
