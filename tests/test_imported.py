@@ -81,6 +81,11 @@ def _rows(**change):
     return rows
 
 
+def _renamed(column, name):
+    """_rows() with `column` called `name`."""
+    return [{(name if k == column else k): v for k, v in r.items()} for r in _rows()]
+
+
 @pytest.mark.parametrize(
     "rows, message",
     [
@@ -101,8 +106,22 @@ def _rows(**change):
         (_rows(cell=(4, "", 1)), "unknown column '': a curves file has the columns run, group,"),
         (_rows(cell=(3, "group", "")), "row 3, column 'group': empty (every row gives run,"),
         ([{"run": "a", "group": "g", "seed": 1, "step": 0, "training": 1, "task": 1,
-           "accuracy": 50}], "give the accuracy in exactly one of the columns accuracy_pct"),
+           "accuracy": 50}], "unknown column 'accuracy': a curves file has the columns run, "
+         "group, seed, step, training, task, accuracy_pct or accuracy_fraction,"),
+        ([{"run": "a", "group": "g", "seed": 1, "step": 0, "training": 1, "task": 1}],
+         "give the accuracy in exactly one of the columns accuracy_pct"),
         ([{"run": "a", "seed": 1}], "no column 'group'"),
+        # a misspelt column is named before what it leaves missing
+        (_renamed("step", "stpe"), "unknown column 'stpe' (did you mean 'step'?)"),
+        (_renamed("accuracy_fraction", "accuracy_pc"),
+         "unknown column 'accuracy_pc' (did you mean 'accuracy_pct'?): a curves file has the "
+         "columns run, group, seed, step, training, task, accuracy_pct or accuracy_fraction"),
+        (_renamed("accuracy_fraction", "Accuracy_fraction "),
+         "unknown column 'Accuracy_fraction ' (did you mean 'accuracy_fraction'?)"),
+        (_rows(cells=[(n, "group", "g ") for n in range(1, 7)]),
+         "row 1, column 'group': 'g ' begins or ends with a space: remove it"),
+        (_rows() + [{**r, "run": "b"} for r in _rows()],
+         "runs 'a' and 'b' are both seed 1 of group 'g': a group holds each seed once"),
     ],
 )  # fmt: skip
 def test_a_malformed_file_is_refused_naming_the_row_and_column(tmp_path, capsys, rows, message):
@@ -406,3 +425,64 @@ def test_a_write_that_fails_midway_leaves_nothing(tmp_path, capsys, monkeypatch)
     _refused(tmp_path, capsys, path, "nothing was imported", out=out)
     assert [p.name for p in out.iterdir()] == ["z"]
     assert err.startswith("stabgap: error: writing the runs into")
+
+
+def test_a_seed_already_in_the_folder_under_another_run_name_is_refused(tmp_path, capsys):
+    out = tmp_path / "runs"
+    first = write_csv(tmp_path / "first.csv", _seed("a", 1) + _seed("b", 2))
+    assert cli(capsys, "import-curves", first, "--out", out)[0] == 0
+    again = write_csv(tmp_path / "again.csv", _seed("a-rerun", 1))
+    _refused(
+        tmp_path,
+        capsys,
+        again,
+        f"group 'g': run {out / 'a'} already there and run 'a-rerun' are both seed 1: a group "
+        "holds each seed once",
+    )
+    # a run that moved to another group is refused as such, not as other curves
+    moved = write_csv(tmp_path / "moved.csv", _seed("a", 1, group="h"))
+    assert "(group not as in" in _refused(tmp_path, capsys, moved, "holds another version")
+
+
+def test_a_spreadsheet_export_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    plain = write_csv(tmp_path / "plain.csv", _seed("a", 1) + _seed("b", 2))
+    marked = tmp_path / "marked.csv"  # Excel's "CSV UTF-8": a BOM and CRLF line ends
+    marked.write_bytes(
+        b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    )
+    ours, theirs = import_curves(plain), import_curves(marked)
+    assert [r.name for r in ours] == [r.name for r in theirs] == ["a", "b"]
+    assert all(
+        np.array_equal(a.acc, b.acc, equal_nan=True) for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+def test_fractions_in_the_percent_column_are_imported_as_given_with_a_warning(tmp_path, capsys):
+    rows = [{**r, "accuracy_pct": r["accuracy_pct"] / 100} for r in _seed("a", 1)]
+    code, out, err = cli(capsys, "import-curves", write_csv(tmp_path / "f.csv", rows), "--out",
+                         tmp_path / "runs")  # fmt: skip
+    assert code == 0 and "1 run(s) written" in out
+    assert err.startswith("stabgap: warning: every accuracy is at most 1 % (0.52 at most): ")
+    assert "name its column accuracy_fraction" in err and err.count("\n") == 1
+    # percentages say nothing
+    code, _, err = cli(capsys, "import-curves", write_csv(tmp_path / "p.csv", _seed("a", 1)),
+                       "--out", tmp_path / "other")  # fmt: skip
+    assert code == 0 and err == ""
+
+
+def test_the_default_baseline_of_imported_curves_is_the_files_first_group(tmp_path, capsys):
+    # "plain SGD" comes first in the file but after "SGD with ND" by name (capitals first)
+    rows = [*_seed("p1", 1, group="plain SGD"), *_seed("p2", 2, group="plain SGD"),
+            *_seed("n1", 1, group="SGD with ND"), *_seed("n2", 2, group="SGD with ND")]  # fmt: skip
+    out = tmp_path / "runs"
+    assert cli(capsys, "import-curves", write_csv(tmp_path / "c.csv", rows), "--out", out)[0] == 0
+    assert cli(capsys, "report", out)[0] == 0
+    text = (out / "report" / "report.md").read_text()
+    assert "Baseline group: **plain SGD** (the first group of the curves file, as no group" in text
+    # a one-task file says why nothing is compared
+    one = [r for r in rows if r["step"] < 2]
+    assert cli(capsys, "import-curves", write_csv(tmp_path / "one.csv", one), "--out",
+               tmp_path / "one")[0] == 0  # fmt: skip
+    assert cli(capsys, "report", tmp_path / "one")[0] == 0
+    text = (tmp_path / "one" / "report" / "report.md").read_text()
+    assert "No verdicts: the runs have one task, so no switch" in text

@@ -18,6 +18,7 @@ from typing import Any
 
 from stabgap.core.config import FIELDS, applies, help_text
 from stabgap.errors import StabgapError
+from stabgap.studies.imported import GROUP_ORDER
 from stabgap.studies.plan import short
 from stabgap.studies.presets import PRESETS
 from stabgap.studies.records import RunRecord
@@ -93,11 +94,26 @@ def build_groups(records: Sequence[RunRecord]) -> list[Group]:
             )
             for r in runs:
                 (g.diverged if r.diverged else g.runs).append(r)
+            _one_run_a_seed(g)
             groups.append(g)
     ordered = sorted(groups, key=lambda g: (g.base, _order(g.varied), g.source))
     for g, label in zip(ordered, _labels(ordered), strict=True):
         g.label = label
     return ordered
+
+
+def _one_run_a_seed(group: Group) -> None:
+    """Refuse a group that holds a seed twice (runs of two folders merged by hand), naming
+    both runs: its statistics pair and count runs by seed."""
+    seen: dict[Any, RunRecord] = {}
+    for r in group.runs + group.diverged:
+        twin = seen.setdefault(r.config.get("seed"), r)
+        if twin is not r:
+            raise StabgapError(
+                f"group {group.key!r} holds seed {r.config.get('seed')} twice: runs "
+                f"{twin.path or twin.name} and {r.path or r.name}; move one of them out of the "
+                "folder, or give it another experiment name"
+            )
 
 
 def same_settings(groups: Sequence[Group]) -> list[list[Group]]:
@@ -221,8 +237,24 @@ def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
         # experiment's own is in its values, not in its name)
         if g.base in BASELINES and all(k in common or f"_{k}=" not in g.key for k in g.varied):
             return g, "the preset's baseline; another with --baseline"
-    own = [g for g in with_runs if not g.imported] or with_runs  # stabgap's, where it has any
-    return own[0], "the first group, as no group is the preset's baseline; choose with --baseline"
+    choose = "as no group is the preset's baseline; choose with --baseline"
+    own = [g for g in with_runs if not g.imported]  # stabgap's, where it has any
+    if own:
+        return own[0], f"the first group, {choose}"
+    # curves of one file: its first group, where a user puts the control
+    places = [_place_in_file(g) for g in with_runs]
+    if None not in places and len({file for file, _ in places}) == 1:
+        first = min(with_runs, key=_place_in_file)
+        return first, f"the first group of the curves file, {choose}"
+    return with_runs[0], f"the first group by name, {choose}"
+
+
+def _place_in_file(group: Group) -> tuple[str, int] | None:
+    """An imported group's curves file and its place there (None where not recorded)."""
+    meta = (group.runs or group.diverged)[0].metadata
+    if meta.get("file") is None or meta.get(GROUP_ORDER) is None:
+        return None
+    return str(meta["file"]), int(meta[GROUP_ORDER])
 
 
 def choose(

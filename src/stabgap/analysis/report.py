@@ -805,6 +805,15 @@ def _pairing(groups) -> str:
     return text
 
 
+def _no_verdicts(records, compared) -> str:
+    """Why a report states no verdict: the first reason that holds."""
+    if not compared:
+        return "there is no other group to compare with the baseline."
+    if max(r.acc.shape[1] for r in records) < 2:
+        return "the runs have one task, so no switch: no gap, and nothing the report compares."
+    return f"a test needs at least {MIN_SEEDS} seeds in each group compared."
+
+
 def _markdown(
     records,
     groups,
@@ -845,12 +854,7 @@ def _markdown(
             "its n, which is not equality: the sentence says what difference that n could have "
             "detected. " + _pairing(groups)
             if family.sizes
-            else "No verdicts: "
-            + (
-                f"a test needs at least {MIN_SEEDS} seeds in each group compared."
-                if compared
-                else "there is no other group to compare with the baseline."
-            )
+            else "No verdicts: " + _no_verdicts(records, compared)
         ),
     ]
     if left:

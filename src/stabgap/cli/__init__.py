@@ -305,7 +305,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_import_curves(args: argparse.Namespace) -> int:
-    from stabgap.studies.imported import import_curves, write_runs
+    from stabgap.studies.imported import import_curves, scale_doubt, write_runs
     from stabgap.studies.outputs import check_study_folder
 
     out = Path(args.out)
@@ -313,6 +313,8 @@ def cmd_import_curves(args: argparse.Namespace) -> int:
     records = import_curves(Path(args.file))  # every row checked before anything is written
     written, there = write_runs(records, out)  # and against the folder: all or none
     print(f"{written} run(s) written to {out} ({there} there already)")
+    if doubt := scale_doubt(records):
+        print(f"stabgap: warning: {doubt}", file=sys.stderr)
     return 0
 
 
@@ -575,7 +577,7 @@ def build_parser() -> Parser:
         "--baseline",
         metavar="GROUP",
         help="the group the others are compared with (default: the study file's, else the "
-        "preset's baseline as the study ran it, else the first group)",
+        "preset's baseline as the study ran it, else the first group: a curves file's first)",
     )
     report.add_argument(
         "--compare",

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, did_you_mean
 from stabgap.studies.outputs import is_run_dir
 from stabgap.studies.records import RunRecord, read_info, read_run, run_dirs, write_run
 
@@ -53,6 +53,7 @@ UNITS = {"accuracy_pct": 100.0, "accuracy_fraction": 1.0}  # column -> the full 
 CONFIG = "config."
 LOSS = "loss"
 COLUMNS = (*REQUIRED, *UNITS, LOSS)  # with config.<name>: every column a file may have
+GROUP_ORDER = "group_order"  # metadata: where the run's group first appears in its file
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -61,7 +62,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise StabgapError(f"{path} is not a file: give a curves file (.csv, .jsonl, .parquet)")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" export begins with a byte-order mark, which
+        # would otherwise become part of the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as f:
             return list(csv.DictReader(f))
     if suffix in (".jsonl", ".ndjson"):
         rows = []
@@ -86,6 +89,18 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     raise StabgapError(f"{path}: a curves file is .csv, .jsonl or .parquet, not '{suffix}'")
 
 
+def _did_you_mean(column: str, choices: Sequence[str]) -> str:
+    """ " (did you mean 'step'?)" for a misspelt column (case and outer spaces aside; a
+    misspelt config. prefix too); "" if none."""
+    prefix, dot, setting = column.partition(".")
+    if dot and setting and difflib.get_close_matches(prefix + dot, [CONFIG]):
+        return f" (did you mean '{CONFIG + setting}'?)"  # confg.lr: config.lr
+    name = column.strip()
+    if not name or sum(c.startswith(name.casefold()) for c in choices) > 1:
+        return ""  # '' or 'accuracy' (which unit?): the list that follows has them all
+    return did_you_mean(name, choices)
+
+
 def records_from_rows(
     rows: Sequence[dict[str, Any]], source: str, extra: dict[str, Any] | None = None
 ) -> list[RunRecord]:
@@ -104,6 +119,18 @@ def records_from_rows(
         raise StabgapError(f"{source}: row {n} has more cells than the header has columns")
     missing = [c for c in REQUIRED if c not in columns]
     units = [c for c in UNITS if c in columns]
+    unknown = [
+        c for c in columns if c not in COLUMNS and not (str(c).startswith(CONFIG) and c != CONFIG)
+    ]
+    if unknown:  # before what is missing: a misspelt column is the likelier cause of both
+        # what it may mean: a column the file lacks (either unit where it has none)
+        absent = [c for c in (*REQUIRED, *(units or UNITS), LOSS) if c not in columns]
+        raise StabgapError(
+            f"{source}: unknown column {unknown[0]!r}{_did_you_mean(str(unknown[0]), absent)}: "
+            f"a curves file has the columns {', '.join(REQUIRED)}, "
+            f"{' or '.join(units or UNITS)}, optionally {LOSS} and {CONFIG}<name> for the "
+            "source's settings; rename or remove it"
+        )
     if missing:
         raise StabgapError(f"{source}: no column {missing[0]!r} (a curves file has {REQUIRED})")
     if len(units) != 1:
@@ -112,21 +139,6 @@ def records_from_rows(
             f"or accuracy_fraction (0-1): its name declares the unit"
         )
     unit = units[0]
-    unknown = [
-        c for c in columns if c not in COLUMNS and not (str(c).startswith(CONFIG) and c != CONFIG)
-    ]
-    if unknown:
-        absent = [c for c in (*REQUIRED, unit, LOSS) if c not in columns]  # what it may mean
-        close = difflib.get_close_matches(str(unknown[0]), absent, n=1)
-        prefix, dot, setting = str(unknown[0]).partition(".")
-        if dot and setting and difflib.get_close_matches(prefix + dot, [CONFIG]):
-            close = [CONFIG + setting]  # confg.lr: config.lr
-        raise StabgapError(
-            f"{source}: unknown column {unknown[0]!r}"
-            + (f" (did you mean {close[0]!r}?)" if close else "")
-            + f": a curves file has the columns {', '.join(REQUIRED)}, {unit}, optionally "
-            f"{LOSS} and {CONFIG}<name> for the source's settings; rename or remove it"
-        )
     runs: dict[str, list[tuple[int, dict]]] = {}
     for n, row in enumerate(rows, start=1):
         for column in (*REQUIRED, unit):
@@ -137,8 +149,19 @@ def records_from_rows(
                 )
         runs.setdefault(str(row["run"]), []).append((n, row))
     records = [_record(name, found, unit, source, extra or {}) for name, found in runs.items()]
+    # the groups in the file's order: a report's default baseline is the file's first
+    order = {g: i for i, g in enumerate(dict.fromkeys(r.experiment for r in records))}
+    seeds: dict[tuple[str, int], str] = {}
     folders: dict[str, str] = {}
     for r, name in zip(records, runs, strict=True):
+        r.metadata[GROUP_ORDER] = order[r.experiment]
+        twin = seeds.setdefault((r.experiment, r.config["seed"]), name)
+        if twin != name:
+            raise StabgapError(
+                f"{source}: runs {twin!r} and {name!r} are both seed {r.config['seed']} of group "
+                f"{r.experiment!r}: a group holds each seed once (its runs are averaged over "
+                "seeds); give one of them another seed or another group"
+            )
         other = folders.setdefault(r.name, name)
         if other != name:
             raise StabgapError(
@@ -220,6 +243,7 @@ def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]
                 "folder, or remove the old runs first"
             )
     groups = {r.experiment: r for r in reversed(records)}  # each group's first run
+    seeds = {(r.experiment, r.config["seed"]): r for r in records}
     names = {r.name for r in records}
     for path in run_dirs(out) if out.is_dir() else ():
         if path.parent == out and path.name in names:
@@ -228,6 +252,13 @@ def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]
         first = groups.get(info["experiment"])
         if first is None or not info["metadata"].get("imported"):
             continue
+        twin = seeds.get((first.experiment, info["config"].get("seed")))
+        if twin is not None:
+            raise StabgapError(
+                f"group {first.experiment!r}: run {path} already there and run {_run(twin)!r} "
+                f"are both seed {twin.config['seed']}: a group holds each seed once; give the "
+                "new run another seed or group, or import into another folder"
+            )
         if differs := grid_difference(read_run(path), first):
             raise StabgapError(
                 f"group {first.experiment!r}: run {path} already there and run "
@@ -253,6 +284,19 @@ def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]
     return len(fresh), len(records) - len(fresh)
 
 
+def scale_doubt(records: Sequence[RunRecord]) -> str | None:
+    """A warning where every accuracy is at most 1 %: fractions of 1 in the accuracy_pct
+    column, most likely (nothing is guessed: the runs are imported as the file says)."""
+    values = np.concatenate([r.acc[np.isfinite(r.acc)] for r in records])
+    if values.size and values.max() <= 1.0:
+        return (
+            f"every accuracy is at most 1 % ({values.max():g} at most): if the file gives "
+            "fractions of 1, name its column accuracy_fraction and import it into a fresh "
+            "folder (these runs were imported as percentages)"
+        )
+    return None
+
+
 def _run(record: RunRecord) -> str:
     """A run as its source names it (the curves file's run column; else the record's name:
     the reference's runs have none)."""
@@ -268,12 +312,15 @@ def _content_difference(old: RunRecord, new: RunRecord) -> str:
 
     def meta(r: RunRecord) -> dict[str, Any]:
         return plain(
-            {k: v for k, v in r.metadata.items() if k not in ("file", "loss_at_evaluations")}
+            {
+                k: v
+                for k, v in r.metadata.items()
+                if k not in ("file", "loss_at_evaluations", GROUP_ORDER)  # order: not content
+            }
         )
 
     curves = (
-        old.experiment == new.experiment
-        and old.acc.shape == new.acc.shape
+        old.acc.shape == new.acc.shape
         and np.array_equal(old.acc, new.acc, equal_nan=True)
         and np.array_equal(old.eval_steps, new.eval_steps)
         and tuple(old.ends) == tuple(new.ends)
@@ -282,6 +329,7 @@ def _content_difference(old: RunRecord, new: RunRecord) -> str:
     differs = [
         what
         for what, same in (
+            ("group", old.experiment == new.experiment),
             ("curves", curves),
             (
                 "loss",
@@ -314,6 +362,8 @@ def _record(name: str, rows: list[tuple[int, dict]], unit: str, source: str, ext
 
     first_n, first = rows[0]
     group, seed = str(first["group"]), integer(first_n, first, "seed")
+    if group != group.strip():  # a report would print it so, and --baseline never match it
+        raise fail(first_n, "group", f"{group!r} begins or ends with a space: remove it")
     points: dict[int, dict[int, float]] = {}  # step -> task -> accuracy (%)
     training: dict[int, int] = {}  # step -> task trained
     losses: dict[int, float] = {}
