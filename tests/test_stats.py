@@ -578,3 +578,36 @@ def test_a_rank_sum_verdict_gives_the_shift_and_its_adjusted_interval():
     assert never.significant and "no shift accepted at 95 % CI" in never.sentence()
     # the usual Welch comparison has no shift
     assert compare(base, {**nd, 4: 23.0}, censored=True).shift_text() == ""
+
+
+def test_a_correlation_within_groups_counts_the_means_its_centring_spent():
+    from stabgap.statistics.correlation import WithinGroups, within_groups
+
+    # Bonett and Wright's interval by hand: ρ = 0.46 over 12 runs of 4 groups, n' = 9;
+    # z = atanh(0.46) = 0.49731, se = sqrt((1 + 0.46²/2) / 6) = 0.42930
+    w = WithinGroups(0.46, 12, 4)
+    assert w.effective == 9 and w._se() == pytest.approx(0.42930, abs=1e-5)
+    half = 1.95996 * 0.42930
+    assert w.interval() == pytest.approx(
+        (math.tanh(0.49731 - half), math.tanh(0.49731 + half)), abs=1e-4
+    )
+    assert w.p == pytest.approx(2 * sps.norm.sf(0.49731 / 0.42930), rel=1e-4)
+    # the interval excludes 0 exactly when the adjusted p is below α
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        r = WithinGroups(float(rng.uniform(-0.95, 0.95)), int(rng.integers(8, 40)), 3)
+        r = r.adjusted(int(rng.integers(1, 5)))
+        low, high = r.interval()
+        assert r.significant == (not low <= 0 <= high)
+    # under no relation, with groups far apart, the test keeps its level; scipy's p, which
+    # counts every centred run as free, does not
+    ours = naive = 0
+    for _ in range(2000):
+        groups = [
+            [(x0 + rng.normal(), y0 + rng.normal()) for _ in range(3)]
+            for x0, y0 in rng.normal(0, 5, size=(4, 2))
+        ]
+        ours += within_groups(groups).significant
+        centred = [np.array(g) - np.mean(g, axis=0) for g in groups]
+        naive += sps.spearmanr(*np.concatenate(centred).T)[1] < 0.05
+    assert ours / 2000 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000) and naive / 2000 > 0.07

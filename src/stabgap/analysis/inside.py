@@ -17,7 +17,8 @@ import numpy as np
 from scipy import stats as sps
 
 from stabgap.metrics import gap_depth
-from stabgap.statistics.comparison import ALPHA, MIN_SEEDS, Comparison, Family, compare
+from stabgap.statistics.comparison import MIN_SEEDS, Comparison, Family, compare
+from stabgap.statistics.correlation import WithinGroups, within_groups
 from stabgap.statistics.summary import format_mean_std
 from stabgap.studies.records import RunRecord
 
@@ -79,7 +80,7 @@ class SparsityTests:
     """
 
     comparisons: list[Comparison]
-    rho: tuple[float, float, int, int] | None  # within groups: (ρ, p, runs, groups)
+    rho: WithinGroups | None  # within groups
     pooled: float | None  # ρ over the runs pooled across groups (descriptive)
     interval: int
 
@@ -108,7 +109,7 @@ def sparsity_tests(base, compared: Sequence, labels: dict[str, str], n_tasks: in
     comparisons = [
         compare(a, active(g), labels[base.key], labels[g.key], metric=ACTIVE) for g in compared
     ]
-    shares, gaps, centred, used = [], [], ([], []), 0
+    shares, gaps, kept = [], [], []
     for g in [base, *compared]:
         # the runs that have the interval (a one-task profiling run has none)
         pairs = [
@@ -119,17 +120,11 @@ def sparsity_tests(base, compared: Sequence, labels: dict[str, str], n_tasks: in
         pairs = [xy for xy in pairs if np.isfinite(xy).all()]
         if len(pairs) < MIN_SEEDS:  # two runs centred on their mean mirror each other
             continue
-        used += 1
-        x, y = np.array(pairs).T
-        shares += list(x)
-        gaps += list(y)
-        centred[0].extend(x - x.mean())
-        centred[1].extend(y - y.mean())
-    rho = pooled = None
-    if len(shares) >= 5:
-        r, p = sps.spearmanr(*centred)
-        rho = (float(r), float(p), len(shares), used)
-        pooled = float(sps.spearmanr(shares, gaps)[0])
+        kept.append(pairs)
+        shares += [x for x, _ in pairs]
+        gaps += [y for _, y in pairs]
+    rho = within_groups(kept) if kept else None
+    pooled = float(sps.spearmanr(shares, gaps)[0]) if rho is not None else None
     return SparsityTests(comparisons, rho, pooled, n_tasks)
 
 
@@ -139,16 +134,16 @@ def sparsity_findings(tests: SparsityTests | None, family: Family) -> list[str]:
         return []
     out = [family.adjusted(c).sentence(unit="%", diff_unit="p.p.") for c in tests.comparisons]
     if tests.rho is not None:
-        rho, p, n, groups = tests.rho
-        j = tests.interval
-        relation = f"no relation is shown at n = {n}."
-        if p < ALPHA:
-            relation = f"{'sparser' if rho > 0 else 'denser'} runs had smaller gaps."
+        r, j = tests.rho, tests.interval
+        relation = f"no relation is shown at n = {r.n}."
+        if r.significant:
+            relation = f"{'sparser' if r.rho > 0 else 'denser'} runs had smaller gaps."
         out.append(
-            f"Within each of the {groups} groups (each run's values centred on its group's "
-            f"means; {n} runs), the share of task 1's active units just before interval {j} "
-            f"and its gap depth GD_1,{j} in it have Spearman's ρ = {rho:+.2f} (p = {p:.2g}; "
-            f"the report's only test of this quantity): {relation} Pooled across groups, "
-            f"ρ = {tests.pooled:+.2f}, which mostly compares the groups with each other."
+            f"Within each of the {r.groups} groups (each run's values centred on its group's "
+            f"means; {r.n} runs, {r.effective} beyond the groups' means), the share of task "
+            f"1's active units just before interval {j} and its gap depth GD_1,{j} in it have "
+            f"Spearman's {r.text()}, the report's only test of this quantity: {relation} "
+            f"Pooled across groups, ρ = {tests.pooled:+.2f}, which mostly compares the groups "
+            "with each other."
         )
     return out

@@ -45,6 +45,7 @@ from scipy import stats as sps
 
 from stabgap.metrics import gap_depth
 from stabgap.statistics.comparison import ALPHA, MIN_SEEDS, POWER, Comparison, Family, compare
+from stabgap.statistics.correlation import WithinGroups, within_groups
 from stabgap.statistics.summary import format_mean_std
 from stabgap.studies.records import RunRecord
 
@@ -284,9 +285,9 @@ class WhyTests:
     conflict: list[tuple[str, Comparison]]  # per group: gradient cosine against 0
     barrier: list[tuple[str, Comparison]]  # per group: task 1's loss barrier against 0
     remedies: list[Comparison]  # compared group − baseline: each of RELATED, nearest-mean GD
-    # per quantity of RELATED measured: ρ, p, runs, groups (centred within groups); and ρ
-    # over the groups' means, groups
-    within: dict[str, tuple[float, float, int, int]]
+    # per quantity of RELATED measured: ρ within groups (centred); and ρ over the groups'
+    # means, groups
+    within: dict[str, WithinGroups]
     across: dict[str, tuple[float, int]]
     # per group tested for a barrier: its runs whose largest excess was above 0, and the
     # numbers of interior points its runs read the barrier at
@@ -348,23 +349,18 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
 
 
 def _relations(groups, value) -> tuple:
-    """ρ(value, GD_1,2) within groups (centred) and across the groups' means."""
-    centred: tuple[list, list] = ([], [])
-    means, used = [], 0
+    """ρ(value, GD_1,2) within groups (centred: :func:`within_groups`) and across the
+    groups' means."""
+    kept, means = [], []
     for g in groups:
         pairs = [(value(r), r.measure(gap_depth, 1, INTERVAL)) for r in g.runs]
         pairs = [p for p in pairs if np.isfinite(p).all()]
-        if len(pairs) < MIN_SEEDS:
+        if len(pairs) < MIN_SEEDS:  # two runs centred on their mean mirror each other
             continue
-        x, y = np.array(pairs).T
-        centred[0].extend(x - x.mean())
-        centred[1].extend(y - y.mean())
-        means.append((x.mean(), y.mean()))
-        used += 1
-    within = across = None
-    if len(centred[0]) >= 5 and np.ptp(centred[0]) > 0 and np.ptp(centred[1]) > 0:
-        rho, p = sps.spearmanr(*centred)
-        within = (float(rho), float(p), len(centred[0]), used)
+        kept.append(pairs)
+        means.append(np.array(pairs).mean(axis=0))
+    within = within_groups(kept) if kept else None
+    across = None
     if len(means) >= 3 and all(np.ptp(m) > 0 for m in np.array(means).T):
         across = (float(sps.spearmanr(*np.array(means).T)[0]), len(means))
     return within, across
@@ -440,18 +436,18 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             + _barrier_reading(c, *tests.excess.get(key, (0, ())))
         )
     out += [family.adjusted(c).sentence(digits=3) for c in tests.remedies]
-    for name, (rho, p, n, groups) in tests.within.items():
-        adjusted = min(1.0, p * len(tests.within))  # Bonferroni over these correlations
+    for name, within in tests.within.items():
+        r = within.adjusted(len(tests.within))  # Bonferroni over these correlations
+        over = f"the section's {len(tests.within)} correlations"
         relation = (
-            f"runs with {'more' if rho > 0 else 'less'} of it had deeper gaps"
-            if adjusted < ALPHA
-            else f"no relation is shown at n = {n}"
+            f"runs with {'more' if r.rho > 0 else 'less'} of it had deeper gaps"
+            if r.significant
+            else f"no relation is shown at n = {r.n}"
         )
         out.append(
-            f"Within each of the {groups} groups (each run centred on its group's means; {n} "
-            f"runs), {name} and GD_1,2 (the run's, on its evaluation subsets) have "
-            f"Spearman's ρ = {rho:+.2f} (p = {p:.2g}; "
-            f"{_over_correlations(len(tests.within), adjusted)}): {relation}."
+            f"Within each of the {r.groups} groups (each run centred on its group's means; "
+            f"{r.n} runs, {r.effective} beyond the groups' means), {name} and GD_1,2 (the "
+            f"run's, on its evaluation subsets) have Spearman's {r.text(over)}: {relation}."
         )
     for name, (rho, groups) in tests.across.items():
         out.append(
@@ -460,17 +456,6 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             "relation within groups)."
         )
     return out
-
-
-def _over_correlations(n: int, adjusted: float) -> str:
-    """How a correlation's p is adjusted over the section's `n`, and to what.
-
-    >>> _over_correlations(1, 0.3)
-    "the section's only correlation: no adjustment"
-    """
-    if n == 1:
-        return "the section's only correlation: no adjustment"
-    return f"Bonferroni over the section's {n} correlations: adjusted p = {adjusted:.2g}"
 
 
 def _barrier_reading(c: Comparison, above: int, points: tuple[int, ...]) -> str:
