@@ -1,5 +1,6 @@
 """The reported findings' verdicts, on hand-made curves whose answer is known."""
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -86,6 +87,9 @@ def test_each_strength_of_a_remedy_gets_its_own_verdict():
     assert len(out) == 2
     assert "**lpr-1**" in out[0] and out[0].endswith("agrees.")
     assert "**lpr-10**" in out[1] and "does not show it" in out[1]
+    # "not shown" says what this n could have shown; a significant test needs no such words
+    assert re.search(r"adjusted p = [\d.e-]+ \(could detect ≈ [\d.]+ with 80 % power\)", out[1])
+    assert "could detect" not in out[0]
     # each quantity adjusted over its tests: GD_1,2 over the two groups' checks
     assert "GD_1,2 (p.p.) -15.00 (simultaneous 95 % CI over 2 tests" in out[0]
 

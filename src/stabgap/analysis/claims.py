@@ -222,7 +222,10 @@ def claim_sentence(check: ClaimCheck, family: Family, labels: dict[str, str]) ->
             continue
         signs.append(0 if not c.significant else (1 if c.direction * p.sign > 0 else -1))
         never = f" ({c.never()})" if c.rank_test else ""
-        parts.append(f"{p.what} {c.interval_text()}{never}, adjusted p = {c.p:.2g}")
+        reach = ""  # what a test that does not show it could have shown at this n
+        if not c.significant:
+            reach = c.rank_reach() if c.rank_test else f" ({c.reach()} with 80 % power)"
+        parts.append(f"{p.what} {c.interval_text()}{never}, adjusted p = {c.p:.2g}{reach}")
     if any(s == -1 for s in signs):
         word = "contradicts it"
     elif signs and all(s == 1 for s in signs):
