@@ -132,10 +132,12 @@ def test_the_paper_records_are_tested_for_equality_and_ttr_under_each_definition
     assert reference["verdict"] == (
         "not shown at n = 15 and 15 (rank-sum test: seeds that never recovered ranked last)"
     )
-    assert reference["difference (% of the interval)"].startswith("median 13.6 vs 16.0, nd above")
+    assert reference["difference (p.p. of the interval)"].startswith(
+        "median 13.6 vs 16.0, nd above"
+    )
     # beside it the shift and the shifts the adjusted test accepts: 0 among them, as the
     # verdict is not significant (ties make both ends open)
-    assert reference["difference (% of the interval)"].endswith(
+    assert reference["difference (p.p. of the interval)"].endswith(
         "Hodges–Lehmann shift -0.6 (simultaneous 95 % CI over 7 tests (-7.6, +16.6))"
     )
     with open(report / "comparisons.csv") as f:

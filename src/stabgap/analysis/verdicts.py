@@ -251,20 +251,18 @@ def finding(label: str, base_label: str, tests, family: Family, unstated: str = 
     parts = []
     for name, lower, c in tests:
         c = family.adjusted(c)
-        unit = "%" if name.startswith("TTR") else "p.p."
         word = "better" if (c.direction < 0) == lower else "worse"
         if c.rank_test:  # seeds that never recovered: medians and ranks, no means
             if not c.testable:
                 parts.append(f"{name} ({c.never()}; {c.why_untestable()})")
                 continue
             verdict = word if c.significant else "not shown" + c.rank_reach()
-            parts.append(
-                f"{name} {c.medians_text(unit=unit)} [{c.never()}], adjusted p = {c.p:.2g}: "
-                f"{verdict}"
-            )
+            # (only a TTR is censored: in % of the interval, its differences in p.p.)
+            medians = c.medians_text(unit="%", diff_unit="p.p.")
+            parts.append(f"{name} {medians} [{c.never()}], adjusted p = {c.p:.2g}: {verdict}")
             continue
         if not c.testable:
-            parts.append(f"{name} {_signed(c.diff)} {unit} ({c.why_untestable()})")
+            parts.append(f"{name} {_signed(c.diff)} p.p. ({c.why_untestable()})")
             continue
         low, high = c.interval()
         bounds = f"{low:+.2f}, {high:+.2f}{c.cut()}"
@@ -272,8 +270,8 @@ def finding(label: str, base_label: str, tests, family: Family, unstated: str = 
             pl, ph = c.paired_interval()
             bounds += f"; paired {pl:+.2f}, {ph:+.2f}{c.cut(paired=True)}"
         if not c.significant:
-            word = f"not shown ({c.reach(unit=unit)})"
-        parts.append(f"{name} {_signed(c.diff)} {unit} [{bounds}], adjusted p = {c.p:.2g}: {word}")
+            word = f"not shown ({c.reach(unit='p.p.')})"
+        parts.append(f"{name} {_signed(c.diff)} p.p. [{bounds}], adjusted p = {c.p:.2g}: {word}")
     parts += [unstated] if unstated else []
     return f"**{label}** against {base_label}: " + "; ".join(parts) + "."
 
@@ -307,7 +305,7 @@ def ttr_table(v: Verdicts) -> tuple[list[str], list[list[str]]]:
         "definition",
         f"{first.label_a}: mean (recovered)",
         f"{first.label_b}: mean (recovered)",
-        "difference (% of the interval)",
+        "difference (p.p. of the interval)",
         "adjusted p",
         "verdict",
     ]
@@ -427,7 +425,7 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                 c.label_a,
                 name,
                 *_METRIC_KEYS[name],
-                "% of the interval" if name.startswith("TTR") else "p.p.",
+                "p.p. of the interval" if name.startswith("TTR") else "p.p.",
                 n_b,
                 n_a,
             ]

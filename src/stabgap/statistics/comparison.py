@@ -283,13 +283,16 @@ class Comparison:
             f"below {floor:.2g}: no result at this n could show a difference)"
         )
 
-    def medians_text(self, digits: int = 2, unit: str = "") -> str:
-        """``"median 13.6 vs 16.0 %, nd above baseline in 48 % of seed pairs"``: a rank-sum
-        test's effect (a tied pair counts half), where an interval of means would be biased."""
+    def medians_text(self, digits: int = 2, unit: str = "", diff_unit: str | None = None) -> str:
+        """``"median 13.6 vs 16.0 %, nd above baseline in 48 % of seed pairs, Hodges–Lehmann
+        shift ..."``: a rank-sum test's effect (a tied pair counts half), where an interval of
+        means would be biased; the medians in `unit`, the shift in `diff_unit` (default
+        `unit`)."""
         b, a = (_median(m, digits, unit) for m in (self.median_b, self.median_a))
+        shift = self.shift_text(digits, unit if diff_unit is None else diff_unit)
         return (
             f"median {b} vs {a}, {self.label_b} above {self.label_a} in "
-            f"{100 * self.superiority:.0f} % of seed pairs{self.shift_text(digits, unit)}"
+            f"{100 * self.superiority:.0f} % of seed pairs{shift}"
         )
 
     def shift(self) -> Shift:
@@ -382,7 +385,7 @@ class Comparison:
             if not self.testable:
                 return f"{text}; {self.never()}; {self.why_untestable()}."
             return text + (
-                f"; {self.medians_text(digits, unit)}; {self.never()}, p = {_p(self.rank_p)}"
+                f"; {self.medians_text(digits, unit, du)}; {self.never()}, p = {_p(self.rank_p)}"
                 f"{adjusted}: {self.verdict(digits, du)}."
             )
         side_b = side(self.label_b, self.mean_b, self.std_b, self.n_b, self.n_undefined_b)
