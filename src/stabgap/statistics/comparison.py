@@ -555,7 +555,7 @@ def shift_interval(
     Δ is). The interval inverts :func:`rank_sum_test`: it runs from the smallest to the
     largest Δ at which B − Δ against A is not significant (Bonferroni over `family`, as the
     verdict), so it holds 0 exactly when the verdict is not significant. Without ties and
-    +∞ it is Moses' interval, between the k-th smallest and k-th largest difference.
+    +∞ its ends are Moses' interval's, the k-th smallest and k-th largest difference.
 
     With ties, an end can be open: the shifts just inside are accepted, the end itself not
     (:class:`Shift` says which).
@@ -573,8 +573,7 @@ def shift_interval(
         return Shift(math.nan, math.nan, math.nan)
     with np.errstate(invalid="ignore"):
         diffs = xb[None, :] - xa[:, None]  # [i, j]: b_j − a_i; NaN where both are +∞
-    # a shift leaves the order within each side alone (+∞ against +∞: a tie)
-    with np.errstate(invalid="ignore"):
+        # a shift leaves the order within each side alone (+∞ against +∞: a tie)
         within_a = np.nan_to_num(np.sign(xa[:, None] - xa[None, :]))
         within_b = np.nan_to_num(np.sign(xb[:, None] - xb[None, :]))
 
@@ -590,9 +589,9 @@ def shift_interval(
         return min(1.0, _rank_sum_p(doubled, xa.size) * family) >= alpha
 
     paired = np.sort(diffs[~np.isnan(diffs)])  # every pair but two +∞
-    # the median of the pairs' differences (NaN where its middle pair is −inf and +inf)
-    middle = paired[[(paired.size - 1) // 2, paired.size // 2]] if paired.size else [math.nan]
-    estimate = float(middle[0]) / 2 + float(middle[-1]) / 2 if paired.size else math.nan
+    estimate = math.nan  # the median of the pairs' differences (NaN between −inf and +inf)
+    if paired.size:
+        estimate = (float(paired[(paired.size - 1) // 2]) + float(paired[paired.size // 2])) / 2
     # the ranks change only where Δ crosses a finite difference: test at each of those and
     # at a shift inside each stretch between them (beyond the ends: the order at ±∞)
     edges = np.unique(paired[np.isfinite(paired)]).tolist()
@@ -660,7 +659,7 @@ def _signed(x: float, digits: int) -> str:
 
 
 def _extended(x: float, digits: int) -> str:
-    """A signed number that may be ±∞: "+4.00", "−∞"."""
+    """A signed number that may be ±∞: "+4.00", "-∞"."""
     return f"{'+' if x > 0 else '-'}∞" if math.isinf(x) else _signed(x, digits)
 
 
