@@ -558,9 +558,9 @@ def test_a_partly_unpacked_folder_names_the_missing_files(tmp_path, small, capsy
     assert report["data_batch_3.bin"] == (False, f"{folder / 'data_batch_3.bin'}: missing")
     assert report["test_batch.bin"] == (False, f"{folder / 'test_batch.bin'}: missing")
     assert sum(ok for ok, _ in report.values()) == 4
-    fix = (f"put the missing files in {folder}, or run `stabgap data download --dataset cifar10 "
-           f"--data-dir {tmp_path}` to fetch the archive, which runs read while that folder is "
-           "incomplete")  # fmt: skip
+    fix = (f"put the files it lacks (data_batch_3.bin, test_batch.bin) in {folder}, or run "
+           f"`stabgap data download --dataset cifar10 --data-dir {tmp_path}` to fetch the "
+           "archive, which a run reads instead while that folder lacks files")  # fmt: skip
     assert main(["data", "verify", "--dataset", "cifar10", "--data-dir", str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     assert (
@@ -614,3 +614,20 @@ def test_a_mistyped_folder_is_said_not_to_exist_and_a_file_to_be_one(tmp_path, s
     with pytest.raises(StabgapError, match="is a file: give the folder of CIFAR-10"):
         c10.find(a_file)
     assert not absent.exists() and a_file.read_text() == ""
+
+
+def test_verify_of_a_folder_without_any_of_it_says_so(tmp_path, small, capsys):
+    # not "damaged or incomplete": there is nothing of it to damage
+    from stabgap.cli import main
+
+    assert main(["data", "verify", "--dataset", "cifar10", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith(f"stabgap: no CIFAR-10 in {tmp_path}: run `")
+    (tmp_path / "cifar-10-batches-bin").mkdir()  # unpacked into, then emptied
+    assert main(["data", "verify", "--dataset", "cifar10", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"stabgap: no CIFAR-10 in {tmp_path}: put its files in {tmp_path / 'cifar-10-batches-bin'}"
+        f", or run `stabgap data download --dataset cifar10 --data-dir {tmp_path}` to fetch the "
+        "archive, which a run reads instead while that folder lacks files\n"
+    )
+    assert main(["data", "verify", "--dataset", "mnist", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith(f"stabgap: no MNIST in {tmp_path}: run `")

@@ -121,7 +121,8 @@ def _renamed(column, name):
         (_rows(cells=[(n, "group", "g ") for n in range(1, 7)]),
          "row 1, column 'group': 'g ' begins or ends with a space: remove it"),
         (_rows() + [{**r, "run": "b"} for r in _rows()],
-         "runs 'a' and 'b' are both seed 1 of group 'g': a group holds each seed once"),
+         "row 7, column 'seed': runs 'a' and 'b' are both seed 1 of group 'g': a group holds "
+         "each seed once"),
     ],
 )  # fmt: skip
 def test_a_malformed_file_is_refused_naming_the_row_and_column(tmp_path, capsys, rows, message):
@@ -436,8 +437,8 @@ def test_a_seed_already_in_the_folder_under_another_run_name_is_refused(tmp_path
         tmp_path,
         capsys,
         again,
-        f"group 'g': run {out / 'a'} already there and run 'a-rerun' are both seed 1: a group "
-        "holds each seed once",
+        f"group 'g': run {out / 'a'} already there and run 'a-rerun' of {again} are both seed "
+        "1: a group holds each seed once",
     )
     # a run that moved to another group is refused as such, not as other curves
     moved = write_csv(tmp_path / "moved.csv", _seed("a", 1, group="h"))
@@ -462,8 +463,13 @@ def test_fractions_in_the_percent_column_are_imported_as_given_with_a_warning(tm
     code, out, err = cli(capsys, "import-curves", write_csv(tmp_path / "f.csv", rows), "--out",
                          tmp_path / "runs")  # fmt: skip
     assert code == 0 and "1 run(s) written" in out
-    assert err.startswith("stabgap: warning: every accuracy is at most 1 % (0.52 at most): ")
-    assert "name its column accuracy_fraction" in err and err.count("\n") == 1
+    assert err.startswith("stabgap: warning: every accuracy of every group is at most 1 %: ")
+    assert "give them in the column accuracy_fraction" in err and err.count("\n") == 1
+    # a file merged from two sources: the group in fractions is named
+    mixed = rows + _seed("b", 1, group="h")
+    code, _, err = cli(capsys, "import-curves", write_csv(tmp_path / "m.csv", mixed), "--out",
+                       tmp_path / "mixed")  # fmt: skip
+    assert code == 0 and "every accuracy of 'g' is at most 1 %" in err
     # percentages say nothing
     code, _, err = cli(capsys, "import-curves", write_csv(tmp_path / "p.csv", _seed("a", 1)),
                        "--out", tmp_path / "other")  # fmt: skip

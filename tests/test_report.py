@@ -143,6 +143,10 @@ def test_the_paper_records_are_tested_for_equality_and_ttr_under_each_definition
     with open(report / "comparisons.csv") as f:
         ranked = [r for r in csv.DictReader(f) if r["test"] == "rank-sum"]
     assert [(r["name"], r["shift_ci_open_ends"]) for r in ranked] == [("TTR_1,3", "low and high")]
+    assert (ranked[0]["unit"], ranked[0]["value_unit"]) == (
+        "p.p. of the interval",
+        "% of the interval",
+    )
     low, high = (
         float(ranked[0]["shift_ci_low_adjusted"]),
         float(ranked[0]["shift_ci_high_adjusted"]),

@@ -576,6 +576,9 @@ def test_a_rank_sum_verdict_gives_the_shift_and_its_adjusted_interval():
     # times can account for it
     never = compare({s: None for s in range(5)}, {s: float(s) for s in range(5)}, censored=True)
     assert never.significant and "no shift accepted at 95 % CI" in never.sentence()
+    from stabgap.analysis.verdicts import _shift_columns
+
+    assert _shift_columns(never) == [-math.inf, None, None, "no shift accepted"]
     # the usual Welch comparison has no shift
     assert compare(base, {**nd, 4: 23.0}, censored=True).shift_text() == ""
 

@@ -31,6 +31,7 @@ from stabgap.analysis.recovery import Definition, ttr_tests
 from stabgap.analysis.why import WhyTests, why_comparisons, why_findings, why_tests
 from stabgap.core.config import FIELDS, to_dict
 from stabgap.metrics import difference_span
+from stabgap.metrics import unit as metric_unit
 from stabgap.statistics.comparison import Comparison, Family, compare
 
 ROLES = ("baseline", "nd", "no-replay", "nd-no-replay")  # the poster's experiments
@@ -360,7 +361,8 @@ COMPARISON_COLUMNS = (
     "metric",  # as metrics.csv keys it: gap_depth, task 1, interval 3
     "task",
     "interval",
-    "unit",
+    "unit",  # of the differences
+    "value_unit",  # of the means and medians
     "n_group",
     "n_baseline",
     "mean_group",
@@ -392,7 +394,8 @@ COMPARISON_COLUMNS = (
     "shift",  # Hodges–Lehmann: the median of group − baseline over seed pairs
     "shift_ci_low_adjusted",  # the shifts the adjusted rank-sum test accepts, from
     "shift_ci_high_adjusted",  # ... to (inf where they reach that far)
-    "shift_ci_open_ends",  # "low", "high", "low and high": ends not accepted themselves
+    "shift_ci_open_ends",  # "low", "high", "low and high": ends not accepted themselves;
+    # "no shift accepted" where none is (the interval is then empty, not inapplicable)
 )
 
 
@@ -402,6 +405,8 @@ def _shift_columns(c) -> list:
     if not c.rank_test:
         return [None] * 4
     s = c.shift()
+    if math.isnan(s.low):  # not "not applicable": no shift fits at the adjusted level
+        return [s.estimate, None, None, "no shift accepted"]
     open_ends = [end for end, is_open in (("low", s.low_open), ("high", s.high_open)) if is_open]
     return [s.estimate, s.low, s.high, " and ".join(open_ends)]
 
@@ -426,6 +431,7 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                 name,
                 *_METRIC_KEYS[name],
                 "p.p. of the interval" if name.startswith("TTR") else "p.p.",
+                metric_unit(_METRIC_KEYS[name][0]),
                 n_b,
                 n_a,
             ]

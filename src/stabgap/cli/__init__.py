@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -210,10 +211,11 @@ def cmd_data(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(
-            f"stabgap: {label} in {root} is damaged or incomplete: {dataset.repair_advice(root)}",
-            file=sys.stderr,
-        )
+        advice = dataset.repair_advice(root)
+        if all(re.search(r"(^|: )missing(:|$)", message) for *_, message in results):
+            print(f"stabgap: no {label} in {root}: {advice}", file=sys.stderr)  # none, not damaged
+        else:
+            print(f"stabgap: {label} in {root} is damaged or incomplete: {advice}", file=sys.stderr)
         return 1
     return 0
 

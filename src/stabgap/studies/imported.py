@@ -158,9 +158,10 @@ def records_from_rows(
         twin = seeds.setdefault((r.experiment, r.config["seed"]), name)
         if twin != name:
             raise StabgapError(
-                f"{source}: runs {twin!r} and {name!r} are both seed {r.config['seed']} of group "
-                f"{r.experiment!r}: a group holds each seed once (its runs are averaged over "
-                "seeds); give one of them another seed or another group"
+                f"{source}: row {runs[name][0][0]}, column 'seed': runs {twin!r} and {name!r} "
+                f"are both seed {r.config['seed']} of group {r.experiment!r}: a group holds each "
+                "seed once (its runs are averaged over seeds); give one of them another seed or "
+                "another group"
             )
         other = folders.setdefault(r.name, name)
         if other != name:
@@ -256,8 +257,9 @@ def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]
         if twin is not None:
             raise StabgapError(
                 f"group {first.experiment!r}: run {path} already there and run {_run(twin)!r} "
-                f"are both seed {twin.config['seed']}: a group holds each seed once; give the "
-                "new run another seed or group, or import into another folder"
+                f"of {twin.metadata.get('file', 'these curves')} are both seed "
+                f"{twin.config['seed']}: a group holds each seed once; give the new run another "
+                "seed or group, or import into another folder"
             )
         if differs := grid_difference(read_run(path), first):
             raise StabgapError(
@@ -285,16 +287,21 @@ def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]
 
 
 def scale_doubt(records: Sequence[RunRecord]) -> str | None:
-    """A warning where every accuracy is at most 1 %: fractions of 1 in the accuracy_pct
-    column, most likely (nothing is guessed: the runs are imported as the file says)."""
-    values = np.concatenate([r.acc[np.isfinite(r.acc)] for r in records])
-    if values.size and values.max() <= 1.0:
-        return (
-            f"every accuracy is at most 1 % ({values.max():g} at most): if the file gives "
-            "fractions of 1, name its column accuracy_fraction and import it into a fresh "
-            "folder (these runs were imported as percentages)"
-        )
-    return None
+    """A warning naming each group whose every accuracy is at most 1 %: fractions of 1 in
+    the accuracy_pct column, most likely (nothing is guessed: the runs are imported as the
+    file says). By group, since a file merged from two sources can mix the units."""
+    values: dict[str, list[np.ndarray]] = {}
+    for r in records:
+        values.setdefault(r.experiment, []).append(r.acc[np.isfinite(r.acc)])
+    doubted = [g for g, parts in values.items() if np.concatenate(parts).max(initial=0.0) <= 1]
+    if not doubted:
+        return None
+    which = "every group" if len(doubted) == len(values) else ", ".join(map(repr, doubted))
+    return (
+        f"every accuracy of {which} is at most 1 %: if they are fractions of 1, give them in "
+        "the column accuracy_fraction (a file holds one unit) and import into a fresh folder; "
+        "these runs were imported as percentages"
+    )
 
 
 def _run(record: RunRecord) -> str:

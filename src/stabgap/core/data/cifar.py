@@ -277,10 +277,14 @@ class CifarBinary(Dataset):
 
     @classmethod
     def repair_advice(cls, root: Path) -> str:
-        if cls._missing(root):
+        if missing := cls._missing(root):
+            put = f"put the files it lacks ({', '.join(missing)})"
+            if len(missing) == len(cls.payload_names()):
+                put = "put its files"
             return (
-                f"put the missing files in {root / cls.folder}, or run `{cls.fetch_into(root)}` "
-                "to fetch the archive, which runs read while that folder is incomplete"
+                f"{put} in {root / cls.folder}, or run "
+                f"`{cls.fetch_into(root)}` to fetch the archive, which a run reads instead while "
+                "that folder lacks files"
             )
         if not cls._unpacked(root):
             return super().repair_advice(root)  # the archive, which download replaces
