@@ -1030,3 +1030,16 @@ def test_experiments_on_the_command_line_pick_among_a_files_own(workspace, capsy
     code, _, err = cli(capsys, "run", "--config", "s.toml", "--experiments", "mnie", "--out", "x")
     assert code == 2 and "has no experiment 'mnie'" in err and "mine" in err
     assert not (workspace / "x").exists()
+
+
+def test_the_write_check_leaves_the_folder_as_it_found_it(tmp_path):
+    # its probe comes and goes; the folder's modification time is put back, so a refused
+    # command leaves no trace even in the folder's times
+    from stabgap.studies.outputs import check_writable
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    os.utime(folder, ns=(1_000_000_000, 1_000_000_000))
+    check_writable(folder)
+    check_writable(folder / "new" / "deeper")  # through its nearest existing ancestor
+    assert folder.stat().st_mtime_ns == 1_000_000_000 and list(folder.iterdir()) == []

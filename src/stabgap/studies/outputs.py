@@ -10,6 +10,7 @@ recognised by its marker file, which lists every file of the report.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -50,6 +51,7 @@ def check_writable(path: Path, what: str = "output folder") -> None:
             "choose another --out"
         )
     try:  # the only sure test (root ignores permission bits; a read-only mount does not)
+        before = ancestor.stat()
         probe = tempfile.mkdtemp(prefix=".stabgap-probe-", dir=ancestor)
         os.rmdir(probe)
     except OSError as e:
@@ -57,6 +59,10 @@ def check_writable(path: Path, what: str = "output folder") -> None:
         raise StabgapError(
             f"{what} {path} cannot be written ({reason}): choose a folder you can write to"
         ) from None
+    # the probe came and went: the folder's times say so unless put back (a refused command
+    # leaves the user's folder as it found it)
+    with contextlib.suppress(OSError):
+        os.utime(ancestor, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def is_run_dir(path: Path) -> bool:
