@@ -485,6 +485,14 @@ def test_the_default_baseline_of_imported_curves_is_the_files_first_group(tmp_pa
     assert cli(capsys, "report", out)[0] == 0
     text = (out / "report" / "report.md").read_text()
     assert "Baseline group: **plain SGD** (the first group of the curves file, as no group" in text
+    # a second file imported into the folder: the first file's first group stays the baseline
+    later = [*_seed("a1", 1, group="alpha"), *_seed("a2", 2, group="alpha")]
+    assert cli(capsys, "import-curves", write_csv(tmp_path / "d.csv", later), "--out", out)[0] == 0
+    assert cli(capsys, "report", out)[0] == 0
+    text = (out / "report" / "report.md").read_text()
+    assert (
+        "Baseline group: **plain SGD** (the first group of the first of the 2 curves files" in text
+    )
     # a one-task file says why nothing is compared
     one = [r for r in rows if r["step"] < 2]
     assert cli(capsys, "import-curves", write_csv(tmp_path / "one.csv", one), "--out",

@@ -642,8 +642,8 @@ def test_an_imported_group_is_the_baseline_only_where_no_group_is_stabgaps():
 
     from stabgap.analysis.groups import default_baseline
 
-    theirs, ours = (NS(key=k, base=k, varied={}, runs=[NS(metadata={})], imported=k == "Baseline")
-                    for k in ("Baseline", "sgd"))  # fmt: skip
+    theirs, ours = (NS(key=k, base=k, varied={}, runs=[NS(metadata={})], diverged=[],
+                       imported=k == "Baseline") for k in ("Baseline", "sgd"))  # fmt: skip
     assert default_baseline([theirs, ours])[0] is ours
     assert default_baseline([theirs]) == (theirs, "the first group by name, as no group is the "
                                           "preset's baseline; choose with --baseline")  # fmt: skip

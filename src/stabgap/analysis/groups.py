@@ -18,7 +18,7 @@ from typing import Any
 
 from stabgap.core.config import FIELDS, applies, help_text
 from stabgap.errors import StabgapError
-from stabgap.studies.imported import GROUP_ORDER
+from stabgap.studies.imported import GROUP_ORDER, IMPORTED_AT
 from stabgap.studies.plan import short
 from stabgap.studies.presets import PRESETS
 from stabgap.studies.records import RunRecord
@@ -237,24 +237,32 @@ def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
         # experiment's own is in its values, not in its name)
         if g.base in BASELINES and all(k in common or f"_{k}=" not in g.key for k in g.varied):
             return g, "the preset's baseline; another with --baseline"
-    choose = "as no group is the preset's baseline; choose with --baseline"
+    advice = "as no group is the preset's baseline; choose with --baseline"
     own = [g for g in with_runs if not g.imported]  # stabgap's, where it has any
     if own:
-        return own[0], f"the first group, {choose}"
-    # curves of one file: its first group, where a user puts the control
+        return own[0], f"the first group, {advice}"
+    # imported curves: the first group of the first file imported, where a user puts the
+    # control (runs imported before their files' places were recorded: by name)
     places = [_place_in_file(g) for g in with_runs]
-    if None not in places and len({file for file, _ in places}) == 1:
-        first = min(with_runs, key=_place_in_file)
-        return first, f"the first group of the curves file, {choose}"
-    return with_runs[0], f"the first group by name, {choose}"
+    if None not in places:
+        first = min(zip(places, with_runs, strict=True), key=lambda pair: pair[0])[1]
+        files = len({file for _, file, _ in places})
+        which = (
+            "the curves file" if files == 1 else f"the first of the {files} curves files imported"
+        )
+        return first, f"the first group of {which}, {advice}"
+    return with_runs[0], f"the first group by name, {advice}"
 
 
-def _place_in_file(group: Group) -> tuple[str, int] | None:
-    """An imported group's curves file and its place there (None where not recorded)."""
-    meta = (group.runs or group.diverged)[0].metadata
+def _place_in_file(group: Group) -> tuple[str, str, int] | None:
+    """When an imported group's curves file was first imported, which file, and the group's
+    place there (None where not recorded)."""
+    metas = [r.metadata for r in group.runs + group.diverged]
+    meta = metas[0]
     if meta.get("file") is None or meta.get(GROUP_ORDER) is None:
         return None
-    return str(meta["file"]), int(meta[GROUP_ORDER])
+    when = min(str(m.get(IMPORTED_AT, "")) for m in metas)
+    return when, str(meta["file"]), int(meta[GROUP_ORDER])
 
 
 def choose(

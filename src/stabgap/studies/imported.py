@@ -38,6 +38,7 @@ import json
 import math
 import shutil
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ CONFIG = "config."
 LOSS = "loss"
 COLUMNS = (*REQUIRED, *UNITS, LOSS)  # with config.<name>: every column a file may have
 GROUP_ORDER = "group_order"  # metadata: where the run's group first appears in its file
+IMPORTED_AT = "imported_at"  # metadata: when its file was imported (UTC, ISO 8601)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -217,7 +219,8 @@ def grid_difference(a: RunRecord, b: RunRecord) -> str:
 def import_curves(path: str | Path) -> list[RunRecord]:
     """The runs of a curves file (see the module's docstring for the format)."""
     path = Path(path)
-    return records_from_rows(read_rows(path), str(path), {"file": str(path)})
+    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return records_from_rows(read_rows(path), str(path), {"file": str(path), IMPORTED_AT: now})
 
 
 def write_runs(records: Sequence[RunRecord], out: str | Path) -> tuple[int, int]:
@@ -322,7 +325,8 @@ def _content_difference(old: RunRecord, new: RunRecord) -> str:
             {
                 k: v
                 for k, v in r.metadata.items()
-                if k not in ("file", "loss_at_evaluations", GROUP_ORDER)  # order: not content
+                # where and when the file was read, and in what order: not content
+                if k not in ("file", "loss_at_evaluations", GROUP_ORDER, IMPORTED_AT)
             }
         )
 
