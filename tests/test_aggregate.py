@@ -275,7 +275,7 @@ def test_table1_cells():
     assert t.rows[0] == (
         "Baseline",
         "16.3 ± 1.5",  # 16, 15, 18
-        "33.3 ± 0.0 (1 of 3 never recovered)",  # seed 2 never recovers
+        "33.3 ± 0.0 (1 of 3 never recovered; median 33.3)",  # seed 2 never recovers
         f"{np.mean(acc):.2f} ± {np.std(acc, ddof=1):.2f}",  # 92.78 ± 0.38
         "18.01 ± 0.61",
         "14.60 ± 0.16",
@@ -290,7 +290,9 @@ def test_table1_markdown():
     assert lines[0].startswith("| Model | GD<sub>1,3</sub> (p.p.) ↓ | TTR<sub>1,3</sub> (%) ↓")
     assert lines[0].endswith("| CPU time (ms) ↓ | CUDA time (ms) ↓ |")
     assert lines[1] == "| --- | --- | --- | --- | --- | --- |"
-    assert lines[2].startswith("| Baseline | 16.3 ± 1.5 | 33.3 ± 0.0 (1 of 3 never recovered) | ")
+    assert lines[2].startswith(
+        "| Baseline | 16.3 ± 1.5 | 33.3 ± 0.0 (1 of 3 never recovered; median 33.3) | "
+    )
     assert len(lines) == 4
 
 
@@ -307,7 +309,10 @@ def test_table1_latex():
     assert tex.startswith("\\begin{tabular}{lccccc}\n\\toprule\n")
     assert "GD$_{1,3}$ (p.p.) $\\downarrow$" in tex
     assert "TTR$_{1,3}$ (\\%) $\\downarrow$" in tex
-    assert "Baseline & 16.3 $\\pm$ 1.5 & 33.3 $\\pm$ 0.0 (1 of 3 never recovered) &" in tex
+    assert (
+        "Baseline & 16.3 $\\pm$ 1.5 & 33.3 $\\pm$ 0.0 (1 of 3 never recovered; median 33.3) &"
+        in tex
+    )
     assert tex.rstrip().endswith("\\bottomrule\n\\end{tabular}")
 
 

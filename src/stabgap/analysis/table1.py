@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from stabgap.errors import StabgapError, did_you_mean
 from stabgap.statistics.summary import GroupSummary, format_mean_std, last_interval
@@ -130,7 +133,8 @@ def table1(
     """The poster's Table 1: GD, TTR and ACC over seeds per experiment, plus cost columns.
 
     Cells are ``"mean ± std"`` (sample std). A TTR cell says how many seeds never
-    recovered (they are not in its mean): ``"15.0 ± 6.4 (2 of 15 never recovered)"``; any
+    recovered (they are not in its mean) and the median counting them as never:
+    ``"15.0 ± 6.4 (2 of 15 never recovered; median 16.0)"``; any
     other cell whose group left undefined values out says how many were left out.
     An experiment absent from ``summaries`` gets "n/a" cells.
 
@@ -189,7 +193,9 @@ def table1(
     )
     caption = (
         f"Task {task} gap depth GD, task {task} time-to-recover TTR (interval {interval}) and "
-        f"average accuracy ACC at the end of interval {last}; mean ± sample std over seeds."
+        f"average accuracy ACC at the end of interval {last}; mean ± sample std over seeds "
+        "(TTR over the seeds that recovered; where some never did, their number and the median "
+        "counting them as never)."
     )
     return Table1(columns=columns, rows=tuple(rows), caption=caption)
 
@@ -202,7 +208,9 @@ def _cell(s: GroupSummary, digits: int) -> str:
 
 
 def ttr_cell(ttr: GroupSummary, recovered: GroupSummary | None, digits: int = 1) -> str:
-    """TTR over the seeds that recovered, and how many never did (not a hidden bias).
+    """TTR over the seeds that recovered, and how many never did (not a hidden bias), with
+    the median that counts those as never: the mean of the others is biased low, most where
+    most never recovered.
 
     Example:
         >>> from stabgap.statistics.summary import summarize
@@ -210,11 +218,18 @@ def ttr_cell(ttr: GroupSummary, recovered: GroupSummary | None, digits: int = 1)
         >>> [ttr] = summarize(rows(10.0, 20.0, None), by=())
         >>> [rec] = summarize(rows(1.0, 1.0, 0.0), by=())
         >>> ttr_cell(ttr, rec)
-        '15.0 ± 7.1 (1 of 3 never recovered)'
+        '15.0 ± 7.1 (1 of 3 never recovered; median 20.0)'
+        >>> [ttr] = summarize(rows(10.0, None, None), by=())
+        >>> [rec] = summarize(rows(1.0, 0.0, 0.0), by=())
+        >>> ttr_cell(ttr, rec)
+        '10.0 ± n/a (2 of 3 never recovered; median never)'
     """
     text = format_mean_std(ttr.mean, ttr.std, digits)
     if recovered is None:
         return _cell(ttr, digits)
     never = sum(v == 0 for v in recovered.values)
-    total = recovered.n
-    return text + (f" ({never} of {total} never recovered)" if never else "")
+    if not never:
+        return text
+    median = float(np.median([*ttr.values, *[math.inf] * never]))
+    median_text = "never" if math.isinf(median) else f"{median:.{digits}f}"
+    return text + f" ({never} of {recovered.n} never recovered; median {median_text})"
