@@ -163,18 +163,20 @@ def test_the_paper_records_are_tested_for_equality_and_ttr_under_each_definition
 
 def test_a_study_with_a_one_task_group_is_reported(tmp_path, capsys):
     """The quick preset's profiling experiments train one task: every part of the report
-    that reads an interval leaves them out instead of failing (reproduce --quick did)."""
+    that reads an interval leaves them out instead of failing (reproduce --quick did; and
+    again where its two profiling groups, λ = 0 and λ > 0, made a trade-off line)."""
     from conftest import mnist_dir
 
     out = tmp_path / "runs"
     tiny = ["--batches-per-task", "8", "--hidden", "16", "--eval-subset", "50", "--quiet"]
-    args = ["run", "--preset", "quick", "--experiments", "baseline,nd,baseline-profile"]
+    args = ["run", "--preset", "quick", "--experiments", "baseline,nd,baseline-profile,nd-profile"]
     assert main([*args, *tiny, "--seeds", "1,2,3", "--data-dir", str(mnist_dir()),
                  "--out", str(out), "--no-plot"]) == 0  # fmt: skip
     assert main(["report", str(out)]) == 0
     text = (out / "report" / "report.md").read_text()
     assert "baseline-profile" in text and "Spearman's ρ" in text
     assert "; network: MLP 784-16-10; optimizer adam" in text
+    assert (out / "report" / "figures" / "tradeoff-decay_lambda.png").is_file()  # baseline, nd
 
 
 @pytest.mark.parametrize(

@@ -552,7 +552,9 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             baseline=labels[base.key],
             forgotten=gone,
         )
-    for name, lines in (grid_sweeps(groups) if n_tasks > 1 else {}).items():
+    # the groups of the report's stream length: a one-task profiling run has no gap to trade
+    long = [g for g in groups if g.runs and g.runs[0].acc.shape[1] == n_tasks]
+    for name, lines in (grid_sweeps(long) if n_tasks > 1 else {}).items():
         lines = _named_lines(lines, name, labels)
         trade = {
             line: [
