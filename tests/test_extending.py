@@ -227,6 +227,24 @@ def test_a_capability_the_plugin_model_lacks_is_refused_in_one_line(plugin, tmp_
     assert not (tmp_path / "lpr").exists()
 
 
+def _remedy_declaring(field: str, name: str = "shy") -> str:
+    """A plugin remedy `name` whose one field is `field`."""
+    return f"""
+from stabgap.core.fields import option
+from stabgap.core.remedies import Remedy, register
+
+@register
+class Shy(Remedy):
+    name = "{name}"
+    help = "does nothing"
+    fields = {{"{field}": (float, option(0.0, "its strength"))}}
+    example = {{"{field}": 0.1}}
+    @classmethod
+    def active(cls, config):
+        return False
+"""
+
+
 BROKEN = {
     # a field of a type no config can read: every command would fail on it
     "bad_type": """
@@ -270,12 +288,22 @@ class Floats(Stream):
         import dataclasses
         return dataclasses.replace(stream, train_x=stream.train_x / 255.0)
 """,
+    # fields and names that stabgap or another extension has already
+    "clashes_core": _remedy_declaring("lr"),
+    "clashes_method": _remedy_declaring("der_alpha"),
+    "named_like_a_method": _remedy_declaring("shy_amount", name="der"),
 }
 
 
 @pytest.mark.parametrize(
     "module, argv, message",
     [
+        ("clashes_core", ["presets"], "plugin module 'clashes_core' cannot be loaded: its remedy "
+         "shy declares the config field 'lr', which the core config has: rename it"),
+        ("clashes_method", ["presets"], "plugin module 'clashes_method' cannot be loaded: remedy "
+         "shy declares the config field 'der_alpha', which method der declares already"),
+        ("named_like_a_method", ["cost"], "plugin module 'named_like_a_method' cannot be loaded: "
+         "a method named 'der' is already registered"),
         ("bad_type", ["presets"], "plugin module 'bad_type' cannot be loaded: config field "
          "'noise_levels' of remedy levels is declared as tuple: declare bool, int, float"),
         ("bad_streams", ["run", *TINY, "--stream", "sneaky", "--out", "out"],

@@ -26,7 +26,7 @@ from stabgap.core.memories import MEMORIES
 from stabgap.core.methods import METHODS, uses_memory
 from stabgap.core.models import MODELS
 from stabgap.core.optim import OPTIMIZERS
-from stabgap.core.registry import PLUGINS_ENV, check_needs, load_extensions
+from stabgap.core.registry import PLUGINS_ENV, check_needs, exit_on_mistake, load_extensions
 from stabgap.core.remedies import REMEDIES, acting, check_points, fills, in_order
 from stabgap.core.streams import STREAMS, stream_view
 from stabgap.errors import StabgapError, close_match, did_you_mean
@@ -329,10 +329,24 @@ def extension_fields() -> dict[str, tuple[Any, Any]]:
     fields: dict[str, tuple[Any, Any]] = {}
     for registry in DECLARING:
         for name, declared in registry.declared_fields().items():
-            if name in fields or name in CoreConfig.__dataclass_fields__:
+            if name in CoreConfig.__dataclass_fields__:
+                _refuse_core_clash(registry, name)
+            if name in fields:
                 raise TypeError(f"config field '{name}' is declared twice")
             fields[name] = declared
     return fields
+
+
+def _refuse_core_clash(registry, name: str) -> None:
+    """An extension declares a field of the core config: a plugin's mistake is one line
+    naming its module (the config is being built, before any command can catch it)."""
+    ext = next((e for e in registry.values() if name in e.fields), None)
+    where = f"{registry.kind} {ext.name}" if ext else f"every {registry.kind}"
+    module = getattr(ext, "__module__", "stabgap")
+    message = f"its {where} declares the config field '{name}', which the core config has"
+    if not module.startswith("stabgap."):
+        exit_on_mistake(f"plugin module '{module}' cannot be loaded: {message}: rename it")
+    raise TypeError(message)
 
 
 def owner_of(name: str) -> str:

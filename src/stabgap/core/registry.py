@@ -125,6 +125,18 @@ class Registry(Mapping[str, Any], Generic[E]):
         unknown = set(cls.fields) & set(self.shared)
         if unknown:
             raise TypeError(f"{self.kind} {cls.name} declares the shared field(s) {unknown}")
+        for other in _REGISTRIES:
+            # a remedy and a method share the cost table and a run's record: one name each
+            shares_tables = {self.kind, other.kind} == {"remedy", "method"}
+            if shares_tables and cls.name in other._entries:
+                raise TypeError(f"a {other.kind} named '{cls.name}' is already registered")
+            for name in cls.fields:
+                owner = _declarer(other, name, cls)
+                if owner:
+                    raise TypeError(
+                        f"{self.kind} {cls.name} declares the config field '{name}', which "
+                        f"{owner} declares already: rename it"
+                    )
         for name, (hint, _) in cls.fields.items():
             if not supported_type(hint):
                 raise TypeError(
@@ -156,7 +168,7 @@ class Registry(Mapping[str, Any], Generic[E]):
         for ext in self.values():
             for name, declared in ext.fields.items():
                 if name in fields:
-                    raise TypeError(f"config field '{name}' is declared twice ({self.kind}s)")
+                    raise TypeError(f"config field '{name}' is declared twice ({self.plural})")
                 fields[name] = declared
         return fields
 
@@ -169,6 +181,17 @@ class Registry(Mapping[str, Any], Generic[E]):
         ext = self.chosen(config)
         values = {name: getattr(config, name) for name in ext.uses}
         return ConfigView(f"{self.kind} {ext.name}", {**values, **extra})
+
+
+def _declarer(registry: Registry, name: str, newcomer: type) -> str:
+    """Who in `registry` declares config field `name` ("" where none does, or only
+    `newcomer`, registered again)."""
+    if name in registry.shared:
+        return f"every {registry.kind}"
+    for ext in registry._entries.values():
+        if name in ext.fields and ext is not newcomer:
+            return f"{registry.kind} {ext.name}"
+    return ""
 
 
 _REGISTRIES: list[Registry] = []
@@ -210,15 +233,15 @@ def load_extensions() -> None:
             importlib.import_module(name)
             _PLUGINS.append(name)
         except ImportError as e:
-            _exit(
+            exit_on_mistake(
                 f"cannot import plugin module '{name}' named in ${PLUGINS_ENV}: {e}; fix the "
                 "name or your PYTHONPATH"
             )
         except Exception as e:  # a mistake in the plugin itself: said where it is
-            _exit(f"plugin module '{name}' cannot be loaded: {e}")
+            exit_on_mistake(f"plugin module '{name}' cannot be loaded: {e}")
 
 
-def _exit(message: str) -> None:
+def exit_on_mistake(message: str) -> None:
     """A user's mistake found while importing: one line, and the exit status of a bad input
     (2), as the commands give it."""
     print(f"stabgap: error: {message}", file=sys.stderr)
