@@ -234,3 +234,25 @@ def test_a_joined_cluster_is_not_told_its_cpus(monkeypatch, address, env, cpus):
     with cluster.connected(address):
         pass
     assert asked["num_cpus"] == cpus and asked["address"] == address
+
+
+def test_a_runs_error_on_a_node_names_the_node_and_its_own_environment(monkeypatch):
+    # a node reads its own $STABGAP_DATA and cache: an error there says where it happened,
+    # or "set STABGAP_DATA" reads as advice about the sweep's own machine
+    import ray
+
+    import stabgap.studies.sweep as sweep
+    from stabgap.studies.cluster import _train_stack
+
+    def missing_data(stack, progress):
+        raise StabgapError("MNIST not found in /root/.cache/stabgap/mnist")
+
+    monkeypatch.setattr(sweep, "run_stack", missing_data)
+    monkeypatch.setattr(ray, "get_gpu_ids", lambda: [])
+    monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "10.0.0.7")
+    with pytest.raises(StabgapError) as e:
+        _train_stack(0, [], 1, progress=None)
+    assert str(e.value) == (
+        "on Ray node 10.0.0.7, which reads its own environment ($STABGAP_DATA, its cache and "
+        "files): MNIST not found in /root/.cache/stabgap/mnist"
+    )

@@ -745,11 +745,15 @@ def test_runs_that_differ_in_an_unnamed_field_are_separate_groups(workspace, cap
         (["--out", ""], "--out is empty: give a value"),
         (["--experiments", ""], "--experiments is empty"),
         (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+        (["--executor", "ray", "--workers", "2"], "--workers sizes this machine's worker "
+         "processes, which a Ray sweep does not use"),
+        (["--executor", "ray", "--tensorboard"], "--tensorboard is written by this machine's "
+         "workers, and Ray's nodes may share no disk"),
         (["--batch-size", "100000"], "batch size 100000 in task 1 is larger than task 1's"),
         (["--data-dir", "notes.txt"], "notes.txt (given data dir) is a file"),
         (["--experiments", "baseline,nd", "--set", "decay_lambda=0"], "are the same runs"),
     ],
-)
+)  # fmt: skip
 def test_more_bad_input_found_by_a_new_user(workspace, capsys, no_training, argv, message):
     before = tree(workspace)
     code, _, err = cli(capsys, "run", *TINY, *argv)
@@ -1043,3 +1047,13 @@ def test_the_write_check_leaves_the_folder_as_it_found_it(tmp_path):
     check_writable(folder)
     check_writable(folder / "new" / "deeper")  # through its nearest existing ancestor
     assert folder.stat().st_mtime_ns == 1_000_000_000 and list(folder.iterdir()) == []
+
+
+def test_when_every_run_failed_none_is_said_to_be_kept(workspace, capsys, monkeypatch):
+    def broken(stack, *args, **kwargs):
+        raise RuntimeError("a worker fell over")
+
+    monkeypatch.setattr(sweep, "run_stack", broken)
+    code, _, err = cli(capsys, "run", *TINY, "--experiments", "baseline", "--seeds", "1,2",
+                       "--out", "o")  # fmt: skip
+    assert code == 1 and "2 of 2 runs failed; first failure" in err and "the others" not in err

@@ -97,7 +97,7 @@ def run_spec(
     """
     from stabgap.analysis.tables import tidy_rows, write_table
 
-    check_execution(workers, max_stack, executor, threads, ray_address)
+    check_execution(workers, max_stack, executor, threads, ray_address, tensorboard)
     specs = spec.plan()  # validates every config first
     if spec.baseline or spec.compare:  # the report's choices name groups this study has
         keys = (f"{spec.source}: baseline", f"{spec.source}: compare")

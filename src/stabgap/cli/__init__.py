@@ -375,7 +375,7 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
         "--tensorboard",
         action="store_true",
         help="also write TensorBoard event files to OUT/tensorboard/ (each run's live log "
-        "is in OUT/logs/ in any case)",
+        "is in OUT/logs/ in any case; neither on Ray)",
     )
 
 

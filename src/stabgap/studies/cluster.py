@@ -127,15 +127,18 @@ def connected(address: str | None) -> Iterator[None]:
     started_here = not ray.is_initialized()
     if started_here:
         try:
+            joined = address or os.environ.get("RAY_ADDRESS")
             ray.init(
-                address=address,
+                # no address: a fresh instance for this sweep ("local"), even where a cluster
+                # `ray start`ed on this machine would otherwise be joined (and refuse num_cpus)
+                address=address if joined else "local",
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level=logging.WARNING,  # not Ray's own lines on the user's terminal
                 runtime_env=runtime_env(),  # the plugins, shipped with the job
                 # a cluster joined (by --ray-address or $RAY_ADDRESS) has its own CPUs, and
                 # Ray refuses num_cpus then; an instance started here gets this machine's
-                num_cpus=None if address or os.environ.get("RAY_ADDRESS") else os.cpu_count(),
+                num_cpus=None if joined else os.cpu_count(),
             )
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise StabgapError(f"could not reach the Ray cluster at {address!r}: {e}") from None
@@ -209,7 +212,15 @@ def _train_stack(index: int, payload: list[dict], threads: int, progress) -> lis
         )
     stack = [spec_from_payload(p, where="this Ray worker") for p in payload]
     torch.set_num_threads(threads)
-    return run_stack(stack, lambda done, total: progress.put_nowait((index, done, total)))
+    try:
+        return run_stack(stack, lambda done, total: progress.put_nowait((index, done, total)))
+    except StabgapError as e:
+        # said where: a node reads its own environment ($STABGAP_DATA, its cache, its
+        # files), which the sweep's machine cannot see (a --data-dir every node has can)
+        raise StabgapError(
+            f"on Ray node {ray.util.get_node_ip_address()}, which reads its own environment "
+            f"($STABGAP_DATA, its cache and files): {e}"
+        ) from None
 
 
 def run_on_ray(

@@ -249,7 +249,7 @@ def execute(
     """
     if not specs:
         return []
-    check_execution(workers, max_stack, executor, threads, ray_address)
+    check_execution(workers, max_stack, executor, threads, ray_address, tensorboard)
     if tensorboard:
         check_tensorboard()
     if out is not None:
@@ -321,6 +321,7 @@ def check_execution(
     executor: str,
     threads: int | None,
     ray_address: str | None = None,
+    tensorboard: bool = False,
 ) -> None:
     """Refuse executor options that cannot work, before anything runs."""
     cpu_matmul.library()  # a mistyped STABGAP_CPU_MATMUL: said now, not at the first batch
@@ -334,6 +335,16 @@ def check_execution(
             raise StabgapError(f"--{name} must be a whole number >= 1, got {value!r}")
     if ray_address and executor != "ray":
         raise StabgapError("--ray-address needs --executor ray")
+    if executor == "ray" and workers > 1:
+        raise StabgapError(
+            "--workers sizes this machine's worker processes, which a Ray sweep does not use: "
+            "leave it out (the cluster's CPUs take as many tasks as fit; --threads sizes each)"
+        )
+    if executor == "ray" and tensorboard:
+        raise StabgapError(
+            "--tensorboard is written by this machine's workers, and Ray's nodes may share no "
+            "disk with the study folder: leave it out, or run with --executor local"
+        )
     if executor == "ray":
         try:
             import ray  # noqa: F401
@@ -350,8 +361,9 @@ def _failed(failures, total: int, out: Path | None) -> RunsFailed:
     stack, error = failures[0]
     n_failed = sum(len(s) for s, _ in failures)
     where = f" and kept in {out}" if out is not None else ""
+    others = f", the others are finished{where}" if n_failed < total else ""
     message = (
-        f"{n_failed} of {total} runs failed, the others are finished{where}; "
+        f"{n_failed} of {total} runs failed{others}; "
         f"first failure, {stack[0].name}: {type(error).__name__}: {error}"
         + ("; fix it and run the same command again to run only those" if out else "")
     )
