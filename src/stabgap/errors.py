@@ -18,6 +18,9 @@ class StabgapError(Exception):
 # How alike a typo and its choice must be (difflib's ratio): its default for a plain typo
 # ('mlk': mkl), more where a name begins several choices and must single one out.
 LIKENESS, LIKENESS_AMONG_BEGUN = 0.6, 0.75
+# Words users type for a choice that spelling alone would not find ('gpu' is a letter from
+# 'cpu', the opposite of what is meant).
+SAID_FOR = {"gpu": "cuda"}
 
 
 def close_match(name: object, choices: Iterable[str]) -> str | None:
@@ -45,11 +48,14 @@ def close_match(name: object, choices: Iterable[str]) -> str | None:
         'mkl'
         >>> close_match("transformer", ["mlp", "cnn"]) is None
         True
+        >>> close_match("GPU", ["cpu", "cuda", "all"])
+        'cuda'
     """
     by_folded: dict[str, str] = {}
     for choice in choices:
         by_folded.setdefault(str(choice).casefold(), str(choice))
     folded = str(name).casefold()
+    folded = SAID_FOR.get(folded, folded) if SAID_FOR.get(folded) in by_folded else folded
     if folded in by_folded:
         return by_folded[folded]
     begun = [c for c in by_folded if c.startswith(folded)]

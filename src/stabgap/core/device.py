@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, did_you_mean
 
 
 @functools.cache
@@ -51,7 +51,10 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise StabgapError(f"unknown device '{name}': use cpu, cuda, cuda:N or auto") from None
+        raise StabgapError(
+            f"unknown device '{name}'{did_you_mean(name, ('cpu', 'cuda', 'auto'))}: use cpu, "
+            "cuda, cuda:N or auto"
+        ) from None
     if device.type not in ("cpu", "cuda"):
         raise StabgapError(f"device '{name}' is not supported: use cpu, cuda, cuda:N or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
