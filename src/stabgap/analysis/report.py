@@ -68,7 +68,7 @@ from stabgap.core.remedies import REMEDIES
 from stabgap.cost.flops import architecture
 from stabgap.errors import StabgapError
 from stabgap.metrics import unit
-from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
+from stabgap.statistics.comparison import MIN_SEEDS, Family
 from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
 from stabgap.studies.mixing import mixed_sentences
 from stabgap.studies.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
@@ -409,7 +409,8 @@ def groups_table(
             if s is None:
                 row.append("n/a")
             elif metric == "time_to_recover":
-                row.append(_ttr_summary(s, index.get((g.key, "recovered", task, interval))))
+                recovered = index.get((g.key, "recovered", task, interval))
+                row.append(ttr_cell(s, recovered, 1, median=True))  # with the never as ∞
             else:
                 row.append(_with_ci(s))
         rows.append(row)
@@ -453,18 +454,6 @@ def _with_ci(s: GroupSummary, digits: int = 2) -> str:
     if not math.isnan(low):
         text += f" [{low:.{digits}f}, {high:.{digits}f}]"
     return text
-
-
-def _ttr_summary(ttr: GroupSummary, recovered: GroupSummary | None) -> str:
-    """Mean of the recovered seeds, how many recovered, and the median with the others as ∞."""
-    text = ttr_cell(ttr, recovered, 1)
-    if recovered is None or not recovered.n:
-        return text
-    by_seed = ttr.by_seed()
-    flags = dict(zip(recovered.seeds, recovered.values, strict=True))
-    seeds = sorted(flags, key=str)
-    median = censored_median([by_seed.get(s) for s in seeds], [flags[s] == 1 for s in seeds])
-    return text + f"; median {'never' if math.isinf(median) else f'{median:.1f}'}"
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:

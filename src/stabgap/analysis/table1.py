@@ -207,7 +207,9 @@ def _cell(s: GroupSummary, digits: int) -> str:
     return text
 
 
-def ttr_cell(ttr: GroupSummary, recovered: GroupSummary | None, digits: int = 1) -> str:
+def ttr_cell(
+    ttr: GroupSummary, recovered: GroupSummary | None, digits: int = 1, median: bool = False
+) -> str:
     """TTR over the seeds that recovered, and how many never did (not a hidden bias), with
     the median that counts those as never: the mean of the others is biased low, most where
     most never recovered.
@@ -223,13 +225,15 @@ def ttr_cell(ttr: GroupSummary, recovered: GroupSummary | None, digits: int = 1)
         >>> [rec] = summarize(rows(1.0, 0.0, 0.0), by=())
         >>> ttr_cell(ttr, rec)
         '10.0 ± n/a (2 of 3 never recovered; median never)'
+
+    With `median`, the median also where every seed recovered: ``"12.0 ± 2.0; median 11.0"``.
     """
     text = format_mean_std(ttr.mean, ttr.std, digits)
     if recovered is None:
         return _cell(ttr, digits)
     never = sum(v == 0 for v in recovered.values)
-    if not never:
-        return text
-    median = float(np.median([*ttr.values, *[math.inf] * never]))
-    median_text = "never" if math.isinf(median) else f"{median:.{digits}f}"
-    return text + f" ({never} of {recovered.n} never recovered; median {median_text})"
+    middle = float(np.median([*ttr.values, *[math.inf] * never])) if ttr.values else math.nan
+    middle_text = "never" if math.isinf(middle) else f"{middle:.{digits}f}"
+    if never:
+        return text + f" ({never} of {recovered.n} never recovered; median {middle_text})"
+    return text + (f"; median {middle_text}" if median and ttr.values else "")
