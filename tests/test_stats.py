@@ -595,6 +595,9 @@ def test_a_correlation_within_groups_counts_the_means_its_centring_spent():
         (math.tanh(0.49731 - half), math.tanh(0.49731 + half)), abs=1e-4
     )
     assert w.p == pytest.approx(2 * sps.norm.sf(0.49731 / 0.42930), rel=1e-4)
+    # every run in one order: no test (an interval of one point would claim too much)
+    perfect = WithinGroups(1.0, 12, 4)
+    assert not perfect.testable and "no test: every run in one order" in perfect.text()
     # the interval excludes 0 exactly when the adjusted p is below α
     rng = np.random.default_rng(7)
     for _ in range(300):

@@ -135,7 +135,7 @@ def sparsity_findings(tests: SparsityTests | None, family: Family) -> list[str]:
     out = [family.adjusted(c).sentence(unit="%", diff_unit="p.p.") for c in tests.comparisons]
     if tests.rho is not None:
         r, j = tests.rho, tests.interval
-        relation = f"no relation is shown at n = {r.n}."
+        relation = f"no relation is shown at n = {r.n}." if r.testable else "untested."
         if r.significant:
             relation = f"{'sparser' if r.rho > 0 else 'denser'} runs had smaller gaps."
         out.append(

@@ -443,6 +443,8 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             f"runs with {'more' if r.rho > 0 else 'less'} of it had deeper gaps"
             if r.significant
             else f"no relation is shown at n = {r.n}"
+            if r.testable
+            else "untested"
         )
         out.append(
             f"Within each of the {r.groups} groups (each run centred on its group's means; "

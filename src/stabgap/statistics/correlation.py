@@ -49,18 +49,22 @@ class WithinGroups:
 
     @property
     def testable(self) -> bool:
-        """At least 4 effective runs (Fisher's z needs n' > 3) and |ρ| < 1."""
+        """At least 4 effective runs (Fisher's z needs n' > 3), and |ρ| < 1: with every run
+        in one order z is infinite, and an interval of one point would claim too much."""
         return self.effective > 3 and abs(self.rho) < 1
 
     def _se(self) -> float:
         return math.sqrt((1 + self.rho**2 / 2) / (self.effective - 3))
+
+    def _z(self) -> float:
+        return math.atanh(self.rho)
 
     @property
     def p(self) -> float:
         """The two-sided p of ρ = 0, unadjusted (NaN where not testable)."""
         if not self.testable:
             return math.nan
-        return float(2 * sps.norm.sf(abs(math.atanh(self.rho)) / self._se()))
+        return float(2 * sps.norm.sf(abs(self._z()) / self._se()))
 
     @property
     def p_adjusted(self) -> float:
@@ -84,7 +88,7 @@ class WithinGroups:
         if not self.testable:
             return math.nan, math.nan
         half = float(sps.norm.ppf(1 - self.alpha / (2 * self.family))) * self._se()
-        z = math.atanh(self.rho)
+        z = self._z()
         return math.tanh(z - half), math.tanh(z + half)
 
     def text(self, adjusted_over: str = "") -> str:
@@ -93,9 +97,12 @@ class WithinGroups:
         correlations")."""
         low, high = self.interval()
         if not self.testable:
-            return (
-                f"ρ = {self.rho:+.2f} (no test: {self.effective} runs beyond their groups' means)"
+            why = (
+                f"{self.effective} runs beyond their groups' means, 4 needed"
+                if self.effective <= 3
+                else "every run in one order, where Fisher's z has no interval"
             )
+            return f"ρ = {self.rho:+.2f} (no test: {why})"
         if self.family == 1:
             return f"ρ = {self.rho:+.2f} (95 % CI {low:+.2f} to {high:+.2f}, p = {self.p:.2g})"
         return (
