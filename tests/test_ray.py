@@ -213,12 +213,17 @@ def test_an_address_where_no_cluster_listens_is_refused_at_once(tmp_path, scheme
 
 
 @pytest.mark.parametrize(
-    "address, env, cpus",
-    [(None, None, os.cpu_count()), ("10.0.0.1:6379", None, None), (None, "10.0.0.1:6379", None)],
+    "address, env, cpus, asked_for",
+    [
+        (None, None, os.cpu_count(), "local"),  # a fresh instance, even beside a `ray start`
+        ("10.0.0.1:6379", None, None, "10.0.0.1:6379"),
+        (None, "10.0.0.1:6379", None, None),  # Ray reads $RAY_ADDRESS itself
+    ],
 )
-def test_a_joined_cluster_is_not_told_its_cpus(monkeypatch, address, env, cpus):
+def test_a_joined_cluster_is_not_told_its_cpus(monkeypatch, address, env, cpus, asked_for):
     # Ray refuses num_cpus when it joins a cluster (named by --ray-address or $RAY_ADDRESS);
-    # only an instance started here is given this machine's CPUs
+    # only an instance started here is given this machine's CPUs, and without an address it
+    # is started ("local") where Ray would join a cluster `ray start`ed on this machine
     import ray
 
     from stabgap.studies import cluster
@@ -233,7 +238,7 @@ def test_a_joined_cluster_is_not_told_its_cpus(monkeypatch, address, env, cpus):
         monkeypatch.setenv("RAY_ADDRESS", env)
     with cluster.connected(address):
         pass
-    assert asked["num_cpus"] == cpus and asked["address"] == address
+    assert asked["num_cpus"] == cpus and asked["address"] == asked_for
 
 
 def test_a_runs_error_on_a_node_names_the_node_and_its_own_environment(monkeypatch):
