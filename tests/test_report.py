@@ -147,6 +147,11 @@ def test_the_paper_records_are_tested_for_equality_and_ttr_under_each_definition
         "p.p. of the interval",
         "% of the interval",
     )
+    assert ranked[0]["paired_n"] == ""  # no paired test of censored times
+    with open(report / "groups.csv") as f:  # the median that counts the never as +inf
+        column = "time_to_recover_1_3_pct_of_interval_median"
+        medians = {r["group"]: round(float(r[column]), 1) for r in csv.DictReader(f)}
+    assert medians == {"baseline": 16.0, "nd": 13.6}
     low, high = (
         float(ranked[0]["shift_ci_low_adjusted"]),
         float(ranked[0]["shift_ci_high_adjusted"]),

@@ -68,7 +68,7 @@ from stabgap.core.remedies import REMEDIES
 from stabgap.cost.flops import architecture
 from stabgap.errors import StabgapError
 from stabgap.metrics import unit
-from stabgap.statistics.comparison import MIN_SEEDS, Family
+from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
 from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
 from stabgap.studies.mixing import mixed_sentences
 from stabgap.studies.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
@@ -436,10 +436,20 @@ def group_rows(summaries: list[GroupSummary], groups: list[Group], n_tasks: int)
             for stat, value in zip(("mean", "sd", "ci95_low", "ci95_high"), numbers, strict=True):
                 row[f"{column}_{stat}"] = None if math.isnan(value) else value
             row[f"{column}_n"] = s.n if s is not None else 0
-            if metric == "time_to_recover":  # the seeds left out of its mean
+            if metric == "time_to_recover":  # the seeds left out of its mean, and its median
                 row[f"{column}_never_recovered"] = s.n_undefined if s is not None else None
+                row[f"{column}_median"] = _censored_median(s)
         rows.append(row)
     return rows
+
+
+def _censored_median(ttr: GroupSummary | None) -> float | None:
+    """A TTR's median over every seed, those that never recovered (left out of its mean)
+    counted as +inf; None without values."""
+    if ttr is None or ttr.n + ttr.n_undefined == 0:
+        return None
+    never = [None] * ttr.n_undefined
+    return censored_median([*ttr.values, *never], [True] * ttr.n + [False] * len(never))
 
 
 def _interval(s: GroupSummary) -> tuple[float, float]:

@@ -8,9 +8,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from stabgap.errors import StabgapError, did_you_mean
+from stabgap.statistics.comparison import censored_median
 from stabgap.statistics.summary import GroupSummary, format_mean_std, last_interval
 
 __all__ = ["DEFAULT_LABELS", "Table1", "table1", "ttr_cell"]
@@ -232,7 +231,9 @@ def ttr_cell(
     if recovered is None:
         return _cell(ttr, digits)
     never = sum(v == 0 for v in recovered.values)
-    middle = float(np.median([*ttr.values, *[math.inf] * never])) if ttr.values else math.nan
+    middle = censored_median(
+        [*ttr.values, *[None] * never], [True] * len(ttr.values) + [False] * never
+    )
     middle_text = "never" if math.isinf(middle) else f"{middle:.{digits}f}"
     if never:
         return text + f" ({never} of {recovered.n} never recovered; median {middle_text})"

@@ -453,7 +453,7 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                     c.family if c.testable else None,
                     c.verdict(),
                     c.detectable(),
-                    c.n_paired,
+                    None if c.rank_test else c.n_paired,  # no paired test of censored times
                     c.paired_diff,
                     *c.paired_interval(),
                     c.paired_p,
