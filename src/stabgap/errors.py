@@ -50,6 +50,15 @@ def close_match(name: object, choices: Iterable[str]) -> str | None:
         True
         >>> close_match("GPU", ["cpu", "cuda", "all"])
         'cuda'
+
+    A name inside several choices names none of them (``profile``: baseline-profile or
+    nd-profile?), and a choice that ends the name after more letters is another thing, not
+    a typo (``emnist``, ``kmnist``: not mnist):
+
+        >>> close_match("profile", ["baseline-profile", "nd-profile", "nd"]) is None
+        True
+        >>> close_match("emnist", ["mnist", "fashion-mnist", "cifar10"]) is None
+        True
     """
     by_folded: dict[str, str] = {}
     for choice in choices:
@@ -61,7 +70,11 @@ def close_match(name: object, choices: Iterable[str]) -> str | None:
     begun = [c for c in by_folded if c.startswith(folded)]
     if len(begun) == 1:
         return by_folded[begun[0]]
+    if not begun and sum(folded in c for c in by_folded) > 1:
+        return None
+    variants = {c for c in by_folded if folded.endswith(c)}  # emnist ends with mnist
     pool, cutoff = (begun, LIKENESS_AMONG_BEGUN) if begun else (list(by_folded), LIKENESS)
+    pool = [c for c in pool if c not in variants]
     scored = sorted(
         ((difflib.SequenceMatcher(None, folded, c).ratio(), c) for c in pool), reverse=True
     )
