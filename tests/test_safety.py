@@ -478,8 +478,11 @@ def test_a_run_that_collapses_to_chance_is_marked_diverged(workspace, capsys):
     [
         (["--rotations", "0"], "a stream of one task has no switch, so no stability gap"),
         (["--switch-lr", "warmup"], "switch_lr_batches 50 outlasts a task of 6 batches, so it"),
+        (["--replay", "memory", "--memory-size", "5", "--replay-batch-size", "10"],
+         "a replay batch of 10 is more than the memory's 5 examples, and a draw takes each "
+         "example at most once: at most 5 are replayed a step"),
     ],
-)
+)  # fmt: skip
 def test_a_setting_that_may_mean_nothing_is_run_with_a_warning(workspace, capsys, options, warning):
     argv = ["run", *TINY, *options, "--experiments", "baseline", "--seeds", "1"]
     code, _, err = cli(capsys, *argv, "--out", "o")

@@ -673,6 +673,7 @@ def cautions(c: RunConfig) -> list[str]:
     """What the run's chosen extensions and active remedies warn of (see
     :meth:`~stabgap.core.registry.Extension.caution`)."""
     using = [registry.chosen(c) for registry in CHOSEN]
+    using += [MEMORIES.chosen(c)] if c.keeps_memory else []
     using += [r for r in acting() if r.active(c)]
     return [text for ext in using if (text := ext.caution(c))]
 

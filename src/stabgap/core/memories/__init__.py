@@ -111,6 +111,16 @@ class Memory(Extension):
     uses = ("memory_size", "replay_batch_size")
     chooses_online: ClassVar[bool] = False  # stores during a task (else at its end only)
 
+    @classmethod
+    def caution(cls, config: RunConfig) -> str | None:
+        if config.replay_batch > config.memory_size:
+            return (
+                f"a replay batch of {config.replay_batch} is more than the memory's "
+                f"{config.memory_size} examples, and a draw takes each example at most once: "
+                f"at most {config.memory_size} are replayed a step"
+            )
+        return None
+
     def __init__(
         self,
         config: RunConfig,
