@@ -573,18 +573,21 @@ def shift_interval(
         return Shift(math.nan, math.nan, math.nan)
     with np.errstate(invalid="ignore"):
         diffs = xb[None, :] - xa[:, None]  # [i, j]: b_j − a_i; NaN where both are +∞
-        # a shift leaves the order within each side alone (+∞ against +∞: a tie)
+        # a shift leaves the order within each side alone (+∞ against +∞: a tie), so each
+        # value's count of its own side's values below it and tied with it is counted once
         within_a = np.nan_to_num(np.sign(xa[:, None] - xa[None, :]))
         within_b = np.nan_to_num(np.sign(xb[:, None] - xb[None, :]))
+    below_own_a, ties_own_a = (within_a > 0).sum(1), (within_a == 0).sum(1) - 1
+    below_own_b, ties_own_b = (within_b > 0).sum(1), (within_b == 0).sum(1) - 1
 
     def accepted(shift: float) -> bool:
         with np.errstate(invalid="ignore"):
             cross = np.nan_to_num(np.sign(diffs - shift))  # [i, j]: sign of (b_j − Δ) − a_i
         # a value's doubled mean rank: 2 + 2·(values below it) + (values tied with it)
-        below_a = (within_a > 0).sum(1) + (cross < 0).sum(1)
-        ties_a = (within_a == 0).sum(1) - 1 + (cross == 0).sum(1)
-        below_b = (within_b > 0).sum(1) + (cross > 0).sum(0)
-        ties_b = (within_b == 0).sum(1) - 1 + (cross == 0).sum(0)
+        below_a = below_own_a + (cross < 0).sum(1)
+        ties_a = ties_own_a + (cross == 0).sum(1)
+        below_b = below_own_b + (cross > 0).sum(0)
+        ties_b = ties_own_b + (cross == 0).sum(0)
         doubled = np.concatenate([2 + 2 * below_a + ties_a, 2 + 2 * below_b + ties_b])
         return min(1.0, _rank_sum_p(doubled, xa.size) * family) >= alpha
 
