@@ -112,6 +112,40 @@ def test_a_memory_is_refused_where_no_run_keeps_one():
     assert RunConfig(agem=True, memory_size=50).keeps_memory  # a method that draws
 
 
+@pytest.mark.parametrize(
+    ("memory", "fields"),
+    [
+        ("reservoir", {"der_alpha": 0.3}),  # DER: the stored logits too
+        ("task-balanced", {}),
+        ("class-balanced", {}),
+    ],
+)
+def test_a_memory_larger_than_the_run_can_fill_keeps_what_one_just_large_enough_keeps(
+    memory, fields, small_mnist
+):
+    """A memory size with zeros too many (10^12) trains the run a memory of exactly what
+    the run can keep trains, and allocates only that, where it exhausted the machine."""
+    base = tiny_config(
+        stream="split",
+        batches_per_task=4,
+        batch_size=8,
+        eval_every=2,
+        eval_subset=50,
+        replay="memory",
+        memory=memory,
+        **fields,
+    )
+    stream = build_stream(base, "cpu", small_mnist)
+    # Everything the run can keep: each training example once; the reservoir keeps repeats.
+    most = 5 * 4 * 8 if memory == "reservoir" else stream.train_offsets[-1]
+    huge, exact = (run_experiment(base.replace(memory_size=m), stream) for m in (10**12, most))
+    np.testing.assert_array_equal(huge.acc, exact.acc)
+    np.testing.assert_array_equal(huge.loss, exact.loss)
+    assert huge.metadata["memory"] == exact.metadata["memory"]
+    parts = build_parts([base.replace(memory_size=10**12)], stream, CPU)
+    assert parts.memory.slots.shape == (1, most)
+
+
 # --- each method's step against its formula, on plain layers -----------------------------------
 def split_config(**changes) -> RunConfig:
     return tiny_config(

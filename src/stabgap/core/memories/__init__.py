@@ -129,7 +129,12 @@ class Memory(Extension):
         device: torch.device,
         keep_logits: bool = False,
     ) -> None:
-        self.size, self.stream, self.device = config.memory_size, stream, device
+        # The slots are allocated up front, so a memory larger than all this run can ever
+        # keep is cut to that: it keeps and draws the same examples (a policy only fills
+        # its slots in order while it has examples to spare), and a size with a few zeros
+        # too many does not exhaust the machine's memory.
+        self.size = min(config.memory_size, self.most_kept(config, stream))
+        self.stream, self.device = stream, device
         self.draw_size = config.replay_batch
         self.generators = [
             torch.Generator(device).manual_seed(derive_seed(s, "memory")) for s in seeds
@@ -140,6 +145,12 @@ class Memory(Extension):
             torch.zeros(r, self.size, stream.n_classes, device=device) if keep_logits else None
         )
         self.filled = 0
+
+    @classmethod
+    def most_kept(cls, config: RunConfig, stream: TaskStream) -> int:
+        """The most examples this policy can hold in a run: every training example of
+        the stream, each at most once (a policy that may keep repeats says more)."""
+        return int(stream.train_offsets[-1])
 
     # --- what a policy fills in --------------------------------------------------------
     def offer(self, new: torch.Tensor, logits: torch.Tensor | None) -> None:

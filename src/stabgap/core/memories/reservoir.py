@@ -29,6 +29,10 @@ class Reservoir(Memory):
         super().__init__(config, stream, seeds, device, keep_logits)
         self.offered = 0  # examples offered so far, the same in every copy
 
+    @classmethod
+    def most_kept(cls, config, stream) -> int:
+        return config.total_batches * config.batch_size  # at most this many are offered
+
     def offer(self, new: torch.Tensor, logits: torch.Tensor | None) -> None:
         r, b = new.shape
         n = self.offered + torch.arange(b, device=self.device)  # (B,) each one's count
