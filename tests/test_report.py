@@ -468,6 +468,40 @@ def test_a_group_that_never_learned_task_1_is_flagged_against_chance():
     assert "task 1 was not learned in 2 of its 3 runs" in text and "chance (10.0 %)" in text
 
 
+def test_a_group_is_forgotten_where_task_1_has_nothing_above_chance_left_to_drop():
+    """Below half its end-of-task accuracy and at chance (within 3 SE) before the last
+    switch; a run at 45 % of a 10-class task still has 35 p.p. to drop, and its gap counts."""
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.forgetting import forgotten_groups, forgotten_sentence
+    from stabgap.core.config import RunConfig, to_dict
+
+    def group(key, config, befores, imported=False):  # task 1 before the last switch
+        def run(before):
+            acc = np.array([[90.0, 60.0, before, 0], [0, 90, 90, 10], [0, 0, 90, 90]])
+            return NS(measure=lambda f: acc)
+
+        runs = [run(b) for b in befores]
+        return NS(key=key, config=to_dict(config), runs=runs, imported=imported)
+
+    rotated = RunConfig(eval_subset=500)  # chance 10 %, ± 1.34 on 500 images: up to 14.0
+    found = forgotten_groups(
+        [
+            group("still-there", rotated, [45.0, 44.0, 46.0]),
+            group("gone", rotated, [8.0, 13.9, 45.0]),
+            group("imported", rotated, [30.0, 40.0, 20.0], imported=True),  # the share alone
+        ],
+        n_tasks=4,
+    )
+    assert set(found) == {"gone", "imported"}
+    assert found["gone"][:2] == (2, 3) and found["gone"][4] == 10.0
+    assert found["imported"][4] is None
+    text = forgotten_sentence("gone", found["gone"], 4)
+    assert "forgotten before the last switch in 2 of its 3 runs" in text
+    assert "90.0 % when task 1 ended, chance 10.0 %)" in text
+    assert "chance" not in forgotten_sentence("imported", found["imported"], 4)
+
+
 def test_groups_of_one_setting_under_two_names_are_said_to_be_one():
     from types import SimpleNamespace as NS
 
