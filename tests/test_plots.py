@@ -477,6 +477,11 @@ def test_gap_against_accuracy_draws_a_front_only_where_one_exists(tmp_path: Path
         traded, tmp_path / "g.png", baseline="Baseline", forgotten={"lwf"}, pdf=False
     )
     assert "Pareto front" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    fig = plots.plot_gap_vs_accuracy(  # a baseline drawn hollow is named so too
+        dominated, tmp_path / "g.png", baseline="nd", forgotten={"nd", "lwf"}, pdf=False
+    )
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[1] == "nd (baseline) (no gap to measure)"
 
 
 def test_a_tradeoff_without_a_gap_to_measure_says_so(tmp_path: Path):

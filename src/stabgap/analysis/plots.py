@@ -933,6 +933,14 @@ def _drawn_front(points: Sequence[tuple], forgotten: Collection[str]) -> list[tu
     return front if len(front) > 1 else []
 
 
+def _gap_legend_label(label: str, base: bool, gone: bool) -> str:
+    """A group's legend entry: "(baseline)" once, and "(no gap to measure)" where its
+    marker is hollow, the baseline's too."""
+    if base and "baseline" not in label.lower():
+        label += " (baseline)"
+    return label + " (no gap to measure)" * gone
+
+
 def plot_gap_vs_accuracy(
     points: Sequence[tuple[str, float, float, float, float, float, float]],
     path: str | os.PathLike[str],
@@ -982,9 +990,7 @@ def plot_gap_vs_accuracy(
             markersize=10 if base else 6,
             capsize=3,
             zorder=3 if base else 2,
-            label=(label if "baseline" in label.lower() else f"{label} (baseline)")  # once
-            if base
-            else label + (" (no gap to measure)" * gone),
+            label=_gap_legend_label(label, base, gone),
         )
     if front := _drawn_front(finite, forgotten):
         ax.plot(
