@@ -255,6 +255,18 @@ def test_cost_command_counts_a_presets_run_on_its_own_data(capsys):
     assert "MLP 784-64-10, batch 128" in capsys.readouterr().out
 
 
+def test_cost_command_adds_nd_at_the_lambda_the_preset_runs_it_at(capsys):
+    """ND on the experiment itself (the methods preset's nd-er-200), else the preset's nd,
+    else the poster's λ."""
+    heads = {}
+    for args in (["methods"], ["methods", "--experiment", "er-2000"], ["quick"]):
+        assert main(["cost", "--preset", *args]) == 0
+        heads[args[-1]] = capsys.readouterr().out.splitlines()[0]
+    assert heads["methods"].endswith("ND at λ = 0.0001")  # nd-er-200's
+    assert heads["er-2000"].endswith("ND at λ = 1e-05")  # no nd-er-2000: the poster's
+    assert heads["quick"].endswith(f"ND at λ = {get_preset('quick').config('nd').decay_lambda:g}")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -72,7 +72,7 @@ def _preset_arguments(parser: argparse.ArgumentParser, preset: str, experiment: 
 def _preset_run(args: argparse.Namespace, given: dict) -> tuple[RunConfig, str, float, str]:
     """The run that --preset and --experiment name, with the flags' fields (`given`) set:
     (config, what it is in a title, ND's λ for it, where that λ comes from: the run's own,
-    else the preset's nd experiment's, else the poster's)."""
+    else the preset's nd-<experiment> or nd experiment's, else the poster's)."""
     from stabgap.studies.presets import PAPER_BASE, get_preset
 
     if args.preset is None:
@@ -84,8 +84,11 @@ def _preset_run(args: argparse.Namespace, given: dict) -> tuple[RunConfig, str, 
         preset = get_preset(args.preset)
         experiment = args.experiment or preset.baseline
         run, name = preset.config(experiment, given), f"preset {preset.name}, {experiment}"
-        if "nd" in preset.experiments:
-            nd_lambda, whence = preset.config("nd").decay_lambda, "the preset's nd experiment's"
+        # ND on this experiment (the methods presets' nd-er-200), else the preset's nd
+        nd_named = [e for e in (f"nd-{experiment}", "nd") if e in preset.experiments]
+        if nd_named:
+            nd_lambda = preset.config(nd_named[0]).decay_lambda
+            whence = f"the preset's {nd_named[0]} experiment's"
         else:
             nd_lambda = ND_LAMBDA
             whence = f"the poster's: preset {preset.name} has no nd experiment"
