@@ -1060,3 +1060,27 @@ def test_when_every_run_failed_none_is_said_to_be_kept(workspace, capsys, monkey
     code, _, err = cli(capsys, "run", *TINY, "--experiments", "baseline", "--seeds", "1,2",
                        "--out", "o")  # fmt: skip
     assert code == 1 and "2 of 2 runs failed; first failure" in err and "the others" not in err
+
+
+def test_a_network_larger_than_the_machine_is_refused_before_any_work(workspace, capsys):
+    code, _, err = cli(capsys, "run", *TINY, "--experiments", "baseline", "--set",
+                       "hidden=1000000,1000000", "--out", "o")  # fmt: skip
+    assert code == 2 and "the network MLP 784-1000000-1000000-10 needs 7,457 GiB" in err
+    assert "for its weights and gradients alone, more than this machine's" in err
+    assert "choose a smaller network" in err and "Traceback" not in err
+    assert not (workspace / "o").exists()
+
+
+def test_a_run_out_of_memory_is_said_in_a_line_without_a_traceback(workspace, capsys, monkeypatch):
+    def exhausted(stack, *args, **kwargs):  # the CPU allocator's own message
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 313600000000 bytes. Error code 12"
+        )
+
+    monkeypatch.setattr(sweep, "run_stack", exhausted)
+    code, _, err = cli(capsys, "run", *TINY, "--experiments", "baseline", "--out", "o")
+    assert code == 1 and "Traceback" not in err and "alloc_cpu" not in err
+    assert "3 of 3 runs failed; first failure, baseline_" in err
+    assert ": out of memory (an allocation of 292 GiB): a smaller network, batch or " in err
+    assert "fix it and run the same command again" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 import sys
 import time
 
@@ -40,6 +41,16 @@ def keep_freed_memory() -> bool:
     m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
     # No block gets its own mapping, and the heap's free top is trimmed only past 2 GB.
     return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+
+
+def memory_bytes(device: torch.device) -> int | None:
+    """The device's whole memory (a CPU's: the machine's RAM), or None where unknown."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no such names here (Windows)
+        return None
 
 
 def resolve_device(name: str) -> torch.device:

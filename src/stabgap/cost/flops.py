@@ -330,6 +330,18 @@ def run_cost(config: RunConfig, test_size: int | None = None) -> dict[str, Cost]
 FLOAT_BYTES = 4
 
 
+def least_memory(config: RunConfig) -> int:
+    """Bytes one copy holds whatever it runs: its float32 parameters and their gradients.
+
+    Example: the paper MLP's 5.8 M parameters, 2 × 4 bytes each.
+
+        >>> from stabgap.studies.presets import PAPER_BASE
+        >>> least_memory(PAPER_BASE)
+        46596176
+    """
+    return 2 * FLOAT_BYTES * n_parameters(model_layers(config))
+
+
 def run_memory(config: RunConfig, test_size: int | None = None) -> int:
     """Device memory one copy of a stacked run needs at its peak, in bytes (an estimate).
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ import torch
 
 from stabgap.core.config import RunConfig, to_dict
 from stabgap.core.data import DATASETS
-from stabgap.core.device import resolve_device
+from stabgap.core.device import memory_bytes, resolve_device
 from stabgap.core.models import cpu_matmul
 from stabgap.core.monitor import Monitor, check_tensorboard
 from stabgap.core.streams import TaskStream, build_stream, check_fits, stream_identity
@@ -202,7 +203,33 @@ def preflight(specs: Sequence[RunSpec], local: bool) -> None:
         return
     for s in specs:
         check_precision(s.config, resolve_device(s.config.device).type)
+        check_memory(s, resolve_device(s.config.device))
         check_fits(s.config, _stream_for(s.config))
+
+
+def check_memory(spec: RunSpec, device: torch.device) -> None:
+    """Refuse a network whose weights and gradients alone exceed the device's memory (a
+    width with zeros too many): it would fail at its first step, or be killed by the
+    system, after every run planned before it."""
+    from stabgap.cost.flops import architecture, least_memory
+
+    total = memory_bytes(device)
+    try:
+        need = least_memory(spec.config)
+    except (NotImplementedError, KeyError):  # a plugin's network the cost model cannot size
+        return
+    if total is not None and need > total:
+        raise StabgapError(
+            f"experiment {spec.experiment}: the network {architecture(spec.config)} needs "
+            f"{gib(need)} for its weights and gradients alone, more than this "
+            f"{'GPU' if device.type == 'cuda' else 'machine'}'s {gib(total)}: choose a smaller "
+            "network"
+        )
+
+
+def gib(n_bytes: float) -> str:
+    """Bytes in GiB, as a person reads them ("0.3 GiB", "1,234 GiB")."""
+    return f"{n_bytes / 2**30:,.{1 if n_bytes < 10 * 2**30 else 0}f} GiB"
 
 
 def check_precision(config: RunConfig, device: str) -> None:
@@ -362,13 +389,29 @@ def _failed(failures, total: int, out: Path | None) -> RunsFailed:
     n_failed = sum(len(s) for s, _ in failures)
     where = f" and kept in {out}" if out is not None else ""
     others = f", the others are finished{where}" if n_failed < total else ""
+    # A user's sizes that do not fit are no bug: said in a line, without a traceback.
+    said = _no_memory(error) if out_of_memory(error) else f"{type(error).__name__}: {error}"
     message = (
-        f"{n_failed} of {total} runs failed{others}; "
-        f"first failure, {stack[0].name}: {type(error).__name__}: {error}"
+        f"{n_failed} of {total} runs failed{others}; first failure, {stack[0].name}: {said}"
         + ("; fix it and run the same command again to run only those" if out else "")
     )
-    details = "".join(traceback.format_exception(error))
-    return RunsFailed(message, "" if isinstance(error, StabgapError) else details)
+    bug = not isinstance(error, StabgapError) and not out_of_memory(error)
+    return RunsFailed(message, "".join(traceback.format_exception(error)) if bug else "")
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether a run failed for want of memory (the CPU's allocator, CUDA's, or Python's)."""
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch < 2.5
+    return isinstance(error, MemoryError | oom) or "can't allocate memory" in str(error)
+
+
+def _no_memory(error: BaseException) -> str:
+    asked = re.search(r"allocate (\d+) bytes", str(error))  # the CPU allocator's message
+    size = f" (an allocation of {gib(int(asked[1]))})" if asked else ""
+    return (
+        f"out of memory{size}: a smaller network, batch or evaluation subset fits, or on a "
+        "GPU fewer runs stacked (--stack)"
+    )
 
 
 # A stack's index and its records, or the exception that stopped it.
