@@ -1069,6 +1069,9 @@ def test_a_network_larger_than_the_machine_is_refused_before_any_work(workspace,
     assert "for its weights and gradients alone, more than this machine's" in err
     assert "choose a smaller network" in err and "Traceback" not in err
     assert not (workspace / "o").exists()
+    code, _, err = cli(capsys, "profile", "--hidden", "1000000,1000000", "--out", "p")
+    assert code == 2 and "the baseline run: the network MLP 784-1000000-1000000-10" in err
+    assert not (workspace / "p").exists()
 
 
 def test_a_run_out_of_memory_is_said_in_a_line_without_a_traceback(workspace, capsys, monkeypatch):

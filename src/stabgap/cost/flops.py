@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from stabgap.core.analyses.cost import analyses_cost
 from stabgap.core.config import RunConfig
 from stabgap.core.data import DATASETS
+from stabgap.core.device import memory_bytes
 from stabgap.core.evaluate import evaluation_steps
 from stabgap.core.memories import replayed_examples
 from stabgap.core.methods import METHODS
@@ -340,6 +341,30 @@ def least_memory(config: RunConfig) -> int:
         46596176
     """
     return 2 * FLOAT_BYTES * n_parameters(model_layers(config))
+
+
+def check_memory(config: RunConfig, device, what: str) -> None:
+    """Refuse, before any work, a network whose weights and gradients alone exceed the
+    device's memory (a width with zeros too many): it would fail at its first step, or be
+    killed by the system, after every run planned before it. `what`: the run, for the
+    message ("experiment nd")."""
+    total = memory_bytes(device)
+    try:
+        need = least_memory(config)
+    except (NotImplementedError, KeyError):  # a plugin's network the cost model cannot size
+        return
+    if total is not None and need > total:
+        where = "GPU" if device.type == "cuda" else "machine"
+        raise StabgapError(
+            f"{what}: the network {architecture(config)} needs {gib(need)} for its weights "
+            f"and gradients alone, more than this {where}'s {gib(total)}: choose a smaller "
+            "network"
+        )
+
+
+def gib(n_bytes: float) -> str:
+    """Bytes in GiB, as a person reads them ("0.3 GiB", "1,234 GiB")."""
+    return f"{n_bytes / 2**30:,.{1 if n_bytes < 10 * 2**30 else 0}f} GiB"
 
 
 def run_memory(config: RunConfig, test_size: int | None = None) -> int:

@@ -62,7 +62,7 @@ from stabgap.core.train import (
     evaluation_point,
     train_step,
 )
-from stabgap.cost.flops import architecture
+from stabgap.cost.flops import architecture, check_memory
 from stabgap.errors import StabgapError
 
 PROFILE_FILE = "profile.json"  # a profile's results, in a folder of its own
@@ -140,8 +140,10 @@ def profile_config(
     if label == BASELINE:
         raise StabgapError(f"a treatment cannot be named '{BASELINE}': give it another label")
     device = torch.device(device)
-    stream = synthetic_stream(config, device)
     configs = {BASELINE: config, label: config.replace(**treatment)}
+    for name, c in configs.items():
+        check_memory(c, device, f"the {name} run")
+    stream = synthetic_stream(config, device)
     check_stream(configs[label], stream)  # a treatment of the run, not of its data
     keep_freed_memory()  # as a run does: large blocks reused, not page-faulted again
     models = tuple(configs)

@@ -29,11 +29,12 @@ import torch
 
 from stabgap.core.config import RunConfig, to_dict
 from stabgap.core.data import DATASETS
-from stabgap.core.device import memory_bytes, resolve_device
+from stabgap.core.device import resolve_device
 from stabgap.core.models import cpu_matmul
 from stabgap.core.monitor import Monitor, check_tensorboard
 from stabgap.core.streams import TaskStream, build_stream, check_fits, stream_identity
 from stabgap.core.train import Progress, stack_key, train_runs
+from stabgap.cost.flops import check_memory, gib
 from stabgap.errors import StabgapError, did_you_mean
 from stabgap.studies.mixing import check_resumed, mix_warnings
 from stabgap.studies.plan import RunSpec
@@ -203,33 +204,8 @@ def preflight(specs: Sequence[RunSpec], local: bool) -> None:
         return
     for s in specs:
         check_precision(s.config, resolve_device(s.config.device).type)
-        check_memory(s, resolve_device(s.config.device))
+        check_memory(s.config, resolve_device(s.config.device), f"experiment {s.experiment}")
         check_fits(s.config, _stream_for(s.config))
-
-
-def check_memory(spec: RunSpec, device: torch.device) -> None:
-    """Refuse a network whose weights and gradients alone exceed the device's memory (a
-    width with zeros too many): it would fail at its first step, or be killed by the
-    system, after every run planned before it."""
-    from stabgap.cost.flops import architecture, least_memory
-
-    total = memory_bytes(device)
-    try:
-        need = least_memory(spec.config)
-    except (NotImplementedError, KeyError):  # a plugin's network the cost model cannot size
-        return
-    if total is not None and need > total:
-        raise StabgapError(
-            f"experiment {spec.experiment}: the network {architecture(spec.config)} needs "
-            f"{gib(need)} for its weights and gradients alone, more than this "
-            f"{'GPU' if device.type == 'cuda' else 'machine'}'s {gib(total)}: choose a smaller "
-            "network"
-        )
-
-
-def gib(n_bytes: float) -> str:
-    """Bytes in GiB, as a person reads them ("0.3 GiB", "1,234 GiB")."""
-    return f"{n_bytes / 2**30:,.{1 if n_bytes < 10 * 2**30 else 0}f} GiB"
 
 
 def check_precision(config: RunConfig, device: str) -> None:
