@@ -623,6 +623,17 @@ def test_a_tradeoff_line_is_named_by_its_groups_when_its_settings_run_long():
     assert list(_named_lines(long, "memory_size", labels)) == ["der-200 / der-2000", "er-200"]
 
 
+def test_a_tradeoff_line_is_named_by_the_settings_it_changes_from_the_defaults():
+    from stabgap.analysis.groups import _told_apart
+
+    er, ace = [("replay", "memory"), ("der_alpha", 0.0), ("er_ace", False)], [("er_ace", True)]
+    der = [("replay", "none"), ("der_alpha", 0.1), ("er_ace", False)]
+    named = _told_apart([er, [*er[:2], *ace], der])
+    assert named == ["replay=memory", "replay=memory, er_ace=True", "replay=none, der_alpha=0.1"]
+    # a line at every default would go unnamed: then each keeps every field
+    assert _told_apart([[("lr", 0.001)], [("lr", 0.01)]]) == ["lr=0.001", "lr=0.01"]
+
+
 def test_groups_of_another_stream_length_than_the_baseline_are_left_out_saying_so(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["import-curves", str(_their_curves(tmp_path / "a.csv", ("short",))), "--out",

@@ -354,17 +354,33 @@ def grid_sweeps(groups: Sequence[Group]) -> dict[str, dict[str, list[Group]]]:
             and FIELDS[k].metadata["science"]
             and len({short(g.config.get(k)) for g in members}) > 1
         ]
+        parts = [
+            [(k, line[0].config.get(k)) for k in differing if _applies(line[0].config, k)]
+            for line in lines.values()  # (not a ViT's hidden widths)
+        ]
         named = {}
-        for line in lines.values():
-            first = line[0]
-            parts = [
-                f"{field_label(k)}={short(first.config.get(k))}"
-                for k in differing
-                if _applies(first.config, k)  # not a ViT's hidden widths
-            ]
-            named[", ".join(parts)] = sorted(line, key=lambda g: float(g.config.get(name, 0)))
+        for line, said in zip(lines.values(), _told_apart(parts), strict=True):
+            named[said] = sorted(line, key=lambda g: float(g.config.get(name, 0)))
         sweeps[name] = named
     return sweeps
+
+
+def _told_apart(parts: list[list[tuple[str, Any]]]) -> list[str]:
+    """Each line's name from its (field, value) pairs: without the fields at their default
+    ("der_alpha=0.3", not "replay=none, der_alpha=0.3, er_ace=False") where every line
+    keeps a field and the names stay distinct; else with every field."""
+
+    def said(pairs) -> str:
+        return ", ".join(f"{field_label(k)}={short(v)}" for k, v in pairs)
+
+    chosen = [
+        [(k, v) for k, v in pairs if k not in FIELDS or short(v) != short(FIELDS[k].default)]
+        for pairs in parts
+    ]
+    names = [said(pairs) for pairs in chosen]
+    if all(names) and len(set(names)) == len(names):
+        return names
+    return [said(pairs) for pairs in parts]
 
 
 def _applies(config: dict[str, Any], name: str) -> bool:
