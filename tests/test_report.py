@@ -517,6 +517,38 @@ def test_groups_of_one_setting_under_two_names_are_said_to_be_one():
     assert [[g.key for g in same] for same in same_settings(groups)] == [["baseline", "mine"]]
 
 
+def test_a_label_says_the_data_and_network_and_what_two_studies_baselines_differ_in():
+    """Every group 'differs as its name says': two presets' baselines reported together
+    are named by their networks, a second dataset by its name; a preset's own experiments
+    keep their names alone (nd's λ is what nd means)."""
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.groups import build_groups
+    from stabgap.core.config import to_dict
+    from stabgap.studies.presets import get_preset
+
+    def runs(preset, experiment, seed=1, **varied):
+        config = get_preset(preset).config(experiment, {**varied, "seed": seed})
+        name = "_".join([experiment, *(f"{k}={v}" for k, v in varied.items())])
+        return NS(experiment=name, base=experiment, varied=varied, metadata={},
+                  config=to_dict(config), diverged=False)  # fmt: skip
+
+    def labels(*records):
+        return [g.label for g in build_groups(records)]
+
+    resnet = runs("quick-resnet", "baseline", batches_per_task=60)
+    vit = runs("quick-vit", "baseline", batches_per_task=80)
+    assert labels(resnet, vit) == [
+        "batches_per_task=60, model=resnet, resnet_width=8",
+        "batches_per_task=80, model=vit, vit_patch=7, vit_dim=32, vit_depth=2, vit_heads=2",
+    ]
+    assert labels(runs("quick", "baseline"), runs("quick-fashion", "nd")) == [
+        "baseline, dataset=mnist",
+        "nd, dataset=fashion-mnist",
+    ]
+    assert labels(runs("quick", "baseline"), runs("quick", "nd")) == ["baseline", "nd"]
+
+
 def _their_curves(path, groups, tasks=3):
     """A curves file as another loop writes it: 3 seeds of each group, `tasks` tasks of 6
     steps, every seen task evaluated at every step, a dip after each switch."""

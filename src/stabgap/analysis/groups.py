@@ -169,13 +169,14 @@ def _labels(groups: Sequence[Group]) -> list[str]:
     """
     keys = list(dict.fromkeys(k for g in groups for k in g.varied))
     differing = [k for k in keys if len(groups) == 1 or _differs(groups, k)]
+    unnamed = _unnamed_differences(groups, set(keys))
 
     def value(g: Group, k: str):
         # a field another group varies: this group's own value of it, from its config
         return g.varied[k] if k in g.varied else g.config.get(k) if k in FIELDS else None
 
-    def values(g: Group) -> str:
-        shown = {k: value(g, k) for k in differing}
+    def values(g: Group, extra: dict[str, Any]) -> str:
+        shown = {**{k: value(g, k) for k in differing}, **extra}
         return ", ".join(
             f"{SYMBOLS.get(k, k)}={short(v)}" for k, v in shown.items() if v is not None
         )
@@ -184,14 +185,41 @@ def _labels(groups: Sequence[Group]) -> list[str]:
     # tells them apart) and there are several
     named = len({g.base for g in groups}) > 1 or len(groups) == 1
     labels = []
-    for g in groups:
-        shown = values(g)
+    for g, extra in zip(groups, unnamed, strict=True):
+        shown = values(g, extra)
         label = (f"{g.base}, {shown}" if shown else g.base) if named else (shown or g.base)
         tag = source_tag(g.source)
         labels.append(label + (tag if tag and g.key.endswith(tag) else ""))
     if len(set(labels)) < len(labels):  # what differs is not in the names: use the keys
         return [g.key for g in groups]
     return labels
+
+
+# What a run computes on: said wherever groups differ in it, whatever their names.
+HEADLINE = ("dataset", "stream", "model")
+
+
+def _unnamed_differences(groups: Sequence[Group], named: set[str]) -> list[dict[str, Any]]:
+    """For each group, the settings that set it apart though no label would say them: the
+    dataset, stream or network wherever groups differ in it, and any setting in which
+    groups of one experiment name differ (two studies' baselines reported together, one
+    of the ResNet and one of the ViT), each where it applies to the group's run. Imported
+    groups, whose config is their source's, have none.
+    """
+    ours = [g for g in groups if not g.imported and (g.runs or g.diverged)]
+
+    def differing(members: list[Group], candidates) -> list[str]:
+        return [k for k in candidates if len({short(g.config.get(k)) for g in members}) > 1]
+
+    science = [k for k in FIELDS if FIELDS[k].metadata["science"] and k not in named]
+    said = {id(g): differing(ours, [k for k in HEADLINE if k in science]) for g in ours}
+    for base in {g.base for g in ours}:
+        same = [g for g in ours if g.base == base]
+        for g in same:
+            said[id(g)] += [k for k in differing(same, science) if k not in said[id(g)]]
+    return [
+        {k: g.config.get(k) for k in said.get(id(g), []) if _applies(g.config, k)} for g in groups
+    ]
 
 
 def _differs(groups: Sequence[Group], key: str) -> bool:
