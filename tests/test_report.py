@@ -547,6 +547,10 @@ def test_a_label_says_the_data_and_network_and_what_two_studies_baselines_differ
         "nd, dataset=fashion-mnist",
     ]
     assert labels(runs("quick", "baseline"), runs("quick", "nd")) == ["baseline", "nd"]
+    # runs under one experiment label that differ in science: what differs, where it applies
+    resnet.experiment = vit.experiment = "baseline"
+    assert [g.key for g in build_groups([resnet, vit])][0].endswith("model=resnet_resnet_width=8")
+    assert labels(resnet, vit)[0] == "batches_per_task=60, model=resnet, resnet_width=8"
 
 
 def _their_curves(path, groups, tasks=3):

@@ -84,7 +84,7 @@ def build_groups(records: Sequence[RunRecord]) -> list[Group]:
         differing = _differing_fields([json.loads(k) for k in kinds])
         for kind, runs in kinds.items():
             config = json.loads(kind)
-            extra = {f: config.get(f) for f in differing}
+            extra = {f: config.get(f) for f in differing if _applies(config, f)}
             first = runs[0]
             g = Group(
                 key + "".join(f"_{f}={short(v)}" for f, v in extra.items()),
@@ -176,7 +176,8 @@ def _labels(groups: Sequence[Group]) -> list[str]:
         return g.varied[k] if k in g.varied else g.config.get(k) if k in FIELDS else None
 
     def values(g: Group, extra: dict[str, Any]) -> str:
-        shown = {**{k: value(g, k) for k in differing}, **extra}
+        own = {k: value(g, k) for k in differing if _applies(g.config, k)}  # not a ViT's hidden
+        shown = {**own, **extra}
         return ", ".join(
             f"{SYMBOLS.get(k, k)}={short(v)}" for k, v in shown.items() if v is not None
         )
