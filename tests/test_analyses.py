@@ -609,3 +609,32 @@ def test_the_loss_along_the_path_is_that_of_the_interpolated_networks(small_stre
                 assert path_loss[task - 1, a, k] == pytest.approx(loss, rel=1e-4)
                 assert path_acc[task - 1, a, k] == pytest.approx(acc)
         assert np.isnan(path_loss[task - 1, :, task - 1 :]).all()  # only the earlier tasks
+
+
+def test_groups_that_recorded_no_analysis_are_said_to_be_untested_not_left_out():
+    """A baseline without analyses has no comparison with nd: the section says so (a trial
+    found five sentences gone and the families shrunk without a word)."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from stabgap.analysis.why import why_comparisons, why_findings, why_tests
+    from stabgap.statistics.comparison import Family
+
+    base, nd, labels = why_groups()
+    runs = [dataclasses.replace(r, analyses={}) for r in base.runs]
+    bare = SimpleNamespace(key="baseline", runs=runs)
+    tests = why_tests(bare, [nd], labels)
+    assert tests.remedies == [] and tests.bare == ["baseline"]
+    said = why_findings(tests, Family(why_comparisons(tests)), labels)
+    assert (
+        "Not tested here: **baseline**, whose runs recorded no analysis (run them with the "
+        "analyses on): none is compared with the baseline, which is one of them (choose "
+        "another with --baseline)."
+    ) in said
+    tests = why_tests(nd, [bare], labels)  # a compared group without: named, no more
+    said = why_findings(tests, Family(why_comparisons(tests)), labels)
+    assert (
+        "Not tested here: **baseline**, whose runs recorded no analysis (run them with the "
+        "analyses on)."
+    ) in said
+    assert why_tests(base, [nd], labels).bare == []

@@ -292,6 +292,9 @@ class WhyTests:
     # per group tested for a barrier: its runs whose largest excess was above 0, and the
     # numbers of interior points its runs read the barrier at
     excess: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
+    # the groups whose runs recorded no analysis, so not compared here; and the baseline's
+    bare: list[str] = field(default_factory=list)
+    base: str = ""
 
 
 def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | None:
@@ -345,7 +348,8 @@ def why_tests(base, compared: Sequence, labels: dict[str, str]) -> WhyTests | No
             within[name] = inside
         if between is not None:
             across[name] = between
-    return WhyTests(head, peak, conflict, barrier, remedies, within, across, excess)
+    bare = [g.key for g in groups if not any(r.analyses for r in g.runs)]
+    return WhyTests(head, peak, conflict, barrier, remedies, within, across, excess, bare, base.key)
 
 
 def _relations(groups, value) -> tuple:
@@ -436,6 +440,7 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             + _barrier_reading(c, *tests.excess.get(key, (0, ())))
         )
     out += [family.adjusted(c).sentence(digits=3) for c in tests.remedies]
+    out += _unmeasured(tests, labels)
     for name, within in tests.within.items():
         r = within.adjusted(len(tests.within))  # Bonferroni over these correlations
         over = f"the section's {len(tests.within)} correlations"
@@ -458,6 +463,23 @@ def why_findings(tests: WhyTests | None, family: Family, labels: dict[str, str])
             "relation within groups)."
         )
     return out
+
+
+def _unmeasured(tests: WhyTests, labels: dict[str, str]) -> list[str]:
+    """Which groups recorded no analysis, and so have no test here: said, not left out."""
+    if not tests.bare:
+        return []
+    names = ", ".join(f"**{labels[k]}**" for k in tests.bare)
+    base = (
+        ": none is compared with the baseline, which is one of them (choose another with "
+        "--baseline)"
+        if tests.base in tests.bare
+        else ""
+    )
+    return [
+        f"Not tested here: {names}, whose runs recorded no analysis (run them with the "
+        f"analyses on){base}."
+    ]
 
 
 def _barrier_reading(c: Comparison, above: int, points: tuple[int, ...]) -> str:

@@ -107,7 +107,7 @@ class WithinGroups:
             return f"ρ = {self.rho:+.2f} (95 % CI {low:+.2f} to {high:+.2f}, p = {self.p:.2g})"
         return (
             f"ρ = {self.rho:+.2f} (simultaneous 95 % CI {low:+.2f} to {high:+.2f}, p = "
-            f"{self.p:.2g}, Bonferroni-adjusted over {adjusted_over} {self.p_adjusted:.2g})"
+            f"{self.p:.2g}; adjusted p = {self.p_adjusted:.2g}, Bonferroni over {adjusted_over})"
         )
 
 
