@@ -1,6 +1,7 @@
 import pytest
 
 from stabgap.core.config import RunConfig, from_dict, to_dict
+from stabgap.core.evaluate import evaluation_steps
 from stabgap.errors import StabgapError
 from stabgap.studies.presets import PAPER_SEEDS, get_preset
 
@@ -48,10 +49,14 @@ def test_a_schedule_that_reads_each_task_after_training_on_it_is_accepted():
     # the reference's schedule; below batches_per_task a point falls inside every task.
     for values in (
         {"eval_every": 500, "eval_switch_window": 5},
+        {"eval_every": 600, "eval_switch_window": 5},  # a sparser rest: the window reads each
         {"eval_every": 1, "batches_per_task": 1},
         {"eval_every": 499},
     ):
         from_dict(values)
+    # every task read after its updates: 6-batch tasks, every 10th batch and a window of 2
+    steps = evaluation_steps(18, per_task=6, every=10, switch_window=2).tolist()
+    assert steps == [0, 5, 6, 7, 10, 11, 12, 13, 17]
 
 
 def test_batch_size_growth_and_reference_eval_rounding():

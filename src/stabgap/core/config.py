@@ -552,9 +552,11 @@ def _validate(c: RunConfig) -> None:
             "eval_repeats > 1 needs eval_resample 'fresh' (fixed subsets repeat themselves)",
         ),
         (
-            c.eval_every <= c.batches_per_task,
+            # (a switch window evaluates each task's last batch, whatever eval_every is)
+            c.eval_every <= c.batches_per_task or c.eval_switch_window > 0,
             f"eval_every ({c.eval_every}) must be <= batches_per_task ({c.batches_per_task}): "
-            "at least one evaluation per task; lower eval_every",
+            "at least one evaluation per task; lower eval_every, or set eval_switch_window to "
+            "add each task's first batches and its last",
         ),
         (
             # every task's only point would be its first batch, before any of its updates
