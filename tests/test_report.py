@@ -304,6 +304,12 @@ def test_every_table_of_a_report_joins_on_one_group_key(own_study):
             "(set hidden for the experiments that use it, in their own tables, not for the",
         ),
         ('preset = "quik"', "s.toml: unknown preset 'quik'"),
+        (  # a grid point that makes no run: named, and what does run them
+            'experiments = ["baseline"]\n[grid]\nmodel = ["mlp", "resnet"]\n'
+            'resnet_norm = ["batch", "none"]',
+            "experiment baseline, grid point model=mlp, resnet_norm=none: invalid config: "
+            "resnet_norm applies to model resnet only",
+        ),
     ],
 )
 def test_a_defined_experiment_with_a_mistake_is_refused_naming_its_table(

@@ -201,19 +201,28 @@ def plan_runs(
     specs, seen, labels, owners = [], set(), {}, {}
     for experiment in experiments:
 
-        def config(values: dict[str, Any], experiment: str = experiment) -> RunConfig:
+        def config(
+            values: dict[str, Any], experiment: str = experiment, point: dict | None = None
+        ) -> RunConfig:
             try:
                 return preset.config(experiment, values)
             except StabgapError as e:  # which experiment's run it is, for a defined one
                 # a study-wide value that a network of the file's own experiments does not use
                 hint = _hint(e, overrides) if experiment in preset.kept else str(e)
-                raise StabgapError(f"experiment {experiment}: {hint}") from None
+                if not (point and len(points) > 1):
+                    raise StabgapError(f"experiment {experiment}: {hint}") from None
+                at = ", ".join(f"{k}={short(v)}" for k, v in point.items())  # which combination
+                raise StabgapError(
+                    f"experiment {experiment}, grid point {at}: {hint}; a grid runs every "
+                    "combination of its values: give runs that go together [experiments.NAME] "
+                    "tables of their own"
+                ) from None
 
         own = to_dict(config({}))
         for point in points:
             # Resolved with the grid's values: the overrides alone may be no valid run (a
             # shorter task than the preset's evaluation window, which the grid lowers).
-            resolved = to_dict(config({**overrides, **point}))
+            resolved = to_dict(config({**overrides, **point}, point=point))
             changed = {
                 k: v
                 for k, v in resolved.items()
