@@ -91,7 +91,7 @@ def _preset_run(args: argparse.Namespace, given: dict) -> tuple[RunConfig, str, 
             whence = f"the preset's {nd_named[0]} experiment's"
         else:
             nd_lambda = ND_LAMBDA
-            whence = f"the poster's: preset {preset.name} has no nd experiment"
+            whence = f"the poster's: preset {preset.name} has no nd-{experiment} or nd experiment"
     if run.decay_lambda:
         nd_lambda, whence = run.decay_lambda, "the run's own"
     return run, name, nd_lambda, whence

@@ -32,12 +32,15 @@ cost does not depend on the pixel values. Freed memory is kept for reuse, as in 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import platform
 import statistics
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,12 +289,34 @@ def _self_times(
     """(Σ self CPU ms, Σ self CUDA ms or None) per batch under torch.profiler."""
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with torch_profile(activities=activities, record_shapes=False) as prof:
+    prof = torch_profile(activities=activities, record_shapes=False)
+    with _without_stderr():
+        prof.start()
+    try:
         for _ in range(n_batches):
             step()
         _sync(device)
+    finally:
+        with _without_stderr():
+            prof.stop()
     cpu_us, cuda_us = self_time_totals(prof.key_averages())
     return cpu_us / 1000 / n_batches, (cuda_us / 1000 / n_batches if cuda else None)
+
+
+@contextlib.contextmanager
+def _without_stderr() -> Iterator[None]:
+    """The process's standard error closed for a moment: torch's profiler writes a
+    "USDT: ... profiler_start" line of its own from C++ as it starts and stops, which is
+    no message for the user. (Python's exceptions still propagate.)"""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def self_time_totals(events: Iterable) -> tuple[float, float]:
