@@ -154,7 +154,8 @@ def write_report(
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
-        raise StabgapError(f"{runs_dir} is not a folder of runs: give the folder a study wrote")
+        what = "is a file, not a folder" if runs_dir.exists() else "does not exist"
+        raise StabgapError(f"{runs_dir} {what}: give the folder of runs a study wrote")
     out = Path(out) if out is not None else runs_dir / "report"
     check_report_out(runs_dir, out)
     damaged: list = []
