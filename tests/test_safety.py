@@ -89,6 +89,7 @@ RUN_CASES = [
     (["--seeds", "1,x"], "--seeds takes comma-separated integers, got '1,x'"),
     (["--seeds", "1,1"], "seeds must not repeat"),
     (["--seed", "5", "--seeds", "1"], "give one of --seeds, --n-seeds and --seed"),
+    (["--set", "seed=5", "--seeds", "1"], "--seed, not --seeds and --set seed=5"),
     (["--decay-lambda", "-1e-4"], "decay_lambda must be a finite number >= 0, got -0.0001"),
     (["--decay-lambda", "inf"], "decay_lambda must be a finite number >= 0, got inf"),
     (["--lr", "nan"], "lr must be a positive finite number, got nan"),

@@ -84,13 +84,16 @@ def study_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path | 
     if not isinstance(values.setdefault("set", {}), dict):
         raise StabgapError(f"{source}: [set] must be a table of config fields")
     cli: dict[str, Any] = {}
+    seed_flag = "--seed"  # how the command line gave a seed, for a message
     for dest, text in getattr(args, GIVEN, []):  # in command-line order: the last one wins
         name, value = field_assignment(text) if dest == "set" else (dest, parse_field(dest, text))
         cli[name] = value
+        if name == "seed":
+            seed_flag = f"--set {text}" if dest == "set" else "--seed"
 
     # Seeds: the command line's choice replaces the file's, whichever form each took.
     asked = [f for f, v in (("--seeds", args.seeds), ("--n-seeds", args.n_seeds)) if v is not None]
-    asked += ["--seed"] if "seed" in cli else []
+    asked += [seed_flag] if "seed" in cli else []
     if len(asked) > 1:
         raise StabgapError(f"give one of --seeds, --n-seeds and --seed, not {' and '.join(asked)}")
     if asked:
