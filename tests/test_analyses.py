@@ -429,6 +429,9 @@ def test_the_report_says_the_head_holds_most_of_the_gap_where_it_does():
     assert rows[0][header.index("replay/new gradient norm")].startswith("0.20")  # 1/5
     assert rows[0][0] == "baseline" and rows[0][header.index("sharpness at the first switch")
                                                 ].startswith("20.00")  # fmt: skip
+    for column in range(1, len(header)):  # one number of decimals down each column
+        decimals = {len(row[column].split(" ")[0].split(".")[-1]) for row in rows}
+        assert len(decimals) == 1, (header[column], [row[column] for row in rows])
 
 
 def test_the_report_says_when_the_nearest_mean_classifier_drops_further():

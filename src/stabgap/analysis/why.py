@@ -528,10 +528,10 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
         "replay/new gradient norm",
         "loss barrier, interval 2",
     ]
-    rows = []
+    by_group = []
     for g in with_any:
         speeds = np.array([drift_speeds(r) for r in g.runs]).reshape(-1, 2)
-        columns = [
+        by_group.append([
             [probe_gap(r, "probe_acc") for r in g.runs],
             [probe_gap(r, "nmc_acc") for r in g.runs],
             [probe_gap(r, "linear_acc") for r in g.runs],
@@ -543,15 +543,22 @@ def why_table(groups: Sequence, labels: dict[str, str]) -> tuple[list[str], list
             [cosine_after_switch(r) for r in g.runs],
             [norm_ratio_after_switch(r) for r in g.runs],
             [barrier_at_switch(r) for r in g.runs],
-        ]
-        rows.append([labels[g.key], *(_cell(values) for values in columns)])
+        ])  # fmt: skip
+    # one number of decimals a column, from its largest value: 4 below 0.1, else 2
+    digits = [
+        2 if max((abs(v) for c in column for v in c if np.isfinite(v)), default=0) >= 0.1 else 4
+        for column in zip(*by_group, strict=True)
+    ]
+    rows = [
+        [labels[g.key], *(_cell(c, d) for c, d in zip(columns, digits, strict=True))]
+        for g, columns in zip(with_any, by_group, strict=True)
+    ]
     return header, rows
 
 
-def _cell(values: Sequence[float]) -> str:
+def _cell(values: Sequence[float], digits: int) -> str:
     x = np.array([v for v in values if np.isfinite(v)])
     if not x.size:
         return "n/a"
     sd = x.std(ddof=1) if x.size > 1 else math.nan
-    digits = 2 if np.abs(x).max() >= 0.1 else 4
     return format_mean_std(float(x.mean()), float(sd), digits)
