@@ -322,7 +322,9 @@ def ttr_table(v: Verdicts) -> tuple[list[str], list[list[str]]]:
         else:
             diff, p = c.interval_text(1), f"{c.p:.2g}"
             verdict = (
-                ("shorter" if c.direction < 0 else "longer") if c.significant else c.verdict(1, "p.p.")
+                ("shorter" if c.direction < 0 else "longer")
+                if c.significant
+                else c.verdict(1, "p.p.")
             )
         if c.rank_test:
             verdict += " (rank-sum test: seeds that never recovered ranked last)"
