@@ -617,3 +617,18 @@ def test_a_correlation_within_groups_counts_the_means_its_centring_spent():
         centred = [np.array(g) - np.mean(g, axis=0) for g in groups]
         naive += sps.spearmanr(*np.concatenate(centred).T)[1] < 0.05
     assert ours / 2000 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000) and naive / 2000 > 0.07
+
+
+def test_a_comparison_asked_in_the_other_order_is_one_test_of_its_family():
+    """With nd as the baseline, 'baseline against nd' and the poster's Q1 'nd against
+    baseline' are one two-sided test: one member of GD_1,3's family, not two (a trial's
+    report halved nothing and doubled Q1's adjusted p)."""
+    from stabgap.statistics.comparison import Family, compare
+
+    a, b = {1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 3.5, 3: 4.5}
+    forward = compare(a, b, "baseline", "nd", metric="GD_1,3")
+    turned = compare(b, a, "nd", "baseline", metric="GD_1,3")
+    assert turned.welch_p == pytest.approx(forward.welch_p)  # the same test, its sign turned
+    family = Family([forward, turned])
+    assert family.sizes == {"GD_1,3": 1}
+    assert family.adjusted(turned).p == pytest.approx(forward.welch_p)

@@ -441,7 +441,8 @@ class Family:
         >>> a, b = {1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 3.5, 3: 4.0}
         >>> f = Family([compare(a, b, metric="x"),
         ...             compare(a, b, metric="x (p.p.)", quantity="x", measure="x"),
-        ...             compare(a, b, "A", "C", metric="x"), compare(a, b, metric="y")])
+        ...             compare(a, b, "A", "C", metric="x"), compare(a, b, metric="y"),
+        ...             compare(b, a, "B", "A", metric="x")])  # the first, turned round
         >>> f.sizes, f.adjusted(compare(a, b, metric="x")).family
         ({'x': 2, 'y': 1}, 2)
     """
@@ -452,7 +453,9 @@ class Family:
         keys: dict[str, set] = {}
         for c in comparisons:
             if c.planned:  # one hypothesis: its groups and its measure, fixed in advance
-                test = (c.label_a, c.label_b, c.measure or c.metric)
+                # (in either order: B against A is A against B's two-sided test, its sign
+                # turned, as a report with another baseline asks the poster's questions)
+                test = (*sorted((c.label_a, c.label_b)), c.measure or c.metric)
                 keys.setdefault(c.quantity or c.metric, set()).add(test)
         self.sizes = {q: len(k) for q, k in keys.items()}
         for q, n in (extra or {}).items():
