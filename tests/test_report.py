@@ -185,6 +185,11 @@ def test_a_study_with_a_one_task_group_is_reported(tmp_path, capsys):
     assert "baseline-profile" in text and "Spearman's ρ" in text
     assert "; network: MLP 784-16-10; optimizer adam" in text
     assert (out / "report" / "figures" / "tradeoff-decay_lambda.png").is_file()  # baseline, nd
+    # shown, not compared: their final accuracy is one task's (and they have no switch)
+    assert "One-task groups are shown but not compared with the baseline (" in text
+    assert "**nd-profile** against" not in text and "**nd** against baseline" in text
+    with open(out / "report" / "comparisons.csv") as f:
+        assert {r["group"] for r in csv.DictReader(f)} == {"nd"}
 
 
 @pytest.mark.parametrize(

@@ -180,9 +180,11 @@ def write_report(
     records, groups, compared, left = _of_one_length(records, groups, base, compared, bool(names))
     if left:
         print(f"stabgap: warning: {left}", file=sys.stderr)
+    compared, one_task = _without_one_task(base, compared)
     tmp = new_temp_dir(out)
     try:
-        _build(records, groups, base, compared, runs_dir, tmp, why, damaged, left)
+        said = "; ".join(x for x in (left, one_task) if x)
+        _build(records, groups, base, compared, runs_dir, tmp, why, damaged, said)
         publish_report(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -218,6 +220,22 @@ def _of_one_length(records, groups, base: Group, compared: list[Group], named: b
     kept = [g for g in groups if g not in other]
     runs = {id(r) for g in kept for r in g.runs + g.diverged}
     return [r for r in records if id(r) in runs], kept, [g for g in compared if g in kept], left
+
+
+def _without_one_task(base: Group, compared: list[Group]) -> tuple[list[Group], str]:
+    """The compared groups less the one-task ones (a profiling run's) where the baseline
+    trains several tasks: shown in the tables, but their final accuracy is one task's, no
+    average over the baseline's tasks, and they would widen every family. The sentence
+    that says so ("" when none is left out)."""
+    n = _tasks(base)
+    one = [g for g in compared if n > 1 and _tasks(g) == 1]
+    if not one:
+        return compared, ""
+    names = ", ".join(g.label for g in one)
+    return [g for g in compared if g not in one], (
+        f"one-task groups are shown but not compared with the baseline ({names}): their final "
+        f"accuracy is one task's, not an average over {n}, and they have no switch"
+    )
 
 
 def study_choices(runs_dir: Path) -> dict:
