@@ -529,6 +529,12 @@ def test_groups_of_one_setting_under_two_names_are_said_to_be_one():
 
     groups = [group("baseline", 1), group("mine", 2), group("nd", 1, decay_lambda=1e-5)]
     assert [[g.key for g in same] for same in same_settings(groups)] == [["baseline", "mine"]]
+    from stabgap.analysis.report import _twins
+
+    three = [*groups, group("also", 3)]
+    said = _twins(three, {g.key: g.key for g in three})
+    assert "**baseline** and **mine** and **also** ran the same settings" in said
+    assert "three samples of one setting" in said
 
 
 def test_a_label_says_the_data_and_network_and_what_two_studies_baselines_differ_in():

@@ -700,9 +700,13 @@ def _twins(groups: Sequence[Group], labels: dict[str, str]) -> str:
         names = " and ".join(f"**{labels[g.key]}**" for g in same)
         said.append(
             f"{names} ran the same settings under different names: they differ in name only, "
-            "two samples of one setting. "
+            f"{_count_word(len(same))} samples of one setting. "
         )
     return "".join(said)
+
+
+def _count_word(n: int) -> str:
+    return {2: "two", 3: "three", 4: "four"}.get(n, str(n))
 
 
 def _network(c: dict) -> str:
