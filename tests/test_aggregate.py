@@ -314,6 +314,11 @@ def test_table1_latex():
         in tex
     )
     assert tex.rstrip().endswith("\\bottomrule\n\\end{tabular}")
+    # a λ sweep's labels, in what plain pdflatex reads (with booktabs for the rules)
+    from stabgap.analysis.table1 import _latex_escape
+
+    assert _latex_escape("λ=0.0001, ρ=0.05 ×2") == "$\\lambda$=0.0001, $\\rho$=0.05 $\\times$2"
+    assert all(ord(ch) < 128 for ch in _latex_escape("λαβργω≈×∞±↓↑−"))
 
 
 def test_table1_interval_task_and_missing_experiment():

@@ -915,7 +915,8 @@ def _markdown(
     ]
     parts += [
         "Files: `report.html` (this report as one page that works offline, its accuracy "
-        "curves interactive), `table1.{md,csv,tex}`, `groups.csv`, `comparisons.csv` (every "
+        "curves interactive), `table1.{md,csv,tex}` (the LaTeX table uses booktabs' rules), "
+        "`groups.csv`, `comparisons.csv` (every "
         "comparison with its tests), `metrics.csv` (every metric of every run, with its "
         "config), `cost.csv` (each group's training cost), `curves.csv` (every run's "
         "accuracy and activity at every point), `losses.csv` (its loss at every batch), and, "

@@ -103,6 +103,17 @@ _LATEX_SPECIAL = {
     "↓": r"$\downarrow$",
     "↑": r"$\uparrow$",
     "−": r"$-$",
+    # the field symbols labels use (λ=0.0001, α, β, ρ, ω of the remedies and methods):
+    # plain pdflatex stops on them as text
+    "λ": r"$\lambda$",
+    "α": r"$\alpha$",
+    "β": r"$\beta$",
+    "ρ": r"$\rho$",
+    "ω": r"$\omega$",
+    "γ": r"$\gamma$",
+    "≈": r"$\approx$",
+    "×": r"$\times$",
+    "∞": r"$\infty$",
 }
 
 
