@@ -67,7 +67,7 @@ from stabgap.core.methods import METHODS
 from stabgap.core.remedies import REMEDIES
 from stabgap.cost.flops import architecture
 from stabgap.errors import StabgapError
-from stabgap.metrics import unit
+from stabgap.metrics import gap_depth, unit
 from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
 from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
 from stabgap.studies.mixing import mixed_sentences
@@ -648,11 +648,14 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
                        what=what)  # fmt: skip
     if n_tasks > 1:
         example = typical_run(keyed[base.key], n_tasks)
+        depths = [r.measure(gap_depth, 1, n_tasks) for r in keyed[base.key]]
+        even = sum(not math.isnan(d) for d in depths) % 2 == 0
+        which = "the lower of its two middle values" if even else "its median"
         figure(
             "gap-anatomy",
             f"How GD and TTR are read, on the '{labels[base.key]}' run whose GD_1,{n_tasks} is "
-            "the median of its group (the lower of the middle two, with an even number of "
-            f"seeds: seed {example.config['seed']}; the poster's Figure 1).",
+            f"{which} over the group's seeds (seed {example.config['seed']}; the poster's "
+            "Figure 1).",
             plots.plot_gap_anatomy,
             example,
             title=f"{labels[base.key]}, seed {example.config['seed']}",
@@ -662,8 +665,6 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
 
 def typical_run(runs: list[RunRecord], n_tasks: int) -> RunRecord:
     """The run whose task-1 gap depth in the last interval is the median of the group's."""
-    from stabgap.metrics import gap_depth
-
     depths = [r.measure(gap_depth, 1, n_tasks) for r in runs]
     defined = sorted((d, i) for i, d in enumerate(depths) if not math.isnan(d))
     return runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]
