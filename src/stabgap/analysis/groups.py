@@ -210,7 +210,8 @@ def _unnamed_differences(groups: Sequence[Group], named: set[str]) -> list[dict[
     ours = [g for g in groups if not g.imported and (g.runs or g.diverged)]
 
     def differing(members: list[Group], candidates) -> list[str]:
-        return [k for k in candidates if len({short(g.config.get(k)) for g in members}) > 1]
+        found = set(_differing_fields([g.config for g in members]))
+        return [k for k in candidates if k in found]  # in the candidates' order
 
     science = [k for k in FIELDS if FIELDS[k].metadata["science"] and k not in named]
     said = {id(g): differing(ours, [k for k in HEADLINE if k in science]) for g in ours}

@@ -571,7 +571,7 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
             forgotten=gone,
         )
     # the groups of the report's stream length: a one-task profiling run has no gap to trade
-    long = [g for g in groups if g.runs and g.runs[0].acc.shape[1] == n_tasks]
+    long = [g for g in groups if g.runs and _tasks(g) == n_tasks]
     for name, lines in (grid_sweeps(long) if n_tasks > 1 else {}).items():
         lines = _named_lines(lines, name, labels)
         trade = {
@@ -647,10 +647,8 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
                 figure(name, f"{caption}, {_spread(page)} ({reason}).", plots.plot_why, curves,
                        what=what)  # fmt: skip
     if n_tasks > 1:
-        example = typical_run(keyed[base.key], n_tasks)
-        depths = [r.measure(gap_depth, 1, n_tasks) for r in keyed[base.key]]
-        even = sum(not math.isnan(d) for d in depths) % 2 == 0
-        which = "the lower of its two middle values" if even else "its median"
+        example, measured = typical_run(keyed[base.key], n_tasks)
+        which = "the lower of its two middle values" if measured % 2 == 0 else "its median"
         figure(
             "gap-anatomy",
             f"How GD and TTR are read, on the '{labels[base.key]}' run whose GD_1,{n_tasks} is "
@@ -663,11 +661,12 @@ def _figures(plots, keyed, groups, base, compared, summaries, labels, n_tasks, o
     return figures
 
 
-def typical_run(runs: list[RunRecord], n_tasks: int) -> RunRecord:
-    """The run whose task-1 gap depth in the last interval is the median of the group's."""
+def typical_run(runs: list[RunRecord], n_tasks: int) -> tuple[RunRecord, int]:
+    """The run whose task-1 gap depth in the last interval is the median of the group's (the
+    lower of the middle two where they are even in number), and how many runs have one."""
     depths = [r.measure(gap_depth, 1, n_tasks) for r in runs]
     defined = sorted((d, i) for i, d in enumerate(depths) if not math.isnan(d))
-    return runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]
+    return (runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]), len(defined)
 
 
 def _protocol(base: Group) -> str:

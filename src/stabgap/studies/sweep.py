@@ -366,12 +366,13 @@ def _failed(failures, total: int, out: Path | None) -> RunsFailed:
     where = f" and kept in {out}" if out is not None else ""
     others = f", the others are finished{where}" if n_failed < total else ""
     # A user's sizes that do not fit are no bug: said in a line, without a traceback.
-    said = _no_memory(error) if out_of_memory(error) else f"{type(error).__name__}: {error}"
+    no_memory = out_of_memory(error)
+    said = _no_memory(error) if no_memory else f"{type(error).__name__}: {error}"
     message = (
         f"{n_failed} of {total} runs failed{others}; first failure, {stack[0].name}: {said}"
         + ("; fix it and run the same command again to run only those" if out else "")
     )
-    bug = not isinstance(error, StabgapError) and not out_of_memory(error)
+    bug = not isinstance(error, StabgapError) and not no_memory
     return RunsFailed(message, "".join(traceback.format_exception(error)) if bug else "")
 
 
