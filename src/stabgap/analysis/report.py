@@ -50,7 +50,7 @@ from stabgap.analysis.html import curve_data, write_html
 from stabgap.analysis.inside import activity_table
 from stabgap.analysis.memory import MEMORY_NOTE, memory_table
 from stabgap.analysis.noise import noise_table
-from stabgap.analysis.table1 import DEFAULT_LABELS, table1, ttr_cell
+from stabgap.analysis.table1 import DEFAULT_LABELS, table1, ttr_cell, ttr_median
 from stabgap.analysis.tables import tidy_rows, write_table
 from stabgap.analysis.verdicts import (
     FINDING_NOTE,
@@ -68,7 +68,7 @@ from stabgap.core.remedies import REMEDIES
 from stabgap.cost.flops import architecture
 from stabgap.errors import StabgapError
 from stabgap.metrics import gap_depth, unit
-from stabgap.statistics.comparison import MIN_SEEDS, Family, censored_median
+from stabgap.statistics.comparison import MIN_SEEDS, Family
 from stabgap.statistics.summary import GroupSummary, format_mean_std, summarize
 from stabgap.studies.mixing import mixed_sentences
 from stabgap.studies.outputs import STUDY_FILE, check_report_folder, new_temp_dir, publish_report
@@ -467,8 +467,7 @@ def _censored_median(ttr: GroupSummary | None) -> float | None:
     counted as +inf; None without values."""
     if ttr is None or ttr.n + ttr.n_undefined == 0:
         return None
-    never = [None] * ttr.n_undefined
-    return censored_median([*ttr.values, *never], [True] * ttr.n + [False] * len(never))
+    return ttr_median(ttr, ttr.n_undefined)
 
 
 def _interval(s: GroupSummary) -> tuple[float, float]:

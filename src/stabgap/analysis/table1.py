@@ -217,6 +217,14 @@ def _cell(s: GroupSummary, digits: int) -> str:
     return text
 
 
+def ttr_median(ttr: GroupSummary, never: int) -> float:
+    """A TTR's median over its recovered seeds' times and `never` seeds that never
+    recovered, counted as +inf (so +inf where they are the middle)."""
+    return censored_median(
+        [*ttr.values, *[None] * never], [True] * len(ttr.values) + [False] * never
+    )
+
+
 def ttr_cell(
     ttr: GroupSummary, recovered: GroupSummary | None, digits: int = 1, median: bool = False
 ) -> str:
@@ -242,9 +250,7 @@ def ttr_cell(
     if recovered is None:
         return _cell(ttr, digits)
     never = sum(v == 0 for v in recovered.values)
-    middle = censored_median(
-        [*ttr.values, *[None] * never], [True] * len(ttr.values) + [False] * never
-    )
+    middle = ttr_median(ttr, never)
     middle_text = "never" if math.isinf(middle) else f"{middle:.{digits}f}"
     if never:
         return text + f" ({never} of {recovered.n} never recovered; median {middle_text})"
