@@ -194,3 +194,37 @@ def test_the_same_sweep_on_a_local_ray_instance_gives_the_same_table(tmp_path, s
     assert len(local_rows) == len(ray_rows) > 0
     for a, b in zip(local_rows, ray_rows, strict=True):
         assert a == b
+
+
+def test_a_sweep_of_sparse_schedules_on_two_workers_runs_each_as_alone(tmp_path):
+    """eval_every beyond the task's length, read by a switch window (6-batch tasks, every
+    10th batch): over two worker processes, run for run, the points and curves of the run
+    trained alone."""
+    from conftest import mnist_dir
+
+    from stabgap.core.train import run_experiment
+    from stabgap.studies.plan import study_spec
+    from stabgap.study import run_spec
+
+    spec = study_spec(
+        {
+            "preset": "quick",
+            "experiments": ["baseline"],
+            "seeds": [1, 2],
+            "set": {
+                "hidden": [8],
+                "batches_per_task": 6,
+                "eval_switch_window": 2,
+                "eval_subset": 50,
+                "data_dir": str(mnist_dir()),
+            },
+            "grid": {"eval_every": [3, 10]},
+        }  # fmt: skip
+    )
+    swept = run_spec(spec, tmp_path / "sweep", workers=2, plot=False)
+    for planned, record in zip(spec.plan(), swept, strict=True):
+        alone = run_experiment(planned.config)
+        np.testing.assert_array_equal(record.eval_steps, alone.eval_steps, err_msg=record.name)
+        np.testing.assert_array_equal(record.acc, alone.acc)
+        np.testing.assert_array_equal(record.loss, alone.loss)
+    assert swept[-1].eval_steps.tolist() == [0, 5, 6, 7, 10, 11, 12, 13, 17]
