@@ -200,11 +200,8 @@ def test_a_sweep_of_sparse_schedules_on_two_workers_runs_each_as_alone(tmp_path)
     """eval_every beyond the task's length, read by a switch window (6-batch tasks, every
     10th batch): over two worker processes, run for run, the points and curves of the run
     trained alone."""
-    from conftest import mnist_dir
 
     from stabgap.core.train import run_experiment
-    from stabgap.studies.plan import study_spec
-    from stabgap.study import run_spec
 
     spec = study_spec(
         {
