@@ -31,7 +31,7 @@ def curve(fall_points: int, depth: float, seed: int, later: float = 90.0) -> np.
 
 def run(acc: np.ndarray, seed: int, config: dict) -> SimpleNamespace:
     steps = np.arange(len(acc))
-    record = SimpleNamespace(config={**config, "seed": seed}, acc=acc, eval_steps=steps)
+    record = SimpleNamespace(config={**config, "seed": seed}, acc=acc, eval_steps=steps, ends=ENDS)
     record.measure = lambda metric, *a, **k: metric(acc, ENDS, *a, steps=steps, **k)
     return record
 

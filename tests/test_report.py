@@ -709,17 +709,48 @@ def test_groups_of_another_stream_length_than_the_baseline_are_left_out_saying_s
     assert "short trains 3 tasks and the baseline long 5" in capsys.readouterr().err
 
 
-def test_a_time_to_recover_in_the_last_interval_differs_by_at_most_100():
-    # recovery is sought to the run's end: in the last interval a TTR is 0-100 % of it,
-    # in an earlier one it can run past it
-    from stabgap.metrics import difference_span
+def test_a_time_to_recover_differs_by_at_most_what_the_runs_ends_allow():
+    # recovery is sought to the run's end: in the last interval a TTR is 0-100 % of it, in an
+    # earlier one it can run past it, to the run's end and no further
+    from types import SimpleNamespace as Run
 
-    def span(metric, interval, n_tasks):
-        return difference_span(metric, last_interval=interval == n_tasks)
+    from stabgap.metrics import difference_span, recovery_span
 
-    assert span("time_to_recover_robust", 3, 3) == span("time_to_recover", 5, 5) == 100.0
-    assert span("time_to_recover", 2, 3) == float("inf")
-    assert span("gap_depth", 3, 3) == 200.0
+    three = [Run(ends=(300, 600, 900))] * 2
+    assert recovery_span(three, 3) == 100.0 and recovery_span(three, 2) == 200.0
+    assert recovery_span([Run(ends=(5, 10, 15, 20, 25))], 5) == 100.0
+    # imported runs whose tasks differ in length: the longest reach of either group's runs
+    assert recovery_span([*three, Run(ends=(300, 400, 900))], 2) == 600.0
+    assert recovery_span([], 2) == float("inf") and difference_span("gap_depth") == 200.0
+
+
+def test_a_claims_ttr_before_the_last_interval_is_cut_where_the_runs_end():
+    # the learning-rate claim's TTR_1,2: recovery at the switch's next batch, halfway or
+    # near the run's end, so a Welch interval of three seeds a group passes ±200 % of the
+    # interval, which no two runs of three tasks of one length can differ by
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    from stabgap.analysis.claims import claim_checks
+    from stabgap.metrics import Measured
+
+    class Run(Measured):
+        def __init__(self, seed: int, back: int) -> None:
+            self.config, self.ends, self.eval_steps = {"seed": seed}, (10, 20, 30), np.arange(30)
+            self.acc = np.full((30, 3), np.nan)
+            self.acc[:, 0] = [90.0] * 10 + [50.0] * (back - 10) + [90.0] * (30 - back)
+            self.acc[10:, 1], self.acc[20:, 2] = 80.0, 80.0
+
+    groups = [
+        NS(key=f"lr={lr}", config={"lr": lr}, source="", imported=False,
+           runs=[Run(seed, back) for seed, back in zip((1, 2, 3), backs, strict=True)])
+        for lr, backs in ((0.1, (11, 29, 20)), (0.01, (29, 11, 20)))
+    ]  # fmt: skip
+    [check] = claim_checks(groups, {g.key: g.key for g in groups}, 3)
+    [ttr] = [c for p, c in check.tests if p.quantity == "TTR_1,2"]
+    assert (ttr.mean_a, ttr.mean_b, ttr.span) == (100.0, 100.0, 200.0)
+    assert ttr.interval() == (-200.0, 200.0) and ttr.cut() == ", cut to the possible ±200"
 
 
 def test_the_checks_of_reported_findings_leave_out_groups_that_never_learned_task_1(

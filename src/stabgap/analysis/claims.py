@@ -25,7 +25,14 @@ import numpy as np
 from stabgap.analysis.noise import gap_noise_floor
 from stabgap.core.config import FIELDS, from_record
 from stabgap.errors import StabgapError
-from stabgap.metrics import acc_before_switch, drop_slope, gap_depth, time_to_recover_robust
+from stabgap.metrics import (
+    acc_before_switch,
+    difference_span,
+    drop_slope,
+    gap_depth,
+    recovery_span,
+    time_to_recover_robust,
+)
 from stabgap.statistics.comparison import Comparison, Family, compare
 from stabgap.studies.records import RunRecord
 
@@ -43,6 +50,8 @@ class Prediction:
     value: Callable[[RunRecord], float]
     sign: int  # the direction of (claim's group − compared group) that the claim predicts
     measure: str = ""  # the comparisons table's name of the same measure, where it has one
+    # the largest difference two runs' values can have (the interval is cut there)
+    span: Callable[[Sequence[RunRecord]], float] = lambda runs: math.inf
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,12 @@ class Claim:
 
 
 GD_12 = Prediction(
-    "GD_1,2 (p.p.)", "GD_1,2", lambda r: r.measure(gap_depth, 1, 2), -1, measure="GD_1,2"
+    "GD_1,2 (p.p.)",
+    "GD_1,2",
+    lambda r: r.measure(gap_depth, 1, 2),
+    -1,
+    measure="GD_1,2",
+    span=lambda runs: difference_span("gap_depth"),
 )
 
 CLAIMS = (
@@ -103,6 +117,7 @@ CLAIMS = (
                 "TTR_1,2",
                 lambda r: r.measure(time_to_recover_robust, 1, 2, tolerance=0.1, of_depth=True),
                 +1,
+                span=lambda runs: recovery_span(runs, 2),
             ),
         ),
     ),
@@ -114,7 +129,11 @@ CLAIMS = (
         (
             GD_12,
             Prediction(
-                "final accuracy on tasks 2.. (%)", "later tasks' final ACC", _later_tasks_final, -1
+                "final accuracy on tasks 2.. (%)",
+                "later tasks' final ACC",
+                _later_tasks_final,
+                -1,
+                span=lambda runs: difference_span("avg_acc_final"),
             ),
         ),
     ),
@@ -191,7 +210,7 @@ def _test(p: Prediction, against, group, labels: dict[str, str]) -> Comparison:
     censored = p.quantity.startswith("TTR")  # a seed that never recovered: beyond the interval
     return compare(
         a, b, labels[against.key], labels[group.key], metric=p.what, quantity=p.quantity,
-        censored=censored, measure=p.measure,
+        censored=censored, measure=p.measure, span=p.span(against.runs + group.runs),
     )  # fmt: skip
 
 

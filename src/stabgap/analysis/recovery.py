@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stabgap.metrics import difference_span, time_to_recover, time_to_recover_robust
+from stabgap.metrics import recovery_span, time_to_recover, time_to_recover_robust
 from stabgap.statistics.comparison import Comparison, compare
 
 
@@ -83,9 +83,7 @@ def ttr_tests(
                 metric=d.metric,
                 quantity=f"TTR_1,{interval}",
                 censored=True,
-                span=difference_span(
-                    "time_to_recover", last_interval=interval == base.runs[0].acc.shape[1]
-                ),
+                span=recovery_span(base.runs + group.runs, interval),
             ),
         )
         for d in definitions(interval)

@@ -30,7 +30,7 @@ from stabgap.analysis.questions import QuestionTest, question_tests, render_ques
 from stabgap.analysis.recovery import Definition, ttr_tests
 from stabgap.analysis.why import WhyTests, why_comparisons, why_findings, why_tests
 from stabgap.core.config import FIELDS, to_dict
-from stabgap.metrics import difference_span
+from stabgap.metrics import difference_span, recovery_span
 from stabgap.metrics import unit as metric_unit
 from stabgap.statistics.comparison import Comparison, Family, compare
 
@@ -125,7 +125,11 @@ def compare_groups(
                     labels[g.key],
                     metric=name,
                     quantity=quantity,
-                    span=difference_span(metric, last_interval=last),
+                    span=(
+                        recovery_span(base.runs + g.runs, interval)
+                        if metric.startswith("time_to_recover")
+                        else difference_span(metric)
+                    ),
                     censored=metric.startswith("time_to_recover"),  # never: beyond the interval
                 )
                 (unstated if no_gap else tests).append((name, lower, c))

@@ -111,23 +111,40 @@ def unit(metric: str) -> str:
     return "%"
 
 
-def difference_span(metric: str, last_interval: bool = False) -> float:
+def difference_span(metric: str) -> float:
     """The largest difference two of a metric's values can have (from :data:`RANGES`): 100
-    for two accuracies, 200 for two gap depths; infinite where a value is unbounded (a time
-    to recover, a slope, a metric without a range). A time to recover in a run's
-    `last_interval`, where recovery is sought no further than the run's end, lies in 0-100 %
-    of it: two differ by at most 100.
+    for two accuracies, 200 for two gap depths; infinite where a value is unbounded (a slope,
+    a metric without a range, a time to recover: see :func:`recovery_span`).
 
     Example:
         >>> difference_span("avg_acc_final"), difference_span("gap_depth")
         (100.0, 200.0)
-        >>> difference_span("time_to_recover"), difference_span("time_to_recover", True)
-        (inf, 100.0)
+        >>> difference_span("time_to_recover")
+        inf
     """
-    if last_interval and metric.startswith("time_to_recover"):
-        return 100.0
     low, high = RANGES.get(metric, (None, None))
     return math.inf if low is None or high is None else high - low
+
+
+def recovery_span(runs: Sequence[Measured], interval: int) -> float:
+    """The largest difference two times to recover a gap of `interval` can have among
+    `runs`. Recovery is sought up to each run's end, so a run's TTR lies between 0 and
+    (run's end − the interval's switch) / the interval's length × 100: 100 in the last
+    interval, 200 for TTR_1,2 of three tasks of one length. Infinite without runs.
+
+    Example:
+        >>> from types import SimpleNamespace as Run
+        >>> three = Run(ends=(10, 20, 30))
+        >>> recovery_span([three], 2), recovery_span([three], 3)
+        (200.0, 100.0)
+        >>> recovery_span([three, Run(ends=(10, 15, 40))], 2)  # (40 - 10) / (15 - 10)
+        600.0
+    """
+    return max(
+        ((r.ends[-1] - r.ends[interval - 2]) / (r.ends[interval - 1] - r.ends[interval - 2]) * 100
+         for r in runs),
+        default=math.inf,
+    )  # fmt: skip
 
 
 class Measured:
