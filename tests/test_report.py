@@ -825,3 +825,32 @@ def test_the_cost_tables_training_flops_leave_out_what_measures_a_run():
     record = {**to_dict(plain), "rs_lambda": 0.0}
     assert training_flops(record, used=["nd"]) == steps
     assert np.isnan(training_flops(record, used=["nd", "smooth"]))
+
+
+def test_the_cost_table_says_where_its_runs_were_timed_otherwise_or_on_a_busy_machine():
+    # a baseline timed while other work held the cores beside a remedy timed alone, and a
+    # group stacked: the table's ratios say little of the methods, and the note says why
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.costs import timing_caveats
+
+    def group(key, load, stacked=1):
+        meta = {"device": "cpu", "threads": 2, "stacked_runs": stacked, "cpus": 2,
+                "load_average": load, "train_time_s": 3.0}  # fmt: skip
+        return NS(key=key, runs=[NS(metadata=dict(meta), loss=[1.0] * 30) for _ in range(3)])
+
+    labels = {k: k for k in ("baseline", "nd", "sam")}
+    calm = [group("baseline", 2.1), group("nd", 1.9)]
+    assert timing_caveats(calm, labels) == ""  # 2 workers on 2 cores: busy, not oversubscribed
+    text = timing_caveats([group("baseline", 4.2), group("nd", 2.0), group("sam", 2.0, 30)], labels)
+    assert "runs stacked together (1, 30)" in text and "threads" not in text
+    assert "3 of the 9 timed runs (baseline) ended on a machine busier than its cores" in text
+    assert "load average above 1.25 per core, up to 2.1)" in text
+    # runs recorded before loads were, or on a GPU, are not judged by a CPU's load
+    old = group("nd", 9.0)
+    for r in old.runs:
+        del r.metadata["load_average"]
+    gpu = group("sam", 9.0)
+    for r in gpu.runs:
+        r.metadata["device"] = "cuda"
+    assert timing_caveats([group("baseline", 1.0), old, gpu], labels) == ""

@@ -104,6 +104,57 @@ def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str
     return header, rows
 
 
+# What a run's record says about how it was timed, beside its method: where the compared
+# runs differ in one, their times differ for that reason too.
+TIMED_BY = {
+    "device_name": "device",
+    "threads": "CPU threads",
+    "stacked_runs": "runs stacked together",
+    "cpu_matmul": "matmul library",
+    "torch_version": "torch",
+}
+# A CPU run that ended with more processes wanting a core than this many times the cores
+# (the 1-minute load average) shared them with other work, which slowed it (runs that fill
+# the cores themselves, 2 workers on 2 cores, end near 1 per core).
+BUSY = 1.25
+
+
+def timing_caveats(groups: Sequence, labels: dict[str, str]) -> str:
+    """What the cost table's times cannot be compared for: the ways the groups' timed runs
+    were run otherwise (each run's record says), and the groups with runs timed on a busy
+    CPU; "" where none."""
+    timed = [(g, r) for g in groups for r in g.runs if math.isfinite(seconds_per_batch(r))]
+    out, differ = [], []
+    for key, name in TIMED_BY.items():
+        values = {r.metadata[key] for _, r in timed if key in r.metadata}
+        if len(values) > 1:
+            numbers = all(isinstance(v, int | float) for v in values)
+            differ.append(
+                f"{name} ({', '.join(map(str, sorted(values, key=None if numbers else str)))})"
+            )
+    if differ:
+        out.append(
+            "The timed runs were run under different conditions, which move their times beside "
+            f"their methods: {'; '.join(differ)}."
+        )
+    busy = [
+        (g, r)
+        for g, r in timed
+        if str(r.metadata.get("device", "")).startswith("cpu")
+        and r.metadata.get("load_average", 0) > BUSY * (r.metadata.get("cpus") or math.inf)
+    ]
+    if busy:
+        names = ", ".join(dict.fromkeys(labels[g.key] for g, _ in busy))
+        worst = max(r.metadata["load_average"] / r.metadata["cpus"] for _, r in busy)
+        out.append(
+            f"{len(busy)} of the {len(timed)} timed runs ({names}) ended on a machine busier "
+            f"than its cores (1-minute load average above {BUSY:g} per core, up to {worst:.1f}): "
+            "other work slowed them, so their times and ratios overstate their cost; time them "
+            "alone to compare."
+        )
+    return " ".join(out)
+
+
 COST_NOTE = (
     "Training only: FLOPs leave out the evaluation and the analyses, which measure a run "
     "(time per batch leaves out the evaluation; the gradient anatomy, where on, runs inside "

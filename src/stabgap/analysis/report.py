@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stabgap.analysis.costs import COST_NOTE, cost_table
+from stabgap.analysis.costs import COST_NOTE, cost_table, timing_caveats
 from stabgap.analysis.export import curve_rows, loss_rows
 from stabgap.analysis.fidelity import summary
 from stabgap.analysis.forgetting import (
@@ -324,7 +324,9 @@ def _build(
 
     header, rows = cost_table(ordered, base, shown)
     (out / "cost.csv").write_text(_csv([header, *rows]))
-    tables.append(("Cost", COST_NOTE + "\n\n" + _markdown_table(header, rows)))
+    caveats = timing_caveats(ordered, shown)
+    note = COST_NOTE + (f" **{caveats}**" if caveats else "")
+    tables.append(("Cost", note + "\n\n" + _markdown_table(header, rows)))
 
     header, rows = noise_table(ordered, shown, n_tasks)
     if rows:

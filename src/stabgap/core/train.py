@@ -13,6 +13,7 @@ step's new examples and chooses at each task's end.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -496,4 +497,9 @@ def run_metadata(device: torch.device, started: float, timer: Stopwatch, n_stack
         "train_time_s": totals.get("train", 0.0),
         "eval_time_s": totals.get("eval", 0.0),
         "stacked_runs": n_stacked,
+        # how busy the machine was as the run ended (processes wanting a core, averaged over
+        # the last minute, and the cores there are): a time measured on a machine busier than
+        # its cores is slowed by other work (stabgap.analysis.costs says so)
+        **({"load_average": os.getloadavg()[0]} if hasattr(os, "getloadavg") else {}),
+        "cpus": os.cpu_count(),
     }
