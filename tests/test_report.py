@@ -208,7 +208,8 @@ def test_the_protocol_names_the_network_by_what_it_reads(fields, network):
     from stabgap.core.config import RunConfig, to_dict
 
     config = {**to_dict(RunConfig()), **fields}
-    text = _protocol(SimpleNamespace(config=config, imported=False))
+    base = SimpleNamespace(config=config, imported=False, runs=[1])
+    text = _protocol(base, [base])
     assert f"; network: {network}" in text and "hidden" not in text
 
 
@@ -854,3 +855,19 @@ def test_the_cost_table_says_where_its_runs_were_timed_otherwise_or_on_a_busy_ma
     for r in gpu.runs:
         r.metadata["device"] = "cuda"
     assert timing_caveats([group("baseline", 1.0), old, gpu], labels) == ""
+
+
+def test_the_protocol_sentence_speaks_of_stabgaps_other_groups_only_where_there_are_some():
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.report import _protocol
+    from stabgap.core.config import RunConfig, to_dict
+
+    def group(imported):
+        return NS(config=to_dict(RunConfig()), imported=imported, runs=[1])
+
+    base, theirs, ours = group(False), group(True), group(False)
+    assert "Each other group" not in _protocol(base, [base])
+    assert "Each other group" not in _protocol(base, [base, theirs])  # the reference's
+    assert "Each other group of stabgap's differs" in _protocol(base, [base, theirs, ours])
+    assert _protocol(theirs, [theirs, base]) == ""  # an imported baseline: its source's config

@@ -670,12 +670,13 @@ def typical_run(runs: list[RunRecord], n_tasks: int) -> tuple[RunRecord, int]:
     return (runs[defined[(len(defined) - 1) // 2][1]] if defined else runs[0]), len(defined)
 
 
-def _protocol(base: Group) -> str:
+def _protocol(base: Group, groups: Sequence[Group]) -> str:
     """The baseline group's protocol in a sentence (what a reader needs to know the study
     by); "" for runs imported from elsewhere, whose config is their source's."""
     c = base.config
     if base.imported or "stream" not in c:
         return ""
+    others = any(g is not base and not g.imported and g.runs for g in groups)
 
     def show(v) -> str:
         return ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
@@ -684,7 +685,9 @@ def _protocol(base: Group) -> str:
         f"The baseline group runs the {c['stream']} stream of {_dataset_title(c)}; network: "
         f"{_network(c)}; optimizer {c['optimizer']} at lr {show(c['lr'])}; "
         f"{c['batches_per_task']} batches a task of {c['batch_size']} images; replay "
-        f"{c['replay']}. Each other group of stabgap's differs as its name says. "
+        f"{c['replay']}. "
+        # (imported groups' names say where they came from, not how they differ)
+        + ("Each other group of stabgap's differs as its name says. " if others else "")
     )
 
 
@@ -862,7 +865,8 @@ def _markdown(
         "# Stability-gap study report",
         f"{_count(len(records), 'run')} in {_count(len(groups), 'group')} ({', '.join(sources)})"
         + (f"; every group has {common}" if common else "")
-        + f". {_protocol(base)}{_twins(groups, labels)}Baseline group: **{labels[base.key]}**"
+        + f". {_protocol(base, groups)}{_twins(groups, labels)}"
+        + f"Baseline group: **{labels[base.key]}**"
         + (f" ({why})" if why else "")
         + "; compared with it: "
         + ("; ".join(labels[g.key] for g in compared) or "none")
