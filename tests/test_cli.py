@@ -120,6 +120,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, messag
         (["run", "--dataset", "Fashion-MNIST"], "(did you mean 'fashion-mnist'?)"),
         (["run", "--preset", "quick-vitt"], "preset 'quick-vitt' (did you mean 'quick-vit'?)"),
         (["run", "--experiments", "baselin"], "no experiment 'baselin' (did you mean 'baseline'?)"),
+        (["cost", "--preset", "quick", "--experiment", "nnd"], "'nnd' (did you mean 'nd'?)"),
         (["run", "--preset", "methods", "--experiments", "ER-200"], "(did you mean 'er-200'?)"),
         (["run", "--set", "LR=0.1"], "unknown config field 'LR': did you mean 'lr'?"),
         (["run", "--executor", "Ray"], "invalid choice: 'Ray' (did you mean 'ray'?)"),

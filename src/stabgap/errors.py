@@ -53,12 +53,15 @@ def close_match(name: object, choices: Iterable[str]) -> str | None:
 
     A name inside several choices names none of them (``profile``: baseline-profile or
     nd-profile?), and a choice that ends the name after more letters is another thing, not
-    a typo (``emnist``, ``kmnist``: not mnist):
+    a typo (``emnist``, ``kmnist``: not mnist), unless the letter before it doubles its first
+    (``nnd``: nd, its n typed twice):
 
         >>> close_match("profile", ["baseline-profile", "nd-profile", "nd"]) is None
         True
         >>> close_match("emnist", ["mnist", "fashion-mnist", "cifar10"]) is None
         True
+        >>> close_match("nnd", ["baseline", "nd", "nd-weak", "nd-strong"])
+        'nd'
     """
     by_folded: dict[str, str] = {}
     for choice in choices:
@@ -72,7 +75,9 @@ def close_match(name: object, choices: Iterable[str]) -> str | None:
         return by_folded[begun[0]]
     if not begun and sum(folded in c for c in by_folded) > 1:
         return None
-    variants = {c for c in by_folded if folded.endswith(c)}  # emnist ends with mnist
+    variants = {  # emnist ends with mnist; nnd, with nd after a doubled n, is a typo
+        c for c in by_folded if folded.endswith(c) and folded != c[0] + c
+    }
     pool, cutoff = (begun, LIKENESS_AMONG_BEGUN) if begun else (list(by_folded), LIKENESS)
     pool = [c for c in pool if c not in variants]
     scored = sorted(
