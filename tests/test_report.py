@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -289,6 +290,26 @@ def test_every_table_of_a_report_joins_on_one_group_key(own_study):
     pytest.importorskip("pyarrow", reason="needs the parquet extra: pip install -e '.[parquet]'")
     for table in ("groups", "comparisons", "curves", "losses", "metrics"):
         assert (report / f"{table}.parquet").is_file(), table
+
+
+def test_tests_csv_holds_each_test_once_with_what_rebuilds_its_adjustment(own_study):
+    # every test of the report's family, the comparisons with the baseline's among them:
+    # each quantity's adjustment is the count of its planned rows, p_adjusted its p times it
+    tests = _read(own_study / "report" / "tests.csv")
+    keys = [(r["quantity"], *sorted((r["group"], r["against"])), r["measure"]) for r in tests]
+    assert len(keys) == len(set(keys))
+    sizes = Counter(r["quantity"] for r in tests if r["tests_adjusted_over"])
+    for r in tests:
+        if r["tests_adjusted_over"]:
+            n = sizes[r["quantity"]]
+            assert int(r["tests_adjusted_over"]) == n, r
+            if r["p"]:
+                assert float(r["p_adjusted"]) == pytest.approx(min(1.0, float(r["p"]) * n))
+    compared = {(r["group"], r["name"]) for r in _read(own_study / "report" / "comparisons.csv")}
+    listed = {(r["group"], r["measure"]) for r in tests}
+    assert compared <= listed and {r["section"] for r in tests} >= {
+        "Each group against the baseline"
+    }
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,7 @@ from stabgap.analysis.verdicts import (
     fidelity_table,
     judge,
     sentences,
+    test_rows,
     ttr_table,
 )
 from stabgap.analysis.why import why_table
@@ -306,6 +307,7 @@ def _build(
 
     verdicts = judge(summaries, groups, base, compared, n_tasks, shown, unlearned, forgotten)
     write_table(comparison_rows(verdicts), out / "comparisons")
+    write_table(test_rows(verdicts), out / "tests")
     said = sentences(verdicts, base, shown)
     findings, poster = said["findings"], said["poster"]
     header, rows = ttr_table(verdicts)
@@ -921,9 +923,10 @@ def _markdown(
     parts += [
         "Files: `report.html` (this report as one page that works offline, its accuracy "
         "curves interactive), `table1.{md,csv,tex}` (the LaTeX table uses booktabs' rules), "
-        "`groups.csv`, `comparisons.csv` (every "
-        "comparison with its tests), `metrics.csv` (every metric of every run, with its "
-        "config), `cost.csv` (each group's training cost), `curves.csv` (every run's "
+        "`groups.csv`, `comparisons.csv` (every comparison with the baseline, with its "
+        "tests), `tests.csv` (every test the report states, once, with its section and what "
+        "it is adjusted over), `metrics.csv` (every metric of every run, with its config), "
+        "`cost.csv` (each group's training cost), `curves.csv` (every run's "
         "accuracy and activity at every point), `losses.csv` (its loss at every batch), and, "
         "where measured, `noise.csv`, `memory.csv`, `activity.csv`, `time-to-recover.csv` and "
         "`reference.csv`. The tables of numbers (groups, comparisons, metrics, curves, "

@@ -192,6 +192,8 @@ class Verdicts:
     # the keys of the groups whose gaps measure nothing, and where: "all" (task 1 never
     # learned) or "last" (forgotten before the last switch); the figures draw them so too
     gapless: dict[str, str] = field(default_factory=dict)
+    # every test of the family, with the report's section that states it first
+    tests: list[tuple[str, Comparison]] = field(default_factory=list)
 
 
 def judge(
@@ -224,15 +226,21 @@ def judge(
     gaps = gap_checks(learned, labels, n_tasks)
     sparsity = sparsity_tests(base, [g for g in compared if g.runs], labels, n_tasks)
     why = why_tests(base, [g for g in compared if g.runs], labels) if n_tasks > 1 else None
-    tests = [c for gc in comparisons for _, _, c in (*gc.tests, *gc.unstated)]
-    tests += [q.comparison for q in questions if q.comparison is not None]
-    tests += [c for check in checks for _, c in check.tests]
-    tests += [check.comparison for check in gaps]
-    tests += [c for _, c in ttr] + (sparsity.comparisons if sparsity else [])
-    tests += why_comparisons(why)
+    findings = "The poster's questions and reported findings"  # the report's sections
+    tests = [
+        *(("Each group against the baseline", c) for gc in comparisons
+          for _, _, c in (*gc.tests, *gc.unstated)),
+        *((findings, q.comparison) for q in questions if q.comparison is not None),
+        *((findings, c) for check in checks for _, c in check.tests),
+        *((findings, check.comparison) for check in gaps),
+        *(("Time to recover, by definition", c) for _, c in ttr),
+        *(("Inside the network", c) for c in (sparsity.comparisons if sparsity else [])),
+        *(("Why the gap", c) for c in why_comparisons(why)),
+    ]  # fmt: skip
     return Verdicts(
-        Family(tests), comparisons, questions, checks, gaps, sparsity, why, ttr, fidelity, gapless
-    )
+        Family(c for _, c in tests), comparisons, questions, checks, gaps, sparsity, why, ttr,
+        fidelity, gapless, tests,
+    )  # fmt: skip
 
 
 FINDING_NOTE = (
@@ -482,3 +490,57 @@ def comparison_rows(v: Verdicts) -> list[dict]:
         }
         for r in rows
     ]
+
+
+TEST_COLUMNS = (
+    "section",  # the report's section that states it (the first, where two ask it)
+    "quantity",  # what it is adjusted with: the tests of one quantity are one family
+    "measure",
+    "group",  # B of B − A
+    "against",  # A: a group, or the constant a one-sample test compares with
+    "test",  # welch, rank-sum (seeds that never recovered), one-sample
+    "n_group",
+    "n_against",
+    "estimate",  # B − A: the difference of the means, or the Hodges–Lehmann shift
+    "ci_low_adjusted",  # the interval at the adjusted level (the shifts the test accepts)
+    "ci_high_adjusted",
+    "p",
+    "p_adjusted",
+    "tests_adjusted_over",
+    "verdict",
+)
+
+
+def test_rows(v: Verdicts) -> list[dict]:
+    """tests.csv: every test the report states, once each (as its family counts them), with
+    what it is adjusted over: each row's p_adjusted is its p times the number of rows of its
+    quantity that have a tests_adjusted_over (those of a planned test; at most 1)."""
+    rows, seen = [], set()
+    for section, raw in v.tests:
+        key = Family.key(raw)
+        if key in seen:
+            continue
+        seen.add(key)
+        c = v.family.adjusted(raw)
+        if c.rank_test:
+            s = c.shift()
+            estimate, low, high, kind = s.estimate, s.low, s.high, "rank-sum"
+        else:
+            (low, high), estimate = c.interval(), c.diff
+            kind = "one-sample" if c.one_sample else "welch"
+        n_b, n_a = c.seeds()[::-1]
+        row = [
+            section, key[0], c.measure or c.metric, c.label_b, c.label_a, kind, n_b,
+            None if c.one_sample else n_a, estimate, low, high,
+            c.rank_p if c.rank_test else c.welch_p,
+            c.p_adjusted if c.testable else None,
+            c.family if c.planned else None,
+            c.verdict(),
+        ]  # fmt: skip
+        rows.append(
+            {
+                k: None if isinstance(x, float) and math.isnan(x) else x
+                for k, x in zip(TEST_COLUMNS, row, strict=True)
+            }
+        )
+    return rows

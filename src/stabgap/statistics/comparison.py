@@ -452,14 +452,19 @@ class Family:
     ) -> None:
         keys: dict[str, set] = {}
         for c in comparisons:
-            if c.planned:  # one hypothesis: its groups and its measure, fixed in advance
-                # (in either order: B against A is A against B's two-sided test, its sign
-                # turned, as a report with another baseline asks the poster's questions)
-                test = (*sorted((c.label_a, c.label_b)), c.measure or c.metric)
-                keys.setdefault(c.quantity or c.metric, set()).add(test)
+            if c.planned:
+                quantity, test = self.key(c)
+                keys.setdefault(quantity, set()).add(test)
         self.sizes = {q: len(k) for q, k in keys.items()}
         for q, n in (extra or {}).items():
             self.sizes[q] = self.sizes.get(q, 0) + n
+
+    @staticmethod
+    def key(c: Comparison) -> tuple[str, tuple[str, str, str]]:
+        """A test's quantity and the test itself: one hypothesis, its groups and its measure,
+        fixed in advance (in either order: B against A is A against B's two-sided test, its
+        sign turned, as a report with another baseline asks the poster's questions)."""
+        return c.quantity or c.metric, (*sorted((c.label_a, c.label_b)), c.measure or c.metric)
 
     def adjusted(self, c: Comparison) -> Comparison:
         return c.adjusted(self.sizes.get(c.quantity or c.metric, 1))
