@@ -474,8 +474,35 @@ def test_report_html_draws_its_curves_offline_in_a_real_browser(own_study, tmp_p
     import matplotlib.image
 
     pixels = matplotlib.image.imread(shot)[..., :3]
-    blue = np.array([0x1F, 0x77, 0xB4]) / 255  # the first group's line
+    blue = np.array([0x1F, 0x77, 0xB4]) / 255  # the first compared group's line
     assert (np.abs(pixels - blue).max(axis=-1) < 0.08).sum() > 200
+    curves = json.loads(re.search(r'id="curve-data"[^>]*>(.*?)</script>', text, re.S)[1])
+    colors = {g["label"]: g["color"] for g in curves["groups"]}  # the baseline's: black
+    assert sorted(colors.values()) == ["#000000", "#1f77b4", "#2ca02c", "#ff7f0e"]
+
+
+def test_report_html_draws_groups_of_other_lengths_each_to_its_end(tmp_path):
+    # two groups whose tasks are 10 and 12 batches long: the axis runs to the longer's end,
+    # a switch zooms on both groups' switches, and an address that names no task is the
+    # default view, not a page with nothing drawn
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.html import curve_data, write_html
+
+    def run(per_task):
+        steps = np.arange(3 * per_task)
+        acc = np.full((steps.size, 3), 50.0)
+        return NS(acc=acc, eval_steps=steps, ends=(per_task, 2 * per_task, 3 * per_task))
+
+    curves = curve_data({"short": [run(10)] * 2, "long": [run(12)] * 2}, 3)
+    page = write_html(tmp_path, "# A study\n\nTwo lengths.", curves)
+    browser = _browser()
+    for address, drawn_from, drawn_to in (("task=abc", 0, 36), ("zoom=2", 10, 16)):
+        dom = _headless(browser, tmp_path, "--dump-dom", f"{page.as_uri()}#{address}")
+        body = re.search(r"<body([^>]*)>", dom)[1]
+        assert 'data-curves-drawn="2"' in body and 'data-task="1"' in body, (address, body)
+        low, high = map(int, re.search(r'data-x-range="(\d+),(\d+)"', body).groups())
+        assert (low, high) == (drawn_from, drawn_to), (address, body)
 
 
 def test_a_group_that_never_learned_task_1_is_flagged_against_chance():

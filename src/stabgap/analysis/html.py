@@ -20,12 +20,19 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib.colors import to_hex
 
 
-def curve_data(groups: Mapping[str, Sequence], n_tasks: int) -> dict:
-    """Each group's accuracy per task, mean and std over seeds at each evaluation point."""
+def curve_data(
+    groups: Mapping[str, Sequence], n_tasks: int, colors: Mapping[str, Any] | None = None
+) -> dict:
+    """Each group's accuracy per task, mean and std over seeds at each evaluation point, and
+    its colour in the report's figures (`colors`, any matplotlib colour; tab10's by position
+    where a group has none)."""
+    colors = colors or {}
     out = {"tasks": n_tasks, "groups": []}
     for label, runs in groups.items():
         first = runs[0]
@@ -41,6 +48,7 @@ def curve_data(groups: Mapping[str, Sequence], n_tasks: int) -> dict:
         out["groups"].append(
             {
                 "label": label,
+                "color": to_hex(colors.get(label, f"C{len(out['groups']) % 10}")),
                 "seeds": len(runs),
                 "x": [int(s) for s in first.eval_steps],
                 "switches": [int(e) for e in list(first.ends)[:-1]],

@@ -213,7 +213,7 @@ def _plot_mean_band(
 ) -> None:
     """Mean over seeds (axis 0 of ``curves``) as a line with a ± std band."""
     mean, std = _mean_std(curves)
-    ax.plot(x, mean, color=color, lw=1.2, label=label)
+    ax.plot(x, mean, color=color, lw=1.2, label=label, **_on_top(color))
     _band(ax, x, mean, std, color)
 
 
@@ -224,12 +224,29 @@ def _colors(n: int) -> list[Any]:
 
 # One colour per group in every figure of a report (see :func:`palette`).
 _PALETTE: dict[str, Any] = {}
+# The baseline's, in every figure: what every other group is compared with stands out
+# (and the gap-against-accuracy scatter's black point is the same group's).
+BASELINE_COLOR = "black"
+
+
+def _on_top(color: Any) -> dict:
+    """The baseline's line above the others (a group that runs as it does would hide it)."""
+    return {"zorder": 2.1} if isinstance(color, str) and color == BASELINE_COLOR else {}
+
+
+def palette_colors(labels: Sequence[str], baseline: str | None = None) -> dict[str, Any]:
+    """Each group label's colour in a report: black for the `baseline`, the others in
+    order from tab10 (tab20 beyond 10 groups)."""
+    others = [label for label in labels if label != baseline]
+    colors = dict(zip(others, _colors(len(others)), strict=True))
+    return {label: colors.get(label, BASELINE_COLOR) for label in labels}
 
 
 @contextmanager
-def palette(labels: Sequence[str]):
-    """Within the block, each group label keeps one colour in every figure drawn."""
-    _PALETTE.update(zip(labels, _colors(len(labels)), strict=True))
+def palette(labels: Sequence[str], baseline: str | None = None):
+    """Within the block, each group label keeps one colour in every figure drawn
+    (:func:`palette_colors`)."""
+    _PALETTE.update(palette_colors(labels, baseline))
     try:
         yield
     finally:
@@ -403,7 +420,7 @@ def plot_task_curves(
         zooms = []
 
     for c in curves:
-        ax.plot(c.x, c.mean, color=c.color, lw=1.2, label=c.label)
+        ax.plot(c.x, c.mean, color=c.color, lw=1.2, label=c.label, **_on_top(c.color))
         _band(ax, c.x, c.mean, c.std, c.color)
     _mark_switches(ax, first)
     ax.set_xlabel(BATCH_LABEL)
@@ -484,7 +501,7 @@ def _draw_zoom(
     shown = []
     for c in curves:
         sel = (c.x >= x_lo) & (c.x <= x_hi)
-        zax.plot(c.x[sel], c.mean[sel], color=c.color, lw=1.2)
+        zax.plot(c.x[sel], c.mean[sel], color=c.color, lw=1.2, **_on_top(c.color))
         _band(zax, c.x[sel], c.mean[sel], c.std[sel], c.color)
         shown += [c.low[sel], c.high[sel]]
     y_lo, y_hi = _finite_range(*shown)
@@ -1064,7 +1081,8 @@ def plot_losses(
         first = recs[0]
         switches = _switch_batches(first)
         loss = _moving(np.mean([r.loss for r in recs], axis=0), switches=switches)
-        ax.plot(np.arange(loss.size), loss, color=color, lw=1.1, label=f"{label}: loss")
+        ax.plot(np.arange(loss.size), loss, color=color, lw=1.1, label=f"{label}: loss",
+                **_on_top(color))  # fmt: skip
         if recs[0].penalty is not None:
             share = _moving(np.mean([r.penalty for r in recs], axis=0), switches=switches)
             ax.plot(np.arange(share.size), share, color=color, lw=1.0, ls="--",
@@ -1228,7 +1246,8 @@ def plot_why(
                     xs, mean, std = _broken_at(_switch_batches(firsts[label]), xs, mean, std)
                 first = k == 0 and style == "-"
                 ax.plot(xs, mean, color=color, lw=1.2, ls=style, marker="o" if ends else None,
-                        label=_group_label(label, recs) if first else None)  # fmt: skip
+                        label=_group_label(label, recs) if first else None,
+                        **_on_top(color))  # fmt: skip
                 if what == "head":  # an accuracy's band stays within 0-100 %
                     low, high = np.clip(mean - std, 0, 100), np.clip(mean + std, 0, 100)
                     ax.fill_between(xs, low, high, color=color, alpha=BAND_ALPHA, lw=0)

@@ -3,9 +3,11 @@
   const data = JSON.parse(document.getElementById("curve-data").textContent);
   const box = document.getElementById("curves");
   if (!box || !data.groups.length) return;
-  const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-  const first = data.groups[0], xmax = first.x[first.x.length - 1] + 1;
+  // groups may train tasks of other lengths: the axis runs to the longest run's end, and
+  // each group's switches are drawn (the k-th switch of every group is one zoom)
+  const xmax = Math.max(...data.groups.map(g => g.x[g.x.length - 1] + 1));
+  const switches = [...new Set(data.groups.flatMap(g => g.switches))].sort((a, b) => a - b);
+  const nSwitches = Math.max(...data.groups.map(g => g.switches.length));
   const state = { task: 0, hidden: new Set(), lo: 0, hi: xmax };
   box.innerHTML = "<p><strong>Accuracy curves</strong> (mean ± std over seeds; toggle " +
     "groups, choose a task, zoom on a switch or drag across the plot, double-click to " +
@@ -15,20 +17,23 @@
   let html = "task: <select id='task'>";
   for (let t = 0; t < data.tasks; t++) html += `<option value='${t}'>${t + 1}</option>`;
   html += "</select> <button data-zoom='0'>whole run</button>";
-  first.switches.forEach((s, i) => { html += ` <button data-zoom='${i + 2}'>switch to task ${i + 2}</button>`; });
+  for (let i = 0; i < nSwitches; i++) html += ` <button data-zoom='${i + 2}'>switch to task ${i + 2}</button>`;
   controls.innerHTML = html;
   data.groups.forEach((g, i) => {
     const label = document.createElement("label");
     label.innerHTML = `<input type='checkbox' checked data-group='${i}'> ` +
-      `<span style='color:${colors[i % colors.length]}'>&#9632;</span> ` +
+      `<span style='color:${g.color}'>&#9632;</span> ` +
       g.label.replace(/&/g, "&amp;").replace(/</g, "&lt;") + ` (${g.seeds})`;
     legend.appendChild(label);
   });
   function zoom(k) {
     // the whole run for 0, or for a task without a switch to it (an address's bad value)
-    if (!(k >= 2 && k - 2 < first.switches.length)) { state.lo = 0; state.hi = xmax; return; }
-    const s = first.switches[k - 2], width = first.switches[0];  // a task's batches
-    state.lo = Math.max(0, s - 0.05 * width); state.hi = Math.min(xmax, s + 0.3 * width);
+    if (!(k >= 2 && k - 2 < nSwitches)) { state.lo = 0; state.hi = xmax; return; }
+    // from just before the earliest group's switch to a third of a task past the latest's
+    const at = data.groups.filter(g => k - 2 < g.switches.length);
+    const lo = Math.min(...at.map(g => g.switches[k - 2] - 0.05 * g.switches[0]));
+    const hi = Math.max(...at.map(g => g.switches[k - 2] + 0.3 * g.switches[0]));
+    state.lo = Math.max(0, lo); state.hi = Math.min(xmax, hi);
   }
   // Axis labels at round values: the multiples of 1, 2 or 5 × a power of ten that give
   // at most seven between lo and hi, with as many decimals as that step needs.
@@ -74,13 +79,13 @@
     ctx.fillText("training batch", w / 2 - 30, h - 6);
     ctx.fillText(`task ${state.task + 1} accuracy (%)`, pad, pad - 8);
     ctx.setLineDash([4, 4]);
-    first.switches.forEach(s => { if (s >= state.lo && s <= state.hi) {
+    switches.forEach(s => { if (s >= state.lo && s <= state.hi) {
       ctx.beginPath(); ctx.moveTo(X(s), pad); ctx.lineTo(X(s), h - pad); ctx.stroke(); } });
     ctx.setLineDash([]);
     ctx.save(); ctx.beginPath(); ctx.rect(pad, pad, w - 2 * pad, h - 2 * pad); ctx.clip();
     data.groups.forEach((g, i) => {
       if (state.hidden.has(i)) return;
-      const c = colors[i % colors.length], m = g.mean[state.task], sd = g.std[state.task];
+      const c = g.color, m = g.mean[state.task], sd = g.std[state.task];
       ctx.globalAlpha = 0.15; ctx.fillStyle = c; ctx.beginPath();
       let on = [];
       g.x.forEach((x, p) => { if (m[p] !== null) on.push(p); });
@@ -98,13 +103,17 @@
     document.body.dataset.yTicks = yTicks.values.join(",");
     canvas.dataset.scale = JSON.stringify([pad, w, state.lo, state.hi]);
   }
+  // The view an address names, whole: what it leaves out is the default (task 1, every
+  // group shown, the whole run); a value that names nothing (task=abc) is left out too.
   function fromHash() {
     const q = new URLSearchParams(location.hash.slice(1));
-    if (q.has("task")) state.task = Math.min(data.tasks, Math.max(1, +q.get("task"))) - 1;
+    const task = Math.round(+q.get("task"));
+    state.task = Number.isFinite(task) && task >= 1 ? Math.min(data.tasks, task) - 1 : 0;
+    state.hidden.clear();
     (q.get("hide") || "").split("|").forEach(name => {
       data.groups.forEach((g, i) => { if (g.label === name) state.hidden.add(i); });
     });
-    if (q.has("zoom")) zoom(+q.get("zoom"));
+    zoom(+q.get("zoom"));
     box.querySelector("#task").value = state.task;
     legend.querySelectorAll("input").forEach(c => { c.checked = !state.hidden.has(+c.dataset.group); });
   }

@@ -354,7 +354,8 @@ def _build(
     write_table(curve_rows(everything, group_of), out / "curves")
     write_table(loss_rows(everything, group_of), out / "losses")
 
-    with plots.palette([labels[g.key] for g in groups if g.runs]):  # a group, a colour
+    colors = plots.palette_colors([labels[g.key] for g in groups if g.runs], labels[base.key])
+    with plots.palette(list(colors), labels[base.key]):  # a group, a colour
         figures = _figures(
             plots,
             keyed,
@@ -385,7 +386,8 @@ def _build(
     )
     (out / "report.md").write_text(text)
     shown = [g for g in [base, *compared] if g.runs]
-    write_html(out, text, curve_data({labels[g.key]: keyed[g.key] for g in shown}, n_tasks))
+    curves = curve_data({labels[g.key]: keyed[g.key] for g in shown}, n_tasks, colors)
+    write_html(out, text, curves)
 
 
 # --- tables ----------------------------------------------------------------------------------
