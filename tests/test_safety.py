@@ -884,7 +884,7 @@ def test_metrics_flags_a_diverged_run(workspace, capsys):
     assert code == 0 and "diverged (" in err
 
 
-@pytest.mark.parametrize("damage", ["curves.npz", "run.json"])
+@pytest.mark.parametrize("damage", ["curves.npz", "run.json", "metrics.json"])
 def test_a_damaged_run_is_named_left_out_set_aside_and_run_again(workspace, capsys, damage):
     argv = ["run", *TINY, "--experiments", "baseline", "--seeds", "1,2,3", "--out", "o"]
     assert cli(capsys, *argv)[0] == 0

@@ -226,6 +226,7 @@ def read_run(path: str | os.PathLike[str]) -> RunRecord:
         # (numpy's own words for a damaged file may suggest allow_pickle: not a fix here)
         why = f"no {e}" if isinstance(e, KeyError) else type(e).__name__
         raise DamagedRun(path, f"its curves.npz cannot be read ({why})") from None
+    _check_metrics(path)
     schema = info["stamp_schema"]
     return RunRecord(
         name=info["name"],
@@ -247,6 +248,18 @@ def read_run(path: str | os.PathLike[str]) -> RunRecord:
         varied=info.get("varied", {}),
         stamp_schema=schema,
     )
+
+
+def _check_metrics(path: Path) -> None:
+    """Refuse a run whose metrics.json is not the list of rows it was written as. Nothing
+    here reads it (the metrics are measured again from the curves), but a reader of the
+    folder does, and a run is reused whole or run again, never left half-readable."""
+    try:
+        rows = json.loads((path / "metrics.json").read_text())
+    except (OSError, ValueError) as e:
+        raise DamagedRun(path, f"its metrics.json cannot be read ({type(e).__name__})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DamagedRun(path, "its metrics.json cannot be read (not a list of metric rows)")
 
 
 def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
