@@ -205,6 +205,12 @@ def test_an_unknown_option_is_named_by_its_command_with_a_near_match(capsys):
     code, _, err = cli(capsys, "run", "--decay-lamda", "1e-4")
     assert_refused(code, err, "stabgap run: error: unrecognized argument '--decay-lamda'")
     assert "did you mean --decay-lambda?" in err
+    # nothing near it among the command's fields: it may be a plugin's, not loaded
+    code, _, err = cli(capsys, "run", "--clip-norm", "1")
+    assert_refused(code, err, "unrecognized argument '--clip-norm'; a plugin's options need")
+    assert "$STABGAP_PLUGINS (docs/extending.md)" in err
+    code, _, err = cli(capsys, "report", "--clip-norm", "1", "x")  # it takes no fields
+    assert code == 2 and "plugin" not in err
 
 
 @pytest.mark.parametrize("command", ["run", "sweep"])

@@ -24,6 +24,7 @@ from stabgap import __version__
 from stabgap.cli.values import field_assignment, flag, parse_field, parse_seeds
 from stabgap.core.config import DATA_DIR_DEFAULT, FIELDS, help_text, owner_of
 from stabgap.core.data import DATASETS
+from stabgap.core.registry import PLUGINS_ENV
 from stabgap.entry import INTERRUPTED, INTERRUPTED_STATUS
 from stabgap.errors import StabgapError, close_match, did_you_mean
 from stabgap.studies.presets import DEFAULT_PRESET, PRESETS
@@ -680,6 +681,10 @@ def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
         bare = {o.lstrip("-"): o for o in known}
         close = bare.get(close_match(word.lstrip("-"), bare) or "")
         hint = f"; did you mean {close}?" if close else ""
+        if not close and word.startswith("--") and "--set" in known:  # it takes fields
+            hint = (
+                f"; a plugin's options need its module named in ${PLUGINS_ENV} (docs/extending.md)"
+            )
         if word in SWEEP_FILE_TABLES:  # a table of a sweep file, not a flag
             hint = (
                 f"; a sweep file's [{word[2:]}] table does that (docs/studies.md): write one "
