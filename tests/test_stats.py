@@ -387,6 +387,9 @@ def test_a_censored_time_to_recover_is_tested_by_ranks_not_means():
     text = c.sentence()
     assert "median 21.50 vs 11.50" in text and "0 of baseline's seeds never recovered" in text
     assert "exact rank-sum test, those ranked last, p = 0.029" in text and "Welch" not in text
+    # with 2 seeds a side no test runs, and the words say which test would have
+    two = compare({1: 10.0, 2: None}, {1: 20.0, 2: 30.0}, "baseline", "nd", censored=True)
+    assert not two.testable and two.never().endswith("an exact rank-sum test would rank those last")
     # a family of 10: adjusted p 20/70, not shown, with every seed counted in n
     assert "not shown at n = 4 and 4" in c.adjusted(10).verdict()
     # all recovered: the usual test, as without censoring

@@ -265,9 +265,15 @@ class Comparison:
         none): the words beside a rank-sum test's verdict."""
         if not self.rank_test:
             return ""
+        # (where no test could run, the test that would have: not one that did)
+        how = (
+            "exact rank-sum test, those ranked last"
+            if self.testable
+            else "an exact rank-sum test would rank those last"
+        )
         return (
             f"{self.n_undefined_b} of {self.label_b}'s and {self.n_undefined_a} of "
-            f"{self.label_a}'s seeds never recovered: exact rank-sum test, those ranked last"
+            f"{self.label_a}'s seeds never recovered: {how}"
         )
 
     def rank_reach(self) -> str:
