@@ -91,8 +91,9 @@ def cost_table(groups: Sequence, base, labels: dict[str, str]) -> tuple[list[str
     header = ["group", "ms per batch", "training FLOPs (× baseline)", "time per batch (× baseline)"]
     rows = []
     for g in groups:
-        times = [t for t in (seconds_per_batch(r) for r in g.runs) if math.isfinite(t)]
-        ms = f"{1000 * float(np.median(times)):.2f}" if times else "n/a"
+        times = [t for t in (seconds_per_batch(r) for r in g.runs) if math.isfinite(t) and t > 0]
+        # the ratio's own statistic, so that the two columns agree
+        ms = f"{1000 * math.exp(np.mean(np.log(times))):.2f}" if times else "n/a"
         flops = _flops(g) / base_flops
         ratio, low, high = ratio_interval(times, [t for t in base_times if math.isfinite(t)])
         measured = "n/a" if math.isnan(ratio) else f"{ratio:.2f}"
@@ -160,7 +161,7 @@ COST_NOTE = (
     "(time per batch leaves out the evaluation; the gradient anatomy, where on, runs inside "
     "the training step and is timed with it). FLOPs are counted from the network's shapes and "
     "each remedy's own count (`stabgap cost`); time per batch is measured in these runs "
-    "(median ms; × the baseline as a ratio of geometric means with its 95 % interval, "
-    f"unadjusted, where each side has at least {MIN_SEEDS} runs: a description of the runs' "
-    "cost, not a verdict)."
+    "(ms: the geometric mean over runs; × the baseline: the ratio of geometric means, with "
+    f"its 95 % interval, unadjusted, where each side has at least {MIN_SEEDS} runs: a "
+    "description of the runs' cost, not a verdict; one slow run moves both)."
 )
