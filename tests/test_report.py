@@ -837,6 +837,28 @@ def test_an_imported_group_is_the_baseline_only_where_no_group_is_stabgaps():
                                           "preset's baseline; choose with --baseline")  # fmt: skip
 
 
+def test_a_grid_over_every_groups_settings_takes_the_baseline_closest_to_the_presets():
+    # a sweep over memory_size × dataset × sam_rho names every group by its memory size: the
+    # baseline is the one that changes no more than that, on the preset's own dataset and
+    # sharpness (not the first by name, a Fashion-MNIST group)
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.groups import default_baseline
+
+    def group(memory, dataset=None, rho=None):
+        varied = {"memory_size": memory, "dataset": dataset or "mnist", "sam_rho": rho or 0}
+        key = f"baseline_memory_size={memory}" + (f"_dataset={dataset}" if dataset else "")
+        key += f"_sam_rho={rho}" if rho else ""
+        return NS(key=key, base="baseline", varied=varied, runs=[1], imported=False)
+
+    groups = [group(m, d, r) for d in ("fashion-mnist", None) for m in (50, 100)
+              for r in (None, 0.05)]  # fmt: skip
+    chosen, why = default_baseline(groups)
+    assert chosen.key == "baseline_memory_size=50"
+    assert why == ("the preset's baseline as close to its own settings as this study runs it, "
+                   "with memory_size=50; another with --baseline")  # fmt: skip
+
+
 def test_the_summary_reads_each_experiment_at_its_own_last_interval(tmp_path):
     # a sweep over streams of 3 and 5 tasks: each row's TTR and WC-ACC are its own last
     # interval's (they read n/a at the longest stream's), with its number of tasks beside

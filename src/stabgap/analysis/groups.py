@@ -261,14 +261,27 @@ def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
     first group."""
     with_runs = [g for g in groups if g.runs]
     common = {k for g in with_runs for k in g.varied if not _differs(with_runs, k)}
-    for g in (g for g in with_runs if not g.imported):  # an imported name says nothing
+
+    def added(g: Group) -> list[str]:
         # a run's name adds each value that differs from its experiment's own: the plain
         # baseline's name adds only the study's common settings (a grid value equal to the
         # experiment's own is in its values, not in its name)
-        if g.base in BASELINES and all(k in common or f"_{k}=" not in g.key for k in g.varied):
+        return [k for k in g.varied if k not in common and f"_{k}=" in g.key]
+
+    own = [g for g in with_runs if not g.imported]  # stabgap's (an imported name says nothing)
+    baselines = [g for g in own if g.base in BASELINES]
+    if baselines:
+        # a grid over every group's settings leaves none plain: the one that changes fewest
+        # of the preset's settings (a grid over dataset and memory: the preset's dataset)
+        g = min(baselines, key=lambda g: len(added(g)))  # the first of the closest
+        if not added(g):
             return g, "the preset's baseline; another with --baseline"
+        changed = ", ".join(f"{k}={short(g.varied[k])}" for k in added(g))
+        return g, (
+            f"the preset's baseline as close to its own settings as this study runs it, with "
+            f"{changed}; another with --baseline"
+        )
     advice = "as no group is the preset's baseline; choose with --baseline"
-    own = [g for g in with_runs if not g.imported]  # stabgap's, where it has any
     if own:
         return own[0], f"the first group, {advice}"
     # imported curves: the first group of the first file imported, where a user puts the
