@@ -55,10 +55,10 @@ from stabgap.analysis.tables import tidy_rows, write_table
 from stabgap.analysis.verdicts import (
     FINDING_NOTE,
     comparison_rows,
+    family_rows,
     fidelity_table,
     judge,
     sentences,
-    test_rows,
     ttr_table,
 )
 from stabgap.analysis.why import why_table
@@ -307,7 +307,7 @@ def _build(
 
     verdicts = judge(summaries, groups, base, compared, n_tasks, shown, unlearned, forgotten)
     write_table(comparison_rows(verdicts), out / "comparisons")
-    write_table(test_rows(verdicts), out / "tests")
+    write_table(family_rows(verdicts), out / "tests")
     said = sentences(verdicts, base, shown)
     findings, poster = said["findings"], said["poster"]
     header, rows = ttr_table(verdicts)

@@ -483,13 +483,15 @@ def comparison_rows(v: Verdicts) -> list[dict]:
                     *_shift_columns(c),
                 ]
             )
-    return [
-        {
-            k: None if isinstance(x, float) and math.isnan(x) else x
-            for k, x in zip(COMPARISON_COLUMNS, r, strict=True)
-        }
-        for r in rows
-    ]
+    return [_row(COMPARISON_COLUMNS, r) for r in rows]
+
+
+def _row(columns: tuple[str, ...], values: list) -> dict:
+    """A CSV row: None rather than NaN, which CSV and Parquet writers leave empty."""
+    return {
+        k: None if isinstance(x, float) and math.isnan(x) else x
+        for k, x in zip(columns, values, strict=True)
+    }
 
 
 TEST_COLUMNS = (
@@ -511,7 +513,7 @@ TEST_COLUMNS = (
 )
 
 
-def test_rows(v: Verdicts) -> list[dict]:
+def family_rows(v: Verdicts) -> list[dict]:
     """tests.csv: every test the report states, once each (as its family counts them), with
     what it is adjusted over: each row's p_adjusted is its p times the number of rows of its
     quantity that have a tests_adjusted_over (those of a planned test; at most 1)."""
@@ -537,10 +539,5 @@ def test_rows(v: Verdicts) -> list[dict]:
             c.family if c.planned else None,
             c.verdict(),
         ]  # fmt: skip
-        rows.append(
-            {
-                k: None if isinstance(x, float) and math.isnan(x) else x
-                for k, x in zip(TEST_COLUMNS, row, strict=True)
-            }
-        )
+        rows.append(_row(TEST_COLUMNS, row))
     return rows
