@@ -150,8 +150,8 @@ def timing_caveats(groups: Sequence, labels: dict[str, str]) -> str:
         out.append(
             f"{len(busy)} of the {len(timed)} timed runs ({names}) ended on a machine busier "
             f"than its cores (1-minute load average above {BUSY:g} per core, up to {worst:.1f}): "
-            "other work slowed them, so their times and ratios overstate their cost; time them "
-            "alone to compare."
+            "other work slowed them, so their times, and every ratio with them, say more of "
+            "that work than of their methods; time them alone to compare."
         )
     return " ".join(out)
 
