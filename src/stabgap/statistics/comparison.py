@@ -304,7 +304,10 @@ class Comparison:
     def shift(self) -> Shift:
         """The Hodges–Lehmann shift of B against A and the shifts the verdict's rank-sum
         test accepts at its adjusted level (:func:`shift_interval`): the interval beside a
-        rank-sum verdict, holding 0 exactly when the verdict is not significant."""
+        rank-sum verdict, holding 0 exactly when the verdict is not significant. Not cut to
+        ±:attr:`span` as the intervals of means are: a seed that never recovered has a time
+        beyond its run's end, unbounded, and a shift of such times may pass what measured
+        values span."""
         if not self.testable:
             return Shift(math.nan, math.nan, math.nan)
         return _shift(self.ranked_a, self.ranked_b, self.alpha, self.family)
