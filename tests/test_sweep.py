@@ -1,6 +1,7 @@
 """Sweeps: stamps, resuming after kill -9, divergence, parallel and Ray execution."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,3 +226,36 @@ def test_a_sweep_of_sparse_schedules_on_two_workers_runs_each_as_alone(tmp_path)
         np.testing.assert_array_equal(record.acc, alone.acc)
         np.testing.assert_array_equal(record.loss, alone.loss)
     assert swept[-1].eval_steps.tolist() == [0, 5, 6, 7, 10, 11, 12, 13, 17]
+
+
+def test_a_script_that_starts_its_study_at_import_gets_an_error_not_an_endless_pool(tmp_path):
+    # each spawned worker imports the script again, which starts the study again and dies:
+    # the pool would start new workers for ever; the study ends with what to change instead
+    script = tmp_path / "study.py"
+    script.write_text(
+        "from stabgap.study import run_study\n"
+        f"run_study('quick', ['baseline', 'nd'], seeds=[1], data_dir={str(mnist_dir())!r},\n"
+        "          overrides={'batches_per_task': 6, 'hidden': [16], 'eval_subset': 50},\n"
+        f"          workers=2, out={str(tmp_path / 'runs')!r})\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("stabgap.errors.StabgapError: the worker processes cannot start")
+    assert 'under `if __name__ == "__main__":`' in last
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ({"seeds": 5}, "seeds=5: give a list of seeds (seeds=[5] for that one), or n_seeds"),
+        ({"worker": 2}, "run_study has no argument 'worker' (did you mean 'workers'?)"),
+    ],
+)
+def test_a_mistaken_run_study_argument_is_named_before_any_work(tmp_path, how, message):
+    from stabgap.study import run_study
+
+    with pytest.raises(StabgapError, match=re.escape(message)):
+        run_study("quick", out=tmp_path / "runs", **how)
+    assert not (tmp_path / "runs").exists()

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 from stabgap.analysis.groups import choose, planned_groups
 from stabgap.atomic import write_text
 from stabgap.core.config import RunConfig
-from stabgap.errors import StabgapError
+from stabgap.errors import StabgapError, did_you_mean
 from stabgap.studies.mixing import check_resumed
 from stabgap.studies.outputs import STUDY_FILE, check_study_folder
 from stabgap.studies.plan import StudySpec, study_spec
@@ -52,8 +53,23 @@ def run_study(
         grid: lists of values of config fields, every combination run.
         data_dir: the dataset's folder (default: $STABGAP_DATA, else the user cache, where
             it is downloaded).
-        how: how runs execute and what is printed: see :func:`run_spec`.
+        how: how runs execute and what is printed: see :func:`run_spec`. With `workers` of
+            2 or more, call it under ``if __name__ == "__main__":`` in a script: each worker
+            is a new process that imports the script again.
     """
+    unknown = [k for k in how if k not in inspect.signature(run_spec).parameters]
+    if unknown:
+        known = list(inspect.signature(run_study).parameters)[:-1]
+        known += [k for k in inspect.signature(run_spec).parameters if k not in ("spec", "out")]
+        raise StabgapError(
+            f"run_study has no argument '{unknown[0]}'{did_you_mean(unknown[0], known)}; "
+            f"its arguments: {', '.join(known)}"
+        )
+    if seeds is not None and (isinstance(seeds, str | bytes) or not hasattr(seeds, "__iter__")):
+        raise StabgapError(
+            f"seeds={seeds!r}: give a list of seeds (seeds=[{seeds!r}] for that one), or "
+            f"n_seeds for the preset's first ones"
+        )
     values: dict[str, Any] = {"preset": preset, "set": dict(overrides or {})}
     if data_dir is not None:
         values["set"]["data_dir"] = str(data_dir)

@@ -444,6 +444,18 @@ def _worker_init(threads: int, queue) -> None:
     _QUEUE = queue
 
 
+def _started() -> None:
+    """Nothing: a process that gets here could import the driver's main module."""
+
+
+NO_WORKERS = (
+    "the worker processes cannot start: each imports the script that started the study "
+    "again, which starts it again (or, for code read from standard input, cannot be "
+    'imported); put the study\'s call under `if __name__ == "__main__":` in a script, or '
+    "run with 1 worker"
+)
+
+
 def _worker_run(index: int, payload: list[dict], logging) -> list[RunRecord]:
     def progress(done: int, total: int) -> None:
         try:
@@ -470,6 +482,12 @@ def _run_in_pool(stacks, workers: int, threads: int, progress, logging) -> Itera
     # sees the broken pipe in put() (and exits) instead of a feeder thread's traceback.
     channel = ctx.SimpleQueue()
     pool = ctx.Pool(min(workers, len(stacks)), _worker_init, (threads, channel))
+    # A spawned worker first imports the driver's main module again: a script that starts
+    # its study at import (no `if __name__ == "__main__":`), or code read from standard
+    # input, kills every worker as it starts, and a pool only starts new ones. One more
+    # process that does nothing else tells, by how it ends, whether a worker can start.
+    probe = ctx.Process(target=_started, daemon=True)
+    probe.start()
     try:
         pending = {
             i: pool.apply_async(_worker_run, (i, [spec_payload(r) for r in s], logging))
@@ -483,6 +501,8 @@ def _run_in_pool(stacks, workers: int, threads: int, progress, logging) -> Itera
             while not channel.empty():
                 progress(*channel.get())
             time.sleep(0.05)
+            if probe.exitcode not in (None, 0):
+                raise StabgapError(NO_WORKERS)
             for i in [i for i, result in pending.items() if result.ready()]:
                 result = pending.pop(i)
                 try:
@@ -494,6 +514,9 @@ def _run_in_pool(stacks, workers: int, threads: int, progress, logging) -> Itera
     finally:
         pool.terminate()
         pool.join()
+        if probe.is_alive():  # still importing: the study ended first
+            probe.terminate()
+        probe.join()
 
 
 # --- progress ----------------------------------------------------------------------------------
