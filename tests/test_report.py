@@ -941,3 +941,24 @@ def test_the_protocol_sentence_speaks_of_stabgaps_other_groups_only_where_there_
     assert "Each other group" not in _protocol(base, [base, theirs])  # the reference's
     assert "Each other group of stabgap's differs" in _protocol(base, [base, theirs, ours])
     assert _protocol(theirs, [theirs, base]) == ""  # an imported baseline: its source's config
+
+
+def test_tests_csv_holds_the_within_group_correlations_as_the_report_adjusts_them():
+    from types import SimpleNamespace as NS
+
+    from stabgap.analysis.verdicts import Verdicts, family_rows
+    from stabgap.statistics.comparison import Family
+    from stabgap.statistics.correlation import WithinGroups
+
+    why = NS(within={"drift": WithinGroups(0.46, 12, 4), "sharpness": WithinGroups(0.1, 3, 2)})
+    v = Verdicts(Family([]), [], sparsity=NS(rho=WithinGroups(0.8, 9, 3), interval=3), why=why)
+    inside, drift, sharpness = family_rows(v)
+    assert inside["tests_adjusted_over"] == 1 and inside["estimate"] == 0.8
+    assert inside["p_adjusted"] == pytest.approx(WithinGroups(0.8, 9, 3).p)
+    # the why-the-gap section's two correlations, adjusted together (its sentence's words)
+    assert drift["quantity"] == sharpness["quantity"] and drift["tests_adjusted_over"] == 2
+    assert drift["p_adjusted"] == pytest.approx(2 * WithinGroups(0.46, 12, 4).p)
+    assert (drift["ci_low_adjusted"], drift["ci_high_adjusted"]) == pytest.approx(
+        WithinGroups(0.46, 12, 4, family=2).interval()
+    )
+    assert sharpness["p"] is None and sharpness["verdict"].startswith("no test: 2 runs beyond")

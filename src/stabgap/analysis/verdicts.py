@@ -540,4 +540,31 @@ def family_rows(v: Verdicts) -> list[dict]:
             c.verdict(),
         ]  # fmt: skip
         rows.append(_row(TEST_COLUMNS, row))
+    return rows + _correlation_rows(v)
+
+
+def _correlation_rows(v: Verdicts) -> list[dict]:
+    """tests.csv's rows of the within-group correlations (Spearman's ρ against 0, Fisher's
+    z), each adjusted over its section's correlations as the report states it."""
+    tested = []
+    if v.sparsity is not None and v.sparsity.rho is not None:
+        j = v.sparsity.interval
+        measure = f"ρ(active units before interval {j}, GD_1,{j}) within groups"
+        tested.append(("Inside the network", measure, measure, v.sparsity.rho))
+    if v.why is not None:
+        quantity = "ρ(a measure, GD_1,2) within groups"
+        for name, r in v.why.within.items():
+            tested.append(("Why the gap", quantity, f"ρ({name}, GD_1,2) within groups", r))
+    rows = []
+    for section, quantity, measure, r in tested:
+        r = r.adjusted(sum(q == quantity for _, q, _, _ in tested))
+        verdict = f"significant at α = {r.alpha:g}" if r.significant else f"not shown at n = {r.n}"
+        if not r.testable:
+            verdict = "no test: " + r.text().split("(no test: ", 1)[1].rstrip(")")
+        row = [
+            section, quantity, measure, f"the runs of {r.groups} groups", "ρ = 0",
+            "spearman (Fisher's z)", r.n, None, r.rho, *r.interval(), r.p,
+            r.p_adjusted if r.testable else None, r.family, verdict,
+        ]  # fmt: skip
+        rows.append(_row(TEST_COLUMNS, row))
     return rows
