@@ -119,6 +119,11 @@ def test_a_run_can_be_followed_from_its_live_log_and_tensorboard(tmp_path):
     board.Reload()
     assert [e.step for e in board.Scalars("loss")] == batches
     assert board.Scalars("accuracy/task1")[-1].value == pytest.approx(points[-1]["accuracy"][0])
+    # each accuracy at the batch its run's curves give it (the evaluation before that batch)
+    assert [line["accuracy_at"] for line in points] == [b - 1 for b in batches]
+    curve = {int(s): a for s, a in zip(run.eval_steps, run.acc[:, 0], strict=True)}
+    for e in board.Scalars("accuracy/task1"):
+        assert e.value == pytest.approx(curve[e.step], abs=1e-3), e.step
     assert [e.step for e in board.Scalars("gap_depth/GD_1,3")] == [90]
     assert board.PluginTagToContent("hparams")  # the config, as the run's hyperparameters
 

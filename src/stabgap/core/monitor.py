@@ -8,14 +8,19 @@ one JSON line and flushes it, so that ``tail -f`` or a notebook can follow a lon
   point of the first :data:`NEAR_SWITCH` batches after a switch, where the gap lives
   (a gap of 5 to 10 batches would fall between lines 25 apart)::
 
-    {"batch": 250, "of": 1500, "task": 1, "loss": 0.183, "accuracy": [96.1], "seconds": 41.2}
+    {"batch": 250, "of": 1500, "task": 1, "loss": 0.183, "accuracy": [96.1],
+     "accuracy_at": 249, "seconds": 41.2}
 
 - at the end of each interval after the first, its gap depths (the reference's GD_i,j)::
 
     {"batch": 1000, "interval": 2, "gap_depth": {"GD_1,2": 4.2}}
 
-``loss`` is the mean training loss of the batches since the previous line, ``accuracy``
-each evaluated task's accuracy at the latest evaluation. With ``--tensorboard`` the same
+``batch`` counts the batches trained, ``loss`` is the mean training loss of the batches
+since the previous line, ``accuracy`` each evaluated task's accuracy at the latest
+evaluation and ``accuracy_at`` that evaluation's batch as the run's curves number it (the
+model after that many batches: an evaluation comes before the batch of its number).
+TensorBoard draws each figure at the batch its line gives it (accuracy at
+``accuracy_at``, as in curves.csv; loss at ``batch``). With ``--tensorboard`` the same
 figures go to TensorBoard event files in ``OUT/tensorboard/<run>/`` (written by
 torch.utils.tensorboard's SummaryWriter; ``pip install "stabgap[tensorboard]"``), with the
 config as the run's hyperparameters (the HPARAMS tab) and the gap depths as its metrics.
@@ -103,8 +108,11 @@ class Monitor:
         view.files, view.writers, view.started = self.files, self.writers, self.started
         return view
 
-    def __call__(self, t: int, total: int, task: int, loss: np.ndarray, acc: np.ndarray) -> None:
-        """Log batch `t` of `total` for every copy: loss (R,), accuracy (R, tasks)."""
+    def __call__(
+        self, t: int, total: int, task: int, loss: np.ndarray, acc: np.ndarray, at: int
+    ) -> None:
+        """Log batch `t` of `total` for every copy: loss (R,), accuracy (R, tasks) of the
+        latest evaluation, the model after `at` batches (the curves' batch of that point)."""
         seconds = round(time.monotonic() - self.started, 2)
         for i, name in enumerate(self.names):
             accuracy = [_rounded(a) for a in acc[i]]
@@ -114,6 +122,7 @@ class Monitor:
                 "task": task,
                 "loss": float(loss[i]),
                 "accuracy": accuracy,
+                "accuracy_at": at,
                 "seconds": seconds,
             }
             self._line(name, line)
@@ -122,7 +131,7 @@ class Monitor:
                 writer.add_scalar("loss", float(loss[i]), t)
                 for k, a in enumerate(accuracy, start=1):
                     if a is not None:
-                        writer.add_scalar(f"accuracy/task{k}", a, t)
+                        writer.add_scalar(f"accuracy/task{k}", a, at)  # as curves.csv
                 writer.flush()
 
     def _line(self, name: str, line: dict) -> None:

@@ -291,7 +291,8 @@ def train_stack(
                 progress(done, base.total_batches)
             if monitor is not None and monitor.wants(done, per_task, base.eval_every):
                 recent = losses[:, logged:done].mean(dim=1).cpu().numpy()
-                monitor(done, base.total_batches, task, recent, curves.latest(point - 1))
+                at = int(eval_steps[point - 1])  # the latest evaluation, as the curves say
+                monitor(done, base.total_batches, task, recent, curves.latest(point - 1), at)
                 logged = done
         if monitor is not None and task > 1:  # the interval's gaps, as they close
             monitor.gaps(done, task, interval_gaps(curves, point, eval_steps, per_task, task))
