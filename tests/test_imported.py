@@ -93,6 +93,9 @@ def _renamed(column, name):
         (_rows(cell=(3, "accuracy_fraction", 1.5)), "row 3, column 'accuracy_fraction': 1.5 is"),
         (_rows(cell=(4, "task", 1)), "row 4, column 'task': run 'a' has task 1 at step 2 twice"),
         (_rows(cell=(1, "training", 2)), "row 1, column 'training': a run's first step trains"),
+        # shuffled: a later task's row first, which the order explains
+        ([_rows()[3], *_rows()[:3], *_rows()[4:]],
+         "row 2, column 'step': step 0 comes after step 2: sort each run's rows by step"),
         (_rows(cell=(2, "seed", 7)), "row 2, column 'group': run 'a' changes its group or seed"),
         (_rows(cell=(6, "task", 3)), "column 'task': run 'a' lacks task 2 at step 3"),
         (_rows(cell=(1, "step", "x")), "row 1, column 'step': 'x' is not a whole number"),
@@ -484,14 +487,14 @@ def test_the_default_baseline_of_imported_curves_is_the_files_first_group(tmp_pa
     assert cli(capsys, "import-curves", write_csv(tmp_path / "c.csv", rows), "--out", out)[0] == 0
     assert cli(capsys, "report", out)[0] == 0
     text = (out / "report" / "report.md").read_text()
-    assert "Baseline group: **plain SGD** (the first group of the curves file, as no group" in text
+    assert "**plain SGD** (the first group of the first curves file imported, as" in text
     # a second file imported into the folder: the first file's first group stays the baseline
     later = [*_seed("a1", 1, group="alpha"), *_seed("a2", 2, group="alpha")]
     assert cli(capsys, "import-curves", write_csv(tmp_path / "d.csv", later), "--out", out)[0] == 0
     assert cli(capsys, "report", out)[0] == 0
     text = (out / "report" / "report.md").read_text()
     assert (
-        "Baseline group: **plain SGD** (the first group of the first of the 2 curves files" in text
+        "Baseline group: **plain SGD** (the first group of the first curves file imported" in text
     )
     # a one-task file says why nothing is compared
     one = [r for r in rows if r["step"] < 2]

@@ -289,11 +289,8 @@ def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
     places = [_place_in_file(g) for g in with_runs]
     if None not in places:
         first = min(zip(places, with_runs, strict=True), key=lambda pair: pair[0])[1]
-        files = len({file for _, file, _ in places})
-        which = (
-            "the curves file" if files == 1 else f"the first of the {files} curves files imported"
-        )
-        return first, f"the first group of {which}, {advice}"
+        # (not how many files: one that only added seeds to another's groups names none)
+        return first, f"the first group of the first curves file imported, {advice}"
     return with_runs[0], f"the first group by name, {advice}"
 
 

@@ -378,16 +378,20 @@ def _record(name: str, rows: list[tuple[int, dict]], unit: str, source: str, ext
     points: dict[int, dict[int, float]] = {}  # step -> task -> accuracy (%)
     training: dict[int, int] = {}  # step -> task trained
     losses: dict[int, float] = {}
-    last_step, last_trained = -1, 1
+    # rows out of order first: what any other check would say of them follows from that
+    last_step = -1
     for n, row in rows:
-        if str(row["group"]) != group or integer(n, row, "seed") != seed:
-            raise fail(n, "group", f"run {name!r} changes its group or seed")
         step = integer(n, row, "step", 0)
         if step < last_step:
             raise fail(
                 n, "step", f"step {step} comes after step {last_step}: sort each run's rows by step"
             )
         last_step = step
+    last_trained = 1
+    for n, row in rows:
+        if str(row["group"]) != group or integer(n, row, "seed") != seed:
+            raise fail(n, "group", f"run {name!r} changes its group or seed")
+        step = integer(n, row, "step", 0)
         trained, task = integer(n, row, "training", 1), integer(n, row, "task", 1)
         if n == first_n and trained != 1:
             raise fail(n, "training", f"a run's first step trains task 1, not {trained}")
