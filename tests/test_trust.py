@@ -333,3 +333,21 @@ def test_one_config_has_one_label_however_its_settings_were_given():
     )  # fmt: skip
     assert by_run[0].name == by_sweep[0].name
     assert by_run[0].name.startswith("baseline_stream=split_replay=memory_memory=class-balanced")
+
+
+def test_workers_asking_for_more_threads_than_the_cores_are_warned(tmp_path, capsys, monkeypatch):
+    from stabgap.studies import sweep
+
+    monkeypatch.setattr(sweep, "available_cpus", lambda: 2)
+    args = ("run", *CLI_TINY, "--data-dir", mnist_dir(), "--seeds", "1,2", "--workers", "2")
+    code, _, err = cli(capsys, *args, "--threads", "4", "--out", tmp_path / "a")
+    assert (
+        code == 0
+        and (
+            "stabgap: warning: 2 worker(s) of 4 threads each ask for 8 cores of this machine's 2: "
+            "runs that share cores are far slower than one after the other; pass --threads 1"
+        )
+        in err
+    )
+    code, _, err = cli(capsys, *args, "--threads", "1", "--out", tmp_path / "b")
+    assert code == 0 and "warning" not in err

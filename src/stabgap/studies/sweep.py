@@ -271,7 +271,21 @@ def execute(
             threads = plan.threads
             device_of = lambda c: plan.device_of(c.device)  # noqa: E731
         else:
-            threads = threads or max(1, available_cpus() // workers)
+            cores = available_cpus()
+            running = min(workers, len(stacks)) * (threads or 1)
+            if (
+                threads
+                and running > cores
+                and any(resolve_device(s.config.device).type == "cpu" for s in todo)
+            ):
+                print(
+                    f"stabgap: warning: {min(workers, len(stacks))} worker(s) of {threads} "
+                    f"threads each ask for {running} cores of this machine's {cores}: runs "
+                    "that share cores are far slower than one after the other; pass --threads "
+                    f"{max(1, cores // workers)} (the default) or fewer --workers",
+                    file=sys.stderr,
+                )
+            threads = threads or max(1, cores // workers)
             device_of = lambda c: resolve_device(c.device).type  # noqa: E731
         if out is not None:
             for warning in mix_warnings(todo, out, threads, device_of):
