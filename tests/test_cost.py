@@ -511,3 +511,16 @@ def test_the_whole_run_table_shows_what_happens_at_the_switches(capsys):
     row = next(line for line in out.splitlines() if "of which ewc at switches" in line)
     assert row.split()[5:7] == ["1.211", "G"]  # 500 samples × 4 switches of passes of one
     assert re.search(r"^ewc\s+ewc_lambda=1000\.0\s+in this run already$", out, re.M)
+
+
+def test_the_remedies_table_gives_what_a_method_does_at_each_switch(capsys):
+    # online EWC's Fisher at each switch, which its steps in task 1 do not show: the same
+    # count the run's cost has for it, per switch
+    from stabgap.cost.flops import _si, run_cost
+    from stabgap.studies.presets import get_preset
+
+    assert main(["cost", "--preset", "methods", "--experiment", "er-200"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ewc "))
+    config = get_preset("methods").config("ewc-100", {})
+    per_switch = run_cost(config)["ewc at switches"].flops / (config.task_count - 1)
+    assert "(steps: from task 2)" in row and row.endswith(_si(per_switch))

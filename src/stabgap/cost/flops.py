@@ -556,10 +556,15 @@ def remedy_report(base: RunConfig, task: int) -> str:
         "each at its example setting",
         "",
     ]
-    rows = [("extension", "setting", "extra FLOPs", "+% of a step")]
+    rows = [("extension", "setting", "extra FLOPs", "+% of a step", "at each switch")]
 
-    def added(name: str, setting: str, extra: int) -> None:
-        rows.append((name, setting, _si(extra), f"{pct(plain + extra, plain):+.3f}%"))
+    def at_switch(remedy, config: RunConfig) -> int:
+        """What it does once per switch (EWC's Fisher), beside its steps."""
+        return remedy.switch_flops(config, model_layers(config, run_shape(config)))
+
+    def added(name: str, setting: str, extra: int, switch: int) -> None:
+        step = f"{pct(plain + extra, plain):+.3f}%"
+        rows.append((name, setting, _si(extra), step, _si(switch)))
 
     memory = {"replay": "memory", "batch_growth": "never"}
     if base.replay == "memory":  # the run replays from its memory already
@@ -567,7 +572,7 @@ def remedy_report(base: RunConfig, task: int) -> str:
         rows.append(("er", "replay=memory", f"in this run already ({already})"))
     elif replayed := replayed_examples(base.replace(**memory), task):
         extra = total(train_step_costs(base, batch + replayed, task)).flops - plain
-        added("er", f"replay=memory, {replayed} replayed", extra)
+        added("er", f"replay=memory, {replayed} replayed", extra, 0)
     for name, remedy in (*REMEDIES.items(), *METHODS.items()):
         setting = ", ".join(f"{k}={v}" for k, v in remedy.example.items())
         if name in (*base.remedies, *base.methods):  # at the run's own setting
@@ -580,14 +585,18 @@ def remedy_report(base: RunConfig, task: int) -> str:
             rows.append((name, setting, f"not here: {str(e).split(': ', 1)[-1]}"))
             continue
         if not remedy.acts_in(config, task):
-            rows.append((name, setting, f"nothing in task {task}: it acts from task 2"))
+            if switch := at_switch(remedy, config):  # its steps from task 2, its switches now
+                added(name, f"{setting} (steps: from task 2)", 0, switch)
+            else:
+                rows.append((name, setting, f"nothing in task {task}: it acts from task 2"))
             continue
         # with the run's own remedies acting on it too (SAM computes a loss term twice)
-        added(name, setting, total(train_step_costs(config, batch, task)).flops - plain)
+        extra = total(train_step_costs(config, batch, task)).flops - plain
+        added(name, setting, extra, at_switch(remedy, config))
     lines += aligned(rows, left=2)
     lines.append(
-        "(each row is what it adds to the step at its setting; a method on replay, such as "
-        "ER-ACE, adds that to ER's row)"
+        "(each row is what it adds to the step at its setting, and once at each switch where "
+        "it works there; a method on replay, such as ER-ACE, adds that to ER's row)"
     )
     return "\n".join(lines)
 
