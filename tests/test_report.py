@@ -479,6 +479,9 @@ def test_report_html_draws_its_curves_offline_in_a_real_browser(own_study, tmp_p
     curves = json.loads(re.search(r'id="curve-data"[^>]*>(.*?)</script>', text, re.S)[1])
     colors = {g["label"]: g["color"] for g in curves["groups"]}  # the baseline's: black
     assert sorted(colors.values()) == ["#000000", "#1f77b4", "#2ca02c", "#ff7f0e"]
+    # the black one is the baseline, which the page draws last (above the others)
+    (base,) = [g for g in curves["groups"] if g["baseline"]]
+    assert base["color"] == "#000000"
 
 
 def test_report_html_draws_groups_of_other_lengths_each_to_its_end(tmp_path):
@@ -494,13 +497,19 @@ def test_report_html_draws_groups_of_other_lengths_each_to_its_end(tmp_path):
         acc = np.full((steps.size, 3), 50.0)
         return NS(acc=acc, eval_steps=steps, ends=(per_task, 2 * per_task, 3 * per_task))
 
-    curves = curve_data({"short": [run(10)] * 2, "long": [run(12)] * 2}, 3)
+    groups = {"short": [run(10)] * 2, "long": [run(12)] * 2}
+    keys = {"short": "short_batches_per_task=10", "long": "long_batches_per_task=12"}
+    curves = curve_data(groups, 3, keys=keys, baseline="short")
     page = write_html(tmp_path, "# A study\n\nTwo lengths.", curves)
     browser = _browser()
-    for address, drawn_from, drawn_to in (("task=abc", 0, 36), ("zoom=2", 10, 16)):
+    for address, drawn, drawn_from, drawn_to in (
+        ("task=abc", 2, 0, 36),
+        ("zoom=2", 2, 10, 16),
+        ("hide=long_batches_per_task%3D12", 1, 0, 36),  # by key, as --baseline takes it
+    ):
         dom = _headless(browser, tmp_path, "--dump-dom", f"{page.as_uri()}#{address}")
         body = re.search(r"<body([^>]*)>", dom)[1]
-        assert 'data-curves-drawn="2"' in body and 'data-task="1"' in body, (address, body)
+        assert f'data-curves-drawn="{drawn}"' in body and 'data-task="1"' in body, (address, body)
         low, high = map(int, re.search(r'data-x-range="(\d+),(\d+)"', body).groups())
         assert (low, high) == (drawn_from, drawn_to), (address, body)
 

@@ -249,7 +249,7 @@ def test_a_script_that_starts_its_study_at_import_gets_an_error_not_an_endless_p
 @pytest.mark.parametrize(
     "how, message",
     [
-        ({"seeds": 5}, "seeds=5: give a list of seeds (seeds=[5] for that one), or n_seeds"),
+        ({"seeds": 5}, "seeds=5: give a list of whole numbers (seeds=[1, 2, 3]), or n_seeds"),
         ({"worker": 2}, "run_study has no argument 'worker' (did you mean 'workers'?)"),
     ],
 )

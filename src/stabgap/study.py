@@ -67,8 +67,8 @@ def run_study(
         )
     if seeds is not None and (isinstance(seeds, str | bytes) or not hasattr(seeds, "__iter__")):
         raise StabgapError(
-            f"seeds={seeds!r}: give a list of seeds (seeds=[{seeds!r}] for that one), or "
-            f"n_seeds for the preset's first ones"
+            f"seeds={seeds!r}: give a list of whole numbers (seeds=[1, 2, 3]), or n_seeds "
+            "for the preset's first ones"
         )
     values: dict[str, Any] = {"preset": preset, "set": dict(overrides or {})}
     if data_dir is not None:

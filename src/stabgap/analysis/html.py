@@ -27,12 +27,17 @@ from matplotlib.colors import to_hex
 
 
 def curve_data(
-    groups: Mapping[str, Sequence], n_tasks: int, colors: Mapping[str, Any] | None = None
+    groups: Mapping[str, Sequence],
+    n_tasks: int,
+    colors: Mapping[str, Any] | None = None,
+    keys: Mapping[str, str] | None = None,
+    baseline: str | None = None,
 ) -> dict:
-    """Each group's accuracy per task, mean and std over seeds at each evaluation point, and
-    its colour in the report's figures (`colors`, any matplotlib colour; tab10's by position
-    where a group has none)."""
-    colors = colors or {}
+    """Each group's accuracy per task, mean and std over seeds at each evaluation point, its
+    colour in the report's figures (`colors`, any matplotlib colour; tab10's by position
+    where a group has none), its key (`keys`: an address may hide a group by either, as
+    --baseline names it) and whether it is the `baseline` (drawn above the others)."""
+    colors, keys = colors or {}, keys or {}
     out = {"tasks": n_tasks, "groups": []}
     for label, runs in groups.items():
         first = runs[0]
@@ -48,6 +53,8 @@ def curve_data(
         out["groups"].append(
             {
                 "label": label,
+                "key": keys.get(label, label),
+                "baseline": label == baseline,
                 "color": to_hex(colors.get(label, f"C{len(out['groups']) % 10}")),
                 "seeds": len(runs),
                 "x": [int(s) for s in first.eval_steps],

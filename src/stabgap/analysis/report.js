@@ -83,7 +83,11 @@
       ctx.beginPath(); ctx.moveTo(X(s), pad); ctx.lineTo(X(s), h - pad); ctx.stroke(); } });
     ctx.setLineDash([]);
     ctx.save(); ctx.beginPath(); ctx.rect(pad, pad, w - 2 * pad, h - 2 * pad); ctx.clip();
-    data.groups.forEach((g, i) => {
+    // the baseline last: above the groups compared with it, as in the figures
+    const order = data.groups.map((g, i) => i).sort((a, b) =>
+      data.groups[a].baseline - data.groups[b].baseline || a - b);
+    order.forEach(i => {
+      const g = data.groups[i];
       if (state.hidden.has(i)) return;
       const c = g.color, m = g.mean[state.task], sd = g.std[state.task];
       ctx.globalAlpha = 0.15; ctx.fillStyle = c; ctx.beginPath();
@@ -111,7 +115,7 @@
     state.task = Number.isFinite(task) && task >= 1 ? Math.min(data.tasks, task) - 1 : 0;
     state.hidden.clear();
     (q.get("hide") || "").split("|").forEach(name => {
-      data.groups.forEach((g, i) => { if (g.label === name) state.hidden.add(i); });
+      data.groups.forEach((g, i) => { if (g.label === name || g.key === name) state.hidden.add(i); });
     });
     zoom(+q.get("zoom"));
     box.querySelector("#task").value = state.task;

@@ -386,7 +386,13 @@ def _build(
     )
     (out / "report.md").write_text(text)
     shown = [g for g in [base, *compared] if g.runs]
-    curves = curve_data({labels[g.key]: keyed[g.key] for g in shown}, n_tasks, colors)
+    curves = curve_data(
+        {labels[g.key]: keyed[g.key] for g in shown},
+        n_tasks,
+        colors,
+        keys={labels[g.key]: g.key for g in shown},
+        baseline=labels[base.key],
+    )
     write_html(out, text, curves)
 
 

@@ -278,11 +278,13 @@ def execute(
                 and running > cores
                 and any(resolve_device(s.config.device).type == "cpu" for s in todo)
             ):
+                busy = min(workers, len(stacks))
+                fewer = " or fewer --workers" if busy > 1 else ""
                 print(
-                    f"stabgap: warning: {min(workers, len(stacks))} worker(s) of {threads} "
-                    f"threads each ask for {running} cores of this machine's {cores}: runs "
-                    "that share cores are far slower than one after the other; pass --threads "
-                    f"{max(1, cores // workers)} (the default) or fewer --workers",
+                    f"stabgap: warning: {busy} worker(s) of {threads} threads each ask for "
+                    f"{running} cores of this machine's {cores}: runs that share cores are far "
+                    f"slower than one after the other; pass --threads {max(1, cores // workers)} "
+                    f"(the default){fewer}",
                     file=sys.stderr,
                 )
             threads = threads or max(1, cores // workers)
