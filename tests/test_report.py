@@ -914,26 +914,26 @@ def test_the_cost_table_says_where_its_runs_were_timed_otherwise_or_on_a_busy_ma
 
     from stabgap.analysis.costs import timing_caveats
 
-    def group(key, load, stacked=1):
+    def group(key, runnable, stacked=1):
         meta = {"device": "cpu", "threads": 2, "stacked_runs": stacked, "cpus": 2,
-                "load_average": load, "train_time_s": 3.0}  # fmt: skip
+                "runnable": runnable, "train_time_s": 3.0}  # fmt: skip
         return NS(key=key, runs=[NS(metadata=dict(meta), loss=[1.0] * 30) for _ in range(3)])
 
     labels = {k: k for k in ("baseline", "nd", "sam")}
-    calm = [group("baseline", 2.1), group("nd", 1.9)]
-    assert timing_caveats(calm, labels) == ""  # 2 workers on 2 cores: busy, not oversubscribed
-    text = timing_caveats([group("baseline", 4.2), group("nd", 2.0), group("sam", 2.0, 30)], labels)
-    assert "runs stacked together (1, 30)" in text and "threads" not in text
-    assert "3 of the 9 timed runs (baseline) ended on a machine busier than its cores" in text
-    assert "load average above 1.25 per core, up to 2.1)" in text
-    # runs recorded before loads were, or on a GPU, are not judged by a CPU's load
-    old = group("nd", 9.0)
+    calm = [group("baseline", 2), group("nd", 1.5)]
+    assert timing_caveats(calm, labels) == ""  # 2 workers on 2 cores: busy, not shared
+    text = timing_caveats([group("baseline", 4), group("nd", 2), group("sam", 2, 30)], labels)
+    assert "runs stacked together (1, 30)" in text and "threads" not in text.split(".")[0]
+    assert "3 of the 9 timed runs (baseline) trained while more threads wanted a core" in text
+    assert "(up to 4 on 2 cores, their own among them)" in text
+    # runs recorded before these counts were, or on a GPU, are not judged by a CPU's
+    old = group("nd", 9)
     for r in old.runs:
-        del r.metadata["load_average"]
-    gpu = group("sam", 9.0)
+        del r.metadata["runnable"]
+    gpu = group("sam", 9)
     for r in gpu.runs:
         r.metadata["device"] = "cuda"
-    assert timing_caveats([group("baseline", 1.0), old, gpu], labels) == ""
+    assert timing_caveats([group("baseline", 1), old, gpu], labels) == ""
 
 
 def test_the_protocol_sentence_speaks_of_stabgaps_other_groups_only_where_there_are_some():

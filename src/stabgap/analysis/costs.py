@@ -114,10 +114,10 @@ TIMED_BY = {
     "cpu_matmul": "matmul library",
     "torch_version": "torch",
 }
-# A CPU run that ended with more processes wanting a core than this many times the cores
-# (the 1-minute load average) shared them with other work, which slowed it (runs that fill
-# the cores themselves, 2 workers on 2 cores, end near 1 per core).
-BUSY = 1.25
+# A CPU run during which more threads wanted a core than there are cores (the median of
+# its samples, `runnable` in its record, its own threads among them) took turns with other
+# work, which slowed it: runs that fill the cores themselves (2 workers of 1 thread on 2
+# cores) count as many as the cores, no more.
 
 
 def timing_caveats(groups: Sequence, labels: dict[str, str]) -> str:
@@ -142,16 +142,17 @@ def timing_caveats(groups: Sequence, labels: dict[str, str]) -> str:
         (g, r)
         for g, r in timed
         if str(r.metadata.get("device", "")).startswith("cpu")
-        and r.metadata.get("load_average", 0) > BUSY * (r.metadata.get("cpus") or math.inf)
+        and r.metadata.get("runnable", 0) > (r.metadata.get("cpus") or math.inf)
     ]
     if busy:
         names = ", ".join(dict.fromkeys(labels[g.key] for g, _ in busy))
-        worst = max(r.metadata["load_average"] / r.metadata["cpus"] for _, r in busy)
+        worst = max(r.metadata["runnable"] for _, r in busy)
+        cores = sorted({r.metadata["cpus"] for _, r in busy})
         out.append(
-            f"{len(busy)} of the {len(timed)} timed runs ({names}) ended on a machine busier "
-            f"than its cores (1-minute load average above {BUSY:g} per core, up to {worst:.1f}): "
-            "other work slowed them, so their times, and every ratio with them, say more of "
-            "that work than of their methods; time them alone to compare."
+            f"{len(busy)} of the {len(timed)} timed runs ({names}) trained while more threads "
+            f"wanted a core than the machine has (up to {worst:g} on {cores[-1]} cores, their "
+            "own among them): other work slowed them, so their times, and every ratio with "
+            "them, say more of that work than of their methods; time them alone to compare."
         )
     return " ".join(out)
 

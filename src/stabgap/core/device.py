@@ -53,6 +53,19 @@ def memory_bytes(device: torch.device) -> int | None:
         return None
 
 
+def runnable() -> int | None:
+    """Threads on this machine running or ready to run now, this one among them (Linux's
+    procs_running; None elsewhere): more than the cores, and they take turns."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("procs_running "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' → CUDA when present; anything unusable is a one-line error."""
     if name == "auto":

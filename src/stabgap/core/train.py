@@ -33,6 +33,7 @@ from stabgap.core.device import (
     keep_freed_memory,
     precision_context,
     resolve_device,
+    runnable,
 )
 from stabgap.core.evaluate import (
     EvalSubsets,
@@ -256,6 +257,7 @@ def train_stack(
     penalties = torch.zeros(r, base.total_batches, device=device)
     penalized = False  # whether any loss term was added (else no penalty curve is kept)
     timer = Stopwatch(device)
+    on_cpu, waiting = device.type == "cpu", []  # how many threads wanted a core, sampled
 
     point = logged = 0
     kept: list[np.ndarray] = []  # the memory's content at each switch: (R, tasks, classes)
@@ -287,6 +289,8 @@ def train_stack(
                 if penalty is not None:
                     penalties[:, t], penalized = penalty, True
             done = t + 1
+            if on_cpu and done % SAMPLE_EVERY == 0:  # between products: another's turn?
+                waiting.append(runnable())
             if progress is not None and done % 10 == 0:
                 progress(done, base.total_batches)
             if monitor is not None and monitor.wants(done, per_task, base.eval_every):
@@ -304,7 +308,7 @@ def train_stack(
     boundaries = tuple(
         int(np.searchsorted(eval_steps, k * per_task)) for k in range(1, n_tasks + 1)
     )
-    meta = run_metadata(device, started, timer, r)
+    meta = run_metadata(device, started, timer, r, waiting)
     results = []
     analysed = analyses.finish() if analyses is not None else [{} for _ in configs]
     for i, (c, copy) in enumerate(zip(configs, curves.finish(), strict=True)):
@@ -480,8 +484,19 @@ def divergence(loss: np.ndarray, penalty: np.ndarray | None, n_classes: int) -> 
     return None
 
 
-def run_metadata(device: torch.device, started: float, timer: Stopwatch, n_stacked: int) -> dict:
+# On a CPU, every this many batches the loop counts the threads that want a core.
+SAMPLE_EVERY = 25
+
+
+def run_metadata(
+    device: torch.device,
+    started: float,
+    timer: Stopwatch,
+    n_stacked: int,
+    waiting: Sequence[int | None] = (),
+) -> dict:
     totals = timer.totals()
+    counts = sorted(n for n in waiting if n is not None)
     return {
         "stabgap_version": stabgap.__version__,
         "torch_version": torch.__version__,
@@ -498,9 +513,10 @@ def run_metadata(device: torch.device, started: float, timer: Stopwatch, n_stack
         "train_time_s": totals.get("train", 0.0),
         "eval_time_s": totals.get("eval", 0.0),
         "stacked_runs": n_stacked,
-        # how busy the machine was as the run ended (processes wanting a core, averaged over
-        # the last minute, and the cores there are): a time measured on a machine busier than
-        # its cores is slowed by other work (stabgap.analysis.costs says so)
-        **({"load_average": os.getloadavg()[0]} if hasattr(os, "getloadavg") else {}),
+        # how busy the machine was while it trained: the median count of threads running or
+        # waiting for a core, its own among them, at every SAMPLE_EVERY-th batch, and the
+        # cores there are. More than the cores: other work took turns with it and slowed it
+        # (stabgap.analysis.costs says so)
+        **({"runnable": float(np.median(counts))} if counts else {}),
         "cpus": os.cpu_count(),
     }
