@@ -490,3 +490,21 @@ def test_a_tradeoff_without_a_gap_to_measure_says_so(tmp_path: Path):
     ax_gd = fig.axes[0]
     assert [t.get_text() for t in ax_gd.texts] == ["no gap to measure"]
     assert not ax_gd.get_yticks().size
+
+
+def test_groups_of_other_task_lengths_are_drawn_each_to_its_end(tmp_path: Path) -> None:
+    # a group whose tasks are twice as long: the axis runs to its end, and its switches are
+    # marked beside the other group's
+    def longer(seed):
+        r = make_record(seed)
+        return replace(r, eval_steps=r.eval_steps * 2, ends=tuple(2 * e for e in r.ends))
+
+    groups = {"short": [make_record(s) for s in range(2)], "long": [longer(s) for s in range(2)]}
+    fig = plots.plot_task_curves(groups, tmp_path / "t.png", task=1, pdf=False)
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] == 2 * N_TASKS * PER_TASK
+    switches = sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--")
+    assert switches == [PER_TASK, 2 * PER_TASK, 2 * PER_TASK, 4 * PER_TASK]
+    fig = plots.plot_avg_acc(groups, tmp_path / "a.png", pdf=False)
+    switches = {line.get_xdata()[0] for line in fig.axes[0].lines if line.get_linestyle() == "--"}
+    assert switches == {PER_TASK, 2 * PER_TASK, 4 * PER_TASK}

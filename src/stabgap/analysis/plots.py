@@ -134,9 +134,11 @@ def _switch_batches(record: RunLike) -> list[float]:
     return [start for start, _ in _interval_batches(record)[1:]]
 
 
-def _mark_switches(ax: Axes, record: RunLike) -> None:
-    """Dashed vertical lines at the task switches, labelled above the axes (off the data)."""
-    for k, x in enumerate(_switch_batches(record), start=2):
+def _mark_switches(ax: Axes, *records: RunLike) -> None:
+    """Dashed vertical lines at the task switches, labelled above the axes (off the data):
+    each record's, where groups train tasks of other lengths."""
+    marked = {(k, x) for record in records for k, x in enumerate(_switch_batches(record), start=2)}
+    for k, x in sorted(marked, key=lambda kx: kx[1]):
         ax.axvline(x, **SWITCH_STYLE)
         ax.text(
             x,
@@ -422,7 +424,7 @@ def plot_task_curves(
     for c in curves:
         ax.plot(c.x, c.mean, color=c.color, lw=1.2, label=c.label, **_on_top(c.color))
         _band(ax, c.x, c.mean, c.std, c.color)
-    _mark_switches(ax, first)
+    _mark_switches(ax, *firsts.values())
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel(f"{_task_name(first, task)}: {ACC_LABEL}")
     ax.grid(alpha=0.3)
@@ -431,7 +433,8 @@ def plot_task_curves(
         save(fig, path, pdf=pdf)
         return fig
 
-    run_start, run_end = intervals[0][0], intervals[-1][1]
+    # to the longest run's end, where groups train tasks of other lengths
+    run_start, run_end = intervals[0][0], max(_interval_batches(f)[-1][1] for f in firsts.values())
     ax.set_xlim(run_start, run_end)
     if as_insets:
         ax.set_ylim(bottom, top)
@@ -564,13 +567,13 @@ def plot_avg_acc(
     if not groups:
         raise ValueError("plot_avg_acc: no groups to plot")
     fig, ax = _new_figure(8.5, 4.6)
-    first = None
+    firsts = []
     for (label, recs), color in zip(groups.items(), _colors_for(list(groups)), strict=True):
-        first = _check_same_grid(recs, label)
+        firsts.append(_check_same_grid(recs, label))
         stack = np.stack([metrics.avg_acc_curve(r.acc, r.boundaries) for r in recs])
-        x = np.asarray(first.eval_steps, dtype=float)
+        x = np.asarray(firsts[-1].eval_steps, dtype=float)
         _plot_mean_band(ax, x, stack, color, _group_label(label, recs))
-    _mark_switches(ax, first)
+    _mark_switches(ax, *firsts)
     ax.set_xlabel(BATCH_LABEL)
     ax.set_ylabel("average test accuracy over tasks seen (%)")
     ax.grid(alpha=0.3)
