@@ -244,6 +244,7 @@ def test_a_script_that_starts_its_study_at_import_gets_an_error_not_an_endless_p
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("stabgap.errors.StabgapError: the worker processes cannot start")
     assert 'under `if __name__ == "__main__":`' in last
+    assert done.stderr.count("Traceback") == 1  # the driver's; its workers end quietly
 
 
 @pytest.mark.parametrize(

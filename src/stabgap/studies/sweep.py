@@ -492,6 +492,11 @@ def _run_in_pool(stacks, workers: int, threads: int, progress, logging) -> Itera
     """
     import multiprocessing as mp
 
+    # A spawned process still starting (importing a script that starts its study at import)
+    # ends quietly here, as multiprocessing would with a traceback: the driver says what to
+    # change (NO_WORKERS). `_inheriting` is the flag multiprocessing itself checks for this.
+    if getattr(mp.current_process(), "_inheriting", False):
+        sys.exit(1)
     # 'spawn': a forked child would inherit the parent's OpenMP and CUDA state.
     ctx = mp.get_context("spawn")
     # A SimpleQueue writes from the worker's own thread, so a worker whose driver died
