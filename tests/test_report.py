@@ -865,7 +865,8 @@ def test_a_grid_over_every_groups_settings_takes_the_baseline_closest_to_the_pre
     chosen, why = default_baseline(groups)
     assert chosen.key == "baseline_memory_size=50"
     assert why == ("the preset's baseline as close to its own settings as this study runs it, "
-                   "with memory_size=50; another with --baseline")  # fmt: skip
+                   "with memory_size=50, the first of 2 as close; another with "
+                   "--baseline")  # fmt: skip
 
 
 def test_the_summary_reads_each_experiment_at_its_own_last_interval(tmp_path):

@@ -277,9 +277,11 @@ def default_baseline(groups: Sequence[Group]) -> tuple[Group, str]:
         if not added(g):
             return g, "the preset's baseline; another with --baseline"
         changed = ", ".join(f"{k}={short(g.varied[k])}" for k in added(g))
+        tied = sum(len(added(b)) == len(added(g)) for b in baselines) - 1
+        first = f", the first of {tied + 1} as close" if tied else ""
         return g, (
             f"the preset's baseline as close to its own settings as this study runs it, with "
-            f"{changed}; another with --baseline"
+            f"{changed}{first}; another with --baseline"
         )
     advice = "as no group is the preset's baseline; choose with --baseline"
     if own:
