@@ -83,3 +83,21 @@ def small_stream(small_mnist: Images) -> TaskStream:
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(2)
+
+
+def swept_and_alone(tmp_path: Path, settings: dict, grid: dict, seeds=(1, 2)) -> list[tuple]:
+    """The quick preset's baseline, narrowed by `settings`, swept over `grid` on two worker
+    processes, and each of its runs trained alone in this process: (swept record, alone
+    result) pairs in the plan's order, for a test that they are the same runs."""
+    from stabgap.core.train import run_experiment
+    from stabgap.studies.plan import study_spec
+    from stabgap.study import run_spec
+
+    settings = {"hidden": [8], "eval_subset": 50, "data_dir": str(mnist_dir()), **settings}
+    values = {"preset": "quick", "experiments": ["baseline"], "seeds": list(seeds)}
+    spec = study_spec({**values, "set": settings, "grid": grid})
+    swept = run_spec(spec, tmp_path / "sweep", workers=2, plot=False)
+    return [
+        (record, run_experiment(planned.config))
+        for planned, record in zip(spec.plan(), swept, strict=True)
+    ]

@@ -10,7 +10,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import mnist_dir, tiny_config
+from conftest import swept_and_alone, tiny_config
 
 from stabgap.core import analyses as analyses_module
 from stabgap.core.analyses import Analyses
@@ -208,30 +208,11 @@ def test_a_network_without_penultimate_features_is_refused_in_one_line(small_str
 
 
 def test_a_sweep_over_the_analyses_on_two_workers_records_each_as_alone(tmp_path):
-    from stabgap.studies.plan import study_spec
-    from stabgap.study import run_spec
-
-    spec = study_spec(
-        {
-            "preset": "quick",
-            "experiments": ["baseline"],
-            "seeds": [1],
-            "set": {
-                "hidden": [8],
-                "batches_per_task": 4,
-                "batch_size": 16,
-                "eval_subset": 50,
-                "probe_size": 16,
-                "head_every": 2,
-                "data_dir": str(mnist_dir()),
-            },
-            "grid": {"drift_every": [0, 1], "sharpness_iterations": [0, 2]},
-        }  # fmt: skip
-    )
-    swept = run_spec(spec, tmp_path / "sweep", workers=2, plot=False)
-    assert len(swept) == 4
-    for planned, record in zip(spec.plan(), swept, strict=True):
-        alone = run_experiment(planned.config)
+    settings = {"batches_per_task": 4, "batch_size": 16, "probe_size": 16, "head_every": 2}
+    grid = {"drift_every": [0, 1], "sharpness_iterations": [0, 2]}
+    pairs = swept_and_alone(tmp_path, settings, grid, seeds=(1,))
+    assert len(pairs) == 4
+    for record, alone in pairs:
         np.testing.assert_array_equal(record.loss, alone.loss)
         assert set(record.analyses) == set(alone.analyses)
         for k, v in alone.analyses.items():  # as written to disk and read back

@@ -487,32 +487,13 @@ def test_a_methods_matmul_flops_are_what_stabgap_cost_counts(fields, split_strea
 def test_a_sweep_of_methods_on_two_workers_runs_each_as_alone(tmp_path):
     """Memories, methods and strengths swept over two worker processes: run for run, the
     curves and the memory's content of the run trained alone."""
-    from conftest import mnist_dir
+    from conftest import swept_and_alone
 
-    from stabgap.studies.plan import study_spec
-    from stabgap.study import run_spec
-
-    spec = study_spec(
-        {
-            "preset": "quick",
-            "experiments": ["baseline"],
-            "seeds": [1, 2],
-            "set": {
-                "hidden": [8],
-                "batches_per_task": 4,
-                "batch_size": 16,
-                "eval_subset": 50,
-                "replay": "memory",
-                "memory_size": 20,
-                "data_dir": str(mnist_dir()),
-            },
-            "grid": {"memory": ["reservoir", "class-balanced"], "der_alpha": [0.0, 0.3]},
-        }  # fmt: skip
-    )
-    swept = run_spec(spec, tmp_path / "sweep", workers=2, plot=False)
-    assert len(swept) == 8
-    for planned, record in zip(spec.plan(), swept, strict=True):
-        alone = run_experiment(planned.config)
+    settings = {"batches_per_task": 4, "batch_size": 16, "replay": "memory", "memory_size": 20}
+    grid = {"memory": ["reservoir", "class-balanced"], "der_alpha": [0.0, 0.3]}
+    pairs = swept_and_alone(tmp_path, settings, grid)
+    assert len(pairs) == 8
+    for record, alone in pairs:
         np.testing.assert_array_equal(record.acc, alone.acc, err_msg=record.name)
         np.testing.assert_array_equal(record.loss, alone.loss)
         assert record.metadata["memory"] == alone.metadata["memory"]

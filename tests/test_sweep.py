@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import mnist_dir
+from conftest import mnist_dir, swept_and_alone
 
 from stabgap.analysis.tables import read_table
 from stabgap.errors import StabgapError
@@ -202,30 +202,14 @@ def test_a_sweep_of_sparse_schedules_on_two_workers_runs_each_as_alone(tmp_path)
     10th batch): over two worker processes, run for run, the points and curves of the run
     trained alone."""
 
-    from stabgap.core.train import run_experiment
-
-    spec = study_spec(
-        {
-            "preset": "quick",
-            "experiments": ["baseline"],
-            "seeds": [1, 2],
-            "set": {
-                "hidden": [8],
-                "batches_per_task": 6,
-                "eval_switch_window": 2,
-                "eval_subset": 50,
-                "data_dir": str(mnist_dir()),
-            },
-            "grid": {"eval_every": [3, 10]},
-        }  # fmt: skip
+    pairs = swept_and_alone(
+        tmp_path, {"batches_per_task": 6, "eval_switch_window": 2}, {"eval_every": [3, 10]}
     )
-    swept = run_spec(spec, tmp_path / "sweep", workers=2, plot=False)
-    for planned, record in zip(spec.plan(), swept, strict=True):
-        alone = run_experiment(planned.config)
+    for record, alone in pairs:
         np.testing.assert_array_equal(record.eval_steps, alone.eval_steps, err_msg=record.name)
         np.testing.assert_array_equal(record.acc, alone.acc)
         np.testing.assert_array_equal(record.loss, alone.loss)
-    assert swept[-1].eval_steps.tolist() == [0, 5, 6, 7, 10, 11, 12, 13, 17]
+    assert pairs[-1][0].eval_steps.tolist() == [0, 5, 6, 7, 10, 11, 12, 13, 17]
 
 
 def test_a_script_that_starts_its_study_at_import_gets_an_error_not_an_endless_pool(tmp_path):
