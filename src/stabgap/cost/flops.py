@@ -560,7 +560,7 @@ def remedy_report(base: RunConfig, task: int) -> str:
 
     def at_switch(remedy, config: RunConfig) -> int:
         """What it does once per switch (EWC's Fisher), beside its steps."""
-        return remedy.switch_flops(config, model_layers(config, run_shape(config)))
+        return remedy.switch_flops(config, model_layers(config))
 
     def added(name: str, setting: str, extra: int, switch: int) -> None:
         step = f"{pct(plain + extra, plain):+.3f}%"
