@@ -132,6 +132,18 @@ def default_stack_size(config: RunConfig, free_bytes: int | None = None) -> int:
     return max(1, min(MAX_GPU_STACK, fits))
 
 
+def _warn_oversubscribed(busy: int, threads: int, cores: int, workers: int) -> None:
+    """Say that `busy` workers of `threads` each ask for more than the `cores`."""
+    fewer = " or fewer --workers" if busy > 1 else ""
+    print(
+        f"stabgap: warning: {busy} worker(s) of {threads} threads each ask for "
+        f"{busy * threads} cores of this machine's {cores}: runs that share cores are far "
+        f"slower than one after the other; pass --threads {max(1, cores // workers)} "
+        f"(the default){fewer}",
+        file=sys.stderr,
+    )
+
+
 def available_cpus() -> int:
     """CPU cores this process may use: its affinity mask, capped by a cgroup CPU quota."""
     try:
@@ -271,22 +283,13 @@ def execute(
             threads = plan.threads
             device_of = lambda c: plan.device_of(c.device)  # noqa: E731
         else:
-            cores = available_cpus()
-            running = min(workers, len(stacks)) * (threads or 1)
+            cores, busy = available_cpus(), min(workers, len(stacks))
             if (
                 threads
-                and running > cores
+                and busy * threads > cores
                 and any(resolve_device(s.config.device).type == "cpu" for s in todo)
             ):
-                busy = min(workers, len(stacks))
-                fewer = " or fewer --workers" if busy > 1 else ""
-                print(
-                    f"stabgap: warning: {busy} worker(s) of {threads} threads each ask for "
-                    f"{running} cores of this machine's {cores}: runs that share cores are far "
-                    f"slower than one after the other; pass --threads {max(1, cores // workers)} "
-                    f"(the default){fewer}",
-                    file=sys.stderr,
-                )
+                _warn_oversubscribed(busy, threads, cores, workers)
             threads = threads or max(1, cores // workers)
             device_of = lambda c: resolve_device(c.device).type  # noqa: E731
         if out is not None:
